@@ -1,0 +1,1 @@
+//! Great-circle distance, bearing and related geometry on WGS84 coordinates.

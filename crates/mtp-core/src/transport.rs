@@ -1,0 +1,1 @@
+//! The Map the Paths transport-type taxonomy.

@@ -1,0 +1,1 @@
+//! Clients of the remote services (see PROTOCOLS.md).

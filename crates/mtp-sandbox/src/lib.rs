@@ -1,0 +1,1 @@
+//! Emulators of the remote services (see PROTOCOLS.md).

@@ -1,0 +1,1 @@
+//! MTP Desktop shell.

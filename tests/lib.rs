@@ -1,0 +1,1 @@
+//! Shared helpers for the story and end-to-end tests.
