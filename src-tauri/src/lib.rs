@@ -1,1 +1,88 @@
-//! MTP Desktop shell.
+//! The desktop shell: window, plugins, deep links and the bridge between the UI and
+//! `mtp-app`. Commands stay thin: parse, call one `App` method, map the error.
+
+mod commands;
+mod deep_link;
+
+use mtp_app::{App, AppError, Settings};
+use std::sync::Arc;
+use tauri::{Emitter, Manager};
+
+/// The app, or why it could not start (e.g. a corrupt database): the window still opens and
+/// shows the reason instead of crashing.
+pub(crate) struct AppState(pub Result<App, AppError>);
+
+impl AppState {
+    pub fn app(&self) -> Result<&App, AppError> {
+        self.0.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// The one event name the UI listens to; payloads are `mtp_app::AppEvent`.
+pub(crate) const EVENT: &str = "mtp://event";
+
+pub fn run() {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mtp=debug".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let builder = tauri::Builder::default()
+        // Must be first: a second launch hands its argv (and deep link) to us and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            tracing::info!(?argv, "second instance forwarded its arguments");
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.set_focus();
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .setup(|tauri_app| {
+            let settings = Settings::from_env();
+            let state = tauri::async_runtime::block_on(App::start(settings));
+            if let Err(e) = &state {
+                tracing::error!(code = e.code, "cannot start: {}", e.message);
+            }
+            if let Ok(app) = &state {
+                forward_events(tauri_app.handle().clone(), app.clone());
+            }
+            tauri_app.manage(Arc::new(AppState(state)));
+            deep_link::install(tauri_app)?;
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_overview,
+            commands::integrations,
+            commands::db_info,
+            commands::notices,
+        ]);
+
+    if let Err(e) = builder.run(tauri::generate_context!()) {
+        eprintln!("MTP Desktop could not start: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Forwards engine events to the web view.
+fn forward_events(handle: tauri::AppHandle, app: App) {
+    let mut rx = app.subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let _ = handle.emit(EVENT, &event);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "UI event bridge lagged; the UI re-reads state");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
