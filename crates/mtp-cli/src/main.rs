@@ -1,1 +1,56 @@
-fn main() {}
+//! `mtp`: MTP Desktop's engine without a window.
+
+mod db;
+
+use clap::{Parser, Subcommand};
+use mtp_app::{App, Settings};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mtp",
+    version,
+    about = "Prepare and upload street-level imagery to Mapillary, KartaView and Panoramax",
+    long_about = "MTP Desktop's engine, headless. Shares its database and settings (.env) with the desktop app.\n\
+                  With no service credentials configured it runs in sandbox mode against built-in emulators."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect the database: where it is, its schema version and row counts.
+    Db {
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let app = App::start(Settings::from_env()).await?;
+    match cli.command {
+        Command::Db { command } => db::run(&app, command).await,
+    }
+}

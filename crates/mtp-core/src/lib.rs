@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod deeplink;
 pub mod destination;
+pub mod engine;
 pub mod geo;
 pub mod photo;
 pub mod plan;

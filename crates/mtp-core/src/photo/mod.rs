@@ -1,7 +1,24 @@
 //! Reading photo metadata (EXIF, XMP GPano) without decoding images.
+//!
+//! - [`read_photo`] reads one JPEG's metadata (only the header segments, never the image data).
+//! - [`scan::scan_folder`] reads a whole folder in parallel and sorts files into photos,
+//!   rejected files (each with a code and a message saying what to do) and ignored sidecars.
+//! - [`gpx`] parses GPX tracks and geotags photos that lack a position.
+//! - [`rewrite`] produces the upload copy of a JPEG with a new EXIF `ImageDescription`.
+//! - [`fixture`] writes small valid JPEGs for tests and benchmarks.
 
-use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+pub mod fixture;
+pub mod gpx;
+mod jpeg;
+mod read;
+pub mod rewrite;
+pub mod scan;
+mod xmp;
+
+pub use read::{PhotoError, ReadOptions, read_photo, read_photo_bytes};
+
+use serde::{Deserialize, Serialize, Serializer};
+use std::path::{Path, PathBuf};
 
 /// Where a photo's capture time came from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +54,9 @@ pub enum HeadingSource {
 /// Everything we know about one photo file. Produced by the reader, consumed by the planner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhotoMeta {
+    /// Serialized as (lossy) UTF-8 text so that one odd file name cannot make a whole scan
+    /// report fail to serialize; the in-memory `PathBuf` stays exact for opening the file.
+    #[serde(serialize_with = "serialize_path_lossy")]
     pub path: PathBuf,
     /// Base name, lossy UTF-8 for display.
     pub file_name: String,
@@ -95,4 +115,27 @@ impl PhotoMeta {
             gps_accuracy_m: None,
         }
     }
+
+    /// True when the photo has both coordinates, i.e. it can go into a sequence.
+    pub fn has_position(&self) -> bool {
+        self.lat.is_some() && self.lon.is_some()
+    }
+}
+
+/// Serde helper: a path as lossy UTF-8. `serde`'s own impl errors on non-UTF-8 paths, which
+/// would make a whole report unserializable because of one badly named file.
+pub fn serialize_path_lossy<S: Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// Serde helper: a list of paths as lossy UTF-8 strings (see [`serialize_path_lossy`]).
+pub fn serialize_paths_lossy<S: Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+}
+
+/// The file name of `path` as lossy UTF-8, for messages and display.
+pub(crate) fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string_lossy().into_owned())
 }

@@ -4,11 +4,15 @@
 
 mod accounts;
 mod events;
+mod jobs;
 mod oauth;
+mod sequences;
 
 pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};
+pub use jobs::{JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
+pub use sequences::{DroppedFile, DroppedRow, NewImport, PhotoRow, SequenceMeta, SequenceRow, part_name};
 
 use serde::Serialize;
 use sqlx::migrate::Migrator;

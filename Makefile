@@ -1,0 +1,78 @@
+# MTP Desktop. The two commands a newcomer needs:
+#   make run    build the UI and the desktop app, then open the window
+#   make test   fmt, clippy, every test, and the real-window end-to-end tests under Xvfb
+# Both install what they need first (Debian packages, npm packages, tauri-driver) and are
+# quick when everything is already there.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+APP := target/debug/mtp-desktop
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TAURI_DRIVER_VERSION := 2.1.0
+
+# Debian 12 packages: WebKitGTK to build and run the app; Xvfb, D-Bus, WebKitWebDriver for
+# the end-to-end tests; xdg-utils for deep-link registration; ImageMagick/xdotool for screenshots.
+APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev \
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev \
+  xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
+  imagemagick xdotool python3-venv
+
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy unit e2e clean
+
+help:
+	@echo "make run    build and open MTP Desktop"
+	@echo "make test   run every check and test (installs what it needs)"
+	@echo "make e2e    only the real-window tests"
+
+deps: system-deps node-deps tools
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+node-deps: ui/node_modules/.package-lock.json
+
+ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+tools:
+	@command -v tauri-driver >/dev/null || $(CARGO) install tauri-driver --version $(TAURI_DRIVER_VERSION) --locked
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+
+ui: node-deps
+	cd ui && npm run build
+
+build: system-deps ui
+	$(CARGO) build -p mtp-desktop -p mtp-cli
+
+run: build
+	./$(APP)
+
+fmt-check:
+	$(CARGO) fmt --all --check
+
+clippy: system-deps ui
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+# The real window: Xvfb for the display, a private D-Bus session for single-instance,
+# tests one at a time (two apps in one session would hand over to each other).
+e2e: deps build
+	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
+	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
+
+test: deps fmt-check clippy unit e2e
+
+clean:
+	$(CARGO) clean
+	rm -rf ui/dist ui/node_modules artifacts

@@ -1,0 +1,253 @@
+//! The pipeline's decisions, as pure functions of stored state: what to run next, and how a
+//! step's outcome changes the job. Table-tested; the worker only applies them.
+
+use super::{Stage, StepError, StepOutcome};
+use crate::store::{JobRow, JobUpdate};
+use serde::Serialize;
+
+/// What the worker should do with a job now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run this stage now.
+    Run(Stage),
+    /// Nothing until this time (backoff, polling interval).
+    WaitUntil(i64),
+    /// Nothing until the user acts (paused, waiting for sign-in, failed, cancelled, done).
+    Idle,
+}
+
+/// Retry policy: exponential backoff with full jitter and a cap, never sooner than the server asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryPolicy {
+    pub base_ms: i64,
+    pub cap_ms: i64,
+    /// Consecutive failures of one stage before the job fails for good.
+    pub max_attempts: i64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_ms: 1_000,
+            cap_ms: 5 * 60_000,
+            max_attempts: 12,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based). `jitter` in [0, 1) spreads clients apart;
+    /// the server's own delay (Retry-After, backoff) is a floor.
+    pub fn delay_ms(&self, attempt: i64, server_after_ms: Option<i64>, jitter: f64) -> i64 {
+        let exp = self
+            .base_ms
+            .saturating_mul(1_i64 << attempt.clamp(1, 30).saturating_sub(1).min(20));
+        let ceiling = exp.min(self.cap_ms);
+        // Half fixed, half jittered: never zero, never in lockstep.
+        let jittered = ceiling / 2 + ((ceiling / 2) as f64 * jitter.clamp(0.0, 1.0)) as i64;
+        jittered.max(server_after_ms.unwrap_or(0))
+    }
+}
+
+pub fn next_action(job: &JobRow, now: i64) -> Action {
+    match job.status.as_str() {
+        "pending" | "running" => {}
+        _ => return Action::Idle,
+    }
+    let Some(stage) = Stage::parse(&job.stage) else {
+        return Action::Idle;
+    };
+    if stage == Stage::Done {
+        return Action::Idle;
+    }
+    if job.next_run_at > now {
+        Action::WaitUntil(job.next_run_at)
+    } else {
+        Action::Run(stage)
+    }
+}
+
+/// How a step's result changes the job.
+pub fn apply_outcome(
+    job: &JobRow,
+    stage: Stage,
+    result: &Result<StepOutcome, StepError>,
+    policy: &RetryPolicy,
+    now: i64,
+    jitter: f64,
+) -> JobUpdate {
+    match result {
+        Ok(StepOutcome::Advance) => {
+            let next = stage.next();
+            JobUpdate {
+                stage: Some(next.as_str().into()),
+                status: Some(if next == Stage::Done { "done" } else { "pending" }.into()),
+                attempts: Some(0),
+                next_run_at: Some(now),
+                last_error: Some(None),
+                remote_url: None,
+            }
+        }
+        Ok(StepOutcome::Finish) => JobUpdate {
+            stage: Some(Stage::Done.as_str().into()),
+            status: Some("done".into()),
+            attempts: Some(0),
+            next_run_at: Some(now),
+            last_error: Some(None),
+            remote_url: None,
+        },
+        Ok(StepOutcome::Again { after_ms }) => JobUpdate {
+            status: Some("pending".into()),
+            attempts: Some(0),
+            next_run_at: Some(now + after_ms.max(&0)),
+            last_error: Some(None),
+            ..JobUpdate::default()
+        },
+        Err(StepError::Retry { after_ms, message }) => {
+            let attempts = job.attempts + 1;
+            if attempts >= policy.max_attempts {
+                JobUpdate {
+                    status: Some("failed".into()),
+                    attempts: Some(attempts),
+                    last_error: Some(Some((
+                        "retry_exhausted".into(),
+                        format!("Gave up after {attempts} attempts: {message}"),
+                    ))),
+                    ..JobUpdate::default()
+                }
+            } else {
+                JobUpdate {
+                    status: Some("pending".into()),
+                    attempts: Some(attempts),
+                    next_run_at: Some(now + policy.delay_ms(attempts, *after_ms, jitter)),
+                    last_error: Some(Some(("retry".into(), message.clone()))),
+                    ..JobUpdate::default()
+                }
+            }
+        }
+        Err(StepError::Permanent { message }) => JobUpdate {
+            status: Some("failed".into()),
+            attempts: Some(job.attempts + 1),
+            last_error: Some(Some(("permanent".into(), message.clone()))),
+            ..JobUpdate::default()
+        },
+        Err(StepError::Auth { message }) => JobUpdate {
+            status: Some("waiting_auth".into()),
+            last_error: Some(Some(("auth".into(), message.clone()))),
+            ..JobUpdate::default()
+        },
+        Err(StepError::Interrupted) => JobUpdate {
+            // Paused or cancelled by the user meanwhile: the status they set stays.
+            ..JobUpdate::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(stage: &str, status: &str, next_run_at: i64, attempts: i64) -> JobRow {
+        JobRow {
+            id: 1,
+            sequence_id: 1,
+            destination: "mapillary".into(),
+            stage: stage.into(),
+            status: status.into(),
+            attempts,
+            next_run_at,
+            last_error: None,
+            last_error_kind: None,
+            remote_json: "{}".into(),
+            remote_url: None,
+            photos_total: 0,
+            photos_done: 0,
+            bytes_total: 0,
+            bytes_done: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn next_action_table() {
+        let now = 1_000;
+        let cases = [
+            (job("prepare", "pending", 0, 0), Action::Run(Stage::Prepare)),
+            (job("upload", "pending", 999, 0), Action::Run(Stage::Upload)),
+            (job("upload", "pending", 5_000, 2), Action::WaitUntil(5_000)),
+            (job("poll", "running", 0, 0), Action::Run(Stage::Poll)),
+            (job("upload", "paused", 0, 0), Action::Idle),
+            (job("upload", "waiting_auth", 0, 0), Action::Idle),
+            (job("upload", "failed", 0, 0), Action::Idle),
+            (job("upload", "cancelled", 0, 0), Action::Idle),
+            (job("done", "done", 0, 0), Action::Idle),
+            (job("done", "pending", 0, 0), Action::Idle),
+            (job("bogus", "pending", 0, 0), Action::Idle),
+        ];
+        for (j, want) in cases {
+            assert_eq!(next_action(&j, now), want, "{} {}", j.stage, j.status);
+        }
+    }
+
+    #[test]
+    fn outcomes_move_the_job_as_expected() {
+        let p = RetryPolicy::default();
+        let j = job("upload", "running", 0, 3);
+        let adv = apply_outcome(&j, Stage::Upload, &Ok(StepOutcome::Advance), &p, 10, 0.5);
+        assert_eq!(adv.stage.as_deref(), Some("publish"));
+        assert_eq!(adv.status.as_deref(), Some("pending"));
+        assert_eq!(adv.attempts, Some(0));
+
+        let last = apply_outcome(&job("sync", "running", 0, 0), Stage::Sync, &Ok(StepOutcome::Advance), &p, 10, 0.5);
+        assert_eq!(last.stage.as_deref(), Some("done"));
+        assert_eq!(last.status.as_deref(), Some("done"));
+
+        let again = apply_outcome(&j, Stage::Poll, &Ok(StepOutcome::Again { after_ms: 500 }), &p, 10, 0.5);
+        assert_eq!(again.next_run_at, Some(510));
+        assert_eq!(again.stage, None);
+
+        let retry = apply_outcome(
+            &j,
+            Stage::Upload,
+            &Err(StepError::Retry { after_ms: Some(60_000), message: "429".into() }),
+            &p,
+            10,
+            0.0,
+        );
+        assert_eq!(retry.attempts, Some(4));
+        assert_eq!(retry.status.as_deref(), Some("pending"));
+        assert!(retry.next_run_at.is_some_and(|t| t >= 60_010), "server delay is a floor");
+
+        let exhausted = apply_outcome(
+            &job("upload", "running", 0, p.max_attempts - 1),
+            Stage::Upload,
+            &Err(StepError::Retry { after_ms: None, message: "503".into() }),
+            &p,
+            10,
+            0.0,
+        );
+        assert_eq!(exhausted.status.as_deref(), Some("failed"));
+
+        let perm = apply_outcome(&j, Stage::Upload, &Err(StepError::Permanent { message: "bad".into() }), &p, 10, 0.0);
+        assert_eq!(perm.status.as_deref(), Some("failed"));
+        let auth = apply_outcome(&j, Stage::Upload, &Err(StepError::Auth { message: "401".into() }), &p, 10, 0.0);
+        assert_eq!(auth.status.as_deref(), Some("waiting_auth"));
+        let intr = apply_outcome(&j, Stage::Upload, &Err(StepError::Interrupted), &p, 10, 0.0);
+        assert!(intr.status.is_none() && intr.stage.is_none());
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let p = RetryPolicy { base_ms: 1_000, cap_ms: 30_000, max_attempts: 10 };
+        assert_eq!(p.delay_ms(1, None, 0.0), 500);
+        assert_eq!(p.delay_ms(1, None, 1.0), 1_000);
+        assert_eq!(p.delay_ms(3, None, 1.0), 4_000);
+        assert_eq!(p.delay_ms(30, None, 1.0), 30_000);
+        assert!(p.delay_ms(30, None, 0.0) >= 15_000);
+        assert_eq!(p.delay_ms(1, Some(7_000), 0.0), 7_000);
+        let a = p.delay_ms(4, None, 0.1);
+        let b = p.delay_ms(4, None, 0.9);
+        assert!(a < b);
+    }
+}

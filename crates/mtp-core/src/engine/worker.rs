@@ -1,0 +1,245 @@
+//! The background worker: claims due jobs, runs one stage each, applies the outcome.
+
+use super::decide::{Action, RetryPolicy, apply_outcome, next_action};
+use super::{Driver, EngineEvent, EventSink, JobCtx, Stage, StepError};
+use crate::Destination;
+use crate::clock::SharedClock;
+use crate::store::{JobRow, NewEvent, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Jobs running at once (each is one destination of one sequence).
+    pub max_jobs: usize,
+    /// Photo transfers at once, across all jobs.
+    pub max_transfers: usize,
+    pub retry: RetryPolicy,
+    /// Longest the worker sleeps without re-checking the table.
+    pub idle_poll_ms: u64,
+    pub progress_interval_ms: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_jobs: 4,
+            max_transfers: 4,
+            retry: RetryPolicy::default(),
+            idle_poll_ms: 2_000,
+            progress_interval_ms: 150,
+        }
+    }
+}
+
+/// The pipeline engine. Cheap to clone; `run` drives it until shutdown.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: SharedClock,
+    drivers: HashMap<Destination, Arc<dyn Driver>>,
+    config: EngineConfig,
+    events: EventSink,
+    wake: Notify,
+    transfers: Arc<Semaphore>,
+    /// Interrupt flags of the jobs running now.
+    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        clock: SharedClock,
+        drivers: HashMap<Destination, Arc<dyn Driver>>,
+        config: EngineConfig,
+        events: EventSink,
+    ) -> Engine {
+        let transfers = Arc::new(Semaphore::new(config.max_transfers.max(1)));
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                drivers,
+                config,
+                events,
+                wake: Notify::new(),
+                transfers,
+                running: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Something changed (new jobs, resume, retry): look at the table now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Asks running jobs to stop at their next checkpoint (after pause or cancel).
+    pub fn interrupt(&self, job_ids: &[i64]) {
+        if let Ok(running) = self.inner.running.lock() {
+            for id in job_ids {
+                if let Some(flag) = running.get(id) {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+        self.wake();
+    }
+
+    /// Runs until `shutdown` turns true. Jobs left `running` by a crash are resumed first.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let resumed = inner.store.requeue_running_jobs(inner.clock.now_ms()).await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming jobs interrupted by the last shutdown");
+        }
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.len() < inner.config.max_jobs {
+                let now = inner.clock.now_ms();
+                match inner.store.claim_next_job(now).await {
+                    Ok(Some(job)) => {
+                        let engine = self.clone();
+                        tasks.spawn(async move { engine.run_job(job).await });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!("cannot claim a job: {e}");
+                        break;
+                    }
+                }
+            }
+            let now = inner.clock.now_ms();
+            let sleep_ms = match inner.store.next_due_at().await {
+                Ok(Some(due)) if due > now => ((due - now) as u64).min(inner.config.idle_poll_ms),
+                Ok(Some(_)) if tasks.len() < inner.config.max_jobs => 0,
+                _ => inner.config.idle_poll_ms,
+            };
+            tokio::select! {
+                _ = inner.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(sleep_ms.max(10))) => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Stop at the next checkpoint; whatever is mid-way is resumed at the next start.
+        if let Ok(running) = inner.running.lock() {
+            for flag in running.values() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn run_job(&self, job: JobRow) {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let Some(destination) = job.destination() else {
+            return;
+        };
+        let stage = match next_action(&job, now) {
+            Action::Run(stage) => stage,
+            // Claimed but nothing to run (e.g. a corrupt stage name): park it visibly.
+            Action::WaitUntil(_) | Action::Idle => {
+                let _ = inner
+                    .store
+                    .update_job(
+                        job.id,
+                        &crate::store::JobUpdate {
+                            status: Some(if job.stage == "done" { "done" } else { "failed" }.into()),
+                            ..Default::default()
+                        },
+                        None,
+                        now,
+                    )
+                    .await;
+                return;
+            }
+        };
+        let Some(driver) = inner.drivers.get(&destination).cloned() else {
+            let result = Err(StepError::permanent(format!(
+                "{} is not available in this mode",
+                destination.label()
+            )));
+            self.finish(&job, stage, result).await;
+            return;
+        };
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Ok(mut running) = inner.running.lock() {
+            running.insert(job.id, flag.clone());
+        }
+        self.emit_changed(&job, "running", stage.as_str());
+        let ctx = JobCtx {
+            store: inner.store.clone(),
+            clock: inner.clock.clone(),
+            job_id: job.id,
+            sequence_id: job.sequence_id,
+            destination,
+            interrupted: flag,
+            transfers: inner.transfers.clone(),
+            events: inner.events.clone(),
+            last_progress_at: AtomicI64::new(0),
+            in_flight: AtomicI64::new(0),
+            progress_interval_ms: inner.config.progress_interval_ms,
+        };
+        let result = driver.run(stage, &job, &ctx).await;
+        if let Ok(mut running) = inner.running.lock() {
+            running.remove(&job.id);
+        }
+        self.finish(&job, stage, result).await;
+    }
+
+    async fn finish(&self, job: &JobRow, stage: Stage, result: Result<super::StepOutcome, StepError>) {
+        let inner = &self.inner;
+        let now = inner.clock.now_ms();
+        let update = apply_outcome(job, stage, &result, &inner.config.retry, now, rand::random::<f64>());
+        let (kind, message) = match &result {
+            Ok(_) => ("stage_done", format!("{} finished {}", job.destination, stage.as_str())),
+            Err(StepError::Interrupted) => ("interrupted", format!("{} stopped during {}", job.destination, stage.as_str())),
+            Err(e @ StepError::Retry { .. }) => ("retry", format!("{} {}: {e} (will retry)", job.destination, stage.as_str())),
+            Err(e @ StepError::Permanent { .. }) => ("failed", format!("{} {}: {e}", job.destination, stage.as_str())),
+            Err(e @ StepError::Auth { .. }) => ("needs_auth", format!("{} {}: {e}", job.destination, stage.as_str())),
+        };
+        let event = NewEvent {
+            kind,
+            sequence_id: Some(job.sequence_id),
+            job_id: Some(job.id),
+            message: &message,
+            data: None,
+        };
+        match inner.store.update_job(job.id, &update, Some(&event), now).await {
+            Ok(Some(row)) => {
+                if let Err(StepError::Auth { .. }) = &result {
+                    if let Some(d) = row.destination() {
+                        let _ = inner.store.mark_needs_reauth(d, now).await;
+                    }
+                }
+                self.emit_changed(&row, &row.status, &row.stage);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(job = job.id, "cannot store a step's outcome: {e}"),
+        }
+        self.wake();
+    }
+
+    fn emit_changed(&self, job: &JobRow, status: &str, stage: &str) {
+        (self.inner.events)(EngineEvent::JobChanged {
+            job_id: job.id,
+            sequence_id: job.sequence_id,
+            status: status.to_string(),
+            stage: stage.to_string(),
+        });
+    }
+}

@@ -1,0 +1,385 @@
+//! The pipeline's job table: one row per (sequence, destination), plus one item per photo.
+//! Every remote id is written the moment it is known, so a restart resumes instead of resending.
+
+use super::{NewEvent, Store, StoreError};
+use crate::Destination;
+use serde::Serialize;
+use sqlx::FromRow;
+
+#[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
+pub struct JobRow {
+    pub id: i64,
+    pub sequence_id: i64,
+    pub destination: String,
+    pub stage: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_run_at: i64,
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<String>,
+    pub remote_json: String,
+    pub remote_url: Option<String>,
+    pub photos_total: i64,
+    pub photos_done: i64,
+    pub bytes_total: i64,
+    pub bytes_done: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl JobRow {
+    pub fn destination(&self) -> Option<Destination> {
+        self.destination.parse().ok()
+    }
+
+    /// The remote ids saved so far, as a JSON object.
+    pub fn remote(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.remote_json).unwrap_or_default()
+    }
+
+    pub fn remote_str(&self, key: &str) -> Option<String> {
+        self.remote().get(key).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    }
+}
+
+/// A photo of a job, with what the remote already has of it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct JobItemRow {
+    pub job_id: i64,
+    pub photo_id: i64,
+    pub seq_index: i64,
+    pub path: String,
+    pub file_name: String,
+    pub file_size: i64,
+    pub state: String,
+    pub remote_key: Option<String>,
+    pub remote_offset: i64,
+    pub remote_id: Option<String>,
+    pub bytes: i64,
+    pub error: Option<String>,
+}
+
+/// What a step changed, written in one transaction with its event.
+#[derive(Debug, Clone, Default)]
+pub struct JobUpdate {
+    pub stage: Option<String>,
+    pub status: Option<String>,
+    pub attempts: Option<i64>,
+    pub next_run_at: Option<i64>,
+    /// `Some(None)` clears the error.
+    pub last_error: Option<Option<(String, String)>>,
+    pub remote_url: Option<String>,
+}
+
+const JOB_SELECT: &str = "SELECT * FROM jobs";
+
+impl Store {
+    /// Creates the job of each destination for a sequence (existing ones are kept as they are),
+    /// with one item per photo for destinations that receive photos.
+    pub async fn create_jobs(
+        &self,
+        sequence_id: i64,
+        destinations: &[Destination],
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let (photos, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(file_size), 0) FROM photos WHERE sequence_id = ?",
+        )
+        .bind(sequence_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut ids = Vec::new();
+        for d in destinations {
+            let (p, b) = if *d == Destination::Mtpw { (0, 0) } else { (photos, bytes) };
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO jobs (sequence_id, destination, photos_total, bytes_total, next_run_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sequence_id, destination) DO NOTHING RETURNING id",
+            )
+            .bind(sequence_id)
+            .bind(d.as_str())
+            .bind(p)
+            .bind(b)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else { continue };
+            if *d != Destination::Mtpw {
+                sqlx::query(
+                    "INSERT INTO job_items (job_id, photo_id, updated_at)
+                     SELECT ?, id, ? FROM photos WHERE sequence_id = ?",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(sequence_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Store::append_event(
+                &mut *tx,
+                &NewEvent {
+                    kind: "job_created",
+                    sequence_id: Some(sequence_id),
+                    job_id: Some(id),
+                    message: &format!("Queued for {}", d.label()),
+                    data: None,
+                },
+                now,
+            )
+            .await?;
+            ids.push(id);
+        }
+        sqlx::query("UPDATE sequences SET state = 'queued', updated_at = ? WHERE id = ? AND state = 'draft'")
+            .bind(now)
+            .bind(sequence_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!("{JOB_SELECT} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+            "{JOB_SELECT} ORDER BY sequence_id, destination"
+        )))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn jobs_of_sequence(&self, sequence_id: i64) -> Result<Vec<JobRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+            "{JOB_SELECT} WHERE sequence_id = ? ORDER BY destination"
+        )))
+        .bind(sequence_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// After a crash or quit, jobs that were running are runnable again at once.
+    pub async fn requeue_running_jobs(&self, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', next_run_at = ?, updated_at = ? WHERE status = 'running'",
+        )
+        .bind(now)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Claims the next runnable job (pending and due), marking it running, in one statement.
+    /// `busy` lists destinations that may not take another job right now.
+    pub async fn claim_next_job(&self, now: i64) -> Result<Option<JobRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobRow>(
+            "UPDATE jobs SET status = 'running', updated_at = ?1
+             WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND next_run_at <= ?1
+                         ORDER BY next_run_at, id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// When the next pending job becomes due, if any.
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT MIN(next_run_at) FROM jobs WHERE status = 'pending'")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Applies a step's outcome and logs it, atomically. Only touches the row while it is still
+    /// `running` (a pause or cancel that happened meanwhile wins) unless `force` is set.
+    pub async fn update_job(
+        &self,
+        id: i64,
+        update: &JobUpdate,
+        event: Option<&NewEvent<'_>>,
+        now: i64,
+    ) -> Result<Option<JobRow>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let (clear_error, err_kind, err_msg) = match &update.last_error {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((kind, msg))) => (false, Some(kind.clone()), Some(msg.clone())),
+        };
+        let row = sqlx::query_as::<_, JobRow>(
+            "UPDATE jobs SET
+                stage = COALESCE(?, stage),
+                status = CASE WHEN status = 'running' THEN COALESCE(?, status) ELSE status END,
+                attempts = COALESCE(?, attempts),
+                next_run_at = COALESCE(?, next_run_at),
+                last_error_kind = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_error_kind) END,
+                last_error = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_error) END,
+                remote_url = COALESCE(?, remote_url),
+                updated_at = ?
+             WHERE id = ? RETURNING *",
+        )
+        .bind(&update.stage)
+        .bind(&update.status)
+        .bind(update.attempts)
+        .bind(update.next_run_at)
+        .bind(clear_error)
+        .bind(err_kind)
+        .bind(clear_error)
+        .bind(err_msg)
+        .bind(&update.remote_url)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let (Some(event), Some(_)) = (event, &row) {
+            Store::append_event(&mut *tx, event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Sets a user-driven status (pause, resume, cancel, retry) on jobs, whatever they run.
+    /// Returns the jobs changed.
+    pub async fn set_jobs_status(
+        &self,
+        ids: &[i64],
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let mut changed = Vec::new();
+        let mut tx = self.pool().begin().await?;
+        for id in ids {
+            let allowed = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
+            let row = sqlx::query_as::<_, JobRow>(
+                "UPDATE jobs SET status = ?1, updated_at = ?2,
+                    next_run_at = CASE WHEN ?1 = 'pending' THEN ?2 ELSE next_run_at END,
+                    attempts = CASE WHEN ?1 = 'pending' AND status IN ('failed', 'cancelled') THEN 0 ELSE attempts END
+                 WHERE id = ?3 AND status IN (SELECT value FROM json_each(?4)) RETURNING *",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(allowed)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                Store::append_event(
+                    &mut *tx,
+                    &NewEvent {
+                        kind: "job_status",
+                        sequence_id: Some(row.sequence_id),
+                        job_id: Some(row.id),
+                        message: &format!("{} → {to}", row.destination),
+                        data: None,
+                    },
+                    now,
+                )
+                .await?;
+                changed.push(row);
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Jobs of a service waiting for the user to integrate again become runnable.
+    pub async fn release_waiting_auth(&self, d: Destination, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', next_run_at = ?, updated_at = ? WHERE destination = ? AND status = 'waiting_auth'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(d.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Merges `key: value` into the job's remote ids, immediately.
+    pub async fn set_job_remote(
+        &self,
+        id: i64,
+        key: &str,
+        value: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET remote_json = json_set(remote_json, '$.' || json_quote(?), json(?)), updated_at = ? WHERE id = ?",
+        )
+        .bind(key)
+        .bind(value.to_string())
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn job_items(&self, job_id: i64) -> Result<Vec<JobItemRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobItemRow>(
+            "SELECT ji.job_id, ji.photo_id, p.seq_index, p.path, p.file_name, p.file_size, ji.state,
+                    ji.remote_key, ji.remote_offset, ji.remote_id, ji.bytes, ji.error
+             FROM job_items ji JOIN photos p ON p.id = ji.photo_id
+             WHERE ji.job_id = ? ORDER BY p.seq_index",
+        )
+        .bind(job_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records what the remote has of one photo, and the job's totals, in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_item(
+        &self,
+        job_id: i64,
+        photo_id: i64,
+        state: &str,
+        remote_key: Option<&str>,
+        remote_offset: i64,
+        remote_id: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE job_items SET state = ?, remote_key = COALESCE(?, remote_key), remote_offset = ?,
+                    remote_id = COALESCE(?, remote_id), error = ?, updated_at = ?
+             WHERE job_id = ? AND photo_id = ?",
+        )
+        .bind(state)
+        .bind(remote_key)
+        .bind(remote_offset)
+        .bind(remote_id)
+        .bind(error)
+        .bind(now)
+        .bind(job_id)
+        .bind(photo_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE jobs SET
+                photos_done = (SELECT COUNT(*) FROM job_items WHERE job_id = ?1 AND state IN ('sent', 'rejected')),
+                bytes_done = (SELECT COALESCE(SUM(CASE WHEN ji.state IN ('sent', 'rejected') THEN p.file_size ELSE ji.remote_offset END), 0)
+                              FROM job_items ji JOIN photos p ON p.id = ji.photo_id WHERE ji.job_id = ?1),
+                updated_at = ?2
+             WHERE id = ?1",
+        )
+        .bind(job_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

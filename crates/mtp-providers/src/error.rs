@@ -1,0 +1,322 @@
+//! Errors that say what to do next.
+//!
+//! Every failed call becomes one [`ProviderError`] whose [`ErrorKind`] tells the pipeline
+//! whether to retry (and how long to wait at least), to stop and show the user why, to ask
+//! the user to reconnect the account, or (Mapillary only) to re-read the upload offset.
+//! The classification lives next to each service's client (`mapillary::classify_error`,
+//! `kartaview::interpret_reply`, …) because every service signals failure differently;
+//! this module holds the shared shape, the `Retry-After` parser and the backoff schedule.
+
+use std::fmt;
+use std::time::Duration;
+
+use mtp_core::Destination;
+use mtp_core::clock::Millis;
+use rand::Rng;
+
+/// Used when a service says "too many requests" without saying for how long
+/// (PROTOCOLS §2.3: "else 10 s").
+pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(10);
+
+/// First step of the exponential schedule.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+
+/// Ceiling of the exponential part: mapillary_tools sleeps `min(2^n, 16)` s (PROTOCOLS §2.3).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(16);
+
+/// Bodies longer than this are cut in `Display` (the full text stays in [`ProviderError::body`]).
+const DISPLAY_BODY_LIMIT: usize = 4 * 1024;
+
+/// What the caller should do about a failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Transient (network, timeout, 5xx, rate limit): try again. `after` is the delay the
+    /// server asked for (`Retry-After`, Mapillary's JSON `backoff`); wait at least that long.
+    Retry { after: Option<Duration> },
+    /// Retrying cannot help (bad input, rejected file, unexpected reply): stop this item and
+    /// show the message, which carries the service's own words.
+    Permanent,
+    /// The token is missing, expired, revoked or lacks a permission: ask the user to
+    /// reconnect the account, and keep the queue.
+    Auth,
+    /// Mapillary 412 `OffsetInvalidError`: the offset we sent is not the server's. Read the
+    /// offset again and retry at once, with no backoff.
+    OffsetInvalid,
+}
+
+impl ErrorKind {
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Retry { .. } | ErrorKind::OffsetInvalid)
+    }
+}
+
+/// A failed call to one of the remote services.
+///
+/// Cloneable and comparable so that the pipeline can store it as a job's last error and
+/// tests can compare it; the transport error chain is flattened into `message`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderError {
+    service: Destination,
+    kind: ErrorKind,
+    status: Option<u16>,
+    code: Option<String>,
+    message: String,
+    body: Option<String>,
+}
+
+impl std::error::Error for ProviderError {}
+
+impl ProviderError {
+    /// A reply from the service. `message` should be the service's own words when it gave
+    /// any; `body` the raw reply when it is opaque (not JSON, or JSON we could not read a
+    /// message from), so the user sees exactly what the server said (PROTOCOLS §6).
+    pub fn http(
+        service: Destination,
+        kind: ErrorKind,
+        status: u16,
+        code: Option<String>,
+        message: impl Into<String>,
+        body: Option<String>,
+    ) -> Self {
+        ProviderError {
+            service,
+            kind,
+            status: Some(status),
+            code,
+            message: message.into(),
+            body,
+        }
+    }
+
+    /// The request never got a reply (DNS, refused, reset, timeout). Always worth retrying,
+    /// except for requests we could not even build, which will fail the same way again.
+    pub fn network(service: Destination, error: &reqwest::Error) -> Self {
+        let kind = if error.is_builder() || error.is_redirect() {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Retry { after: None }
+        };
+        let what = if error.is_timeout() {
+            "the request timed out"
+        } else if error.is_connect() {
+            "could not connect"
+        } else {
+            "the connection failed"
+        };
+        ProviderError {
+            service,
+            kind,
+            status: None,
+            code: None,
+            message: format!("{what}: {}", error_chain(error)),
+            body: None,
+        }
+    }
+
+    /// A successful status with a reply we cannot use (missing field, not JSON). The
+    /// request may well have had an effect, so retrying blindly is wrong: show the body.
+    pub fn unexpected_reply(
+        service: Destination,
+        status: u16,
+        what: impl Into<String>,
+        body: &[u8],
+    ) -> Self {
+        ProviderError {
+            service,
+            kind: ErrorKind::Permanent,
+            status: Some(status),
+            code: None,
+            message: what.into(),
+            body: Some(String::from_utf8_lossy(body).into_owned()),
+        }
+    }
+
+    /// A problem on our side before anything was sent (bad configured URL, invalid input).
+    pub fn invalid(service: Destination, message: impl Into<String>) -> Self {
+        ProviderError {
+            service,
+            kind: ErrorKind::Permanent,
+            status: None,
+            code: None,
+            message: message.into(),
+            body: None,
+        }
+    }
+
+    /// The user has to log in again (refused authorization, state mismatch, failed refresh).
+    pub fn auth(service: Destination, message: impl Into<String>) -> Self {
+        ProviderError {
+            service,
+            kind: ErrorKind::Auth,
+            status: None,
+            code: None,
+            message: message.into(),
+            body: None,
+        }
+    }
+
+    pub fn service(&self) -> Destination {
+        self.service
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// HTTP status of the reply, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The service's machine-readable error code: Mapillary `debug_info.type`, KartaView
+    /// `apiCode`, Panoramax `details.error`.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The service's message verbatim, or our description of what went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The full reply body when it was opaque.
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
+    }
+
+    /// How long to wait before retry number `attempt` (0-based), or `None` when the error
+    /// must not be retried automatically. `OffsetInvalid` retries at once (PROTOCOLS §2.3).
+    pub fn retry_delay<R: Rng + ?Sized>(&self, attempt: u32, rng: &mut R) -> Option<Duration> {
+        match self.kind {
+            ErrorKind::Retry { after } => Some(backoff_delay(attempt, after, rng)),
+            ErrorKind::OffsetInvalid => Some(Duration::ZERO),
+            ErrorKind::Permanent | ErrorKind::Auth => None,
+        }
+    }
+
+    fn advice(&self) -> String {
+        let service = self.service.label();
+        match self.kind {
+            ErrorKind::Retry { after: Some(after) } => {
+                format!("Will retry automatically in {} s.", after.as_secs().max(1))
+            }
+            ErrorKind::Retry { after: None } if self.status.is_none() => {
+                "Will retry automatically when the network is back.".to_string()
+            }
+            ErrorKind::Retry { after: None } => {
+                format!("{service} is busy or failing; will retry automatically.")
+            }
+            ErrorKind::Permanent => {
+                "Not retried automatically: fix the cause, then retry this item.".to_string()
+            }
+            ErrorKind::Auth => {
+                format!("Reconnect your {service} account in Settings; queued uploads are kept.")
+            }
+            ErrorKind::OffsetInvalid => {
+                "The upload resumes at once from the server's offset.".to_string()
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.service.label(), self.message)?;
+        match (self.status, &self.code) {
+            (Some(status), Some(code)) => write!(f, " (HTTP {status}, {code})")?,
+            (Some(status), None) => write!(f, " (HTTP {status})")?,
+            (None, Some(code)) => write!(f, " ({code})")?,
+            (None, None) => {}
+        }
+        if let Some(body) = self
+            .body
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+        {
+            if body.len() > DISPLAY_BODY_LIMIT {
+                let cut = floor_char_boundary(body, DISPLAY_BODY_LIMIT);
+                write!(
+                    f,
+                    ". Reply: {}… ({} more bytes)",
+                    &body[..cut],
+                    body.len() - cut
+                )?;
+            } else {
+                write!(f, ". Reply: {body}")?;
+            }
+        }
+        write!(f, ". {}", self.advice())
+    }
+}
+
+fn floor_char_boundary(s: &str, mut index: usize) -> usize {
+    while index > 0 && !s.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+/// `reqwest::Error`'s own `Display` hides the cause ("error sending request for url"); the
+/// cause ("Connection refused") is what tells the user their network is down.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Delay before retry number `attempt` (0-based): "full jitter" exponential backoff — a
+/// uniform random time in `[0, min(BACKOFF_CAP, BACKOFF_BASE·2^attempt)]` — added on top of
+/// the delay the server asked for, so the result is never below `after` and never above
+/// `after + BACKOFF_CAP`. Jitter keeps four parallel workers from retrying in lock-step.
+pub fn backoff_delay<R: Rng + ?Sized>(
+    attempt: u32,
+    after: Option<Duration>,
+    rng: &mut R,
+) -> Duration {
+    let cap_ms = u64::try_from(BACKOFF_CAP.as_millis()).unwrap_or(u64::MAX);
+    let base_ms = u64::try_from(BACKOFF_BASE.as_millis()).unwrap_or(u64::MAX);
+    let exponential_ms = base_ms.saturating_mul(1u64 << attempt.min(32)).min(cap_ms);
+    let jitter = Duration::from_millis(rng.random_range(0..=exponential_ms));
+    after.unwrap_or_default().saturating_add(jitter)
+}
+
+/// Parses a `Retry-After` value: delay-seconds, or an HTTP date (IMF-fixdate, or any RFC
+/// 2822 date) turned into the time left from `now_ms`. A date in the past means "now".
+pub fn parse_retry_after(value: &str, now_ms: Millis) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value.parse::<u64>().ok().map(Duration::from_secs);
+    }
+    let fixdate = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, fixdate)
+        .map(time::PrimitiveDateTime::assume_utc)
+        .or_else(|_| {
+            time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822)
+        })
+        .ok()?;
+    let at_ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()?;
+    let left = at_ms.saturating_sub(now_ms).max(0);
+    Some(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+}
+
+/// The `Retry-After` header of a reply, if present and readable.
+pub(crate) fn retry_after_header(
+    headers: &reqwest::header::HeaderMap,
+    now_ms: Millis,
+) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now_ms))
+}

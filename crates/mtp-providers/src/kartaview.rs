@@ -1,0 +1,614 @@
+//! KartaView (formerly OpenStreetCam): the OSM-token exchange, v1 writes (form or
+//! multipart, `access_token` field) and v2 reads (`X-AUTH-TOKEN` header) (PROTOCOLS §3).
+//!
+//! The envelope is read leniently: `apiCode` is a string in v1 and a number in v2, and ids
+//! come as strings of digits or numbers. A duplicate (`660` in v1, `406` in v2, whatever
+//! the HTTP status) means the item is already there, which is success.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mtp_core::Destination;
+use mtp_core::clock::{Clock, Millis, SharedClock, SystemClock};
+use mtp_core::secret::Secret;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use url::Url;
+
+use crate::config::KartaViewConfig;
+use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
+use crate::http::{
+    self, REQUEST_TIMEOUT, Reply, body_text, flex_bool, flex_i64, flex_string, flex_u64, str_field,
+    transfer_timeout,
+};
+
+const SERVICE: Destination = Destination::Kartaview;
+
+/// upload-scripts' per-request timeout (PROTOCOLS §3.4).
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// Sent as `uploadSource` when creating a sequence.
+pub const UPLOAD_SOURCE: &str = "mtp-desktop";
+
+/// v2 photo list page size (PROTOCOLS §3.2).
+pub const PHOTOS_PER_PAGE: u32 = 500;
+
+/// Guard against a server that always says `hasMoreData`.
+const MAX_PHOTO_PAGES: u32 = 1000;
+
+/// `apiCode`s (PROTOCOLS §3.3).
+pub mod api_code {
+    pub const OK: i64 = 600;
+    pub const SAVED_WITH_ERROR: i64 = 602;
+    pub const NOT_AUTHENTICATED: i64 = 401;
+    pub const DUPLICATE_V1: i64 = 660;
+    pub const DUPLICATE_V2: i64 = 406;
+    pub const WRONG_STATUS: i64 = 671;
+}
+
+/// A reply that is not an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KartaViewReply {
+    /// Success; the whole JSON reply.
+    Ok(Value),
+    /// `apiCode` 660/406: the item already exists. Carries the server's message.
+    Duplicate { message: String },
+}
+
+fn api_fields(json: Option<&Value>) -> (Option<i64>, Option<String>) {
+    let status = json.and_then(|j| j.get("status"));
+    (
+        flex_i64(status.and_then(|s| s.get("apiCode"))),
+        str_field(status.and_then(|s| s.get("apiMessage"))),
+    )
+}
+
+/// Reads any KartaView reply (PROTOCOLS §3.3):
+///
+/// | Reply | Outcome |
+/// |---|---|
+/// | `apiCode` 660 or 406, any HTTP status | `Ok(Duplicate)` |
+/// | HTTP 401/403, or `apiCode` 401 | `Auth` |
+/// | HTTP 429 | `Retry` after `Retry-After`, else 10 s |
+/// | HTTP 5xx | `Retry` after `Retry-After` if present |
+/// | HTTP 2xx with `apiCode` 600, 602 (saved) or none | `Ok(reply)`; callers check the ids they need |
+/// | HTTP 2xx with another `apiCode` (610, 611, 612, 618, 671, 690, …) | `Permanent` with `apiMessage` |
+/// | HTTP 2xx that is not JSON | `Permanent`, with the body |
+/// | other 4xx | `Permanent` with `apiMessage`, or the full body when opaque |
+pub fn interpret_reply(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now_ms: Millis,
+) -> Result<KartaViewReply, ProviderError> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let (api, api_message) = api_fields(json.as_ref());
+    let http_code = status.as_u16();
+    if matches!(api, Some(api_code::DUPLICATE_V1 | api_code::DUPLICATE_V2)) {
+        return Ok(KartaViewReply::Duplicate {
+            message: api_message.unwrap_or_else(|| "duplicate entry".to_string()),
+        });
+    }
+    let code = api.map(|c| format!("apiCode {c}"));
+    let error = |kind: ErrorKind, fallback: &str| {
+        let (message, body) = match (&api_message, &json) {
+            (Some(message), _) => (message.clone(), None),
+            (None, Some(_)) => (fallback.to_string(), body_text(body)),
+            (None, None) => ("unexpected reply".to_string(), body_text(body)),
+        };
+        ProviderError::http(SERVICE, kind, http_code, code.clone(), message, body)
+    };
+    if matches!(http_code, 401 | 403) || api == Some(api_code::NOT_AUTHENTICATED) {
+        return Err(error(ErrorKind::Auth, "not authenticated"));
+    }
+    let retry_after = retry_after_header(headers, now_ms);
+    if http_code == 429 {
+        return Err(error(
+            ErrorKind::Retry {
+                after: retry_after.or(Some(DEFAULT_RATE_LIMIT_DELAY)),
+            },
+            "too many requests",
+        ));
+    }
+    if status.is_server_error() {
+        return Err(error(
+            ErrorKind::Retry { after: retry_after },
+            "server error",
+        ));
+    }
+    if status.is_success() {
+        return match (&json, api) {
+            (None, _) => Err(ProviderError::unexpected_reply(
+                SERVICE,
+                http_code,
+                "the reply is not JSON",
+                body,
+            )),
+            (Some(json), None | Some(api_code::OK | api_code::SAVED_WITH_ERROR)) => {
+                if api == Some(api_code::SAVED_WITH_ERROR) {
+                    tracing::warn!(message = ?api_message, "KartaView saved the item with an error (602)");
+                }
+                Ok(KartaViewReply::Ok(json.clone()))
+            }
+            (Some(_), Some(_)) => Err(error(ErrorKind::Permanent, "the request failed")),
+        };
+    }
+    Err(error(ErrorKind::Permanent, "the request failed"))
+}
+
+/// What `client_auth` returns: the KartaView token and who it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KartaViewAccount {
+    pub access_token: Secret<String>,
+    pub id: String,
+    pub username: String,
+    pub full_name: Option<String>,
+}
+
+/// `POST {api}/auth/openstreetmap/client_auth` with form `request_token=<OSM access
+/// token>&secret_token=<OSM app client secret>` → `{"osv":{"access_token","id",
+/// "username","full_name"}}`. A missing field is a failure, shown with the full reply
+/// (whether KartaView accepts tokens from our OSM app is unverified, PROTOCOLS §3.1 ⚠️).
+pub async fn client_auth(
+    http: &reqwest::Client,
+    api_url: &Url,
+    osm_access_token: &Secret<String>,
+    osm_client_secret: &Secret<String>,
+    clock: &dyn Clock,
+) -> Result<KartaViewAccount, ProviderError> {
+    let url = http::endpoint(SERVICE, api_url, &["auth", "openstreetmap", "client_auth"])?;
+    let request = http
+        .post(url)
+        .form(&[
+            ("request_token", osm_access_token.expose().as_str()),
+            ("secret_token", osm_client_secret.expose().as_str()),
+        ])
+        .timeout(REQUEST_TIMEOUT);
+    let reply = http::send(SERVICE, request).await?;
+    let value = match interpret_reply(reply.status, &reply.headers, &reply.body, clock.now_ms())? {
+        KartaViewReply::Ok(value) => value,
+        KartaViewReply::Duplicate { message } => {
+            return Err(ProviderError::unexpected_reply(
+                SERVICE,
+                reply.status.as_u16(),
+                format!("the login was answered as a duplicate: {message}"),
+                &reply.body,
+            ));
+        }
+    };
+    let osv = value.get("osv");
+    let field = |name: &str| osv.and_then(|o| o.get(name));
+    match (
+        str_field(field("access_token")),
+        flex_string(field("id")),
+        str_field(field("username")),
+    ) {
+        (Some(access_token), Some(id), Some(username)) => Ok(KartaViewAccount {
+            access_token: Secret::new(access_token),
+            id,
+            username,
+            full_name: str_field(field("full_name")),
+        }),
+        _ => Err(ProviderError::unexpected_reply(
+            SERVICE,
+            reply.status.as_u16(),
+            "KartaView did not accept the OpenStreetMap login (the reply lacks access_token, id or username)",
+            &reply.body,
+        )),
+    }
+}
+
+/// `POST /1.0/sequence/`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSequence {
+    /// Our app id; see [`UPLOAD_SOURCE`].
+    pub upload_source: String,
+    /// Latitude and longitude of the first photo.
+    pub first_latitude: f64,
+    pub first_longitude: f64,
+    pub platform_name: Option<String>,
+    pub device_name: Option<String>,
+    /// Optional `track.txt` (PROTOCOLS §3.5), sent as file `metaData`.
+    pub track_txt: Option<Bytes>,
+}
+
+/// How KartaView should show a photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    /// An ordinary photo: no `projection`/`fieldOfView` fields.
+    Flat,
+    /// A 360° equirectangular photo: `projection=SPHERE`, `fieldOfView=360`.
+    Sphere,
+}
+
+/// `POST /1.0/photo/` (multipart).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPhoto {
+    pub sequence_id: String,
+    /// 0-based and unique in the sequence; from the stored index↔file map, never recomputed.
+    pub sequence_index: u32,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Capture time, epoch ms; sent as UTC `YYYY-MM-DD HH:MM:SS`.
+    pub shot_at_ms: Millis,
+    /// Compass heading in degrees (the `headers` field).
+    pub heading: Option<f64>,
+    pub gps_accuracy: Option<f64>,
+    pub projection: Projection,
+    pub projection_yaw: Option<f64>,
+    pub file_name: String,
+    pub bytes: Bytes,
+}
+
+/// Result of a photo upload: both mean "the photo is on KartaView".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhotoOutcome {
+    Uploaded {
+        photo_id: String,
+    },
+    /// Already uploaded earlier (660/406).
+    Duplicate {
+        message: String,
+    },
+}
+
+/// Result of `finished-uploading`: both mean "the sequence is closed".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishOutcome {
+    Finished,
+    /// `apiCode` 671 (wrong status): the sequence already left `NEW`, i.e. an earlier
+    /// finish went through. Treated as success so that finishing is idempotent.
+    AlreadyFinished {
+        message: String,
+    },
+}
+
+/// `GET /2.0/sequence/{id}`: the processing state to poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KartaViewSequence {
+    pub id: String,
+    pub upload_status: Option<String>,
+    pub processing_status: Option<String>,
+    pub image_processing_status: Option<String>,
+    pub metadata_status: Option<String>,
+    pub quality_status: Option<String>,
+    pub count_active_photos: Option<u64>,
+    /// The whole `result.data` object.
+    pub raw: Value,
+}
+
+/// One photo of `GET /2.0/photo/`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KartaViewPhoto {
+    pub id: String,
+    pub sequence_index: Option<u32>,
+    pub auto_img_processing_status: Option<String>,
+    pub auto_img_processing_result: Option<String>,
+    pub raw: Value,
+}
+
+/// One page of photos.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KartaViewPhotoPage {
+    pub photos: Vec<KartaViewPhoto>,
+    pub has_more: bool,
+}
+
+fn format_coordinate(latitude: f64, longitude: f64) -> String {
+    format!("{latitude},{longitude}")
+}
+
+/// UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn format_shot_date(ms: Millis) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .ok()
+}
+
+/// A KartaView account's API client.
+#[derive(Clone)]
+pub struct KartaViewClient {
+    http: reqwest::Client,
+    api_url: Url,
+    token: Secret<String>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for KartaViewClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KartaViewClient")
+            .field("api_url", &self.api_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KartaViewClient {
+    pub fn new(http: reqwest::Client, config: &KartaViewConfig, token: Secret<String>) -> Self {
+        Self::with_url(http, config.api_url.clone(), token)
+    }
+
+    pub fn with_url(http: reqwest::Client, api_url: Url, token: Secret<String>) -> Self {
+        KartaViewClient {
+            http,
+            api_url,
+            token,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        http::endpoint(SERVICE, &self.api_url, segments)
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Reply, KartaViewReply), ProviderError> {
+        let reply = http::send(SERVICE, request).await?;
+        let outcome = interpret_reply(
+            reply.status,
+            &reply.headers,
+            &reply.body,
+            self.clock.now_ms(),
+        )?;
+        Ok((reply, outcome))
+    }
+
+    /// For calls where a duplicate makes no sense: it is an unexpected reply.
+    async fn call_ok(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Reply, Value), ProviderError> {
+        match self.call(request).await? {
+            (reply, KartaViewReply::Ok(value)) => Ok((reply, value)),
+            (reply, KartaViewReply::Duplicate { message }) => Err(ProviderError::unexpected_reply(
+                SERVICE,
+                reply.status.as_u16(),
+                format!("unexpected duplicate reply: {message}"),
+                &reply.body,
+            )),
+        }
+    }
+
+    /// Creates a sequence and returns its id (`osv.sequence.id`, a string of digits).
+    pub async fn create_sequence(&self, sequence: &NewSequence) -> Result<String, ProviderError> {
+        let mut fields = vec![
+            ("access_token", self.token.expose().clone()),
+            ("uploadSource", sequence.upload_source.clone()),
+            (
+                "currentCoordinate",
+                format_coordinate(sequence.first_latitude, sequence.first_longitude),
+            ),
+        ];
+        if let Some(platform) = &sequence.platform_name {
+            fields.push(("platformName", platform.clone()));
+        }
+        if let Some(device) = &sequence.device_name {
+            fields.push(("deviceName", device.clone()));
+        }
+        let request = self
+            .http
+            .post(self.url(&["1.0", "sequence", ""])?)
+            .timeout(UPLOAD_TIMEOUT);
+        // Plain form unless there is a file to attach, as upload-scripts does.
+        let request = match &sequence.track_txt {
+            None => request.form(&fields),
+            Some(track) => {
+                let mut form = Form::new();
+                for (name, value) in fields {
+                    form = form.text(name, value);
+                }
+                let part = Part::stream_with_length(
+                    reqwest::Body::from(track.clone()),
+                    track.len() as u64,
+                )
+                .file_name("track.txt")
+                .mime_str("text/plain")
+                .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
+                request.multipart(form.part("metaData", part))
+            }
+        };
+        let (reply, value) = self.call_ok(request).await?;
+        flex_string(value.pointer("/osv/sequence/id")).ok_or_else(|| {
+            ProviderError::unexpected_reply(
+                SERVICE,
+                reply.status.as_u16(),
+                "the reply has no osv.sequence.id",
+                &reply.body,
+            )
+        })
+    }
+
+    /// Uploads one photo. Success is HTTP 200 **and** `osv.photo.id`; a duplicate is
+    /// success too.
+    pub async fn upload_photo(&self, photo: &NewPhoto) -> Result<PhotoOutcome, ProviderError> {
+        let shot_date = format_shot_date(photo.shot_at_ms).ok_or_else(|| {
+            ProviderError::invalid(
+                SERVICE,
+                format!("capture time {} ms is out of range", photo.shot_at_ms),
+            )
+        })?;
+        let mut form = Form::new()
+            .text("access_token", self.token.expose().clone())
+            .text("sequenceId", photo.sequence_id.clone())
+            .text("sequenceIndex", photo.sequence_index.to_string())
+            .text(
+                "coordinate",
+                format_coordinate(photo.latitude, photo.longitude),
+            )
+            .text("shotDate", shot_date);
+        if let Some(heading) = photo.heading {
+            form = form.text("headers", heading.to_string());
+        }
+        if let Some(accuracy) = photo.gps_accuracy {
+            form = form.text("gpsAccuracy", accuracy.to_string());
+        }
+        if photo.projection == Projection::Sphere {
+            form = form.text("projection", "SPHERE").text("fieldOfView", "360");
+        }
+        if let Some(yaw) = photo.projection_yaw {
+            form = form.text("projectionYaw", yaw.to_string());
+        }
+        let part = Part::stream_with_length(
+            reqwest::Body::from(photo.bytes.clone()),
+            photo.bytes.len() as u64,
+        )
+        .file_name(photo.file_name.clone())
+        .mime_str("image/jpeg")
+        .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
+        let request = self
+            .http
+            .post(self.url(&["1.0", "photo", ""])?)
+            .timeout(transfer_timeout(photo.bytes.len() as u64).max(UPLOAD_TIMEOUT))
+            .multipart(form.part("photo", part));
+        match self.call(request).await? {
+            (_, KartaViewReply::Duplicate { message }) => Ok(PhotoOutcome::Duplicate { message }),
+            (reply, KartaViewReply::Ok(value)) => {
+                match flex_string(value.pointer("/osv/photo/id")) {
+                    Some(photo_id) if reply.status == StatusCode::OK => {
+                        Ok(PhotoOutcome::Uploaded { photo_id })
+                    }
+                    _ => Err(ProviderError::unexpected_reply(
+                        SERVICE,
+                        reply.status.as_u16(),
+                        "the photo upload reply has no osv.photo.id",
+                        &reply.body,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// `POST /1.0/sequence/finished-uploading/`: `NEW` → `UPLOAD_FINISHED`. Idempotent:
+    /// a 671 (already past `NEW`) counts as done.
+    pub async fn finish_sequence(&self, sequence_id: &str) -> Result<FinishOutcome, ProviderError> {
+        let request = self
+            .http
+            .post(self.url(&["1.0", "sequence", "finished-uploading", ""])?)
+            .form(&[
+                ("access_token", self.token.expose().as_str()),
+                ("sequenceId", sequence_id),
+            ])
+            .timeout(UPLOAD_TIMEOUT);
+        match self.call_ok(request).await {
+            Ok(_) => Ok(FinishOutcome::Finished),
+            Err(e)
+                if e.kind() == ErrorKind::Permanent
+                    && e.code() == Some(&format!("apiCode {}", api_code::WRONG_STATUS)) =>
+            {
+                Ok(FinishOutcome::AlreadyFinished {
+                    message: e.message().to_string(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn v2_get(&self, url: Url) -> reqwest::RequestBuilder {
+        self.http
+            .get(url)
+            .header("X-AUTH-TOKEN", self.token.expose().as_str())
+            .timeout(REQUEST_TIMEOUT)
+    }
+
+    /// `GET /2.0/sequence/{id}` with `X-AUTH-TOKEN`.
+    pub async fn sequence(&self, sequence_id: &str) -> Result<KartaViewSequence, ProviderError> {
+        let (reply, value) = self
+            .call_ok(self.v2_get(self.url(&["2.0", "sequence", sequence_id])?))
+            .await?;
+        let data = value
+            .pointer("/result/data")
+            .filter(|d| d.is_object())
+            .ok_or_else(|| {
+                ProviderError::unexpected_reply(
+                    SERVICE,
+                    reply.status.as_u16(),
+                    "the reply has no result.data",
+                    &reply.body,
+                )
+            })?;
+        Ok(KartaViewSequence {
+            id: flex_string(data.get("id")).unwrap_or_else(|| sequence_id.to_string()),
+            upload_status: flex_string(data.get("uploadStatus")),
+            processing_status: flex_string(data.get("processingStatus")),
+            image_processing_status: flex_string(data.get("imageProcessingStatus")),
+            metadata_status: flex_string(data.get("metadataStatus")),
+            quality_status: flex_string(data.get("qualityStatus")),
+            count_active_photos: flex_u64(data.get("countActivePhotos")),
+            raw: data.clone(),
+        })
+    }
+
+    /// `GET /2.0/photo/?sequenceId=&page=&itemsPerPage=500`.
+    pub async fn photos_page(
+        &self,
+        sequence_id: &str,
+        page: u32,
+    ) -> Result<KartaViewPhotoPage, ProviderError> {
+        let url = self.url(&["2.0", "photo", ""])?;
+        let request = self.v2_get(url).query(&[
+            ("sequenceId", sequence_id.to_string()),
+            ("page", page.to_string()),
+            ("itemsPerPage", PHOTOS_PER_PAGE.to_string()),
+        ]);
+        let (reply, value) = self.call_ok(request).await?;
+        let data = value
+            .pointer("/result/data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                ProviderError::unexpected_reply(
+                    SERVICE,
+                    reply.status.as_u16(),
+                    "the reply has no result.data list",
+                    &reply.body,
+                )
+            })?;
+        let photos = data
+            .iter()
+            .filter_map(|p| {
+                Some(KartaViewPhoto {
+                    id: flex_string(p.get("id"))?,
+                    sequence_index: flex_u64(p.get("sequenceIndex"))
+                        .and_then(|i| u32::try_from(i).ok()),
+                    auto_img_processing_status: flex_string(p.get("autoImgProcessingStatus")),
+                    auto_img_processing_result: flex_string(p.get("autoImgProcessingResult")),
+                    raw: p.clone(),
+                })
+            })
+            .collect();
+        Ok(KartaViewPhotoPage {
+            photos,
+            has_more: flex_bool(value.pointer("/result/hasMoreData")).unwrap_or(false),
+        })
+    }
+
+    /// Every photo of a sequence, following `hasMoreData` from page 1.
+    pub async fn all_photos(
+        &self,
+        sequence_id: &str,
+    ) -> Result<Vec<KartaViewPhoto>, ProviderError> {
+        let mut photos = Vec::new();
+        for page in 1..=MAX_PHOTO_PAGES {
+            let KartaViewPhotoPage {
+                photos: batch,
+                has_more,
+            } = self.photos_page(sequence_id, page).await?;
+            let empty = batch.is_empty();
+            photos.extend(batch);
+            if !has_more || empty {
+                break;
+            }
+        }
+        Ok(photos)
+    }
+}

@@ -1,0 +1,747 @@
+//! Fault injection, per endpoint, deterministic by default.
+//!
+//! Every request that reaches a known endpoint is offered to the fault rules in the order
+//! they were added. A rule matches by service and endpoint name (see [`ENDPOINTS`]); it can
+//! skip its first `after` matches, fire at most `times` times and fire with probability
+//! `rate` (drawn from a seedable RNG, seed 0 by default, so runs repeat). Latency rules add
+//! up; of the other rules the first one that fires decides the request.
+//!
+//! # Spec syntax (`mtp sandbox --faults …`, `POST /sandbox/faults`)
+//!
+//! ```text
+//! spec      := item (';' item)*
+//! item      := target ':' param (',' param)*   a rule
+//!            | 'seed=' u64                      reseed the RNG used by `rate`/`error_rate`
+//!            | 'expire_tokens'                  every access token issued so far expires now
+//!            | 'revoke_tokens'                  every token issued so far (refresh ones too) dies now
+//! target    := '*' | service | service '.' endpoint | service '.*'
+//! service   := mapillary | osm | kartaview | panoramax | mtpw
+//! ```
+//!
+//! | Param | Meaning |
+//! |---|---|
+//! | `status=C` | answer HTTP `C` (400–599) with the service's error body, without running the handler |
+//! | `error_rate=P` | like `status` (default 503), with probability `P` |
+//! | `fail_next=N` | like `status` (default 503), for the next `N` matching requests |
+//! | `rate_limit` or `rate_limit=N` | answer 429 (next `N` requests if given) |
+//! | `retry_after=S` | add `Retry-After: S` (429 and 5xx) |
+//! | `backoff_ms=MS` | Mapillary 429: add `"backoff": MS` (`RequestRateLimitedError`) |
+//! | `reset_after=B` | let the handler read at most `B` request-body bytes, then cut the connection without a reply (the bytes read are kept: a Mapillary upload resumes from them) |
+//! | `latency_ms=MS` | delay the request (can be combined with one of the above: then two rules) |
+//! | `times=N`, `after=N`, `rate=P` | fire at most `N` times / skip the first `N` matches / probability |
+//!
+//! Examples: `mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2`,
+//! `mapillary.upload:reset_after=4096,times=2`, `*:latency_ms=200`, `mapillary.offset:fail_next=3,status=500`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use serde::Serialize;
+
+use crate::state::lock;
+
+/// Every endpoint name a fault target can use, as `service.endpoint`.
+pub const ENDPOINTS: &[&str] = &[
+    "mapillary.authorize",
+    "mapillary.authorize_decision",
+    "mapillary.token",
+    "mapillary.me",
+    "mapillary.node",
+    "mapillary.images",
+    "mapillary.image_ids",
+    "mapillary.finish_upload",
+    "mapillary.logging",
+    "mapillary.offset",
+    "mapillary.upload",
+    "mapillary.cluster",
+    "mapillary.image_file",
+    "osm.authorize",
+    "osm.authorize_decision",
+    "osm.token",
+    "osm.user_details",
+    "kartaview.client_auth",
+    "kartaview.sequence",
+    "kartaview.photo",
+    "kartaview.video",
+    "kartaview.finished_uploading",
+    "kartaview.sequence_remove",
+    "kartaview.photo_remove",
+    "kartaview.photo_list",
+    "kartaview.details",
+    "kartaview.my_list",
+    "kartaview.sequence_v2",
+    "kartaview.photos_v2",
+    "panoramax.root",
+    "panoramax.configuration",
+    "panoramax.me",
+    "panoramax.me_tokens",
+    "panoramax.me_token",
+    "panoramax.create_token",
+    "panoramax.generate_token",
+    "panoramax.claim_token",
+    "panoramax.claim_decision",
+    "panoramax.create_upload_set",
+    "panoramax.my_upload_sets",
+    "panoramax.upload_set",
+    "panoramax.files",
+    "panoramax.list_files",
+    "panoramax.complete",
+    "panoramax.delete",
+    "panoramax.collections",
+    "panoramax.collection",
+    "panoramax.items",
+    "panoramax.geovisio_status",
+    "panoramax.picture_file",
+    "panoramax.search",
+    "mtpw.authorize",
+    "mtpw.authorize_decision",
+    "mtpw.create",
+    "mtpw.import",
+    "mtpw.verify",
+    "mtpw.legacy_import",
+];
+
+const SERVICES: &[&str] = &["mapillary", "osm", "kartaview", "panoramax", "mtpw"];
+
+/// Which requests a rule applies to. `None` = any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FaultTarget {
+    pub service: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+impl FaultTarget {
+    /// Parses `*`, `service`, `service.*` or `service.endpoint`.
+    pub fn parse(s: &str) -> Result<FaultTarget, FaultSpecError> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(FaultTarget {
+                service: None,
+                endpoint: None,
+            });
+        }
+        let (service, endpoint) = match s.split_once('.') {
+            Some((svc, "*")) => (svc, None),
+            Some((svc, ep)) => (svc, Some(ep)),
+            None => (s, None),
+        };
+        if !SERVICES.contains(&service) {
+            return Err(FaultSpecError::UnknownTarget(s.to_owned()));
+        }
+        if let Some(ep) = endpoint
+            && !ENDPOINTS.contains(&format!("{service}.{ep}").as_str())
+        {
+            return Err(FaultSpecError::UnknownTarget(s.to_owned()));
+        }
+        Ok(FaultTarget {
+            service: Some(service.to_owned()),
+            endpoint: endpoint.map(str::to_owned),
+        })
+    }
+
+    fn matches(&self, service: &str, endpoint: &str) -> bool {
+        self.service.as_deref().is_none_or(|s| s == service)
+            && self.endpoint.as_deref().is_none_or(|e| e == endpoint)
+    }
+}
+
+/// What a firing rule does.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Answer this status with the service's error body instead of running the handler.
+    Status { status: u16, retry_after: Option<u64> },
+    /// Answer 429 (Mapillary: `RequestRateLimitedError`, with `backoff` if given).
+    RateLimit {
+        retry_after: Option<u64>,
+        backoff_ms: Option<u64>,
+    },
+    /// Let the handler read at most `after_bytes` of the body, then drop the connection.
+    Reset { after_bytes: u64 },
+    /// Delay the request.
+    Latency {
+        #[serde(with = "millis")]
+        delay: Duration,
+    },
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u128(d.as_millis())
+    }
+}
+
+/// One fault rule.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultRule {
+    pub target: FaultTarget,
+    pub action: FaultAction,
+    /// Probability of firing on a match (1.0 = always).
+    pub rate: f64,
+    /// Let this many matching requests through before the rule can fire.
+    pub after: u64,
+    /// Fire at most this many times (`None` = forever).
+    pub times: Option<u64>,
+}
+
+impl FaultRule {
+    pub fn new(target: FaultTarget, action: FaultAction) -> FaultRule {
+        FaultRule {
+            target,
+            action,
+            rate: 1.0,
+            after: 0,
+            times: None,
+        }
+    }
+}
+
+/// One item of a parsed spec.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum FaultDirective {
+    Rule(FaultRule),
+    Seed(u64),
+    ExpireTokens,
+    RevokeTokens,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FaultSpecError {
+    #[error("unknown fault target `{0}` (expected *, a service, service.* or service.endpoint)")]
+    UnknownTarget(String),
+    #[error("unknown fault parameter `{0}`")]
+    UnknownParam(String),
+    #[error("bad value for `{0}`: `{1}`")]
+    BadValue(String, String),
+    #[error("fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after or latency_ms)")]
+    NoAction(String),
+    #[error("fault item `{0}` has more than one action")]
+    TwoActions(String),
+    #[error("malformed fault item `{0}`")]
+    Malformed(String),
+}
+
+/// Handle of an added rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct FaultId(pub u64);
+
+struct Entry {
+    id: FaultId,
+    rule: FaultRule,
+    matched: u64,
+    fired: u64,
+}
+
+struct Inner {
+    rules: Mutex<Vec<Entry>>,
+    rng: Mutex<StdRng>,
+    next_id: AtomicU64,
+    token_serial: AtomicU64,
+    expired_through: AtomicU64,
+    revoked_through: AtomicU64,
+}
+
+/// The fault-injection handle (cheap to clone; all clones share the rules).
+#[derive(Clone)]
+pub struct Faults {
+    inner: Arc<Inner>,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            inner: Arc::new(Inner {
+                rules: Mutex::new(Vec::new()),
+                rng: Mutex::new(StdRng::seed_from_u64(0)),
+                next_id: AtomicU64::new(1),
+                token_serial: AtomicU64::new(1),
+                expired_through: AtomicU64::new(0),
+                revoked_through: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("rules", &self.rules())
+            .finish()
+    }
+}
+
+/// A request's fate, decided before its handler runs.
+#[derive(Debug, Default)]
+pub(crate) struct Decision {
+    pub latency: Duration,
+    pub action: Option<FaultAction>,
+}
+
+fn target(s: &str) -> FaultTarget {
+    FaultTarget::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Faults {
+    /// Adds a rule; returns its id.
+    pub fn add(&self, rule: FaultRule) -> FaultId {
+        let id = FaultId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        lock(&self.inner.rules).push(Entry {
+            id,
+            rule,
+            matched: 0,
+            fired: 0,
+        });
+        id
+    }
+
+    /// Removes a rule; `false` if it was not there.
+    pub fn remove(&self, id: FaultId) -> bool {
+        let mut rules = lock(&self.inner.rules);
+        let before = rules.len();
+        rules.retain(|e| e.id != id);
+        rules.len() != before
+    }
+
+    /// Removes every rule (token expiry is not undone).
+    pub fn clear(&self) {
+        lock(&self.inner.rules).clear();
+    }
+
+    /// The rules with how many times each has fired.
+    pub fn rules(&self) -> Vec<(FaultId, FaultRule, u64)> {
+        lock(&self.inner.rules)
+            .iter()
+            .map(|e| (e.id, e.rule.clone(), e.fired))
+            .collect()
+    }
+
+    /// How many times a rule has fired (0 if unknown).
+    pub fn fired(&self, id: FaultId) -> u64 {
+        lock(&self.inner.rules)
+            .iter()
+            .find(|e| e.id == id)
+            .map_or(0, |e| e.fired)
+    }
+
+    /// Reseeds the RNG behind `rate`.
+    pub fn seed(&self, seed: u64) {
+        *lock(&self.inner.rng) = StdRng::seed_from_u64(seed);
+    }
+
+    /// The next `n` requests to `target` (e.g. `"mapillary.upload"`) get `status`.
+    /// Panics on an unknown target (a test bug); use [`Faults::apply_spec`] for user input.
+    pub fn fail_next(&self, target_spec: &str, n: u64, status: u16) -> FaultId {
+        self.add(FaultRule {
+            times: Some(n),
+            ..FaultRule::new(
+                target(target_spec),
+                FaultAction::Status {
+                    status,
+                    retry_after: None,
+                },
+            )
+        })
+    }
+
+    /// Requests to `target` get `status` with probability `rate`.
+    pub fn error_rate(&self, target_spec: &str, rate: f64, status: u16) -> FaultId {
+        self.add(FaultRule {
+            rate,
+            ..FaultRule::new(
+                target(target_spec),
+                FaultAction::Status {
+                    status,
+                    retry_after: None,
+                },
+            )
+        })
+    }
+
+    /// The next `n` requests to `target` get 429.
+    pub fn rate_limit_next(
+        &self,
+        target_spec: &str,
+        n: u64,
+        retry_after: Option<u64>,
+        backoff_ms: Option<u64>,
+    ) -> FaultId {
+        self.add(FaultRule {
+            times: Some(n),
+            ..FaultRule::new(
+                target(target_spec),
+                FaultAction::RateLimit {
+                    retry_after,
+                    backoff_ms,
+                },
+            )
+        })
+    }
+
+    /// The next `n` requests to `target` lose their connection after `after_bytes` body bytes.
+    pub fn reset_next(&self, target_spec: &str, n: u64, after_bytes: u64) -> FaultId {
+        self.add(FaultRule {
+            times: Some(n),
+            ..FaultRule::new(target(target_spec), FaultAction::Reset { after_bytes })
+        })
+    }
+
+    /// Every request to `target` is delayed by `delay`.
+    pub fn latency(&self, target_spec: &str, delay: Duration) -> FaultId {
+        self.add(FaultRule::new(
+            target(target_spec),
+            FaultAction::Latency { delay },
+        ))
+    }
+
+    /// Every access token issued so far (on every service) expires now. Refresh tokens
+    /// survive, so a client can refresh; tokens issued later are valid.
+    pub fn expire_tokens(&self) {
+        let last = self.inner.token_serial.load(Ordering::SeqCst) - 1;
+        self.inner.expired_through.fetch_max(last, Ordering::SeqCst);
+    }
+
+    /// Every token issued so far, refresh tokens included, stops working now.
+    pub fn revoke_tokens(&self) {
+        let last = self.inner.token_serial.load(Ordering::SeqCst) - 1;
+        self.inner.revoked_through.fetch_max(last, Ordering::SeqCst);
+        self.inner.expired_through.fetch_max(last, Ordering::SeqCst);
+    }
+
+    pub(crate) fn next_token_serial(&self) -> u64 {
+        self.inner.token_serial.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub(crate) fn token_expired(&self, serial: u64) -> bool {
+        serial <= self.inner.expired_through.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn token_revoked(&self, serial: u64) -> bool {
+        serial <= self.inner.revoked_through.load(Ordering::SeqCst)
+    }
+
+    /// Parses a spec (see the module docs) without applying it.
+    pub fn parse_spec(spec: &str) -> Result<Vec<FaultDirective>, FaultSpecError> {
+        let mut out = Vec::new();
+        for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((tgt, params)) = item.split_once(':') else {
+                out.push(parse_global(item)?);
+                continue;
+            };
+            out.extend(parse_rule(item, tgt, params)?);
+        }
+        Ok(out)
+    }
+
+    /// Parses and applies a spec; returns the ids of the rules it added.
+    pub fn apply_spec(&self, spec: &str) -> Result<Vec<FaultId>, FaultSpecError> {
+        let directives = Faults::parse_spec(spec)?;
+        Ok(self.apply(directives))
+    }
+
+    /// Applies parsed directives; returns the ids of the rules added.
+    pub fn apply(&self, directives: Vec<FaultDirective>) -> Vec<FaultId> {
+        let mut ids = Vec::new();
+        for d in directives {
+            match d {
+                FaultDirective::Rule(r) => ids.push(self.add(r)),
+                FaultDirective::Seed(s) => self.seed(s),
+                FaultDirective::ExpireTokens => self.expire_tokens(),
+                FaultDirective::RevokeTokens => self.revoke_tokens(),
+            }
+        }
+        ids
+    }
+
+    /// Decides what happens to one request to `service.endpoint`.
+    pub(crate) fn decide(&self, service: &str, endpoint: &str) -> Decision {
+        let mut rules = lock(&self.inner.rules);
+        let mut decision = Decision::default();
+        for e in rules.iter_mut() {
+            let is_latency = matches!(e.rule.action, FaultAction::Latency { .. });
+            if !is_latency && decision.action.is_some() {
+                continue;
+            }
+            if !e.rule.target.matches(service, endpoint) {
+                continue;
+            }
+            e.matched += 1;
+            if e.matched <= e.rule.after {
+                continue;
+            }
+            if e.rule.times.is_some_and(|t| e.fired >= t) {
+                continue;
+            }
+            if e.rule.rate < 1.0 {
+                let roll: f64 = lock(&self.inner.rng).random();
+                if roll >= e.rule.rate {
+                    continue;
+                }
+            }
+            e.fired += 1;
+            match &e.rule.action {
+                FaultAction::Latency { delay } => decision.latency += *delay,
+                other => decision.action = Some(other.clone()),
+            }
+        }
+        decision
+    }
+}
+
+fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
+    match item.split_once('=') {
+        Some(("seed", v)) => v
+            .trim()
+            .parse()
+            .map(FaultDirective::Seed)
+            .map_err(|_| FaultSpecError::BadValue("seed".into(), v.into())),
+        None if item == "expire_tokens" => Ok(FaultDirective::ExpireTokens),
+        None if item == "revoke_tokens" => Ok(FaultDirective::RevokeTokens),
+        _ => Err(FaultSpecError::Malformed(item.to_owned())),
+    }
+}
+
+fn num<T: std::str::FromStr>(key: &str, v: Option<&str>) -> Result<T, FaultSpecError> {
+    let v = v.unwrap_or("");
+    v.trim()
+        .parse()
+        .map_err(|_| FaultSpecError::BadValue(key.to_owned(), v.to_owned()))
+}
+
+fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>, FaultSpecError> {
+    let target = FaultTarget::parse(tgt)?;
+    let mut status: Option<u16> = None;
+    let mut error_rate: Option<f64> = None;
+    let mut fail_next: Option<u64> = None;
+    let mut rate_limit: Option<Option<u64>> = None;
+    let mut retry_after = None;
+    let mut backoff_ms = None;
+    let mut reset_after = None;
+    let mut latency_ms: Option<u64> = None;
+    let mut times = None;
+    let mut after = 0;
+    let mut rate = 1.0;
+    for p in params.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (p, None),
+        };
+        match k {
+            "status" => {
+                let s: u16 = num(k, v)?;
+                if !(400..=599).contains(&s) {
+                    return Err(FaultSpecError::BadValue(k.into(), s.to_string()));
+                }
+                status = Some(s);
+            }
+            "error_rate" | "rate" => {
+                let r: f64 = num(k, v)?;
+                if !(0.0..=1.0).contains(&r) {
+                    return Err(FaultSpecError::BadValue(k.into(), r.to_string()));
+                }
+                if k == "rate" {
+                    rate = r;
+                } else {
+                    error_rate = Some(r);
+                }
+            }
+            "fail_next" => fail_next = Some(num(k, v)?),
+            "rate_limit" => rate_limit = Some(v.map(|_| num(k, v)).transpose()?),
+            "retry_after" => retry_after = Some(num(k, v)?),
+            "backoff_ms" => backoff_ms = Some(num(k, v)?),
+            "reset_after" => reset_after = Some(num(k, v)?),
+            "latency_ms" => latency_ms = Some(num(k, v)?),
+            "times" => times = Some(num(k, v)?),
+            "after" => after = num(k, v)?,
+            _ => return Err(FaultSpecError::UnknownParam(p.to_owned())),
+        }
+    }
+    let mut actions = Vec::new();
+    let mut rule_rate = rate;
+    let mut rule_times = times;
+    if status.is_some() || error_rate.is_some() || fail_next.is_some() {
+        if let Some(r) = error_rate {
+            rule_rate = r;
+        }
+        if let Some(n) = fail_next {
+            rule_times = Some(n);
+        }
+        actions.push(FaultAction::Status {
+            status: status.unwrap_or(503),
+            retry_after,
+        });
+    }
+    if let Some(n) = rate_limit {
+        if n.is_some() {
+            rule_times = n;
+        }
+        actions.push(FaultAction::RateLimit {
+            retry_after,
+            backoff_ms,
+        });
+    }
+    if let Some(b) = reset_after {
+        actions.push(FaultAction::Reset { after_bytes: b });
+    }
+    if actions.len() > 1 {
+        return Err(FaultSpecError::TwoActions(item.to_owned()));
+    }
+    let mut out: Vec<FaultDirective> = Vec::new();
+    if let Some(ms) = latency_ms {
+        out.push(FaultDirective::Rule(FaultRule {
+            target: target.clone(),
+            action: FaultAction::Latency {
+                delay: Duration::from_millis(ms),
+            },
+            rate,
+            after,
+            times,
+        }));
+    }
+    if let Some(action) = actions.pop() {
+        out.push(FaultDirective::Rule(FaultRule {
+            target,
+            action,
+            rate: rule_rate,
+            after,
+            times: rule_times,
+        }));
+    }
+    if out.is_empty() {
+        return Err(FaultSpecError::NoAction(item.to_owned()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let d = Faults::parse_spec(
+            "mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2",
+        )
+        .unwrap();
+        assert_eq!(
+            d,
+            vec![
+                FaultDirective::Rule(FaultRule {
+                    rate: 0.3,
+                    ..FaultRule::new(
+                        target("mapillary.upload"),
+                        FaultAction::Status {
+                            status: 503,
+                            retry_after: None
+                        }
+                    )
+                }),
+                FaultDirective::Rule(FaultRule {
+                    times: Some(1),
+                    ..FaultRule::new(
+                        target("kartaview.photo"),
+                        FaultAction::RateLimit {
+                            retry_after: Some(2),
+                            backoff_ms: None
+                        }
+                    )
+                }),
+            ]
+        );
+    }
+
+    #[test]
+    fn parses_globals_latency_and_reset() {
+        let d = Faults::parse_spec(
+            "seed=7; expire_tokens; *:latency_ms=20; mapillary.upload:reset_after=100,times=2,after=1",
+        )
+        .unwrap();
+        assert_eq!(d.len(), 4);
+        assert_eq!(d[0], FaultDirective::Seed(7));
+        assert_eq!(d[1], FaultDirective::ExpireTokens);
+        assert!(matches!(&d[3], FaultDirective::Rule(r) if r.times == Some(2) && r.after == 1
+            && r.action == FaultAction::Reset { after_bytes: 100 }));
+    }
+
+    #[test]
+    fn rejects_typos() {
+        assert!(matches!(
+            Faults::parse_spec("mapillary.uplaod:fail_next=1"),
+            Err(FaultSpecError::UnknownTarget(_))
+        ));
+        assert!(matches!(
+            Faults::parse_spec("mapillary:explode=1"),
+            Err(FaultSpecError::UnknownParam(_))
+        ));
+        assert!(matches!(
+            Faults::parse_spec("mapillary:retry_after=1"),
+            Err(FaultSpecError::NoAction(_))
+        ));
+        assert!(matches!(
+            Faults::parse_spec("mapillary:status=200"),
+            Err(FaultSpecError::BadValue(..))
+        ));
+        assert!(matches!(
+            Faults::parse_spec("mapillary:status=503,reset_after=1"),
+            Err(FaultSpecError::TwoActions(_))
+        ));
+    }
+
+    #[test]
+    fn counters_are_deterministic() {
+        let f = Faults::default();
+        let id = f.fail_next("kartaview.photo", 2, 500);
+        f.add(FaultRule {
+            after: 3,
+            times: Some(1),
+            ..FaultRule::new(target("kartaview"), FaultAction::RateLimit {
+                retry_after: None,
+                backoff_ms: None,
+            })
+        });
+        let kinds: Vec<_> = (0..5)
+            .map(|_| f.decide("kartaview", "photo").action.map(|a| match a {
+                FaultAction::Status { status, .. } => status,
+                _ => 429,
+            }))
+            .collect();
+        // The rate-limit rule counts only the requests the first rule let through.
+        assert_eq!(kinds, vec![Some(500), Some(500), None, None, None]);
+        assert_eq!(f.fired(id), 2);
+        assert!(f.decide("mapillary", "upload").action.is_none());
+    }
+
+    #[test]
+    fn error_rate_is_seeded() {
+        let run = || {
+            let f = Faults::default();
+            f.seed(42);
+            f.error_rate("mapillary", 0.5, 503);
+            (0..64)
+                .map(|_| f.decide("mapillary", "upload").action.is_some())
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let n = a.iter().filter(|x| **x).count();
+        assert!((16..48).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn token_expiry_marks_only_past_serials() {
+        let f = Faults::default();
+        let a = f.next_token_serial();
+        f.expire_tokens();
+        let b = f.next_token_serial();
+        assert!(f.token_expired(a));
+        assert!(!f.token_expired(b));
+        assert!(!f.token_revoked(a));
+        f.revoke_tokens();
+        assert!(f.token_revoked(b));
+    }
+}

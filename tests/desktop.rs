@@ -1,0 +1,230 @@
+//! Drives the real desktop app in a real window through tauri-driver + WebKitWebDriver.
+//! Run under Xvfb and a private D-Bus session (`make e2e` does both).
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The debug build of the desktop app, unless MTP_APP_BINARY says otherwise.
+pub fn app_binary() -> PathBuf {
+    std::env::var_os("MTP_APP_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target/debug/mtp-desktop"))
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One running app with its own data directory, driven over WebDriver.
+pub struct Desktop {
+    pub client: Client,
+    driver: Child,
+    pub data_dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Desktop {
+    /// Starts tauri-driver, which starts the app with `env` added to a clean test environment
+    /// (fresh data dir, sandbox mode, no handler registration in $HOME).
+    pub async fn launch(env: &[(&str, &str)]) -> Result<Desktop> {
+        let app = app_binary();
+        if !app.exists() {
+            bail!("{} does not exist: build it with `make build`", app.display());
+        }
+        let data_dir = tempfile::tempdir()?;
+        let mut all_env: Vec<(String, String)> = vec![
+            ("MTP_DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("MTP_SKIP_REGISTER".into(), "1".into()),
+            ("MTP_SANDBOX".into(), "1".into()),
+            ("NO_AT_BRIDGE".into(), "1".into()),
+        ];
+        for (k, v) in env {
+            all_env.retain(|(key, _)| key != k);
+            all_env.push((k.to_string(), v.to_string()));
+        }
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let mut cmd = Command::new("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .stdin(Stdio::null());
+        for (k, v) in &all_env {
+            cmd.env(k, v);
+        }
+        let driver = cmd
+            .spawn()
+            .context("cannot start tauri-driver: install it with `make deps`")?;
+        let mut desktop_driver = DriverGuard(Some(driver));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_ready(&url).await?;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app.display().to_string() }),
+        );
+        let client = connect(&url, caps).await?;
+        let driver = desktop_driver.0.take().context("driver vanished")?;
+        let desktop = Desktop {
+            client,
+            driver,
+            data_dir,
+            env: all_env,
+        };
+        desktop.wait_for(Locator::Css(".nav-item"), Duration::from_secs(30)).await?;
+        Ok(desktop)
+    }
+
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let el = self.wait_for(Locator::Css(css), Duration::from_secs(15)).await?;
+        el.click().await.with_context(|| format!("click {css}"))?;
+        Ok(())
+    }
+
+    pub async fn wait_for(&self, loc: Locator<'_>, timeout: Duration) -> Result<fantoccini::elements::Element> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.client.find(loc).await {
+                Ok(el) => return Ok(el),
+                Err(e) if Instant::now() > deadline => return Err(e).context(format!("{loc:?} never appeared")),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits until the element's text contains `needle`; returns the text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = el.text().await {
+                    if text.contains(needle) {
+                        return Ok(text);
+                    }
+                    last = text;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("{css} never contained {needle:?}; last text: {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Saves a screenshot of the window under artifacts/screenshots/.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        let path = crate::artifacts_dir("screenshots").join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    /// Runs the app binary a second time with `args`, in the same environment, and returns
+    /// its exit status (single instance: it should hand over and exit).
+    pub fn second_instance(&self, args: &[&str], timeout: Duration) -> Result<std::process::ExitStatus> {
+        let mut cmd = Command::new(app_binary());
+        cmd.args(args).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("the second instance did not exit within {timeout:?}: single-instance hand-over failed");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub async fn quit(mut self) -> Result<()> {
+        let res = self.client.clone().close().await;
+        terminate(&mut self.driver);
+        res.map_err(Into::into)
+    }
+
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        terminate(&mut self.driver);
+    }
+}
+
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            terminate(child);
+        }
+    }
+}
+
+/// SIGTERM, not SIGKILL: tauri-driver only stops WebKitWebDriver on a catchable signal.
+fn terminate(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// tauri-driver answers before WebKitWebDriver listens: poll /status until ready.
+async fn wait_until_ready(url: &str) -> Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(resp) = http.get(format!("{url}/status")).send().await {
+            if let Ok(v) = resp.json::<serde_json::Value>().await {
+                if v["value"]["ready"].as_bool() == Some(true) {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("tauri-driver at {url} never became ready");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn connect(url: &str, caps: serde_json::Map<String, serde_json::Value>) -> Result<Client> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(url)
+            .await;
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() > deadline => return Err(e).context("cannot open a WebDriver session"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
