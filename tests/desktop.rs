@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 pub fn app_binary() -> PathBuf {
     std::env::var_os("MTP_APP_BINARY")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target/debug/mtp-desktop"))
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| crate::workspace_root().join("target"));
+            target.join("debug/mtp-desktop")
+        })
 }
 
 fn free_port() -> Result<u16> {

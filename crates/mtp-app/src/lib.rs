@@ -4,6 +4,8 @@
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod prepare;
+pub mod sequences;
 
 pub use config::{Mode, ModeReason, Settings};
 pub use error::{AppError, AppResult};
@@ -33,6 +35,10 @@ struct Inner {
     events: broadcast::Sender<AppEvent>,
     /// Recent deep-link outcomes, for a UI that was not listening yet (cold start).
     notices: std::sync::Mutex<std::collections::VecDeque<DeepLinkOutcome>>,
+    /// Previews waiting for the user to save them (newest last).
+    prepared: std::sync::Mutex<Vec<(String, prepare::Prepared)>>,
+    /// The upload pipeline, once started.
+    engine: std::sync::OnceLock<mtp_core::engine::Engine>,
 }
 
 /// What the UI shows in its header and banner.
@@ -75,6 +81,8 @@ impl App {
                 clock: Arc::new(SystemClock),
                 events,
                 notices: Default::default(),
+                prepared: Default::default(),
+                engine: Default::default(),
             }),
         })
     }
@@ -99,6 +107,13 @@ impl App {
     pub(crate) fn emit(&self, event: AppEvent) {
         // No receiver is fine: the CLI often has none.
         let _ = self.inner.events.send(event);
+    }
+
+    /// Tells the pipeline to look at the job table now.
+    pub fn wake_engine(&self) {
+        if let Some(engine) = self.inner.engine.get() {
+            engine.wake();
+        }
     }
 
     pub fn overview(&self) -> Overview {

@@ -1,6 +1,8 @@
 //! `mtp`: MTP Desktop's engine without a window.
 
 mod db;
+mod dev;
+mod prepare;
 
 use clap::{Parser, Subcommand};
 use mtp_app::{App, Settings};
@@ -21,6 +23,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Read a folder of photos, build clean sequences, and save them (see what was dropped and why).
+    Prepare(prepare::PrepareArgs),
+    /// Export sequences and photos (GeoJSON: LineStrings and Points, WGS84).
+    Export(prepare::ExportArgs),
+    /// Developer tools: synthetic photo folders for benchmarks and demos.
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
+    },
     /// Inspect the database: where it is, its schema version and row counts.
     Db {
         #[command(subcommand)]
@@ -49,8 +60,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Needs no database.
+    if let Command::Dev { command } = cli.command {
+        return dev::run(command);
+    }
     let app = App::start(Settings::from_env()).await?;
     match cli.command {
         Command::Db { command } => db::run(&app, command).await,
+        Command::Prepare(args) => prepare::prepare(&app, args).await,
+        Command::Export(args) => prepare::export(&app, args).await,
+        Command::Dev { .. } => unreachable!("handled above"),
     }
 }

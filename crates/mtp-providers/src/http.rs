@@ -28,16 +28,19 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// (mapillary_tools: read timeout `max(60 s, remaining ÷ 50 KiB/s)`).
 pub const MIN_TRANSFER_BYTES_PER_SEC: u64 = 50 * 1024;
 
-/// Builds the client used when the caller does not inject one.
+/// Builds the client used when the caller does not inject one: our `User-Agent`, a 60 s
+/// connect timeout and a [`REQUEST_TIMEOUT`] total for metadata calls. Uploads override
+/// the total with [`transfer_timeout`] of their size. An injected client's own timeout
+/// applies to metadata calls, so give it one.
 ///
 /// No client-wide read timeout on purpose: reqwest 0.12 arms `read_timeout` when the
 /// request starts and keeps it armed while the body is still being sent, so a 60 s read
-/// timeout would cut every upload longer than a minute. Each call sets its own total
-/// timeout instead ([`REQUEST_TIMEOUT`], [`transfer_timeout`]).
+/// timeout would cut every upload longer than a minute.
 pub fn build_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))
         .build()
 }

@@ -21,8 +21,7 @@ use url::Url;
 use crate::config::KartaViewConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{
-    self, REQUEST_TIMEOUT, Reply, body_text, flex_bool, flex_i64, flex_string, flex_u64, str_field,
-    transfer_timeout,
+    self, Reply, body_text, flex_bool, flex_i64, flex_string, flex_u64, str_field, transfer_timeout,
 };
 
 const SERVICE: Destination = Destination::Kartaview;
@@ -160,13 +159,10 @@ pub async fn client_auth(
     clock: &dyn Clock,
 ) -> Result<KartaViewAccount, ProviderError> {
     let url = http::endpoint(SERVICE, api_url, &["auth", "openstreetmap", "client_auth"])?;
-    let request = http
-        .post(url)
-        .form(&[
-            ("request_token", osm_access_token.expose().as_str()),
-            ("secret_token", osm_client_secret.expose().as_str()),
-        ])
-        .timeout(REQUEST_TIMEOUT);
+    let request = http.post(url).form(&[
+        ("request_token", osm_access_token.expose().as_str()),
+        ("secret_token", osm_client_secret.expose().as_str()),
+    ]);
     let reply = http::send(SERVICE, request).await?;
     let value = match interpret_reply(reply.status, &reply.headers, &reply.body, clock.now_ms())? {
         KartaViewReply::Ok(value) => value,
@@ -396,10 +392,7 @@ impl KartaViewClient {
         if let Some(device) = &sequence.device_name {
             fields.push(("deviceName", device.clone()));
         }
-        let request = self
-            .http
-            .post(self.url(&["1.0", "sequence", ""])?)
-            .timeout(UPLOAD_TIMEOUT);
+        let request = self.http.post(self.url(&["1.0", "sequence", ""])?);
         // Plain form unless there is a file to attach, as upload-scripts does.
         let request = match &sequence.track_txt {
             None => request.form(&fields),
@@ -498,8 +491,7 @@ impl KartaViewClient {
             .form(&[
                 ("access_token", self.token.expose().as_str()),
                 ("sequenceId", sequence_id),
-            ])
-            .timeout(UPLOAD_TIMEOUT);
+            ]);
         match self.call_ok(request).await {
             Ok(_) => Ok(FinishOutcome::Finished),
             Err(e)
@@ -518,7 +510,6 @@ impl KartaViewClient {
         self.http
             .get(url)
             .header("X-AUTH-TOKEN", self.token.expose().as_str())
-            .timeout(REQUEST_TIMEOUT)
     }
 
     /// `GET /2.0/sequence/{id}` with `X-AUTH-TOKEN`.

@@ -21,8 +21,8 @@ use url::Url;
 use crate::config::MapillaryConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{
-    self, REQUEST_TIMEOUT, Reply, body_text, flex_bool, flex_f64, flex_i64, flex_string, flex_u64,
-    str_field, transfer_timeout,
+    self, Reply, body_text, flex_bool, flex_f64, flex_i64, flex_string, flex_u64, str_field,
+    transfer_timeout,
 };
 
 const SERVICE: Destination = Destination::Mapillary;
@@ -351,9 +351,7 @@ impl MapillaryClient {
     }
 
     async fn get_json(&self, url: Url, query: &[(&str, String)]) -> Result<Value, ProviderError> {
-        let reply = self
-            .call(self.http.get(url).query(query).timeout(REQUEST_TIMEOUT))
-            .await?;
+        let reply = self.call(self.http.get(url).query(query)).await?;
         reply.json().ok_or_else(|| {
             ProviderError::unexpected_reply(
                 SERVICE,
@@ -534,12 +532,7 @@ impl MapillaryClient {
             );
         }
         let reply = self
-            .call(
-                self.http
-                    .post(self.graph(&["finish_upload"])?)
-                    .json(&body)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call(self.http.post(self.graph(&["finish_upload"])?).json(&body))
             .await?;
         let value = reply.json().unwrap_or(Value::Null);
         flex_string(value.get("cluster_id")).ok_or_else(|| {

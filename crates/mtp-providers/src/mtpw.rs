@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::MtpwConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{self, REQUEST_TIMEOUT, body_text, flex_string, str_field};
+use crate::http::{self, body_text, flex_string, str_field};
 
 const SERVICE: Destination = Destination::Mtpw;
 
@@ -220,13 +220,7 @@ impl MtpwClient {
                 ProviderError::auth(SERVICE, "the stored token is not a valid header value")
             })?;
         value.set_sensitive(true);
-        let reply = http::send(
-            SERVICE,
-            request
-                .header(AUTHORIZATION, value)
-                .timeout(REQUEST_TIMEOUT),
-        )
-        .await?;
+        let reply = http::send(SERVICE, request.header(AUTHORIZATION, value)).await?;
         interpret_reply(
             call,
             reply.status,

@@ -28,7 +28,7 @@ use url::Url;
 
 use crate::config::{KartaViewConfig, MapillaryConfig, MtpwConfig};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{self, REQUEST_TIMEOUT, body_text, str_field};
+use crate::http::{self, body_text, str_field};
 use crate::kartaview::{self, KartaViewAccount};
 
 /// Scopes KartaView's OSM login asks for (upload-scripts since 2024-06, PROTOCOLS §3.1).
@@ -169,7 +169,7 @@ fn token_client(
 ///   RFC 6749 error bodies, and Mapillary's are Graph-style);
 /// * a JSON content type on replies whose body is JSON whatever the header says (the crate
 ///   refuses anything but `application/json`, and Graph-style servers have answered
-///   `text/javascript`).
+///   `text/javascript`), and a `Permanent` error carrying the body when a 200 is not JSON.
 ///
 /// Redirects are not followed: a token endpoint that redirects is misconfigured, and
 /// following would re-send the code elsewhere.
@@ -191,7 +191,6 @@ fn token_http(
                     .headers_mut()
                     .insert(reqwest::header::AUTHORIZATION, value);
             }
-            *request.timeout_mut() = Some(REQUEST_TIMEOUT);
             let response = http
                 .execute(request)
                 .await
@@ -211,17 +210,23 @@ fn token_http(
                     clock.now_ms(),
                 ));
             }
-            let mut builder = oauth2::http::Response::builder().status(status.as_u16());
             let is_json = serde_json::from_slice::<Value>(&body).is_ok();
+            if !is_json {
+                // The crate would drop the body; keep it for the user.
+                return Err(ProviderError::unexpected_reply(
+                    service,
+                    status.as_u16(),
+                    "the token reply is not JSON",
+                    &body,
+                ));
+            }
+            let mut builder = oauth2::http::Response::builder().status(status.as_u16());
             for (name, value) in &headers {
-                if name == CONTENT_TYPE && is_json {
-                    continue;
+                if name != CONTENT_TYPE {
+                    builder = builder.header(name.as_str(), value.as_bytes());
                 }
-                builder = builder.header(name.as_str(), value.as_bytes());
             }
-            if is_json {
-                builder = builder.header(CONTENT_TYPE.as_str(), "application/json");
-            }
+            builder = builder.header(CONTENT_TYPE.as_str(), "application/json");
             builder.body(body.to_vec()).map_err(|e| {
                 ProviderError::unexpected_reply(
                     service,

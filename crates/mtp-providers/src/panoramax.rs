@@ -20,8 +20,8 @@ use url::Url;
 use crate::config::PanoramaxConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{
-    self, REQUEST_TIMEOUT, Reply, body_text, flex_bool, flex_f64, flex_string, flex_u64,
-    rfc3339_utc, str_field, transfer_timeout,
+    self, Reply, body_text, flex_bool, flex_f64, flex_string, flex_u64, rfc3339_utc, str_field,
+    transfer_timeout,
 };
 
 const SERVICE: Destination = Destination::Panoramax;
@@ -404,11 +404,7 @@ impl PanoramaxClient {
     /// `GET /api/users/me`: checks the token.
     pub async fn me(&self) -> Result<PanoramaxUser, ProviderError> {
         let value = self
-            .call_json(
-                self.http
-                    .get(self.url(&["users", "me"])?)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call_json(self.http.get(self.url(&["users", "me"])?))
             .await?;
         let id = flex_string(value.get("id")).ok_or_else(|| {
             ProviderError::unexpected_reply(
@@ -427,11 +423,7 @@ impl PanoramaxClient {
     /// `GET /api/configuration`.
     pub async fn configuration(&self) -> Result<InstanceConfiguration, ProviderError> {
         let value = self
-            .call_json(
-                self.http
-                    .get(self.url(&["configuration"])?)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call_json(self.http.get(self.url(&["configuration"])?))
             .await?;
         let license = value.get("license");
         Ok(InstanceConfiguration {
@@ -445,12 +437,7 @@ impl PanoramaxClient {
     /// `POST /api/upload_sets` (JSON) → the new set (GeoVisio answers 200, not 201).
     pub async fn create_upload_set(&self, set: &NewUploadSet) -> Result<UploadSet, ProviderError> {
         let value = self
-            .call_json(
-                self.http
-                    .post(self.url(&["upload_sets"])?)
-                    .json(set)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call_json(self.http.post(self.url(&["upload_sets"])?).json(set))
             .await?;
         UploadSet::from_json(&value).ok_or_else(|| {
             ProviderError::unexpected_reply(
@@ -543,8 +530,7 @@ impl PanoramaxClient {
         let reply = self
             .send(
                 self.http
-                    .post(self.url(&["upload_sets", set_id, "complete"])?)
-                    .timeout(REQUEST_TIMEOUT),
+                    .post(self.url(&["upload_sets", set_id, "complete"])?),
             )
             .await?;
         if reply.status.is_success() {
@@ -557,11 +543,7 @@ impl PanoramaxClient {
     /// `GET /api/upload_sets/{id}`: poll until `ready`.
     pub async fn upload_set(&self, set_id: &str) -> Result<UploadSet, ProviderError> {
         let value = self
-            .call_json(
-                self.http
-                    .get(self.url(&["upload_sets", set_id])?)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call_json(self.http.get(self.url(&["upload_sets", set_id])?))
             .await?;
         UploadSet::from_json(&value).ok_or_else(|| {
             ProviderError::unexpected_reply(
@@ -579,11 +561,7 @@ impl PanoramaxClient {
         set_id: &str,
     ) -> Result<Vec<UploadSetFile>, ProviderError> {
         let value = self
-            .call_json(
-                self.http
-                    .get(self.url(&["upload_sets", set_id, "files"])?)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .call_json(self.http.get(self.url(&["upload_sets", set_id, "files"])?))
             .await?;
         let files = value
             .get("files")
@@ -619,11 +597,7 @@ impl PanoramaxClient {
     /// `DELETE /api/upload_sets/{id}` → 204.
     pub async fn delete_upload_set(&self, set_id: &str) -> Result<(), ProviderError> {
         let reply = self
-            .send(
-                self.http
-                    .delete(self.url(&["upload_sets", set_id])?)
-                    .timeout(REQUEST_TIMEOUT),
-            )
+            .send(self.http.delete(self.url(&["upload_sets", set_id])?))
             .await?;
         if reply.status.is_success() {
             Ok(())

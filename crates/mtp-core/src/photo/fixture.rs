@@ -32,15 +32,15 @@ const BODY_16X16: &[u8] = &[
     0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32,
     0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32,
     0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32, 0x32,
-    0x32, 0x32, 0x32, 0x32, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01,
-    0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xff, 0xc4, 0x00, 0x15, 0x00, 0x01, 0x01,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x04, 0xff, 0xc4, 0x00, 0x14, 0x10, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xc4, 0x00, 0x14, 0x01, 0x01,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x03, 0xff, 0xc4, 0x00, 0x14, 0x11, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xda, 0x00, 0x0c, 0x03, 0x01, 0x00,
-    0x02, 0x11, 0x03, 0x11, 0x00, 0x3f, 0x00, 0xa0, 0x03, 0x89, 0xff, 0xd9,
+    0x32, 0x32, 0x32, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01, 0x22,
+    0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xff, 0xc4, 0x00, 0x15, 0x00, 0x01, 0x01, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04,
+    0xff, 0xc4, 0x00, 0x14, 0x10, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xc4, 0x00, 0x14, 0x01, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xff,
+    0xc4, 0x00, 0x14, 0x11, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xda, 0x00, 0x0c, 0x03, 0x01, 0x00, 0x02, 0x11,
+    0x03, 0x11, 0x00, 0x3f, 0x00, 0xa0, 0x03, 0x89, 0xff, 0xd9,
 ];
 
 /// Everything a fixture photo may carry. `None` leaves the tag out, which is how tests build
@@ -149,6 +149,16 @@ pub fn exif_fields(p: &FixturePhoto) -> Vec<Field> {
             value: Value::Undefined(b"0232".to_vec(), 0),
         },
         Field {
+            tag: Tag::ComponentsConfiguration,
+            ifd_num: In::PRIMARY,
+            value: Value::Undefined(vec![1, 2, 3, 0], 0),
+        },
+        Field {
+            tag: Tag::FlashpixVersion,
+            ifd_num: In::PRIMARY,
+            value: Value::Undefined(b"0100".to_vec(), 0),
+        },
+        Field {
             tag: Tag::ColorSpace,
             ifd_num: In::PRIMARY,
             value: Value::Short(vec![1]),
@@ -211,8 +221,7 @@ pub fn exif_fields(p: &FixturePhoto) -> Vec<Field> {
                 In::PRIMARY,
                 &utc.format("%Y:%m:%d").to_string(),
             ));
-            let secs =
-                f64::from(utc.second()) + f64::from(utc.timestamp_subsec_millis()) / 1000.0;
+            let secs = f64::from(utc.second()) + f64::from(utc.timestamp_subsec_millis()) / 1000.0;
             let (h, m) = (utc.hour(), utc.minute());
             f.push(rationals(
                 Tag::GPSTimeStamp,
@@ -286,15 +295,18 @@ pub fn gpano_xmp(width: u32, height: u32, element_form: bool) -> String {
             .iter()
             .map(|(k, v)| format!("\n    <GPano:{k}>{v}</GPano:{k}>"))
             .collect();
-        format!("<rdf:Description rdf:about=\"\" xmlns:GPano=\"http://ns.google.com/photos/1.0/panorama/\">{children}\n   </rdf:Description>")
+        format!(
+            "<rdf:Description rdf:about=\"\" xmlns:GPano=\"http://ns.google.com/photos/1.0/panorama/\">{children}\n   </rdf:Description>"
+        )
     } else {
         let attrs: String = props
             .iter()
             .map(|(k, v)| format!("\n    GPano:{k}=\"{v}\""))
             .collect();
-        format!("<rdf:Description rdf:about=\"\" xmlns:GPano=\"http://ns.google.com/photos/1.0/panorama/\"{attrs}/>")
-    }
-    ;
+        format!(
+            "<rdf:Description rdf:about=\"\" xmlns:GPano=\"http://ns.google.com/photos/1.0/panorama/\"{attrs}/>"
+        )
+    };
     format!(
         "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n  {body}\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"w\"?>"
     )
@@ -317,7 +329,9 @@ fn push_segment(out: &mut Vec<u8>, marker: u8, parts: &[&[u8]]) -> io::Result<()
     if len > MAX_SEGMENT_PAYLOAD {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("segment payload of {len} bytes exceeds the JPEG limit of {MAX_SEGMENT_PAYLOAD}"),
+            format!(
+                "segment payload of {len} bytes exceeds the JPEG limit of {MAX_SEGMENT_PAYLOAD}"
+            ),
         ));
     }
     out.extend_from_slice(&[0xFF, marker]);
@@ -618,7 +632,10 @@ mod tests {
         let a = fs::read(&paths[0]).expect("read");
         let b = fs::read(&paths[1]).expect("read");
         assert_ne!(a, b);
-        assert_eq!(track_file_name(&TrackSpec::default(), 7, 10), "IMG_00007.jpg");
+        assert_eq!(
+            track_file_name(&TrackSpec::default(), 7, 10),
+            "IMG_00007.jpg"
+        );
         assert_eq!(
             track_file_name(&TrackSpec::default(), 7, 200_000),
             "IMG_000007.jpg"
@@ -644,5 +661,27 @@ mod tests {
         };
         let b = fixture_bytes(&p);
         assert!(b.len() > 60_000);
+    }
+}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tmp_dump {
+    #[test]
+    #[ignore]
+    fn dump() {
+        let d = std::path::PathBuf::from(std::env::var("DUMP").unwrap());
+        let spec = super::TrackSpec::default();
+        let paths = super::write_track_folder(&d.join("track"), 10_000, &spec).unwrap();
+        let t = std::time::Instant::now();
+        super::write_track_folder(&d.join("track2"), 10_000, &spec).unwrap();
+        eprintln!("10k in {:?}", t.elapsed());
+        let p360 = super::FixturePhoto { is_360: true, width: Some(5760), height: Some(2880), use_gps_time: true, ..super::track_photos(1, &spec)[0].clone() };
+        super::write_jpeg(&d.join("p360.jpg"), &p360).unwrap();
+        let b = std::fs::read(&paths[0]).unwrap();
+        let out = crate::photo::rewrite::with_image_description(&b, r#"{"MAPLatitude":48.8566,"MAPFilename":"été.jpg"}"#).unwrap();
+        std::fs::write(d.join("rewritten.jpg"), out).unwrap();
+        let bare = super::jpeg_with_raw_exif(None, None).unwrap();
+        let out = crate::photo::rewrite::with_image_description(&bare, "new").unwrap();
+        std::fs::write(d.join("bare_rewritten.jpg"), out).unwrap();
     }
 }

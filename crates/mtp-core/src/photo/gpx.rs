@@ -42,7 +42,9 @@ pub enum GpxError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the GPX file is not well-formed XML at line {line} ({message}): re-export it from the GPS app")]
+    #[error(
+        "the GPX file is not well-formed XML at line {line} ({message}): re-export it from the GPS app"
+    )]
     Xml { line: usize, message: String },
     #[error("this is not a GPX file: the root element is <{found}>, expected <gpx>")]
     NotGpx { found: String },
@@ -62,7 +64,9 @@ pub enum GpxError {
     BadTime { line: usize, value: String },
     #[error("the GPX file has no track or route points (<trkpt>/<rtept>)")]
     NoPoints,
-    #[error("none of the GPX file's {count} points has a <time>: photos are placed on a track by time, so this track cannot be used")]
+    #[error(
+        "none of the GPX file's {count} points has a <time>: photos are placed on a track by time, so this track cannot be used"
+    )]
     NoTimes { count: usize },
 }
 
@@ -183,7 +187,10 @@ impl Track {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum MissReason {
     NoTime,
-    Outside { outside: OutsideTrack, offset_ms: i64 },
+    Outside {
+        outside: OutsideTrack,
+        offset_ms: i64,
+    },
 }
 
 impl MissReason {
@@ -284,7 +291,11 @@ pub fn read_gpx(path: &Path) -> Result<Track, GpxError> {
 /// 1-based line of a byte offset.
 fn line_at(text: &str, pos: u64) -> usize {
     let end = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// An ISO 8601 / RFC 3339 time; one without a zone is UTC, as the GPX schema says.
@@ -389,23 +400,18 @@ pub fn parse_gpx(text: &str) -> Result<Track, GpxError> {
                     buf.clear();
                 }
                 if empty {
-                    if point.as_ref().is_some_and(|p| p.depth == depth && p.element == name) {
+                    if point
+                        .as_ref()
+                        .is_some_and(|p| p.depth == depth && p.element == name)
+                    {
                         finish(point.take(), &mut points, &mut untimed);
                     }
                 } else {
                     depth += 1;
                 }
             }
-            Event::Text(t) => {
-                if field.is_some() {
-                    buf.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if field.is_some() {
-                    buf.push_str(&t.xml10_content());
-                }
-            }
+            Event::Text(t) if field.is_some() => buf.push_str(&t.xml10_content()),
+            Event::CData(t) if field.is_some() => buf.push_str(&t.xml10_content()),
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
                 let name = e.local_name().into_inner().to_string();
@@ -415,13 +421,17 @@ pub fn parse_gpx(text: &str) -> Result<Track, GpxError> {
                     let value = buf.trim();
                     if f == "ele" {
                         if !value.is_empty() {
-                            p.ele = Some(value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(
-                                || GpxError::BadValue {
-                                    line,
-                                    what: "elevation",
-                                    value: value.to_string(),
-                                },
-                            )?);
+                            p.ele = Some(
+                                value
+                                    .parse::<f64>()
+                                    .ok()
+                                    .filter(|v| v.is_finite())
+                                    .ok_or_else(|| GpxError::BadValue {
+                                        line,
+                                        what: "elevation",
+                                        value: value.to_string(),
+                                    })?,
+                            );
                         }
                     } else if !value.is_empty() {
                         p.time_ms = Some(parse_time(value).ok_or_else(|| GpxError::BadTime {
@@ -430,7 +440,10 @@ pub fn parse_gpx(text: &str) -> Result<Track, GpxError> {
                         })?);
                     }
                 }
-                if point.as_ref().is_some_and(|p| p.depth == depth && p.element == name) {
+                if point
+                    .as_ref()
+                    .is_some_and(|p| p.depth == depth && p.element == name)
+                {
                     finish(point.take(), &mut points, &mut untimed);
                 }
             }
@@ -471,7 +484,7 @@ pub fn human_duration(ms: i64) -> String {
     }
     if ms < 60_000 {
         let s = ms as f64 / 1000.0;
-        return if ms % 1000 == 0 {
+        return if ms.is_multiple_of(1000) {
             format!("{} s", ms / 1000)
         } else {
             format!("{s:.1} s")
@@ -552,7 +565,10 @@ mod tests {
         assert!((lat - 48.0005).abs() < 1e-12);
         assert!((lon - 2.001).abs() < 1e-12);
         assert!((ele.unwrap() - 105.25).abs() < 1e-12);
-        assert_eq!(t.position_at(T0 + 10_000).unwrap(), (48.001, 2.002, Some(110.5)));
+        assert_eq!(
+            t.position_at(T0 + 10_000).unwrap(),
+            (48.001, 2.002, Some(110.5))
+        );
         // One side without elevation: the nearer point's.
         assert_eq!(t.position_at(T0 + 11_000).unwrap().2, Some(110.5));
         assert_eq!(t.position_at(T0 + 20_000).unwrap().2, None);
@@ -618,7 +634,10 @@ mod tests {
         assert_eq!(misses[0].index, 1);
         assert_eq!(misses[0].reason.code(), "outside_track");
         let msg = misses[0].reason.message();
-        assert!(msg.contains("was taken 1 h 59 min after the GPX track ends (2024-05-01 08:00:20 UTC)"), "{msg}");
+        assert!(
+            msg.contains("was taken 1 h 59 min after the GPX track ends (2024-05-01 08:00:20 UTC)"),
+            "{msg}"
+        );
         assert!(msg.contains("with the time offset of +1 h 0 min"), "{msg}");
         assert!(msg.contains("--time-offset"), "{msg}");
         assert_eq!(misses[1].reason, MissReason::NoTime);
@@ -628,16 +647,44 @@ mod tests {
     #[test]
     fn errors_say_where_and_what() {
         let cases: &[(&str, &str, &str)] = &[
-            ("<gpx><trk><trkseg>\n<trkpt lon=\"2\"><time>2024-05-01T08:00:00Z</time></trkpt>", "gpx_missing_attribute", "line 2: <trkpt> has no lat"),
-            ("<gpx>\n<trk><trkseg><trkpt lat=\"91\" lon=\"2\"/></trkseg></trk></gpx>", "gpx_bad_value", "line 2: latitude \"91\""),
-            ("<gpx>\n<trk><trkseg><trkpt lat=\"1\" lon=\"abc\"/></trkseg></trk></gpx>", "gpx_bad_value", "longitude \"abc\""),
-            ("<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\">\n\n<time>yesterday</time></trkpt></trkseg></trk></gpx>", "gpx_bad_time", "line 3: time \"yesterday\""),
-            ("<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\"><ele>high</ele></trkpt></trkseg></trk></gpx>", "gpx_bad_value", "elevation \"high\""),
+            (
+                "<gpx><trk><trkseg>\n<trkpt lon=\"2\"><time>2024-05-01T08:00:00Z</time></trkpt>",
+                "gpx_missing_attribute",
+                "line 2: <trkpt> has no lat",
+            ),
+            (
+                "<gpx>\n<trk><trkseg><trkpt lat=\"91\" lon=\"2\"/></trkseg></trk></gpx>",
+                "gpx_bad_value",
+                "line 2: latitude \"91\"",
+            ),
+            (
+                "<gpx>\n<trk><trkseg><trkpt lat=\"1\" lon=\"abc\"/></trkseg></trk></gpx>",
+                "gpx_bad_value",
+                "longitude \"abc\"",
+            ),
+            (
+                "<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\">\n\n<time>yesterday</time></trkpt></trkseg></trk></gpx>",
+                "gpx_bad_time",
+                "line 3: time \"yesterday\"",
+            ),
+            (
+                "<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\"><ele>high</ele></trkpt></trkseg></trk></gpx>",
+                "gpx_bad_value",
+                "elevation \"high\"",
+            ),
             ("<gpx>\n<trk>\n</trkseg></gpx>", "gpx_xml", "line 3"),
             ("<kml><Document/></kml>", "not_gpx", "root element is <kml>"),
             ("", "not_gpx", "expected <gpx>"),
-            ("<gpx><wpt lat=\"1\" lon=\"2\"/></gpx>", "gpx_no_points", "no track or route points"),
-            ("<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\"/></trkseg></trk></gpx>", "gpx_no_times", "1 points has a <time>"),
+            (
+                "<gpx><wpt lat=\"1\" lon=\"2\"/></gpx>",
+                "gpx_no_points",
+                "no track or route points",
+            ),
+            (
+                "<gpx><trk><trkseg><trkpt lat=\"1\" lon=\"2\"/></trkseg></trk></gpx>",
+                "gpx_no_times",
+                "1 points has a <time>",
+            ),
         ];
         for (gpx, code, text) in cases {
             let e = parse_gpx(gpx).unwrap_err();
@@ -652,12 +699,14 @@ mod tests {
     #[test]
     fn reads_fixture_gpx_from_disk_with_bom() {
         let dir = tempfile::tempdir().unwrap();
-        let photos = crate::photo::fixture::track_photos(
-            10,
-            &crate::photo::fixture::TrackSpec::default(),
-        );
+        let photos =
+            crate::photo::fixture::track_photos(10, &crate::photo::fixture::TrackSpec::default());
         let path = dir.path().join("t.gpx");
-        fs::write(&path, format!("\u{feff}{}", crate::photo::fixture::gpx_for(&photos))).unwrap();
+        fs::write(
+            &path,
+            format!("\u{feff}{}", crate::photo::fixture::gpx_for(&photos)),
+        )
+        .unwrap();
         let t = read_gpx(&path).unwrap();
         assert_eq!(t.points().len(), 10);
         assert_eq!(t.points()[3].time_ms, photos[3].captured_at_ms.unwrap());

@@ -195,7 +195,11 @@ fn parse_exif(tiff: &[u8]) -> Result<(Exif, Vec<String>), String> {
     }
 }
 
-fn finish(mut meta: PhotoMeta, header: &Header, opts: &ReadOptions) -> Result<PhotoMeta, PhotoError> {
+fn finish(
+    mut meta: PhotoMeta,
+    header: &Header,
+    opts: &ReadOptions,
+) -> Result<PhotoMeta, PhotoError> {
     let Some(tiff) = header.exif.as_deref() else {
         return Err(PhotoError::NoExif { path: meta.path });
     };
@@ -208,7 +212,11 @@ fn finish(mut meta: PhotoMeta, header: &Header, opts: &ReadOptions) -> Result<Ph
             });
         }
     };
-    let gpano = header.xmp.as_deref().map(xmp::parse_gpano).unwrap_or_default();
+    let gpano = header
+        .xmp
+        .as_deref()
+        .map(xmp::parse_gpano)
+        .unwrap_or_default();
 
     // Time: GPS time first, then the EXIF date tags (mapillary_tools order).
     if let Some(ms) = gps_time_ms(&exif) {
@@ -491,8 +499,9 @@ fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || b.len() > 9 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    b.iter()
-        .try_fold(0u32, |acc, d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+    b.iter().try_fold(0u32, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
+    })
 }
 
 /// "YYYY:MM:DD" (also "YYYY-MM-DD").
@@ -510,7 +519,11 @@ fn parse_exif_datetime(s: &str) -> Option<NaiveDateTime> {
     if b.len() < 19 || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    parse_date(&b[..10])?.and_hms_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?)
+    parse_date(&b[..10])?.and_hms_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    )
 }
 
 /// SubSecTime digits as milliseconds: "5" is 500 ms, "05" 50 ms, "123456" 123 ms.
@@ -663,7 +676,11 @@ mod tests {
         Field {
             tag,
             ifd_num: In::PRIMARY,
-            value: Value::Rational(v.iter().map(|&(num, denom)| Rational { num, denom }).collect()),
+            value: Value::Rational(
+                v.iter()
+                    .map(|&(num, denom)| Rational { num, denom })
+                    .collect(),
+            ),
         }
     }
 
@@ -734,7 +751,9 @@ mod tests {
     fn time_without_offset_or_option_uses_local_zone() {
         let bytes = fixture::fixture_bytes(&FixturePhoto::at(1.0, 1.0, T));
         let m = read(&bytes, &ReadOptions::default()).unwrap();
-        let naive = chrono::DateTime::from_timestamp_millis(T).unwrap().naive_utc();
+        let naive = chrono::DateTime::from_timestamp_millis(T)
+            .unwrap()
+            .naive_utc();
         let expected = chrono::Local
             .from_local_datetime(&naive)
             .earliest()
@@ -851,7 +870,11 @@ mod tests {
 
     #[test]
     fn size_falls_back_to_image_width_then_sof() {
-        let m = read(&fixture::fixture_bytes(&FixturePhoto::at(1.0, 1.0, T)), &UTC).unwrap();
+        let m = read(
+            &fixture::fixture_bytes(&FixturePhoto::at(1.0, 1.0, T)),
+            &UTC,
+        )
+        .unwrap();
         assert_eq!((m.width, m.height), (Some(16), Some(16)));
         let mut f = fixture::exif_fields(&FixturePhoto::at(1.0, 1.0, T));
         f.push(Field {
@@ -996,10 +1019,7 @@ mod tests {
             ..full()
         };
         let bytes = fixture::fixture_bytes(&p);
-        let sos = bytes
-            .windows(2)
-            .position(|w| w == [0xFF, 0xDA])
-            .unwrap();
+        let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
         for len in 0..=bytes.len() {
             let r = read(&bytes[..len], &UTC);
             if len >= sos + 2 {
@@ -1089,9 +1109,7 @@ mod tests {
         assert_eq!(m.file_name, "фото 📷 été.jpg");
         assert_eq!(m.path, uni);
 
-        let raw = dir
-            .path()
-            .join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
+        let raw = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.jpg"));
         std::fs::write(&raw, &bytes).unwrap();
         let m = read_photo(&raw, &UTC).unwrap();
         assert_eq!(m.path, raw);
@@ -1101,7 +1119,10 @@ mod tests {
 
         std::fs::write(&raw, b"not a jpeg").unwrap();
         let e = read_photo(&raw, &UTC).unwrap_err();
-        assert!(e.to_string().starts_with("caf\u{fffd}.jpg is not a JPEG"), "{e}");
+        assert!(
+            e.to_string().starts_with("caf\u{fffd}.jpg is not a JPEG"),
+            "{e}"
+        );
     }
 
     #[test]

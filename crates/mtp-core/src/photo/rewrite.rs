@@ -17,7 +17,8 @@
 use super::fixture::tiff_from_fields;
 use super::jpeg::{self, EXIF_HEADER, MAX_SEGMENT_PAYLOAD, WalkError};
 use exif::experimental::Writer;
-use exif::{Field, In, Tag, Value};
+use exif::{Exif, Field, In, Tag, Value};
+use std::collections::HashSet;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -71,12 +72,22 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
     let desc = description.as_bytes();
     match header.exif_segment {
         None => {
-            let field = Field {
-                tag: Tag::ImageDescription,
+            // With the IFD0 tags the EXIF spec requires, at their usual defaults, so that
+            // validators (exiftool -validate) do not flag the upload copy.
+            let rational = |num| Value::Rational(vec![exif::Rational { num, denom: 1 }]);
+            let fields = [
+                (Tag::ImageDescription, Value::Ascii(vec![desc.to_vec()])),
+                (Tag::XResolution, rational(72)),
+                (Tag::YResolution, rational(72)),
+                (Tag::ResolutionUnit, Value::Short(vec![2])),
+                (Tag::YCbCrPositioning, Value::Short(vec![1])),
+            ]
+            .map(|(tag, value)| Field {
+                tag,
                 ifd_num: In::PRIMARY,
-                value: Value::Ascii(vec![desc.to_vec()]),
-            };
-            let tiff = tiff_from_fields(&[field]).map_err(|e| RewriteError::BrokenExif {
+                value,
+            });
+            let tiff = tiff_from_fields(&fields).map_err(|e| RewriteError::BrokenExif {
                 detail: e.to_string(),
             })?;
             let at = match header.segments.first() {
@@ -90,9 +101,17 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
             let payload = &jpeg[start + 4..end];
             let (prefix, tiff) = payload.split_at(EXIF_HEADER.len());
             let fits = |t: &Vec<u8>| t.len() + prefix.len() <= MAX_SEGMENT_PAYLOAD;
-            let new_tiff = match append_ifd0(tiff, desc) {
-                Ok(t) if fits(&t) => t,
-                _ => reencode(tiff, desc)?,
+            let (exif, clean) = parse(tiff)?;
+            // Appending is only safe on a clean EXIF: in a broken one, an offset that pointed
+            // past the end could start pointing into the appended bytes.
+            let appended = if clean {
+                append_ifd0(tiff, desc).ok()
+            } else {
+                None
+            };
+            let new_tiff = match appended {
+                Some(t) if fits(&t) => t,
+                _ => reencode(&exif, desc)?,
             };
             splice(jpeg, start, end, prefix, &new_tiff)
         }
@@ -225,38 +244,42 @@ fn append_ifd0(tiff: &[u8], desc: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Re-encodes the EXIF from its parsed IFD0, Exif, GPS and Interop fields plus the new
-/// description, without the thumbnail and without fields that cannot be decoded.
-fn reencode(tiff: &[u8], desc: &[u8]) -> Result<Vec<u8>, RewriteError> {
+/// Parses the EXIF, keeping what can be read; `true` when nothing was broken.
+fn parse(tiff: &[u8]) -> Result<(Exif, bool), RewriteError> {
     let data = tiff.to_vec();
+    // A parser bug must not abort a whole upload: a panic becomes a broken_exif error.
     let parsed = catch_unwind(AssertUnwindSafe(move || {
         let mut r = exif::Reader::new();
         r.continue_on_error(true);
         r.read_raw(data)
     }));
-    let exif = match parsed {
-        Ok(Ok(x)) => x,
-        Ok(Err(exif::Error::PartialResult(p))) => p.into_inner().0,
-        Ok(Err(e)) => {
-            return Err(RewriteError::BrokenExif {
-                detail: e.to_string(),
-            });
-        }
-        Err(_) => {
-            return Err(RewriteError::BrokenExif {
-                detail: "the EXIF parser failed on it".into(),
-            });
-        }
-    };
+    match parsed {
+        Ok(Ok(x)) => Ok((x, true)),
+        Ok(Err(exif::Error::PartialResult(p))) => Ok((p.into_inner().0, false)),
+        Ok(Err(e)) => Err(RewriteError::BrokenExif {
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(RewriteError::BrokenExif {
+            detail: "the EXIF parser failed on it".into(),
+        }),
+    }
+}
+
+/// Re-encodes the EXIF from its readable IFD0, Exif, GPS and Interop fields plus the new
+/// description, without the thumbnail and without fields that cannot be decoded (as
+/// mapillary_tools strips broken tags).
+fn reencode(exif: &Exif, desc: &[u8]) -> Result<Vec<u8>, RewriteError> {
     let desc_field = Field {
         tag: Tag::ImageDescription,
         ifd_num: In::PRIMARY,
         value: Value::Ascii(vec![desc.to_vec()]),
     };
+    let fields: Vec<&Field> = exif.fields().collect();
     let mut w = Writer::new();
-    let mut seen = std::collections::HashSet::new();
-    for f in exif.fields() {
-        // The writer must not get a tag twice; the first occurrence wins, as readers do.
+    let mut seen = HashSet::new();
+    // The writer must not get a tag twice. Readers (kamadak-exif included) keep the last
+    // occurrence, so keep that one.
+    for f in fields.into_iter().rev() {
         if f.ifd_num == In::PRIMARY
             && f.tag != Tag::ImageDescription
             && !matches!(f.value, Value::Unknown(..))
@@ -272,4 +295,207 @@ fn reencode(tiff: &[u8], desc: &[u8]) -> Result<Vec<u8>, RewriteError> {
             detail: e.to_string(),
         })?;
     Ok(buf.into_inner())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::photo::fixture::{self, FixturePhoto};
+    use crate::photo::{ReadOptions, read_photo_bytes};
+    use std::path::Path;
+
+    const T: i64 = 1_714_550_400_123;
+
+    fn photo() -> FixturePhoto {
+        FixturePhoto {
+            altitude: Some(-3.5),
+            heading: Some(271.25),
+            make: Some("Make".into()),
+            model: Some("Model".into()),
+            serial: Some("S1".into()),
+            width: Some(4000),
+            height: Some(3000),
+            utc_offset_minutes: Some(60),
+            use_gps_time: true,
+            image_description: Some("original".into()),
+            ..FixturePhoto::at(-33.5, -70.25, T)
+        }
+    }
+
+    fn description(jpeg: &[u8]) -> Option<String> {
+        let h = jpeg::walk_bytes(jpeg).unwrap();
+        let exif = exif::Reader::new().read_raw(h.exif?).unwrap();
+        match &exif.get_field(Tag::ImageDescription, In::PRIMARY)?.value {
+            Value::Ascii(v) => Some(String::from_utf8(v[0].clone()).unwrap()),
+            _ => None,
+        }
+    }
+
+    fn meta(jpeg: &[u8]) -> crate::photo::PhotoMeta {
+        let mut m = read_photo_bytes(Path::new("x.jpg"), jpeg, &ReadOptions::default()).unwrap();
+        m.file_size = 0;
+        m
+    }
+
+    #[test]
+    fn sets_description_and_keeps_everything_else() {
+        let original = fixture::fixture_bytes(&photo());
+        let json = r#"{"MAPCaptureTime":"2024_05_01_08_00_00_123","MAPFilename":"été 📷.jpg","MAPLatitude":-33.5}"#;
+        let out = with_image_description(&original, json).unwrap();
+        assert_eq!(description(&out).as_deref(), Some(json));
+        assert_eq!(description(&original).as_deref(), Some("original"));
+        assert_eq!(meta(&out), meta(&original));
+
+        // Only the EXIF segment changed: the bytes before and after it are identical.
+        let seg = jpeg::walk_bytes(&original).unwrap().exif_segment.unwrap();
+        let new_seg = jpeg::walk_bytes(&out).unwrap().exif_segment.unwrap();
+        assert_eq!(&out[..2], &original[..2]);
+        assert_eq!(
+            &out[new_seg.end() as usize..],
+            &original[seg.end() as usize..]
+        );
+        // And the old TIFF is still there, unchanged but for the IFD0 offset in its header.
+        let tiff_end = seg.end() as usize;
+        assert_eq!(&out[12..16], &original[12..16]);
+        assert_eq!(&out[20..tiff_end], &original[20..tiff_end]);
+    }
+
+    #[test]
+    fn deterministic_and_repeatable() {
+        let original = fixture::fixture_bytes(&photo());
+        let a = with_image_description(&original, "{\"a\":1}").unwrap();
+        let b = with_image_description(&original, "{\"a\":1}").unwrap();
+        assert_eq!(a, b);
+        let c = with_image_description(&a, "second").unwrap();
+        assert_eq!(description(&c).as_deref(), Some("second"));
+        assert_eq!(meta(&c), meta(&original));
+        assert_ne!(with_image_description(&original, "{\"a\":2}").unwrap(), a);
+    }
+
+    #[test]
+    fn short_description_is_stored_inline() {
+        let original = fixture::fixture_bytes(&photo());
+        for d in ["", "a", "abc", "abcd"] {
+            let out = with_image_description(&original, d).unwrap();
+            assert_eq!(description(&out).as_deref(), Some(d), "{d:?}");
+            assert_eq!(meta(&out), meta(&original));
+        }
+    }
+
+    #[test]
+    fn big_endian_exif_is_patched_in_its_byte_order() {
+        let fields = fixture::exif_fields(&photo());
+        let mut w = Writer::new();
+        for f in &fields {
+            w.push_field(f);
+        }
+        let mut buf = Cursor::new(Vec::new());
+        w.write(&mut buf, false).unwrap();
+        let original = fixture::jpeg_with_raw_exif(Some(&buf.into_inner()), None).unwrap();
+        let out = with_image_description(&original, "big endian").unwrap();
+        assert_eq!(&out[12..14], b"MM");
+        assert_eq!(description(&out).as_deref(), Some("big endian"));
+        assert_eq!(meta(&out), meta(&original));
+    }
+
+    #[test]
+    fn jpeg_without_exif_gets_a_new_segment() {
+        let bare = fixture::jpeg_with_raw_exif(None, None).unwrap();
+        let out = with_image_description(&bare, "hello").unwrap();
+        assert_eq!(description(&out).as_deref(), Some("hello"));
+        assert_eq!(&out[out.len() - (bare.len() - 2)..], &bare[2..]);
+
+        // After a JFIF APP0, which must stay first.
+        let mut jfif = vec![0xFF, 0xD8];
+        jfif.extend_from_slice(b"\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+        jfif.extend_from_slice(&bare[2..]);
+        let out = with_image_description(&jfif, "hello").unwrap();
+        assert_eq!(&out[..20], &jfif[..20]);
+        assert_eq!(&out[20..22], &[0xFF, 0xE1]);
+        assert_eq!(description(&out).as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn oversized_exif_is_reencoded_without_thumbnail() {
+        let fields = fixture::exif_fields(&photo());
+        let thumb = vec![0xABu8; 64_000];
+        let mut w = Writer::new();
+        for f in &fields {
+            w.push_field(f);
+        }
+        w.set_jpeg(&thumb, In::THUMBNAIL);
+        let mut buf = Cursor::new(Vec::new());
+        w.write(&mut buf, true).unwrap();
+        let original = fixture::jpeg_with_raw_exif(Some(&buf.into_inner()), None).unwrap();
+        let desc = "d".repeat(1000);
+        let out = with_image_description(&original, &desc).unwrap();
+        assert!(out.len() < original.len());
+        assert_eq!(description(&out).as_deref(), Some(desc.as_str()));
+        assert_eq!(meta(&out), meta(&original));
+        // Small descriptions still fit by appending, keeping the thumbnail.
+        let out = with_image_description(&original, "tiny").unwrap();
+        assert!(out.len() > original.len());
+        assert_eq!(description(&out).as_deref(), Some("tiny"));
+    }
+
+    #[test]
+    fn errors() {
+        let original = fixture::fixture_bytes(&photo());
+        let e = with_image_description(&original, "a\0b").unwrap_err();
+        assert_eq!(e.code(), "bad_description");
+        let e = with_image_description(b"\x89PNG\r\n\x1a\n", "x").unwrap_err();
+        assert_eq!(e.code(), "not_jpeg");
+        assert!(e.to_string().contains("PNG"));
+        let e = with_image_description(&original[..40], "x").unwrap_err();
+        assert_eq!(e.code(), "damaged_jpeg");
+        let e = with_image_description(&original, &"x".repeat(70_000)).unwrap_err();
+        assert_eq!(e.code(), "exif_too_large");
+        let bad = fixture::jpeg_with_raw_exif(Some(b"XX\0\x2a\0\0\0\x08"), None).unwrap();
+        let e = with_image_description(&bad, "x").unwrap_err();
+        assert_eq!(e.code(), "broken_exif");
+    }
+
+    #[test]
+    fn broken_exif_is_reencoded_from_what_reads() {
+        let tiff = fixture::broken_exif_tiff(fixture::BrokenExif::IfdLoop).unwrap();
+        let original = fixture::jpeg_with_raw_exif(Some(&tiff), None).unwrap();
+        let out = with_image_description(&original, "fixed").unwrap();
+        let h = jpeg::walk_bytes(&out).unwrap();
+        let exif = exif::Reader::new().read_raw(h.exif.unwrap()).unwrap();
+        let make = exif.get_field(Tag::Make, In::PRIMARY).unwrap();
+        assert!(matches!(&make.value, Value::Ascii(v) if v == &[b"Abc".to_vec()]));
+        assert_eq!(description(&out).as_deref(), Some("fixed"));
+    }
+
+    #[test]
+    fn never_panics_on_mutated_input() {
+        let original = fixture::fixture_bytes(&photo());
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        for _ in 0..2000 {
+            let mut b = original.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize) % 400;
+                b[at] = (x >> 32) as u8;
+            }
+            if let Ok(out) = with_image_description(&b, "{\"k\":\"v\"}") {
+                // Whatever was readable stays readable the same way.
+                let o = ReadOptions::default();
+                let before = read_photo_bytes(Path::new("x"), &b, &o).map(|mut m| {
+                    m.file_size = 0;
+                    m
+                });
+                let after = read_photo_bytes(Path::new("x"), &out, &o).map(|mut m| {
+                    m.file_size = 0;
+                    m
+                });
+                if let (Ok(a), Ok(z)) = (&before, &after) {
+                    assert_eq!(a, z);
+                }
+            }
+        }
+    }
 }

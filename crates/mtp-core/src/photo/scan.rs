@@ -186,7 +186,9 @@ pub fn scan_folder(
                 } else {
                     (
                         "unreadable",
-                        format!("{name} cannot be read ({err}): check that it exists and that you may read it"),
+                        format!(
+                            "{name} cannot be read ({err}): check that it exists and that you may read it"
+                        ),
                     )
                 };
                 report.rejected.push(RejectedFile {
@@ -257,4 +259,244 @@ pub fn scan_folder(
     report.rejected.sort_by(|a, b| a.path.cmp(&b.path));
     report.ignored.sort();
     Ok(report)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::photo::fixture::{self, BrokenExif, FixturePhoto, TrackSpec};
+    use crate::photo::gpx::parse_gpx;
+    use crate::photo::{PositionSource, ReadOptions};
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const T: i64 = 1_714_550_400_000;
+
+    fn no_progress(_: ScanProgress) {}
+
+    fn codes(r: &ScanReport) -> Vec<(String, String)> {
+        r.rejected
+            .iter()
+            .map(|x| (x.file_name.clone(), x.code.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn mixed_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let good = FixturePhoto::at(48.0, 2.0, T);
+        fixture::write_jpeg(&root.join("a_good.jpg"), &good).unwrap();
+        fs::create_dir_all(root.join("nested/deeper")).unwrap();
+        fixture::write_jpeg(&root.join("nested/deeper/b_good.JPG"), &good).unwrap();
+        fixture::write_truncated(&root.join("c_truncated.jpg")).unwrap();
+        fixture::write_no_exif(&root.join("d_noexif.jpg")).unwrap();
+        fixture::write_not_a_jpeg(&root.join("e_image.png")).unwrap();
+        fixture::write_broken_exif(&root.join("f_loop.jpg"), BrokenExif::IfdLoop).unwrap();
+        let nogps = FixturePhoto {
+            captured_at_ms: Some(T),
+            ..Default::default()
+        };
+        fixture::write_jpeg(&root.join("g_nogps.jpg"), &nogps).unwrap();
+        fs::write(root.join("notes.TXT"), "hello").unwrap();
+        fs::write(root.join("track.gpx"), "<gpx/>").unwrap();
+        fs::write(root.join("Thumbs.db"), "x").unwrap();
+        fixture::write_jpeg(&root.join(".hidden.jpg"), &good).unwrap();
+        fs::create_dir_all(root.join(".thumbnails")).unwrap();
+        fixture::write_jpeg(&root.join(".thumbnails/x.jpg"), &good).unwrap();
+        fs::write(root.join("nested/video.mp4"), b"\0\0\0\x18ftypisom\0\0\0\0").unwrap();
+
+        let calls = Mutex::new(Vec::new());
+        let report = scan_folder(root, &ScanOptions::default(), &|p| {
+            calls.lock().unwrap().push(p);
+        })
+        .unwrap();
+        let names: Vec<_> = report.photos.iter().map(|p| p.file_name.as_str()).collect();
+        assert_eq!(names, ["a_good.jpg", "b_good.JPG"]);
+        assert_eq!(
+            codes(&report),
+            [
+                ("c_truncated.jpg".into(), "truncated".into()),
+                ("d_noexif.jpg".into(), "no_exif".into()),
+                ("e_image.png".into(), "not_jpeg".into()),
+                ("f_loop.jpg".into(), "broken_exif".into()),
+                ("g_nogps.jpg".into(), "no_gps".into()),
+                ("video.mp4".into(), "not_jpeg".into()),
+            ]
+        );
+        assert!(report.rejected[5].message.contains("MP4/MOV video"));
+        let ignored: Vec<_> = report
+            .ignored
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(ignored, ["Thumbs.db", "notes.TXT", "track.gpx"]);
+        assert_eq!(report.files_seen, 11);
+
+        let calls = calls.into_inner().unwrap();
+        assert_eq!(calls.len(), 8);
+        for (i, c) in calls.iter().enumerate() {
+            assert_eq!(
+                *c,
+                ScanProgress {
+                    files_done: i + 1,
+                    files_total: 8
+                }
+            );
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["rejected"][0]["code"], "truncated");
+        assert_eq!(json["photos"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn geotags_photos_without_gps_from_a_gpx_track() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TrackSpec {
+            utc_offset_minutes: Some(0),
+            ..TrackSpec::default()
+        };
+        let track_photos = fixture::track_photos(20, &spec);
+        let track = parse_gpx(&fixture::gpx_for(&track_photos)).unwrap();
+        // Photos without GPS, taken with a camera clock 30 s slow.
+        for (i, p) in track_photos.iter().enumerate().take(5) {
+            let mut q = p.clone();
+            q.lat = None;
+            q.lon = None;
+            q.altitude = None;
+            q.captured_at_ms = q.captured_at_ms.map(|t| t - 30_000 + 500);
+            fixture::write_jpeg(&dir.path().join(format!("p{i}.jpg")), &q).unwrap();
+        }
+        // One with its own GPS far away: kept as it is.
+        let own = FixturePhoto {
+            utc_offset_minutes: Some(0),
+            ..FixturePhoto::at(10.0, 10.0, T - 25_000)
+        };
+        fixture::write_jpeg(&dir.path().join("own.jpg"), &own).unwrap();
+        let gpx = |offset_ms, replace| ScanOptions {
+            read: ReadOptions::default(),
+            gpx: Some(GpxGeotag {
+                track: track.clone(),
+                offset_ms,
+                replace_exif_positions: replace,
+            }),
+        };
+
+        // Without the offset, p0 (07:59:30.5) is before the track (08:00:00).
+        let r = scan_folder(dir.path(), &gpx(0, false), &no_progress).unwrap();
+        let rejected = codes(&r);
+        assert!(
+            rejected.contains(&("p0.jpg".into(), "outside_track".into())),
+            "{rejected:?}"
+        );
+        let msg = &r.rejected[0].message;
+        assert!(
+            msg.starts_with(
+                "p0.jpg has no GPS position and was taken 29.5 s before the GPX track starts"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("time offset"), "{msg}");
+
+        // With it, all five are placed halfway between two track points.
+        let r = scan_folder(dir.path(), &gpx(30_000, false), &no_progress).unwrap();
+        assert!(r.rejected.is_empty(), "{:?}", r.rejected);
+        assert_eq!(r.photos.len(), 6);
+        let p1 = r.photos.iter().find(|p| p.file_name == "p1.jpg").unwrap();
+        assert_eq!(p1.position_source, Some(PositionSource::Gpx));
+        let (a, b) = (&track.points()[1], &track.points()[2]);
+        assert!((p1.lat.unwrap() - (a.lat + b.lat) / 2.0).abs() < 1e-7);
+        assert!((p1.altitude.unwrap() - 35.0).abs() < 1e-9);
+        let own_read = r.photos.iter().find(|p| p.file_name == "own.jpg").unwrap();
+        assert_eq!(own_read.position_source, Some(PositionSource::Exif));
+        assert_eq!(own_read.lat, Some(10.0));
+
+        // Replacing EXIF positions moves "own.jpg" onto the track.
+        let r = scan_folder(dir.path(), &gpx(30_000, true), &no_progress).unwrap();
+        let own_read = r.photos.iter().find(|p| p.file_name == "own.jpg").unwrap();
+        assert_eq!(own_read.position_source, Some(PositionSource::Gpx));
+        assert!((own_read.lat.unwrap() - 48.8566).abs() < 0.01);
+    }
+
+    #[test]
+    fn root_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = scan_folder(&missing, &ScanOptions::default(), &no_progress).unwrap_err();
+        assert_eq!(e.code(), "not_found");
+        assert!(e.to_string().contains(&*missing.to_string_lossy()));
+        let file = dir.path().join("f.jpg");
+        fs::write(&file, "x").unwrap();
+        let e = scan_folder(&file, &ScanOptions::default(), &no_progress).unwrap_err();
+        assert_eq!(e.code(), "not_a_directory");
+        assert!(e.to_string().contains("f.jpg"));
+    }
+
+    #[test]
+    fn hidden_root_and_symlink_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(".photos");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fixture::write_jpeg(&root.join("sub/a.jpg"), &FixturePhoto::at(1.0, 1.0, T)).unwrap();
+        std::os::unix::fs::symlink(&root, root.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(root.join("missing"), root.join("dangling.jpg")).unwrap();
+        let r = scan_folder(&root, &ScanOptions::default(), &no_progress).unwrap();
+        assert_eq!(r.photos.len(), 1);
+        assert_eq!(
+            codes(&r),
+            [
+                ("dangling.jpg".into(), "unreadable".into()),
+                ("loop".into(), "symlink_loop".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn unicode_and_non_utf8_names_scan_and_serialize() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = FixturePhoto::at(1.0, 1.0, T);
+        let sub = dir.path().join("Straße 東京");
+        fs::create_dir_all(&sub).unwrap();
+        fixture::write_jpeg(&sub.join("📷.jpg"), &p).unwrap();
+        let raw = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"\xff\xfe.jpg"));
+        fixture::write_jpeg(&raw, &p).unwrap();
+        let bad = dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.jpg"));
+        fixture::write_no_exif(&bad).unwrap();
+        let r = scan_folder(dir.path(), &ScanOptions::default(), &no_progress).unwrap();
+        assert_eq!(r.photos.len(), 2);
+        assert!(r.photos.iter().any(|m| m.path == raw));
+        assert!(r.photos.iter().any(|m| m.file_name == "📷.jpg"));
+        assert_eq!(r.rejected[0].path, bad);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("Straße 東京"));
+        assert!(json.contains("bad\u{fffd}.jpg"));
+    }
+
+    #[test]
+    fn scans_a_thousand_photo_track() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = fixture::write_track_folder(dir.path(), 1000, &TrackSpec::default()).unwrap();
+        let n = AtomicUsize::new(0);
+        let r = scan_folder(dir.path(), &ScanOptions::default(), &|_| {
+            n.fetch_add(1, Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(n.into_inner(), 1000);
+        assert_eq!(r.photos.len(), 1000);
+        assert!(r.rejected.is_empty());
+        let got: Vec<_> = r.photos.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(got, paths);
+        assert!(
+            r.photos
+                .windows(2)
+                .all(|w| w[0].captured_at_ms < w[1].captured_at_ms)
+        );
+        assert_eq!(
+            r.photos[0].captured_at_ms,
+            Some(TrackSpec::default().start_time_ms)
+        );
+    }
 }

@@ -56,11 +56,8 @@ pub(crate) fn parse_gpano(packet: &[u8]) -> Gpano {
     // The GPano element whose text we are collecting, if any.
     let mut open: Option<String> = None;
     let mut text_buf = String::new();
-    loop {
-        let event = match reader.read_event() {
-            Ok(e) => e,
-            Err(_) => break,
-        };
+    // A malformed packet just ends the reading: keep what was found before the error.
+    while let Ok(event) = reader.read_event() {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 for attr in e.attributes().with_checks(false).flatten() {
@@ -81,16 +78,8 @@ pub(crate) fn parse_gpano(packet: &[u8]) -> Gpano {
                     }
                 }
             }
-            Event::Text(t) => {
-                if open.is_some() {
-                    text_buf.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(t) => {
-                if open.is_some() {
-                    text_buf.push_str(&t.xml10_content());
-                }
-            }
+            Event::Text(t) if open.is_some() => text_buf.push_str(&t.xml10_content()),
+            Event::CData(t) if open.is_some() => text_buf.push_str(&t.xml10_content()),
             Event::End(_) => {
                 if let Some(local) = open.take() {
                     set(&mut g, &local, &text_buf);

@@ -378,11 +378,11 @@ fn filter_close(
             );
             continue;
         }
-        if let Some(last) = kept.last() {
-            if let Some((reason, message)) = closeness(last, &it, opts) {
-                dropped.push(it.into_dropped(reason, message));
-                continue;
-            }
+        if let Some(last) = kept.last()
+            && let Some((reason, message)) = closeness(last, &it, opts)
+        {
+            dropped.push(it.into_dropped(reason, message));
+            continue;
         }
         kept.push(it);
     }

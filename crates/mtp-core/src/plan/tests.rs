@@ -304,8 +304,9 @@ fn sort_ties_break_by_file_name() {
 
 #[test]
 fn duplicates_with_and_without_heading() {
-    // (distance m, heading of first, heading of second, dropped?, heading_delta)
-    let cases: [(f64, Option<f64>, Option<f64>, bool, Option<f64>); 7] = [
+    /// (distance m, heading of first, heading of second, dropped?, heading_delta)
+    type Case = (f64, Option<f64>, Option<f64>, bool, Option<f64>);
+    let cases: [Case; 7] = [
         (0.05, None, None, true, None),
         (0.05, Some(10.0), None, true, None),
         (0.05, Some(10.0), Some(13.0), true, Some(3.0)),
@@ -542,7 +543,7 @@ fn zigzag_outlier_is_dropped_and_headings_recomputed() {
     assert!(d.message.contains("between IMG_0006.jpg and IMG_0008.jpg"));
     // IMG_0006's computed heading points at IMG_0008 (north), not at the outlier.
     let h6 = p.sequences[0].photos[6].photo.heading.unwrap();
-    assert!(h6 < 0.01 || h6 > 359.99, "{h6}");
+    assert!(!(0.01..=359.99).contains(&h6), "{h6}");
     // The dropped photo keeps its original (missing) heading.
     assert_eq!(d.photo.heading, None);
 
@@ -804,8 +805,15 @@ fn serialized_shape() {
     // serde_json's default float parser may differ in the last bit, so compare the shape.
     assert_eq!(back.summary().kept, 3);
     assert_eq!(back.options, p.options);
-    assert_eq!(back.sequences[0].photos[2].photo, p.sequences[0].photos[2].photo);
-    assert!(close(back.sequences[0].distance_m, p.sequences[0].distance_m, 1e-9));
+    assert_eq!(
+        back.sequences[0].photos[2].photo,
+        p.sequences[0].photos[2].photo
+    );
+    assert!(close(
+        back.sequences[0].distance_m,
+        p.sequences[0].distance_m,
+        1e-9
+    ));
 }
 
 /// 10 000 photos: a long walk with pauses (duplicates), gaps in time and space, and a

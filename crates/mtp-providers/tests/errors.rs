@@ -1,0 +1,492 @@
+//! Error classification tables (PROTOCOLS §2.3, §3.3, §4.1, §5) and the backoff schedule.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use mtp_core::Destination;
+use mtp_core::secret::Secret;
+use mtp_providers::error::{
+    BACKOFF_CAP, DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, backoff_delay,
+    parse_retry_after,
+};
+use mtp_providers::kartaview::{self, KartaViewReply};
+use mtp_providers::mtpw::{self, MtpwCall};
+use mtp_providers::{MapillaryClient, mapillary, panoramax};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+/// 1994-11-06T08:49:37Z, the RFC 9110 example date.
+const RFC_DATE_MS: i64 = 784_111_777_000;
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap()
+}
+
+fn headers(retry_after: Option<&str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(v) = retry_after {
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+fn retry(secs: Option<u64>) -> ErrorKind {
+    ErrorKind::Retry {
+        after: secs.map(Duration::from_secs),
+    }
+}
+
+fn mly(code: u16, retry_after: Option<&str>, body: &str) -> ProviderError {
+    mapillary::classify_error(status(code), &headers(retry_after), body.as_bytes(), 0)
+}
+
+#[test]
+fn mapillary_table_of_protocols_2_3() {
+    let rate_limited = r#"{"debug_info":{"retriable":false,"type":"RequestRateLimitedError","message":"Request rate limit has been exceeded"}}"#;
+    let rate_limited_backoff = r#"{"backoff":5000,"debug_info":{"retriable":false,"type":"RequestRateLimitedError","message":"slow down"}}"#;
+    let offset = r#"{"debug_info":{"retriable":true,"type":"OffsetInvalidError","message":"Request starting offset is invalid"}}"#;
+    let not_authorized = r#"{"debug_info":{"retriable":false,"type":"NotAuthorizedError","message":"Not authorized"}}"#;
+    let retriable_400 =
+        r#"{"debug_info":{"retriable":true,"type":"SomeTransientError","message":"try again"}}"#;
+    let plain_400 =
+        r#"{"debug_info":{"retriable":false,"type":"InvalidImageError","message":"bad image"}}"#;
+    let graph_400 = r#"{"error":{"message":"Unsupported get request.","type":"GraphMethodException","code":100,"fbtrace_id":"x"}}"#;
+
+    let rows: Vec<(&str, ProviderError, ErrorKind)> = vec![
+        ("429, nothing else", mly(429, None, ""), retry(Some(10))),
+        (
+            "429 + Retry-After s",
+            mly(429, Some("7"), ""),
+            retry(Some(7)),
+        ),
+        (
+            "429 + Retry-After date",
+            mapillary::classify_error(
+                status(429),
+                &headers(Some("Sun, 06 Nov 1994 08:49:37 GMT")),
+                b"",
+                RFC_DATE_MS - 42_000,
+            ),
+            retry(Some(42)),
+        ),
+        (
+            "400 RequestRateLimitedError, retriable:false",
+            mly(400, None, rate_limited),
+            retry(Some(10)),
+        ),
+        (
+            "400 RequestRateLimitedError + Retry-After",
+            mly(400, Some("3"), rate_limited),
+            retry(Some(3)),
+        ),
+        (
+            "JSON backoff wins over Retry-After",
+            mly(429, Some("3"), rate_limited_backoff),
+            retry(Some(5)),
+        ),
+        (
+            "412 retriable",
+            mly(412, None, offset),
+            ErrorKind::OffsetInvalid,
+        ),
+        (
+            "400 NotAuthorizedError",
+            mly(400, None, not_authorized),
+            ErrorKind::Auth,
+        ),
+        (
+            "401",
+            mly(
+                401,
+                None,
+                r#"{"error":{"message":"Invalid OAuth access token"}}"#,
+            ),
+            ErrorKind::Auth,
+        ),
+        ("403", mly(403, None, ""), ErrorKind::Auth),
+        (
+            "other 4xx retriable",
+            mly(400, None, retriable_400),
+            retry(None),
+        ),
+        (
+            "other 4xx not retriable",
+            mly(400, None, plain_400),
+            ErrorKind::Permanent,
+        ),
+        (
+            "4xx non-JSON never retried",
+            mly(400, None, "<html>Bad Request</html>"),
+            ErrorKind::Permanent,
+        ),
+        (
+            "Graph-style 400",
+            mly(400, None, graph_400),
+            ErrorKind::Permanent,
+        ),
+        ("500", mly(500, None, ""), retry(None)),
+        (
+            "502 HTML",
+            mly(502, None, "<html>Bad gateway</html>"),
+            retry(None),
+        ),
+        (
+            "503 + Retry-After",
+            mly(503, Some("30"), ""),
+            retry(Some(30)),
+        ),
+    ];
+    for (name, error, kind) in rows {
+        assert_eq!(error.kind(), kind, "{name}: {error}");
+        assert_eq!(error.service(), Destination::Mapillary, "{name}");
+    }
+
+    let e = mly(412, None, offset);
+    assert_eq!(e.message(), "Request starting offset is invalid");
+    assert_eq!(e.code(), Some("OffsetInvalidError"));
+    assert_eq!(e.status(), Some(412));
+
+    let e = mly(400, None, graph_400);
+    assert_eq!(e.message(), "Unsupported get request.");
+    assert_eq!(e.code(), Some("GraphMethodException"));
+
+    // Opaque 4xx: the whole body is kept and shown (PROTOCOLS §6).
+    let e = mly(400, None, "<html>Bad Request: quota</html>");
+    assert_eq!(e.body(), Some("<html>Bad Request: quota</html>"));
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("Mapillary: unexpected reply (HTTP 400)"),
+        "{shown}"
+    );
+    assert!(shown.contains("<html>Bad Request: quota</html>"), "{shown}");
+    assert!(shown.contains("Not retried automatically"), "{shown}");
+
+    let e = mly(
+        401,
+        None,
+        r#"{"error":{"message":"Invalid OAuth access token"}}"#,
+    );
+    let shown = e.to_string();
+    assert!(shown.contains("Invalid OAuth access token"), "{shown}");
+    assert!(shown.contains("UPLOAD permission"), "{shown}");
+    assert!(
+        shown.contains("Reconnect your Mapillary account"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn connection_errors_and_timeouts_retry_with_no_extra_delay() {
+    // A port nobody listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = MapillaryClient::with_urls(
+        common::client(),
+        common::url(&format!("{base}/graph")),
+        common::url(&format!("{base}/upload")),
+        Secret::from("tok"),
+    );
+    let e = client.me().await.unwrap_err();
+    assert_eq!(e.kind(), retry(None), "{e}");
+    assert_eq!(e.status(), None);
+    assert!(e.to_string().contains("when the network is back"), "{e}");
+
+    // A server that never answers in time.
+    let router = axum::Router::new().route(
+        "/graph/me",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "{}"
+        }),
+    );
+    let base = common::serve(router).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let client = MapillaryClient::with_urls(
+        impatient,
+        common::url(&format!("{base}/graph")),
+        common::url(&format!("{base}/upload")),
+        Secret::from("tok"),
+    );
+    let e = client.me().await.unwrap_err();
+    assert_eq!(e.kind(), retry(None), "{e}");
+    assert!(e.message().contains("timed out"), "{e}");
+}
+
+fn kv(code: u16, body: &str) -> Result<KartaViewReply, ProviderError> {
+    kartaview::interpret_reply(status(code), &headers(None), body.as_bytes(), 0)
+}
+
+fn kv_kind(code: u16, body: &str) -> ErrorKind {
+    kv(code, body).unwrap_err().kind()
+}
+
+#[test]
+fn kartaview_codes() {
+    let dup_v1 = r#"{"status":{"apiCode":"660","apiMessage":" You are not allowed to add a duplicate entry (sequenceIndex)","httpCode":400,"httpMessage":"Bad Request"}}"#;
+    let dup_v2 = r#"{"status":{"apiCode":406,"apiMessage":"duplicate","httpCode":406}}"#;
+    assert_eq!(
+        kv(400, dup_v1).unwrap(),
+        KartaViewReply::Duplicate {
+            message: "You are not allowed to add a duplicate entry (sequenceIndex)".into()
+        }
+    );
+    assert!(matches!(
+        kv(200, dup_v1).unwrap(),
+        KartaViewReply::Duplicate { .. }
+    ));
+    assert!(matches!(
+        kv(406, dup_v2).unwrap(),
+        KartaViewReply::Duplicate { .. }
+    ));
+    assert!(matches!(
+        kv(500, dup_v1).unwrap(),
+        KartaViewReply::Duplicate { .. }
+    ));
+
+    let ok_v1 = r#"{"status":{"apiCode":"600","apiMessage":"The request has been processed without incidents"},"osv":{"sequence":{"id":"4321"}}}"#;
+    let ok_v2 = r#"{"status":{"apiCode":600},"result":{"data":{"id":1}}}"#;
+    let saved = r#"{"status":{"apiCode":"602","apiMessage":"saved with error"},"osv":{"photo":{"id":"9"}}}"#;
+    assert!(matches!(kv(200, ok_v1).unwrap(), KartaViewReply::Ok(_)));
+    assert!(matches!(kv(200, ok_v2).unwrap(), KartaViewReply::Ok(_)));
+    assert!(matches!(kv(200, saved).unwrap(), KartaViewReply::Ok(_)));
+
+    let unauth = r#"{"status":{"apiCode":"401","apiMessage":" You have to be authenticated in order to access this method","httpCode":401}}"#;
+    assert_eq!(kv_kind(401, unauth), ErrorKind::Auth);
+    assert_eq!(kv_kind(200, unauth), ErrorKind::Auth);
+    assert_eq!(kv_kind(403, "Forbidden"), ErrorKind::Auth);
+    let e = kv(401, unauth).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "You have to be authenticated in order to access this method"
+    );
+    assert!(
+        e.to_string().contains("Reconnect your KartaView account"),
+        "{e}"
+    );
+
+    for (code, api) in [
+        (400, "610"),
+        (400, "611"),
+        (400, "612"),
+        (403, "618"),
+        (400, "671"),
+        (200, "690"),
+        (400, "690"),
+    ] {
+        let body = format!(r#"{{"status":{{"apiCode":"{api}","apiMessage":"message {api}"}}}}"#);
+        let e = kv(code, &body).unwrap_err();
+        let expected = if code == 403 {
+            ErrorKind::Auth
+        } else {
+            ErrorKind::Permanent
+        };
+        assert_eq!(e.kind(), expected, "{code}/{api}");
+        assert_eq!(e.message(), format!("message {api}"));
+        assert_eq!(e.code(), Some(format!("apiCode {api}").as_str()));
+    }
+
+    assert_eq!(
+        kv_kind(
+            500,
+            r#"{"status":{"apiCode":"690","apiMessage":"unexpected"}}"#
+        ),
+        retry(None)
+    );
+    assert_eq!(kv_kind(502, "<html>bad gateway</html>"), retry(None));
+    assert_eq!(kv_kind(429, ""), retry(Some(10)));
+    assert_eq!(
+        kartaview::interpret_reply(status(503), &headers(Some("20")), b"", 0)
+            .unwrap_err()
+            .kind(),
+        retry(Some(20))
+    );
+    // Non-JSON: permanent, with the body shown.
+    let e = kv(200, "<html>maintenance</html>").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.body(), Some("<html>maintenance</html>"));
+    let e = kv(400, "Invalid access token").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert!(e.to_string().contains("Invalid access token"), "{e}");
+}
+
+fn pmx(code: u16, body: &str) -> ProviderError {
+    panoramax::classify_error(status(code), &headers(None), body.as_bytes(), 0)
+}
+
+#[test]
+fn panoramax_codes() {
+    assert_eq!(
+        pmx(401, r#"{"message":"Token not valid","status_code":401}"#).kind(),
+        ErrorKind::Auth
+    );
+    assert_eq!(
+        pmx(
+            401,
+            r#"{"message":"Authentication is mandatory","status_code":401}"#
+        )
+        .kind(),
+        ErrorKind::Auth
+    );
+    assert_eq!(pmx(403, r#"{"message":"You're not authorized to add picture to this upload set","status_code":403}"#).kind(), ErrorKind::Auth);
+    for code in [404, 415] {
+        assert_eq!(
+            pmx(code, r#"{"message":"nope","status_code":404}"#).kind(),
+            ErrorKind::Permanent
+        );
+    }
+    for code in [500, 502, 503, 504] {
+        assert_eq!(pmx(code, "").kind(), retry(None), "{code}");
+    }
+    assert_eq!(pmx(429, "").kind(), retry(Some(10)));
+
+    let e = pmx(
+        400,
+        r#"{"message":"Impossible to parse picture metadata","status_code":400,"details":{"error":"invalid_metadata","missing_fields":["datetime","location"]}}"#,
+    );
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.code(), Some("invalid_metadata"));
+    assert!(
+        e.message()
+            .starts_with("Impossible to parse picture metadata"),
+        "{e}"
+    );
+    assert!(e.message().contains("missing: datetime, location"), "{e}");
+    assert_eq!(e.service(), Destination::Panoramax);
+
+    let e = pmx(400, "not json");
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.body(), Some("not json"));
+}
+
+fn mtpw_reply(call: MtpwCall, code: u16, body: &str) -> Result<serde_json::Value, ProviderError> {
+    mtpw::interpret_reply(call, status(code), &headers(None), body.as_bytes(), 0)
+}
+
+#[test]
+fn mtpw_quirks() {
+    // HTTP 200 with `error`: a failure, whatever `status` says.
+    for body in [
+        r#"{"error":"Transport type is invalid","status":false}"#,
+        r#"{"error":"Transport type is invalid","status":"success"}"#,
+    ] {
+        let e = mtpw_reply(MtpwCall::Create, 200, body).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert_eq!(e.message(), "Transport type is invalid");
+        assert!(
+            e.to_string()
+                .starts_with("Map the Paths Web: Transport type is invalid (HTTP 200)"),
+            "{e}"
+        );
+    }
+    let ok =
+        r#"{"status":"success","message":"Sequence successfully was created.","unique_id":"u1"}"#;
+    assert_eq!(
+        mtpw_reply(MtpwCall::Create, 200, ok).unwrap()["unique_id"],
+        "u1"
+    );
+    let ok_bool = r#"{"message":"Sequence is updated \n","status":true}"#;
+    assert!(mtpw_reply(MtpwCall::Import, 200, ok_bool).is_ok());
+
+    // Unknown id on import: Django's HTML 500 page, not worth retrying.
+    let e = mtpw_reply(
+        MtpwCall::Import,
+        500,
+        "<!DOCTYPE html><html>Server Error (500)</html>",
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert!(e.message().contains("no longer exists"), "{e}");
+    // The same status on create is a plain server failure.
+    assert_eq!(
+        mtpw_reply(MtpwCall::Create, 500, "<html>oops</html>")
+            .unwrap_err()
+            .kind(),
+        retry(None)
+    );
+    assert_eq!(
+        mtpw_reply(MtpwCall::Import, 503, "").unwrap_err().kind(),
+        retry(None)
+    );
+    assert_eq!(
+        mtpw_reply(
+            MtpwCall::Create,
+            401,
+            r#"{"detail":"Authentication credentials were not provided."}"#
+        )
+        .unwrap_err()
+        .kind(),
+        ErrorKind::Auth
+    );
+    assert_eq!(
+        mtpw_reply(MtpwCall::Create, 200, "<html>login</html>")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Permanent
+    );
+}
+
+#[test]
+fn retry_after_values() {
+    assert_eq!(parse_retry_after("120", 0), Some(Duration::from_secs(120)));
+    assert_eq!(parse_retry_after(" 0 ", 0), Some(Duration::ZERO));
+    assert_eq!(
+        parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", RFC_DATE_MS - 90_000),
+        Some(Duration::from_secs(90))
+    );
+    // A date in the past means "now".
+    assert_eq!(
+        parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", RFC_DATE_MS + 5_000),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(parse_retry_after("soon", 0), None);
+    assert_eq!(parse_retry_after("-5", 0), None);
+}
+
+#[test]
+fn backoff_is_jittered_exponential_capped_and_never_below_the_server_delay() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for attempt in 0..40u32 {
+        let ceiling = Duration::from_secs(1u64 << attempt.min(5)).min(BACKOFF_CAP);
+        let mut max_seen = Duration::ZERO;
+        for _ in 0..200 {
+            let d = backoff_delay(attempt, None, &mut rng);
+            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
+            max_seen = max_seen.max(d);
+
+            let server = Duration::from_secs(10);
+            let d = backoff_delay(attempt, Some(server), &mut rng);
+            assert!(
+                d >= server && d <= server + ceiling,
+                "attempt {attempt}: {d:?}"
+            );
+        }
+        // Full jitter spreads over the whole window.
+        assert!(
+            max_seen > ceiling / 2,
+            "attempt {attempt}: max {max_seen:?}"
+        );
+    }
+
+    let e = mly(
+        412,
+        None,
+        r#"{"debug_info":{"retriable":true,"type":"OffsetInvalidError"}}"#,
+    );
+    assert_eq!(e.retry_delay(3, &mut rng), Some(Duration::ZERO));
+    assert_eq!(mly(400, None, "x").retry_delay(0, &mut rng), None);
+    assert_eq!(mly(401, None, "").retry_delay(0, &mut rng), None);
+    let limited = mly(429, None, "").retry_delay(0, &mut rng).unwrap();
+    assert!(
+        limited >= DEFAULT_RATE_LIMIT_DELAY
+            && limited <= DEFAULT_RATE_LIMIT_DELAY + Duration::from_secs(1)
+    );
+}

@@ -1,0 +1,457 @@
+//! Mapillary's server side: uploaded files, clusters and their simulated processing into
+//! sequences and images.
+//!
+//! A `finish_upload` creates a cluster at once (files are parsed then, ids allocated then);
+//! the cluster then walks the four stages of mapillary.com's activity page over
+//! `processing_delay` (stage *i* succeeds at `(i+1)/4` of it). Its sequences and images
+//! become visible to the Graph read-back endpoints when the last stage succeeds.
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read as _};
+
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::ids::{self, Counter};
+use crate::photo::{self, PhotoMeta};
+use crate::state::{MapillaryCluster, MapillaryFile, MapillaryImage, MapillarySequence, username};
+
+pub(crate) const STAGES: [&str; 4] = [
+    "image ingestion",
+    "image processing",
+    "map data processing",
+    "map update",
+];
+
+/// Images per sequence (mapillary_tools ≥ 0.13 and, reportedly, the server).
+pub(crate) const MAX_SEQUENCE_IMAGES: usize = 1000;
+
+/// The one organization the sandbox accounts belong to.
+pub(crate) const ORGANIZATION_ID: &str = "200000000000001";
+
+static IMAGE_IDS: Counter = Counter::new(300_000_000_000_001);
+static CLUSTER_IDS: Counter = Counter::new(5_000_000_001);
+
+pub(crate) struct UploadFile {
+    pub user: usize,
+    pub key: String,
+    pub data: Vec<u8>,
+    pub handle: Option<String>,
+    pub posts: u32,
+}
+
+pub(crate) struct Cluster {
+    pub id: String,
+    pub user: usize,
+    pub file_type: String,
+    pub handle: String,
+    pub organization_id: Option<String>,
+    pub created: Instant,
+    pub created_at: time::OffsetDateTime,
+    pub sequence_ids: Vec<String>,
+    pub image_count: usize,
+    pub dropped: usize,
+    /// Stage index that fails, and why.
+    pub failure: Option<(usize, String)>,
+    pub manifest_canonical: Option<bool>,
+}
+
+pub(crate) struct Sequence {
+    pub id: String,
+    pub cluster_id: String,
+    pub user: usize,
+    pub image_ids: Vec<String>,
+    pub visible_at: Instant,
+}
+
+pub(crate) struct Image {
+    pub id: String,
+    pub sequence_id: String,
+    pub cluster_id: String,
+    pub user: usize,
+    pub key: String,
+    pub bytes: Bytes,
+    pub meta: PhotoMeta,
+    pub organization_id: Option<String>,
+    pub visible_at: Instant,
+}
+
+impl Image {
+    pub fn visible(&self) -> bool {
+        Instant::now() >= self.visible_at
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct MlyState {
+    /// Files by (user, key).
+    pub files: HashMap<(usize, String), UploadFile>,
+    /// Upload order of the keys, for stable snapshots.
+    pub file_order: Vec<(usize, String)>,
+    pub clusters: Vec<Cluster>,
+    pub sequences: Vec<Sequence>,
+    pub images: Vec<Image>,
+}
+
+/// Why a `finish_upload` is refused (HTTP 400 with this message).
+pub(crate) struct FinishError(pub String);
+
+impl MlyState {
+    pub fn file_mut(&mut self, user: usize, key: &str) -> &mut UploadFile {
+        let id = (user, key.to_owned());
+        if !self.files.contains_key(&id) {
+            self.file_order.push(id.clone());
+        }
+        self.files.entry(id).or_insert_with(|| UploadFile {
+            user,
+            key: key.to_owned(),
+            data: Vec::new(),
+            handle: None,
+            posts: 0,
+        })
+    }
+
+    fn by_handle(&self, user: usize, handle: &str) -> Option<&UploadFile> {
+        self.files
+            .values()
+            .find(|f| f.user == user && f.handle.as_deref() == Some(handle))
+    }
+
+    /// Creates a cluster from a finished file; returns its id.
+    pub fn finish(
+        &mut self,
+        app: &App,
+        user: usize,
+        handle: &str,
+        file_type: &str,
+        organization_id: Option<String>,
+    ) -> Result<String, FinishError> {
+        let file = self
+            .by_handle(user, handle)
+            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+        let mut manifest_canonical = None;
+        // (upload key, bytes) of each image, in sequence order; `None` = a video.
+        let items: Option<Vec<(String, Bytes)>> = match file_type {
+            "mly_bundle_manifest" => {
+                let (handles, canonical) = parse_manifest(&file.data)?;
+                manifest_canonical = Some(canonical);
+                let mut items = Vec::with_capacity(handles.len());
+                for h in &handles {
+                    let f = self.by_handle(user, h).ok_or_else(|| {
+                        FinishError(format!("Manifest references an unknown image handle: {h}"))
+                    })?;
+                    if !photo::is_jpeg(&f.data) {
+                        return Err(FinishError(format!(
+                            "Manifest image {} is not a JPEG",
+                            f.key
+                        )));
+                    }
+                    items.push((f.key.clone(), Bytes::from(f.data.clone())));
+                }
+                Some(items)
+            }
+            "zip" => Some(parse_zip(&file.key, &file.data)?),
+            "mly_camm_video" | "mly_blackvue_video" => {
+                if file.data.len() < 12 || &file.data[4..8] != b"ftyp" {
+                    return Err(FinishError(format!(
+                        "File {} is not an MP4 video",
+                        file.key
+                    )));
+                }
+                None
+            }
+            other => {
+                return Err(FinishError(format!(
+                    "Invalid file_type: {other} (expected zip, mly_bundle_manifest, mly_camm_video or mly_blackvue_video)"
+                )));
+            }
+        };
+        if let Some(org) = &organization_id
+            && org != ORGANIZATION_ID
+        {
+            return Err(FinishError(format!(
+                "User is not a member of organization {org}"
+            )));
+        }
+
+        let cluster_id = CLUSTER_IDS.next_string();
+        let created = Instant::now();
+        let visible_at = created + app.cfg.processing_delay;
+        let mut cluster = Cluster {
+            id: cluster_id.clone(),
+            user,
+            file_type: file_type.to_owned(),
+            handle: handle.to_owned(),
+            organization_id: organization_id.clone(),
+            created,
+            created_at: time::OffsetDateTime::now_utc(),
+            sequence_ids: Vec::new(),
+            image_count: 0,
+            dropped: 0,
+            failure: None,
+            manifest_canonical,
+        };
+        match items {
+            None => {
+                // A CAMM/BlackVue video: the sandbox does not decode its telemetry, so the
+                // sequence it becomes has no images.
+                let seq_id = ids::base62(22);
+                self.sequences.push(Sequence {
+                    id: seq_id.clone(),
+                    cluster_id: cluster_id.clone(),
+                    user,
+                    image_ids: Vec::new(),
+                    visible_at,
+                });
+                cluster.sequence_ids.push(seq_id);
+            }
+            Some(items) => {
+                let mut kept = Vec::new();
+                for (key, bytes) in items {
+                    let meta = photo::read_mapillary_meta(&bytes);
+                    if meta.position().is_some() {
+                        kept.push((key, bytes, meta));
+                    } else {
+                        cluster.dropped += 1;
+                    }
+                }
+                if kept.is_empty() {
+                    cluster.failure = Some((
+                        1,
+                        "No image has a position (MAPLatitude/MAPLongitude or GPS EXIF)".into(),
+                    ));
+                }
+                cluster.image_count = kept.len();
+                let mut rest = kept.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let seq_id = ids::base62(22);
+                    let mut image_ids = Vec::new();
+                    for (key, bytes, meta) in rest.by_ref().take(MAX_SEQUENCE_IMAGES) {
+                        let id = IMAGE_IDS.next_string();
+                        image_ids.push(id.clone());
+                        self.images.push(Image {
+                            id,
+                            sequence_id: seq_id.clone(),
+                            cluster_id: cluster_id.clone(),
+                            user,
+                            key,
+                            bytes,
+                            meta,
+                            organization_id: organization_id.clone(),
+                            visible_at,
+                        });
+                    }
+                    self.sequences.push(Sequence {
+                        id: seq_id.clone(),
+                        cluster_id: cluster_id.clone(),
+                        user,
+                        image_ids,
+                        visible_at,
+                    });
+                    cluster.sequence_ids.push(seq_id);
+                }
+            }
+        }
+        self.clusters.push(cluster);
+        Ok(cluster_id)
+    }
+
+    pub fn files_snapshot(&self) -> Vec<MapillaryFile> {
+        self.file_order
+            .iter()
+            .filter_map(|id| self.files.get(id))
+            .map(|f| MapillaryFile {
+                user: username(f.user),
+                key: f.key.clone(),
+                bytes: Bytes::from(f.data.clone()),
+                len: f.data.len() as u64,
+                md5: hex::encode(Md5::digest(&f.data)),
+                handle: f.handle.clone(),
+                posts: f.posts,
+            })
+            .collect()
+    }
+
+    pub fn clusters_snapshot(&self, app: &App) -> Vec<MapillaryCluster> {
+        self.clusters
+            .iter()
+            .map(|c| {
+                let (stages, status) = cluster_stages(app, c);
+                MapillaryCluster {
+                    id: c.id.clone(),
+                    user: username(c.user),
+                    file_type: c.file_type.clone(),
+                    file_handle: c.handle.clone(),
+                    organization_id: c.organization_id.clone(),
+                    stages: stages
+                        .into_iter()
+                        .map(|(n, s)| (n.to_owned(), s.to_owned()))
+                        .collect(),
+                    status: status.to_owned(),
+                    failure: c.failure.as_ref().map(|(_, m)| m.clone()),
+                    sequence_ids: c.sequence_ids.clone(),
+                    image_count: c.image_count,
+                    dropped_images: c.dropped,
+                    manifest_canonical: c.manifest_canonical,
+                }
+            })
+            .collect()
+    }
+
+    pub fn sequences_snapshot(&self) -> Vec<MapillarySequence> {
+        let now = Instant::now();
+        self.sequences
+            .iter()
+            .map(|s| MapillarySequence {
+                id: s.id.clone(),
+                cluster_id: s.cluster_id.clone(),
+                user: username(s.user),
+                image_ids: s.image_ids.clone(),
+                visible: now >= s.visible_at,
+            })
+            .collect()
+    }
+
+    pub fn images_snapshot(&self) -> Vec<MapillaryImage> {
+        self.images
+            .iter()
+            .map(|i| MapillaryImage {
+                id: i.id.clone(),
+                sequence_id: i.sequence_id.clone(),
+                cluster_id: i.cluster_id.clone(),
+                user: username(i.user),
+                upload_key: i.key.clone(),
+                lat: i.meta.lat,
+                lon: i.meta.lon,
+                altitude: i.meta.altitude,
+                captured_at_ms: i.meta.captured_at_ms(),
+                compass_angle: i.meta.heading,
+                visible: i.visible(),
+            })
+            .collect()
+    }
+}
+
+/// Each stage's status and the cluster's overall status.
+pub(crate) fn cluster_stages(
+    app: &App,
+    c: &Cluster,
+) -> (Vec<(&'static str, &'static str)>, &'static str) {
+    let elapsed = c.created.elapsed();
+    let step = app.step(4);
+    let mut out = Vec::with_capacity(4);
+    let mut overall = "done";
+    for (i, name) in STAGES.iter().enumerate() {
+        let due = step * (i as u32 + 1);
+        let status = match &c.failure {
+            Some((stage, _)) if i > *stage => "pending",
+            Some((stage, _)) if i == *stage && elapsed >= due => "failed",
+            _ if elapsed >= due => "success",
+            _ => "pending",
+        };
+        out.push((*name, status));
+    }
+    if out.iter().any(|(_, s)| *s == "failed") {
+        overall = "failed";
+    } else if out.iter().all(|(_, s)| *s == "pending") {
+        overall = "pending";
+    } else if out.iter().any(|(_, s)| *s == "pending") {
+        overall = "processing";
+    }
+    (out, overall)
+}
+
+/// `{"image_handles":[…],"upload_type":"images","version":"1"}` → the handles, and whether
+/// the JSON was compact with sorted keys.
+fn parse_manifest(data: &[u8]) -> Result<(Vec<String>, bool), FinishError> {
+    let v: serde_json::Value = serde_json::from_slice(data)
+        .map_err(|e| FinishError(format!("Manifest is not valid JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| FinishError("Manifest is not a JSON object".into()))?;
+    match obj.get("version").and_then(serde_json::Value::as_str) {
+        Some("1") => {}
+        other => {
+            return Err(FinishError(format!(
+                "Unsupported manifest version: {other:?} (expected \"1\")"
+            )));
+        }
+    }
+    match obj.get("upload_type").and_then(serde_json::Value::as_str) {
+        Some("images") => {}
+        other => {
+            return Err(FinishError(format!(
+                "Unsupported manifest upload_type: {other:?} (expected \"images\")"
+            )));
+        }
+    }
+    if let Some(extra) = obj
+        .keys()
+        .find(|k| !["image_handles", "upload_type", "version"].contains(&k.as_str()))
+    {
+        return Err(FinishError(format!("Unknown manifest key: {extra}")));
+    }
+    let handles: Vec<String> = obj
+        .get("image_handles")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| FinishError("Manifest has no image_handles array".into()))?
+        .iter()
+        .map(|h| h.as_str().map(str::to_owned))
+        .collect::<Option<_>>()
+        .ok_or_else(|| FinishError("image_handles must be strings".into()))?;
+    if handles.is_empty() {
+        return Err(FinishError("Manifest has no images".into()));
+    }
+    // serde_json's map is sorted (no preserve_order), so re-serializing gives the canonical form.
+    let canonical = serde_json::to_vec(&v).is_ok_and(|c| c == data);
+    Ok((handles, canonical))
+}
+
+/// A mapillary_tools zip: entries `0.jpg…` (read in numeric order), comment
+/// `{"sequence_md5sum":"…"}` required.
+fn parse_zip(key: &str, data: &[u8]) -> Result<Vec<(String, Bytes)>, FinishError> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(data))
+        .map_err(|e| FinishError(format!("Invalid zip file: {e}")))?;
+    let comment: serde_json::Value = serde_json::from_slice(archive.comment())
+        .map_err(|_| FinishError("Zip comment must be JSON with sequence_md5sum".into()))?;
+    if comment
+        .get("sequence_md5sum")
+        .and_then(serde_json::Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(FinishError("Zip comment has no sequence_md5sum".into()));
+    }
+    let mut entries = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| FinishError(format!("Invalid zip entry: {e}")))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().to_owned();
+        let mut buf = Vec::new();
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| FinishError(format!("Invalid zip entry {name}: {e}")))?;
+        if !photo::is_jpeg(&buf) {
+            return Err(FinishError(format!("Zip entry {name} is not a JPEG")));
+        }
+        entries.push((name, Bytes::from(buf)));
+    }
+    if entries.is_empty() {
+        return Err(FinishError("Zip file has no images".into()));
+    }
+    let order = |n: &str| -> (u64, String) {
+        let stem = n.rsplit('/').next().unwrap_or(n);
+        let num = stem.split('.').next().and_then(|s| s.parse().ok());
+        (num.unwrap_or(u64::MAX), n.to_owned())
+    };
+    entries.sort_by_key(|(n, _)| order(n));
+    Ok(entries
+        .into_iter()
+        .map(|(n, b)| (format!("{key}/{n}"), b))
+        .collect())
+}

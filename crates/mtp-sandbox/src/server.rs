@@ -1,0 +1,329 @@
+//! The server: configuration, start/stop, the accept loop (one task per connection, which a
+//! reset fault can kill) and the recording layer every request goes through.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt as _;
+use url::Url;
+
+use crate::app::{App, AppRef};
+use crate::auth::Service;
+use crate::body::{SharedBody, drain};
+use crate::faults::Faults;
+use crate::html::{escape, page};
+use crate::record::RecordedRequest;
+use crate::state::{SandboxState, lock};
+use crate::{admin, kartaview, mapillary, mtpw, osm, panoramax};
+
+/// How the sandbox runs.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// Port (0 = any free port).
+    pub port: u16,
+    /// How long server-side processing takes (Mapillary clusters, KartaView sequences,
+    /// Panoramax upload sets, MTPW publication). Default 3 s; 0 = instant.
+    pub processing_delay: Duration,
+    /// Lifetime of Mapillary access tokens (default 60 days).
+    pub token_lifetime: Duration,
+    /// Authorize pages redirect at once, as the first sandbox account, without a click.
+    pub auto_approve: bool,
+    /// Panoramax accepts uploads without a token (GeoVisio `API_FORCE_AUTH_ON_UPLOAD=false`);
+    /// they land on the first sandbox account. Default false.
+    pub panoramax_anonymous_uploads: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            processing_delay: Duration::from_secs(3),
+            token_lifetime: Duration::from_secs(60 * 24 * 3600),
+            auto_approve: false,
+            panoramax_anonymous_uploads: false,
+        }
+    }
+}
+
+/// Where each emulated service lives (no trailing slashes).
+#[derive(Clone, Debug, Serialize)]
+pub struct SandboxUrls {
+    pub base: Url,
+    pub mapillary_authorize: Url,
+    /// `MAPILLARY_GRAPH_API_ENDPOINT`.
+    pub mapillary_graph: Url,
+    /// `POST {graph}/token`.
+    pub mapillary_token: Url,
+    /// `MAPILLARY_UPLOAD_ENDPOINT`.
+    pub mapillary_upload: Url,
+    pub osm_authorize: Url,
+    pub osm_token: Url,
+    pub kartaview_api: Url,
+    pub panoramax_instance: Url,
+    pub mtpw_base: Url,
+    /// The sandbox control plane (`/sandbox/requests`, `/sandbox/faults`, `/sandbox/tokens`).
+    pub sandbox_admin: Url,
+}
+
+impl SandboxUrls {
+    pub(crate) fn new(origin: &str) -> SandboxUrls {
+        let u = |p: &str| {
+            Url::parse(&format!("{origin}{p}")).unwrap_or_else(|e| panic!("bad url {p}: {e}"))
+        };
+        SandboxUrls {
+            base: u("/"),
+            mapillary_authorize: u("/mapillary/connect"),
+            mapillary_graph: u("/mapillary/graph"),
+            mapillary_token: u("/mapillary/graph/token"),
+            mapillary_upload: u("/mapillary/upload"),
+            osm_authorize: u("/osm/oauth2/authorize"),
+            osm_token: u("/osm/oauth2/token"),
+            kartaview_api: u("/kartaview"),
+            panoramax_instance: u("/panoramax"),
+            mtpw_base: u("/mtpw"),
+            sandbox_admin: u("/sandbox"),
+        }
+    }
+}
+
+/// Lets a request's middleware drop the connection it arrived on.
+#[derive(Clone)]
+pub(crate) struct ConnCtl(Arc<Notify>);
+
+impl ConnCtl {
+    fn kill(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    app: AppRef,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish()
+    }
+}
+
+impl Sandbox {
+    /// Binds and starts serving every emulator.
+    pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
+        let listener = TcpListener::bind((cfg.host, cfg.port)).await?;
+        let addr = listener.local_addr()?;
+        let base = Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;
+        let app: AppRef = Arc::new(App::new(cfg, &base));
+        let router = build_router(&app);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, router, stop_rx));
+        tracing::info!(%addr, "sandbox listening");
+        Ok(Sandbox {
+            app,
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// `http://<host>:<port>/`.
+    pub fn base_url(&self) -> Url {
+        SandboxUrls::new(&self.app.origin).base
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn urls(&self) -> SandboxUrls {
+        SandboxUrls::new(&self.app.origin)
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.app.cfg
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.app.faults
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.app.recorder.requests()
+    }
+
+    pub fn clear_requests(&self) {
+        self.app.recorder.clear();
+    }
+
+    /// Read access to the emulators' data.
+    pub fn state(&self) -> SandboxState {
+        SandboxState {
+            app: self.app.clone(),
+        }
+    }
+
+    /// Issues an access token for sandbox account `user` (see [`SandboxState::issue_token`]).
+    pub fn issue_token(&self, service: Service, user: usize) -> String {
+        self.state().issue_token(service, user)
+    }
+
+    /// Stops accepting, drops every open connection and waits for the server task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn build_router(app: &AppRef) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .nest("/mapillary", mapillary::router(app))
+        .nest("/osm", osm::router(app))
+        .nest("/kartaview", kartaview::router(app))
+        .nest("/panoramax", panoramax::router(app))
+        .nest("/mtpw", mtpw::router(app))
+        .nest("/sandbox", admin::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            record_layer,
+        ))
+        .with_state(app.clone())
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = listener.accept() => a,
+        };
+        while conns.try_join_next().is_some() {}
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let kill = Arc::new(Notify::new());
+        let ctl = ConnCtl(kill.clone());
+        let router = router.clone();
+        let svc = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ctl.clone());
+            router.clone().oneshot(req)
+        });
+        conns.spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.notified() => {}
+            }
+        });
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+/// Records the request, routes its body through the recorder, drains what the handler
+/// left unread (real servers read the whole request before answering, and clients that
+/// stream a body would otherwise see a broken pipe instead of the reply), and carries out
+/// an armed connection reset.
+async fn record_layer(State(app): State<AppRef>, req: Request, next: Next) -> Response {
+    let ctx = app
+        .recorder
+        .begin(req.method(), req.uri(), req.headers());
+    let conn = req.extensions().get::<ConnCtl>().cloned();
+    let (mut parts, body) = req.into_parts();
+    lock(&ctx.body).inner = Some(body.into_data_stream());
+    parts.extensions.insert(ctx.clone());
+    let req = Request::from_parts(parts, Body::from_stream(SharedBody(ctx.clone())));
+    let resp = next.run(req).await;
+    drain(ctx.clone()).await;
+    if ctx.reset_armed() {
+        ctx.finish(None).await;
+        if let Some(conn) = conn {
+            conn.kill();
+            // The connection task drops this future together with the connection.
+            return std::future::pending::<Response>().await;
+        }
+        return StatusCode::BAD_GATEWAY.into_response();
+    }
+    ctx.finish(Some(resp.status().as_u16())).await;
+    resp
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"error":"not found in the MTP sandbox"}"#,
+    )
+        .into_response()
+}
+
+async fn index(State(app): State<AppRef>) -> Html<String> {
+    let urls = SandboxUrls::new(&app.origin);
+    let rows = [
+        ("Mapillary authorize", &urls.mapillary_authorize),
+        ("Mapillary Graph API", &urls.mapillary_graph),
+        ("Mapillary upload host", &urls.mapillary_upload),
+        ("OSM OAuth2 authorize", &urls.osm_authorize),
+        ("OSM OAuth2 token", &urls.osm_token),
+        ("KartaView API", &urls.kartaview_api),
+        ("Panoramax instance", &urls.panoramax_instance),
+        ("Map the Paths Web", &urls.mtpw_base),
+        ("Sandbox control", &urls.sandbox_admin),
+    ]
+    .iter()
+    .map(|(n, u)| {
+        format!(
+            "<tr><td>{}</td><td><code>{}</code></td></tr>",
+            escape(n),
+            escape(u.as_str())
+        )
+    })
+    .collect::<String>();
+    Html(page(
+        "MTP sandbox",
+        &format!("<table>{rows}</table><p>Recorded requests: <a href=\"/sandbox/requests\">/sandbox/requests</a></p>"),
+    ))
+}
