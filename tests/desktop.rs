@@ -38,7 +38,10 @@ impl Desktop {
     pub async fn launch(env: &[(&str, &str)]) -> Result<Desktop> {
         let app = app_binary();
         if !app.exists() {
-            bail!("{} does not exist: build it with `make build`", app.display());
+            bail!(
+                "{} does not exist: build it with `make build`",
+                app.display()
+            );
         }
         let data_dir = tempfile::tempdir()?;
         let mut all_env: Vec<(String, String)> = vec![
@@ -84,29 +87,44 @@ impl Desktop {
             data_dir,
             env: all_env,
         };
-        desktop.wait_for(Locator::Css(".nav-item"), Duration::from_secs(30)).await?;
+        desktop
+            .wait_for(Locator::Css(".nav-item"), Duration::from_secs(30))
+            .await?;
         Ok(desktop)
     }
 
     pub async fn click(&self, css: &str) -> Result<()> {
-        let el = self.wait_for(Locator::Css(css), Duration::from_secs(15)).await?;
+        let el = self
+            .wait_for(Locator::Css(css), Duration::from_secs(15))
+            .await?;
         el.click().await.with_context(|| format!("click {css}"))?;
         Ok(())
     }
 
-    pub async fn wait_for(&self, loc: Locator<'_>, timeout: Duration) -> Result<fantoccini::elements::Element> {
+    pub async fn wait_for(
+        &self,
+        loc: Locator<'_>,
+        timeout: Duration,
+    ) -> Result<fantoccini::elements::Element> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.client.find(loc).await {
                 Ok(el) => return Ok(el),
-                Err(e) if Instant::now() > deadline => return Err(e).context(format!("{loc:?} never appeared")),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).context(format!("{loc:?} never appeared"));
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
 
     /// Waits until the element's text contains `needle`; returns the text.
-    pub async fn wait_for_text(&self, css: &str, needle: &str, timeout: Duration) -> Result<String> {
+    pub async fn wait_for_text(
+        &self,
+        css: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         loop {
@@ -135,7 +153,11 @@ impl Desktop {
 
     /// Runs the app binary a second time with `args`, in the same environment, and returns
     /// its exit status (single instance: it should hand over and exit).
-    pub fn second_instance(&self, args: &[&str], timeout: Duration) -> Result<std::process::ExitStatus> {
+    pub fn second_instance(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<std::process::ExitStatus> {
         let mut cmd = Command::new(app_binary());
         cmd.args(args).stdin(Stdio::null());
         for (k, v) in &self.env {
@@ -149,7 +171,9 @@ impl Desktop {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("the second instance did not exit within {timeout:?}: single-instance hand-over failed");
+                bail!(
+                    "the second instance did not exit within {timeout:?}: single-instance hand-over failed"
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -228,7 +252,9 @@ async fn connect(url: &str, caps: serde_json::Map<String, serde_json::Value>) ->
             .await;
         match attempt {
             Ok(c) => return Ok(c),
-            Err(e) if Instant::now() > deadline => return Err(e).context("cannot open a WebDriver session"),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).context("cannot open a WebDriver session");
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }

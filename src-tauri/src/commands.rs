@@ -28,3 +28,47 @@ pub async fn db_info(state: Shared<'_>) -> Result<DbInfo, AppError> {
 pub fn notices(state: Shared<'_>) -> Result<Vec<DeepLinkOutcome>, AppError> {
     Ok(state.app()?.recent_notices())
 }
+
+#[tauri::command]
+pub async fn prepare_folder(
+    state: Shared<'_>,
+    path: String,
+    options: Option<mtp_app::prepare::PrepareOptions>,
+) -> Result<mtp_app::prepare::PreparedImport, AppError> {
+    state
+        .app()?
+        .prepare_folder(std::path::Path::new(&path), options.unwrap_or_default())
+        .await
+}
+
+#[tauri::command]
+pub async fn save_import(
+    state: Shared<'_>,
+    request: mtp_app::prepare::SaveImport,
+) -> Result<mtp_app::prepare::SavedImport, AppError> {
+    state.app()?.save_import(request).await
+}
+
+#[tauri::command]
+pub async fn sequences(
+    state: Shared<'_>,
+) -> Result<Vec<mtp_app::sequences::SequenceSummary>, AppError> {
+    state.app()?.sequences().await
+}
+
+#[tauri::command]
+pub async fn sequence(
+    state: Shared<'_>,
+    id: i64,
+) -> Result<mtp_app::sequences::SequenceSummary, AppError> {
+    state.app()?.sequence(id).await
+}
+
+/// The Map the Paths transport types, grouped, for the form's picker.
+#[tauri::command]
+pub fn transport_types() -> Vec<serde_json::Value> {
+    mtp_core::transport::all()
+        .iter()
+        .map(|t| serde_json::json!({ "name": t.name, "group": t.group }))
+        .collect()
+}

@@ -61,6 +61,11 @@ pub fn run() {
             commands::integrations,
             commands::db_info,
             commands::notices,
+            commands::prepare_folder,
+            commands::save_import,
+            commands::sequences,
+            commands::sequence,
+            commands::transport_types,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

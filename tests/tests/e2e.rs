@@ -23,13 +23,21 @@ async fn the_three_places_are_there_and_say_what_to_do() -> Result<()> {
     app.screenshot("01-integrations").await?;
 
     app.click("#nav-import").await?;
-    app.wait_for_text("#place-import", "Drop a folder of photos here", Duration::from_secs(10))
-        .await?;
+    app.wait_for_text(
+        "#place-import",
+        "Drop a folder of photos here",
+        Duration::from_secs(10),
+    )
+    .await?;
     app.screenshot("02-import").await?;
 
     app.click("#nav-sequences").await?;
-    app.wait_for_text("#place-sequences", "No sequences yet", Duration::from_secs(10))
-        .await?;
+    app.wait_for_text(
+        "#place-sequences",
+        "No sequences yet",
+        Duration::from_secs(10),
+    )
+    .await?;
     app.screenshot("03-sequences").await?;
     app.quit().await
 }

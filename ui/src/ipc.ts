@@ -1,6 +1,8 @@
 // The only module that talks to the Rust side (invoke/listen). Views import from here.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { getCurrentWebview } from "@tauri-apps/api/webview";
+import { open } from "@tauri-apps/plugin-dialog";
 
 export type Destination = "mapillary" | "kartaview" | "panoramax" | "mtpw";
 
@@ -31,10 +33,138 @@ export interface DeepLinkOutcome {
   message: string;
 }
 
+export interface Problem {
+  code: string;
+  severity: "error" | "warning";
+  message: string;
+}
+
+export interface DestinationCheck {
+  destination: Destination;
+  ok: boolean;
+  problems: Problem[];
+}
+
+export interface PhotoPoint {
+  file_name: string;
+  lat: number;
+  lon: number;
+  captured_at: number;
+  heading: number | null;
+}
+
+export interface SequenceView {
+  index: number;
+  photo_count: number;
+  distance_m: number;
+  started_at: number;
+  ended_at: number;
+  is_360: boolean;
+  total_bytes: number;
+  split_message: string;
+  photos: PhotoPoint[];
+  checks: DestinationCheck[];
+}
+
+export interface LeftOut {
+  file_name: string;
+  path: string;
+  code: string;
+  message: string;
+  lat: number | null;
+  lon: number | null;
+}
+
+export interface PreparedImport {
+  token: string;
+  folder: string;
+  suggested_name: string;
+  files_seen: number;
+  ignored: number;
+  summary: { photos: number; kept: number; dropped: number; sequences: number; total_bytes: number; distance_m: number };
+  sequences: SequenceView[];
+  left_out: LeftOut[];
+  already_imported: { import_id: number; sequence_ids: number[]; names: string[] } | null;
+}
+
+export interface PrepareOptions {
+  gpx?: string | null;
+  gpx_offset_s?: number;
+  camera_utc_offset_minutes?: number | null;
+  transport_type?: string | null;
+  plan?: { min_distance_m?: number | null; min_interval_s?: number | null; heading_offset_deg?: number };
+}
+
+export interface SequenceMeta {
+  name: string;
+  description: string;
+  transport_type: string | null;
+  tags: string[];
+}
+
+export interface SavedImport {
+  import_id: number;
+  sequence_ids: number[];
+  created: boolean;
+  skipped: string[];
+}
+
+export interface TransportType {
+  name: string;
+  group: string;
+}
+
+export interface JobView {
+  id: number;
+  destination: Destination;
+  label: string;
+  stage: string;
+  status: string;
+  attempts: number;
+  next_run_at: number;
+  last_error: string | null;
+  last_error_kind: string | null;
+  remote_url: string | null;
+  remote_id: string | null;
+  photos_total: number;
+  photos_done: number;
+  bytes_total: number;
+  bytes_done: number;
+  updated_at: number;
+}
+
+export interface SequenceSummary {
+  id: number;
+  name: string;
+  description: string;
+  transport_type: string | null;
+  tags: string[];
+  folder: string | null;
+  photo_count: number;
+  total_bytes: number;
+  distance_m: number;
+  started_at: number | null;
+  ended_at: number | null;
+  is_360: boolean;
+  created_at: number;
+  jobs: JobView[];
+}
+
 export type AppEvent =
   | ({ type: "deep_link" } & DeepLinkOutcome)
   | { type: "accounts_changed" }
-  | { type: "sequences_changed"; ids: number[] };
+  | { type: "sequences_changed"; ids: number[] }
+  | { type: "import_progress"; files_done: number; files_total: number }
+  | { type: "job_changed"; job_id: number; sequence_id: number; status: string; stage: string }
+  | {
+      type: "job_progress";
+      job_id: number;
+      sequence_id: number;
+      photos_done: number;
+      photos_total: number;
+      bytes_done: number;
+      bytes_total: number;
+    };
 
 /** Turns whatever a command rejected with into an AppError. */
 export function asAppError(e: unknown): AppError {
@@ -57,7 +187,37 @@ export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
   notices: () => call<DeepLinkOutcome[]>("notices"),
+  prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
+  saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>
+    call<SavedImport>("save_import", { request: { token, meta, destinations } }),
+  sequences: () => call<SequenceSummary[]>("sequences"),
+  sequence: (id: number) => call<SequenceSummary>("sequence", { id }),
+  transportTypes: () => call<TransportType[]>("transport_types"),
 };
+
+/** The system folder picker; null when the user cancels. */
+export async function pickFolder(): Promise<string | null> {
+  const picked = await open({ directory: true, multiple: false, title: "Choose a folder of photos" });
+  return typeof picked === "string" ? picked : null;
+}
+
+export async function pickGpx(): Promise<string | null> {
+  const picked = await open({ multiple: false, title: "Choose a GPX track", filters: [{ name: "GPX track", extensions: ["gpx"] }] });
+  return typeof picked === "string" ? picked : null;
+}
+
+/** Files or folders dragged onto the window (Tauri delivers their paths, not HTML5 files). */
+export function onDragDrop(handlers: { hover: (on: boolean) => void; drop: (paths: string[]) => void }): Promise<UnlistenFn> {
+  return getCurrentWebview().onDragDropEvent((e) => {
+    const p = e.payload;
+    if (p.type === "enter" || p.type === "over") handlers.hover(true);
+    else if (p.type === "leave") handlers.hover(false);
+    else if (p.type === "drop") {
+      handlers.hover(false);
+      handlers.drop(p.paths);
+    }
+  });
+}
 
 export function onAppEvent(handler: (e: AppEvent) => void): Promise<UnlistenFn> {
   return listen<AppEvent>("mtp://event", (msg) => handler(msg.payload));

@@ -2,7 +2,7 @@ import "./style.css";
 import { api, onAppEvent, type AppEvent } from "./ipc";
 import { h, toast } from "./dom";
 import { renderIntegrations } from "./views/integrations";
-import { renderImport } from "./views/import";
+import { renderImport, onImportProgress } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
 
 type Place = "integrations" | "import" | "sequences";
@@ -48,6 +48,9 @@ function handleEvent(e: AppEvent): void {
       break;
     case "accounts_changed":
       if (current === "integrations") void show("integrations");
+      break;
+    case "import_progress":
+      onImportProgress(e.files_done, e.files_total);
       break;
     default:
       onSequencesEvent(e);

@@ -57,12 +57,17 @@ impl Settings {
 
     /// Reads settings through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Settings {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let secret = |k: &str| get(k).map(Secret::new);
         Settings {
             data_dir: get("MTP_DATA_DIR").map(PathBuf::from),
             db_url: get("MTP_DB_URL"),
-            sandbox: get("MTP_SANDBOX").map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off")),
+            sandbox: get("MTP_SANDBOX")
+                .map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off")),
             opener: get("MTP_OPENER"),
             mapillary_app_id: get("MAPILLARY_APP_ID"),
             mapillary_secret: secret("MAPILLARY_SECRET"),

@@ -8,11 +8,28 @@ use serde::Serialize;
 pub enum AppEvent {
     DeepLink(DeepLinkOutcome),
     AccountsChanged,
-    SequencesChanged { ids: Vec<i64> },
+    SequencesChanged {
+        ids: Vec<i64>,
+    },
     /// Reading a folder: files read so far.
-    ImportProgress { files_done: usize, files_total: usize },
+    ImportProgress {
+        files_done: usize,
+        files_total: usize,
+    },
     /// A job changed stage or status: re-read the sequence.
-    JobChanged { job_id: i64, sequence_id: i64, status: String, stage: String },
+    JobChanged {
+        job_id: i64,
+        sequence_id: i64,
+        status: String,
+        stage: String,
+    },
     /// Bytes and photos sent (throttled).
-    JobProgress { job_id: i64, sequence_id: i64, photos_done: i64, photos_total: i64, bytes_done: i64, bytes_total: i64 },
+    JobProgress {
+        job_id: i64,
+        sequence_id: i64,
+        photos_done: i64,
+        photos_total: i64,
+        bytes_done: i64,
+        bytes_total: i64,
+    },
 }

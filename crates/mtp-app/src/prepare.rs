@@ -3,9 +3,9 @@
 use crate::{App, AppError, AppEvent, AppResult};
 use md5::{Digest, Md5};
 use mtp_core::Destination;
+use mtp_core::photo::ReadOptions;
 use mtp_core::photo::gpx::read_gpx;
 use mtp_core::photo::scan::{GpxGeotag, RejectedFile, ScanOptions, ScanProgress, scan_folder};
-use mtp_core::photo::ReadOptions;
 use mtp_core::plan::validate::{DestinationCheck, check_destinations};
 use mtp_core::plan::{DropReason, Plan, PlanOptions, PlanSummary, SplitReason, plan_sequences};
 use mtp_core::store::{DroppedFile, NewImport, SequenceMeta};
@@ -132,11 +132,18 @@ impl App {
         let folder = folder.to_path_buf();
         let app = self.clone();
         let now = self.now_ms();
-        let prepared = tokio::task::spawn_blocking(move || prepare_blocking(&app, &folder, &options, now))
-            .await
-            .map_err(|e| AppError::new("internal", format!("reading the folder stopped: {e}")))??;
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare_blocking(&app, &folder, &options, now))
+                .await
+                .map_err(|e| {
+                    AppError::new("internal", format!("reading the folder stopped: {e}"))
+                })??;
         let mut view = prepared.view.clone();
-        if let Some(import_id) = self.store().import_by_fingerprint(&prepared.fingerprint).await? {
+        if let Some(import_id) = self
+            .store()
+            .import_by_fingerprint(&prepared.fingerprint)
+            .await?
+        {
             let seqs = self.store().sequences_of_import(import_id).await?;
             if !seqs.is_empty() {
                 view.already_imported = Some(ExistingImport {
@@ -147,7 +154,11 @@ impl App {
             }
         }
         let token = view.token.clone();
-        let mut stash = self.inner.prepared.lock().map_err(|_| AppError::new("internal", "lock poisoned"))?;
+        let mut stash = self
+            .inner
+            .prepared
+            .lock()
+            .map_err(|_| AppError::new("internal", "lock poisoned"))?;
         // Keep only the newest few plans in memory.
         stash.retain(|(t, _)| *t != token);
         stash.push((
@@ -170,29 +181,45 @@ impl App {
         if name.is_empty() {
             return Err(AppError::invalid("Give the sequence a name."));
         }
-        if let Some(t) = &req.meta.transport_type {
-            if mtp_core::transport::lookup(t).is_none() {
-                return Err(AppError::invalid(format!(
-                    "{t:?} is not a Map the Paths transport type: pick one from the list."
-                )));
-            }
+        if let Some(t) = &req.meta.transport_type
+            && mtp_core::transport::lookup(t).is_none()
+        {
+            return Err(AppError::invalid(format!(
+                "{t:?} is not a Map the Paths transport type: pick one from the list."
+            )));
         }
         let mut meta = req.meta.clone();
         meta.name = name.to_string();
         meta.tags = normalize_tags(&meta.tags);
         let prepared = {
-            let mut stash = self.inner.prepared.lock().map_err(|_| AppError::new("internal", "lock poisoned"))?;
-            let pos = stash.iter().position(|(t, _)| *t == req.token).ok_or_else(|| {
-                AppError::new("stale_plan", "This preview is no longer available: read the folder again.")
-            })?;
+            let mut stash = self
+                .inner
+                .prepared
+                .lock()
+                .map_err(|_| AppError::new("internal", "lock poisoned"))?;
+            let pos = stash
+                .iter()
+                .position(|(t, _)| *t == req.token)
+                .ok_or_else(|| {
+                    AppError::new(
+                        "stale_plan",
+                        "This preview is no longer available: read the folder again.",
+                    )
+                })?;
             stash.remove(pos).1
         };
         let now = self.now_ms();
-        if let Some(import_id) = self.store().import_by_fingerprint(&prepared.fingerprint).await? {
+        if let Some(import_id) = self
+            .store()
+            .import_by_fingerprint(&prepared.fingerprint)
+            .await?
+        {
             let seqs = self.store().sequences_of_import(import_id).await?;
             if !seqs.is_empty() {
                 let ids: Vec<i64> = seqs.iter().map(|s| s.id).collect();
-                let skipped = self.queue_destinations(&ids, &meta, &req.destinations, now).await?;
+                let skipped = self
+                    .queue_destinations(&ids, &meta, &req.destinations, now)
+                    .await?;
                 self.emit(AppEvent::SequencesChanged { ids: ids.clone() });
                 return Ok(SavedImport {
                     import_id,
@@ -245,7 +272,9 @@ impl App {
                 now,
             )
             .await?;
-        let skipped = self.queue_destinations(&ids, &meta, &req.destinations, now).await?;
+        let skipped = self
+            .queue_destinations(&ids, &meta, &req.destinations, now)
+            .await?;
         self.emit(AppEvent::SequencesChanged { ids: ids.clone() });
         Ok(SavedImport {
             import_id,
@@ -268,7 +297,9 @@ impl App {
             return Ok(skipped);
         }
         for &id in ids {
-            let Some(seq) = self.store().sequence(id).await? else { continue };
+            let Some(seq) = self.store().sequence(id).await? else {
+                continue;
+            };
             let photos = self.store().photos(id).await?;
             let planned = crate::sequences::planned_from_rows(&seq, &photos);
             let checks = check_destinations(&planned, meta.transport_type.as_deref(), now);
@@ -279,7 +310,11 @@ impl App {
                         "{} not sent to {}: {}",
                         seq.name,
                         d.label(),
-                        c.problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; ")
+                        c.problems
+                            .iter()
+                            .map(|p| p.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     )),
                     _ => ok.push(*d),
                 }
@@ -319,11 +354,22 @@ pub(crate) fn drop_code(r: &DropReason) -> &'static str {
 pub(crate) fn split_message(r: &SplitReason) -> String {
     match r {
         SplitReason::FirstInGroup => "First photos of this folder and camera".into(),
-        SplitReason::TimeGap { seconds } => format!("Split: {seconds:.0} s without a photo (limit 60 s)"),
-        SplitReason::DistanceGap { metres } => format!("Split: a {metres:.0} m jump between photos (limit 100 m)"),
-        SplitReason::MaxPhotos { limit } => format!("Split: the previous part reached {limit} photos"),
-        SplitReason::MaxBytes { limit } => format!("Split: the previous part reached {} GiB", limit / (1 << 30)),
-        SplitReason::MaxPixels { limit } => format!("Split: the previous part reached {} Gpx", limit / 1_000_000_000),
+        SplitReason::TimeGap { seconds } => {
+            format!("Split: {seconds:.0} s without a photo (limit 60 s)")
+        }
+        SplitReason::DistanceGap { metres } => {
+            format!("Split: a {metres:.0} m jump between photos (limit 100 m)")
+        }
+        SplitReason::MaxPhotos { limit } => {
+            format!("Split: the previous part reached {limit} photos")
+        }
+        SplitReason::MaxBytes { limit } => {
+            format!("Split: the previous part reached {} GiB", limit / (1 << 30))
+        }
+        SplitReason::MaxPixels { limit } => format!(
+            "Split: the previous part reached {} Gpx",
+            limit / 1_000_000_000
+        ),
     }
 }
 
@@ -335,7 +381,8 @@ fn prepare_blocking(
 ) -> AppResult<Prepared> {
     let gpx = match &options.gpx {
         Some(path) => Some(GpxGeotag {
-            track: read_gpx(path).map_err(|e| AppError::new("bad_gpx", format!("{}: {e}", path.display())))?,
+            track: read_gpx(path)
+                .map_err(|e| AppError::new("bad_gpx", format!("{}: {e}", path.display())))?,
             offset_ms: (options.gpx_offset_s * 1000.0).round() as i64,
             replace_exif_positions: false,
         }),
@@ -344,7 +391,6 @@ fn prepare_blocking(
     let scan_opts = ScanOptions {
         read: ReadOptions {
             camera_utc_offset_minutes: options.camera_utc_offset_minutes,
-            ..ReadOptions::default()
         },
         gpx,
     };

@@ -2,8 +2,8 @@
 
 use crate::{App, AppError, AppEvent, AppResult};
 use mtp_core::Destination;
-use mtp_core::photo::PhotoMeta;
 use mtp_core::geo::Bbox;
+use mtp_core::photo::PhotoMeta;
 use mtp_core::plan::{GroupKey, PlannedPhoto, PlannedSequence, SplitReason};
 use mtp_core::store::{JobRow, PhotoRow, SequenceMeta, SequenceRow};
 use serde::Serialize;
@@ -52,9 +52,13 @@ impl From<&JobRow> for JobView {
     fn from(j: &JobRow) -> Self {
         let d = j.destination();
         let remote_id = match d {
-            Some(Destination::Mapillary) => j.remote_str("sequence_key").or_else(|| j.remote_str("cluster_id")),
+            Some(Destination::Mapillary) => j
+                .remote_str("sequence_key")
+                .or_else(|| j.remote_str("cluster_id")),
             Some(Destination::Kartaview) => j.remote_str("sequence_id"),
-            Some(Destination::Panoramax) => j.remote_str("collection_id").or_else(|| j.remote_str("upload_set_id")),
+            Some(Destination::Panoramax) => j
+                .remote_str("collection_id")
+                .or_else(|| j.remote_str("upload_set_id")),
             Some(Destination::Mtpw) => j.remote_str("unique_id"),
             None => None,
         };
@@ -118,7 +122,9 @@ pub fn planned_from_rows(seq: &SequenceRow, photos: &[PhotoRow]) -> PlannedSeque
     let first: Option<&PhotoMeta> = planned.first().map(|p| &p.photo);
     PlannedSequence {
         index: usize::try_from(seq.plan_index).unwrap_or_default(),
-        group: first.map(GroupKey::of).unwrap_or_else(|| GroupKey::of(&PhotoMeta::new(""))),
+        group: first
+            .map(GroupKey::of)
+            .unwrap_or_else(|| GroupKey::of(&PhotoMeta::new(""))),
         photos: planned,
         split_reason: SplitReason::FirstInGroup,
         is_360: seq.is_360,
@@ -137,7 +143,11 @@ impl App {
         Ok(seqs
             .iter()
             .map(|s| {
-                let mine = jobs.iter().filter(|j| j.sequence_id == s.id).map(JobView::from).collect();
+                let mine = jobs
+                    .iter()
+                    .filter(|j| j.sequence_id == s.id)
+                    .map(JobView::from)
+                    .collect();
                 summary(s, mine)
             })
             .collect())
@@ -158,7 +168,9 @@ impl App {
         if meta.name.trim().is_empty() {
             return Err(AppError::invalid("A sequence needs a name."));
         }
-        self.store().update_sequence_meta(id, &meta, self.now_ms()).await?;
+        self.store()
+            .update_sequence_meta(id, &meta, self.now_ms())
+            .await?;
         self.emit(AppEvent::SequencesChanged { ids: vec![id] });
         Ok(())
     }
@@ -202,10 +214,10 @@ impl App {
                 }));
             }
         }
-        if let Some(id) = only {
-            if features.is_empty() {
-                return Err(AppError::not_found(format!("There is no sequence {id}.")));
-            }
+        if let Some(id) = only
+            && features.is_empty()
+        {
+            return Err(AppError::not_found(format!("There is no sequence {id}.")));
         }
         Ok(serde_json::json!({"type": "FeatureCollection", "features": features}))
     }
@@ -219,6 +231,9 @@ fn round7(v: f64) -> f64 {
 pub fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

@@ -1,9 +1,9 @@
 //! `mtp prepare` and `mtp export`.
 
 use clap::Args;
+use mtp_app::App;
 use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::sequences::iso;
-use mtp_app::App;
 use mtp_core::Destination;
 use mtp_core::store::SequenceMeta;
 use std::path::PathBuf;
@@ -76,7 +76,10 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
             app.save_import(SaveImport {
                 token: view.token.clone(),
                 meta: SequenceMeta {
-                    name: args.name.clone().unwrap_or_else(|| view.suggested_name.clone()),
+                    name: args
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| view.suggested_name.clone()),
                     description: String::new(),
                     transport_type: args.transport.clone(),
                     tags: args.tags.clone(),
@@ -163,7 +166,10 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if view.sequences.is_empty() {
-        eprintln!("No photo in {} can be uploaded (see the reasons above).", view.folder);
+        eprintln!(
+            "No photo in {} can be uploaded (see the reasons above).",
+            view.folder
+        );
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
@@ -171,7 +177,10 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn join_ids(ids: &[i64]) -> String {
-    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Args)]

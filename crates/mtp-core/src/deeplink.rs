@@ -71,7 +71,10 @@ impl TryFrom<&Url> for DeepLink {
         let host = url.host_str().unwrap_or_default();
         let path = url.path().trim_end_matches('/');
         if host != HOST || !path.is_empty() {
-            return Err(DeepLinkError::UnknownTarget(format!("{host}{}", url.path())));
+            return Err(DeepLinkError::UnknownTarget(format!(
+                "{host}{}",
+                url.path()
+            )));
         }
         let query = Params::parse(url.query().unwrap_or_default())?;
         let fragment = Params::parse(url.fragment().unwrap_or_default())?;
@@ -199,10 +202,7 @@ mod tests {
                 DeepLinkError::UnknownTarget("app/upload".into()),
             ),
             ("app.mtp.desktop://app", DeepLinkError::Empty),
-            (
-                "app.mtp.desktop://app?code=a",
-                DeepLinkError::MissingState,
-            ),
+            ("app.mtp.desktop://app?code=a", DeepLinkError::MissingState),
             (
                 "app.mtp.desktop://app?code=a&state=",
                 DeepLinkError::MissingState,
@@ -215,7 +215,10 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse(input).as_ref().err(), Some(want), "{input}");
         }
-        assert!(matches!(parse("not a url"), Err(DeepLinkError::Malformed(_))));
+        assert!(matches!(
+            parse("not a url"),
+            Err(DeepLinkError::Malformed(_))
+        ));
         assert!(matches!(parse(""), Err(DeepLinkError::Malformed(_))));
         let long = format!("app.mtp.desktop://app?code={}&state=s", "a".repeat(9000));
         assert!(matches!(parse(&long), Err(DeepLinkError::TooLong(_))));

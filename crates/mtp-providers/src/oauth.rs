@@ -170,9 +170,6 @@ fn token_client(
 /// * a JSON content type on replies whose body is JSON whatever the header says (the crate
 ///   refuses anything but `application/json`, and Graph-style servers have answered
 ///   `text/javascript`), and a `Permanent` error carrying the body when a 200 is not JSON.
-///
-/// Redirects are not followed: a token endpoint that redirects is misconfigured, and
-/// following would re-send the code elsewhere.
 fn token_http(
     service: Destination,
     http: reqwest::Client,

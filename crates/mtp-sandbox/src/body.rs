@@ -234,14 +234,6 @@ impl ParsedForm {
             .filter(|v| !v.is_empty())
     }
 
-    /// A text field, falling back to a file part's content (clients may send either).
-    pub fn get_any(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::to_owned).or_else(|| {
-            self.file(name)
-                .map(|f| String::from_utf8_lossy(&f.data).into_owned())
-        })
-    }
-
     pub fn file(&self, name: &str) -> Option<&FilePart> {
         self.files.iter().find(|f| f.field == name)
     }

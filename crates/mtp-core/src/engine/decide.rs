@@ -81,7 +81,14 @@ pub fn apply_outcome(
             let next = stage.next();
             JobUpdate {
                 stage: Some(next.as_str().into()),
-                status: Some(if next == Stage::Done { "done" } else { "pending" }.into()),
+                status: Some(
+                    if next == Stage::Done {
+                        "done"
+                    } else {
+                        "pending"
+                    }
+                    .into(),
+                ),
                 attempts: Some(0),
                 next_run_at: Some(now),
                 last_error: Some(None),
@@ -199,39 +206,80 @@ mod tests {
         assert_eq!(adv.status.as_deref(), Some("pending"));
         assert_eq!(adv.attempts, Some(0));
 
-        let last = apply_outcome(&job("sync", "running", 0, 0), Stage::Sync, &Ok(StepOutcome::Advance), &p, 10, 0.5);
+        let last = apply_outcome(
+            &job("sync", "running", 0, 0),
+            Stage::Sync,
+            &Ok(StepOutcome::Advance),
+            &p,
+            10,
+            0.5,
+        );
         assert_eq!(last.stage.as_deref(), Some("done"));
         assert_eq!(last.status.as_deref(), Some("done"));
 
-        let again = apply_outcome(&j, Stage::Poll, &Ok(StepOutcome::Again { after_ms: 500 }), &p, 10, 0.5);
+        let again = apply_outcome(
+            &j,
+            Stage::Poll,
+            &Ok(StepOutcome::Again { after_ms: 500 }),
+            &p,
+            10,
+            0.5,
+        );
         assert_eq!(again.next_run_at, Some(510));
         assert_eq!(again.stage, None);
 
         let retry = apply_outcome(
             &j,
             Stage::Upload,
-            &Err(StepError::Retry { after_ms: Some(60_000), message: "429".into() }),
+            &Err(StepError::Retry {
+                after_ms: Some(60_000),
+                message: "429".into(),
+            }),
             &p,
             10,
             0.0,
         );
         assert_eq!(retry.attempts, Some(4));
         assert_eq!(retry.status.as_deref(), Some("pending"));
-        assert!(retry.next_run_at.is_some_and(|t| t >= 60_010), "server delay is a floor");
+        assert!(
+            retry.next_run_at.is_some_and(|t| t >= 60_010),
+            "server delay is a floor"
+        );
 
         let exhausted = apply_outcome(
             &job("upload", "running", 0, p.max_attempts - 1),
             Stage::Upload,
-            &Err(StepError::Retry { after_ms: None, message: "503".into() }),
+            &Err(StepError::Retry {
+                after_ms: None,
+                message: "503".into(),
+            }),
             &p,
             10,
             0.0,
         );
         assert_eq!(exhausted.status.as_deref(), Some("failed"));
 
-        let perm = apply_outcome(&j, Stage::Upload, &Err(StepError::Permanent { message: "bad".into() }), &p, 10, 0.0);
+        let perm = apply_outcome(
+            &j,
+            Stage::Upload,
+            &Err(StepError::Permanent {
+                message: "bad".into(),
+            }),
+            &p,
+            10,
+            0.0,
+        );
         assert_eq!(perm.status.as_deref(), Some("failed"));
-        let auth = apply_outcome(&j, Stage::Upload, &Err(StepError::Auth { message: "401".into() }), &p, 10, 0.0);
+        let auth = apply_outcome(
+            &j,
+            Stage::Upload,
+            &Err(StepError::Auth {
+                message: "401".into(),
+            }),
+            &p,
+            10,
+            0.0,
+        );
         assert_eq!(auth.status.as_deref(), Some("waiting_auth"));
         let intr = apply_outcome(&j, Stage::Upload, &Err(StepError::Interrupted), &p, 10, 0.0);
         assert!(intr.status.is_none() && intr.stage.is_none());
@@ -239,7 +287,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
-        let p = RetryPolicy { base_ms: 1_000, cap_ms: 30_000, max_attempts: 10 };
+        let p = RetryPolicy {
+            base_ms: 1_000,
+            cap_ms: 30_000,
+            max_attempts: 10,
+        };
         assert_eq!(p.delay_ms(1, None, 0.0), 500);
         assert_eq!(p.delay_ms(1, None, 1.0), 1_000);
         assert_eq!(p.delay_ms(3, None, 1.0), 4_000);

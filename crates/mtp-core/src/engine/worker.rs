@@ -97,7 +97,10 @@ impl Engine {
     /// Runs until `shutdown` turns true. Jobs left `running` by a crash are resumed first.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let resumed = inner.store.requeue_running_jobs(inner.clock.now_ms()).await?;
+        let resumed = inner
+            .store
+            .requeue_running_jobs(inner.clock.now_ms())
+            .await?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming jobs interrupted by the last shutdown");
         }
@@ -158,7 +161,14 @@ impl Engine {
                     .update_job(
                         job.id,
                         &crate::store::JobUpdate {
-                            status: Some(if job.stage == "done" { "done" } else { "failed" }.into()),
+                            status: Some(
+                                if job.stage == "done" {
+                                    "done"
+                                } else {
+                                    "failed"
+                                }
+                                .into(),
+                            ),
                             ..Default::default()
                         },
                         None,
@@ -201,16 +211,43 @@ impl Engine {
         self.finish(&job, stage, result).await;
     }
 
-    async fn finish(&self, job: &JobRow, stage: Stage, result: Result<super::StepOutcome, StepError>) {
+    async fn finish(
+        &self,
+        job: &JobRow,
+        stage: Stage,
+        result: Result<super::StepOutcome, StepError>,
+    ) {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
-        let update = apply_outcome(job, stage, &result, &inner.config.retry, now, rand::random::<f64>());
+        let update = apply_outcome(
+            job,
+            stage,
+            &result,
+            &inner.config.retry,
+            now,
+            rand::random::<f64>(),
+        );
         let (kind, message) = match &result {
-            Ok(_) => ("stage_done", format!("{} finished {}", job.destination, stage.as_str())),
-            Err(StepError::Interrupted) => ("interrupted", format!("{} stopped during {}", job.destination, stage.as_str())),
-            Err(e @ StepError::Retry { .. }) => ("retry", format!("{} {}: {e} (will retry)", job.destination, stage.as_str())),
-            Err(e @ StepError::Permanent { .. }) => ("failed", format!("{} {}: {e}", job.destination, stage.as_str())),
-            Err(e @ StepError::Auth { .. }) => ("needs_auth", format!("{} {}: {e}", job.destination, stage.as_str())),
+            Ok(_) => (
+                "stage_done",
+                format!("{} finished {}", job.destination, stage.as_str()),
+            ),
+            Err(StepError::Interrupted) => (
+                "interrupted",
+                format!("{} stopped during {}", job.destination, stage.as_str()),
+            ),
+            Err(e @ StepError::Retry { .. }) => (
+                "retry",
+                format!("{} {}: {e} (will retry)", job.destination, stage.as_str()),
+            ),
+            Err(e @ StepError::Permanent { .. }) => (
+                "failed",
+                format!("{} {}: {e}", job.destination, stage.as_str()),
+            ),
+            Err(e @ StepError::Auth { .. }) => (
+                "needs_auth",
+                format!("{} {}: {e}", job.destination, stage.as_str()),
+            ),
         };
         let event = NewEvent {
             kind,
@@ -219,12 +256,14 @@ impl Engine {
             message: &message,
             data: None,
         };
-        match inner.store.update_job(job.id, &update, Some(&event), now).await {
+        match inner
+            .store
+            .update_job(job.id, &update, Some(&event), now)
+            .await
+        {
             Ok(Some(row)) => {
-                if let Err(StepError::Auth { .. }) = &result {
-                    if let Some(d) = row.destination() {
-                        let _ = inner.store.mark_needs_reauth(d, now).await;
-                    }
+                if let (Err(StepError::Auth { .. }), Some(d)) = (&result, row.destination()) {
+                    let _ = inner.store.mark_needs_reauth(d, now).await;
                 }
                 self.emit_changed(&row, &row.status, &row.stage);
             }

@@ -105,7 +105,11 @@ impl Store {
     }
 
     /// Marks an account as needing the user to integrate again (revoked or unrefreshable token).
-    pub async fn mark_needs_reauth(&self, service: Destination, now: i64) -> Result<(), StoreError> {
+    pub async fn mark_needs_reauth(
+        &self,
+        service: Destination,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE accounts SET needs_reauth = 1, updated_at = ? WHERE service = ?")
             .bind(now)
             .bind(service.as_str())

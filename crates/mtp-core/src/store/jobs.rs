@@ -95,7 +95,11 @@ impl Store {
         .await?;
         let mut ids = Vec::new();
         for d in destinations {
-            let (p, b) = if *d == Destination::Mtpw { (0, 0) } else { (photos, bytes) };
+            let (p, b) = if *d == Destination::Mtpw {
+                (0, 0)
+            } else {
+                (photos, bytes)
+            };
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO jobs (sequence_id, destination, photos_total, bytes_total, next_run_at, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sequence_id, destination) DO NOTHING RETURNING id",
@@ -145,10 +149,12 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> Result<Option<JobRow>, StoreError> {
-        Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!("{JOB_SELECT} WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!("{JOB_SELECT} WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
@@ -196,9 +202,11 @@ impl Store {
 
     /// When the next pending job becomes due, if any.
     pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT MIN(next_run_at) FROM jobs WHERE status = 'pending'")
-            .fetch_one(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT MIN(next_run_at) FROM jobs WHERE status = 'pending'")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Applies a step's outcome and logs it, atomically. Only touches the row while it is still

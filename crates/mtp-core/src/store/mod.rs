@@ -12,12 +12,14 @@ pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};
 pub use jobs::{JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
-pub use sequences::{DroppedFile, DroppedRow, NewImport, PhotoRow, SequenceMeta, SequenceRow, part_name};
+pub use sequences::{
+    DroppedFile, DroppedRow, NewImport, PhotoRow, SequenceMeta, SequenceRow, part_name,
+};
 
 use serde::Serialize;
+use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -233,10 +235,12 @@ impl Store {
         let mut counts = Vec::with_capacity(COUNTED_TABLES.len());
         for table in COUNTED_TABLES {
             // Table names come from the constant list above, never from input.
-            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
-                .fetch_one(&self.pool)
-                .await?
-                .get("n");
+            let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n FROM {table}"
+            )))
+            .fetch_one(&self.pool)
+            .await?
+            .get("n");
             counts.push((table.to_string(), n));
         }
         Ok(DbInfo {

@@ -138,13 +138,17 @@ pub fn part_name(name: &str, index: usize, count: usize) -> String {
     }
 }
 
-const SEQUENCE_COLUMNS: &str = "s.id, s.uuid, s.import_id, s.plan_index, s.name, s.description, s.transport_type,
+const SEQUENCE_COLUMNS: &str =
+    "s.id, s.uuid, s.import_id, s.plan_index, s.name, s.description, s.transport_type,
     s.tags_json, s.state, s.is_360, s.photo_count, s.total_bytes, s.distance_m, s.started_at,
     s.ended_at, s.split_reason, s.created_at, s.updated_at, i.folder";
 
 impl Store {
     /// The import of a folder with this fingerprint, if it was imported before.
-    pub async fn import_by_fingerprint(&self, fingerprint: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn import_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM imports WHERE fingerprint = ? ORDER BY id DESC LIMIT 1",
         )
@@ -180,8 +184,16 @@ impl Store {
         let tags = serde_json::to_string(&meta.tags).unwrap_or_else(|_| "[]".into());
         let mut ids = Vec::with_capacity(plan.sequences.len());
         for seq in &plan.sequences {
-            let id = insert_sequence(&mut tx, import_id, seq, plan.sequences.len(), meta, &tags, now)
-                .await?;
+            let id = insert_sequence(
+                &mut tx,
+                import_id,
+                seq,
+                plan.sequences.len(),
+                meta,
+                &tags,
+                now,
+            )
+            .await?;
             ids.push(id);
         }
         for d in dropped_files {
@@ -205,12 +217,14 @@ impl Store {
     }
 
     pub async fn sequences(&self) -> Result<Vec<SequenceRow>, StoreError> {
-        Ok(sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
+        Ok(
+            sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SEQUENCE_COLUMNS} FROM sequences s LEFT JOIN imports i ON i.id = s.import_id
              WHERE s.state != 'archived' ORDER BY s.created_at DESC, s.id DESC"
         )))
-        .fetch_all(self.pool())
-        .await?)
+            .fetch_all(self.pool())
+            .await?,
+        )
     }
 
     pub async fn sequence(&self, id: i64) -> Result<Option<SequenceRow>, StoreError> {
@@ -222,14 +236,19 @@ impl Store {
         .await?)
     }
 
-    pub async fn sequences_of_import(&self, import_id: i64) -> Result<Vec<SequenceRow>, StoreError> {
-        Ok(sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
+    pub async fn sequences_of_import(
+        &self,
+        import_id: i64,
+    ) -> Result<Vec<SequenceRow>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SEQUENCE_COLUMNS} FROM sequences s LEFT JOIN imports i ON i.id = s.import_id
              WHERE s.import_id = ? ORDER BY s.plan_index"
         )))
-        .bind(import_id)
-        .fetch_all(self.pool())
-        .await?)
+            .bind(import_id)
+            .fetch_all(self.pool())
+            .await?,
+        )
     }
 
     pub async fn photos(&self, sequence_id: i64) -> Result<Vec<PhotoRow>, StoreError> {

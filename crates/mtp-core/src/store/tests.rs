@@ -42,7 +42,10 @@ async fn the_database_file_is_private() {
 
 #[tokio::test]
 async fn migrations_apply_to_a_database_at_the_previous_version() {
-    assert!(MIGRATOR.iter().count() >= 2, "this test needs an older version");
+    assert!(
+        MIGRATOR.iter().count() >= 2,
+        "this test needs an older version"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mtp.db");
     {
@@ -165,7 +168,11 @@ async fn accounts_round_trip_and_hide_tokens_from_status() {
         instance_url: None,
     };
     store.save_account(&account, 1).await.unwrap();
-    let got = store.account(Destination::Mapillary).await.unwrap().unwrap();
+    let got = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got.access_token.expose(), "tok");
     assert_eq!(got.username.as_deref(), Some("Zoë"));
     store
@@ -203,6 +210,18 @@ async fn oauth_state_is_single_use_and_expires() {
     assert!(store.take_oauth_attempt("old", 50).await.unwrap().is_none());
     let live = store.take_oauth_attempt("live", 50).await.unwrap().unwrap();
     assert_eq!(live.service, Destination::Kartaview);
-    assert!(store.take_oauth_attempt("live", 50).await.unwrap().is_none());
-    assert!(store.take_oauth_attempt("forged", 50).await.unwrap().is_none());
+    assert!(
+        store
+            .take_oauth_attempt("live", 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .take_oauth_attempt("forged", 50)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

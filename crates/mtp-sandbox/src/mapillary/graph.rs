@@ -21,30 +21,6 @@ use crate::state::lock;
 /// The largest `limit` the read-back accepts (as documented for `/images`).
 const MAX_LIMIT: usize = 2000;
 
-const IMAGE_FIELDS: &[&str] = &[
-    "id",
-    "altitude",
-    "computed_altitude",
-    "camera_type",
-    "captured_at",
-    "compass_angle",
-    "computed_compass_angle",
-    "computed_geometry",
-    "creator",
-    "geometry",
-    "height",
-    "width",
-    "is_pano",
-    "make",
-    "model",
-    "organization",
-    "sequence",
-    "thumb_256_url",
-    "thumb_1024_url",
-    "thumb_2048_url",
-    "thumb_original_url",
-];
-
 fn fields_param(q: &HashMap<String, String>) -> Vec<String> {
     q.get("fields")
         .map(|f| {

@@ -261,7 +261,7 @@ pub(super) async fn token(
             };
             // A distinct refresh token, or (as JOSM does) the current access token.
             match lock(&app.auth).check(&app.faults, Service::Mapillary, rt) {
-                TokenCheck::Valid(t) => t.user,
+                TokenCheck::Valid(t) if t.client_id == MAPILLARY_CLIENT_ID => t.user,
                 TokenCheck::Expired => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
@@ -269,7 +269,7 @@ pub(super) async fn token(
                         190,
                     );
                 }
-                TokenCheck::Unknown => {
+                TokenCheck::Valid(_) | TokenCheck::Unknown => {
                     return oauth_error(StatusCode::BAD_REQUEST, "Invalid refresh token.", 190);
                 }
             }

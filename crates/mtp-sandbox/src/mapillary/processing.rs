@@ -431,7 +431,10 @@ fn parse_zip(key: &str, data: &[u8]) -> Result<Vec<(String, Bytes)>, FinishError
         if entry.is_dir() {
             continue;
         }
-        let name = entry.name().to_owned();
+        let name = entry
+            .name()
+            .map_err(|e| FinishError(format!("Invalid zip entry name: {e}")))?
+            .into_owned();
         let mut buf = Vec::new();
         entry
             .read_to_end(&mut buf)
