@@ -72,3 +72,25 @@ pub fn transport_types() -> Vec<serde_json::Value> {
         .map(|t| serde_json::json!({ "name": t.name, "group": t.group }))
         .collect()
 }
+
+#[tauri::command]
+pub async fn start_integration(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+) -> Result<mtp_app::accounts::StartedIntegration, AppError> {
+    state.app()?.start_integration(service).await
+}
+
+#[tauri::command]
+pub async fn connect_panoramax(
+    state: Shared<'_>,
+    instance_url: Option<String>,
+    token: Option<String>,
+) -> Result<String, AppError> {
+    state.app()?.connect_panoramax(instance_url, token).await
+}
+
+#[tauri::command]
+pub async fn disconnect(state: Shared<'_>, service: mtp_core::Destination) -> Result<(), AppError> {
+    state.app()?.disconnect(service).await
+}

@@ -66,6 +66,9 @@ pub fn run() {
             commands::sequences,
             commands::sequence,
             commands::transport_types,
+            commands::start_integration,
+            commands::connect_panoramax,
+            commands::disconnect,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

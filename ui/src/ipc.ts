@@ -25,6 +25,15 @@ export interface IntegrationCard {
   missing_settings: string[];
   connected_as: string | null;
   needs_reauth: boolean;
+  instance_url: string | null;
+  uses_browser: boolean;
+}
+
+export interface StartedIntegration {
+  service: Destination;
+  authorize_url: string;
+  browser_opened: boolean;
+  browser_error: string | null;
 }
 
 export interface DeepLinkOutcome {
@@ -193,6 +202,10 @@ export const api = {
   sequences: () => call<SequenceSummary[]>("sequences"),
   sequence: (id: number) => call<SequenceSummary>("sequence", { id }),
   transportTypes: () => call<TransportType[]>("transport_types"),
+  startIntegration: (service: Destination) => call<StartedIntegration>("start_integration", { service }),
+  connectPanoramax: (instanceUrl: string | null, token: string | null) =>
+    call<string>("connect_panoramax", { instanceUrl, token }),
+  disconnect: (service: Destination) => call<void>("disconnect", { service }),
 };
 
 /** The system folder picker; null when the user cancels. */

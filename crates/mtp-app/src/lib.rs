@@ -1,11 +1,14 @@
 //! The application layer: what the desktop shell's commands and the `mtp` CLI call.
 //! Each public method is one user action; the shells only parse arguments and map errors.
 
+pub mod accounts;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod jobs;
 pub mod prepare;
 pub mod sequences;
+pub mod services;
 
 pub use config::{Mode, ModeReason, Settings};
 pub use error::{AppError, AppResult};
@@ -28,6 +31,9 @@ pub struct App {
 
 struct Inner {
     settings: Settings,
+    services: services::Services,
+    /// The built-in emulators, in sandbox mode.
+    sandbox: Option<mtp_sandbox::Sandbox>,
     mode: ModeReason,
     data_dir: PathBuf,
     store: Store,
@@ -60,21 +66,50 @@ pub struct IntegrationCard {
     pub missing_settings: Vec<&'static str>,
     pub connected_as: Option<String>,
     pub needs_reauth: bool,
+    /// Panoramax: the instance in use (the account's, else the configured one).
+    pub instance_url: Option<String>,
+    /// Browser sign-in (OAuth) rather than an address and a token.
+    pub uses_browser: bool,
 }
 
 impl App {
     /// Opens the store and gets the app ready. The one place configuration turns into state.
+    /// In sandbox mode the emulators start here, and the data lives apart from real data
+    /// (`<data dir>/sandbox/`), so sandbox uploads can never reach a real service.
     pub async fn start(settings: Settings) -> AppResult<App> {
-        let data_dir = settings.resolved_data_dir();
+        let mode = settings.mode();
+        let base_dir = settings.resolved_data_dir();
+        let data_dir = match mode.mode {
+            Mode::Sandbox => base_dir.join("sandbox"),
+            Mode::Live => base_dir,
+        };
         let store = match &settings.db_url {
             Some(url) => Store::open_url(url).await?,
             None => Store::open(&default_db_path(&data_dir)).await?,
         };
-        let mode = settings.mode();
+        let http = mtp_providers::http::build_client()
+            .map_err(|e| AppError::new("internal", format!("cannot set up HTTP: {e}")))?;
+        let (sandbox, services) = match mode.mode {
+            Mode::Sandbox => {
+                let sandbox = mtp_sandbox::Sandbox::start(mtp_sandbox::SandboxConfig::default())
+                    .await
+                    .map_err(|e| {
+                        AppError::new(
+                            "sandbox",
+                            format!("cannot start the built-in emulators: {e}"),
+                        )
+                    })?;
+                let services = services::Services::sandbox(&sandbox.urls(), http);
+                (Some(sandbox), services)
+            }
+            Mode::Live => (None, services::Services::live(&settings, http)),
+        };
         let (events, _) = broadcast::channel(1024);
-        Ok(App {
+        let app = App {
             inner: Arc::new(Inner {
                 settings,
+                services,
+                sandbox,
                 mode,
                 data_dir,
                 store,
@@ -84,7 +119,49 @@ impl App {
                 prepared: Default::default(),
                 engine: Default::default(),
             }),
-        })
+        };
+        app.refresh_sandbox_accounts().await?;
+        Ok(app)
+    }
+
+    /// The emulators forget everything when the app quits: give stored sandbox accounts a
+    /// token from this run's emulators so they stay connected.
+    async fn refresh_sandbox_accounts(&self) -> AppResult<()> {
+        if self.inner.sandbox.is_none() {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        for mut account in self.store().accounts().await? {
+            let service = sandbox_service(account.service);
+            account.access_token = mtp_core::secret::Secret::new(self.sandbox_token(service)?);
+            account.refresh_token = None;
+            account.expires_at = None;
+            account.needs_reauth = false;
+            self.store().save_account(&account, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A token for the first sandbox user (sandbox mode only).
+    pub(crate) fn sandbox_token(&self, service: mtp_sandbox::Service) -> AppResult<String> {
+        self.inner
+            .sandbox
+            .as_ref()
+            .map(|s| s.issue_token(service, 0))
+            .ok_or_else(|| AppError::new("internal", "not in sandbox mode"))
+    }
+
+    /// The emulators, in sandbox mode (tests and `mtp` use them to look inside).
+    pub fn sandbox(&self) -> Option<&mtp_sandbox::Sandbox> {
+        self.inner.sandbox.as_ref()
+    }
+
+    pub fn services(&self) -> &services::Services {
+        &self.inner.services
+    }
+
+    pub fn clock(&self) -> SharedClock {
+        self.inner.clock.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -149,13 +226,26 @@ impl App {
                     service,
                     label: service.label(),
                     blurb: blurb(service),
-                    missing_settings: if sandbox {
+                    missing_settings: if sandbox || self.inner.services.is_configured(service) {
                         Vec::new()
                     } else {
                         self.inner.settings.missing(service)
                     },
                     connected_as: account.map(|a| a.username.clone().unwrap_or_default()),
                     needs_reauth: account.is_some_and(|a| a.needs_reauth),
+                    instance_url: match service {
+                        Destination::Panoramax => {
+                            account.and_then(|a| a.instance_url.clone()).or_else(|| {
+                                self.inner
+                                    .services
+                                    .panoramax
+                                    .as_ref()
+                                    .map(|p| p.instance_url.to_string())
+                            })
+                        }
+                        _ => None,
+                    },
+                    uses_browser: service != Destination::Panoramax,
                 }
             })
             .collect())
@@ -185,11 +275,25 @@ impl App {
                                 .to_string(),
                         )
                     }
-                    Some(attempt) => DeepLinkOutcome {
-                        accepted: true,
-                        service: Some(attempt.service),
-                        message: format!("Sign-in link received for {}.", attempt.service.label()),
-                    },
+                    Some(attempt) => {
+                        let service = attempt.service;
+                        match self.complete_integration(attempt, &link, raw).await {
+                            Ok(name) => DeepLinkOutcome {
+                                accepted: true,
+                                service: Some(service),
+                                message: format!("{} connected as {name}.", service.label()),
+                            },
+                            Err(e) => DeepLinkOutcome {
+                                accepted: false,
+                                service: Some(service),
+                                message: format!(
+                                    "{} sign-in failed: {}",
+                                    service.label(),
+                                    e.message
+                                ),
+                            },
+                        }
+                    }
                 }
             }
         };
@@ -219,6 +323,15 @@ impl DeepLinkOutcome {
             service: None,
             message,
         }
+    }
+}
+
+fn sandbox_service(d: Destination) -> mtp_sandbox::Service {
+    match d {
+        Destination::Mapillary => mtp_sandbox::Service::Mapillary,
+        Destination::Kartaview => mtp_sandbox::Service::KartaView,
+        Destination::Panoramax => mtp_sandbox::Service::Panoramax,
+        Destination::Mtpw => mtp_sandbox::Service::Mtpw,
     }
 }
 

@@ -148,7 +148,10 @@ fn fault_response(
     let service = name.split('.').next().unwrap_or("");
     let mut resp = match service {
         "mapillary" => {
-            let body = if status == 429 {
+            let body = if status == 412 {
+                json!({"debug_info": {"retriable": true, "type": "OffsetInvalidError",
+                    "message": "Request starting offset is invalid"}})
+            } else if status == 429 {
                 let mut b = json!({"debug_info": {"retriable": false, "type": "RequestRateLimitedError",
                     "message": "Request rate limit has been exceeded"}});
                 if let Some(ms) = backoff_ms {

@@ -20,7 +20,7 @@
 //!
 //! | Param | Meaning |
 //! |---|---|
-//! | `status=C` | answer HTTP `C` (400–599) with the service's error body, without running the handler |
+//! | `status=C` | answer HTTP `C` (400–599) with the service's error body, without running the handler (Mapillary 412 = `OffsetInvalidError`) |
 //! | `error_rate=P` | like `status` (default 503), with probability `P` |
 //! | `fail_next=N` | like `status` (default 503), for the next `N` matching requests |
 //! | `rate_limit` or `rate_limit=N` | answer 429 (next `N` requests if given) |

@@ -34,6 +34,16 @@ pub(crate) fn is_jpeg(bytes: &[u8]) -> bool {
     bytes.len() > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF
 }
 
+/// Parses the EXIF of a JPEG, tolerating the broken bits real writers leave (piexif writes
+/// a non-zero next-IFD pointer in sub-IFDs, which a strict reader refuses).
+fn read_exif(bytes: &[u8]) -> Option<exif::Exif> {
+    exif::Reader::new()
+        .continue_on_error(true)
+        .read_from_container(&mut Cursor::new(bytes))
+        .or_else(|e| e.distill_partial_result(|_errors| {}))
+        .ok()
+}
+
 /// Reads the plain EXIF metadata (GPS, times, heading) plus the JPEG size and GPano type.
 pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
     let mut meta = PhotoMeta::default();
@@ -42,7 +52,7 @@ pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
         meta.height = Some(h);
     }
     meta.is_pano = is_equirectangular(bytes);
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let Some(exif) = read_exif(bytes) else {
         return meta;
     };
     let rational = |tag: Tag| -> Option<Vec<f64>> {
@@ -138,7 +148,7 @@ pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
 /// the plain EXIF when it is missing or not JSON.
 pub(crate) fn read_mapillary_meta(bytes: &[u8]) -> PhotoMeta {
     let mut meta = read_meta(bytes);
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let Some(exif) = read_exif(bytes) else {
         return meta;
     };
     let Some(desc) = exif

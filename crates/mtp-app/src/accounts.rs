@@ -1,0 +1,362 @@
+//! Integrate / disconnect a service. OAuth attempts are stored with their `state`; the deep
+//! link that comes back is accepted only if it matches one that has not expired. Tokens stay
+//! on this side; the web view only ever sees "connected as NAME".
+
+use crate::{App, AppError, AppEvent, AppResult};
+use mtp_core::Destination;
+use mtp_core::deeplink::DeepLink;
+use mtp_core::secret::Secret;
+use mtp_core::store::{Account, OAuthAttempt};
+use mtp_providers::oauth::{MapillaryOAuth, MtpwOAuth, OsmOAuth};
+use mtp_providers::{
+    MapillaryClient, PanoramaxClient, PendingAuthorization, ProviderError, TokenSet,
+};
+use serde::Serialize;
+
+/// How long the user has to approve in the browser.
+const ATTEMPT_TTL_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StartedIntegration {
+    pub service: Destination,
+    /// The page the browser was asked to open (shown too, in case no browser opens).
+    pub authorize_url: String,
+    pub browser_opened: bool,
+    pub browser_error: Option<String>,
+}
+
+pub(crate) fn provider_error(e: ProviderError) -> AppError {
+    let code = match e.kind() {
+        mtp_providers::ErrorKind::Auth => "auth",
+        mtp_providers::ErrorKind::Retry { .. } => "network",
+        _ => "service",
+    };
+    AppError::new(code, e.to_string())
+}
+
+impl App {
+    fn not_configured(&self, d: Destination) -> AppError {
+        AppError::new(
+            "not_configured",
+            format!(
+                "{} cannot be integrated: set {} in your .env file (see .env.example) and restart.",
+                d.label(),
+                self.settings().missing(d).join(", ")
+            ),
+        )
+    }
+
+    /// Starts the browser sign-in of `service`: stores a fresh `state` (and PKCE verifier),
+    /// then opens the authorize page with the configured opener.
+    pub async fn start_integration(&self, service: Destination) -> AppResult<StartedIntegration> {
+        let s = self.services();
+        let pending = match service {
+            Destination::Mapillary => {
+                let cfg = s.mapillary.clone().ok_or_else(|| self.not_configured(service))?;
+                MapillaryOAuth::new(s.http.clone(), cfg).authorize()
+            }
+            Destination::Kartaview => {
+                let cfg = s.kartaview.clone().ok_or_else(|| self.not_configured(service))?;
+                OsmOAuth::new(s.http.clone(), cfg).authorize()
+            }
+            Destination::Mtpw => {
+                let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
+                MtpwOAuth::new(cfg).authorize()
+            }
+            Destination::Panoramax => {
+                return Err(AppError::invalid(
+                    "Panoramax connects with an instance address and an API token, not a browser sign-in.",
+                ));
+            }
+        }
+        .map_err(provider_error)?;
+        let now = self.now_ms();
+        self.store()
+            .save_oauth_attempt(&OAuthAttempt {
+                state: pending.state.clone(),
+                service,
+                pkce_verifier: pending.pkce_verifier.clone(),
+                created_at: now,
+                expires_at: now + ATTEMPT_TTL_MS,
+            })
+            .await?;
+        let url = pending.authorize_url.to_string();
+        let (browser_opened, browser_error) = match self.open_browser(&url) {
+            Ok(()) => (true, None),
+            Err(e) => (false, Some(e)),
+        };
+        Ok(StartedIntegration {
+            service,
+            authorize_url: url,
+            browser_opened,
+            browser_error,
+        })
+    }
+
+    /// Runs `MTP_OPENER <url>` (default `xdg-open`), detached.
+    fn open_browser(&self, url: &str) -> Result<(), String> {
+        let opener = self
+            .settings()
+            .opener
+            .clone()
+            .unwrap_or_else(|| "xdg-open".into());
+        let mut parts = opener.split_whitespace();
+        let program = parts.next().ok_or("MTP_OPENER is empty")?;
+        std::process::Command::new(program)
+            .args(parts)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map(|_| ())
+            .map_err(|e| format!("could not run {program}: {e}. Open the address yourself."))
+    }
+
+    /// Finishes a sign-in whose deep link matched a pending attempt.
+    pub(crate) async fn complete_integration(
+        &self,
+        attempt: OAuthAttempt,
+        link: &DeepLink,
+        raw_url: &str,
+    ) -> AppResult<String> {
+        let service = attempt.service;
+        let s = self.services();
+        let now = self.now_ms();
+        let pending = |authorize_url: url::Url| PendingAuthorization {
+            service,
+            state: attempt.state.clone(),
+            pkce_verifier: attempt.pkce_verifier.clone(),
+            authorize_url,
+        };
+        if let DeepLink::AuthorizationError {
+            error, description, ..
+        } = link
+        {
+            return Err(AppError::new(
+                "refused",
+                format!(
+                    "{} sign-in was refused ({error}{}). Click Integrate to try again.",
+                    service.label(),
+                    description
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        let account = match (service, link) {
+            (Destination::Mapillary, DeepLink::AuthorizationCode { code, .. }) => {
+                let cfg = s
+                    .mapillary
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
+                let oauth =
+                    MapillaryOAuth::new(s.http.clone(), cfg.clone()).with_clock(self.clock());
+                let tokens = oauth
+                    .exchange_code(&pending(cfg.authorize_url.clone()), code)
+                    .await
+                    .map_err(provider_error)?;
+                let me = MapillaryClient::new(s.http.clone(), &cfg, tokens.access_token.clone())
+                    .me()
+                    .await
+                    .map_err(provider_error)?;
+                account(service, Some(me.id), me.username, tokens, None)
+            }
+            (Destination::Kartaview, DeepLink::AuthorizationCode { code, .. }) => {
+                let cfg = s
+                    .kartaview
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
+                let oauth = OsmOAuth::new(s.http.clone(), cfg.clone()).with_clock(self.clock());
+                let (_osm, kv) = oauth
+                    .login_kartaview(&pending(cfg.osm_authorize_url.clone()), code)
+                    .await
+                    .map_err(provider_error)?;
+                let tokens = TokenSet {
+                    access_token: kv.access_token.clone(),
+                    refresh_token: None,
+                    expires_at_ms: None,
+                };
+                let name = kv
+                    .full_name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(kv.username.clone());
+                account(service, Some(kv.id), Some(name), tokens, None)
+            }
+            (Destination::Mtpw, DeepLink::ImplicitToken { .. }) => {
+                let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
+                let url = url::Url::parse(raw_url).map_err(|e| AppError::invalid(e.to_string()))?;
+                let tokens = MtpwOAuth::new(cfg.clone())
+                    .token_from_redirect(&pending(cfg.base_url.clone()), &url, now)
+                    .map_err(provider_error)?;
+                account(
+                    service,
+                    None,
+                    Some("Map the Paths account".into()),
+                    tokens,
+                    None,
+                )
+            }
+            _ => {
+                return Err(AppError::invalid(format!(
+                    "The link that came back does not fit a {} sign-in. Click Integrate to try again.",
+                    service.label()
+                )));
+            }
+        };
+        let name = account.username.clone().unwrap_or_default();
+        self.store().save_account(&account, now).await?;
+        self.store().release_waiting_auth(service, now).await?;
+        self.emit(AppEvent::AccountsChanged);
+        self.wake_engine();
+        Ok(name)
+    }
+
+    /// Connects a Panoramax instance with an API token (or anonymously, where allowed),
+    /// after checking it with the instance.
+    pub async fn connect_panoramax(
+        &self,
+        instance_url: Option<String>,
+        token: Option<String>,
+    ) -> AppResult<String> {
+        let s = self.services();
+        let mut cfg = s.panoramax.clone();
+        if let Some(u) = instance_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            let url = url::Url::parse(u.trim_end_matches('/')).map_err(|e| {
+                AppError::invalid(format!(
+                    "{u:?} is not an address (e.g. https://panoramax.openstreetmap.fr): {e}"
+                ))
+            })?;
+            cfg = Some(mtp_providers::PanoramaxConfig::new(url));
+        }
+        let cfg =
+            cfg.ok_or_else(|| AppError::invalid("Enter the address of your Panoramax instance."))?;
+        let token = match token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => Secret::new(t),
+            None if s.sandbox => Secret::new(self.sandbox_token(mtp_sandbox::Service::Panoramax)?),
+            None => s.panoramax_token.clone().ok_or_else(|| {
+                AppError::invalid(
+                    "Paste an API token from your Panoramax instance (its Settings > Tokens page).",
+                )
+            })?,
+        };
+        let me = PanoramaxClient::new(s.http.clone(), &cfg, Some(token.clone()))
+            .me()
+            .await
+            .map_err(provider_error)?;
+        let name = me.name.clone().unwrap_or(me.id.clone());
+        let account = account(
+            Destination::Panoramax,
+            Some(me.id),
+            Some(name.clone()),
+            TokenSet {
+                access_token: token,
+                refresh_token: None,
+                expires_at_ms: None,
+            },
+            Some(cfg.instance_url.to_string()),
+        );
+        let now = self.now_ms();
+        self.store().save_account(&account, now).await?;
+        self.store()
+            .release_waiting_auth(Destination::Panoramax, now)
+            .await?;
+        self.emit(AppEvent::AccountsChanged);
+        self.wake_engine();
+        Ok(name)
+    }
+
+    pub async fn disconnect(&self, service: Destination) -> AppResult<()> {
+        self.store().delete_account(service).await?;
+        self.emit(AppEvent::AccountsChanged);
+        Ok(())
+    }
+
+    /// A usable token for `service`, refreshed first when it is about to expire.
+    pub async fn access_token(&self, service: Destination) -> AppResult<Account> {
+        let account = self.store().account(service).await?.ok_or_else(|| {
+            AppError::new(
+                "not_connected",
+                format!(
+                    "{} is not integrated: integrate it on the Integrations screen.",
+                    service.label()
+                ),
+            )
+        })?;
+        if account.needs_reauth {
+            return Err(AppError::new(
+                "needs_reauth",
+                format!(
+                    "{} needs you to integrate again (the sign-in expired or was revoked).",
+                    service.label()
+                ),
+            ));
+        }
+        let now = self.now_ms();
+        let tokens = TokenSet {
+            access_token: account.access_token.clone(),
+            refresh_token: account.refresh_token.clone(),
+            expires_at_ms: account.expires_at,
+        };
+        if service != Destination::Mapillary || !tokens.should_refresh(now) {
+            return Ok(account);
+        }
+        let s = self.services();
+        let cfg = s
+            .mapillary
+            .clone()
+            .ok_or_else(|| self.not_configured(service))?;
+        match MapillaryOAuth::new(s.http.clone(), cfg)
+            .with_clock(self.clock())
+            .refresh(&tokens)
+            .await
+        {
+            Ok(fresh) => {
+                let mut updated = account.clone();
+                updated.access_token = fresh.access_token;
+                updated.refresh_token = fresh.refresh_token.or(account.refresh_token.clone());
+                updated.expires_at = fresh.expires_at_ms;
+                self.store().save_account(&updated, now).await?;
+                Ok(updated)
+            }
+            Err(e) if matches!(e.kind(), mtp_providers::ErrorKind::Auth) => {
+                self.store().mark_needs_reauth(service, now).await?;
+                self.emit(AppEvent::AccountsChanged);
+                Err(AppError::new(
+                    "needs_reauth",
+                    format!("{e} — integrate {} again.", service.label()),
+                ))
+            }
+            Err(e) if tokens.is_expired(now) => Err(provider_error(e)),
+            // Not expired yet: keep using the current token, refresh again later.
+            Err(_) => Ok(account),
+        }
+    }
+}
+
+fn account(
+    service: Destination,
+    user_id: Option<String>,
+    username: Option<String>,
+    tokens: TokenSet,
+    instance_url: Option<String>,
+) -> Account {
+    Account {
+        service,
+        user_id,
+        username,
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_at: tokens.expires_at_ms,
+        needs_reauth: false,
+        instance_url,
+    }
+}
