@@ -12,15 +12,15 @@
 # Set up mapillary_tools once with:
 #   python3 -m venv /tmp/mlyvenv && /tmp/mlyvenv/bin/pip install mapillary_tools==0.14.7 pillow piexif
 # The JPEGs are made with Pillow + piexif from the same venv (installed on demand).
-# Needs curl and jq. Uses target/debug/mtp-sandbox-server (built by `cargo test -p mtp-sandbox`,
-# or here with `cargo build -p mtp-sandbox --bin mtp-sandbox-server` when missing).
+# Needs curl and jq. Uses $MTP_SANDBOX_SERVER, else target/debug/mtp-sandbox-server (built by
+# `cargo test -p mtp-sandbox`, or here with `cargo build -p mtp-sandbox --bin mtp-sandbox-server`).
 set -euo pipefail
 
 MLY="${1:-${MTP_MAPILLARY_TOOLS:-/tmp/mlyvenv/bin/mapillary_tools}}"
 [ -x "$MLY" ] || { echo "mapillary_tools not found at $MLY" >&2; exit 2; }
 PY="$(dirname "$MLY")/python"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-SERVER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/mtp-sandbox-server"
+SERVER="${MTP_SANDBOX_SERVER:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/mtp-sandbox-server}"
 if [ ! -x "$SERVER" ]; then
   (cd "$ROOT" && cargo build -p mtp-sandbox --bin mtp-sandbox-server)
 fi
@@ -141,9 +141,16 @@ echo "images=$IMAGES key=md5:$MATCHING manifests=$MANIFESTS clusters=$CLUSTERS i
 [ "$RESETS" = 2 ] || fail "expected 2 cut uploads, got $RESETS"
 [ "$RESUMED" -ge 1 ] || fail "no upload resumed from a partial offset"
 [ "$FAULTED" = 5 ] || fail "expected 5 faulted requests, got $FAULTED"
+LOGGED="$(jq '[.[] | select(.endpoint == "mapillary.logging" and .status == 200)] | length' "$WORK/requests.json")"
+[ "$LOGGED" -ge 1 ] || fail "mapillary_tools' telemetry POST /logging was not answered"
+echo "requests by endpoint: $(jq -c 'group_by(.endpoint) | map({(.[0].endpoint // "none"): length}) | add' "$WORK/requests.json")"
 
 # --- 6. Read-back after processing: find the images by position + time, as a client would --
 sleep 2
+CLUSTER="$(jq -r '.mapillary.clusters[0].id' "$WORK/state.json")"
+STATUS="$(curl -sS -H "Authorization: OAuth $TOKEN" "$GRAPH/sandbox/clusters/$CLUSTER" | jq -r '.status + " " + ([.stages[].status] | join(","))')"
+echo "cluster $CLUSTER: $STATUS"
+[ "$STATUS" = "done success,success,success,success" ] || fail "cluster not processed: $STATUS"
 DATA="$(curl -sS -H "Authorization: OAuth $TOKEN" \
   "$GRAPH/images?bbox=6.63,46.51,6.64,46.53&start_captured_at=2024-05-17T09:29:00Z&end_captured_at=2024-05-17T09:40:00Z&creator_username=sandbox-user&fields=id,sequence,captured_at,geometry,compass_angle")"
 FOUND="$(printf '%s' "$DATA" | jq '.data | length')"

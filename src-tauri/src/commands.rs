@@ -94,3 +94,29 @@ pub async fn connect_panoramax(
 pub async fn disconnect(state: Shared<'_>, service: mtp_core::Destination) -> Result<(), AppError> {
     state.app()?.disconnect(service).await
 }
+
+#[tauri::command]
+pub async fn job_action(
+    state: Shared<'_>,
+    target: mtp_app::jobs::JobTarget,
+    action: mtp_app::jobs::JobAction,
+) -> Result<usize, AppError> {
+    state.app()?.job_action(target, action).await
+}
+
+#[tauri::command]
+pub async fn queue_upload(
+    state: Shared<'_>,
+    sequence_id: i64,
+    destinations: Vec<mtp_core::Destination>,
+) -> Result<Vec<String>, AppError> {
+    state
+        .app()?
+        .queue_upload(&[sequence_id], &destinations)
+        .await
+}
+
+#[tauri::command]
+pub fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
+    state.app()?.open_external(&url)
+}

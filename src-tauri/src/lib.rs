@@ -69,6 +69,9 @@ pub fn run() {
             commands::start_integration,
             commands::connect_panoramax,
             commands::disconnect,
+            commands::job_action,
+            commands::queue_upload,
+            commands::open_external,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

@@ -59,3 +59,156 @@ async fn a_second_launch_hands_its_deep_link_to_the_running_app_and_exits() -> R
     app.screenshot("04-deep-link-refused").await?;
     app.quit().await
 }
+
+/// A folder of photos with something to show: a clean walk, a duplicate and a broken file.
+fn photo_folder() -> Result<tempfile::TempDir> {
+    use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("Morning walk");
+    let paths = write_track_folder(&folder, 40, &TrackSpec::default())?;
+    std::fs::copy(&paths[10], folder.join("IMG_00010 copy.jpg"))?;
+    std::fs::write(folder.join("broken.jpg"), b"\xff\xd8\xff\xe1 not really")?;
+    Ok(dir)
+}
+
+/// What Tauri emits when a folder is dropped on the window (WebDriver cannot drag from the
+/// file manager, so the test emits the same event the window would).
+async fn drop_paths(app: &Desktop, paths: &[&std::path::Path]) -> Result<()> {
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    app.client
+        .execute(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit_to', {
+                target: { kind: 'WebviewWindow', label: 'main' },
+                event: 'tauri://drag-drop',
+                payload: { paths: arguments[0], position: { x: 200, y: 200 } }
+            });",
+            vec![serde_json::json!(paths)],
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()> {
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[]).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    let stats = app
+        .wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    assert!(stats.starts_with("1 sequence"), "{stats}");
+    assert!(stats.contains("40 photos kept"), "{stats}");
+    assert!(stats.contains("2 left out"), "{stats}");
+    // The map drew the track (Leaflet renders into a canvas).
+    app.wait_for(
+        fantoccini::Locator::Css("#track-map.leaflet-container canvas"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for_text(".left-out", "broken.jpg", Duration::from_secs(5))
+        .await?;
+    app.screenshot("05-import-plan").await?;
+
+    let name = app
+        .wait_for(fantoccini::Locator::Css("#seq-name"), Duration::from_secs(5))
+        .await?;
+    name.clear().await?;
+    name.send_keys("Morning walk to the market").await?;
+    app.client
+        .execute(
+            "const s = document.getElementById('seq-transport'); s.value = 'Walk'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    app.click("#save-import").await?;
+    app.wait_for_text(
+        "#place-sequences",
+        "Morning walk to the market",
+        Duration::from_secs(15),
+    )
+    .await?;
+    app.screenshot("06-sequences-after-import").await?;
+
+    // Importing the same folder again is recognised.
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#already-imported", "imported before", Duration::from_secs(30))
+        .await?;
+    app.quit().await
+}
+
+/// Writes an opener that records the sign-in address instead of starting a browser.
+fn recording_opener(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let log = dir.join("opened.txt");
+    let script = dir.join("opener.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", log.display()),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok((script, log))
+}
+
+async fn wait_for_opened(log: &std::path::Path, count: usize) -> Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(log) {
+            if let Some(line) = text.lines().nth(count - 1) {
+                return Ok(line.to_string());
+            }
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the app never opened a sign-in page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn integrating_through_the_browser_and_the_deep_link_connects_the_account() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+
+    for (n, service) in ["mapillary", "kartaview"].iter().enumerate() {
+        app.click(&format!(".service-{service} [data-action=integrate]"))
+            .await?;
+        app.wait_for_text(
+            &format!(".service-{service}"),
+            "Waiting for you to approve",
+            Duration::from_secs(10),
+        )
+        .await?;
+        let authorize = wait_for_opened(&log, n + 1).await?;
+        let deep_link = mtp_tests::browser::approve(&authorize).await?;
+        assert!(deep_link.starts_with("app.mtp.desktop://app?"), "{deep_link}");
+        let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
+        assert!(status.success());
+        app.wait_for_text(
+            &format!(".service-{service} .status.ok"),
+            "Connected as",
+            Duration::from_secs(20),
+        )
+        .await?;
+    }
+    app.screenshot("07-integrations-connected").await?;
+
+    // A forged link (a state this app never issued) changes nothing and says so.
+    app.click(".service-mapillary .danger").await?;
+    app.wait_for_text(".service-mapillary", "Not connected", Duration::from_secs(10))
+        .await?;
+    let status = app.second_instance(
+        &["app.mtp.desktop://app?code=stolen&state=forged"],
+        Duration::from_secs(20),
+    )?;
+    assert!(status.success());
+    app.wait_for_text("#toasts", "Refused a sign-in link", Duration::from_secs(10))
+        .await?;
+    app.wait_for_text(".service-mapillary", "Not connected", Duration::from_secs(5))
+        .await?;
+    app.quit().await
+}

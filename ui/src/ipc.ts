@@ -3,6 +3,7 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open } from "@tauri-apps/plugin-dialog";
+import { isPermissionGranted, requestPermission, sendNotification } from "@tauri-apps/plugin-notification";
 
 export type Destination = "mapillary" | "kartaview" | "panoramax" | "mtpw";
 
@@ -206,6 +207,11 @@ export const api = {
   connectPanoramax: (instanceUrl: string | null, token: string | null) =>
     call<string>("connect_panoramax", { instanceUrl, token }),
   disconnect: (service: Destination) => call<void>("disconnect", { service }),
+  jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
+    call<number>("job_action", { target, action }),
+  openExternal: (url: string) => call<void>("open_external", { url }),
+  queueUpload: (sequenceId: number, destinations: Destination[]) =>
+    call<string[]>("queue_upload", { sequenceId, destinations }),
 };
 
 /** The system folder picker; null when the user cancels. */
@@ -234,4 +240,15 @@ export function onDragDrop(handlers: { hover: (on: boolean) => void; drop: (path
 
 export function onAppEvent(handler: (e: AppEvent) => void): Promise<UnlistenFn> {
   return listen<AppEvent>("mtp://event", (msg) => handler(msg.payload));
+}
+
+/** A desktop notification; silently skipped when the user declined them. */
+export async function notify(title: string, body: string): Promise<void> {
+  try {
+    let granted = await isPermissionGranted();
+    if (!granted) granted = (await requestPermission()) === "granted";
+    if (granted) sendNotification({ title, body });
+  } catch {
+    // No notification daemon (e.g. a bare X session): the status list still shows it.
+  }
 }

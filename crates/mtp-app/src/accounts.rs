@@ -93,6 +93,19 @@ impl App {
         })
     }
 
+    /// Opens a link to a published sequence in the browser (http and https only).
+    pub fn open_external(&self, url: &str) -> AppResult<()> {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| AppError::invalid(format!("{url:?} is not a link: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(AppError::invalid(format!(
+                "Refusing to open {url:?}: only web links are opened."
+            )));
+        }
+        self.open_browser(parsed.as_str())
+            .map_err(|e| AppError::new("opener", e))
+    }
+
     /// Runs `MTP_OPENER <url>` (default `xdg-open`), detached.
     fn open_browser(&self, url: &str) -> Result<(), String> {
         let opener = self

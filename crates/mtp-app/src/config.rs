@@ -25,6 +25,8 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub db_url: Option<String>,
     pub sandbox: Option<bool>,
+    /// Sandbox mode: how long the emulators take to "process" an upload (ms). Default 3 s.
+    pub sandbox_processing_ms: Option<u64>,
     pub opener: Option<String>,
     pub mapillary_app_id: Option<String>,
     pub mapillary_secret: Option<Secret<String>>,
@@ -68,6 +70,7 @@ impl Settings {
             db_url: get("MTP_DB_URL"),
             sandbox: get("MTP_SANDBOX")
                 .map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off")),
+            sandbox_processing_ms: get("MTP_SANDBOX_PROCESSING_MS").and_then(|v| v.parse().ok()),
             opener: get("MTP_OPENER"),
             mapillary_app_id: get("MAPILLARY_APP_ID"),
             mapillary_secret: secret("MAPILLARY_SECRET"),

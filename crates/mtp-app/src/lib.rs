@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod pipeline;
 pub mod prepare;
 pub mod sequences;
 pub mod services;
@@ -13,6 +14,7 @@ pub mod services;
 pub use config::{Mode, ModeReason, Settings};
 pub use error::{AppError, AppResult};
 pub use events::AppEvent;
+pub use pipeline::PipelineOptions;
 
 use mtp_core::Destination;
 use mtp_core::clock::{SharedClock, SystemClock};
@@ -45,6 +47,19 @@ struct Inner {
     prepared: std::sync::Mutex<Vec<(String, prepare::Prepared)>>,
     /// The upload pipeline, once started.
     engine: std::sync::OnceLock<mtp_core::engine::Engine>,
+    /// The task running the pipeline, while it runs.
+    worker: std::sync::Mutex<Option<pipeline::Worker>>,
+}
+
+/// An `App` that does not keep it alive (the pipeline's drivers hold one, so that the
+/// engine inside the app does not own the app).
+#[derive(Clone)]
+pub(crate) struct WeakApp(std::sync::Weak<Inner>);
+
+impl WeakApp {
+    pub(crate) fn upgrade(&self) -> Option<App> {
+        self.0.upgrade().map(|inner| App { inner })
+    }
 }
 
 /// What the UI shows in its header and banner.
@@ -91,14 +106,16 @@ impl App {
             .map_err(|e| AppError::new("internal", format!("cannot set up HTTP: {e}")))?;
         let (sandbox, services) = match mode.mode {
             Mode::Sandbox => {
-                let sandbox = mtp_sandbox::Sandbox::start(mtp_sandbox::SandboxConfig::default())
-                    .await
-                    .map_err(|e| {
-                        AppError::new(
-                            "sandbox",
-                            format!("cannot start the built-in emulators: {e}"),
-                        )
-                    })?;
+                let mut config = mtp_sandbox::SandboxConfig::default();
+                if let Some(ms) = settings.sandbox_processing_ms {
+                    config.processing_delay = std::time::Duration::from_millis(ms);
+                }
+                let sandbox = mtp_sandbox::Sandbox::start(config).await.map_err(|e| {
+                    AppError::new(
+                        "sandbox",
+                        format!("cannot start the built-in emulators: {e}"),
+                    )
+                })?;
                 let services = services::Services::sandbox(&sandbox.urls(), http);
                 (Some(sandbox), services)
             }
@@ -118,10 +135,15 @@ impl App {
                 notices: Default::default(),
                 prepared: Default::default(),
                 engine: Default::default(),
+                worker: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;
         Ok(app)
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakApp {
+        WeakApp(Arc::downgrade(&self.inner))
     }
 
     /// The emulators forget everything when the app quits: give stored sandbox accounts a

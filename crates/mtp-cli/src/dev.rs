@@ -54,7 +54,8 @@ pub enum Scenario {
     TooFast,
     /// Two photos at (0, 0) inside a walk.
     NullIsland,
-    /// 1,500 photos: split at 1,000.
+    /// 1,500 photos of 2 MP: split at 1,000 photos; and, in the same folder, 600 photos of
+    /// 12 MP (another group): split at 500 by the 6 G pixel cap.
     Cap,
     /// GPS glitches jumping out and back: one photo mid-track, two photos in a row, and
     /// one within the first five photos.
@@ -169,7 +170,7 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
     };
     let photos = match scenario {
         Scenario::Walk => track_photos(args.count, &spec),
-        Scenario::Cap => track_photos(1500, &spec),
+        Scenario::Cap => return cap(&spec, sub),
         Scenario::TimeGap => {
             let mut p = segment(30, &spec, None, 0);
             let b = segment(30, &spec, p.last(), 90_000);
@@ -330,6 +331,33 @@ fn duplicates(spec: &TrackSpec) -> Vec<FixturePhoto> {
     out
 }
 
+/// Rule 3's caps: 1,500 photos of 1920×1080 split at 1,000 photos, and 600 photos of
+/// 4000×3000 (a separate group: another resolution) split at 500 by the 6 G pixel cap.
+fn cap(spec: &TrackSpec, sub: &Path) -> Vec<Shot> {
+    let small = TrackSpec {
+        width: Some(1920),
+        height: Some(1080),
+        ..spec.clone()
+    };
+    let mut shots = named(Scenario::Cap, sub, track_photos(1500, &small));
+    let big = TrackSpec {
+        start_time_ms: spec.start_time_ms + 500,
+        width: Some(4000),
+        height: Some(3000),
+        ..spec.clone()
+    };
+    let mut px = track_photos(600, &big);
+    for p in &mut px {
+        shift(p, 0.0, 10.0);
+    }
+    let prefix = Scenario::Cap.prefix();
+    shots.extend(px.into_iter().enumerate().map(|(i, photo)| Shot {
+        rel: sub.join(format!("{prefix}px{i:05}.jpg")),
+        photo,
+    }));
+    shots
+}
+
 /// Rule 1: photos are grouped by folder and camera before anything else.
 fn cameras(spec: &TrackSpec, sub: &Path) -> Vec<Shot> {
     let every_2s = TrackSpec {
@@ -438,7 +466,7 @@ mod tests {
     fn scenarios_have_their_sizes() {
         let n = |s| scenario_shots(s, &args(s), Path::new("")).len();
         assert_eq!(n(Scenario::Walk), 100);
-        assert_eq!(n(Scenario::Cap), 1500);
+        assert_eq!(n(Scenario::Cap), 2100);
         assert_eq!(n(Scenario::TimeGap), 90);
         assert_eq!(n(Scenario::Duplicates), 30 + 3 + 2 + 1 + 3 + 1);
         assert_eq!(n(Scenario::Cameras), 60);

@@ -6,6 +6,7 @@ use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::sequences::iso;
 use mtp_core::Destination;
 use mtp_core::store::SequenceMeta;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -90,10 +91,23 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
         )
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "plan": view, "saved": saved }))?
-        );
+        // Streamed from the typed values: going through `json!` first would build a
+        // `serde_json::Value` tree of the whole plan (≈ 6 MB more heap at 10,000 photos).
+        #[derive(serde::Serialize)]
+        struct Output<'a> {
+            plan: &'a mtp_app::prepare::PreparedImport,
+            saved: &'a Option<mtp_app::prepare::SavedImport>,
+        }
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer(
+            &mut out,
+            &Output {
+                plan: &view,
+                saved: &saved,
+            },
+        )?;
+        writeln!(out)?;
+        out.flush()?;
     } else {
         let s = &view.summary;
         println!(

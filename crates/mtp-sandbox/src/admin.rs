@@ -86,12 +86,20 @@ async fn list_faults(State(app): State<AppRef>) -> Response {
 
 async fn add_faults(State(app): State<AppRef>, body: Body) -> Response {
     let Ok(bytes) = read_all(body).await else {
-        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "unreadable body"}));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "unreadable body"}),
+        );
     };
     let spec = String::from_utf8_lossy(&bytes);
     match Faults::parse_spec(&spec) {
         Ok(directives) => {
-            let ids: Vec<u64> = app.faults.apply(directives).into_iter().map(|i| i.0).collect();
+            let ids: Vec<u64> = app
+                .faults
+                .apply(directives)
+                .into_iter()
+                .map(|i| i.0)
+                .collect();
             json_response(StatusCode::OK, &json!({"added": ids}))
         }
         Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
@@ -103,10 +111,7 @@ async fn clear_faults(State(app): State<AppRef>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn token(
-    State(app): State<AppRef>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn token(State(app): State<AppRef>, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(service) = q.get("service").and_then(|s| Service::parse(s)) else {
         return json_response(
             StatusCode::BAD_REQUEST,

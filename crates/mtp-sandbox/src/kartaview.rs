@@ -23,12 +23,12 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::time::Instant;
 
+use crate::OSM_CLIENT_SECRET;
 use crate::app::{App, AppRef, ep, json_response};
 use crate::auth::{Service, TokenKind, USERS};
 use crate::body::{FormError, ParsedForm};
 use crate::photo;
 use crate::state::{KartaViewPhoto, KartaViewSequence, lock, username};
-use crate::OSM_CLIENT_SECRET;
 
 const UNAUTHENTICATED: &str = " You have to be authenticated in order to access this method";
 const DUPLICATE: &str = " You are not allowed to add a duplicate entry (sequenceIndex)";
@@ -43,11 +43,21 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/1.0/sequence/",
             ep(app, "kartaview.sequence", post(create_sequence)),
         )
-        .route("/1.0/photo/", ep(app, "kartaview.photo", post(upload_photo)))
-        .route("/1.0/video/", ep(app, "kartaview.video", post(upload_video)))
+        .route(
+            "/1.0/photo/",
+            ep(app, "kartaview.photo", post(upload_photo)),
+        )
+        .route(
+            "/1.0/video/",
+            ep(app, "kartaview.video", post(upload_video)),
+        )
         .route(
             "/1.0/sequence/finished-uploading/",
-            ep(app, "kartaview.finished_uploading", post(finished_uploading)),
+            ep(
+                app,
+                "kartaview.finished_uploading",
+                post(finished_uploading),
+            ),
         )
         .route(
             "/1.0/sequence/remove/",
@@ -67,7 +77,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/2.0/sequence/{id}",
             ep(app, "kartaview.sequence_v2", get(sequence_v2)),
         )
-        .route("/2.0/photo/", ep(app, "kartaview.photos_v2", get(photos_v2)))
+        .route(
+            "/2.0/photo/",
+            ep(app, "kartaview.photos_v2", get(photos_v2)),
+        )
 }
 
 struct Photo {
@@ -194,9 +207,7 @@ impl KvState {
     }
 
     fn live(&mut self, id: u64) -> Option<&mut Sequence> {
-        self.sequences
-            .iter_mut()
-            .find(|s| s.id == id && !s.deleted)
+        self.sequences.iter_mut().find(|s| s.id == id && !s.deleted)
     }
 }
 
@@ -440,7 +451,7 @@ async fn create_sequence(State(app): State<AppRef>, headers: HeaderMap, body: Bo
 }
 
 /// Finds a live sequence the user owns, or the v1 error.
-fn owned<'a>(st: &'a mut KvState, id: u64, user: usize) -> Result<&'a mut Sequence, Response> {
+fn owned(st: &mut KvState, id: u64, user: usize) -> Result<&mut Sequence, Response> {
     match st.live(id) {
         None => Err(out_of_range("sequenceId")),
         Some(s) if s.user != user => Err(not_allowed()),
@@ -599,15 +610,13 @@ async fn upload_video(State(app): State<AppRef>, headers: HeaderMap, body: Body)
     }
     seq.videos.push((index, id));
     st.next_item += 1;
-    ok(json!({"video": {"id": id.to_string(), "sequenceId": seq_id.to_string(),
-                        "sequenceIndex": index.to_string()}}))
+    ok(
+        json!({"video": {"id": id.to_string(), "sequenceId": seq_id.to_string(),
+                        "sequenceIndex": index.to_string()}}),
+    )
 }
 
-async fn finished_uploading(
-    State(app): State<AppRef>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn finished_uploading(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Response {
     let (form, user) = match form_and_user(&app, &headers, body, true).await {
         Ok((f, Some(u))) => (f, u),
         Ok(_) => return unauthorized(),
@@ -777,7 +786,7 @@ async fn my_list(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> R
         .iter()
         .filter(|s| Some(s.user) == user && !s.deleted)
         .collect();
-    mine.sort_by(|a, b| b.id.cmp(&a.id));
+    mine.sort_by_key(|s| std::cmp::Reverse(s.id));
     let total = mine.len();
     let items: Vec<Value> = mine
         .into_iter()

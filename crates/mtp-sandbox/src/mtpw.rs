@@ -105,8 +105,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/accounts/authorize/decision",
             ep(app, "mtpw.authorize_decision", post(decision)),
         )
-        .route("/api/v1/sequence/create/", ep(app, "mtpw.create", post(create)))
-        .route("/api/v1/sequence/create", ep(app, "mtpw.create", post(create)))
+        .route(
+            "/api/v1/sequence/create/",
+            ep(app, "mtpw.create", post(create)),
+        )
+        .route(
+            "/api/v1/sequence/create",
+            ep(app, "mtpw.create", post(create)),
+        )
         .route(
             "/api/v1/sequence/import/{unique_id}/",
             ep(app, "mtpw.import", put(import)),
@@ -172,7 +178,11 @@ impl MtpwState {
     fn tags(&mut self, csv: Option<&str>) -> Vec<String> {
         let mut out = Vec::new();
         for t in csv.unwrap_or_default().split(',').filter(|t| !t.is_empty()) {
-            let tag = match self.tags.iter().find(|k| k.to_lowercase() == t.to_lowercase()) {
+            let tag = match self
+                .tags
+                .iter()
+                .find(|k| k.to_lowercase() == t.to_lowercase())
+            {
                 Some(existing) => existing.clone(),
                 None => {
                     self.tags.push(t.to_owned());
@@ -305,7 +315,10 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
         if let Some(s) = state {
             params.push(("state", s));
         }
-        return redirect(StatusCode::SEE_OTHER, &with_fragment(&redirect_uri, &params));
+        return redirect(
+            StatusCode::SEE_OTHER,
+            &with_fragment(&redirect_uri, &params),
+        );
     }
     let user = q
         .get("user")
@@ -319,10 +332,9 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
 
 /// Form fields of a create call; a JSON (or any non-form) body counts as no fields.
 async fn form_fields(headers: &HeaderMap, body: Body) -> ParsedForm {
-    match ParsedForm::from_request(headers, body).await {
-        Ok(f) => f,
-        Err(_) => ParsedForm::default(),
-    }
+    ParsedForm::from_request(headers, body)
+        .await
+        .unwrap_or_default()
 }
 
 async fn create(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Response {
@@ -390,7 +402,10 @@ fn mapillary_sequence(app: &AppRef, key: &str) -> Option<MapillarySequenceInfo> 
         captured_at: first_time.and_then(|ms| {
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
                 .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
         }),
     })
 }

@@ -29,7 +29,10 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
-        .route("/oauth2/authorize", ep(app, "osm.authorize", get(authorize)))
+        .route(
+            "/oauth2/authorize",
+            ep(app, "osm.authorize", get(authorize)),
+        )
         .route(
             "/oauth2/authorize/decision",
             ep(app, "osm.authorize_decision", post(decision)),
@@ -155,7 +158,11 @@ async fn authorize(
 
 async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Response {
     let Ok(form) = ParsedForm::from_request(&headers, body).await else {
-        return error_page(StatusCode::BAD_REQUEST, "An error has occurred", "Bad form.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "An error has occurred",
+            "Bad form.",
+        );
     };
     let q: HashMap<String, String> = form.fields.into_iter().collect();
     let redirect_uri = match validate(&q) {

@@ -44,8 +44,11 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route("/api/users/me", ep(app, "panoramax.me", get(me)))
         .route(
             "/api/users/me/tokens",
-            ep(app, "panoramax.me_tokens", get(list_tokens))
-                .merge(ep(app, "panoramax.create_token", post(create_token))),
+            ep(app, "panoramax.me_tokens", get(list_tokens)).merge(ep(
+                app,
+                "panoramax.create_token",
+                post(create_token),
+            )),
         )
         .route(
             "/api/users/me/tokens/{id}",
@@ -57,8 +60,11 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
         .route(
             "/api/auth/tokens/{id}/claim",
-            ep(app, "panoramax.claim_token", get(claim_page))
-                .merge(ep(app, "panoramax.claim_decision", post(claim_decision))),
+            ep(app, "panoramax.claim_token", get(claim_page)).merge(ep(
+                app,
+                "panoramax.claim_decision",
+                post(claim_decision),
+            )),
         )
         .route(
             "/api/upload_sets",
@@ -70,13 +76,19 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
         .route(
             "/api/upload_sets/{id}",
-            ep(app, "panoramax.upload_set", get(get_upload_set))
-                .merge(ep(app, "panoramax.delete", axum::routing::delete(delete_upload_set))),
+            ep(app, "panoramax.upload_set", get(get_upload_set)).merge(ep(
+                app,
+                "panoramax.delete",
+                axum::routing::delete(delete_upload_set),
+            )),
         )
         .route(
             "/api/upload_sets/{id}/files",
-            ep(app, "panoramax.files", post(add_file))
-                .merge(ep(app, "panoramax.list_files", get(list_files))),
+            ep(app, "panoramax.files", post(add_file)).merge(ep(
+                app,
+                "panoramax.list_files",
+                get(list_files),
+            )),
         )
         .route(
             "/api/upload_sets/{id}/complete",
@@ -364,7 +376,11 @@ async fn create_token(State(app): State<AppRef>, headers: HeaderMap, body: Body)
     };
     let description = serde_json::from_slice::<Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("description").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|v| {
+            v.get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     let mut auth = lock(&app.auth);
     let row = auth.panoramax_generate(Some(u), &description);
@@ -392,7 +408,10 @@ fn claim(app: &AppRef, id: &str, user: usize) -> Response {
     };
     if let Some(owner) = auth.panoramax_tokens[pos].user {
         if owner != user {
-            return err(StatusCode::FORBIDDEN, "Token already claimed by another account");
+            return err(
+                StatusCode::FORBIDDEN,
+                "Token already claimed by another account",
+            );
         }
     } else {
         auth.panoramax_tokens[pos].user = Some(user);
@@ -432,7 +451,11 @@ async fn claim_decision(
         .await
         .unwrap_or_default();
     if form.get("decision") != Some("approve") {
-        return Html(page("Token not claimed", "<p>The token was not claimed.</p>")).into_response();
+        return Html(page(
+            "Token not claimed",
+            "<p>The token was not claimed.</p>",
+        ))
+        .into_response();
     }
     let user = form
         .get("user")
@@ -443,7 +466,10 @@ async fn claim_decision(
 }
 
 /// A JSON or form body as a map of JSON values.
-async fn object_body(headers: &HeaderMap, body: Body) -> Result<serde_json::Map<String, Value>, Response> {
+async fn object_body(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Map<String, Value>, Response> {
     let bytes = read_all(body)
         .await
         .map_err(|_| err(StatusCode::BAD_REQUEST, "Unreadable body"))?;
@@ -503,7 +529,10 @@ fn invalid_param(field: &str, msg: &str) -> Response {
 }
 
 /// Applies create/update parameters to a set.
-fn apply_params(set: &mut UploadSet, body: &serde_json::Map<String, Value>) -> Result<(), Response> {
+fn apply_params(
+    set: &mut UploadSet,
+    body: &serde_json::Map<String, Value>,
+) -> Result<(), Response> {
     for (k, v) in body {
         match k.as_str() {
             "title" => {
@@ -624,11 +653,11 @@ fn extent(pics: &[&Picture]) -> Value {
 
 fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
     let phase = set_phase(app, s);
-    let half = app.step(4);
+    let quarter = app.step(4);
     let accepted: Vec<&Picture> = st.pictures.iter().filter(|p| p.set_id == s.id).collect();
     let prepared = accepted
         .iter()
-        .filter(|p| p.inserted.elapsed() >= half)
+        .filter(|p| p.inserted.elapsed() >= quarter)
         .count();
     let rejected = s.files.iter().filter(|f| f.rejected.is_some()).count();
     let collections: Vec<Value> = if matches!(phase, SetPhase::Dispatched | SetPhase::Ready) {
@@ -680,11 +709,7 @@ fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
     })
 }
 
-async fn create_upload_set(
-    State(app): State<AppRef>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn create_upload_set(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Response {
     let params = match object_body(&headers, body).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -782,7 +807,10 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
     let old: Vec<String> = std::mem::take(&mut st.sets[set_idx].collection_ids);
     st.collections.retain(|c| !old.contains(&c.id));
     for f in &mut st.sets[set_idx].files {
-        if f.rejected.as_ref().is_some_and(|r| r.reason == "capture_duplicate") {
+        if f.rejected
+            .as_ref()
+            .is_some_and(|r| r.reason == "capture_duplicate")
+        {
             f.rejected = None;
         }
     }
@@ -907,7 +935,10 @@ fn track(st: &mut PnxState, set_idx: usize, file: SetFile) {
     let set = &mut st.sets[set_idx];
     set.files.push(file);
     let counted = set.files.len() as u64;
-    if set.estimated_nb_files.is_some_and(|n| n > 0 && counted >= n) {
+    if set
+        .estimated_nb_files
+        .is_some_and(|n| n > 0 && counted >= n)
+    {
         mark_complete(st, set_idx);
     }
 }
@@ -937,10 +968,11 @@ async fn add_file(
         i
     };
     let form = match form {
-        Ok(f) if headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data")) =>
+        Ok(f)
+            if headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data")) =>
         {
             f
         }
@@ -951,7 +983,10 @@ async fn add_file(
             );
         }
         Err(FormError::Malformed(m)) => {
-            return err(StatusCode::BAD_REQUEST, &format!("Invalid multipart body: {m}"));
+            return err(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid multipart body: {m}"),
+            );
         }
     };
     let Some(file) = form.file("file") else {
@@ -994,11 +1029,7 @@ async fn add_file(
             json!({"error": "invalid_file"}),
         );
     }
-    if let Some(existing) = st
-        .pictures
-        .iter()
-        .find(|p| p.md5 == md5 && p.set_id == id)
-    {
+    if let Some(existing) = st.pictures.iter().find(|p| p.md5 == md5 && p.set_id == id) {
         return json_response(
             StatusCode::CONFLICT,
             &json!({"message": "The item has already been added to this upload set",
@@ -1032,7 +1063,9 @@ async fn add_file(
     let over = |k: &str| form.get(k).map(str::trim);
     match (over("override_latitude"), over("override_longitude")) {
         (Some(a), Some(b)) => match (a.parse::<f64>(), b.parse::<f64>()) {
-            (Ok(lat), Ok(lon)) if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) => {
+            (Ok(lat), Ok(lon))
+                if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
+            {
                 meta.lat = Some(lat);
                 meta.lon = Some(lon);
             }
@@ -1057,7 +1090,9 @@ async fn add_file(
     if let Some(t) = over("override_capture_time") {
         let parsed = OffsetDateTime::parse(t, &Rfc3339)
             .or_else(|_| OffsetDateTime::parse(t, &Iso8601::DEFAULT))
-            .or_else(|_| time::PrimitiveDateTime::parse(t, &Iso8601::DEFAULT).map(|p| p.assume_utc()));
+            .or_else(|_| {
+                time::PrimitiveDateTime::parse(t, &Iso8601::DEFAULT).map(|p| p.assume_utc())
+            });
         match parsed {
             Ok(at) => meta.captured_at = Some(at),
             Err(_) => {
@@ -1185,7 +1220,8 @@ async fn list_files(
                 v["picture_id"] = json!(pid);
             }
             if let Some(r) = &f.rejected {
-                v["rejected"] = json!({"reason": r.reason, "severity": r.severity, "message": r.message});
+                v["rejected"] =
+                    json!({"reason": r.reason, "severity": r.severity, "message": r.message});
             }
             v
         })
@@ -1243,7 +1279,11 @@ async fn delete_upload_set(
 }
 
 /// A collection, if its set has been dispatched (ready or not).
-fn visible_collection<'a>(app: &App, st: &'a PnxState, id: &str) -> Option<(&'a Collection, SetPhase)> {
+fn visible_collection<'a>(
+    app: &App,
+    st: &'a PnxState,
+    id: &str,
+) -> Option<(&'a Collection, SetPhase)> {
     let c = st.collections.iter().find(|c| c.id == id)?;
     let set = st.sets.iter().find(|s| s.id == c.set_id && !s.deleted)?;
     let phase = set_phase(app, set);
@@ -1352,7 +1392,11 @@ async fn geovisio_status(State(app): State<AppRef>, Path(id): Path<String>) -> R
     let Some((c, phase)) = visible_collection(&app, &st, &id) else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
     };
-    let status = if phase == SetPhase::Ready { "ready" } else { "preparing" };
+    let status = if phase == SetPhase::Ready {
+        "ready"
+    } else {
+        "preparing"
+    };
     let items: Vec<Value> = c
         .picture_ids
         .iter()
@@ -1362,7 +1406,10 @@ async fn geovisio_status(State(app): State<AppRef>, Path(id): Path<String>) -> R
     json_response(StatusCode::OK, &json!({"status": status, "items": items}))
 }
 
-async fn picture_file(State(app): State<AppRef>, Path((id, asset)): Path<(String, String)>) -> Response {
+async fn picture_file(
+    State(app): State<AppRef>,
+    Path((id, asset)): Path<(String, String)>,
+) -> Response {
     if !["hd.jpg", "sd.jpg", "thumb.jpg"].contains(&asset.as_str()) {
         return err(StatusCode::NOT_FOUND, "Unknown picture asset");
     }
@@ -1384,7 +1431,12 @@ async fn search(State(app): State<AppRef>, Query(q): Query<HashMap<String, Strin
             let v: Option<Vec<f64>> = b.split(',').map(|x| x.trim().parse().ok()).collect();
             match v.as_deref() {
                 Some(&[a, b, c, d]) => Some((a, b, c, d)),
-                _ => return err(StatusCode::BAD_REQUEST, "Parameter bbox must be minx,miny,maxx,maxy"),
+                _ => {
+                    return err(
+                        StatusCode::BAD_REQUEST,
+                        "Parameter bbox must be minx,miny,maxx,maxy",
+                    );
+                }
             }
         }
         None => None,

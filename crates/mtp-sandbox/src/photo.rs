@@ -66,14 +66,21 @@ pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
         match &exif.get_field(tag, In::PRIMARY)?.value {
             Value::Ascii(v) => v
                 .first()
-                .map(|s| String::from_utf8_lossy(s).trim_end_matches('\0').trim().to_owned())
+                .map(|s| {
+                    String::from_utf8_lossy(s)
+                        .trim_end_matches('\0')
+                        .trim()
+                        .to_owned()
+                })
                 .filter(|s| !s.is_empty()),
             _ => None,
         }
     };
     let dms = |v: Vec<f64>| -> Option<f64> {
         let d = *v.first()?;
-        Some(d + v.get(1).copied().unwrap_or(0.0) / 60.0 + v.get(2).copied().unwrap_or(0.0) / 3600.0)
+        Some(
+            d + v.get(1).copied().unwrap_or(0.0) / 60.0 + v.get(2).copied().unwrap_or(0.0) / 3600.0,
+        )
     };
     let lat = rational(Tag::GPSLatitude).and_then(dms);
     let lon = rational(Tag::GPSLongitude).and_then(dms);
@@ -123,8 +130,16 @@ pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
     });
     meta.captured_at = gps_time.or_else(|| {
         let (dt_tag, sub_tag, off_tag) = [
-            (Tag::DateTimeOriginal, Tag::SubSecTimeOriginal, Tag::OffsetTimeOriginal),
-            (Tag::DateTimeDigitized, Tag::SubSecTimeDigitized, Tag::OffsetTimeDigitized),
+            (
+                Tag::DateTimeOriginal,
+                Tag::SubSecTimeOriginal,
+                Tag::OffsetTimeOriginal,
+            ),
+            (
+                Tag::DateTimeDigitized,
+                Tag::SubSecTimeDigitized,
+                Tag::OffsetTimeDigitized,
+            ),
             (Tag::DateTime, Tag::SubSecTime, Tag::OffsetTime),
         ]
         .into_iter()
@@ -186,10 +201,16 @@ pub(crate) fn read_mapillary_meta(bytes: &[u8]) -> PhotoMeta {
     {
         meta.captured_at = Some(t);
     }
-    if let Some(m) = json.get("MAPDeviceMake").and_then(serde_json::Value::as_str) {
+    if let Some(m) = json
+        .get("MAPDeviceMake")
+        .and_then(serde_json::Value::as_str)
+    {
         meta.make = Some(m.to_owned());
     }
-    if let Some(m) = json.get("MAPDeviceModel").and_then(serde_json::Value::as_str) {
+    if let Some(m) = json
+        .get("MAPDeviceModel")
+        .and_then(serde_json::Value::as_str)
+    {
         meta.model = Some(m.to_owned());
     }
     meta
@@ -248,7 +269,12 @@ fn parse_offset(s: &str) -> Option<UtcOffset> {
         _ => return None,
     };
     let (h, m) = s[1..].split_once(':')?;
-    UtcOffset::from_hms(sign * h.parse::<i8>().ok()?, sign * m.parse::<i8>().ok()?, 0).ok()
+    UtcOffset::from_hms(
+        sign * h.parse::<i8>().ok()?,
+        sign * m.parse::<i8>().ok()?,
+        0,
+    )
+    .ok()
 }
 
 /// Width and height from the first SOF marker.

@@ -1,5 +1,5 @@
-//! The request recorder: every request that reaches the sandbox, in arrival order, with
-//! what a test needs to assert on. Secrets are never stored whole (first 4 characters only).
+//! The request recorder: every request that reaches the sandbox (except its own `/sandbox/…`
+//! control plane), in arrival order, with what a test needs to assert on. Secrets are never stored whole (first 4 characters only).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -217,7 +217,15 @@ impl Recorder {
             .split('/')
             .next()
             .filter(|s| {
-                ["mapillary", "osm", "kartaview", "panoramax", "mtpw", "sandbox"].contains(s)
+                [
+                    "mapillary",
+                    "osm",
+                    "kartaview",
+                    "panoramax",
+                    "mtpw",
+                    "sandbox",
+                ]
+                .contains(s)
             })
             .map(str::to_owned);
         let kept = headers
@@ -338,7 +346,9 @@ mod tests {
             redact_query("access_token=secretvalue&fields=id"),
             "access_token=secr%E2%80%A6&fields=id"
         );
-        let j = redact_json(serde_json::json!({"mapillary_user_token": "abcdefgh", "x": [{"token": "zzzzzz"}]}));
+        let j = redact_json(
+            serde_json::json!({"mapillary_user_token": "abcdefgh", "x": [{"token": "zzzzzz"}]}),
+        );
         assert_eq!(j["mapillary_user_token"], "abcd…");
         assert_eq!(j["x"][0]["token"], "zzzz…");
     }

@@ -263,14 +263,17 @@ async fn accept_loop(listener: TcpListener, router: Router, mut stop: watch::Rec
     while conns.join_next().await.is_some() {}
 }
 
-/// Records the request, routes its body through the recorder, drains what the handler
+/// Records the request (except `/sandbox/…`), routes its body through the recorder, drains what the handler
 /// left unread (real servers read the whole request before answering, and clients that
 /// stream a body would otherwise see a broken pipe instead of the reply), and carries out
 /// an armed connection reset.
 async fn record_layer(State(app): State<AppRef>, req: Request, next: Next) -> Response {
-    let ctx = app
-        .recorder
-        .begin(req.method(), req.uri(), req.headers());
+    // The control plane is the tests' own channel, not traffic to an emulated service.
+    let path = req.uri().path();
+    if path == "/sandbox" || path.starts_with("/sandbox/") {
+        return next.run(req).await;
+    }
+    let ctx = app.recorder.begin(req.method(), req.uri(), req.headers());
     let conn = req.extensions().get::<ConnCtl>().cloned();
     let (mut parts, body) = req.into_parts();
     lock(&ctx.body).inner = Some(body.into_data_stream());
@@ -324,6 +327,8 @@ async fn index(State(app): State<AppRef>) -> Html<String> {
     .collect::<String>();
     Html(page(
         "MTP sandbox",
-        &format!("<table>{rows}</table><p>Recorded requests: <a href=\"/sandbox/requests\">/sandbox/requests</a></p>"),
+        &format!(
+            "<table>{rows}</table><p>Recorded requests: <a href=\"/sandbox/requests\">/sandbox/requests</a></p>"
+        ),
     ))
 }

@@ -212,7 +212,9 @@ impl SandboxState {
     }
 
     pub fn panoramax_upload_set(&self, id: &str) -> Option<PanoramaxUploadSet> {
-        self.panoramax_upload_sets().into_iter().find(|s| s.id == id)
+        self.panoramax_upload_sets()
+            .into_iter()
+            .find(|s| s.id == id)
     }
 
     pub fn mtpw_sequences(&self) -> Vec<MtpwSequence> {
@@ -235,7 +237,8 @@ impl SandboxState {
             Service::Mtpw => crate::MTPW_CLIENT_ID,
             Service::KartaView | Service::Panoramax => "",
         };
-        self.app.issue_access(service, user.min(crate::USERS.len() - 1), client)
+        self.app
+            .issue_access(service, user.min(crate::USERS.len() - 1), client)
     }
 }
 

@@ -1,18 +1,277 @@
-import { type AppEvent } from "../ipc";
-import { clear, h } from "../dom";
+// The status list: one card per sequence, one row per destination. Rows are keyed by job id
+// and updated in place from throttled progress events; a state change re-reads only the
+// sequence it concerns.
+import { api, notify, type AppEvent, type Destination, type JobView, type SequenceSummary } from "../ipc";
+import { clear, formatBytes, formatDuration, h, toast } from "../dom";
 
-export async function renderSequences(root: HTMLElement): Promise<void> {
-  clear(root);
-  root.append(
-    h("h1", {}, "Sequences"),
+let root: HTMLElement | null = null;
+let listEl: HTMLElement | null = null;
+const cards = new Map<number, HTMLElement>();
+const sequences = new Map<number, SequenceSummary>();
+const speeds = new Map<number, { at: number; bytes: number; rate: number }>();
+const pendingRefresh = new Set<number>();
+let refreshTimer: number | null = null;
+
+const STAGE: Record<string, string> = {
+  prepare: "Checking files",
+  upload: "Uploading",
+  publish: "Publishing",
+  poll: "Waiting for processing",
+  sync: "Syncing",
+  done: "Done",
+};
+const ALL: { id: Destination; label: string }[] = [
+  { id: "mapillary", label: "Mapillary" },
+  { id: "kartaview", label: "KartaView" },
+  { id: "panoramax", label: "Panoramax" },
+  { id: "mtpw", label: "Map the Paths Web" },
+];
+
+export async function renderSequences(el: HTMLElement): Promise<void> {
+  root = el;
+  const list = await api.sequences();
+  sequences.clear();
+  cards.clear();
+  clear(el);
+  el.append(h("h1", {}, "Sequences"));
+  updateCount(list.length);
+  if (list.length === 0) {
+    el.append(
+      h(
+        "div",
+        { class: "empty", id: "sequences-empty" },
+        h("p", { class: "empty-title" }, "No sequences yet"),
+        h("p", {}, "Import a folder of geotagged photos to build your first sequence. Its uploads will show here, one row per destination."),
+        h("button", { class: "primary", onclick: () => document.getElementById("nav-import")?.click() }, "Import a folder"),
+      ),
+    );
+    listEl = null;
+    return;
+  }
+  listEl = h("div", { class: "seq-list", id: "seq-list" });
+  for (const s of list) {
+    sequences.set(s.id, s);
+    const card = sequenceCard(s);
+    cards.set(s.id, card);
+    listEl.append(card);
+  }
+  el.append(listEl);
+}
+
+function updateCount(n: number): void {
+  const badge = document.getElementById("seq-count");
+  if (!badge) return;
+  badge.hidden = n === 0;
+  badge.textContent = String(n);
+}
+
+export function onSequencesEvent(e: AppEvent): void {
+  switch (e.type) {
+    case "job_progress":
+      progress(e.job_id, e.photos_done, e.photos_total, e.bytes_done, e.bytes_total);
+      break;
+    case "job_changed":
+      scheduleRefresh(e.sequence_id);
+      if (e.status === "done" || e.status === "failed") void maybeNotify(e.sequence_id, e.status);
+      break;
+    case "sequences_changed":
+      for (const id of e.ids) scheduleRefresh(id);
+      break;
+  }
+}
+
+function scheduleRefresh(id: number): void {
+  pendingRefresh.add(id);
+  if (refreshTimer !== null) return;
+  refreshTimer = window.setTimeout(() => {
+    refreshTimer = null;
+    const ids = [...pendingRefresh];
+    pendingRefresh.clear();
+    for (const id of ids) void refresh(id);
+  }, 120);
+}
+
+async function refresh(id: number): Promise<void> {
+  if (!root || root.hidden) {
+    // Not on screen: re-read everything next time it is shown.
+    return;
+  }
+  if (!listEl) {
+    await renderSequences(root);
+    return;
+  }
+  let s: SequenceSummary;
+  try {
+    s = await api.sequence(id);
+  } catch {
+    cards.get(id)?.remove();
+    cards.delete(id);
+    sequences.delete(id);
+    return;
+  }
+  sequences.set(id, s);
+  const fresh = sequenceCard(s);
+  const old = cards.get(id);
+  if (old) old.replaceWith(fresh);
+  else listEl.prepend(fresh);
+  cards.set(id, fresh);
+  updateCount(sequences.size);
+}
+
+async function maybeNotify(sequenceId: number, status: string): Promise<void> {
+  const s = await api.sequence(sequenceId).catch(() => null);
+  if (!s) return;
+  if (status === "failed") {
+    const j = s.jobs.find((x) => x.status === "failed");
+    void notify(`${s.name}: upload failed`, `${j?.label ?? "A destination"}: ${j?.last_error ?? "see MTP Desktop"}`);
+  } else if (s.jobs.length > 0 && s.jobs.every((j) => j.status === "done")) {
+    void notify(`${s.name} is published`, `Done on ${s.jobs.map((j) => j.label).join(", ")}.`);
+  }
+}
+
+function sequenceCard(s: SequenceSummary): HTMLElement {
+  const active = s.jobs.some((j) => j.status === "pending" || j.status === "running");
+  const paused = s.jobs.some((j) => j.status === "paused");
+  const missing = ALL.filter((d) => !s.jobs.some((j) => j.destination === d.id));
+  const add = missing.length
+    ? (() => {
+        const sel = h("select", { class: "add-dest", "aria-label": "Send to another destination" }, h("option", { value: "" }, "Send to…"), ...missing.map((d) => h("option", { value: d.id }, d.label)));
+        sel.addEventListener("change", async () => {
+          const d = sel.value as Destination;
+          if (!d) return;
+          try {
+            const skipped = await api.queueUpload(s.id, [d]);
+            for (const m of skipped) toast(m, "error");
+          } catch (e) {
+            toast((e as Error).message, "error");
+          }
+        });
+        return sel;
+      })()
+    : null;
+  const meta = [
+    `${s.photo_count} photos`,
+    `${(s.distance_m / 1000).toFixed(2)} km`,
+    formatBytes(s.total_bytes),
+    s.transport_type ?? "no transport type",
+    s.started_at ? new Date(s.started_at).toISOString().slice(0, 16).replace("T", " ") + " UTC" : null,
+    s.is_360 ? "360°" : null,
+  ].filter(Boolean);
+  return h(
+    "article",
+    { class: "seq-card", "data-sequence": s.id },
     h(
-      "div",
-      { class: "empty", id: "sequences-empty" },
-      h("p", { class: "empty-title" }, "No sequences yet"),
-      h("p", {}, "Import a folder of geotagged photos to build your first sequence. Its uploads will show here, one row per destination."),
-      h("button", { class: "primary", onclick: () => document.getElementById("nav-import")?.click() }, "Import a folder"),
+      "header",
+      { class: "seq-head" },
+      h("div", {}, h("h2", {}, s.name), h("p", { class: "muted small" }, meta.join(" · ")), s.tags.length ? h("p", { class: "tags" }, ...s.tags.map((t) => h("span", { class: "tag" }, t))) : null),
+      h(
+        "div",
+        { class: "seq-actions" },
+        active ? button("Pause all", () => act({ kind: "sequence", id: s.id }, "pause")) : null,
+        paused ? button("Resume all", () => act({ kind: "sequence", id: s.id }, "resume")) : null,
+        add,
+      ),
     ),
+    s.jobs.length === 0
+      ? h("p", { class: "muted" }, "Not sent anywhere yet: choose a destination with “Send to…”.")
+      : h("div", { class: "jobs" }, ...s.jobs.map(jobRow)),
   );
 }
 
-export function onSequencesEvent(_e: AppEvent): void {}
+function button(label: string, onclick: () => void, cls = "secondary"): HTMLButtonElement {
+  return h("button", { class: `${cls} small-btn`, onclick }, label);
+}
+
+async function act(target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry"): Promise<void> {
+  try {
+    await api.jobAction(target, action);
+  } catch (e) {
+    toast((e as Error).message, "error");
+  }
+}
+
+function statusText(j: JobView): { text: string; cls: string } {
+  const stage = STAGE[j.stage] ?? j.stage;
+  switch (j.status) {
+    case "done":
+      return { text: "Done", cls: "ok" };
+    case "failed":
+      return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
+    case "cancelled":
+      return { text: "Cancelled", cls: "muted" };
+    case "paused":
+      return { text: `Paused (${stage.toLowerCase()})`, cls: "muted" };
+    case "waiting_auth":
+      return { text: `Waiting for you to integrate ${j.label} again: ${j.last_error ?? ""}`, cls: "warn" };
+    case "running":
+      return { text: stage, cls: "" };
+    default: {
+      if (j.attempts > 0 && j.last_error) {
+        const wait = Math.max(0, (j.next_run_at - Date.now()) / 1000);
+        return { text: `${stage}: retry ${j.attempts} in ${formatDuration(wait)} — ${j.last_error}`, cls: "warn" };
+      }
+      return { text: j.stage === "prepare" ? "Queued" : stage, cls: "" };
+    }
+  }
+}
+
+function jobRow(j: JobView): HTMLElement {
+  const st = statusText(j);
+  const pct = j.bytes_total > 0 ? (100 * j.bytes_done) / j.bytes_total : j.status === "done" ? 100 : 0;
+  const link = j.remote_url
+    ? h("button", { class: "link", onclick: () => void api.openExternal(j.remote_url as string), title: j.remote_url }, j.remote_id ? `Open (${j.remote_id})` : "Open")
+    : j.remote_id
+      ? h("span", { class: "muted small" }, `id ${j.remote_id}`)
+      : null;
+  const actions: HTMLElement[] = [];
+  if (j.status === "pending" || j.status === "running") actions.push(button("Pause", () => act({ kind: "job", id: j.id }, "pause")));
+  if (j.status === "paused") actions.push(button("Resume", () => act({ kind: "job", id: j.id }, "resume")));
+  if (j.status === "failed" || j.status === "cancelled") actions.push(button("Retry", () => act({ kind: "job", id: j.id }, "retry")));
+  if (j.status === "waiting_auth") actions.push(button("Integrate…", () => document.getElementById("nav-integrations")?.click()));
+  if (j.status !== "done" && j.status !== "cancelled") actions.push(button("Cancel", () => act({ kind: "job", id: j.id }, "cancel"), "secondary danger"));
+  return h(
+    "div",
+    { class: `job job-${j.status}`, "data-job": j.id, "data-destination": j.destination, "data-status": j.status, "data-stage": j.stage },
+    h("div", { class: "job-dest" }, j.label),
+    h(
+      "div",
+      { class: "job-main" },
+      h("div", { class: "progress" }, h("div", { class: "bar", style: `width:${pct.toFixed(1)}%` })),
+      h(
+        "div",
+        { class: "job-line" },
+        h("span", { class: `job-status ${st.cls}` }, st.text),
+        h("span", { class: "job-numbers muted small" }, numbers(j.photos_done, j.photos_total, j.bytes_done, j.bytes_total, j.destination === "mtpw")),
+        h("span", { class: "job-speed muted small" }),
+      ),
+    ),
+    h("div", { class: "job-link" }, link),
+    h("div", { class: "job-actions" }, ...actions),
+  );
+}
+
+function numbers(pd: number, pt: number, bd: number, bt: number, metadataOnly: boolean): string {
+  if (metadataOnly) return "metadata only";
+  return `${pd}/${pt} photos · ${formatBytes(bd)} of ${formatBytes(bt)}`;
+}
+
+/** A progress tick: touch only this row's bar and numbers. */
+function progress(jobId: number, pd: number, pt: number, bd: number, bt: number): void {
+  const row = document.querySelector<HTMLElement>(`.job[data-job="${jobId}"]`);
+  if (!row) return;
+  const bar = row.querySelector<HTMLElement>(".bar");
+  if (bar) bar.style.width = `${bt > 0 ? ((100 * bd) / bt).toFixed(1) : 0}%`;
+  const nums = row.querySelector(".job-numbers");
+  if (nums) nums.textContent = numbers(pd, pt, bd, bt, false);
+  const now = performance.now();
+  const prev = speeds.get(jobId);
+  if (prev && now > prev.at) {
+    const inst = ((bd - prev.bytes) * 1000) / (now - prev.at);
+    const rate = prev.rate > 0 ? prev.rate * 0.7 + inst * 0.3 : inst;
+    speeds.set(jobId, { at: now, bytes: bd, rate });
+    const sp = row.querySelector(".job-speed");
+    if (sp && rate > 0) sp.textContent = `${formatBytes(rate)}/s · ${formatDuration((bt - bd) / rate)} left`;
+  } else {
+    speeds.set(jobId, { at: now, bytes: bd, rate: 0 });
+  }
+}

@@ -219,8 +219,14 @@ impl Engine {
     ) {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
+        // The stage may have made progress (photos sent reset the retry counter): decide from
+        // the row as it is now, not as it was claimed.
+        let current = match inner.store.job(job.id).await {
+            Ok(Some(row)) => row,
+            _ => job.clone(),
+        };
         let update = apply_outcome(
-            job,
+            &current,
             stage,
             &result,
             &inner.config.retry,

@@ -347,6 +347,7 @@ impl Store {
     }
 
     /// Records what the remote has of one photo, and the job's totals, in one transaction.
+    /// A photo that reaches `sent` resets the job's retry counter.
     #[allow(clippy::too_many_arguments)]
     pub async fn update_item(
         &self,
@@ -380,11 +381,15 @@ impl Store {
                 photos_done = (SELECT COUNT(*) FROM job_items WHERE job_id = ?1 AND state IN ('sent', 'rejected')),
                 bytes_done = (SELECT COALESCE(SUM(CASE WHEN ji.state IN ('sent', 'rejected') THEN p.file_size ELSE ji.remote_offset END), 0)
                               FROM job_items ji JOIN photos p ON p.id = ji.photo_id WHERE ji.job_id = ?1),
+                -- A photo that got through is progress: the retry counter starts again
+                -- (mapillary_tools resets it after each chunk that succeeds).
+                attempts = CASE WHEN ?3 = 'sent' THEN 0 ELSE attempts END,
                 updated_at = ?2
              WHERE id = ?1",
         )
         .bind(job_id)
         .bind(now)
+        .bind(state)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@ mod accounts;
 mod events;
 mod jobs;
 mod oauth;
+mod pipeline;
 mod sequences;
 
 pub use accounts::{Account, AccountStatus};

@@ -61,7 +61,9 @@ fn image_json(app: &AppRef, img: &Image, fields: &[String]) -> Result<Value, Res
             "captured_at" => json!(img.meta.captured_at_ms()),
             "compass_angle" | "computed_compass_angle" => json!(img.meta.heading),
             "geometry" | "computed_geometry" => json!(point),
-            "creator" => json!({"id": USERS[img.user].mapillary_id, "username": USERS[img.user].username}),
+            "creator" => {
+                json!({"id": USERS[img.user].mapillary_id, "username": USERS[img.user].username})
+            }
             "height" => json!(img.meta.height),
             "width" => json!(img.meta.width),
             "is_pano" => json!(img.meta.is_pano),
@@ -188,9 +190,7 @@ fn parse_time_ms(s: &str) -> Option<i64> {
     }
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(s, &Iso8601::DEFAULT))
-        .or_else(|_| {
-            time::PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).map(|p| p.assume_utc())
-        })
+        .or_else(|_| time::PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).map(|p| p.assume_utc()))
         .ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
@@ -353,7 +353,11 @@ pub(super) async fn cluster(
         Err(r) => return r,
     };
     let st = lock(&app.mly);
-    let Some(c) = st.clusters.iter().find(|c| c.id == cluster_id && c.user == u) else {
+    let Some(c) = st
+        .clusters
+        .iter()
+        .find(|c| c.id == cluster_id && c.user == u)
+    else {
         return graph_error(
             StatusCode::NOT_FOUND,
             &format!("Cluster {cluster_id} not found"),

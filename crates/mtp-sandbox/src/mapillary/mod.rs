@@ -28,7 +28,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/connect/decision",
             ep(app, "mapillary.authorize_decision", post(oauth::decision)),
         )
-        .route("/graph/token", ep(app, "mapillary.token", post(oauth::token)))
+        .route(
+            "/graph/token",
+            ep(app, "mapillary.token", post(oauth::token)),
+        )
         .route("/graph/me", ep(app, "mapillary.me", get(graph::me)))
         .route(
             "/graph/finish_upload",
@@ -38,7 +41,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/graph/logging",
             ep(app, "mapillary.logging", post(graph::logging)),
         )
-        .route("/graph/images", ep(app, "mapillary.images", get(graph::images)))
+        .route(
+            "/graph/images",
+            ep(app, "mapillary.images", get(graph::images)),
+        )
         .route(
             "/graph/image_ids",
             ep(app, "mapillary.image_ids", get(graph::image_ids)),
@@ -54,8 +60,11 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route("/graph/{id}", ep(app, "mapillary.node", get(graph::node)))
         .route(
             "/upload/{key}",
-            ep(app, "mapillary.offset", get(upload::offset))
-                .merge(ep(app, "mapillary.upload", post(upload::upload))),
+            ep(app, "mapillary.offset", get(upload::offset)).merge(ep(
+                app,
+                "mapillary.upload",
+                post(upload::upload),
+            )),
         )
 }
 

@@ -89,11 +89,12 @@ pub(super) async fn upload(
             );
         }
     }
-    {
-        let mut st = lock(&app.mly);
-        if st.file_mut(user, &key).data.len() as u64 != offset {
-            return offset_invalid();
-        }
+    let current = lock(&app.mly)
+        .files
+        .get(&(user, key.clone()))
+        .map_or(0, |f| f.data.len() as u64);
+    if current != offset {
+        return offset_invalid();
     }
 
     let mut pos = offset;
@@ -130,15 +131,18 @@ pub(super) async fn upload(
     }
 
     let mut st = lock(&app.mly);
-    let f = st.file_mut(user, &key);
-    if f.data.is_empty() {
+    let Some(f) = st
+        .files
+        .get_mut(&(user, key))
+        .filter(|f| !f.data.is_empty())
+    else {
         return upload_error(
             StatusCode::BAD_REQUEST,
             "InvalidRequestError",
             "Empty upload",
             false,
         );
-    }
+    };
     let handle = f.handle.get_or_insert_with(|| ids::base62(40)).clone();
     json_response(StatusCode::OK, &json!({"h": handle}))
 }

@@ -1,0 +1,282 @@
+//! KartaView (PROTOCOLS §3).
+//!
+//! - `prepare`: the files are still there, unchanged.
+//! - `upload`: the sequence is created once (`currentCoordinate` = first photo) and its id
+//!   saved at once; then the photos, 4 at a time, each with `sequenceIndex` = the photo's
+//!   stored index (never recomputed), its position, heading, UTC shot date and, for 360°
+//!   photos, `projection=SPHERE` + `fieldOfView=360`. A duplicate (660/406) means the photo
+//!   is already there: success. Photo ids are saved on the items.
+//! - `publish`: photo ids a duplicate reply did not give are read back; then
+//!   `finished-uploading` (idempotent: "already finished" is success).
+//! - `poll`: the v2 sequence until processing has finished (the job's page is
+//!   `https://kartaview.org/details/<id>`); gives up gracefully after 72 h.
+//! - `sync`: nothing.
+
+use super::{
+    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photos_by_id,
+    provider_step_error, read_photo, run_items, unsent, watched,
+};
+use futures::future::BoxFuture;
+use mtp_core::Destination;
+use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
+use mtp_providers::KartaViewClient;
+use mtp_providers::config::KartaViewConfig;
+use mtp_providers::kartaview::{NewPhoto, NewSequence, PhotoOutcome, Projection, UPLOAD_SOURCE};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(crate) struct KartaViewDriver {
+    shared: Arc<Shared>,
+}
+
+impl KartaViewDriver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        KartaViewDriver { shared }
+    }
+
+    fn options(&self) -> &PipelineOptions {
+        &self.shared.options
+    }
+}
+
+impl Driver for KartaViewDriver {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            match stage {
+                Stage::Prepare => check_files(ctx).await,
+                Stage::Upload | Stage::Publish | Stage::Poll => {
+                    let app = self.shared.app()?;
+                    let cfg = app.services().kartaview.clone().ok_or_else(|| {
+                        StepError::permanent(
+                            "KartaView is not configured: set KARTAVIEW_OSM_CLIENT_ID and KARTAVIEW_OSM_CLIENT_SECRET, restart, then retry.",
+                        )
+                    })?;
+                    let account = account(&app, Destination::Kartaview).await?;
+                    let client = KartaViewClient::new(
+                        app.services().http.clone(),
+                        &cfg,
+                        account.access_token.clone(),
+                    )
+                    .with_clock(app.clock());
+                    let sandbox = app.services().sandbox;
+                    match stage {
+                        Stage::Upload => self.upload(&client, ctx).await,
+                        Stage::Publish => self.publish(&client, &cfg, sandbox, ctx).await,
+                        _ => self.poll(&client, ctx).await,
+                    }
+                }
+                Stage::Sync => Ok(StepOutcome::Advance),
+                Stage::Done => Ok(StepOutcome::Finish),
+            }
+        })
+    }
+}
+
+impl KartaViewDriver {
+    async fn upload(
+        &self,
+        client: &KartaViewClient,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let photos = photos_by_id(ctx).await?;
+        let items = ctx.items().await?;
+        let sequence_id = match remote.str("sequence_id") {
+            Some(id) => id,
+            None => {
+                let first = items
+                    .first()
+                    .ok_or_else(|| StepError::permanent("This sequence has no photos to send."))?;
+                let first = photo_of(&photos, first)?;
+                ctx.check()?;
+                let id = client
+                    .create_sequence(&NewSequence {
+                        upload_source: UPLOAD_SOURCE.to_string(),
+                        first_latitude: first.lat,
+                        first_longitude: first.lon,
+                        platform_name: None,
+                        device_name: first.model.clone().filter(|m| !m.trim().is_empty()),
+                        track_txt: None,
+                    })
+                    .await
+                    .map_err(provider_step_error)?;
+                remote.set(ctx, "sequence_id", json!(id)).await?;
+                id
+            }
+        };
+        let todo = unsent(items);
+        run_items(ctx, todo, self.options().parallel_uploads, |item| {
+            let photos = &photos;
+            let sequence_id = sequence_id.as_str();
+            async move {
+                let photo = photo_of(photos, &item)?;
+                match upload_photo(client, ctx, sequence_id, &item, photo).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(item_error(ctx, &item, e).await),
+                }
+            }
+        })
+        .await?;
+        let left = unsent(ctx.items().await?).len();
+        if left > 0 {
+            return Err(StepError::retry(format!(
+                "{left} photos are not on KartaView yet"
+            )));
+        }
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn publish(
+        &self,
+        client: &KartaViewClient,
+        cfg: &KartaViewConfig,
+        sandbox: bool,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let sequence_id = remote.str("sequence_id").ok_or_else(|| {
+            StepError::permanent("The KartaView sequence was never created: retry the upload")
+        })?;
+        let items = ctx.items().await?;
+        if items
+            .iter()
+            .any(|i| i.state == "sent" && i.remote_id.is_none())
+        {
+            // Photos answered "duplicate" (sent before a lost reply) carry no id: read them back.
+            let ids: HashMap<u32, String> = client
+                .all_photos(&sequence_id)
+                .await
+                .map_err(provider_step_error)?
+                .into_iter()
+                .filter_map(|p| Some((p.sequence_index?, p.id)))
+                .collect();
+            for item in items
+                .iter()
+                .filter(|i| i.state == "sent" && i.remote_id.is_none())
+            {
+                if let Some(id) = u32::try_from(item.seq_index).ok().and_then(|i| ids.get(&i)) {
+                    ctx.save_item(
+                        item.photo_id,
+                        "sent",
+                        None,
+                        item.remote_offset,
+                        Some(id),
+                        None,
+                    )
+                    .await?;
+                }
+            }
+        }
+        if !remote.flag("finished") {
+            ctx.check()?;
+            client
+                .finish_sequence(&sequence_id)
+                .await
+                .map_err(provider_step_error)?;
+            remote.set(ctx, "finished", json!(true)).await?;
+        }
+        let url = if sandbox {
+            format!(
+                "{}/2.0/sequence/{sequence_id}",
+                cfg.api_url.as_str().trim_end_matches('/')
+            )
+        } else {
+            format!("https://kartaview.org/details/{sequence_id}")
+        };
+        ctx.store
+            .set_job_remote_url(ctx.job_id, &url, ctx.now())
+            .await?;
+        remote.published_at(ctx).await?;
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn poll(&self, client: &KartaViewClient, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let sequence_id = remote.str("sequence_id").ok_or_else(|| {
+            StepError::permanent("The KartaView sequence was never created: retry the upload")
+        })?;
+        let seq = client
+            .sequence(&sequence_id)
+            .await
+            .map_err(provider_step_error)?;
+        let v1 = seq.raw.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let processing = seq.processing_status.as_deref().unwrap_or("");
+        if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
+            return Ok(StepOutcome::Advance);
+        }
+        if processing == "FAILED" || v1 == "PROCESSING_FAILED" {
+            return Err(StepError::permanent(format!(
+                "KartaView could not process sequence {sequence_id}"
+            )));
+        }
+        remote
+            .wait_more(
+                ctx,
+                self.options(),
+                "KartaView's processing of the sequence",
+            )
+            .await
+    }
+}
+
+async fn upload_photo(
+    client: &KartaViewClient,
+    ctx: &JobCtx,
+    sequence_id: &str,
+    item: &JobItemRow,
+    photo: &PhotoRow,
+) -> Result<(), StepError> {
+    let index = u32::try_from(photo.seq_index)
+        .map_err(|_| StepError::permanent(format!("index {} is out of range", photo.seq_index)))?;
+    let data = read_photo(item).await?;
+    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    let new = NewPhoto {
+        sequence_id: sequence_id.to_string(),
+        sequence_index: index,
+        latitude: photo.lat,
+        longitude: photo.lon,
+        shot_at_ms: photo.captured_at,
+        heading: photo
+            .heading
+            .filter(|h| h.is_finite())
+            .map(|h| h.rem_euclid(360.0)),
+        gps_accuracy: photo.gps_accuracy_m.filter(|a| a.is_finite() && *a >= 0.0),
+        projection: if photo.is_360 {
+            Projection::Sphere
+        } else {
+            Projection::Flat
+        },
+        projection_yaw: None,
+        file_name: item.file_name.clone(),
+        bytes: data,
+    };
+    let _slot = ctx.transfer_slot().await?;
+    ctx.check()?;
+    let (outcome, _) = watched(ctx, None, client.upload_photo(&new)).await;
+    let key = index.to_string();
+    match outcome? {
+        Ok(PhotoOutcome::Uploaded { photo_id }) => {
+            ctx.save_item(
+                item.photo_id,
+                "sent",
+                Some(&key),
+                len,
+                Some(&photo_id),
+                None,
+            )
+            .await
+        }
+        Ok(PhotoOutcome::Duplicate { .. }) => {
+            ctx.save_item(item.photo_id, "sent", Some(&key), len, None, None)
+                .await
+        }
+        Err(e) => Err(provider_step_error(e)),
+    }
+}

@@ -1,0 +1,408 @@
+//! Mapillary, as mapillary_tools 0.14 uploads (PROTOCOLS §2.2–2.4, §2.6).
+//!
+//! - `prepare`: the files are still there, unchanged.
+//! - `upload`: per photo, in order, 4 at a time: the upload copy (the file with the `MAP*`
+//!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic), its key
+//!   `mly_tools_<md5>.jpg` saved on the item *before* the first byte goes (state
+//!   `partial`), then the server's offset and the rest of the bytes; the handle is saved
+//!   with state `sent`. A photo cut mid-way resumes from the server's offset.
+//! - `publish`: per chunk of ≤1000 photos (one Mapillary sequence each): the manifest's key
+//!   is saved, then its handle, then `finish_upload`'s cluster id (`cluster_ids[i]`).
+//! - `poll`: Mapillary says nothing about a cluster (the sandbox's cluster page has no real
+//!   counterpart), so each chunk's sequence is found as Trek View does: images in a small
+//!   box around the chunk's first photo, within a second of its capture time, by this
+//!   account; the match's `sequence` is the key. Gives up gracefully after 72 h.
+//! - `sync`: nothing.
+//!
+//! A refused token is refreshed once per stage (the emulator and the real service expire
+//! tokens server-side); if the refresh is refused too, the job waits for a new sign-in.
+
+use super::{
+    PipelineOptions, Remote, Shared, account, app_step_error, check_files, item_error, photo_of,
+    photos_by_id, provider_step_error, run_items, unsent, watched,
+};
+use crate::App;
+use futures::future::BoxFuture;
+use mtp_core::Destination;
+use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::photo::rewrite::with_image_description;
+use mtp_core::plan::PlannedPhoto;
+use mtp_core::plan::description::{DescriptionOptions, image_description};
+use mtp_core::store::{Account, JobItemRow, JobRow, PhotoRow};
+use mtp_providers::MapillaryClient;
+use mtp_providers::config::MapillaryConfig;
+use mtp_providers::mapillary::{BboxQuery, FileType, Progress, new_manifest_key, session_key_for};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Half the side of the box searched around a chunk's first photo, in degrees (≈ 30 m).
+const SEARCH_BOX_DEG: f64 = 0.0003;
+/// How far a found image may be from the photo we sent (MAP* positions have 7 decimals).
+const SAME_PLACE_DEG: f64 = 0.000_01;
+/// How far its capture time may be (MAPCaptureTime has milliseconds).
+const SAME_TIME_MS: i64 = 1_000;
+/// Candidate sequences whose image count is checked.
+const CANDIDATES: usize = 3;
+
+pub(crate) struct MapillaryDriver {
+    shared: Arc<Shared>,
+}
+
+impl MapillaryDriver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        MapillaryDriver { shared }
+    }
+
+    fn options(&self) -> &PipelineOptions {
+        &self.shared.options
+    }
+}
+
+impl Driver for MapillaryDriver {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            match stage {
+                Stage::Prepare => check_files(ctx).await,
+                Stage::Upload | Stage::Publish | Stage::Poll => self.signed_in(stage, ctx).await,
+                Stage::Sync => Ok(StepOutcome::Advance),
+                Stage::Done => Ok(StepOutcome::Finish),
+            }
+        })
+    }
+}
+
+impl MapillaryDriver {
+    /// Runs a stage that talks to Mapillary; a refused token is refreshed once and the
+    /// stage runs again (it only does what is left).
+    async fn signed_in(&self, stage: Stage, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
+        let app = self.shared.app()?;
+        let cfg = app.services().mapillary.clone().ok_or_else(|| {
+            StepError::permanent(
+                "Mapillary is not configured: set MAPILLARY_APP_ID and MAPILLARY_SECRET, restart, then retry.",
+            )
+        })?;
+        let mut account = account(&app, Destination::Mapillary).await?;
+        let mut refreshed = false;
+        loop {
+            let client = MapillaryClient::new(
+                app.services().http.clone(),
+                &cfg,
+                account.access_token.clone(),
+            )
+            .with_clock(app.clock());
+            let result = match stage {
+                Stage::Upload => self.upload(&client, ctx).await,
+                Stage::Publish => self.publish(&client, ctx).await,
+                _ => self.poll(&app, &cfg, &client, &account, ctx).await,
+            };
+            match result {
+                Err(StepError::Auth { message }) if !refreshed => {
+                    refreshed = true;
+                    tracing::info!(
+                        job = ctx.job_id,
+                        "Mapillary refused the token; refreshing it"
+                    );
+                    account =
+                        app.refresh_mapillary_now(&account).await.map_err(
+                            |e| match app_step_error(e) {
+                                StepError::Auth { message: why } => StepError::Auth {
+                                    message: format!("{message} ({why})"),
+                                },
+                                other => other,
+                            },
+                        )?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn upload(
+        &self,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let photos = photos_by_id(ctx).await?;
+        let todo = unsent(ctx.items().await?);
+        run_items(ctx, todo, self.options().parallel_uploads, |item| {
+            let photos = &photos;
+            async move {
+                let photo = photo_of(photos, &item)?;
+                match self.upload_photo(client, ctx, &item, photo).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(item_error(ctx, &item, e).await),
+                }
+            }
+        })
+        .await?;
+        let left = unsent(ctx.items().await?).len();
+        if left > 0 {
+            return Err(StepError::retry(format!(
+                "{left} photos are not on Mapillary yet"
+            )));
+        }
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn upload_photo(
+        &self,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+        item: &JobItemRow,
+        photo: &PhotoRow,
+    ) -> Result<(), StepError> {
+        let (data, key) = upload_copy(item, photo).await?;
+        if item.state != "partial" || item.remote_key.as_deref() != Some(key.as_str()) {
+            // The key first: whatever reaches the server from now on can be resumed.
+            ctx.save_item(item.photo_id, "partial", Some(&key), 0, None, None)
+                .await?;
+        }
+        let _slot = ctx.transfer_slot().await?;
+        ctx.check()?;
+        let position = Arc::new(AtomicU64::new(0));
+        let progress: Progress = {
+            let position = position.clone();
+            Arc::new(move |at| position.store(at, Ordering::Relaxed))
+        };
+        let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        let (outcome, in_flight) = watched(
+            ctx,
+            Some(&position),
+            client.upload_resumable(&key, data, Some(progress)),
+        )
+        .await;
+        let result = match outcome {
+            Ok(Ok(handle)) => {
+                ctx.save_item(item.photo_id, "sent", Some(&key), len, Some(&handle), None)
+                    .await
+            }
+            Ok(Err(e)) => Err(provider_step_error(e)),
+            Err(e) => Err(e),
+        };
+        ctx.bytes_in_flight(-in_flight).await;
+        result
+    }
+
+    async fn publish(
+        &self,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let items = ctx.items().await?;
+        if let Some(missing) = items
+            .iter()
+            .find(|i| i.state != "sent" || i.remote_id.is_none())
+        {
+            return Err(StepError::permanent(format!(
+                "{} has no Mapillary upload handle: retry the upload",
+                missing.file_name
+            )));
+        }
+        let chunks: Vec<&[JobItemRow]> = items
+            .chunks(self.options().mapillary_chunk.max(1))
+            .collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if remote.at("cluster_ids", i).is_some() {
+                continue;
+            }
+            ctx.check()?;
+            let handle = match remote.at("manifest_handles", i) {
+                Some(h) => h,
+                None => {
+                    let key = match remote.at("manifest_keys", i) {
+                        Some(k) => k,
+                        None => {
+                            let k = new_manifest_key();
+                            remote.set_at(ctx, "manifest_keys", i, &k).await?;
+                            k
+                        }
+                    };
+                    let handles: Vec<String> =
+                        chunk.iter().filter_map(|it| it.remote_id.clone()).collect();
+                    let h = client
+                        .upload_manifest(&key, &handles)
+                        .await
+                        .map_err(provider_step_error)?;
+                    remote.set_at(ctx, "manifest_handles", i, &h).await?;
+                    h
+                }
+            };
+            // Not idempotent on Mapillary's side: a reply lost on the way back would make a
+            // second cluster on the next run. Nothing documented tells whether it went
+            // through, so the cluster id is saved the instant it arrives.
+            let cluster = client
+                .finish_upload(&handle, FileType::BundleManifest, None)
+                .await
+                .map_err(provider_step_error)?;
+            remote.set_at(ctx, "cluster_ids", i, &cluster).await?;
+            if i == 0 {
+                remote.set(ctx, "cluster_id", json!(cluster)).await?;
+            }
+        }
+        remote.published_at(ctx).await?;
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn poll(
+        &self,
+        app: &App,
+        cfg: &MapillaryConfig,
+        client: &MapillaryClient,
+        account: &Account,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let items = ctx.items().await?;
+        let photos = photos_by_id(ctx).await?;
+        let mut missing = 0;
+        for (i, chunk) in items
+            .chunks(self.options().mapillary_chunk.max(1))
+            .enumerate()
+        {
+            if remote.at("sequence_keys", i).is_some() {
+                continue;
+            }
+            ctx.check()?;
+            let first = photo_of(&photos, &chunk[0])?;
+            match find_sequence(client, account, first, chunk.len()).await? {
+                Some(found) => {
+                    remote
+                        .set_at(ctx, "sequence_keys", i, &found.sequence)
+                        .await?;
+                    if i == 0 {
+                        remote
+                            .set(ctx, "sequence_key", json!(found.sequence))
+                            .await?;
+                        remote
+                            .set(ctx, "first_image_id", json!(found.image))
+                            .await?;
+                        let url = if app.services().sandbox {
+                            format!(
+                                "{}/sandbox/images/{}/original",
+                                cfg.graph_url.as_str().trim_end_matches('/'),
+                                found.image
+                            )
+                        } else {
+                            format!("https://www.mapillary.com/app/?pKey={}", found.image)
+                        };
+                        ctx.store
+                            .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                            .await?;
+                    }
+                }
+                None => missing += 1,
+            }
+        }
+        if missing == 0 {
+            return Ok(StepOutcome::Advance);
+        }
+        remote
+            .wait_more(ctx, self.options(), "The sequence on Mapillary")
+            .await
+    }
+}
+
+/// The bytes to send and their key. Done off the async threads: reading, rewriting the
+/// EXIF and hashing a large photo take a while.
+async fn upload_copy(
+    item: &JobItemRow,
+    photo: &PhotoRow,
+) -> Result<(bytes::Bytes, String), StepError> {
+    let planned = PlannedPhoto {
+        photo: photo.to_meta(),
+        original_captured_at_ms: photo.original_captured_at.unwrap_or(photo.captured_at),
+        sequence_index: usize::try_from(photo.seq_index).unwrap_or_default(),
+    };
+    let description = image_description(&planned, &DescriptionOptions::default());
+    let raw = super::read_photo(item).await?;
+    tokio::task::spawn_blocking(move || {
+        let copy = with_image_description(&raw, &description)
+            .map_err(|e| StepError::permanent(format!("cannot prepare the upload copy: {e}")))?;
+        let key = session_key_for(&copy);
+        Ok((bytes::Bytes::from(copy), key))
+    })
+    .await
+    .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
+}
+
+/// A published sequence found by position and time.
+struct Found {
+    sequence: String,
+    image: String,
+}
+
+/// The sequence holding the image we sent as `first` (by this account), preferring one
+/// with exactly `count` images when several match (the same photos uploaded twice).
+async fn find_sequence(
+    client: &MapillaryClient,
+    account: &Account,
+    first: &PhotoRow,
+    count: usize,
+) -> Result<Option<Found>, StepError> {
+    let query = BboxQuery {
+        min_lon: first.lon - SEARCH_BOX_DEG,
+        min_lat: first.lat - SEARCH_BOX_DEG,
+        max_lon: first.lon + SEARCH_BOX_DEG,
+        max_lat: first.lat + SEARCH_BOX_DEG,
+        start_captured_at_ms: Some(first.captured_at - SAME_TIME_MS),
+        end_captured_at_ms: Some(first.captured_at + SAME_TIME_MS),
+        sequence_id: None,
+        limit: 100,
+    };
+    let images = client
+        .images_in_bbox(&query)
+        .await
+        .map_err(provider_step_error)?;
+    let mut candidates: Vec<(i64, f64, String, String)> = images
+        .into_iter()
+        .filter(|img| match (&img.creator, &account.user_id) {
+            (Some(creator), Some(me)) => creator.id == *me,
+            _ => true,
+        })
+        .filter_map(|img| {
+            let at = img.geometry.or(img.computed_geometry)?;
+            let dist = (at.lat - first.lat).abs().max((at.lon - first.lon).abs());
+            let dt = (img.captured_at_ms? - first.captured_at).abs();
+            let sequence = img.sequence_id.clone()?;
+            (dist <= SAME_PLACE_DEG && dt <= SAME_TIME_MS).then_some((dt, dist, sequence, img.id))
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
+            // Newer images have larger ids: the latest upload of the same photos first.
+            .then_with(|| b.3.len().cmp(&a.3.len()).then(b.3.cmp(&a.3)))
+    });
+    let mut seen = Vec::new();
+    for (_, _, sequence, image) in &candidates {
+        if seen.contains(sequence) {
+            continue;
+        }
+        seen.push(sequence.clone());
+        if seen.len() > CANDIDATES {
+            break;
+        }
+        let ids = client
+            .image_ids(sequence)
+            .await
+            .map_err(provider_step_error)?;
+        if ids.len() == count {
+            return Ok(Some(Found {
+                sequence: sequence.clone(),
+                image: image.clone(),
+            }));
+        }
+    }
+    // Mapillary may have dropped a few images: the best match by place and time.
+    Ok(candidates
+        .into_iter()
+        .next()
+        .map(|(_, _, sequence, image)| Found { sequence, image }))
+}

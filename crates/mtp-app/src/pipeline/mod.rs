@@ -1,0 +1,899 @@
+//! The upload pipeline as the app runs it: one [`Driver`] per destination (the child
+//! modules), the engine's life (start, shutdown) and waiting for jobs to settle.
+//!
+//! Every driver follows the same rules:
+//! - a stage can be run again at any time (after a crash, a retry, a pause) and then only
+//!   does what the remote does not have yet;
+//! - every remote id is saved on the job (`remote_json`) or its photo item the moment the
+//!   remote returns it, before anything else is done with it;
+//! - provider errors keep their meaning: retry (with the server's delay), permanent (with
+//!   the server's words), auth (the engine parks the job until the user integrates again);
+//! - a photo that fails for good is named in the job's error and keeps its own error on its
+//!   item, while the other photos go on; the job then fails and "retry" sends only what is
+//!   missing.
+//!
+//! What each job's `remote_json` holds:
+//!
+//! | Destination | Keys |
+//! |---|---|
+//! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
+//! | KartaView | `sequence_id`, `finished`, `polls`, `published_at`, `note` |
+//! | Panoramax | `instance_url`, `upload_set_id`, `completed`, `published_at`, `polls`, `collection_ids[]`, `collection_id`, `note` |
+//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `note` |
+//!
+//! Per photo (`job_items`): Mapillary `remote_key` = upload key `mly_tools_<md5>.jpg` (saved
+//! before the first byte), `remote_id` = file handle; KartaView `remote_key` =
+//! `sequenceIndex`, `remote_id` = photo id; Panoramax `remote_key` = file name,
+//! `remote_id` = picture id.
+
+mod kartaview;
+mod mapillary;
+mod mtpw;
+mod panoramax;
+
+use crate::accounts::provider_error;
+use crate::{App, AppError, AppEvent, AppResult, WeakApp};
+use futures::StreamExt;
+use mtp_core::Destination;
+use mtp_core::engine::{Driver, Engine, EngineConfig, EngineEvent, JobCtx, StepError, StepOutcome};
+use mtp_core::store::{Account, JobItemRow, JobRow, NewEvent, PhotoRow};
+use mtp_providers::{ErrorKind, ProviderError, TokenSet};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How the drivers pace themselves. The engine's own settings (jobs and transfers at once,
+/// retry policy) are in [`EngineConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineOptions {
+    /// Photos of one job sent at once (each also holds one of the engine's transfer slots).
+    pub parallel_uploads: usize,
+    /// Photos per Mapillary manifest (one `finish_upload`, one cluster, one sequence).
+    pub mapillary_chunk: usize,
+    /// First wait between two looks at a service's processing state; doubles up to
+    /// `poll_max_ms`.
+    pub poll_first_ms: i64,
+    pub poll_max_ms: i64,
+    /// After this long without the service showing the published sequence, stop looking
+    /// (the job ends with a note; the upload itself is done).
+    pub publish_timeout_ms: i64,
+    /// How often Map the Paths Web looks whether Mapillary has published the sequence.
+    pub mtpw_wait_ms: i64,
+}
+
+impl PipelineOptions {
+    /// Against the real services: Mapillary publishes "usually within 72 h" (PROTOCOLS §2.6).
+    pub fn live() -> PipelineOptions {
+        PipelineOptions {
+            parallel_uploads: 4,
+            mapillary_chunk: mtp_core::plan::MAPILLARY_MAX_SEQUENCE_PHOTOS,
+            poll_first_ms: 30_000,
+            poll_max_ms: 10 * 60_000,
+            publish_timeout_ms: 72 * 3_600_000,
+            mtpw_wait_ms: 60_000,
+        }
+    }
+
+    /// Against the built-in emulators, which process in seconds.
+    pub fn sandbox() -> PipelineOptions {
+        PipelineOptions {
+            poll_first_ms: 500,
+            poll_max_ms: 5_000,
+            mtpw_wait_ms: 500,
+            ..PipelineOptions::live()
+        }
+    }
+
+    /// The wait before look number `polls` (0-based) at a processing state.
+    pub(crate) fn poll_delay(&self, polls: i64) -> i64 {
+        let doubled = self
+            .poll_first_ms
+            .max(1)
+            .saturating_mul(1_i64 << polls.clamp(0, 30));
+        doubled.min(self.poll_max_ms.max(self.poll_first_ms))
+    }
+}
+
+/// The task that runs the engine, while it runs.
+pub(crate) struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Job states in which nothing happens until the user acts.
+const SETTLED: [&str; 5] = ["done", "failed", "cancelled", "waiting_auth", "paused"];
+
+/// Whether nothing will happen to `job` until the user acts: it is in a settled state, or
+/// it is a Map the Paths job waiting for a Mapillary job of its sequence that is itself
+/// waiting for the user (paused, or waiting for a new sign-in).
+fn settled(job: &JobRow, all: &[JobRow]) -> bool {
+    if SETTLED.contains(&job.status.as_str()) {
+        return true;
+    }
+    job.destination() == Some(Destination::Mtpw)
+        && matches!(job.stage.as_str(), "poll" | "sync")
+        && all.iter().any(|j| {
+            j.sequence_id == job.sequence_id
+                && j.destination() == Some(Destination::Mapillary)
+                && matches!(j.status.as_str(), "paused" | "waiting_auth")
+        })
+}
+
+impl App {
+    /// Starts the upload pipeline in the background (idempotent). Needs a tokio runtime.
+    pub fn start_engine(&self) -> AppResult<()> {
+        self.start_engine_with(EngineConfig::default())
+    }
+
+    /// [`App::start_engine`] with the engine's settings given (tests use a short retry
+    /// policy). The drivers pace themselves for the mode (sandbox or live).
+    pub fn start_engine_with(&self, config: EngineConfig) -> AppResult<()> {
+        let options = if self.services().sandbox {
+            PipelineOptions::sandbox()
+        } else {
+            PipelineOptions::live()
+        };
+        self.start_pipeline(config, options)
+    }
+
+    /// Starts the pipeline with both the engine's and the drivers' settings. The engine is
+    /// built once per app: after a [`App::shutdown`] this runs the same engine again (its
+    /// settings stay those of the first start) and it resumes whatever was left running.
+    pub fn start_pipeline(&self, config: EngineConfig, options: PipelineOptions) -> AppResult<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            AppError::new(
+                "internal",
+                "the upload pipeline needs an async runtime to run in",
+            )
+        })?;
+        let engine = self
+            .inner
+            .engine
+            .get_or_init(|| self.build_engine(config, options))
+            .clone();
+        let mut worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if worker.as_ref().is_some_and(|w| !w.task.is_finished()) {
+            return Ok(());
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let task = runtime.spawn(async move {
+            if let Err(e) = engine.run(stop_rx).await {
+                tracing::error!("the upload pipeline stopped: {e}");
+            }
+        });
+        *worker = Some(Worker { stop, task });
+        Ok(())
+    }
+
+    fn build_engine(&self, config: EngineConfig, options: PipelineOptions) -> Engine {
+        let shared = Arc::new(Shared {
+            app: self.downgrade(),
+            options,
+        });
+        let mut drivers: HashMap<Destination, Arc<dyn Driver>> = HashMap::new();
+        drivers.insert(
+            Destination::Mapillary,
+            Arc::new(mapillary::MapillaryDriver::new(shared.clone())),
+        );
+        drivers.insert(
+            Destination::Kartaview,
+            Arc::new(kartaview::KartaViewDriver::new(shared.clone())),
+        );
+        drivers.insert(
+            Destination::Panoramax,
+            Arc::new(panoramax::PanoramaxDriver::new(shared.clone())),
+        );
+        drivers.insert(Destination::Mtpw, Arc::new(mtpw::MtpwDriver::new(shared)));
+        let events = self.inner.events.clone();
+        let sink = Arc::new(move |event: EngineEvent| {
+            let event = match event {
+                EngineEvent::JobChanged {
+                    job_id,
+                    sequence_id,
+                    status,
+                    stage,
+                } => AppEvent::JobChanged {
+                    job_id,
+                    sequence_id,
+                    status,
+                    stage,
+                },
+                EngineEvent::Progress {
+                    job_id,
+                    sequence_id,
+                    photos_done,
+                    photos_total,
+                    bytes_done,
+                    bytes_total,
+                } => AppEvent::JobProgress {
+                    job_id,
+                    sequence_id,
+                    photos_done,
+                    photos_total,
+                    bytes_done,
+                    bytes_total,
+                },
+            };
+            // No receiver is fine (the CLI often has none).
+            let _ = events.send(event);
+        });
+        Engine::new(self.store().clone(), self.clock(), drivers, config, sink)
+    }
+
+    /// Whether the pipeline is running.
+    pub fn engine_running(&self) -> bool {
+        self.inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|w| !w.task.is_finished())
+    }
+
+    /// Stops the pipeline and waits for it: running stages stop at their next checkpoint
+    /// (between photos, or mid-photo for a transfer) and resume at the next start.
+    pub async fn shutdown(&self) {
+        let worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker {
+            let _ = worker.stop.send(true);
+            let _ = worker.task.await;
+        }
+    }
+
+    /// Stops the pipeline the way a crash or a kill would: no stage reaches a checkpoint,
+    /// requests in flight are dropped and jobs stay `running` in the database (the next
+    /// start puts them back in the queue). For tests of crash recovery.
+    #[doc(hidden)]
+    pub async fn kill_engine(&self) {
+        let worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker {
+            worker.task.abort();
+            let _ = worker.task.await;
+        }
+    }
+
+    /// Waits until every job of these sequences is done, failed, cancelled, paused or
+    /// waiting for the user to integrate again (a Map the Paths job waiting for such a
+    /// Mapillary job counts as waiting too), and returns them. Errors with code
+    /// `timeout` (listing where each job is) if that takes longer than `timeout`.
+    pub async fn wait_for_jobs(
+        &self,
+        sequence_ids: &[i64],
+        timeout: Duration,
+    ) -> AppResult<Vec<JobRow>> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut jobs = Vec::new();
+            for &id in sequence_ids {
+                jobs.extend(self.store().jobs_of_sequence(id).await?);
+            }
+            if jobs.iter().all(|j| settled(j, &jobs)) {
+                return Ok(jobs);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let states: Vec<String> = jobs
+                    .iter()
+                    .map(|j| format!("{} {} {}", j.destination, j.stage, j.status))
+                    .collect();
+                return Err(AppError::new(
+                    "timeout",
+                    format!(
+                        "the uploads did not settle in {} s: {}",
+                        timeout.as_secs(),
+                        states.join(", ")
+                    ),
+                ));
+            }
+            // Re-read on every job event, and at least every 200 ms.
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            let _ = tokio::time::timeout(wait, events.recv()).await;
+        }
+    }
+
+    /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
+    /// answered that it expired. A refusal marks the account as needing a new sign-in.
+    pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {
+        let s = self.services();
+        let cfg = s.mapillary.clone().ok_or_else(|| {
+            AppError::new(
+                "not_configured",
+                "Mapillary is not configured in this mode.",
+            )
+        })?;
+        let tokens = TokenSet {
+            access_token: account.access_token.clone(),
+            refresh_token: account.refresh_token.clone(),
+            expires_at_ms: account.expires_at,
+        };
+        let now = self.now_ms();
+        match mtp_providers::oauth::MapillaryOAuth::new(s.http.clone(), cfg)
+            .with_clock(self.clock())
+            .refresh(&tokens)
+            .await
+        {
+            Ok(fresh) => {
+                let mut updated = account.clone();
+                updated.access_token = fresh.access_token;
+                updated.refresh_token = fresh.refresh_token.or(account.refresh_token.clone());
+                updated.expires_at = fresh.expires_at_ms;
+                self.store().save_account(&updated, now).await?;
+                Ok(updated)
+            }
+            Err(e) if e.kind() == ErrorKind::Auth => {
+                self.store()
+                    .mark_needs_reauth(Destination::Mapillary, now)
+                    .await?;
+                self.emit(AppEvent::AccountsChanged);
+                Err(AppError::new(
+                    "needs_reauth",
+                    format!("{e} — integrate Mapillary again."),
+                ))
+            }
+            Err(e) => Err(provider_error(e)),
+        }
+    }
+}
+
+/// What every driver holds: the app (weakly) and the pacing.
+pub(crate) struct Shared {
+    app: WeakApp,
+    options: PipelineOptions,
+}
+
+impl Shared {
+    /// The app, or "stop" when it is going away.
+    fn app(&self) -> Result<App, StepError> {
+        self.app.upgrade().ok_or(StepError::Interrupted)
+    }
+}
+
+/// A failed call, as the engine should treat it.
+pub(crate) fn provider_step_error(e: ProviderError) -> StepError {
+    let message = e.to_string();
+    match e.kind() {
+        ErrorKind::Retry { after } => StepError::Retry {
+            after_ms: after.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            message,
+        },
+        // The client already re-read the offset a few times: try again soon.
+        ErrorKind::OffsetInvalid => StepError::Retry {
+            after_ms: Some(0),
+            message,
+        },
+        ErrorKind::Auth => StepError::Auth { message },
+        ErrorKind::Permanent => StepError::Permanent { message },
+    }
+}
+
+/// An app-level failure (no account, a refused refresh, the database), for the engine.
+pub(crate) fn app_step_error(e: AppError) -> StepError {
+    match e.code {
+        "needs_reauth" | "not_connected" | "auth" => StepError::Auth { message: e.message },
+        "network" | "db_error" | "internal" => StepError::Retry {
+            after_ms: None,
+            message: e.message,
+        },
+        _ => StepError::Permanent { message: e.message },
+    }
+}
+
+/// The stored account of `service` with a usable token.
+pub(crate) async fn account(app: &App, service: Destination) -> Result<Account, StepError> {
+    app.access_token(service).await.map_err(app_step_error)
+}
+
+/// `prepare` of the photo destinations: every photo is still there, with the size it had
+/// when the folder was read (the upload key and the plan depend on the exact bytes).
+pub(crate) async fn check_files(ctx: &JobCtx) -> Result<StepOutcome, StepError> {
+    let items = ctx.items().await?;
+    if items.is_empty() {
+        return Err(StepError::permanent("This sequence has no photos to send."));
+    }
+    let mut problems = Vec::new();
+    let mut count = 0;
+    for item in &items {
+        if item.state == "sent" || item.state == "rejected" {
+            continue;
+        }
+        ctx.check()?;
+        let problem = match tokio::fs::metadata(&item.path).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("missing".to_string()),
+            Err(e) => Some(format!("unreadable: {e}")),
+            Ok(m) if !m.is_file() => Some("not a file any more".to_string()),
+            Ok(m) if i64::try_from(m.len()).ok() != Some(item.file_size) => Some(format!(
+                "changed: {} bytes, was {}",
+                m.len(),
+                item.file_size
+            )),
+            Ok(_) => None,
+        };
+        if let Some(p) = problem {
+            count += 1;
+            if problems.len() < 3 {
+                problems.push(format!("{} ({p})", item.path));
+            }
+        }
+    }
+    if count == 0 {
+        return Ok(StepOutcome::Advance);
+    }
+    let more = if count > problems.len() {
+        format!(" and {} more", count - problems.len())
+    } else {
+        String::new()
+    };
+    Err(StepError::permanent(format!(
+        "{count} photo file(s) changed or disappeared since the folder was read: {}{more}. \
+         Put them back, or read the folder again.",
+        problems.join(", ")
+    )))
+}
+
+/// The stored photos of the job's sequence, by id.
+pub(crate) async fn photos_by_id(ctx: &JobCtx) -> Result<HashMap<i64, PhotoRow>, StepError> {
+    Ok(ctx
+        .store
+        .photos(ctx.sequence_id)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect())
+}
+
+/// The stored photo of an item.
+pub(crate) fn photo_of<'a>(
+    photos: &'a HashMap<i64, PhotoRow>,
+    item: &JobItemRow,
+) -> Result<&'a PhotoRow, StepError> {
+    photos.get(&item.photo_id).ok_or_else(|| {
+        StepError::permanent(format!(
+            "{} is no longer part of this sequence in the database",
+            item.file_name
+        ))
+    })
+}
+
+/// A local copy of the job's remote ids that writes through: `set` saves to the database
+/// first, then updates the copy.
+pub(crate) struct Remote(serde_json::Map<String, Value>);
+
+impl Remote {
+    /// The job's remote ids as stored now (a stage may run again after saving some).
+    pub(crate) async fn load(ctx: &JobCtx) -> Result<Remote, StepError> {
+        let job = ctx
+            .store
+            .job(ctx.job_id)
+            .await?
+            .ok_or_else(|| StepError::permanent("this upload was removed from the queue"))?;
+        Ok(Remote(job.remote()))
+    }
+
+    pub(crate) fn str(&self, key: &str) -> Option<String> {
+        as_string(self.0.get(key))
+    }
+
+    pub(crate) fn i64(&self, key: &str) -> Option<i64> {
+        self.0.get(key).and_then(Value::as_i64)
+    }
+
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.0.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// Entry `index` of the list `key`.
+    pub(crate) fn at(&self, key: &str, index: usize) -> Option<String> {
+        as_string(self.0.get(key).and_then(|v| v.get(index)))
+    }
+
+    pub(crate) async fn set(
+        &mut self,
+        ctx: &JobCtx,
+        key: &str,
+        value: Value,
+    ) -> Result<(), StepError> {
+        ctx.save_remote(key, value.clone()).await?;
+        self.0.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Sets entry `index` of the list `key` (filling the gap with nulls).
+    pub(crate) async fn set_at(
+        &mut self,
+        ctx: &JobCtx,
+        key: &str,
+        index: usize,
+        value: &str,
+    ) -> Result<(), StepError> {
+        let mut list = self
+            .0
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if list.len() <= index {
+            list.resize(index + 1, Value::Null);
+        }
+        list[index] = Value::String(value.to_string());
+        self.set(ctx, key, Value::Array(list)).await
+    }
+
+    /// Records why a job ended without the result it aims for, on the job and in the log.
+    pub(crate) async fn note(&mut self, ctx: &JobCtx, message: &str) -> Result<(), StepError> {
+        self.set(ctx, "note", json!(message)).await?;
+        ctx.store
+            .log_event(
+                &NewEvent {
+                    kind: "note",
+                    sequence_id: Some(ctx.sequence_id),
+                    job_id: Some(ctx.job_id),
+                    message,
+                    data: None,
+                },
+                ctx.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// When publishing finished (set now if it never was).
+    pub(crate) async fn published_at(&mut self, ctx: &JobCtx) -> Result<i64, StepError> {
+        match self.i64("published_at") {
+            Some(at) => Ok(at),
+            None => {
+                let now = ctx.now();
+                self.set(ctx, "published_at", json!(now)).await?;
+                Ok(now)
+            }
+        }
+    }
+
+    /// The outcome of one more look at a processing state that is not there yet: look
+    /// again later (backing off), or give up after `publish_timeout_ms` with a note.
+    pub(crate) async fn wait_more(
+        &mut self,
+        ctx: &JobCtx,
+        options: &PipelineOptions,
+        what: &str,
+    ) -> Result<StepOutcome, StepError> {
+        let since = self.published_at(ctx).await?;
+        if ctx.now() - since >= options.publish_timeout_ms {
+            self.note(
+                ctx,
+                &format!(
+                    "{what} did not show up within {} hours; the upload itself is complete. \
+                     Check the service's website later.",
+                    options.publish_timeout_ms / 3_600_000
+                ),
+            )
+            .await?;
+            return Ok(StepOutcome::Finish);
+        }
+        let polls = self.i64("polls").unwrap_or(0);
+        self.set(ctx, "polls", json!(polls + 1)).await?;
+        Ok(StepOutcome::Again {
+            after_ms: options.poll_delay(polls),
+        })
+    }
+}
+
+fn as_string(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Runs `work` on every item, `parallel` at a time. A pause, a cancel, a transient or an
+/// auth failure stops new items from starting (those running finish and save what they
+/// did); a permanent failure of one item does not stop the others. Returns the most
+/// telling failure: interrupted, then auth, then permanent (naming every failed photo),
+/// then retry (with the longest delay a server asked for).
+pub(crate) async fn run_items<T, F, Fut>(
+    ctx: &JobCtx,
+    items: Vec<T>,
+    parallel: usize,
+    work: F,
+) -> Result<(), StepError>
+where
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<(), StepError>>,
+{
+    let stop = AtomicBool::new(false);
+    let errors: Vec<StepError> = futures::stream::iter(items)
+        .map(|item| {
+            let stop = &stop;
+            let work = &work;
+            async move {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+                if let Err(e) = ctx.check() {
+                    stop.store(true, Ordering::SeqCst);
+                    return Some(e);
+                }
+                let result = work(item).await;
+                if matches!(
+                    result,
+                    Err(StepError::Retry { .. } | StepError::Auth { .. } | StepError::Interrupted)
+                ) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                result.err()
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    match worst(errors) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+fn worst(errors: Vec<StepError>) -> Option<StepError> {
+    if errors.iter().any(|e| matches!(e, StepError::Interrupted)) {
+        return Some(StepError::Interrupted);
+    }
+    if let Some(e) = errors.iter().find(|e| matches!(e, StepError::Auth { .. })) {
+        return Some(e.clone());
+    }
+    let permanent: Vec<&String> = errors
+        .iter()
+        .filter_map(|e| match e {
+            StepError::Permanent { message } => Some(message),
+            _ => None,
+        })
+        .collect();
+    if !permanent.is_empty() {
+        let shown: Vec<&str> = permanent.iter().take(3).map(|m| m.as_str()).collect();
+        let message = if permanent.len() == 1 {
+            shown.join("")
+        } else {
+            let more = permanent.len() - shown.len();
+            format!(
+                "{} photos could not be sent: {}{}",
+                permanent.len(),
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        return Some(StepError::Permanent { message });
+    }
+    let mut retry: Option<StepError> = None;
+    for e in errors {
+        if let StepError::Retry { after_ms, message } = e {
+            retry = Some(match retry {
+                Some(StepError::Retry {
+                    after_ms: before, ..
+                }) => StepError::Retry {
+                    after_ms: after_ms.max(before),
+                    message,
+                },
+                _ => StepError::Retry { after_ms, message },
+            });
+        }
+    }
+    retry
+}
+
+/// How often a transfer in progress reports its bytes and looks for a pause.
+const TRANSFER_TICK: Duration = Duration::from_millis(100);
+
+/// Drives one transfer while reporting the bytes `sent` counts (the position in the file)
+/// and watching for a pause or cancel, which drops the request at once (the remote keeps
+/// what it received; the next run resumes from there). Returns the outcome and the bytes
+/// reported as in flight: take them back (`bytes_in_flight(-n)`) once the item is saved.
+pub(crate) async fn watched<F: Future>(
+    ctx: &JobCtx,
+    sent: Option<&AtomicU64>,
+    transfer: F,
+) -> (Result<F::Output, StepError>, i64) {
+    tokio::pin!(transfer);
+    let mut tick = tokio::time::interval(TRANSFER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut reported = 0_i64;
+    loop {
+        tokio::select! {
+            out = &mut transfer => return (Ok(out), reported),
+            _ = tick.tick() => {
+                if ctx.is_interrupted() {
+                    return (Err(StepError::Interrupted), reported);
+                }
+                if let Some(sent) = sent {
+                    let now = i64::try_from(sent.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+                    if now != reported {
+                        ctx.bytes_in_flight(now - reported).await;
+                        reported = now;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks one photo's failure on its item (its state unchanged) and returns the job-level
+/// error naming the file. Non-permanent failures pass through unchanged.
+pub(crate) async fn item_error(ctx: &JobCtx, item: &JobItemRow, error: StepError) -> StepError {
+    match error {
+        StepError::Permanent { message } => {
+            let _ = ctx
+                .save_item(
+                    item.photo_id,
+                    &item.state,
+                    None,
+                    item.remote_offset,
+                    None,
+                    Some(&message),
+                )
+                .await;
+            StepError::Permanent {
+                message: format!("{}: {message}", item.file_name),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Reads a photo for sending, checking it is still the file that was planned.
+pub(crate) async fn read_photo(item: &JobItemRow) -> Result<bytes::Bytes, StepError> {
+    let data = tokio::fs::read(&item.path)
+        .await
+        .map_err(|e| StepError::permanent(format!("cannot read {}: {e}", item.path)))?;
+    if i64::try_from(data.len()).ok() != Some(item.file_size) {
+        return Err(StepError::permanent(format!(
+            "the file changed since the folder was read ({} bytes, was {}): read the folder again",
+            data.len(),
+            item.file_size
+        )));
+    }
+    Ok(bytes::Bytes::from(data))
+}
+
+/// Items that still have to go.
+pub(crate) fn unsent(items: Vec<JobItemRow>) -> Vec<JobItemRow> {
+    items
+        .into_iter()
+        .filter(|i| i.state != "sent" && i.state != "rejected")
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_backs_off_to_a_cap() {
+        let o = PipelineOptions::live();
+        assert_eq!(o.poll_delay(0), 30_000);
+        assert_eq!(o.poll_delay(1), 60_000);
+        assert_eq!(o.poll_delay(4), 480_000);
+        assert_eq!(o.poll_delay(5), 600_000);
+        assert_eq!(o.poll_delay(500), 600_000);
+        let s = PipelineOptions::sandbox();
+        assert_eq!(s.poll_delay(0), 500);
+        assert_eq!(s.poll_delay(10), 5_000);
+    }
+
+    #[test]
+    fn the_most_telling_error_wins() {
+        let retry = |ms: Option<i64>| StepError::Retry {
+            after_ms: ms,
+            message: "busy".into(),
+        };
+        let perm = |m: &str| StepError::Permanent { message: m.into() };
+        assert_eq!(worst(vec![]), None);
+        assert_eq!(
+            worst(vec![retry(Some(5)), retry(Some(50)), retry(None)]),
+            Some(StepError::Retry {
+                after_ms: Some(50),
+                message: "busy".into()
+            })
+        );
+        assert_eq!(
+            worst(vec![retry(None), perm("a.jpg: bad")]),
+            Some(perm("a.jpg: bad"))
+        );
+        let many = worst(vec![perm("a"), perm("b"), perm("c"), perm("d")]);
+        assert_eq!(
+            many,
+            Some(perm("4 photos could not be sent: a; b; c; and 1 more"))
+        );
+        assert_eq!(
+            worst(vec![
+                perm("a"),
+                StepError::Auth {
+                    message: "401".into()
+                }
+            ]),
+            Some(StepError::Auth {
+                message: "401".into()
+            })
+        );
+        assert_eq!(
+            worst(vec![StepError::Interrupted, retry(None)]),
+            Some(StepError::Interrupted)
+        );
+    }
+
+    #[test]
+    fn provider_errors_keep_their_meaning() {
+        let e = ProviderError::http(
+            Destination::Mapillary,
+            ErrorKind::Retry {
+                after: Some(Duration::from_millis(1500)),
+            },
+            429,
+            None,
+            "slow down",
+            None,
+        );
+        assert!(matches!(
+            provider_step_error(e),
+            StepError::Retry {
+                after_ms: Some(1500),
+                ..
+            }
+        ));
+        let e = ProviderError::http(
+            Destination::Mapillary,
+            ErrorKind::OffsetInvalid,
+            412,
+            None,
+            "offset",
+            None,
+        );
+        assert!(matches!(
+            provider_step_error(e),
+            StepError::Retry {
+                after_ms: Some(0),
+                ..
+            }
+        ));
+        let e = ProviderError::auth(Destination::Kartaview, "expired");
+        assert!(matches!(provider_step_error(e), StepError::Auth { .. }));
+        let e = ProviderError::invalid(Destination::Panoramax, "bad");
+        assert!(matches!(
+            provider_step_error(e),
+            StepError::Permanent { .. }
+        ));
+        assert!(matches!(
+            app_step_error(AppError::new("needs_reauth", "again")),
+            StepError::Auth { .. }
+        ));
+        assert!(matches!(
+            app_step_error(AppError::new("network", "down")),
+            StepError::Retry { .. }
+        ));
+        assert!(matches!(
+            app_step_error(AppError::new("not_configured", "x")),
+            StepError::Permanent { .. }
+        ));
+    }
+}

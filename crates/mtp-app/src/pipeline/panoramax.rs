@@ -1,0 +1,366 @@
+//! Panoramax / GeoVisio (PROTOCOLS §4).
+//!
+//! - `prepare`: the files are still there, unchanged.
+//! - `upload`: the upload set is created once and its id (and instance) saved at once:
+//!   title = the sequence's name, `estimated_nb_files` = its photo count (so the instance
+//!   completes it by itself), `sort_method=time-asc`, and `no_split` + `no_deduplication`:
+//!   our plan already split and deduplicated the photos (with Mapillary's rules, which are
+//!   at least as strict as GeoVisio's defaults), so the collection is exactly the sequence
+//!   the user previewed — panoramax-cli also turns server dedup off after its own filter.
+//!   Then the files, 4 at a time, with the planned position and capture time (and a
+//!   computed heading) as overrides, since the plan may have corrected the EXIF. A 409
+//!   (byte-identical file already there) is success; a 400 means the instance refused the
+//!   photo and tracked it as rejected: the item is `rejected` with the reason, the others go on.
+//! - `publish`: `complete` unless the set already completed itself.
+//! - `poll`: the upload set until `ready`; its collection ids are saved (the job's page is
+//!   the collection) and files the instance rejected while dispatching are marked.
+//!   Gives up gracefully after 72 h.
+//! - `sync`: nothing.
+
+use super::{
+    PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
+    photos_by_id, provider_step_error, read_photo, run_items, unsent, watched,
+};
+use crate::App;
+use futures::future::BoxFuture;
+use mtp_core::Destination;
+use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::secret::Secret;
+use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
+use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod};
+use mtp_providers::{ErrorKind, PanoramaxClient};
+use serde_json::json;
+use std::sync::Arc;
+use url::Url;
+
+pub(crate) struct PanoramaxDriver {
+    shared: Arc<Shared>,
+}
+
+impl PanoramaxDriver {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        PanoramaxDriver { shared }
+    }
+
+    fn options(&self) -> &PipelineOptions {
+        &self.shared.options
+    }
+}
+
+impl Driver for PanoramaxDriver {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            match stage {
+                Stage::Prepare => check_files(ctx).await,
+                Stage::Upload | Stage::Publish | Stage::Poll => {
+                    let app = self.shared.app()?;
+                    let mut remote = Remote::load(ctx).await?;
+                    let instance = Instance::of(&app, &remote).await?;
+                    match stage {
+                        Stage::Upload => self.upload(&instance, &mut remote, ctx).await,
+                        Stage::Publish => self.publish(&instance.client, &mut remote, ctx).await,
+                        _ => self.poll(&instance, &mut remote, ctx).await,
+                    }
+                }
+                Stage::Sync => Ok(StepOutcome::Advance),
+                Stage::Done => Ok(StepOutcome::Finish),
+            }
+        })
+    }
+}
+
+/// The instance this job uses (the one its upload set lives on, once it has one) and a
+/// client for it with the account's token (or, if none is connected, the settings' token).
+struct Instance {
+    url: String,
+    client: PanoramaxClient,
+}
+
+impl Instance {
+    async fn of(app: &App, remote: &Remote) -> Result<Instance, StepError> {
+        let s = app.services();
+        let (account_instance, token): (Option<String>, Option<Secret<String>>) =
+            match app.access_token(Destination::Panoramax).await {
+                Ok(acc) => (acc.instance_url.clone(), Some(acc.access_token)),
+                Err(e) if e.code == "not_connected" && s.panoramax_token.is_some() => {
+                    (None, s.panoramax_token.clone())
+                }
+                Err(e) => return Err(app_step_error(e)),
+            };
+        let url = remote
+            .str("instance_url")
+            .or(account_instance)
+            .or_else(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
+            .ok_or_else(|| {
+                StepError::permanent(
+                    "No Panoramax instance is set: connect Panoramax on the Integrations screen, then retry.",
+                )
+            })?;
+        let url = url.trim_end_matches('/').to_string();
+        let parsed = Url::parse(&url).map_err(|e| {
+            StepError::permanent(format!("{url:?} is not a Panoramax address: {e}"))
+        })?;
+        Ok(Instance {
+            client: PanoramaxClient::with_url(s.http.clone(), parsed, token)
+                .with_clock(app.clock()),
+            url,
+        })
+    }
+}
+
+impl PanoramaxDriver {
+    async fn upload(
+        &self,
+        instance: &Instance,
+        remote: &mut Remote,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let client = &instance.client;
+        let photos = photos_by_id(ctx).await?;
+        let items = ctx.items().await?;
+        let set_id = match remote.str("upload_set_id") {
+            Some(id) => id,
+            None => {
+                let seq = ctx
+                    .store
+                    .sequence(ctx.sequence_id)
+                    .await?
+                    .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
+                ctx.check()?;
+                let set = client
+                    .create_upload_set(&NewUploadSet {
+                        title: seq.name.clone(),
+                        estimated_nb_files: u32::try_from(items.len()).ok(),
+                        sort_method: Some(SortMethod::TimeAsc),
+                        no_split: Some(true),
+                        no_deduplication: Some(true),
+                        ..NewUploadSet::default()
+                    })
+                    .await
+                    .map_err(provider_step_error)?;
+                remote.set(ctx, "upload_set_id", json!(set.id)).await?;
+                remote.set(ctx, "instance_url", json!(instance.url)).await?;
+                set.id
+            }
+        };
+        let todo = unsent(items);
+        run_items(ctx, todo, self.options().parallel_uploads, |item| {
+            let photos = &photos;
+            let set_id = set_id.as_str();
+            async move {
+                let photo = photo_of(photos, &item)?;
+                match add_file(client, ctx, set_id, &item, photo).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(item_error(ctx, &item, e).await),
+                }
+            }
+        })
+        .await?;
+        let items = ctx.items().await?;
+        let left = unsent(items.clone()).len();
+        if left > 0 {
+            return Err(StepError::retry(format!(
+                "{left} photos are not on Panoramax yet"
+            )));
+        }
+        if items.iter().all(|i| i.state == "rejected") {
+            let why = items
+                .iter()
+                .find_map(|i| i.error.clone())
+                .unwrap_or_default();
+            return Err(StepError::permanent(format!(
+                "Panoramax refused every photo of this sequence: {why}"
+            )));
+        }
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn publish(
+        &self,
+        client: &PanoramaxClient,
+        remote: &mut Remote,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let set_id = set_id(remote)?;
+        if !remote.flag("completed") {
+            let set = client
+                .upload_set(&set_id)
+                .await
+                .map_err(provider_step_error)?;
+            if !set.completed {
+                ctx.check()?;
+                client
+                    .complete_upload_set(&set_id)
+                    .await
+                    .map_err(provider_step_error)?;
+            }
+            remote.set(ctx, "completed", json!(true)).await?;
+        }
+        remote.published_at(ctx).await?;
+        Ok(StepOutcome::Advance)
+    }
+
+    async fn poll(
+        &self,
+        instance: &Instance,
+        remote: &mut Remote,
+        ctx: &JobCtx,
+    ) -> Result<StepOutcome, StepError> {
+        let client = &instance.client;
+        let set_id = set_id(remote)?;
+        let set = client
+            .upload_set(&set_id)
+            .await
+            .map_err(provider_step_error)?;
+        if !set.ready {
+            return remote
+                .wait_more(
+                    ctx,
+                    self.options(),
+                    "Panoramax's processing of the upload set",
+                )
+                .await;
+        }
+        mark_rejected(client, &set_id, ctx).await?;
+        if set.associated_collections.is_empty() {
+            remote
+                .note(
+                    ctx,
+                    "Panoramax made no sequence of this upload: it refused every photo (see each photo's reason).",
+                )
+                .await?;
+            return Ok(StepOutcome::Finish);
+        }
+        remote
+            .set(ctx, "collection_ids", json!(set.associated_collections))
+            .await?;
+        let first = &set.associated_collections[0];
+        remote.set(ctx, "collection_id", json!(first)).await?;
+        let url = format!("{}/api/collections/{first}", instance.url);
+        ctx.store
+            .set_job_remote_url(ctx.job_id, &url, ctx.now())
+            .await?;
+        Ok(StepOutcome::Advance)
+    }
+}
+
+fn set_id(remote: &Remote) -> Result<String, StepError> {
+    remote.str("upload_set_id").ok_or_else(|| {
+        StepError::permanent("The Panoramax upload set was never created: retry the upload")
+    })
+}
+
+async fn add_file(
+    client: &PanoramaxClient,
+    ctx: &JobCtx,
+    set_id: &str,
+    item: &JobItemRow,
+    photo: &PhotoRow,
+) -> Result<(), StepError> {
+    let data = read_photo(item).await?;
+    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    let mut exif_overrides = Vec::new();
+    if let Some(h) = photo.heading.filter(|h| h.is_finite())
+        && photo.heading_source.as_deref() != Some("gps_img_direction")
+    {
+        exif_overrides.push((
+            "GPSInfo.GPSImgDirection".to_string(),
+            format!("{:.2}", h.rem_euclid(360.0)),
+        ));
+    }
+    let file = NewFile {
+        file_name: item.file_name.clone(),
+        bytes: data,
+        is_blurred: false,
+        override_position: Some((photo.lat, photo.lon)),
+        override_capture_time_ms: Some(photo.captured_at),
+        exif_overrides,
+        xmp_overrides: Vec::new(),
+        picture_id: None,
+    };
+    let _slot = ctx.transfer_slot().await?;
+    ctx.check()?;
+    let (outcome, _) = watched(ctx, None, client.add_file(set_id, &file)).await;
+    match outcome? {
+        Ok(AddFileOutcome::Added(added)) => {
+            ctx.save_item(
+                item.photo_id,
+                "sent",
+                Some(&item.file_name),
+                len,
+                added.picture_id.as_deref(),
+                None,
+            )
+            .await
+        }
+        Ok(AddFileOutcome::AlreadyThere {
+            existing_item_id, ..
+        }) => {
+            ctx.save_item(
+                item.photo_id,
+                "sent",
+                Some(&item.file_name),
+                len,
+                existing_item_id.as_deref(),
+                None,
+            )
+            .await
+        }
+        // The instance refused this photo and tracked it as rejected (it counts towards the
+        // set's expected files): the others go on.
+        Err(e) if e.kind() == ErrorKind::Permanent && e.status() == Some(400) => {
+            ctx.save_item(
+                item.photo_id,
+                "rejected",
+                Some(&item.file_name),
+                len,
+                None,
+                Some(&e.to_string()),
+            )
+            .await
+        }
+        Err(e) => Err(provider_step_error(e)),
+    }
+}
+
+/// Marks the photos the instance rejected while dispatching (e.g. capture duplicates).
+async fn mark_rejected(
+    client: &PanoramaxClient,
+    set_id: &str,
+    ctx: &JobCtx,
+) -> Result<(), StepError> {
+    let files = client
+        .upload_set_files(set_id)
+        .await
+        .map_err(provider_step_error)?;
+    let items = ctx.items().await?;
+    for f in files {
+        let (Some(rejected), Some(picture)) = (&f.rejected, &f.picture_id) else {
+            continue;
+        };
+        if let Some(item) = items
+            .iter()
+            .find(|i| i.state == "sent" && i.remote_id.as_deref() == Some(picture.as_str()))
+        {
+            let why = match &rejected.message {
+                Some(m) => format!("{}: {m}", rejected.reason),
+                None => rejected.reason.clone(),
+            };
+            ctx.save_item(
+                item.photo_id,
+                "rejected",
+                None,
+                item.remote_offset,
+                None,
+                Some(&format!("Panoramax rejected it ({why})")),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

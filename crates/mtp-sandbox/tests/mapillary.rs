@@ -1,0 +1,829 @@
+//! The Mapillary emulator, driven by hand-written requests from PROTOCOLS.md §2.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Photo, client, location, md5_hex, param, s, sandbox, sandbox_with};
+use mtp_sandbox::{MAPILLARY_CLIENT_SECRET, Sandbox, Service};
+use serde_json::{Value, json};
+
+const REDIRECT: &str = "app.mtp.desktop://app";
+
+async fn authorize_code(sb: &Sandbox, user: &str, state: &str) -> String {
+    let c = client();
+    let urls = sb.urls();
+    let page = c
+        .get(urls.mapillary_authorize.clone())
+        .query(&[
+            ("client_id", "1001"),
+            ("response_type", "code"),
+            ("scope", "read"),
+            ("state", state),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Approve as sandbox-user"), "{html}");
+    let resp = c
+        .post(format!("{}/mapillary/connect/decision", s(&urls.base)))
+        .form(&[
+            ("client_id", "1001"),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("state", state),
+            ("decision", "approve"),
+            ("user", user),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let loc = location(&resp);
+    assert!(loc.starts_with("app.mtp.desktop://app?"), "{loc}");
+    assert_eq!(param(&loc, "state").as_deref(), Some(state));
+    param(&loc, "code").unwrap()
+}
+
+async fn exchange(sb: &Sandbox, code: &str) -> reqwest::Response {
+    client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "1001"),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login(sb: &Sandbox) -> String {
+    let code = authorize_code(sb, "0", "st").await;
+    let v: Value = exchange(sb, &code).await.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn offset(sb: &Sandbox, token: &str, key: &str) -> u64 {
+    let r = client()
+        .get(format!("{}/{key}", s(&sb.urls().mapillary_upload)))
+        .header("Authorization", format!("OAuth {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["offset"].as_u64().unwrap()
+}
+
+async fn post_bytes(
+    sb: &Sandbox,
+    token: &str,
+    key: &str,
+    offset: u64,
+    body: reqwest::Body,
+) -> reqwest::Result<reqwest::Response> {
+    client()
+        .post(format!("{}/{key}", s(&sb.urls().mapillary_upload)))
+        .header("Authorization", format!("OAuth {token}"))
+        .header("Offset", offset.to_string())
+        .header("X-Entity-Name", key)
+        .body(body)
+        .send()
+        .await
+}
+
+async fn upload(sb: &Sandbox, token: &str, key: &str, bytes: &[u8]) -> String {
+    let off = offset(sb, token, key).await;
+    let r = post_bytes(sb, token, key, off, bytes[off as usize..].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["h"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Uploads the photos and a manifest, then finishes: returns the cluster id.
+async fn upload_sequence(sb: &Sandbox, token: &str, photos: &[Vec<u8>]) -> String {
+    let mut handles = Vec::new();
+    for p in photos {
+        let key = format!("mly_tools_{}.jpg", md5_hex(p));
+        handles.push(upload(sb, token, &key, p).await);
+    }
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        sb,
+        token,
+        &format!("uuid_{}.json", uuid::Uuid::new_v4().simple()),
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(sb, token, &mh, "mly_bundle_manifest").await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn finish(sb: &Sandbox, token: &str, handle: &str, file_type: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/finish_upload", s(&sb.urls().mapillary_graph)))
+        .header("Authorization", format!("OAuth {token}"))
+        .json(&json!({"file_handle": handle, "file_type": file_type}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn graph_get(sb: &Sandbox, token: &str, path_and_query: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path_and_query}", s(&sb.urls().mapillary_graph)))
+        .header("Authorization", format!("OAuth {token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn walk(n: u32, start_sec: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let sec = start_sec + i * 2;
+            Photo::mapillary(
+                46.5 + f64::from(i) * 0.0001,
+                6.6 + f64::from(i) * 0.0001,
+                &format!("2024_05_17_09_{:02}_{:02}_250", sec / 60, sec % 60),
+                45.0 + f64::from(i),
+                i + start_sec * 1000,
+            )
+            .jpeg()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn authorize_page_approves_and_denies() {
+    let sb = sandbox().await;
+    let code = authorize_code(&sb, "0", "xyz").await;
+    assert!(!code.is_empty());
+    let resp = client()
+        .post(format!("{}/mapillary/connect/decision", s(&sb.base_url())))
+        .form(&[
+            ("client_id", "1001"),
+            ("redirect_uri", "http://127.0.0.1:8763/callback"),
+            ("response_type", "code"),
+            ("state", "xyz"),
+            ("decision", "deny"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let loc = location(&resp);
+    assert!(loc.starts_with("http://127.0.0.1:8763/callback?"), "{loc}");
+    assert_eq!(param(&loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&loc, "state").as_deref(), Some("xyz"));
+    assert!(param(&loc, "code").is_none());
+}
+
+#[tokio::test]
+async fn authorize_validates_client_and_redirect() {
+    let sb = sandbox().await;
+    let c = client();
+    for (query, what) in [
+        (
+            vec![
+                ("client_id", "999"),
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT),
+            ],
+            "client",
+        ),
+        (
+            vec![("client_id", "1001"), ("response_type", "code")],
+            "no redirect",
+        ),
+        (
+            vec![
+                ("client_id", "1001"),
+                ("response_type", "code"),
+                ("redirect_uri", "https://evil.example/cb"),
+            ],
+            "evil",
+        ),
+        (
+            vec![
+                ("client_id", "1001"),
+                ("response_type", "token"),
+                ("redirect_uri", REDIRECT),
+            ],
+            "type",
+        ),
+    ] {
+        let r = c
+            .get(sb.urls().mapillary_authorize)
+            .query(&query)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn auto_approve_redirects_at_once_without_state() {
+    let sb = sandbox_with(|c| c.auto_approve = true).await;
+    let r = client()
+        .get(sb.urls().mapillary_authorize)
+        .query(&[
+            ("client_id", "1001"),
+            ("response_type", "code"),
+            ("scope", "read"),
+            ("redirect_uri", "http://127.0.0.1:8763/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = location(&r);
+    assert!(param(&loc, "code").is_some());
+    assert!(param(&loc, "state").is_none(), "JOSM sends no state: {loc}");
+}
+
+#[tokio::test]
+async fn token_exchange_refresh_and_errors() {
+    let sb = sandbox().await;
+    let code = authorize_code(&sb, "0", "s1").await;
+    let r = exchange(&sb, &code).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["expires_in"], 60 * 24 * 3600);
+    let access = v["access_token"].as_str().unwrap().to_owned();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    assert!(access.starts_with("MLY|"));
+
+    // Codes are single-use.
+    let again = exchange(&sb, &code).await;
+    assert_eq!(again.status(), 400);
+    let e: Value = again.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "OAuthException");
+
+    // The client secret is required, and must match client_id.
+    let code2 = authorize_code(&sb, "0", "s2").await;
+    let bad = client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", "OAuth MLY|1001|wrong")
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "1001"),
+            ("code", &code2),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let none = client()
+        .post(sb.urls().mapillary_token)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "1001"),
+            ("code", &code2),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+
+    // JSON bodies work too (and the code survived the refused attempts).
+    let j = client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+        .json(&json!({"grant_type": "authorization_code", "client_id": "1001", "code": code2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(j.status(), 200);
+
+    // Refresh with the refresh token, and JOSM-style with the access token.
+    for rt in [&refresh, &access] {
+        let r = client()
+            .post(sb.urls().mapillary_token)
+            .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "1001"),
+                ("refresh_token", rt),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let t = v["access_token"].as_str().unwrap();
+        let me = graph_get(&sb, t, "/me?fields=id,username").await;
+        assert_eq!(me.status(), 200);
+    }
+    let r = client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "1001"),
+            ("refresh_token", "nope"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn me_and_auth_errors() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let v: Value = graph_get(&sb, &token, "/me?fields=id,username")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        json!({"id": "104729000000001", "username": "sandbox-user"})
+    );
+
+    let utf8 = sb.issue_token(Service::Mapillary, 1);
+    let v: Value = graph_get(&sb, &utf8, "/me?fields=id,username")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["username"], "sandbøx-ünïcode");
+
+    let r = client()
+        .get(format!("{}/me", s(&sb.urls().mapillary_graph)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = graph_get(&sb, "MLY|1|bogus", "/me").await;
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 190);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid OAuth access token")
+    );
+
+    let r = graph_get(&sb, &token, "/me?fields=id,email").await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn upload_offset_handle_and_412() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let bytes = vec![7u8; 5000];
+    let key = format!("mly_tools_{}.jpg", md5_hex(&bytes));
+    assert_eq!(offset(&sb, &token, &key).await, 0);
+
+    // Wrong starting offset.
+    let r = post_bytes(&sb, &token, &key, 10, bytes[10..].to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        e,
+        json!({"debug_info": {"retriable": true, "type": "OffsetInvalidError",
+                              "message": "Request starting offset is invalid"}})
+    );
+
+    // A chunked, streamed body (no Content-Length).
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let r = post_bytes(
+        &sb,
+        &token,
+        &key,
+        0,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.json::<Value>().await.unwrap()["h"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(offset(&sb, &token, &key).await, 5000);
+
+    // A complete file: an empty POST at offset == size returns the same handle.
+    let r = post_bytes(&sb, &token, &key, 5000, Vec::new().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["h"], h.as_str());
+
+    let f = sb.state().mapillary_file(&key).unwrap();
+    assert_eq!(f.md5, md5_hex(&bytes));
+    assert!(f.key_matches_md5());
+    assert_eq!(f.handle.as_deref(), Some(h.as_str()));
+    let rec = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint.as_deref() == Some("mapillary.upload") && r.status == Some(200))
+        .unwrap();
+    assert_eq!(rec.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(rec.header("content-length"), None);
+    assert_eq!(rec.body_len, 5000);
+    assert_eq!(rec.header("authorization"), Some("OAuth MLY|…"));
+
+    // Header checks and auth on the upload host.
+    let r = client()
+        .post(format!("{}/{key}", s(&sb.urls().mapillary_upload)))
+        .header("Authorization", format!("OAuth {token}"))
+        .header("Offset", "0")
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post_bytes(&sb, "MLY|x|y", &key, 0, vec![1u8; 10].into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["debug_info"]["type"], "NotAuthorizedError");
+}
+
+#[tokio::test]
+async fn resume_after_connection_cut_mid_body() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let key = format!("mly_tools_{}.jpg", md5_hex(&bytes));
+    let fault = sb.faults().reset_next("mapillary.upload", 1, 30_000);
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+    let cut = post_bytes(
+        &sb,
+        &token,
+        &key,
+        0,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+    assert!(cut.is_err(), "the connection should have been cut: {cut:?}");
+    assert_eq!(sb.faults().fired(fault), 1);
+
+    // The 30 000 bytes that arrived are kept; resume from there.
+    assert_eq!(offset(&sb, &token, &key).await, 30_000);
+    let rec = sb
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint.as_deref() == Some("mapillary.upload"))
+        .unwrap();
+    assert_eq!(rec.status, None);
+    assert_eq!(rec.body_len, 30_000);
+    assert!(!rec.body_complete);
+    assert_eq!(rec.fault.as_deref(), Some("reset after 30000 bytes"));
+
+    let h = upload(&sb, &token, &key, &bytes).await;
+    let f = sb.state().mapillary_file(&key).unwrap();
+    assert_eq!(f.md5, md5_hex(&bytes));
+    assert_eq!(f.posts, 2);
+    assert_eq!(f.handle.as_deref(), Some(h.as_str()));
+}
+
+#[tokio::test]
+async fn lost_reply_then_empty_post_returns_the_handle() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let bytes = vec![3u8; 2000];
+    let key = format!("mly_tools_{}.jpg", md5_hex(&bytes));
+    // The limit is past the end of the body: the server stores it all, the reply is lost.
+    sb.faults().reset_next("mapillary.upload", 1, 1_000_000);
+    assert!(
+        post_bytes(&sb, &token, &key, 0, bytes.clone().into())
+            .await
+            .is_err()
+    );
+    assert_eq!(offset(&sb, &token, &key).await, 2000);
+    let h = upload(&sb, &token, &key, &bytes).await;
+    assert_eq!(sb.state().mapillary_file(&key).unwrap().handle, Some(h));
+}
+
+#[tokio::test]
+async fn cluster_moves_through_the_stages_then_reads_back() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_millis(1600)).await;
+    let token = login(&sb).await;
+    let photos = walk(3, 0);
+    let cluster = upload_sequence(&sb, &token, &photos).await;
+
+    let st: Value = graph_get(&sb, &token, &format!("/sandbox/clusters/{cluster}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "pending", "{st}");
+    assert_eq!(
+        st["stages"][0],
+        json!({"name": "image ingestion", "status": "pending"})
+    );
+    assert_eq!(st["sequence_ids"], json!([]));
+    let bbox = "/images?bbox=6.59,46.49,6.61,46.51&fields=id";
+    let v: Value = graph_get(&sb, &token, bbox).await.json().await.unwrap();
+    assert_eq!(v["data"], json!([]), "nothing is visible before processing");
+
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let st: Value = graph_get(&sb, &token, &format!("/sandbox/clusters/{cluster}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "processing", "{st}");
+    assert_eq!(st["stages"][0]["status"], "success");
+    assert_eq!(st["stages"][3]["status"], "pending");
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let st: Value = graph_get(&sb, &token, &format!("/sandbox/clusters/{cluster}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["status"], "done", "{st}");
+    let names: Vec<&str> = st["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "image ingestion",
+            "image processing",
+            "map data processing",
+            "map update"
+        ]
+    );
+    let seq = st["sequence_ids"][0].as_str().unwrap().to_owned();
+
+    // The fallback a client uses: user + time window + position.
+    let v: Value = graph_get(
+        &sb,
+        &token,
+        "/images?bbox=6.59,46.49,6.61,46.51&start_captured_at=2024-05-17T09:00:00Z&end_captured_at=2024-05-17T09:00:03Z&creator_username=sandbox-user&fields=id,sequence,captured_at,geometry,compass_angle,creator",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "the time window holds the first two: {v}");
+    assert_eq!(data[0]["sequence"], seq.as_str());
+    assert_eq!(data[0]["captured_at"], 1_715_936_400_250i64);
+    assert_eq!(data[0]["compass_angle"], 45.0);
+    assert_eq!(data[0]["geometry"]["type"], "Point");
+    assert!((data[0]["geometry"]["coordinates"][1].as_f64().unwrap() - 46.5).abs() < 1e-9);
+    assert_eq!(data[0]["creator"]["username"], "sandbox-user");
+
+    let ids: Value = graph_get(&sb, &token, &format!("/image_ids?sequence_id={seq}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = ids["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], data[0]["id"].as_str().unwrap());
+
+    let node: Value = graph_get(
+        &sb,
+        &token,
+        &format!("/{}?fields=id,sequence,is_pano,thumb_original_url", ids[2]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(node["sequence"], seq.as_str());
+    assert_eq!(node["is_pano"], false);
+    let bytes = client()
+        .get(node["thumb_original_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(md5_hex(&bytes), md5_hex(&photos[2]));
+
+    let c = sb.state().mapillary_cluster(&cluster).unwrap();
+    assert_eq!(c.image_count, 3);
+    assert_eq!(c.manifest_canonical, Some(true));
+    assert!(sb.state().mapillary_images().iter().all(|i| i.visible));
+}
+
+#[tokio::test]
+async fn finish_upload_validates_and_splits_at_1000() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = login(&sb).await;
+    let photo = walk(1, 0).remove(0);
+    let h = upload(
+        &sb,
+        &token,
+        &format!("mly_tools_{}.jpg", md5_hex(&photo)),
+        &photo,
+    )
+    .await;
+
+    let bad = |manifest: Value| {
+        let sb = &sb;
+        let token = token.clone();
+        async move {
+            let key = format!("uuid_{}.json", uuid::Uuid::new_v4().simple());
+            let mh = upload(sb, &token, &key, manifest.to_string().as_bytes()).await;
+            let r = finish(sb, &token, &mh, "mly_bundle_manifest").await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, e) =
+        bad(json!({"image_handles": [h], "upload_type": "images", "version": "2"})).await;
+    assert_eq!(code, 400);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("version"),
+        "{e}"
+    );
+    let (code, _) =
+        bad(json!({"image_handles": ["nope"], "upload_type": "images", "version": "1"})).await;
+    assert_eq!(code, 400);
+    let (code, _) =
+        bad(json!({"image_handles": [], "upload_type": "images", "version": "1"})).await;
+    assert_eq!(code, 400);
+    let (code, _) =
+        bad(json!({"image_handles": [h], "upload_type": "images", "version": "1", "x": 1})).await;
+    assert_eq!(code, 400);
+
+    assert_eq!(
+        finish(&sb, &token, "unknown-handle", "mly_bundle_manifest")
+            .await
+            .status(),
+        400
+    );
+    assert_eq!(
+        finish(&sb, &token, &h, "mly_blackvue_video").await.status(),
+        400
+    );
+    assert_eq!(finish(&sb, &token, &h, "tarball").await.status(), 400);
+
+    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order.
+    let handles = vec![h.clone(); 1001];
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_big.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+    assert_eq!(r.status(), 200);
+    let cluster = r.json::<Value>().await.unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = sb.state().mapillary_cluster(&cluster).unwrap();
+    assert_eq!(c.sequence_ids.len(), 2);
+    assert_eq!(c.status, "done");
+    let seqs = sb.state().mapillary_sequences();
+    let lens: Vec<usize> = c
+        .sequence_ids
+        .iter()
+        .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
+        .collect();
+    assert_eq!(lens, [1000, 1]);
+}
+
+#[tokio::test]
+async fn zip_and_video_clusters() {
+    use std::io::Write as _;
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = login(&sb).await;
+    let photos = walk(2, 10);
+    let make_zip = |comment: Option<&str>| {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        for (i, p) in photos.iter().enumerate() {
+            z.start_file(format!("{i}.jpg"), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(p).unwrap();
+        }
+        if let Some(c) = comment {
+            z.set_comment(c.to_owned()).unwrap();
+        }
+        z.finish().unwrap();
+        buf.into_inner()
+    };
+    let good = make_zip(Some(r#"{"sequence_md5sum":"abc"}"#));
+    let h = upload(
+        &sb,
+        &token,
+        &format!("mly_tools_{}.zip", md5_hex(&good)),
+        &good,
+    )
+    .await;
+    let r = finish(&sb, &token, &h, "zip").await;
+    assert_eq!(r.status(), 200);
+    let cid = r.json::<Value>().await.unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sb.state().mapillary_cluster(&cid).unwrap().image_count, 2);
+
+    let bad = make_zip(None);
+    let h = upload(
+        &sb,
+        &token,
+        &format!("mly_tools_{}.zip", md5_hex(&bad)),
+        &bad,
+    )
+    .await;
+    let r = finish(&sb, &token, &h, "zip").await;
+    assert_eq!(r.status(), 400);
+
+    let mut mp4 = vec![0, 0, 0, 24];
+    mp4.extend_from_slice(b"ftypisom\0\0\0\0isommp41");
+    let h = upload(&sb, &token, "mly_tools_video.mp4", &mp4).await;
+    let r = finish(&sb, &token, &h, "mly_camm_video").await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn read_back_parameter_errors_and_logging() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    assert_eq!(
+        graph_get(&sb, &token, "/images?fields=id").await.status(),
+        400
+    );
+    assert_eq!(
+        graph_get(&sb, &token, "/images?bbox=1,2,3").await.status(),
+        400
+    );
+    assert_eq!(
+        graph_get(
+            &sb,
+            &token,
+            "/images?bbox=1,2,3,4&start_captured_at=yesterday"
+        )
+        .await
+        .status(),
+        400
+    );
+    assert_eq!(graph_get(&sb, &token, "/image_ids").await.status(), 400);
+    assert_eq!(
+        graph_get(&sb, &token, "/123456?fields=id").await.status(),
+        400
+    );
+    let org: Value = graph_get(&sb, &token, "/200000000000001?fields=slug,name")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(org["slug"], "mtp-sandbox");
+
+    let r = client()
+        .post(format!("{}/logging", s(&sb.urls().mapillary_graph)))
+        .header(
+            "Authorization",
+            "OAuth MLY|5675152195860640|6b02c72e6e3c801e5603ab0495623282",
+        )
+        .json(&json!({"action_type": "upload_finished_upload", "properties": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({}));
+    let r = client()
+        .post(format!("{}/logging", s(&sb.urls().mapillary_graph)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

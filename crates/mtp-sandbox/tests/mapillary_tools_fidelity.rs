@@ -1,0 +1,35 @@
+//! The acceptance test of the Mapillary emulator: the real `mapillary_tools` 0.14.7 uploads
+//! into it unchanged (through injected cuts, 503, 429 and 412). Runs
+//! `scripts/mapillary_tools_fidelity.sh` when `MTP_MAPILLARY_TOOLS` points at a
+//! mapillary_tools executable; otherwise it is skipped (nothing to run it with offline).
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+#[test]
+fn mapillary_tools_uploads_into_the_emulator() {
+    let Ok(tool) = std::env::var("MTP_MAPILLARY_TOOLS") else {
+        eprintln!("skipped: set MTP_MAPILLARY_TOOLS=/path/to/venv/bin/mapillary_tools to run");
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/mapillary_tools_fidelity.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&tool)
+        .env(
+            "MTP_SANDBOX_SERVER",
+            env!("CARGO_BIN_EXE_mtp-sandbox-server"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("FIDELITY OK"),
+        "fidelity script failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}

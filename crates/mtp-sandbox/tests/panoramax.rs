@@ -1,0 +1,420 @@
+//! The Panoramax (GeoVisio) emulator, driven by hand-written requests from PROTOCOLS.md §4.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{DELAY, Photo, client, md5_hex, s, sandbox, sandbox_with};
+use mtp_sandbox::{Sandbox, Service};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+fn api(sb: &Sandbox, path: &str) -> String {
+    format!("{}/api{path}", s(&sb.urls().panoramax_instance))
+}
+
+async fn create_set(sb: &Sandbox, token: &str, body: Value) -> (u16, Option<String>, Value) {
+    let r = client()
+        .post(api(sb, "/upload_sets"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (r.status().as_u16(), loc, r.json().await.unwrap())
+}
+
+async fn send_file(
+    sb: &Sandbox,
+    token: Option<&str>,
+    set: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let form = Form::new().text("isBlurred", "false").part(
+        "file",
+        Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let mut req = client()
+        .post(api(sb, &format!("/upload_sets/{set}/files")))
+        .multipart(form);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn get_json(sb: &Sandbox, token: Option<&str>, path: &str) -> (u16, Value) {
+    let mut req = client().get(api(sb, path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn photo(i: u32, sec: u32) -> Vec<u8> {
+    Photo::at(
+        48.85 + f64::from(i) * 0.0001,
+        2.35,
+        &format!("2024:05:17 10:{:02}:{:02}", sec / 60, sec % 60),
+        i,
+    )
+    .jpeg()
+}
+
+#[tokio::test]
+async fn discovery_and_token_flow() {
+    let sb = sandbox().await;
+    let (code, v) = get_json(&sb, None, "").await;
+    assert_eq!((code, v["type"].as_str()), (200, Some("Catalog")));
+    let (_, v) = get_json(&sb, None, "/configuration").await;
+    assert_eq!(
+        v["defaults"],
+        json!({"duplicate_distance": 1.0, "duplicate_rotation": 60, "split_distance": 100, "split_time": 300})
+    );
+    assert_eq!(v["license"]["id"], "CC-BY-SA-4.0");
+    let (code, v) = get_json(&sb, None, "/users/me").await;
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (401, Some("Authentication is mandatory"))
+    );
+    let (code, v) = get_json(&sb, Some("garbage"), "/users/me").await;
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (401, Some("Token not valid"))
+    );
+
+    // Generate → (unclaimed: 403) → claim page → claimed.
+    let r = client()
+        .post(api(&sb, "/auth/tokens/generate?description=cli"))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let jwt = v["jwt_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt.split('.').count(), 3);
+    let claim = v["links"][0]["href"].as_str().unwrap().to_owned();
+    let (code, _) = get_json(&sb, Some(&jwt), "/users/me").await;
+    assert_eq!(code, 403);
+    let page = client()
+        .get(&claim)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Approve as sandbox-user"));
+    let r = client()
+        .post(&claim)
+        .form(&[("decision", "approve"), ("user", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (code, v) = get_json(&sb, Some(&jwt), "/users/me").await;
+    assert_eq!(code, 200);
+    assert_eq!(v["name"], "sandbøx-ünïcode");
+    let (_, v) = get_json(&sb, Some(&jwt), "/users/me/tokens").await;
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["description"] == "cli")
+    );
+}
+
+#[tokio::test]
+async fn upload_set_lifecycle_to_ready() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (code, loc, set) = create_set(
+        &sb,
+        &token,
+        json!({"title": "Morning walk", "estimated_nb_files": 3, "sort_method": "time-asc",
+               "visibility": "anyone", "semantics": [{"key": "transport", "value": "walk"}]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{set}");
+    let id = set["id"].as_str().unwrap().to_owned();
+    assert!(loc.unwrap().ends_with(&format!("/api/upload_sets/{id}")));
+    assert_eq!(set["completed"], false);
+    let rels: Vec<&str> = set["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    assert_eq!(rels, ["self", "edit", "add_files", "complete", "delete"]);
+
+    let p0 = photo(0, 0);
+    let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0.jpg", p0.clone()).await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["content_md5"], md5_hex(&p0).as_str());
+    assert_eq!(v["file_type"], "picture");
+    let pic0 = v["picture_id"].as_str().unwrap().to_owned();
+
+    // Same bytes in the same set: 409 with the existing item, not tracked.
+    let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0_again.jpg", p0.clone()).await;
+    assert_eq!(code, 409);
+    assert_eq!(v["existing_item"]["id"], pic0.as_str());
+
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_1.jpg", photo(1, 4)).await;
+    assert_eq!(code, 202);
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(
+        (v["completed"].as_bool(), v["nb_items"].as_u64()),
+        (Some(false), Some(2))
+    );
+    // The third file reaches estimated_nb_files: the set completes by itself.
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_2.jpg", photo(2, 8)).await;
+    assert_eq!(code, 202);
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(v["completed"], true);
+    assert_eq!(v["dispatched"], false);
+    assert_eq!(v["associated_collections"], json!([]));
+
+    tokio::time::sleep(DELAY + Duration::from_millis(100)).await;
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(
+        (v["dispatched"].as_bool(), v["ready"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(v["items_status"]["prepared"], 3);
+    let cols = v["associated_collections"].as_array().unwrap();
+    assert_eq!(cols.len(), 1);
+    assert_eq!(cols[0]["nb_items"], 3);
+    let col = cols[0]["id"].as_str().unwrap().to_owned();
+
+    let (code, c) = get_json(&sb, None, &format!("/collections/{col}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(c["geovisio:status"], "ready");
+    assert_eq!(c["stats:items"]["count"], 3);
+    let (_, items) = get_json(&sb, None, &format!("/collections/{col}/items")).await;
+    let f0 = &items["features"][0];
+    assert_eq!(f0["id"], pic0.as_str());
+    assert_eq!(f0["properties"]["original_file:name"], "IMG_0.jpg");
+    assert_eq!(f0["properties"]["view:azimuth"], 90.0);
+    let hd = client()
+        .get(f0["assets"]["hd"]["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(md5_hex(&hd.bytes().await.unwrap()), md5_hex(&p0));
+
+    let (_, files) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}/files")).await;
+    assert_eq!(files["files"].as_array().unwrap().len(), 3);
+    assert_eq!(files["files"][0]["picture_id"], pic0.as_str());
+    let (_, anon) = get_json(&sb, None, &format!("/upload_sets/{id}/files")).await;
+    assert!(
+        anon["files"][0].get("picture_id").is_none(),
+        "picture_id is for the owner only"
+    );
+
+    let r = client()
+        .delete(api(&sb, &format!("/upload_sets/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (code, _) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(code, 404);
+    assert!(sb.state().panoramax_upload_set(&id).unwrap().deleted);
+}
+
+#[tokio::test]
+async fn duplicates_across_sets_and_rejections() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (_, _, a) = create_set(&sb, &token, json!({"title": "A"})).await;
+    let (_, _, b) = create_set(&sb, &token, json!({"title": "B"})).await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_owned(),
+        b["id"].as_str().unwrap().to_owned(),
+    );
+    let p = photo(5, 0);
+    assert_eq!(
+        send_file(&sb, Some(&token), &a, "x.jpg", p.clone()).await.0,
+        202
+    );
+
+    // The same bytes in another set: 409 file_duplicate, tracked as rejected.
+    let (code, v) = send_file(&sb, Some(&token), &b, "x.jpg", p.clone()).await;
+    assert_eq!(code, 409);
+    assert_eq!(v["details"]["error"], "file_duplicate");
+
+    // No GPS, no date, not a JPEG: 400, tracked.
+    let mut no_gps = Photo::at(1.0, 1.0, "2024:05:17 10:00:00", 77);
+    no_gps.gps = false;
+    let (code, v) = send_file(&sb, Some(&token), &b, "nogps.jpg", no_gps.jpeg()).await;
+    assert_eq!(code, 400);
+    assert_eq!(v["details"]["missing_fields"], json!(["location"]));
+    let mut no_date = Photo::at(1.0, 1.0, "", 78);
+    no_date.date = false;
+    let (code, v) = send_file(&sb, Some(&token), &b, "nodate.jpg", no_date.jpeg()).await;
+    assert_eq!(
+        (code, v["details"]["missing_fields"].clone()),
+        (400, json!(["datetime"]))
+    );
+    let (code, _) = send_file(&sb, Some(&token), &b, "notes.txt", b"hello".to_vec()).await;
+    assert_eq!(code, 400);
+
+    // Overrides rescue a picture without GPS.
+    let mut rescued = Photo::at(1.0, 1.0, "2024:05:17 10:00:00", 79);
+    rescued.gps = false;
+    let form = Form::new()
+        .text("isBlurred", "false")
+        .text("override_latitude", "45.1")
+        .text("override_longitude", "5.2")
+        .part(
+            "file",
+            Part::bytes(rescued.jpeg())
+                .file_name("r.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let r = client()
+        .post(api(&sb, &format!("/upload_sets/{b}/files")))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let (_, files) = get_json(&sb, Some(&token), &format!("/upload_sets/{b}/files")).await;
+    let reasons: Vec<Value> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rejected"]["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            json!("file_duplicate"),
+            json!("invalid_metadata"),
+            json!("invalid_metadata"),
+            json!("invalid_file"),
+            Value::Null
+        ]
+    );
+    let (_, set) = get_json(&sb, Some(&token), &format!("/upload_sets/{b}")).await;
+    assert_eq!(set["items_status"]["rejected"], 4);
+
+    // Not the owner; not multipart; unknown set.
+    let other = sb.issue_token(Service::Panoramax, 1);
+    assert_eq!(
+        send_file(&sb, Some(&other), &a, "y.jpg", photo(6, 0))
+            .await
+            .0,
+        403
+    );
+    let r = client()
+        .post(api(&sb, &format!("/upload_sets/{a}/files")))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        send_file(
+            &sb,
+            Some(&token),
+            "00000000-0000-0000-0000-000000000000",
+            "z.jpg",
+            photo(7, 0)
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(send_file(&sb, None, &a, "z.jpg", photo(7, 0)).await.0, 401);
+}
+
+#[tokio::test]
+async fn complete_splits_and_deduplicates() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (_, _, set) = create_set(&sb, &token, json!({"title": "Split", "split_time": 60})).await;
+    let id = set["id"].as_str().unwrap().to_owned();
+    // Two pictures 2 s apart, one at the same place as the second (a capture duplicate), and
+    // one ten minutes later (a new collection).
+    let mut dup = Photo::at(48.8501, 2.35, "2024:05:17 10:00:03", 102);
+    dup.heading = Some(95.0);
+    for (name, bytes) in [
+        ("a.jpg", photo(0, 0)),
+        ("b.jpg", photo(1, 2)),
+        ("c.jpg", dup.jpeg()),
+        ("d.jpg", photo(3, 600)),
+    ] {
+        assert_eq!(send_file(&sb, Some(&token), &id, name, bytes).await.0, 202);
+    }
+    let r = client()
+        .post(api(&sb, &format!("/upload_sets/{id}/complete")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["ready"], true);
+    let sizes: Vec<u64> = v["associated_collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["nb_items"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [2, 1]);
+    let st = sb.state().panoramax_upload_set(&id).unwrap();
+    assert_eq!(st.files[2].rejected.as_deref(), Some("capture_duplicate"));
+
+    // A later file reopens the set.
+    assert_eq!(
+        send_file(&sb, Some(&token), &id, "e.jpg", photo(9, 900))
+            .await
+            .0,
+        202
+    );
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(v["completed"], false);
+}
+
+#[tokio::test]
+async fn anonymous_uploads_when_enabled() {
+    let sb = sandbox_with(|c| c.panoramax_anonymous_uploads = true).await;
+    let r = client()
+        .post(api(&sb, "/upload_sets"))
+        .json(&json!({"title": "anon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(send_file(&sb, None, &id, "a.jpg", photo(0, 0)).await.0, 202);
+    assert_eq!(
+        sb.state().panoramax_upload_set(&id).unwrap().user,
+        "sandbox-user"
+    );
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (code, _, v) =
+        create_set(&sb, &token, json!({"title": "x", "sort_method": "random"})).await;
+    assert_eq!(code, 400, "{v}");
+    let (code, _, _) = create_set(&sb, &token, json!({"estimated_nb_files": 2})).await;
+    assert_eq!(code, 400, "title is required");
+}

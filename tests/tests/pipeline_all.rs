@@ -1,0 +1,285 @@
+//! Story: a folder goes to every destination, and each service ends up holding every photo
+//! exactly once, published, with every remote id stored on our side.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_app::PipelineOptions;
+use mtp_core::Destination;
+use pipeline_support::{Story, fast_engine, mapillary_bytes_received, walk};
+use std::collections::{BTreeSet, HashSet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_reaches_every_destination_exactly_once() {
+    let story = Story::start().await;
+    story.connect(&Destination::ALL).await;
+    let folder = story.photos("walk", 12, &walk(0));
+    let ids = story.import(&folder, "River walk", &Destination::ALL).await;
+    assert_eq!(ids.len(), 1);
+    let seq = ids[0];
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs.len(), 4);
+    for j in &jobs {
+        assert_eq!(
+            (j.stage.as_str(), j.status.as_str()),
+            ("done", "done"),
+            "{}: {:?}",
+            j.destination,
+            j.last_error
+        );
+    }
+    let state = story.sandbox().state();
+
+    // Mapillary: every photo's key once, complete and named after its bytes; one cluster,
+    // one sequence, found again by position and time.
+    let mly = story.job(seq, Destination::Mapillary).await;
+    assert_eq!((mly.photos_done, mly.photos_total), (12, 12));
+    let items = story.app.store().job_items(mly.id).await.unwrap();
+    let keys: HashSet<String> = items
+        .iter()
+        .map(|i| {
+            assert_eq!(i.state, "sent");
+            assert!(i.remote_id.is_some(), "{} has no handle", i.file_name);
+            i.remote_key.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(keys.len(), 12);
+    let files: Vec<_> = state
+        .mapillary_files()
+        .into_iter()
+        .filter(|f| f.key.starts_with("mly_tools_"))
+        .collect();
+    assert_eq!(files.len(), 12);
+    for f in &files {
+        assert!(keys.contains(&f.key), "unexpected key {}", f.key);
+        assert!(f.key_matches_md5(), "{} holds other bytes", f.key);
+        assert!(f.handle.is_some());
+        assert_eq!(f.posts, 1, "{} was sent {} times", f.key, f.posts);
+    }
+    let received = mapillary_bytes_received(story.sandbox());
+    for f in &files {
+        assert_eq!(received[&f.key], f.len, "{} bytes sent twice", f.key);
+    }
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1);
+    let cluster = &clusters[0];
+    assert_eq!(cluster.file_type, "mly_bundle_manifest");
+    assert_eq!(cluster.image_count, 12);
+    assert_eq!(cluster.manifest_canonical, Some(true));
+    assert_eq!(
+        mly.remote_str("cluster_id").as_deref(),
+        Some(cluster.id.as_str())
+    );
+    assert_eq!(
+        mly.remote_str("sequence_key").as_deref(),
+        Some(cluster.sequence_ids[0].as_str())
+    );
+    let images = state.mapillary_images();
+    let first = images
+        .iter()
+        .find(|i| Some(&i.id) == mly.remote_str("first_image_id").as_ref())
+        .unwrap();
+    assert_eq!(first.upload_key, items[0].remote_key.clone().unwrap());
+    assert!(mly.remote_url.as_deref().unwrap().contains(&first.id));
+
+    // KartaView: one sequence, each index once, finished and processed.
+    let kv = story.job(seq, Destination::Kartaview).await;
+    let kv_seq = state
+        .kartaview_sequence(&kv.remote_str("sequence_id").unwrap())
+        .unwrap();
+    let indexes: BTreeSet<u32> = kv_seq.photos.iter().map(|p| p.sequence_index).collect();
+    assert_eq!(kv_seq.photos.len(), 12);
+    assert_eq!(indexes, (0..12).collect());
+    assert!(kv_seq.duplicate_attempts.is_empty());
+    assert_ne!(kv_seq.status, "NEW");
+    assert!(kv_seq.photos.iter().all(|p| p.projection.is_none()));
+    let kv_items = story.app.store().job_items(kv.id).await.unwrap();
+    assert!(
+        kv_items
+            .iter()
+            .all(|i| i.state == "sent" && i.remote_id.is_some())
+    );
+    assert_eq!(state.kartaview_sequences().len(), 1);
+    assert!(kv.remote_url.is_some());
+
+    // Panoramax: one upload set, each file once, none rejected, ready as one collection.
+    let pnx = story.job(seq, Destination::Panoramax).await;
+    let set = state
+        .panoramax_upload_set(&pnx.remote_str("upload_set_id").unwrap())
+        .unwrap();
+    assert_eq!(set.title, "River walk");
+    assert_eq!(set.estimated_nb_files, Some(12));
+    assert!(set.completed && set.ready);
+    let names: HashSet<&str> = set.files.iter().map(|f| f.file_name.as_str()).collect();
+    assert_eq!((set.files.len(), names.len()), (12, 12));
+    assert!(set.files.iter().all(|f| f.rejected.is_none()));
+    assert_eq!(set.collection_ids.len(), 1);
+    assert_eq!(
+        pnx.remote_str("collection_id").as_deref(),
+        Some(set.collection_ids[0].as_str())
+    );
+    assert_eq!(state.panoramax_upload_sets().len(), 1);
+
+    // Map the Paths Web: created once with the metadata, and linked to the Mapillary key.
+    let mtpw = story.job(seq, Destination::Mtpw).await;
+    let web = state
+        .mtpw_sequence(&mtpw.remote_str("unique_id").unwrap())
+        .unwrap();
+    assert_eq!(web.name, "River walk");
+    assert_eq!(web.transport_type, "Walk");
+    assert_eq!(web.tags, vec!["river".to_string(), "test".to_string()]);
+    assert_eq!(web.mapillary_sequence_key, mly.remote_str("sequence_key"));
+    assert_eq!(web.image_count, Some(12));
+    assert!(
+        mtpw.remote_str("import_message")
+            .unwrap()
+            .contains("will be published"),
+        "{:?}",
+        mtpw.remote()
+    );
+    assert_eq!(state.mtpw_sequences().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_sequence_goes_to_mapillary_in_chunks_of_one_sequence_each() {
+    let story = Story::start().await;
+    story
+        .connect(&[Destination::Mapillary, Destination::Mtpw])
+        .await;
+    let folder = story.photos("long", 12, &walk(1));
+    let ids = story
+        .import(
+            &folder,
+            "Long walk",
+            &[Destination::Mapillary, Destination::Mtpw],
+        )
+        .await;
+    story
+        .app
+        .start_pipeline(
+            fast_engine(),
+            PipelineOptions {
+                mapillary_chunk: 5,
+                ..PipelineOptions::sandbox()
+            },
+        )
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:?}");
+    let mly = story.job(ids[0], Destination::Mapillary).await;
+    let remote = mly.remote();
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 3);
+    let counts: Vec<usize> = clusters.iter().map(|c| c.image_count).collect();
+    assert_eq!(counts, vec![5, 5, 2]);
+    let stored: Vec<String> = remote["cluster_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        stored,
+        clusters.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
+    );
+    let keys: Vec<String> = remote["sequence_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = clusters.iter().map(|c| c.sequence_ids[0].clone()).collect();
+    assert_eq!(keys, expected);
+    // Map the Paths takes one Mapillary sequence: the first.
+    let mtpw = story.job(ids[0], Destination::Mtpw).await;
+    assert_eq!(mtpw.remote_str("imported_key"), Some(expected[0].clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
+    // The emulator takes ten minutes to "process"; we stop looking after a moment.
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "600000")]).await;
+    story
+        .connect(&[Destination::Mapillary, Destination::Mtpw])
+        .await;
+    let folder = story.photos("walk", 3, &walk(2));
+    let ids = story
+        .import(
+            &folder,
+            "Slow walk",
+            &[Destination::Mapillary, Destination::Mtpw],
+        )
+        .await;
+    story
+        .app
+        .start_pipeline(
+            fast_engine(),
+            PipelineOptions {
+                poll_first_ms: 20,
+                poll_max_ms: 50,
+                publish_timeout_ms: 300,
+                mtpw_wait_ms: 20,
+                ..PipelineOptions::sandbox()
+            },
+        )
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let mly = story.job(ids[0], Destination::Mapillary).await;
+    assert!(mly.remote_str("cluster_id").is_some());
+    assert!(mly.remote_str("sequence_key").is_none());
+    assert!(mly.remote_str("note").unwrap().contains("did not show up"));
+    assert!(mly.remote().get("polls").and_then(|p| p.as_i64()).unwrap() >= 2);
+    let mtpw = story.job(ids[0], Destination::Mtpw).await;
+    assert!(mtpw.remote_str("imported_key").is_none());
+    assert!(
+        mtpw.remote_str("note")
+            .unwrap()
+            .contains("without Mapillary imagery")
+    );
+    let web = story.sandbox().state().mtpw_sequences();
+    assert_eq!(web.len(), 1);
+    assert_eq!(web[0].mapillary_sequence_key, None);
+    let events = story.app.store().events(Some(ids[0]), 100).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "note").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panoramas_go_to_kartaview_as_spheres() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let spec = mtp_core::photo::fixture::TrackSpec {
+        is_360: true,
+        width: Some(5760),
+        height: Some(2880),
+        ..walk(3)
+    };
+    let folder = story.photos("pano", 4, &spec);
+    let ids = story
+        .import(&folder, "Pano walk", &[Destination::Kartaview])
+        .await;
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    let kv = story.job(ids[0], Destination::Kartaview).await;
+    let seq = story
+        .sandbox()
+        .state()
+        .kartaview_sequence(&kv.remote_str("sequence_id").unwrap())
+        .unwrap();
+    assert_eq!(seq.photos.len(), 4);
+    for p in &seq.photos {
+        assert_eq!(p.projection.as_deref(), Some("SPHERE"));
+        assert_eq!(p.field_of_view, Some(360.0));
+        assert!(p.heading.is_some());
+    }
+    // Shot dates are UTC, as stored.
+    let photos = story.app.store().photos(ids[0]).await.unwrap();
+    let first = seq.photos.iter().find(|p| p.sequence_index == 0).unwrap();
+    assert_eq!(
+        first.shot_date,
+        mtp_providers::kartaview::format_shot_date(photos[0].captured_at).unwrap()
+    );
+}

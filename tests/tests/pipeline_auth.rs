@@ -1,0 +1,146 @@
+//! Stories of sign-ins that stop working mid-upload: an expired Mapillary token is
+//! refreshed and the upload goes on; revoked sign-ins park the jobs until the user
+//! integrates again, then everything resumes and nothing is sent twice.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_core::Destination;
+use pipeline_support::{
+    Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, wait_for_photos,
+    walk,
+};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_mapillary_token_is_refreshed_and_the_upload_goes_on() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 16, &walk(0));
+    let ids = story
+        .import(&folder, "Long walk", &[Destination::Mapillary])
+        .await;
+    let faults = story.sandbox().faults();
+    faults.latency("mapillary.upload", Duration::from_millis(40));
+    story.start_engine();
+    wait_for_photos(&story, ids[0], Destination::Mapillary, 3).await;
+    let before = story
+        .app
+        .store()
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    faults.expire_tokens();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], 0).await;
+
+    let requests = story.sandbox().requests();
+    assert!(
+        requests.iter().any(|r| r.status == Some(401)),
+        "the expired token was never refused"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.endpoint.as_deref() == Some("mapillary.token")
+                && r.field("grant_type") == Some("refresh_token")
+                && r.status == Some(200)),
+        "no refresh happened"
+    );
+    let after = story
+        .app
+        .store()
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!after.needs_reauth);
+    assert_ne!(after.access_token.expose(), before.access_token.expose());
+    let events = story.app.store().events(Some(ids[0]), 500).await.unwrap();
+    assert!(
+        !events.iter().any(|e| e.kind == "needs_auth"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
+    let story = Story::start().await;
+    story.connect(&Destination::ALL).await;
+    let folder = story.photos("walk", 16, &walk(1));
+    let ids = story
+        .import(&folder, "Revoked walk", &Destination::ALL)
+        .await;
+    let faults = story.sandbox().faults();
+    for endpoint in ["mapillary.upload", "kartaview.photo", "panoramax.files"] {
+        faults.latency(endpoint, Duration::from_millis(60));
+    }
+    story.start_engine();
+    wait_for_photos(&story, ids[0], Destination::Mapillary, 3).await;
+    faults.revoke_tokens();
+
+    // Everything that needs a sign-in waits; nothing fails.
+    let jobs = story.settle(&ids).await;
+    let mly = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(mly.status, "waiting_auth", "{jobs:#?}");
+    assert_eq!(mly.last_error_kind.as_deref(), Some("auth"));
+    assert!(mly.photos_done < 16);
+    for j in &jobs {
+        assert!(
+            matches!(j.status.as_str(), "waiting_auth" | "done" | "pending"),
+            "{j:?}"
+        );
+    }
+    let account = story
+        .app
+        .store()
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(account.needs_reauth);
+    let card = story
+        .app
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.service == Destination::Mapillary)
+        .unwrap();
+    assert!(card.needs_reauth);
+    let sent_before = mly.photos_done;
+
+    // The user integrates again: the jobs pick up where they stopped.
+    story.connect(&Destination::ALL).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], 0).await;
+    assert_kartaview_once(&story, ids[0], 16).await;
+    assert_panoramax_once(&story, ids[0], 16).await;
+    let state = story.sandbox().state();
+    let web: Vec<_> = state
+        .mtpw_sequences()
+        .into_iter()
+        .filter(|s| !s.deleted)
+        .collect();
+    assert_eq!(web.len(), 1);
+    assert_eq!(
+        web[0].mapillary_sequence_key,
+        story
+            .job(ids[0], Destination::Mapillary)
+            .await
+            .remote_str("sequence_key")
+    );
+    // Photos sent before the sign-in broke were not sent again.
+    let posts = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.upload") && r.status == Some(200))
+        .count();
+    assert_eq!(posts, 16 + 1, "16 photos and one manifest");
+    assert!(sent_before >= 3);
+}

@@ -1,0 +1,172 @@
+//! Stories of uploads that stop half-way: the app is killed mid-photo, the user pauses,
+//! a photo changes on disk. Each one resumes from what the services already hold.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_app::AppEvent;
+use mtp_app::jobs::{JobAction, JobTarget};
+use mtp_core::Destination;
+use mtp_providers::mapillary::UPLOAD_CHUNK;
+use pipeline_support::{
+    Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, pad_photos,
+    wait_for_photos, walk,
+};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_photo_the_app_resumes_without_sending_anything_twice() {
+    let story = Story::start().await;
+    story.connect(&Destination::ALL).await;
+    let folder = story.photos("walk", 16, &walk(0));
+    pad_photos(&folder, 200_000);
+    let ids = story.import(&folder, "Crash walk", &Destination::ALL).await;
+    let faults = story.sandbox().faults();
+    for endpoint in ["mapillary.upload", "kartaview.photo", "panoramax.files"] {
+        faults.latency(endpoint, Duration::from_millis(80));
+    }
+    story.start_engine();
+    wait_for_photos(&story, ids[0], Destination::Mapillary, 4).await;
+    story.app.kill_engine().await;
+
+    // What a crash leaves behind: jobs marked running, photos half-sent, keys saved.
+    let mly = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(mly.status, "running");
+    assert!(mly.photos_done < 16, "{mly:?}");
+    let items = story.app.store().job_items(mly.id).await.unwrap();
+    let started: Vec<_> = items.iter().filter(|i| i.state == "partial").collect();
+    assert!(!started.is_empty(), "no photo was mid-way: {items:#?}");
+    assert!(started.iter().all(|i| i.remote_key.is_some()));
+
+    faults.clear();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], UPLOAD_CHUNK as u64).await;
+    assert_kartaview_once(&story, ids[0], 16).await;
+    assert_panoramax_once(&story, ids[0], 16).await;
+    let kv = story.job(ids[0], Destination::Kartaview).await;
+    let kv_items = story.app.store().job_items(kv.id).await.unwrap();
+    assert!(
+        kv_items.iter().all(|i| i.remote_id.is_some()),
+        "every KartaView photo id is known, duplicates included"
+    );
+    let state = story.sandbox().state();
+    let web: Vec<_> = state
+        .mtpw_sequences()
+        .into_iter()
+        .filter(|s| !s.deleted)
+        .collect();
+    assert_eq!(web.len(), 1);
+    assert_eq!(state.mapillary_clusters().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_stops_at_once_and_resuming_sends_only_the_rest() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 12, &walk(1));
+    pad_photos(&folder, 200_000);
+    let ids = story
+        .import(&folder, "Paused walk", &[Destination::Mapillary])
+        .await;
+    story
+        .sandbox()
+        .faults()
+        .latency("mapillary.upload", Duration::from_millis(80));
+    story.start_engine();
+    wait_for_photos(&story, ids[0], Destination::Mapillary, 2).await;
+    let mut events = story.app.subscribe();
+    let changed = story
+        .app
+        .job_action(JobTarget::Sequence(ids[0]), JobAction::Pause)
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, "paused");
+    // The engine reports the stage it was running as stopped...
+    let stopped = tokio::time::timeout(pipeline_support::SETTLE, async {
+        loop {
+            if let Ok(AppEvent::JobChanged { job_id, status, .. }) = events.recv().await
+                && job_id == jobs[0].id
+                && status == "paused"
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(stopped.is_ok(), "the running stage never stopped");
+
+    // ...and from then on nothing more goes out.
+    let quiet = story.sandbox().requests().len();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(story.sandbox().requests().len(), quiet);
+    let paused = story.job(ids[0], Destination::Mapillary).await;
+    assert!(paused.photos_done < 12);
+
+    story
+        .app
+        .job_action(JobTarget::Sequence(ids[0]), JobAction::Resume)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], UPLOAD_CHUNK as u64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_changed_on_disk_is_named_and_retry_works_once_it_is_back() {
+    let story = Story::start().await;
+    story
+        .connect(&[Destination::Mapillary, Destination::Kartaview])
+        .await;
+    let folder = story.photos("walk", 5, &walk(2));
+    let ids = story
+        .import(
+            &folder,
+            "Edited walk",
+            &[Destination::Mapillary, Destination::Kartaview],
+        )
+        .await;
+    let victim = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut edited = original.clone();
+    edited.extend_from_slice(b"edited");
+    std::fs::write(&victim, &edited).unwrap();
+
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+    for j in &jobs {
+        assert_eq!((j.stage.as_str(), j.status.as_str()), ("prepare", "failed"));
+        let error = j.last_error.clone().unwrap();
+        assert!(error.contains(&name), "{error}");
+        assert!(error.contains("changed"), "{error}");
+    }
+    assert!(
+        story
+            .sandbox()
+            .requests()
+            .iter()
+            .all(|r| r.endpoint.as_deref() != Some("mapillary.upload")),
+        "nothing is sent before every file checks out"
+    );
+
+    std::fs::write(&victim, &original).unwrap();
+    story
+        .app
+        .job_action(JobTarget::Sequence(ids[0]), JobAction::Retry)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], 0).await;
+    assert_kartaview_once(&story, ids[0], 5).await;
+}
