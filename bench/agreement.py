@@ -41,6 +41,7 @@ SCENARIOS = [
     "null-island",
     "cap",
     "zigzag",
+    "zigzag-start",
     "identical-times",
     "cameras",
     "no-heading",
@@ -73,7 +74,8 @@ EXPECTED: dict[str, tuple[list[int], dict[str, int]]] = {
     "too-fast": ([20, 20], {"sequence_too_fast": 20}),
     "null-island": ([28], {"null_island": 2}),
     "cap": ([100, 500, 500, 1000], {}),
-    "zigzag": ([1, 2, 54], {"zigzag_outlier": 3}),
+    "zigzag": ([57], {"zigzag_outlier": 3}),
+    "zigzag-start": ([1, 1, 2, 2, 2, 27], {}),
     "identical-times": ([30], {}),
     "cameras": ([20, 20, 20], {}),
     "no-heading": ([1, 20], {}),
@@ -286,6 +288,7 @@ def main() -> int:
 
     aspects = ("kept", "dropped", "sequences", "times", "headings")
     rows, details, unexpected = [], [], 0
+    seen: set[tuple[str, str]] = set()
     for sc in args.scenarios:
         folder = generate(args.mtp, args.work, sc)
         mly = from_mly(run_mly(args.mly, folder))
@@ -301,6 +304,10 @@ def main() -> int:
                 cells.append("**differ**")
                 unexpected += 1
             for line in diff[a]:
+                # `mixed` repeats its parts' differences: list only new ones.
+                if sc == "mixed" and (a, line) in seen:
+                    continue
+                seen.add((a, line))
                 details.append(f"- {sc} / {a}: {line}")
             if diff[a] and (sc, a) in KNOWN:
                 details.append(f"  intended: {KNOWN[(sc, a)]}")

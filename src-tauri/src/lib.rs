@@ -51,6 +51,11 @@ pub fn run() {
             }
             if let Ok(app) = &state {
                 forward_events(tauri_app.handle().clone(), app.clone());
+                // Uploads left mid-way by the last run resume now.
+                let _guard = tauri::async_runtime::handle().inner().enter();
+                if let Err(e) = app.start_engine() {
+                    tracing::error!("cannot start the upload pipeline: {}", e.message);
+                }
             }
             tauri_app.manage(Arc::new(AppState(state)));
             deep_link::install(tauri_app)?;

@@ -57,9 +57,11 @@ pub enum Scenario {
     /// 1,500 photos of 2 MP: split at 1,000 photos; and, in the same folder, 600 photos of
     /// 12 MP (another group): split at 500 by the 6 G pixel cap.
     Cap,
-    /// GPS glitches jumping out and back: one photo mid-track, two photos in a row, and
-    /// one within the first five photos.
+    /// GPS glitches jumping out and back mid-track: one photo, then two photos in a row.
     Zigzag,
+    /// GPS glitches where mapillary_tools does not look for them: photo 2 of a 30-photo
+    /// walk, and photo 2 of a 5-photo walk (after a time gap).
+    ZigzagStart,
     /// Photos sharing a timestamp: five on a whole second, three on a sub-second with
     /// the next photo 200 ms later, and the last two of the folder.
     IdenticalTimes,
@@ -75,7 +77,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// The scenarios `mixed` is made of, with their subfolder names.
-    const PARTS: [Scenario; 11] = [
+    const PARTS: [Scenario; 12] = [
         Scenario::Walk,
         Scenario::TimeGap,
         Scenario::DistanceGap,
@@ -84,6 +86,7 @@ impl Scenario {
         Scenario::NullIsland,
         Scenario::Cap,
         Scenario::Zigzag,
+        Scenario::ZigzagStart,
         Scenario::IdenticalTimes,
         Scenario::Cameras,
         Scenario::NoHeading,
@@ -224,10 +227,17 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
         Scenario::Zigzag => {
             let mut p = track_photos(60, &spec);
             // Sideways (the track heads north-east) so the glitch is clearly off-track.
-            shift(&mut p[2], -141.0, 141.0);
             shift(&mut p[20], -141.0, 141.0);
             shift(&mut p[40], 106.0, -106.0);
             shift(&mut p[41], 106.0, -106.0);
+            p
+        }
+        Scenario::ZigzagStart => {
+            let mut p = track_photos(30, &spec);
+            shift(&mut p[2], -141.0, 141.0);
+            let mut short = segment(5, &spec, p.last(), 120_000);
+            shift(&mut short[2], -141.0, 141.0);
+            p.extend(short);
             p
         }
         Scenario::IdenticalTimes => {
