@@ -24,10 +24,13 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// One running app with its own data directory, driven over WebDriver.
+/// One running app with its own data directory and its own D-Bus session (so that
+/// single-instance hand-over stays between this app and its own second launches), driven
+/// over WebDriver.
 pub struct Desktop {
     pub client: Client,
     driver: Child,
+    bus: Child,
     pub data_dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
 }
@@ -44,7 +47,10 @@ impl Desktop {
             );
         }
         let data_dir = tempfile::tempdir()?;
+        let (bus, bus_address) = private_bus()?;
+        let mut bus_guard = DriverGuard(Some(bus));
         let mut all_env: Vec<(String, String)> = vec![
+            ("DBUS_SESSION_BUS_ADDRESS".into(), bus_address),
             ("MTP_DATA_DIR".into(), data_dir.path().display().to_string()),
             ("MTP_SKIP_REGISTER".into(), "1".into()),
             ("MTP_SANDBOX".into(), "1".into()),
@@ -81,9 +87,11 @@ impl Desktop {
         );
         let client = connect(&url, caps).await?;
         let driver = desktop_driver.0.take().context("driver vanished")?;
+        let bus = bus_guard.0.take().context("bus vanished")?;
         let desktop = Desktop {
             client,
             driver,
+            bus,
             data_dir,
             env: all_env,
         };
@@ -128,13 +136,13 @@ impl Desktop {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         loop {
-            if let Ok(el) = self.client.find(Locator::Css(css)).await {
-                if let Ok(text) = el.text().await {
-                    if text.contains(needle) {
-                        return Ok(text);
-                    }
-                    last = text;
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = el.text().await
+            {
+                if text.contains(needle) {
+                    return Ok(text);
                 }
+                last = text;
             }
             if Instant::now() > deadline {
                 bail!("{css} never contained {needle:?}; last text: {last:?}");
@@ -181,8 +189,15 @@ impl Desktop {
 
     pub async fn quit(mut self) -> Result<()> {
         let res = self.client.clone().close().await;
-        terminate(&mut self.driver);
+        self.stop_all();
         res.map_err(Into::into)
+    }
+
+    /// Stops the driver, every app process started with this data dir, and the bus.
+    fn stop_all(&mut self) {
+        terminate(&mut self.driver);
+        kill_apps_using(self.data_dir.path());
+        terminate(&mut self.bus);
     }
 
     pub fn data_path(&self) -> &Path {
@@ -192,7 +207,57 @@ impl Desktop {
 
 impl Drop for Desktop {
     fn drop(&mut self) {
-        terminate(&mut self.driver);
+        self.stop_all();
+    }
+}
+
+/// A D-Bus session bus of our own: `dbus-daemon --session --print-address`.
+fn private_bus() -> Result<(Child, String)> {
+    use std::io::BufRead;
+    let mut child = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start dbus-daemon (install the dbus package: `make deps`)")?;
+    let stdout = child.stdout.take().context("dbus-daemon has no stdout")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let address = line.trim().to_string();
+    if address.is_empty() {
+        let _ = child.kill();
+        bail!("dbus-daemon printed no address");
+    }
+    Ok((child, address))
+}
+
+/// Apps that outlive their WebDriver session (e.g. still shutting down) would capture the
+/// next test's launches through single-instance: find them by their data dir and stop them.
+fn kill_apps_using(data_dir: &Path) {
+    let needle = format!("MTP_DATA_DIR={}", data_dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
     }
 }
 
@@ -229,12 +294,11 @@ async fn wait_until_ready(url: &str) -> Result<()> {
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(resp) = http.get(format!("{url}/status")).send().await {
-            if let Ok(v) = resp.json::<serde_json::Value>().await {
-                if v["value"]["ready"].as_bool() == Some(true) {
-                    return Ok(());
-                }
-            }
+        if let Ok(resp) = http.get(format!("{url}/status")).send().await
+            && let Ok(v) = resp.json::<serde_json::Value>().await
+            && v["value"]["ready"].as_bool() == Some(true)
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("tauri-driver at {url} never became ready");

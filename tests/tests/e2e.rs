@@ -78,7 +78,7 @@ async fn drop_paths(app: &Desktop, paths: &[&std::path::Path]) -> Result<()> {
     app.client
         .execute(
             "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit_to', {
-                target: { kind: 'WebviewWindow', label: 'main' },
+                target: { kind: 'Webview', label: 'main' },
                 event: 'tauri://drag-drop',
                 payload: { paths: arguments[0], position: { x: 200, y: 200 } }
             });",
@@ -113,7 +113,10 @@ async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()
     app.screenshot("05-import-plan").await?;
 
     let name = app
-        .wait_for(fantoccini::Locator::Css("#seq-name"), Duration::from_secs(5))
+        .wait_for(
+            fantoccini::Locator::Css("#seq-name"),
+            Duration::from_secs(5),
+        )
         .await?;
     name.clear().await?;
     name.send_keys("Morning walk to the market").await?;
@@ -135,8 +138,12 @@ async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()
     // Importing the same folder again is recognised.
     app.click("#nav-import").await?;
     drop_paths(&app, &[&folder]).await?;
-    app.wait_for_text("#already-imported", "imported before", Duration::from_secs(30))
-        .await?;
+    app.wait_for_text(
+        "#already-imported",
+        "imported before",
+        Duration::from_secs(30),
+    )
+    .await?;
     app.quit().await
 }
 
@@ -156,12 +163,15 @@ fn recording_opener(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::p
 async fn wait_for_opened(log: &std::path::Path, count: usize) -> Result<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(text) = std::fs::read_to_string(log) {
-            if let Some(line) = text.lines().nth(count - 1) {
-                return Ok(line.to_string());
-            }
+        if let Ok(text) = std::fs::read_to_string(log)
+            && let Some(line) = text.lines().nth(count - 1)
+        {
+            return Ok(line.to_string());
         }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the app never opened a sign-in page");
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the app never opened a sign-in page"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -185,7 +195,10 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
         .await?;
         let authorize = wait_for_opened(&log, n + 1).await?;
         let deep_link = mtp_tests::browser::approve(&authorize).await?;
-        assert!(deep_link.starts_with("app.mtp.desktop://app?"), "{deep_link}");
+        assert!(
+            deep_link.starts_with("app.mtp.desktop://app?"),
+            "{deep_link}"
+        );
         let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
         assert!(status.success());
         app.wait_for_text(
@@ -199,8 +212,12 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
 
     // A forged link (a state this app never issued) changes nothing and says so.
     app.click(".service-mapillary .danger").await?;
-    app.wait_for_text(".service-mapillary", "Not connected", Duration::from_secs(10))
-        .await?;
+    app.wait_for_text(
+        ".service-mapillary",
+        "Not connected",
+        Duration::from_secs(10),
+    )
+    .await?;
     let status = app.second_instance(
         &["app.mtp.desktop://app?code=stolen&state=forged"],
         Duration::from_secs(20),
@@ -208,7 +225,11 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
     assert!(status.success());
     app.wait_for_text("#toasts", "Refused a sign-in link", Duration::from_secs(10))
         .await?;
-    app.wait_for_text(".service-mapillary", "Not connected", Duration::from_secs(5))
-        .await?;
+    app.wait_for_text(
+        ".service-mapillary",
+        "Not connected",
+        Duration::from_secs(5),
+    )
+    .await?;
     app.quit().await
 }

@@ -51,7 +51,9 @@ impl Item {
 ///    time, next whole second).
 /// 3. Split on the photo cap, byte cap, pixel cap, or a time gap (checked in that order;
 ///    the first that fires is the [`SplitReason`]).
-/// 4. Drop null-island photos.
+/// 4. Drop null-island photos, each on its own as mapillary_tools 0.14.7's
+///    `_check_null_island` does (the rest of the sequence is kept; ours also catches
+///    positions within [`geo::NULL_ISLAND_EPSILON_DEG`] of (0, 0), theirs only exact 0).
 /// 5. Drop duplicates of the last kept photo, then (ours) apply the optional frame
 ///    spacing, also against the last kept photo. Null island, duplicates and spacing run
 ///    in one pass, which gives the same result as running them one after the other.
@@ -59,13 +61,18 @@ impl Item {
 /// 7. Reject whole sequences whose average speed (track length ÷ duration) exceeds the
 ///    limit.
 /// 8. Drop zig-zag outliers (ref = i − window; flag i − 1 when the jump i − 1 → i is
-///    long and brings the track back towards ref). One pass over the original indices.
+///    long and brings the track back towards ref, then walk back from i − 2 to ref + 1
+///    flagging the photos that are off the track too, so that a glitch of several photos
+///    in a row goes whole). One pass over the original indices.
 /// 9. Split on distance gaps.
 ///
 /// Differences from mapillary_tools, and why:
-/// - A null-island photo is dropped on its own; mapillary_tools rejects its whole
-///   sequence. One photo without a fix should not cost the user a thousand good ones,
-///   and the dropped photo never reaches Mapillary, so Mapillary has nothing to reject.
+/// - Zig-zag detection starts at photo 2 with ref = max(i − window, 0), and runs on
+///   sequences of any length. mapillary_tools 0.14.7 starts at photo `window` (5) and skips
+///   sequences shorter than window + 1 (6) photos, so it keeps a glitch among the first
+///   photos; its 100 m distance rule then cuts the glitch out as a sequence of its own
+///   (a lone photo far off the track). We drop it instead. Mapillary has nothing to
+///   reject either way: we only send fewer, better sequences.
 /// - When zig-zag outliers are dropped, computed headings of that sequence are
 ///   recomputed so no photo points at a photo that is no longer there.
 /// - Headings marked `Computed` on input (from an earlier plan) are treated as missing,
@@ -529,53 +536,97 @@ fn reject_too_fast(
     );
 }
 
-/// Step 8: returns whether anything was dropped.
+/// Step 8, as mapillary_tools 0.14.7's `_check_sequences_zigzag`: for each photo `i`
+/// with reference `r = i − window` (ours: `max(i − window, 0)`, from `i = 2`), flag
+/// `i − 1` when the jump `i − 1 → i` is longer than the minimum and brings the track back
+/// towards `r` (`d(i, r) < ratio · d(i − 1, r)`). Then walk back from `j = i − 2` down to
+/// `r + 1`, flagging each `j` with `d(j, i)` over the minimum and
+/// `d(i, r) < ratio · d(j, r)`, and stop at the first `j` that fails: a glitch of several
+/// photos in a row is dropped whole. Every check uses the original indices (flagged
+/// photos still serve as `r` and `i − 1`), and photos are dropped at the end.
+///
+/// Returns whether anything was dropped.
 fn drop_zigzags(
     items: &mut Vec<Item>,
     opts: &PlanOptions,
     dropped: &mut Vec<DroppedPhoto>,
 ) -> bool {
     let window = opts.zigzag_window.max(1);
-    let mut flagged: Vec<(usize, f64)> = Vec::new();
-    for i in 2..items.len() {
+    let (min_jump, ratio) = (opts.zigzag_min_jump_m, opts.zigzag_ratio);
+    // Per index: the jump back to the track (metres) if flagged. Allocated on the first
+    // flag; a photo flagged again keeps its first jump.
+    let n = items.len();
+    let mut flags: Vec<Option<f64>> = Vec::new();
+    let flag = |flags: &mut Vec<Option<f64>>, k: usize, jump: f64| {
+        if flags.is_empty() {
+            flags.resize(n, None);
+        }
+        flags[k].get_or_insert(jump);
+    };
+    for i in 2..n {
         let r = i.saturating_sub(window);
         if r + 1 >= i {
             continue;
         }
         let jump = items[i - 1].distance_to(&items[i]);
-        if jump > opts.zigzag_min_jump_m
-            && items[i].distance_to(&items[r])
-                < opts.zigzag_ratio * items[i - 1].distance_to(&items[r])
-        {
-            flagged.push((i - 1, jump));
+        let d_i_r = items[i].distance_to(&items[r]);
+        if !(jump > min_jump && d_i_r < ratio * items[i - 1].distance_to(&items[r])) {
+            continue;
+        }
+        flag(&mut flags, i - 1, jump);
+        for j in (r + 1..=i - 2).rev() {
+            let d_j_i = items[j].distance_to(&items[i]);
+            if d_j_i > min_jump && d_i_r < ratio * items[j].distance_to(&items[r]) {
+                flag(&mut flags, j, d_j_i);
+            } else {
+                break;
+            }
         }
     }
-    if flagged.is_empty() {
+    if flags.is_empty() {
         return false;
     }
-    // Flagged indices are in 1..=n-2 and increasing, so both neighbours exist. Messages
-    // are written before anything moves.
-    let mut messages: Vec<String> = flagged
-        .iter()
-        .map(|&(k, jump)| {
-            format!(
-                "GPS glitch: the position jumps {} off the track between {} and {} and \
-                 straight back. Correct its position to upload it.",
-                metres(jump),
-                items[k - 1].meta.file_name,
-                items[k + 1].meta.file_name
-            )
-        })
-        .collect();
+    // Flagged indices are in 1..=n-2 (i − 1 ≤ n − 2 and j ≥ r + 1 ≥ 1), so every run of
+    // flagged photos has a kept photo on each side. Messages are written before anything
+    // moves.
+    let mut messages: Vec<Option<String>> = vec![None; n];
+    let mut k = 1;
+    while k < n {
+        if flags[k].is_none() {
+            k += 1;
+            continue;
+        }
+        let end = (k..n).find(|&e| flags[e].is_none()).unwrap_or(n);
+        let before = &items[k - 1].meta.file_name;
+        let after = items
+            .get(end)
+            .map_or("the end", |it| it.meta.file_name.as_str());
+        let run = end - k;
+        for m in k..end {
+            let jump = flags[m].unwrap_or_default();
+            messages[m] = Some(if run == 1 {
+                format!(
+                    "GPS glitch: the position jumps {} off the track between {before} and \
+                     {after} and straight back. Correct its position to upload it.",
+                    metres(jump)
+                )
+            } else {
+                format!(
+                    "GPS glitch: {run} photos in a row between {before} and {after} are off \
+                     the track (this one {} from where it resumes). Correct their positions \
+                     to upload them.",
+                    metres(jump)
+                )
+            });
+        }
+        k = end;
+    }
     let all = std::mem::take(items);
-    items.reserve(all.len() - flagged.len());
-    let mut f = 0;
-    for (k, it) in all.into_iter().enumerate() {
-        match flagged.get(f) {
-            Some(&(idx, jump_m)) if idx == k => {
-                let message = std::mem::take(&mut messages[f]);
-                dropped.push(it.into_dropped(DropReason::ZigzagOutlier { jump_m }, message));
-                f += 1;
+    items.reserve(n);
+    for ((it, jump), message) in all.into_iter().zip(flags).zip(messages) {
+        match (jump, message) {
+            (Some(jump_m), Some(message)) => {
+                dropped.push(it.into_dropped(DropReason::ZigzagOutlier { jump_m }, message))
             }
             _ => items.push(it),
         }

@@ -556,6 +556,101 @@ fn zigzag_outlier_is_dropped_and_headings_recomputed() {
 }
 
 #[test]
+fn zigzag_glitch_of_several_photos_is_dropped_whole() {
+    // (window, photos, first glitch photo, glitch length, expected sizes); every glitch
+    // photo is 150 m east of a walk north in 10 m steps. mapillary_tools flags the last
+    // glitch photo when the track returns, then walks back to ref + 1 (= i − window + 1)
+    // flagging the rest: up to window − 1 photos go whole. A longer glitch reaches ref
+    // and is kept; the distance rule cuts it out as its own sequence.
+    let cases: [(usize, usize, usize, usize, &[usize]); 9] = [
+        (5, 20, 8, 1, &[19]),
+        (5, 20, 8, 2, &[18]),
+        (5, 20, 8, 3, &[17]),
+        (5, 20, 8, 4, &[16]),
+        (5, 20, 8, 5, &[8, 5, 7]),
+        (3, 20, 8, 2, &[18]),
+        (3, 20, 8, 3, &[8, 3, 9]),
+        // Ours only (mapillary_tools starts at photo `window`, and skips sequences under
+        // window + 1 photos): a glitch right after the first photo, in a 5-photo walk.
+        (5, 5, 1, 1, &[4]),
+        (5, 5, 1, 2, &[3]),
+    ];
+    for (window, n, first, len, want) in cases {
+        let mut photos = walk(n, 10.0, 1.0);
+        for (k, p) in photos.iter_mut().enumerate().skip(first).take(len) {
+            let (lat, lon) = at(k as f64 * 10.0, 150.0);
+            (p.lat, p.lon) = (Some(lat), Some(lon));
+        }
+        let opts = PlanOptions {
+            zigzag_window: window,
+            ..PlanOptions::default()
+        };
+        let p = plan_sequences(photos, &opts);
+        let case = format!("window {window}, {n} photos, glitch {first}+{len}");
+        assert_eq!(sizes(&p), want, "{case}");
+        if want.len() > 1 {
+            assert!(p.dropped.is_empty(), "{case}: {:?}", p.dropped);
+            continue;
+        }
+        let got: Vec<&str> = p
+            .dropped
+            .iter()
+            .map(|d| d.photo.file_name.as_str())
+            .collect();
+        let glitch: Vec<String> = (first..first + len)
+            .map(|k| format!("IMG_{k:04}.jpg"))
+            .collect();
+        assert_eq!(got, glitch, "{case}");
+        let (before, after) = (
+            format!("IMG_{:04}.jpg", first - 1),
+            format!("IMG_{:04}.jpg", first + len),
+        );
+        for d in &p.dropped {
+            match d.reason {
+                // The distance back to the photo where the track resumes.
+                DropReason::ZigzagOutlier { jump_m } => {
+                    assert!((150.0..160.0).contains(&jump_m), "{case}: {jump_m}")
+                }
+                ref other => panic!("{case}: {other:?}"),
+            }
+            assert!(
+                d.message.contains(&format!("between {before} and {after}")),
+                "{case}: {}",
+                d.message
+            );
+            if len > 1 {
+                assert!(
+                    d.message.contains(&format!("{len} photos in a row")),
+                    "{case}: {}",
+                    d.message
+                );
+            }
+        }
+    }
+}
+
+/// The `zigzag` bench scenario's two-photo glitch, as mapillary_tools 0.14.7 handles it:
+/// photos 40 and 41 of a 60-photo walk (3 m steps) are both ~150 m off the track. It
+/// drops 41 (the jump 41 → 42 returns towards ref = 37), then walks back and drops 40,
+/// keeping one sequence; without the walk-back, 40 stayed as a 1-photo sequence.
+#[test]
+fn zigzag_two_photo_glitch_matches_mapillary_tools() {
+    let mut photos = walk(60, 3.0, 1.0);
+    for k in [40, 41] {
+        let (lat, lon) = at(k as f64 * 3.0 + 106.0, -106.0);
+        (photos[k].lat, photos[k].lon) = (Some(lat), Some(lon));
+    }
+    let p = plan(photos);
+    assert_eq!(sizes(&p), [58]);
+    let got: Vec<&str> = p
+        .dropped
+        .iter()
+        .map(|d| d.photo.file_name.as_str())
+        .collect();
+    assert_eq!(got, ["IMG_0040.jpg", "IMG_0041.jpg"]);
+}
+
+#[test]
 fn zigzag_ignores_a_smooth_turn() {
     // 40 m steps north then east: long jumps, but the track never comes back.
     let photos: Vec<PhotoMeta> = (0..10)
