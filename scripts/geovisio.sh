@@ -5,6 +5,8 @@
 #   scripts/geovisio.sh install   Debian packages + a venv at .venv-geovisio (idempotent)
 #   scripts/geovisio.sh start     cluster, migrations, API and picture worker; prints
 #                                 {"url": ..., "token": ...} (the default account's JWT)
+#                                 and writes the same as MTP_GEOVISIO_URL/_TOKEN exports
+#                                 to target/geovisio/env
 #   scripts/geovisio.sh stop      stops the API, the worker and PostgreSQL
 #   scripts/geovisio.sh status    what runs
 #
@@ -95,6 +97,8 @@ pid_alive() {
   pid="$(cat "$f")"
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
   [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != Z ] || return 1
+  # A recycled pid is not ours: it must run from our venv.
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$VENV/bin/" || return 1
   echo "$pid"
 }
 
@@ -119,21 +123,23 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
 EOF
 }
 
-# stop_pid NAME: TERM, wait up to 15 s, then KILL the whole process group.
-stop_pid() {
-  local name="$1" pid i
-  if pid="$(pid_alive "$name")"; then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$name did not stop, killing its group"
-      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+# stop_pids NAME...: TERM them all, wait up to 15 s, then KILL their process groups (the
+# gunicorn workers share their master's group).
+stop_pids() {
+  local name pid i pids=()
+  for name in "$@"; do
+    if pid="$(pid_alive "$name")"; then
+      log "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
     fi
-    # Its children (gunicorn workers) share its process group.
+  done
+  for pid in "${pids[@]}"; do
+    for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then log "pid $pid did not stop, killing its group"; fi
     kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDS/$name"
+  done
+  for name in "$@"; do rm -f "$PIDS/$name"; done
 }
 
 # The environment GeoVisio reads (PROTOCOLS §4.4).
@@ -152,6 +158,8 @@ geovisio_env() {
   export API_ACCEPT_DUPLICATE="${API_ACCEPT_DUPLICATE:-false}"
   unset OAUTH_PROVIDER API_BLUR_URL
   export PYTHONUNBUFFERED=1
+  # flask would read any .env above target/geovisio (e.g. the repo's own).
+  export FLASK_SKIP_DOTENV=1
 }
 
 flask() { (cd "$STATE" && "$VENV/bin/flask" --app geovisio "$@"); }
@@ -170,7 +178,7 @@ start_postgres() {
   # The postgres user has to reach the cluster: every parent directory traversable.
   d="$STATE"
   while [ "$d" != / ]; do
-    [ -x "$d" ] && [ "$(stat -c %a "$d" | cut -c3)" -ge 1 ] 2>/dev/null || chmod o+x "$d"
+    case "$(stat -c %A "$d")" in *[xt]) ;; *) chmod o+x "$d" ;; esac
     d="$(dirname "$d")"
   done
   mkdir -p "$PGDATA" "$sock"
@@ -209,6 +217,8 @@ print_url_and_token() {
   token="$(flask default-account-tokens get 2>>"$STATE/flask.log" |
     grep -oE 'ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+' | tail -1)" || true
   [ -n "$token" ] || die "no default account token (flask default-account-tokens get)"
+  # The same for shells: `. target/geovisio/env` (what `make geovisio-test` does).
+  printf 'export MTP_GEOVISIO_URL=%s\nexport MTP_GEOVISIO_TOKEN=%s\n' "$API_URL" "$token" >"$STATE/env"
   printf '{"url": "%s", "token": "%s"}\n' "$API_URL" "$token"
 }
 
@@ -223,8 +233,7 @@ cmd_start() {
     return
   fi
   # Something half-up from an earlier run: start over (the data stays).
-  stop_pid api
-  stop_pid worker
+  stop_pids api worker
   start_postgres
   log "postgres up after $((SECONDS - started)) s; migrating"
   flask db upgrade >>"$STATE/flask.log" 2>&1 || die "flask db upgrade failed"
@@ -245,8 +254,7 @@ cmd_start() {
 }
 
 cmd_stop() {
-  stop_pid api
-  stop_pid worker
+  stop_pids api worker
   if pg_running; then
     log "stopping postgres"
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null ||

@@ -153,6 +153,8 @@ impl Desktop {
 
     /// Saves a screenshot of the window under artifacts/screenshots/.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        // Let WebKit paint what the DOM already shows.
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let png = self.client.screenshot().await?;
         let path = crate::artifacts_dir("screenshots").join(format!("{name}.png"));
         std::fs::write(&path, png)?;

@@ -1,7 +1,5 @@
 //! Shared helpers for the story tests and the real-window end-to-end tests.
 
-#[path = "browser.rs"]
-pub mod browser;
 #[path = "desktop.rs"]
 pub mod desktop;
 

@@ -194,7 +194,7 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
         )
         .await?;
         let authorize = wait_for_opened(&log, n + 1).await?;
-        let deep_link = mtp_tests::browser::approve(&authorize).await?;
+        let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
         assert!(
             deep_link.starts_with("app.mtp.desktop://app?"),
             "{deep_link}"

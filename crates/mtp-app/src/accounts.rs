@@ -49,6 +49,16 @@ impl App {
     /// Starts the browser sign-in of `service`: stores a fresh `state` (and PKCE verifier),
     /// then opens the authorize page with the configured opener.
     pub async fn start_integration(&self, service: Destination) -> AppResult<StartedIntegration> {
+        self.start_integration_with(service, true).await
+    }
+
+    /// As [`App::start_integration`]; `open_browser: false` only returns the address (the
+    /// CLI's sandbox sign-in approves the emulator's page itself).
+    pub async fn start_integration_with(
+        &self,
+        service: Destination,
+        open_browser: bool,
+    ) -> AppResult<StartedIntegration> {
         let s = self.services();
         let pending = match service {
             Destination::Mapillary => {
@@ -81,9 +91,13 @@ impl App {
             })
             .await?;
         let url = pending.authorize_url.to_string();
-        let (browser_opened, browser_error) = match self.open_browser(&url) {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(e)),
+        let (browser_opened, browser_error) = if !open_browser {
+            (false, None)
+        } else {
+            match self.open_browser(&url) {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e)),
+            }
         };
         Ok(StartedIntegration {
             service,
@@ -120,6 +134,7 @@ impl App {
             .arg(url)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .map(|_| ())
             .map_err(|e| format!("could not run {program}: {e}. Open the address yourself."))

@@ -8,6 +8,7 @@ pub mod events;
 pub mod jobs;
 pub mod pipeline;
 pub mod prepare;
+pub mod sandbox_browser;
 pub mod sequences;
 pub mod services;
 

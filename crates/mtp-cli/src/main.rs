@@ -1,8 +1,11 @@
 //! `mtp`: MTP Desktop's engine without a window.
 
+mod accounts;
 mod db;
 mod dev;
 mod prepare;
+mod sandbox;
+mod upload;
 
 use clap::{Parser, Subcommand};
 use mtp_app::{App, Settings};
@@ -25,6 +28,17 @@ struct Cli {
 enum Command {
     /// Read a folder of photos, build clean sequences, and save them (see what was dropped and why).
     Prepare(prepare::PrepareArgs),
+    /// Upload sequences (or a folder) to the destinations, with a progress bar.
+    Upload(upload::UploadArgs),
+    /// Show every sequence and the state of its uploads.
+    Status(upload::StatusArgs),
+    /// Integrate services: list, login, panoramax, logout.
+    Accounts {
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
+    /// Run the built-in emulators of every service and print their URLs.
+    Sandbox(sandbox::SandboxArgs),
     /// Export sequences and photos (GeoJSON: LineStrings and Points, WGS84).
     Export(prepare::ExportArgs),
     /// Developer tools: synthetic photo folders for benchmarks and demos.
@@ -60,14 +74,19 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Needs no database.
-    if let Command::Dev { command } = cli.command {
-        return dev::run(command);
-    }
+    let command = match cli.command {
+        Command::Dev { command } => return dev::run(command),
+        Command::Sandbox(args) => return sandbox::run(args).await,
+        other => other,
+    };
     let app = App::start(Settings::from_env()).await?;
-    match cli.command {
+    match command {
         Command::Db { command } => db::run(&app, command).await,
         Command::Prepare(args) => prepare::prepare(&app, args).await,
         Command::Export(args) => prepare::export(&app, args).await,
-        Command::Dev { .. } => unreachable!("handled above"),
+        Command::Upload(args) => upload::upload(&app, args).await,
+        Command::Status(args) => upload::status(&app, args).await,
+        Command::Accounts { command } => accounts::run(&app, command).await,
+        Command::Dev { .. } | Command::Sandbox(_) => unreachable!("handled above"),
     }
 }

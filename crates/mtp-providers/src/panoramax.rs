@@ -263,8 +263,8 @@ pub struct AddedFile {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AddFileOutcome {
     Added(AddedFile),
-    /// 409: byte-identical file already there — in this set (`existing_item_id` given,
-    /// not tracked) or in another set (tracked as `file_duplicate`).
+    /// 409: byte-identical file already there — in this set (not tracked) or in another
+    /// set (tracked as `file_duplicate`); `existing_item_id` is the picture that has them.
     AlreadyThere {
         existing_item_id: Option<String>,
         message: String,
@@ -494,8 +494,11 @@ impl PanoramaxClient {
         let reply = self.send(request).await?;
         if reply.status == StatusCode::CONFLICT {
             let value = reply.json().unwrap_or(Value::Null);
+            // Same set: `existing_item.id`. Another set: `upload_sets: [{"existing_item_id",
+            // "upload_set_id"}]` (GeoVisio 2.15.1).
             let existing_item_id = flex_string(value.pointer("/existing_item/id"))
-                .or_else(|| flex_string(value.pointer("/details/existing_item/id")));
+                .or_else(|| flex_string(value.pointer("/details/existing_item/id")))
+                .or_else(|| flex_string(value.pointer("/upload_sets/0/existing_item_id")));
             let message = str_field(value.get("message"))
                 .or_else(|| str_field(value.pointer("/details/error")))
                 .unwrap_or_else(|| "the same file is already on the instance".to_string());

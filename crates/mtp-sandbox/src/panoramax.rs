@@ -1106,7 +1106,7 @@ async fn add_file(
     }
     if let Some(h) = over("override_Exif.Exif.GPSInfo.GPSImgDirection")
         .or(over("override_Exif.GPSInfo.GPSImgDirection"))
-        .and_then(|h| h.parse::<f64>().ok())
+        .and_then(exif_rational)
     {
         meta.heading = Some(h);
     }
@@ -1503,4 +1503,12 @@ impl PnxState {
             })
             .collect()
     }
+}
+
+/// An EXIF rational as exiv2 (GeoVisio's writer) reads it: only `"n/d"`. A decimal such as
+/// `"45.12"` or `"45"` becomes an empty tag on the real server, so it is ignored here too.
+fn exif_rational(value: &str) -> Option<f64> {
+    let (n, d) = value.trim().split_once('/')?;
+    let (n, d) = (n.trim().parse::<f64>().ok()?, d.trim().parse::<f64>().ok()?);
+    (d != 0.0).then(|| n / d).filter(|v| v.is_finite())
 }

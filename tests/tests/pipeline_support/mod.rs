@@ -155,77 +155,11 @@ pub async fn connect(app: &App, service: Destination) {
     );
 }
 
-/// Plays the browser on a sandbox consent page: posts its Approve form as user 0 and
-/// returns where the service redirects (the app's deep link).
+/// Plays the browser on a sandbox consent page and returns the app's deep link.
 pub async fn approve(authorize_url: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = http
-        .get(authorize_url)
-        .send()
+    mtp_app::sandbox_browser::approve(authorize_url)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let (action, fields) = approve_form(&page);
-    let url = url::Url::parse(authorize_url)
-        .unwrap()
-        .join(&action)
-        .unwrap();
-    let mut form = fields;
-    form.push(("user".into(), "0".into()));
-    let reply = http.post(url).form(&form).send().await.unwrap();
-    assert!(
-        reply.status().is_redirection(),
-        "approving answered {}",
-        reply.status()
-    );
-    reply
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// The first form of a consent page: its action and hidden fields.
-fn approve_form(page: &str) -> (String, Vec<(String, String)>) {
-    let start = page.find("<form").unwrap();
-    let end = start + page[start..].find("</form>").unwrap();
-    let form = &page[start..end];
-    let action = attribute(form, "action").unwrap();
-    let mut fields = Vec::new();
-    let mut rest = form;
-    while let Some(i) = rest.find("<input") {
-        let tag_end = i + rest[i..].find('>').unwrap();
-        let tag = &rest[i..tag_end];
-        if attribute(tag, "type").as_deref() == Some("hidden") {
-            fields.push((
-                attribute(tag, "name").unwrap(),
-                attribute(tag, "value").unwrap_or_default(),
-            ));
-        }
-        rest = &rest[tag_end..];
-    }
-    (action, fields)
-}
-
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let key = format!("{name}=\"");
-    let i = tag.find(&key)? + key.len();
-    let j = i + tag[i..].find('"')?;
-    Some(
-        tag[i..j]
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
+        .expect("approving the sandbox sign-in page")
 }
 
 /// Bytes of request bodies the upload host kept, per key: every POST that was answered

@@ -27,7 +27,7 @@ use mtp_core::Destination;
 use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::secret::Secret;
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
-use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod};
+use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod, UploadSetFile};
 use mtp_providers::{ErrorKind, PanoramaxClient};
 use serde_json::json;
 use std::sync::Arc;
@@ -226,14 +226,22 @@ impl PanoramaxDriver {
                 )
                 .await;
         }
-        mark_rejected(client, &set_id, ctx).await?;
+        let files = mark_rejected(client, &set_id, ctx).await?;
         if set.associated_collections.is_empty() {
-            remote
-                .note(
-                    ctx,
-                    "Panoramax made no sequence of this upload: it refused every photo (see each photo's reason).",
-                )
-                .await?;
+            // Bytes sent before in another upload set are answered 409 and tracked here
+            // as `file_duplicate`: they are on the instance, in that earlier sequence.
+            let all_known = !files.is_empty()
+                && files.iter().all(|f| {
+                    f.rejected
+                        .as_ref()
+                        .is_some_and(|r| r.reason == "file_duplicate")
+                });
+            let note = if all_known {
+                "Every photo was already on this Panoramax instance (sent in an earlier upload), so no new sequence was made."
+            } else {
+                "Panoramax made no sequence of this upload: it refused every photo (see each photo's reason)."
+            };
+            remote.note(ctx, note).await?;
             return Ok(StepOutcome::Finish);
         }
         remote
@@ -268,10 +276,8 @@ async fn add_file(
     if let Some(h) = photo.heading.filter(|h| h.is_finite())
         && photo.heading_source.as_deref() != Some("gps_img_direction")
     {
-        exif_overrides.push((
-            "GPSInfo.GPSImgDirection".to_string(),
-            format!("{:.2}", h.rem_euclid(360.0)),
-        ));
+        exif_overrides.push(("GPSInfo.GPSImgDirection".to_string(), exif_direction(h)));
+        exif_overrides.push(("GPSInfo.GPSImgDirectionRef".to_string(), "T".to_string()));
     }
     let file = NewFile {
         file_name: item.file_name.clone(),
@@ -328,18 +334,27 @@ async fn add_file(
     }
 }
 
-/// Marks the photos the instance rejected while dispatching (e.g. capture duplicates).
+/// A heading as the EXIF rational GeoVisio's writer (exiv2) takes: `"4512/100"` for 45.12°.
+/// exiv2 reads a decimal such as `"45.12"` (or even `"45"`) as an empty value, and GeoVisio
+/// then silently keeps no direction at all.
+fn exif_direction(heading: f64) -> String {
+    let hundredths = (heading.rem_euclid(360.0) * 100.0).round() as i64 % 36_000;
+    format!("{hundredths}/100")
+}
+
+/// Marks the photos the instance rejected while dispatching (e.g. capture duplicates), and
+/// returns the set's files.
 async fn mark_rejected(
     client: &PanoramaxClient,
     set_id: &str,
     ctx: &JobCtx,
-) -> Result<(), StepError> {
+) -> Result<Vec<UploadSetFile>, StepError> {
     let files = client
         .upload_set_files(set_id)
         .await
         .map_err(provider_step_error)?;
     let items = ctx.items().await?;
-    for f in files {
+    for f in &files {
         let (Some(rejected), Some(picture)) = (&f.rejected, &f.picture_id) else {
             continue;
         };
@@ -362,5 +377,5 @@ async fn mark_rejected(
             .await?;
         }
     }
-    Ok(())
+    Ok(files)
 }

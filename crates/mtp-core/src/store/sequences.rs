@@ -4,7 +4,7 @@ use super::{Store, StoreError};
 use crate::photo::PhotoMeta;
 use crate::plan::{Plan, PlannedSequence};
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 /// A folder read, as stored.
 #[derive(Debug, Clone)]
@@ -138,6 +138,12 @@ pub fn part_name(name: &str, index: usize, count: usize) -> String {
     }
 }
 
+/// Rows per multi-row `INSERT` when saving a plan: at most 20 columns × 1,000 = 20,000
+/// bound values a statement, under SQLite's limit of 32,766 (`SQLITE_MAX_VARIABLE_NUMBER`
+/// since 3.32).
+const ROWS_PER_INSERT: usize = 1000;
+const _: () = assert!(20 * ROWS_PER_INSERT <= 32_766);
+
 const SEQUENCE_COLUMNS: &str =
     "s.id, s.uuid, s.import_id, s.plan_index, s.name, s.description, s.transport_type,
     s.tags_json, s.state, s.is_360, s.photo_count, s.total_bytes, s.distance_m, s.started_at,
@@ -196,21 +202,28 @@ impl Store {
             .await?;
             ids.push(id);
         }
-        for d in dropped_files {
-            sqlx::query(
-                "INSERT INTO dropped_photos (import_id, path, file_name, reason_code, message, lat, lon, captured_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(import_id)
-            .bind(&d.path)
-            .bind(d.file_name)
-            .bind(d.reason_code)
-            .bind(d.message)
-            .bind(d.lat)
-            .bind(d.lon)
-            .bind(d.captured_at)
-            .execute(&mut *tx)
-            .await?;
+        // Multi-row, as the photos; SQLite numbers the rows in VALUES order, so
+        // `dropped` (ORDER BY id) still lists them in the order given.
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO dropped_photos (import_id, path, file_name, reason_code, message, lat, lon,
+                                         captured_at) ",
+        );
+        for chunk in dropped_files.chunks(ROWS_PER_INSERT) {
+            qb.reset();
+            qb.push_values(chunk, |mut row, d| {
+                row.push_bind(import_id)
+                    .push_bind(&d.path)
+                    .push_bind(d.file_name)
+                    .push_bind(d.reason_code)
+                    .push_bind(d.message)
+                    .push_bind(d.lat)
+                    .push_bind(d.lon)
+                    .push_bind(d.captured_at);
+            });
+            qb.build()
+                .persistent(chunk.len() == ROWS_PER_INSERT)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok((import_id, ids))
@@ -331,36 +344,47 @@ async fn insert_sequence(
     .fetch_one(&mut *tx)
     .await?;
 
-    for p in &seq.photos {
-        let m = &p.photo;
-        sqlx::query(
-            "INSERT INTO photos (sequence_id, seq_index, path, file_name, file_size, captured_at,
-                                 original_captured_at, lat, lon, altitude, heading, heading_source, make,
-                                 model, serial, width, height, orientation, is_360, gps_accuracy_m)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(p.sequence_index as i64)
-        .bind(m.path.to_string_lossy().into_owned())
-        .bind(&m.file_name)
-        .bind(i64::try_from(m.file_size).unwrap_or(i64::MAX))
-        .bind(m.captured_at_ms.unwrap_or(p.original_captured_at_ms))
-        .bind(p.original_captured_at_ms)
-        .bind(m.lat.unwrap_or_default())
-        .bind(m.lon.unwrap_or_default())
-        .bind(m.altitude)
-        .bind(m.heading)
-        .bind(m.heading_source.and_then(|h| serde_json::to_value(h).ok()).and_then(|v| v.as_str().map(String::from)))
-        .bind(&m.make)
-        .bind(&m.model)
-        .bind(&m.serial)
-        .bind(m.width.map(i64::from))
-        .bind(m.height.map(i64::from))
-        .bind(m.orientation.map(i64::from))
-        .bind(m.is_360)
-        .bind(m.gps_accuracy_m)
-        .execute(&mut *tx)
-        .await?;
+    // One multi-row INSERT per chunk instead of one per photo: every statement is a
+    // round trip to sqlx's SQLite worker thread, which used to be most of the save time.
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO photos (sequence_id, seq_index, path, file_name, file_size, captured_at,
+                             original_captured_at, lat, lon, altitude, heading, heading_source, make,
+                             model, serial, width, height, orientation, is_360, gps_accuracy_m) ",
+    );
+    for chunk in seq.photos.chunks(ROWS_PER_INSERT) {
+        qb.reset();
+        qb.push_values(chunk, |mut row, p| {
+            let m = &p.photo;
+            row.push_bind(id)
+                .push_bind(p.sequence_index as i64)
+                .push_bind(m.path.to_string_lossy().into_owned())
+                .push_bind(&m.file_name)
+                .push_bind(i64::try_from(m.file_size).unwrap_or(i64::MAX))
+                .push_bind(m.captured_at_ms.unwrap_or(p.original_captured_at_ms))
+                .push_bind(p.original_captured_at_ms)
+                .push_bind(m.lat.unwrap_or_default())
+                .push_bind(m.lon.unwrap_or_default())
+                .push_bind(m.altitude)
+                .push_bind(m.heading)
+                .push_bind(
+                    m.heading_source
+                        .and_then(|h| serde_json::to_value(h).ok())
+                        .and_then(|v| v.as_str().map(String::from)),
+                )
+                .push_bind(&m.make)
+                .push_bind(&m.model)
+                .push_bind(&m.serial)
+                .push_bind(m.width.map(i64::from))
+                .push_bind(m.height.map(i64::from))
+                .push_bind(m.orientation.map(i64::from))
+                .push_bind(m.is_360)
+                .push_bind(m.gps_accuracy_m);
+        });
+        // Cache the full-size statement (reused by every long sequence), not the tails.
+        qb.build()
+            .persistent(chunk.len() == ROWS_PER_INSERT)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(id)
 }

@@ -225,3 +225,133 @@ async fn oauth_state_is_single_use_and_expires() {
             .is_none()
     );
 }
+
+/// Saving uses multi-row INSERTs of at most 1,000 rows: a 2,000-photo sequence (two full
+/// chunks), a 500-photo one (a tail chunk) and 1,200 dropped files (1,000 + 200) must come
+/// back complete, in plan order, with every field.
+#[tokio::test]
+async fn a_2500_photo_plan_is_saved_and_read_back_in_order() {
+    use crate::photo::{HeadingSource, PhotoMeta};
+    use crate::plan::{PlanOptions, plan_sequences};
+
+    let photos: Vec<PhotoMeta> = (0..2500u32)
+        .map(|i| {
+            let mut p = PhotoMeta::new(format!("/trip/IMG_{i:05}.jpg"));
+            p.file_size = 1_000 + u64::from(i);
+            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+            p.lat = Some(48.0 + f64::from(i) * 2e-5);
+            p.lon = Some(11.0);
+            p.altitude = (i % 3 == 0).then_some(f64::from(i) / 10.0);
+            if i % 2 == 0 {
+                p.heading = Some(f64::from(i % 360));
+                p.heading_source = Some(HeadingSource::GpsImgDirection);
+            }
+            p.make = Some("GoPro".into());
+            p.model = Some("MAX".into());
+            p.serial = Some("S1".into());
+            p.width = Some(1000);
+            p.height = Some(1000);
+            p.orientation = Some(1 + (i % 8) as u16);
+            p.gps_accuracy_m = (i % 7 == 0).then_some(3.5);
+            p
+        })
+        .collect();
+    let opts = PlanOptions {
+        max_photos_per_sequence: 2000,
+        ..PlanOptions::default()
+    };
+    let plan = plan_sequences(photos, &opts);
+    assert_eq!(
+        plan.sequences
+            .iter()
+            .map(|s| s.photos.len())
+            .collect::<Vec<_>>(),
+        [2000, 500]
+    );
+    let dropped_paths: Vec<String> = (0..1200).map(|i| format!("/bad/X_{i:05}.jpg")).collect();
+    let dropped_files: Vec<DroppedFile<'_>> = dropped_paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| DroppedFile {
+            path: path.clone(),
+            file_name: &path[5..],
+            reason_code: "unreadable",
+            message: "could not read",
+            lat: (i % 2 == 0).then_some(1.5),
+            lon: None,
+            captured_at: Some(i as i64),
+        })
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("mtp.db")).await.unwrap();
+    let import = NewImport {
+        folder: "/trip",
+        fingerprint: "fp",
+        options_json: "{}",
+        files_seen: 3700,
+    };
+    let meta = SequenceMeta {
+        name: "Walk".into(),
+        ..SequenceMeta::default()
+    };
+    let (import_id, ids) = store
+        .save_plan(&import, &plan, &dropped_files, &meta, 42)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+
+    for (seq, id) in plan.sequences.iter().zip(&ids) {
+        let row = store.sequence(*id).await.unwrap().unwrap();
+        assert_eq!(row.photo_count, seq.photos.len() as i64);
+        let rows = store.photos(*id).await.unwrap();
+        assert_eq!(rows.len(), seq.photos.len());
+        for (k, (r, p)) in rows.iter().zip(&seq.photos).enumerate() {
+            let m = &p.photo;
+            assert_eq!((r.sequence_id, r.seq_index), (*id, k as i64));
+            assert_eq!(r.path, m.path.to_string_lossy());
+            assert_eq!(r.file_name, m.file_name);
+            assert_eq!(r.file_size, m.file_size as i64);
+            assert_eq!(r.captured_at, m.captured_at_ms.unwrap());
+            assert_eq!(r.original_captured_at, Some(p.original_captured_at_ms));
+            assert_eq!((Some(r.lat), Some(r.lon)), (m.lat, m.lon));
+            assert_eq!((r.altitude, r.heading), (m.altitude, m.heading));
+            let source = m.heading_source.map(|h| {
+                serde_json::to_value(h)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            });
+            assert_eq!(r.heading_source, source);
+            assert_eq!(
+                (&r.make, &r.model, &r.serial),
+                (&m.make, &m.model, &m.serial)
+            );
+            assert_eq!(
+                (r.width, r.height, r.orientation),
+                (
+                    m.width.map(i64::from),
+                    m.height.map(i64::from),
+                    m.orientation.map(i64::from)
+                )
+            );
+            assert_eq!((r.is_360, r.gps_accuracy_m), (m.is_360, m.gps_accuracy_m));
+        }
+    }
+
+    let back = store.dropped(import_id).await.unwrap();
+    assert_eq!(back.len(), dropped_files.len());
+    for (r, d) in back.iter().zip(&dropped_files) {
+        assert_eq!(r.import_id, import_id);
+        assert_eq!(
+            (r.path.as_str(), r.file_name.as_str()),
+            (d.path.as_str(), d.file_name)
+        );
+        assert_eq!(
+            (r.reason_code.as_str(), r.message.as_str()),
+            (d.reason_code, d.message)
+        );
+        assert_eq!((r.lat, r.lon, r.captured_at), (d.lat, d.lon, d.captured_at));
+    }
+}

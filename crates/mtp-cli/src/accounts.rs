@@ -1,0 +1,82 @@
+//! `mtp accounts`: integrate services without the window.
+
+use clap::Subcommand;
+use mtp_app::{App, Mode};
+use mtp_core::Destination;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum AccountsCommand {
+    /// List the services and who is connected.
+    List,
+    /// Sign in to a service through the browser (in sandbox mode, the emulator's page is approved for you).
+    Login { service: Destination },
+    /// Connect a Panoramax instance with an API token.
+    Panoramax {
+        /// Instance address, e.g. https://panoramax.openstreetmap.fr
+        #[arg(long)]
+        url: Option<String>,
+        /// API token from the instance.
+        #[arg(long, env = "PANORAMAX_TOKEN")]
+        token: Option<String>,
+    },
+    /// Forget a service's account.
+    Logout { service: Destination },
+}
+
+pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AccountsCommand::List => {
+            for c in app.integrations().await? {
+                let state = match (&c.connected_as, c.needs_reauth) {
+                    (Some(name), false) => format!("connected as {name}"),
+                    (Some(_), true) => "sign-in expired: `mtp accounts login` again".into(),
+                    (None, _) if !c.missing_settings.is_empty() => {
+                        format!("not configured: set {}", c.missing_settings.join(", "))
+                    }
+                    (None, _) => "not connected".into(),
+                };
+                println!("{:<20} {state}", c.label);
+            }
+        }
+        AccountsCommand::Login {
+            service: Destination::Panoramax,
+        } => {
+            anyhow::bail!(
+                "Panoramax uses an API token: mtp accounts panoramax --url URL --token TOKEN"
+            );
+        }
+        AccountsCommand::Login { service } => {
+            let sandbox = app.overview().mode.mode == Mode::Sandbox;
+            let started = app.start_integration_with(service, !sandbox).await?;
+            let link = if sandbox {
+                mtp_app::sandbox_browser::approve(&started.authorize_url).await?
+            } else {
+                eprintln!(
+                    "Approve MTP Desktop in your browser:\n  {}",
+                    started.authorize_url
+                );
+                eprintln!(
+                    "Your browser then goes to an app.mtp.desktop://app… address. If the desktop app is not running, paste that address here:"
+                );
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                line.trim().to_string()
+            };
+            let outcome = app.handle_deep_link(&link).await?;
+            println!("{}", outcome.message);
+            if !outcome.accepted {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        AccountsCommand::Panoramax { url, token } => {
+            let name = app.connect_panoramax(url, token).await?;
+            println!("Panoramax connected as {name}.");
+        }
+        AccountsCommand::Logout { service } => {
+            app.disconnect(service).await?;
+            println!("{} disconnected.", service.label());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,225 @@
+//! `mtp upload` and `mtp status`.
+
+use clap::Args;
+use mtp_app::prepare::{PrepareOptions, SaveImport};
+use mtp_app::sequences::SequenceSummary;
+use mtp_app::{App, AppEvent};
+use mtp_core::Destination;
+use mtp_core::store::SequenceMeta;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct UploadArgs {
+    /// A sequence id (see `mtp status`) or a folder of photos (prepared and saved first).
+    pub target: String,
+    /// Destinations, comma-separated: mapillary,kartaview,panoramax,mtpw.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub to: Vec<Destination>,
+    /// For a folder: the sequence's name (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// For a folder: Map the Paths transport type (Walk, Bicycle, Car, …).
+    #[arg(long)]
+    pub transport: Option<String>,
+    /// Queue only; the desktop app (or a later `mtp upload`) does the work.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds (the queue is kept).
+    #[arg(long, default_value_t = 24 * 3600)]
+    pub timeout: u64,
+}
+
+pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
+    let ids = match args.target.parse::<i64>() {
+        Ok(id) => vec![id],
+        Err(_) => {
+            let folder = PathBuf::from(&args.target);
+            let view = app
+                .prepare_folder(
+                    &folder,
+                    PrepareOptions {
+                        transport_type: args.transport.clone(),
+                        ..PrepareOptions::default()
+                    },
+                )
+                .await?;
+            if view.sequences.is_empty() {
+                anyhow::bail!(
+                    "no photo in {} can be uploaded: run `mtp prepare {}` to see why",
+                    folder.display(),
+                    folder.display()
+                );
+            }
+            let saved = app
+                .save_import(SaveImport {
+                    token: view.token.clone(),
+                    meta: SequenceMeta {
+                        name: args.name.clone().unwrap_or(view.suggested_name.clone()),
+                        description: String::new(),
+                        transport_type: args.transport.clone(),
+                        tags: Vec::new(),
+                    },
+                    destinations: Vec::new(),
+                })
+                .await?;
+            eprintln!(
+                "{} sequence(s) from {} ({} photos, {} left out)",
+                saved.sequence_ids.len(),
+                folder.display(),
+                view.summary.kept,
+                view.left_out.len()
+            );
+            saved.sequence_ids
+        }
+    };
+    for skipped in app.queue_upload(&ids, &args.to).await? {
+        eprintln!("skipped: {skipped}");
+    }
+    if args.no_wait {
+        eprintln!("Queued. Watch it with `mtp status` or in the desktop app.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    app.start_engine()?;
+    let progress = tokio::spawn(show_progress(app.clone(), ids.clone()));
+    let result = app
+        .wait_for_jobs(&ids, Duration::from_secs(args.timeout))
+        .await;
+    progress.abort();
+    app.shutdown().await;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    result?;
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        let s = app.sequence(id).await?;
+        print_sequence(&s);
+        if s.jobs.iter().any(|j| j.status != "done") {
+            code = ExitCode::from(1);
+        }
+    }
+    Ok(code)
+}
+
+/// One status line, redrawn on a terminal, printed every few seconds otherwise.
+async fn show_progress(app: App, ids: Vec<i64>) {
+    let mut rx = app.subscribe();
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_line = Instant::now() - Duration::from_secs(60);
+    let mut jobs: std::collections::BTreeMap<i64, (i64, i64, i64, i64)> = Default::default();
+    while let Ok(event) = rx.recv().await {
+        let AppEvent::JobProgress {
+            job_id,
+            sequence_id,
+            photos_done,
+            photos_total,
+            bytes_done,
+            bytes_total,
+        } = event
+        else {
+            continue;
+        };
+        if !ids.contains(&sequence_id) {
+            continue;
+        }
+        jobs.insert(job_id, (photos_done, photos_total, bytes_done, bytes_total));
+        let (pd, pt, bd, bt) = jobs.values().fold((0, 0, 0, 0), |a, v| {
+            (a.0 + v.0, a.1 + v.1, a.2 + v.2, a.3 + v.3)
+        });
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let rate = bd as f64 / secs;
+        let pct = if bt > 0 {
+            100.0 * bd as f64 / bt as f64
+        } else {
+            0.0
+        };
+        let width = 30usize;
+        let filled = ((pct / 100.0) * width as f64) as usize;
+        let bar = format!(
+            "{}{}",
+            "#".repeat(filled.min(width)),
+            "-".repeat(width - filled.min(width))
+        );
+        let line = format!(
+            "[{bar}] {pct:5.1}%  {pd}/{pt} photos  {:.1}/{:.1} MiB  {:.1} MiB/s",
+            bd as f64 / 1048576.0,
+            bt as f64 / 1048576.0,
+            rate / 1048576.0
+        );
+        if tty {
+            eprint!("\r{line}");
+            let _ = std::io::stderr().flush();
+        } else if last_line.elapsed() >= Duration::from_secs(5) {
+            eprintln!("{line}");
+            last_line = Instant::now();
+        }
+    }
+}
+
+fn print_sequence(s: &SequenceSummary) {
+    println!(
+        "#{} {} — {} photos, {:.2} km",
+        s.id,
+        s.name,
+        s.photo_count,
+        s.distance_m / 1000.0
+    );
+    if s.jobs.is_empty() {
+        println!("    not sent anywhere (mtp upload {} --to …)", s.id);
+    }
+    for j in &s.jobs {
+        let detail = match j.status.as_str() {
+            "done" => j
+                .remote_url
+                .clone()
+                .or(j.remote_id.clone().map(|id| format!("id {id}")))
+                .unwrap_or_default(),
+            "failed" | "waiting_auth" => j.last_error.clone().unwrap_or_default(),
+            "pending" if j.attempts > 0 => format!(
+                "retry {}: {}",
+                j.attempts,
+                j.last_error.clone().unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let photos = if j.destination == "mtpw" {
+            "metadata".to_string()
+        } else {
+            format!("{}/{} photos", j.photos_done, j.photos_total)
+        };
+        println!(
+            "    {:<18} {:<8} {:<13} {:<16} {}",
+            j.label, j.stage, j.status, photos, detail
+        );
+    }
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Only this sequence.
+    pub sequence: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let list = match args.sequence {
+        Some(id) => vec![app.sequence(id).await?],
+        None => app.sequences().await?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        println!("No sequences yet: `mtp prepare <folder>` or import one in the app.");
+    } else {
+        for s in &list {
+            print_sequence(s);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
