@@ -17,14 +17,15 @@ TAURI_DRIVER_VERSION := 2.1.0
 APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev \
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev \
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
-  imagemagick xdotool python3-venv
+  imagemagick xdotool python3-venv jq time
 
-.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy unit e2e clean
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy unit fidelity geovisio-test e2e clean
 
 help:
 	@echo "make run    build and open MTP Desktop"
 	@echo "make test   run every check and test (installs what it needs)"
 	@echo "make e2e    only the real-window tests"
+	@echo "make fidelity, make geovisio-test: the emulators and clients against the real peers"
 
 deps: system-deps node-deps tools
 
@@ -64,6 +65,23 @@ clippy: system-deps ui
 unit:
 	$(CARGO) nextest run --workspace --no-fail-fast
 
+# The Mapillary emulator must take uploads from the real mapillary_tools (PyPI), unchanged.
+MLY_VENV := .venv-mly
+$(MLY_VENV)/bin/mapillary_tools:
+	python3 -m venv $(MLY_VENV)
+	$(MLY_VENV)/bin/pip install -q mapillary_tools==0.14.7 pillow piexif
+
+fidelity: system-deps tools $(MLY_VENV)/bin/mapillary_tools
+	MTP_MAPILLARY_TOOLS=$(CURDIR)/$(MLY_VENV)/bin/mapillary_tools \
+	  $(CARGO) nextest run -p mtp-sandbox --test mapillary_tools_fidelity --run-ignored only
+
+# Panoramax against a real GeoVisio 2.15.1 + PostgreSQL/PostGIS on loopback (scripts/geovisio.sh).
+geovisio-test: system-deps tools
+	scripts/geovisio.sh install
+	@trap 'scripts/geovisio.sh stop' EXIT; \
+	  scripts/geovisio.sh start && . target/geovisio/env && \
+	  $(CARGO) nextest run -p mtp-tests --test panoramax_geovisio --run-ignored only
+
 # The real window: Xvfb for the display, a private D-Bus session for single-instance,
 # tests one at a time (two apps in one session would hand over to each other).
 e2e: deps build
@@ -71,7 +89,7 @@ e2e: deps build
 	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
-test: deps fmt-check clippy unit e2e
+test: deps fmt-check clippy unit fidelity geovisio-test e2e
 
 clean:
 	$(CARGO) clean

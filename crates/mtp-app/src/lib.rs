@@ -160,6 +160,14 @@ impl App {
             account.refresh_token = None;
             account.expires_at = None;
             account.needs_reauth = false;
+            if account.service == Destination::Panoramax {
+                account.instance_url = self
+                    .inner
+                    .services
+                    .panoramax
+                    .as_ref()
+                    .map(|p| p.instance_url.to_string());
+            }
             self.store().save_account(&account, now).await?;
         }
         Ok(())

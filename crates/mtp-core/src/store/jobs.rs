@@ -396,3 +396,31 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The user asked again for these destinations: waiting jobs run now, and failed or
+    /// cancelled ones start over from where they stopped. Returns the jobs touched.
+    pub async fn nudge_jobs(
+        &self,
+        sequence_id: i64,
+        destinations: &[Destination],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut touched = 0;
+        for d in destinations {
+            let done = sqlx::query(
+                "UPDATE jobs SET next_run_at = ?1, updated_at = ?1,
+                    attempts = CASE WHEN status IN ('failed', 'cancelled') THEN 0 ELSE attempts END,
+                    status = CASE WHEN status IN ('failed', 'cancelled') THEN 'pending' ELSE status END
+                 WHERE sequence_id = ?2 AND destination = ?3 AND status IN ('pending', 'failed', 'cancelled')",
+            )
+            .bind(now)
+            .bind(sequence_id)
+            .bind(d.as_str())
+            .execute(self.pool())
+            .await?;
+            touched += done.rows_affected();
+        }
+        Ok(touched)
+    }
+}
