@@ -74,6 +74,12 @@ fn photo_folder() -> Result<tempfile::TempDir> {
 /// What Tauri emits when a folder is dropped on the window (WebDriver cannot drag from the
 /// file manager, so the test emits the same event the window would).
 async fn drop_paths(app: &Desktop, paths: &[&std::path::Path]) -> Result<()> {
+    // The window listens for drops once it has booted.
+    app.wait_for(
+        fantoccini::Locator::Css("body[data-ready=true] #dropzone"),
+        Duration::from_secs(10),
+    )
+    .await?;
     let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     app.client
         .execute(
@@ -160,6 +166,34 @@ fn recording_opener(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::p
     Ok((script, log))
 }
 
+/// Clicks Integrate, approves the page the app opened, and hands the deep link back the way
+/// the OS does: by launching the app a second time with it.
+async fn integrate(app: &Desktop, service: &str, log: &std::path::Path, nth: usize) -> Result<()> {
+    app.click(&format!(".service-{service} [data-action=integrate]"))
+        .await?;
+    app.wait_for_text(
+        &format!(".service-{service}"),
+        "Waiting for you to approve",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let authorize = wait_for_opened(log, nth).await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(
+        deep_link.starts_with("app.mtp.desktop://app"),
+        "{deep_link}"
+    );
+    let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
+    assert!(status.success());
+    app.wait_for_text(
+        &format!(".service-{service} .status.ok"),
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    Ok(())
+}
+
 async fn wait_for_opened(log: &std::path::Path, count: usize) -> Result<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -185,28 +219,7 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
     app.click("#nav-integrations").await?;
 
     for (n, service) in ["mapillary", "kartaview"].iter().enumerate() {
-        app.click(&format!(".service-{service} [data-action=integrate]"))
-            .await?;
-        app.wait_for_text(
-            &format!(".service-{service}"),
-            "Waiting for you to approve",
-            Duration::from_secs(10),
-        )
-        .await?;
-        let authorize = wait_for_opened(&log, n + 1).await?;
-        let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
-        assert!(
-            deep_link.starts_with("app.mtp.desktop://app?"),
-            "{deep_link}"
-        );
-        let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
-        assert!(status.success());
-        app.wait_for_text(
-            &format!(".service-{service} .status.ok"),
-            "Connected as",
-            Duration::from_secs(20),
-        )
-        .await?;
+        integrate(&app, service, &log, n + 1).await?;
     }
     app.screenshot("07-integrations-connected").await?;
 
@@ -231,5 +244,64 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
         Duration::from_secs(5),
     )
     .await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[
+        ("MTP_OPENER", &opener.display().to_string()),
+        ("MTP_SANDBOX_PROCESSING_MS", "300"),
+    ])
+    .await?;
+    app.click("#nav-integrations").await?;
+    for (n, service) in ["mapillary", "kartaview", "mtpw"].iter().enumerate() {
+        integrate(&app, service, &log, n + 1).await?;
+    }
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    app.client
+        .execute(
+            "const s = document.getElementById('seq-transport'); s.value = 'Walk'; s.dispatchEvent(new Event('change'));
+             const m = document.getElementById('dest-mtpw'); m.checked = true; m.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    app.click("#save-import").await?;
+    for d in ["mapillary", "kartaview", "panoramax", "mtpw"] {
+        app.wait_for(
+            fantoccini::Locator::Css(&format!(".job[data-destination={d}][data-status=done]")),
+            Duration::from_secs(90),
+        )
+        .await?;
+    }
+    // Every photo destination shows its link and full progress.
+    for d in ["mapillary", "kartaview", "panoramax"] {
+        let row = format!(".job[data-destination={d}]");
+        app.wait_for_text(&row, "40/40 photos", Duration::from_secs(5))
+            .await?;
+        app.wait_for(
+            fantoccini::Locator::Css(&format!("{row} .job-link button")),
+            Duration::from_secs(5),
+        )
+        .await?;
+    }
+    app.screenshot("08-uploads-done").await?;
     app.quit().await
 }

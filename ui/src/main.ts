@@ -2,7 +2,7 @@ import "./style.css";
 import { api, onAppEvent, type AppEvent } from "./ipc";
 import { h, toast } from "./dom";
 import { renderIntegrations } from "./views/integrations";
-import { renderImport, onImportProgress } from "./views/import";
+import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
 
 type Place = "integrations" | "import" | "sequences";
@@ -62,6 +62,9 @@ async function boot(): Promise<void> {
     btn.addEventListener("click", () => void show(btn.dataset.place as Place));
   }
   await onAppEvent(handleEvent);
+  const importRoot = document.getElementById("place-import");
+  if (importRoot) await listenForDrops(importRoot);
+  document.body.dataset.ready = "true";
   try {
     const o = await api.overview();
     const banner = document.getElementById("mode-banner");

@@ -26,7 +26,8 @@ let dropListening = false;
 let options: PrepareOptions = {};
 let transports: TransportType[] = [];
 
-export async function renderImport(el: HTMLElement): Promise<void> {
+/** Folders can be dropped on the window from any screen: they open in Import. */
+export async function listenForDrops(el: HTMLElement): Promise<void> {
   root = el;
   if (!dropListening) {
     dropListening = true;
@@ -40,6 +41,11 @@ export async function renderImport(el: HTMLElement): Promise<void> {
       },
     });
   }
+}
+
+export async function renderImport(el: HTMLElement): Promise<void> {
+  root = el;
+  await listenForDrops(el);
   if (transports.length === 0) transports = await api.transportTypes();
   if (prepared) showPlan(prepared);
   else if (!reading) showStart();
