@@ -62,7 +62,7 @@ fmt-check:
 clippy: system-deps ui
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: system-deps ui tools
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 # The Mapillary emulator must take uploads from the real mapillary_tools (PyPI), unchanged.

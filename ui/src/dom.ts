@@ -37,7 +37,9 @@ export function toast(message: string, kind: "info" | "error" | "ok" = "info"): 
   if (!box) return;
   const t = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, message);
   box.append(t);
-  setTimeout(() => t.remove(), kind === "error" ? 12000 : 6000);
+  // A few at a time: the newest matter.
+  while (box.children.length > 3) box.firstElementChild?.remove();
+  setTimeout(() => t.remove(), kind === "error" ? 10000 : 4000);
 }
 
 export function formatBytes(n: number): string {

@@ -8,7 +8,7 @@ use mtp_app::{App, Settings};
 use mtp_core::Destination;
 use mtp_core::engine::{EngineConfig, RetryPolicy};
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
-use mtp_core::store::{JobRow, SequenceMeta};
+use mtp_core::store::{JobRow, SequenceMeta, Store};
 use mtp_sandbox::Sandbox;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -217,12 +217,28 @@ pub async fn wait_for_photos(story: &Story, sequence_id: i64, d: Destination, ph
 /// `resent_at_most` bytes of any file were sent twice, and that it made one cluster per
 /// chunk. Returns the number of photos that needed more than one POST.
 pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_most: u64) -> usize {
-    let job = story.job(sequence_id, Destination::Mapillary).await;
+    assert_mapillary_once_in(
+        story.app.store(),
+        story.sandbox(),
+        sequence_id,
+        resent_at_most,
+    )
+    .await
+}
+
+/// [`assert_mapillary_once`] on any database and emulators (e.g. those of a child `mtp`).
+pub async fn assert_mapillary_once_in(
+    store: &Store,
+    sandbox: &Sandbox,
+    sequence_id: i64,
+    resent_at_most: u64,
+) -> usize {
+    let job = job_in(store, sequence_id, Destination::Mapillary).await;
     assert_eq!(job.status, "done", "{job:?}");
-    let items = story.app.store().job_items(job.id).await.unwrap();
-    let state = story.sandbox().state();
+    let items = store.job_items(job.id).await.unwrap();
+    let state = sandbox.state();
     let files = state.mapillary_files();
-    let received = mapillary_bytes_received(story.sandbox());
+    let received = mapillary_bytes_received(sandbox);
     let mut resumed = 0;
     for item in &items {
         assert_eq!(item.state, "sent", "{item:?}");
@@ -264,9 +280,19 @@ pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_mo
 
 /// Asserts that KartaView holds one sequence with each index once.
 pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) {
-    let job = story.job(sequence_id, Destination::Kartaview).await;
+    assert_kartaview_once_in(story.app.store(), story.sandbox(), sequence_id, count).await;
+}
+
+/// [`assert_kartaview_once`] on any database and emulators.
+pub async fn assert_kartaview_once_in(
+    store: &Store,
+    sandbox: &Sandbox,
+    sequence_id: i64,
+    count: u32,
+) {
+    let job = job_in(store, sequence_id, Destination::Kartaview).await;
     assert_eq!(job.status, "done", "{job:?}");
-    let state = story.sandbox().state();
+    let state = sandbox.state();
     assert_eq!(state.kartaview_sequences().len(), 1);
     let seq = state
         .kartaview_sequence(&job.remote_str("sequence_id").unwrap())
@@ -279,9 +305,19 @@ pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) 
 
 /// Asserts that Panoramax holds one ready upload set with each file once.
 pub async fn assert_panoramax_once(story: &Story, sequence_id: i64, count: usize) {
-    let job = story.job(sequence_id, Destination::Panoramax).await;
+    assert_panoramax_once_in(story.app.store(), story.sandbox(), sequence_id, count).await;
+}
+
+/// [`assert_panoramax_once`] on any database and emulators.
+pub async fn assert_panoramax_once_in(
+    store: &Store,
+    sandbox: &Sandbox,
+    sequence_id: i64,
+    count: usize,
+) {
+    let job = job_in(store, sequence_id, Destination::Panoramax).await;
     assert_eq!(job.status, "done", "{job:?}");
-    let state = story.sandbox().state();
+    let state = sandbox.state();
     assert_eq!(state.panoramax_upload_sets().len(), 1);
     let set = state
         .panoramax_upload_set(&job.remote_str("upload_set_id").unwrap())
@@ -292,4 +328,15 @@ pub async fn assert_panoramax_once(story: &Story, sequence_id: i64, count: usize
     assert_eq!((set.files.len(), names.len()), (count, count));
     assert!(set.ready && set.files.iter().all(|f| f.rejected.is_none()));
     assert_eq!(set.collection_ids.len(), 1);
+}
+
+/// The job of `d` for `sequence_id` in `store`.
+pub async fn job_in(store: &Store, sequence_id: i64, d: Destination) -> JobRow {
+    store
+        .jobs_of_sequence(sequence_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.destination() == Some(d))
+        .unwrap()
 }

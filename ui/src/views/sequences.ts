@@ -219,9 +219,14 @@ function jobRow(j: JobView): HTMLElement {
   const st = statusText(j);
   const pct = j.bytes_total > 0 ? (100 * j.bytes_done) / j.bytes_total : j.status === "done" ? 100 : 0;
   const link = j.remote_url
-    ? h("button", { class: "link", onclick: () => void api.openExternal(j.remote_url as string), title: j.remote_url }, j.remote_id ? `Open (${j.remote_id})` : "Open")
+    ? h(
+        "div",
+        {},
+        h("button", { class: "link", onclick: () => void api.openExternal(j.remote_url as string), title: j.remote_url }, `View on ${j.label}`),
+        j.remote_id ? h("span", { class: "muted small", title: j.remote_id }, j.remote_id) : null,
+      )
     : j.remote_id
-      ? h("span", { class: "muted small" }, `id ${j.remote_id}`)
+      ? h("span", { class: "muted small", title: j.remote_id }, `id ${j.remote_id}`)
       : null;
   const actions: HTMLElement[] = [];
   if (j.status === "pending" || j.status === "running") actions.push(button("Pause", () => act({ kind: "job", id: j.id }, "pause")));
