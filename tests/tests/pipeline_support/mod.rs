@@ -163,15 +163,19 @@ pub async fn approve(authorize_url: &str) -> String {
 }
 
 /// Bytes of request bodies the upload host kept, per key: every POST that was answered
-/// 200 or cut mid-body (resumed ones too). POSTs refused up front by an injected status
-/// (503, 412, 429…) are left out: their bytes were thrown away, as a real server's would be.
+/// 200 or cut mid-body (resumed ones too: by an injected reset, or by a client that went
+/// away, which the host answers 400 into the void). POSTs refused up front by an injected
+/// status (503, 412, 429…) are left out: their bytes were thrown away, as a real server's
+/// would be.
 pub fn mapillary_bytes_received(sandbox: &Sandbox) -> HashMap<String, u64> {
     let mut out = HashMap::new();
     for r in sandbox.requests() {
-        if r.endpoint.as_deref() == Some("mapillary.upload")
-            && r.method == "POST"
-            && matches!(r.status, None | Some(200))
-        {
+        let kept = match r.status {
+            None | Some(200) => true,
+            Some(400) => !r.body_complete && r.fault.is_none(),
+            Some(_) => false,
+        };
+        if r.endpoint.as_deref() == Some("mapillary.upload") && r.method == "POST" && kept {
             let key = r.path.rsplit('/').next().unwrap_or_default().to_string();
             *out.entry(key).or_insert(0) += r.body_len;
         }

@@ -48,15 +48,29 @@ export async function renderSequences(el: HTMLElement): Promise<void> {
     listEl = null;
     return;
   }
-  listEl = h("div", { class: "seq-list", id: "seq-list" });
-  for (const s of list) {
-    sequences.set(s.id, s);
-    const card = sequenceCard(s);
-    cards.set(s.id, card);
-    listEl.append(card);
-  }
-  el.append(listEl);
+  const list_ = h("div", { class: "seq-list", id: "seq-list" });
+  listEl = list_;
+  el.append(list_);
+  for (const s of list) sequences.set(s.id, s);
+  // First screenful at once, the rest in small batches between frames, so a long history
+  // never freezes the window.
+  const generation = ++renderGeneration;
+  let i = 0;
+  const batch = (n: number) => {
+    if (generation !== renderGeneration) return;
+    const frag = document.createDocumentFragment();
+    for (const end = Math.min(list.length, i + n); i < end; i++) {
+      const card = sequenceCard(list[i]);
+      cards.set(list[i].id, card);
+      frag.append(card);
+    }
+    list_.append(frag);
+    if (i < list.length) requestAnimationFrame(() => batch(100));
+  };
+  batch(20);
 }
+
+let renderGeneration = 0;
 
 function updateCount(n: number): void {
   const badge = document.getElementById("seq-count");
@@ -202,7 +216,7 @@ function statusText(j: JobView): { text: string; cls: string } {
     case "paused":
       return { text: `Paused (${stage.toLowerCase()})`, cls: "muted" };
     case "waiting_auth":
-      return { text: `Waiting for you to integrate ${j.label} again: ${j.last_error ?? ""}`, cls: "warn" };
+      return { text: `Needs sign-in: ${j.last_error ?? `integrate ${j.label} on the Integrations screen.`} Nothing is lost; it goes on once you do.`, cls: "warn" };
     case "running":
       return { text: stage, cls: "" };
     default: {
