@@ -10,10 +10,10 @@ pub fn install(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     // Installed packages register the scheme in their .desktop file; a dev build or a
     // portable binary registers itself at run time. Tests skip it to keep $HOME clean.
     #[cfg(any(target_os = "linux", windows))]
-    if std::env::var_os("MTP_SKIP_REGISTER").is_none() {
-        if let Err(e) = app.deep_link().register_all() {
-            tracing::warn!("could not register the app.mtp.desktop:// handler: {e}");
-        }
+    if std::env::var_os("MTP_SKIP_REGISTER").is_none()
+        && let Err(e) = app.deep_link().register_all()
+    {
+        tracing::warn!("could not register the app.mtp.desktop:// handler: {e}");
     }
 
     let handle = app.handle().clone();
