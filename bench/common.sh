@@ -23,3 +23,33 @@ ensure_mly() {
     "$MLY_VENV/bin/pip" install -q "mapillary_tools==$MLY_VERSION"
   fi
 }
+
+# Synthetic photo folders, generated once and kept here (Git-ignored).
+DATA="$TARGET_DIR/bench-data"
+
+# walk_folder <n>: the path of a `walk` folder of n photos (`mtp dev gen-photos`, ~1 kB
+# geotagged JPEGs, 3 m / 1 s apart), made on first use.
+walk_folder() {
+  local dir="$DATA/walk-$1"
+  if [ ! -f "$dir.ok" ]; then
+    rm -rf "$dir"
+    mkdir -p "$DATA"
+    "$MTP" dev gen-photos "$dir" --scenario walk --count "$1" >&2
+    touch "$dir.ok"
+  fi
+  echo "$dir"
+}
+
+# median <column> <file>: the median of a column of numbers.
+median() {
+  awk -v c="$1" '{print $c}' "$2" | sort -g |
+    awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
+}
+
+# ensure_gnu_time: GNU time (for peak RSS), installed with apt-get if missing.
+ensure_gnu_time() {
+  if [ ! -x /usr/bin/time ]; then
+    echo "Installing GNU time…" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; else sudo apt-get install -y -qq time >/dev/null; fi
+  fi
+}

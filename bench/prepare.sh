@@ -13,27 +13,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 RUNS="${RUNS:-5}"
 SIZES="${SIZES:-1000 10000}"
-DATA="$TARGET_DIR/bench-data"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-if [ ! -x /usr/bin/time ]; then
-  echo "Installing GNU time…" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; else sudo apt-get install -y -qq time >/dev/null; fi
-fi
+ensure_gnu_time
 build_mtp
 ensure_mly
 mkdir -p "$DATA"
-
-folder_for() { # n -> cached walk folder of n photos
-  local dir="$DATA/walk-$1"
-  if [ ! -f "$dir.ok" ]; then
-    rm -rf "$dir"
-    "$MTP" dev gen-photos "$dir" --scenario walk --count "$1" >&2
-    touch "$dir.ok"
-  fi
-  echo "$dir"
-}
 
 # run_once <tool> <folder>: one timed run; appends "wall_s rss_kb" to $TMP/<tool>-<n>.
 run_once() {
@@ -64,11 +50,6 @@ run_once() {
   rm -f "$dir/mapillary_image_description.json"
 }
 
-median() { # column number, file
-  awk -v c="$1" '{print $c}' "$2" | sort -g |
-    awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
-}
-
 TOOLS=(mtp-dry mtp-save mly-1 mly)
 label() {
   case $1 in
@@ -81,7 +62,7 @@ label() {
 
 echo "Load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for n in $SIZES; do
-  dir="$(folder_for "$n")"
+  dir="$(walk_folder "$n")"
   # Warm the page cache so every run reads from memory.
   find "$dir" -type f -exec cat {} + >/dev/null
   for ((r = 1; r <= RUNS; r++)); do

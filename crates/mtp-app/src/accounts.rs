@@ -302,6 +302,78 @@ impl App {
         Ok(name)
     }
 
+    /// Connects `service` with an access token the user pasted instead of signing in through
+    /// the browser: KartaView users often hold one (upload-scripts keeps it in
+    /// `credentials.json`, PROTOCOLS §3.1), as do Mapillary developers (their dashboard's
+    /// user token). A Mapillary token is checked with `/me` first; KartaView and Map the
+    /// Paths have no call that checks a token, so theirs is taken as it is and the first
+    /// upload tells (a refusal puts the job in "integrate again"). Panoramax tokens go
+    /// through [`App::connect_panoramax`], which also needs the instance.
+    pub async fn connect_with_token(&self, service: Destination, token: &str) -> AppResult<String> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AppError::invalid("The token is empty."));
+        }
+        let s = self.services();
+        let token = Secret::new(token.to_string());
+        let tokens = TokenSet {
+            access_token: token.clone(),
+            refresh_token: None,
+            expires_at_ms: None,
+        };
+        let account = match service {
+            Destination::Mapillary => {
+                let cfg = s
+                    .mapillary
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
+                let me = MapillaryClient::new(s.http.clone(), &cfg, token)
+                    .with_clock(self.clock())
+                    .me()
+                    .await
+                    .map_err(provider_error)?;
+                let name = me.username.clone().or(Some(me.id.clone()));
+                account(service, Some(me.id), name, tokens, None)
+            }
+            Destination::Kartaview => {
+                s.kartaview
+                    .as_ref()
+                    .ok_or_else(|| self.not_configured(service))?;
+                account(
+                    service,
+                    None,
+                    Some("KartaView account (pasted token)".into()),
+                    tokens,
+                    None,
+                )
+            }
+            Destination::Mtpw => {
+                s.mtpw
+                    .as_ref()
+                    .ok_or_else(|| self.not_configured(service))?;
+                account(
+                    service,
+                    None,
+                    Some("Map the Paths account (pasted token)".into()),
+                    tokens,
+                    None,
+                )
+            }
+            Destination::Panoramax => {
+                return Err(AppError::invalid(
+                    "Panoramax needs its instance too: connect it with its address and the token.",
+                ));
+            }
+        };
+        let name = account.username.clone().unwrap_or_default();
+        let now = self.now_ms();
+        self.store().save_account(&account, now).await?;
+        self.store().release_waiting_auth(service, now).await?;
+        self.emit(AppEvent::AccountsChanged);
+        self.wake_engine();
+        Ok(name)
+    }
+
     pub async fn disconnect(&self, service: Destination) -> AppResult<()> {
         self.store().delete_account(service).await?;
         self.emit(AppEvent::AccountsChanged);

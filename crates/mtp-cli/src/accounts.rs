@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use mtp_app::{App, Mode};
 use mtp_core::Destination;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -18,6 +19,14 @@ pub enum AccountsCommand {
         url: Option<String>,
         /// API token from the instance.
         #[arg(long, env = "PANORAMAX_TOKEN")]
+        token: Option<String>,
+    },
+    /// Connect a service with an access token you already have instead of the browser
+    /// sign-in (a KartaView token from upload-scripts, a Mapillary user token from the
+    /// developer dashboard). Without TOKEN, it is read from standard input, which keeps it
+    /// out of the shell history.
+    Token {
+        service: Destination,
         token: Option<String>,
     },
     /// Forget a service's account.
@@ -72,6 +81,29 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         AccountsCommand::Panoramax { url, token } => {
             let name = app.connect_panoramax(url, token).await?;
             println!("Panoramax connected as {name}.");
+        }
+        AccountsCommand::Token {
+            service: Destination::Panoramax,
+            ..
+        } => {
+            anyhow::bail!(
+                "Panoramax tokens belong to an instance: mtp accounts panoramax --url URL --token TOKEN"
+            );
+        }
+        AccountsCommand::Token { service, token } => {
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    if std::io::stdin().is_terminal() {
+                        eprintln!("Paste the {} access token:", service.label());
+                    }
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                }
+            };
+            let name = app.connect_with_token(service, &token).await?;
+            println!("{} connected as {name}.", service.label());
         }
         AccountsCommand::Logout { service } => {
             app.disconnect(service).await?;

@@ -108,6 +108,15 @@ async fn fault_layer(
         }
         tokio::time::sleep(decision.latency).await;
     }
+    let req = match decision.throttle {
+        Some(rate) => {
+            if let Some(c) = &ctx {
+                c.set_fault(format!("throttle {rate} B/s"));
+            }
+            req.map(|body| crate::body::throttled(body, rate))
+        }
+        None => req,
+    };
     let Some(action) = decision.action else {
         return next.run(req).await;
     };
@@ -116,6 +125,7 @@ async fn fault_layer(
         FaultAction::RateLimit { .. } => "rate_limit".to_owned(),
         FaultAction::Reset { after_bytes } => format!("reset after {after_bytes} bytes"),
         FaultAction::Latency { delay } => format!("latency {}ms", delay.as_millis()),
+        FaultAction::Throttle { bytes_per_sec } => format!("throttle {bytes_per_sec} B/s"),
     };
     if let Some(c) = &ctx {
         c.set_fault(label);
@@ -135,7 +145,7 @@ async fn fault_layer(
             retry_after,
             backoff_ms,
         } => fault_response(name, 429, retry_after, backoff_ms),
-        FaultAction::Latency { .. } => next.run(req).await,
+        FaultAction::Latency { .. } | FaultAction::Throttle { .. } => next.run(req).await,
     }
 }
 

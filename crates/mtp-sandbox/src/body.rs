@@ -29,6 +29,8 @@ pub(crate) struct BodyState {
     pub ended: bool,
     pub error: bool,
     reported_error: bool,
+    /// The statistics above were copied into the request's record.
+    pub recorded: bool,
 }
 
 impl BodyState {
@@ -44,6 +46,7 @@ impl BodyState {
             len: 0,
             md5: Md5::new(),
             buffer: keep.then(Vec::new),
+            recorded: false,
             content_type,
             cut_after: None,
             cut: false,
@@ -126,6 +129,29 @@ impl Stream for SharedBody {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// `body`, handed over at most `bytes_per_sec` fast: each chunk is read from the connection
+/// only once the previous ones have "arrived" at that rate, so what the client could not
+/// send yet stays on its side (as on a slow link) and a client that dies mid-way leaves a
+/// partial body.
+pub(crate) fn throttled(body: Body, bytes_per_sec: u64) -> Body {
+    let rate = bytes_per_sec.max(1) as f64;
+    let stream = futures::stream::unfold(
+        (body.into_data_stream(), None::<tokio::time::Instant>),
+        move |(mut inner, not_before)| async move {
+            if let Some(at) = not_before {
+                tokio::time::sleep_until(at).await;
+            }
+            let chunk = inner.next().await?;
+            let next = chunk.as_ref().ok().map(|c| {
+                tokio::time::Instant::now()
+                    + std::time::Duration::from_secs_f64(c.len() as f64 / rate)
+            });
+            Some((chunk, (inner, next)))
+        },
+    );
+    Body::from_stream(stream)
 }
 
 /// Reads whatever the handler left unread (stops at an injected cut).

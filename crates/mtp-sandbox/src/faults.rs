@@ -4,7 +4,8 @@
 //! they were added. A rule matches by service and endpoint name (see [`ENDPOINTS`]); it can
 //! skip its first `after` matches, fire at most `times` times and fire with probability
 //! `rate` (drawn from a seedable RNG, seed 0 by default, so runs repeat). Latency rules add
-//! up; of the other rules the first one that fires decides the request.
+//! up and the slowest throttle applies; of the other rules the first one that fires decides
+//! the request.
 //!
 //! # Spec syntax (`mtp sandbox --faults …`, `POST /sandbox/faults`)
 //!
@@ -28,6 +29,7 @@
 //! | `backoff_ms=MS` | Mapillary 429: add `"backoff": MS` (`RequestRateLimitedError`) |
 //! | `reset_after=B` | let the handler read at most `B` request-body bytes, then cut the connection without a reply (the bytes read are kept: a Mapillary upload resumes from them) |
 //! | `latency_ms=MS` | delay the request (can be combined with one of the above: then two rules) |
+//! | `throttle_kbps=K` | let the handler read the body at most `K` KiB/s (a slow link: the client stays mid-body for a while; combines like `latency_ms`) |
 //! | `times=N`, `after=N`, `rate=P` | fire at most `N` times / skip the first `N` matches / probability |
 //!
 //! Examples: `mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2`,
@@ -169,6 +171,18 @@ pub enum FaultAction {
         #[serde(with = "millis")]
         delay: Duration,
     },
+    /// Hand the body to the handler at most this fast.
+    Throttle { bytes_per_sec: u64 },
+}
+
+impl FaultAction {
+    /// Latency and throttling slow a request down and let another rule decide it as well.
+    fn is_pace(&self) -> bool {
+        matches!(
+            self,
+            FaultAction::Latency { .. } | FaultAction::Throttle { .. }
+        )
+    }
 }
 
 mod millis {
@@ -222,7 +236,7 @@ pub enum FaultSpecError {
     #[error("bad value for `{0}`: `{1}`")]
     BadValue(String, String),
     #[error(
-        "fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after or latency_ms)"
+        "fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after, latency_ms or throttle_kbps)"
     )]
     NoAction(String),
     #[error("fault item `{0}` has more than one action")]
@@ -284,6 +298,8 @@ impl std::fmt::Debug for Faults {
 #[derive(Debug, Default)]
 pub(crate) struct Decision {
     pub latency: Duration,
+    /// Body bytes per second the handler may read, if throttled.
+    pub throttle: Option<u64>,
     pub action: Option<FaultAction>,
 }
 
@@ -403,6 +419,16 @@ impl Faults {
         ))
     }
 
+    /// The bodies of requests to `target` reach the handler at most `bytes_per_sec` fast.
+    pub fn throttle(&self, target_spec: &str, bytes_per_sec: u64) -> FaultId {
+        self.add(FaultRule::new(
+            target(target_spec),
+            FaultAction::Throttle {
+                bytes_per_sec: bytes_per_sec.max(1),
+            },
+        ))
+    }
+
     /// Every access token issued so far (on every service) expires now. Refresh tokens
     /// survive, so a client can refresh; tokens issued later are valid.
     pub fn expire_tokens(&self) {
@@ -467,8 +493,7 @@ impl Faults {
         let mut rules = lock(&self.inner.rules);
         let mut decision = Decision::default();
         for e in rules.iter_mut() {
-            let is_latency = matches!(e.rule.action, FaultAction::Latency { .. });
-            if !is_latency && decision.action.is_some() {
+            if !e.rule.action.is_pace() && decision.action.is_some() {
                 continue;
             }
             if !e.rule.target.matches(service, endpoint) {
@@ -490,6 +515,13 @@ impl Faults {
             e.fired += 1;
             match &e.rule.action {
                 FaultAction::Latency { delay } => decision.latency += *delay,
+                FaultAction::Throttle { bytes_per_sec } => {
+                    decision.throttle = Some(
+                        decision
+                            .throttle
+                            .map_or(*bytes_per_sec, |b| b.min(*bytes_per_sec)),
+                    );
+                }
                 other => decision.action = Some(other.clone()),
             }
         }
@@ -527,6 +559,7 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
     let mut backoff_ms = None;
     let mut reset_after = None;
     let mut latency_ms: Option<u64> = None;
+    let mut throttle_kbps: Option<u64> = None;
     let mut times = None;
     let mut after = 0;
     let mut rate = 1.0;
@@ -560,6 +593,13 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
             "backoff_ms" => backoff_ms = Some(num(k, v)?),
             "reset_after" => reset_after = Some(num(k, v)?),
             "latency_ms" => latency_ms = Some(num(k, v)?),
+            "throttle_kbps" => {
+                let kbps: u64 = num(k, v)?;
+                if kbps == 0 {
+                    return Err(FaultSpecError::BadValue(k.into(), "0".into()));
+                }
+                throttle_kbps = Some(kbps);
+            }
             "times" => times = Some(num(k, v)?),
             "after" => after = num(k, v)?,
             _ => return Err(FaultSpecError::UnknownParam(p.to_owned())),
@@ -601,6 +641,17 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
             target: target.clone(),
             action: FaultAction::Latency {
                 delay: Duration::from_millis(ms),
+            },
+            rate,
+            after,
+            times,
+        }));
+    }
+    if let Some(kbps) = throttle_kbps {
+        out.push(FaultDirective::Rule(FaultRule {
+            target: target.clone(),
+            action: FaultAction::Throttle {
+                bytes_per_sec: kbps.saturating_mul(1024),
             },
             rate,
             after,
@@ -742,6 +793,32 @@ mod tests {
         assert_eq!(a, run());
         let n = a.iter().filter(|x| **x).count();
         assert!((16..48).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn throttles_combine_with_other_rules_and_the_slowest_wins() {
+        let d = Faults::parse_spec("mapillary.upload:throttle_kbps=64,status=503").unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(matches!(
+            &d[0],
+            FaultDirective::Rule(FaultRule {
+                action: FaultAction::Throttle {
+                    bytes_per_sec: 65_536
+                },
+                ..
+            })
+        ));
+        assert!(Faults::parse_spec("mapillary.upload:throttle_kbps=0").is_err());
+        let f = Faults::default();
+        f.apply(d);
+        f.throttle("mapillary", 1_000);
+        let decision = f.decide("mapillary", "upload");
+        assert_eq!(decision.throttle, Some(1_000));
+        assert!(matches!(
+            decision.action,
+            Some(FaultAction::Status { status: 503, .. })
+        ));
+        assert_eq!(f.decide("kartaview", "photo").throttle, None);
     }
 
     #[test]

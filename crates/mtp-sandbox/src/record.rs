@@ -85,7 +85,8 @@ pub struct RecordedRequest {
     pub files: Vec<RecordedFile>,
     /// A JSON body (secrets redacted).
     pub json: Option<serde_json::Value>,
-    /// Response status; `None` if the connection was dropped without a reply.
+    /// Response status; `None` if the connection was dropped before the handler answered
+    /// (or cut by an injected reset).
     pub status: Option<u16>,
     /// The injected fault, if any (`status 503`, `rate_limit`, `reset after 4096 bytes`, `latency 200ms`).
     pub fault: Option<String>,
@@ -140,10 +141,15 @@ impl ReqCtx {
         self.reset_armed.load(Ordering::SeqCst)
     }
 
-    /// Copies the body statistics and parsed fields into the record.
-    pub async fn finish(&self, status: Option<u16>) {
+    /// Copies the body statistics into the record (once; later calls do nothing) and
+    /// returns the buffered body with its content type, for parsing.
+    fn take_body(&self) -> Option<(Option<Vec<u8>>, Option<String>)> {
         let (len, md5, complete, buffered, content_type) = {
             let mut b = lock(&self.body);
+            if b.recorded {
+                return None;
+            }
+            b.recorded = true;
             let md5 = hex::encode(std::mem::take(&mut b.md5).finalize());
             let buffered = b.buffer.take();
             b.inner = None;
@@ -154,6 +160,32 @@ impl ReqCtx {
                 buffered,
                 b.content_type.clone(),
             )
+        };
+        let mut r = lock(&self.record);
+        r.body_len = len;
+        r.body_md5 = md5;
+        r.body_complete = complete;
+        Some((buffered, content_type))
+    }
+
+    /// Records the handler's answer (before the rest of the body is drained).
+    pub fn set_status(&self, status: u16) {
+        lock(&self.record).status = Some(status);
+    }
+
+    /// Records a request whose connection went away before the reply (the client died, or
+    /// hung up): what its body delivered until then. The status stays the handler's answer
+    /// if it had one (the body was then being drained), else `None`: the handler was still
+    /// reading, and may have kept those bytes (a Mapillary upload keeps what arrived).
+    pub fn finish_dropped(&self) {
+        self.take_body();
+    }
+
+    /// Copies the body statistics and parsed fields into the record.
+    pub async fn finish(&self, status: Option<u16>) {
+        let Some((buffered, content_type)) = self.take_body() else {
+            lock(&self.record).status = status;
+            return;
         };
         let mut form = Vec::new();
         let mut files = Vec::new();
@@ -192,9 +224,6 @@ impl ReqCtx {
             }
         }
         let mut r = lock(&self.record);
-        r.body_len = len;
-        r.body_md5 = md5;
-        r.body_complete = complete;
         r.form = form;
         r.files = files;
         r.json = json;

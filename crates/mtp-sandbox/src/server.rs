@@ -48,6 +48,11 @@ pub struct SandboxConfig {
     /// Panoramax accepts uploads without a token (GeoVisio `API_FORCE_AUTH_ON_UPLOAD=false`);
     /// they land on the first sandbox account. Default false.
     pub panoramax_anonymous_uploads: bool,
+    /// Receive buffer of every connection (`SO_RCVBUF`, which also stops the kernel from
+    /// growing it), `None` = the system's. Loopback buffers hold megabytes: whatever a
+    /// client wrote before it died still arrives. A small buffer with a `throttle_kbps`
+    /// fault makes a slow link, so a client killed mid-upload leaves a partial body.
+    pub recv_buffer: Option<u32>,
 }
 
 impl Default for SandboxConfig {
@@ -59,6 +64,7 @@ impl Default for SandboxConfig {
             token_lifetime: Duration::from_secs(60 * 24 * 3600),
             auto_approve: false,
             panoramax_anonymous_uploads: false,
+            recv_buffer: None,
         }
     }
 }
@@ -131,7 +137,7 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// Binds and starts serving every emulator.
     pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
-        let listener = TcpListener::bind((cfg.host, cfg.port)).await?;
+        let listener = listen(&cfg)?;
         let addr = listener.local_addr()?;
         let base = Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;
         let app: AppRef = Arc::new(App::new(cfg, &base));
@@ -207,6 +213,21 @@ impl Drop for Sandbox {
     }
 }
 
+/// The listening socket (accepted connections inherit its receive buffer).
+fn listen(cfg: &SandboxConfig) -> std::io::Result<TcpListener> {
+    let addr = SocketAddr::new(cfg.host, cfg.port);
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    if let Some(size) = cfg.recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 fn build_router(app: &AppRef) -> Router {
     Router::new()
         .route("/", get(index))
@@ -274,15 +295,20 @@ async fn record_layer(State(app): State<AppRef>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let ctx = app.recorder.begin(req.method(), req.uri(), req.headers());
+    // If the connection dies before the reply (the client was killed), hyper drops this
+    // future: the guard still records what the body delivered.
+    let mut unfinished = Unfinished(Some(ctx.clone()));
     let conn = req.extensions().get::<ConnCtl>().cloned();
     let (mut parts, body) = req.into_parts();
     lock(&ctx.body).inner = Some(body.into_data_stream());
     parts.extensions.insert(ctx.clone());
     let req = Request::from_parts(parts, Body::from_stream(SharedBody(ctx.clone())));
     let resp = next.run(req).await;
+    ctx.set_status(resp.status().as_u16());
     drain(ctx.clone()).await;
     if ctx.reset_armed() {
         ctx.finish(None).await;
+        unfinished.0 = None;
         if let Some(conn) = conn {
             conn.kill();
             // The connection task drops this future together with the connection.
@@ -291,7 +317,19 @@ async fn record_layer(State(app): State<AppRef>, req: Request, next: Next) -> Re
         return StatusCode::BAD_GATEWAY.into_response();
     }
     ctx.finish(Some(resp.status().as_u16())).await;
+    unfinished.0 = None;
     resp
+}
+
+/// Records a request whose handling was dropped midway (see [`ReqCtx::finish_dropped`]).
+struct Unfinished(Option<Arc<crate::record::ReqCtx>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.0.take() {
+            ctx.finish_dropped();
+        }
+    }
 }
 
 async fn not_found() -> Response {

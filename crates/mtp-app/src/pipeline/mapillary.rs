@@ -1,17 +1,26 @@
 //! Mapillary, as mapillary_tools 0.14 uploads (PROTOCOLS §2.2–2.4, §2.6).
 //!
 //! - `prepare`: the files are still there, unchanged.
-//! - `upload`: per photo, in order, 4 at a time: the upload copy (the file with the `MAP*`
+//! - `upload`: per photo, in order, 4 at a time (small ones are prepared up to 4 ahead): the upload copy (the file with the `MAP*`
 //!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic), its key
 //!   `mly_tools_<md5>.jpg` saved on the item *before* the first byte goes (state
 //!   `partial`), then the server's offset and the rest of the bytes; the handle is saved
-//!   with state `sent`. A photo cut mid-way resumes from the server's offset.
+//!   with state `sent`. A photo cut mid-way resumes from the server's offset. The items
+//!   are written by one writer that commits whatever has queued up in one transaction (a
+//!   few hundred small photos a second each cost a commit otherwise): a photo's bytes wait
+//!   for its key's commit; a handle is committed just after, and always before the stage
+//!   ends. A handle lost to a crash in between costs one empty POST on the next run (the
+//!   host answers a complete key's offset with its size and the same handle).
 //! - `publish`: per chunk of ≤1000 photos (one Mapillary sequence each): the manifest's key
-//!   is saved, then its handle, then `finish_upload`'s cluster id (`cluster_ids[i]`).
+//!   is saved, then its handle, then the time `finish_upload` is called
+//!   (`finish_sent_at[i]`), then its cluster id (`cluster_ids[i]`). After a call whose reply
+//!   was never saved, the chunk's sequence is looked for (as in `poll`) before calling
+//!   again: a second call would publish the photos twice.
 //! - `poll`: Mapillary says nothing about a cluster (the sandbox's cluster page has no real
 //!   counterpart), so each chunk's sequence is found as Trek View does: images in a small
 //!   box around the chunk's first photo, within a second of its capture time, by this
-//!   account; the match's `sequence` is the key. Gives up gracefully after 72 h.
+//!   account; the match's `sequence` is the key, and Map the Paths Web's job, which waits
+//!   for it, is woken. Gives up gracefully after 72 h.
 //! - `sync`: nothing.
 //!
 //! A refused token is refreshed once per stage (the emulator and the real service expire
@@ -28,13 +37,14 @@ use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::photo::rewrite::with_image_description;
 use mtp_core::plan::PlannedPhoto;
 use mtp_core::plan::description::{DescriptionOptions, image_description};
-use mtp_core::store::{Account, JobItemRow, JobRow, PhotoRow};
+use mtp_core::store::{Account, ItemUpdate, JobItemRow, JobRow, PhotoRow};
 use mtp_providers::MapillaryClient;
 use mtp_providers::config::MapillaryConfig;
 use mtp_providers::mapillary::{BboxQuery, FileType, Progress, new_manifest_key, session_key_for};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Half the side of the box searched around a chunk's first photo, in degrees (≈ 30 m).
 const SEARCH_BOX_DEG: f64 = 0.0003;
@@ -98,7 +108,7 @@ impl MapillaryDriver {
             .with_clock(app.clock());
             let result = match stage {
                 Stage::Upload => self.upload(&client, ctx).await,
-                Stage::Publish => self.publish(&client, ctx).await,
+                Stage::Publish => self.publish(&app, &cfg, &client, &account, ctx).await,
                 _ => self.poll(&app, &cfg, &client, &account, ctx).await,
             };
             match result {
@@ -130,17 +140,45 @@ impl MapillaryDriver {
     ) -> Result<StepOutcome, StepError> {
         let photos = photos_by_id(ctx).await?;
         let todo = unsent(ctx.items().await?);
-        run_items(ctx, todo, self.options().parallel_uploads, |item| {
-            let photos = &photos;
-            async move {
-                let photo = photo_of(photos, &item)?;
-                match self.upload_photo(client, ctx, &item, photo).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(item_error(ctx, &item, e).await),
+        let (saves, queue) = ItemSaves::new();
+        // Twice as many photos under way as transfers (`sending`): the next ones are
+        // read, rewritten and their keys committed while others are on the wire (small
+        // photos spend more time on that than sending). Large photos stay at one per
+        // transfer, so that no more of them sit in memory than before.
+        let parallel = self.options().parallel_uploads.max(1);
+        let large = Semaphore::new(parallel);
+        let sending = Semaphore::new(parallel);
+        // Set when a photo must stop the stage (see `stops_the_others`): photos prepared
+        // ahead then send nothing more.
+        let halted = AtomicBool::new(false);
+        let photos_sent = async {
+            // Moved in, so the queue closes (and the writer ends) once every photo is done.
+            let saves = saves;
+            run_items(ctx, todo, 2 * parallel, |item| {
+                let lanes = Lanes {
+                    saves: &saves,
+                    sending: &sending,
+                    halted: &halted,
+                };
+                let (photos, large) = (&photos, &large);
+                async move {
+                    let _large = if item.file_size > AHEAD_MAX_BYTES {
+                        Some(large.acquire().await.map_err(|_| StepError::Interrupted)?)
+                    } else {
+                        None
+                    };
+                    let photo = photo_of(photos, &item)?;
+                    match self.upload_photo(client, ctx, lanes, &item, photo).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(item_error(ctx, &item, e).await),
+                    }
                 }
-            }
-        })
-        .await?;
+            })
+            .await
+        };
+        let (sent, written) = tokio::join!(photos_sent, write_items(ctx, queue));
+        sent?;
+        written?;
         let left = unsent(ctx.items().await?).len();
         if left > 0 {
             return Err(StepError::retry(format!(
@@ -154,17 +192,27 @@ impl MapillaryDriver {
         &self,
         client: &MapillaryClient,
         ctx: &JobCtx,
+        lanes: Lanes<'_>,
         item: &JobItemRow,
         photo: &PhotoRow,
     ) -> Result<(), StepError> {
         let (data, key) = upload_copy(item, photo).await?;
         if item.state != "partial" || item.remote_key.as_deref() != Some(key.as_str()) {
             // The key first: whatever reaches the server from now on can be resumed.
-            ctx.save_item(item.photo_id, "partial", Some(&key), 0, None, None)
-                .await?;
+            lanes.saves.key_first(item, &key).await?;
         }
+        let _lane = lanes
+            .sending
+            .acquire()
+            .await
+            .map_err(|_| StepError::Interrupted)?;
         let _slot = ctx.transfer_slot().await?;
         ctx.check()?;
+        if lanes.halted.load(Ordering::SeqCst) {
+            return Err(StepError::retry(
+                "held back: another photo of this upload has to wait",
+            ));
+        }
         let position = Arc::new(AtomicU64::new(0));
         let progress: Progress = {
             let position = position.clone();
@@ -178,24 +226,31 @@ impl MapillaryDriver {
         )
         .await;
         let result = match outcome {
-            Ok(Ok(handle)) => {
-                ctx.save_item(item.photo_id, "sent", Some(&key), len, Some(&handle), None)
-                    .await
-            }
+            Ok(Ok(handle)) => lanes.saves.sent(item, &key, len, &handle),
             Ok(Err(e)) => Err(provider_step_error(e)),
             Err(e) => Err(e),
         };
+        if let Err(e) = &result
+            && stops_the_others(e)
+        {
+            // Before this photo's lane is free: the photos waiting for it must not send.
+            lanes.halted.store(true, Ordering::SeqCst);
+        }
         ctx.bytes_in_flight(-in_flight).await;
         result
     }
 
     async fn publish(
         &self,
+        app: &App,
+        cfg: &MapillaryConfig,
         client: &MapillaryClient,
+        account: &Account,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let mut remote = Remote::load(ctx).await?;
         let items = ctx.items().await?;
+        let photos = photos_by_id(ctx).await?;
         if let Some(missing) = items
             .iter()
             .find(|i| i.state != "sent" || i.remote_id.is_none())
@@ -209,7 +264,7 @@ impl MapillaryDriver {
             .chunks(self.options().mapillary_chunk.max(1))
             .collect();
         for (i, chunk) in chunks.iter().enumerate() {
-            if remote.at("cluster_ids", i).is_some() {
+            if remote.at("cluster_ids", i).is_some() || remote.at("sequence_keys", i).is_some() {
                 continue;
             }
             ctx.check()?;
@@ -234,9 +289,29 @@ impl MapillaryDriver {
                     h
                 }
             };
-            // Not idempotent on Mapillary's side: a reply lost on the way back would make a
-            // second cluster on the next run. Nothing documented tells whether it went
-            // through, so the cluster id is saved the instant it arrives.
+            // Not idempotent on Mapillary's side: a call whose reply never got saved (the
+            // app was killed mid-call, the connection dropped) may have made the cluster,
+            // and a second call makes a second one, publishing the photos twice. Nothing
+            // documented tells whether it went through: so the call is marked before it is
+            // made, and after a marked call the published sequence is looked for first
+            // (found once Mapillary has processed it; if not, finishing again is the lesser
+            // evil). The cluster id is saved the instant it arrives.
+            if remote.at("finish_sent_at", i).is_some() {
+                let first = photo_of(&photos, &chunk[0])?;
+                if let Some(found) = find_sequence(client, account, first, chunk.len()).await? {
+                    tracing::info!(
+                        job = ctx.job_id,
+                        chunk = i,
+                        sequence = found.sequence,
+                        "an interrupted finish_upload went through: not finishing again"
+                    );
+                    record_found(app, cfg, ctx, &mut remote, i, &found).await?;
+                    continue;
+                }
+            }
+            remote
+                .set_at(ctx, "finish_sent_at", i, &ctx.now().to_string())
+                .await?;
             let cluster = client
                 .finish_upload(&handle, FileType::BundleManifest, None)
                 .await
@@ -272,41 +347,114 @@ impl MapillaryDriver {
             ctx.check()?;
             let first = photo_of(&photos, &chunk[0])?;
             match find_sequence(client, account, first, chunk.len()).await? {
-                Some(found) => {
-                    remote
-                        .set_at(ctx, "sequence_keys", i, &found.sequence)
-                        .await?;
-                    if i == 0 {
-                        remote
-                            .set(ctx, "sequence_key", json!(found.sequence))
-                            .await?;
-                        remote
-                            .set(ctx, "first_image_id", json!(found.image))
-                            .await?;
-                        let url = if app.services().sandbox {
-                            format!(
-                                "{}/sandbox/images/{}/original",
-                                cfg.graph_url.as_str().trim_end_matches('/'),
-                                found.image
-                            )
-                        } else {
-                            format!("https://www.mapillary.com/app/?pKey={}", found.image)
-                        };
-                        ctx.store
-                            .set_job_remote_url(ctx.job_id, &url, ctx.now())
-                            .await?;
-                    }
-                }
+                Some(found) => record_found(app, cfg, ctx, &mut remote, i, &found).await?,
                 None => missing += 1,
             }
         }
         if missing == 0 {
+            // Map the Paths Web waits for the sequence key (checking now and then): it can
+            // go on at once.
+            ctx.store
+                .wake_waiting_job(ctx.sequence_id, Destination::Mtpw, ctx.now())
+                .await?;
             return Ok(StepOutcome::Advance);
         }
         remote
             .wait_more(ctx, self.options(), "The sequence on Mapillary")
             .await
     }
+}
+
+/// Whether a failed transfer holds back the photos of the stage that have not started
+/// sending: the service asked to wait a while (a rate limit), refused the token, or the
+/// user paused. A dropped connection or a server error does not: those already prepared
+/// go on (as those already sending do), and the stage is retried after them.
+fn stops_the_others(e: &StepError) -> bool {
+    match e {
+        StepError::Retry { after_ms, .. } => after_ms.is_some_and(|ms| ms > 0),
+        StepError::Auth { .. } | StepError::Interrupted => true,
+        StepError::Permanent { .. } => false,
+    }
+}
+
+/// What the photos of one upload stage share: the item writer's queue, the stage's
+/// transfers (`parallel_uploads` at once), and whether one of them stopped the stage.
+#[derive(Clone, Copy)]
+struct Lanes<'a> {
+    saves: &'a ItemSaves,
+    sending: &'a Semaphore,
+    halted: &'a AtomicBool,
+}
+
+/// Item states on their way to the database (see [`write_items`]), with, for a key that
+/// must be saved before the bytes go, the way to say it was.
+type QueuedSave = (ItemUpdate, Option<oneshot::Sender<Result<(), StepError>>>);
+
+/// What the photo tasks of one upload stage hand to its item writer.
+struct ItemSaves(mpsc::UnboundedSender<QueuedSave>);
+
+impl ItemSaves {
+    fn new() -> (ItemSaves, mpsc::UnboundedReceiver<QueuedSave>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ItemSaves(tx), rx)
+    }
+
+    /// Saves the photo's key (state `partial`) and waits until it is committed.
+    async fn key_first(&self, item: &JobItemRow, key: &str) -> Result<(), StepError> {
+        let (done, committed) = oneshot::channel();
+        let update = ItemUpdate {
+            photo_id: item.photo_id,
+            state: "partial".into(),
+            remote_key: Some(key.to_string()),
+            remote_offset: 0,
+            remote_id: None,
+            error: None,
+        };
+        self.0
+            .send((update, Some(done)))
+            .map_err(|_| StepError::Interrupted)?;
+        committed.await.map_err(|_| StepError::Interrupted)?
+    }
+
+    /// Queues the photo's handle (state `sent`): committed with the next batch.
+    fn sent(&self, item: &JobItemRow, key: &str, len: i64, handle: &str) -> Result<(), StepError> {
+        let update = ItemUpdate {
+            photo_id: item.photo_id,
+            state: "sent".into(),
+            remote_key: Some(key.to_string()),
+            remote_offset: len,
+            remote_id: Some(handle.to_string()),
+            error: None,
+        };
+        self.0
+            .send((update, None))
+            .map_err(|_| StepError::Interrupted)
+    }
+}
+
+/// The upload stage's item writer: commits whatever has queued up in one transaction, over
+/// and over, until the queue closes. The first failure is returned at the end (and told to
+/// the photos waiting for their keys).
+async fn write_items(
+    ctx: &JobCtx,
+    mut queue: mpsc::UnboundedReceiver<QueuedSave>,
+) -> Result<(), StepError> {
+    let mut failure = None;
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            batch.push(next);
+        }
+        let (updates, waiting): (Vec<ItemUpdate>, Vec<_>) = batch.into_iter().unzip();
+        let result = ctx.save_items(&updates).await;
+        if let Err(e) = &result {
+            failure.get_or_insert_with(|| e.clone());
+        }
+        for done in waiting.into_iter().flatten() {
+            let _ = done.send(result.clone());
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// The bytes to send and their key. Done off the async threads: reading, rewriting the
@@ -321,15 +469,64 @@ async fn upload_copy(
         sequence_index: usize::try_from(photo.seq_index).unwrap_or_default(),
     };
     let description = image_description(&planned, &DescriptionOptions::default());
-    let raw = super::read_photo(item).await?;
-    tokio::task::spawn_blocking(move || {
+    let (path, size) = (item.path.clone(), item.file_size);
+    let make = move || {
+        let raw = super::read_photo_blocking(&path, size)?;
         let copy = with_image_description(&raw, &description)
             .map_err(|e| StepError::permanent(format!("cannot prepare the upload copy: {e}")))?;
         let key = session_key_for(&copy);
         Ok((bytes::Bytes::from(copy), key))
-    })
-    .await
-    .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
+    };
+    // A small photo takes less time than handing it to another thread (a few µs of I/O
+    // from the page cache and hashing).
+    if size <= INLINE_COPY_BYTES {
+        return make();
+    }
+    tokio::task::spawn_blocking(make)
+        .await
+        .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
+}
+
+/// Photos up to this size are read, rewritten and hashed on the async thread.
+const INLINE_COPY_BYTES: i64 = 64 * 1024;
+
+/// Photos up to this size may be prepared ahead of a free transfer (see `upload`).
+const AHEAD_MAX_BYTES: i64 = 1024 * 1024;
+
+/// Saves the sequence found for chunk `i` (and, for the first chunk, the job's sequence
+/// key, first image and page).
+async fn record_found(
+    app: &App,
+    cfg: &MapillaryConfig,
+    ctx: &JobCtx,
+    remote: &mut Remote,
+    i: usize,
+    found: &Found,
+) -> Result<(), StepError> {
+    remote
+        .set_at(ctx, "sequence_keys", i, &found.sequence)
+        .await?;
+    if i == 0 {
+        remote
+            .set(ctx, "sequence_key", json!(found.sequence))
+            .await?;
+        remote
+            .set(ctx, "first_image_id", json!(found.image))
+            .await?;
+        let url = if app.services().sandbox {
+            format!(
+                "{}/sandbox/images/{}/original",
+                cfg.graph_url.as_str().trim_end_matches('/'),
+                found.image
+            )
+        } else {
+            format!("https://www.mapillary.com/app/?pKey={}", found.image)
+        };
+        ctx.store
+            .set_job_remote_url(ctx.job_id, &url, ctx.now())
+            .await?;
+    }
+    Ok(())
 }
 
 /// A published sequence found by position and time.

@@ -16,7 +16,7 @@
 //!
 //! | Destination | Keys |
 //! |---|---|
-//! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
+//! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `finish_sent_at[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
 //! | KartaView | `sequence_id`, `finished`, `polls`, `published_at`, `note` |
 //! | Panoramax | `instance_url`, `upload_set_id`, `completed`, `published_at`, `polls`, `collection_ids[]`, `collection_id`, `note` |
 //! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `note` |
@@ -763,17 +763,24 @@ pub(crate) async fn item_error(ctx: &JobCtx, item: &JobItemRow, error: StepError
 
 /// Reads a photo for sending, checking it is still the file that was planned.
 pub(crate) async fn read_photo(item: &JobItemRow) -> Result<bytes::Bytes, StepError> {
-    let data = tokio::fs::read(&item.path)
+    let (path, size) = (item.path.clone(), item.file_size);
+    tokio::task::spawn_blocking(move || read_photo_blocking(&path, size))
         .await
-        .map_err(|e| StepError::permanent(format!("cannot read {}: {e}", item.path)))?;
-    if i64::try_from(data.len()).ok() != Some(item.file_size) {
+        .map_err(|e| StepError::retry(format!("reading the photo stopped: {e}")))?
+        .map(bytes::Bytes::from)
+}
+
+/// [`read_photo`], on the calling thread (for work that goes on with the bytes there).
+pub(crate) fn read_photo_blocking(path: &str, file_size: i64) -> Result<Vec<u8>, StepError> {
+    let data = std::fs::read(path)
+        .map_err(|e| StepError::permanent(format!("cannot read {path}: {e}")))?;
+    if i64::try_from(data.len()).ok() != Some(file_size) {
         return Err(StepError::permanent(format!(
-            "the file changed since the folder was read ({} bytes, was {}): read the folder again",
+            "the file changed since the folder was read ({} bytes, was {file_size}): read the folder again",
             data.len(),
-            item.file_size
         )));
     }
-    Ok(bytes::Bytes::from(data))
+    Ok(data)
 }
 
 /// Items that still have to go.

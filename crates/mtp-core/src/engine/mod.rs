@@ -12,7 +12,7 @@ pub use worker::{Engine, EngineConfig};
 
 use crate::Destination;
 use crate::clock::SharedClock;
-use crate::store::{JobItemRow, JobRow, Store, StoreError};
+use crate::store::{ItemUpdate, JobItemRow, JobRow, Store, StoreError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Arc;
@@ -226,6 +226,17 @@ impl JobCtx {
             )
             .await?;
         self.report_progress(state != "partial").await;
+        Ok(())
+    }
+
+    /// Records several photos' remote states in one transaction and reports progress
+    /// (see [`Store::update_items`]).
+    pub async fn save_items(&self, items: &[ItemUpdate]) -> Result<(), StepError> {
+        self.store
+            .update_items(self.job_id, items, self.now())
+            .await?;
+        self.report_progress(items.iter().any(|i| i.state != "partial"))
+            .await;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use super::{NewEvent, Store, StoreError};
 use crate::Destination;
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 #[derive(Debug, Clone, Serialize, FromRow, PartialEq)]
 pub struct JobRow {
@@ -314,6 +314,27 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Makes the job of `destination` for this sequence due now if it is waiting for a later
+    /// time (another job of the sequence just produced what it waits for). Returns whether
+    /// a job was woken.
+    pub async fn wake_waiting_job(
+        &self,
+        sequence_id: i64,
+        destination: Destination,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET next_run_at = ?1, updated_at = ?1
+             WHERE sequence_id = ?2 AND destination = ?3 AND status = 'pending' AND next_run_at > ?1",
+        )
+        .bind(now)
+        .bind(sequence_id)
+        .bind(destination.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Merges `key: value` into the job's remote ids, immediately.
     pub async fn set_job_remote(
         &self,
@@ -360,41 +381,130 @@ impl Store {
         error: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE job_items SET state = ?, remote_key = COALESCE(?, remote_key), remote_offset = ?,
-                    remote_id = COALESCE(?, remote_id), error = ?, updated_at = ?
-             WHERE job_id = ? AND photo_id = ?",
-        )
-        .bind(state)
-        .bind(remote_key)
-        .bind(remote_offset)
-        .bind(remote_id)
-        .bind(error)
-        .bind(now)
-        .bind(job_id)
-        .bind(photo_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE jobs SET
-                photos_done = (SELECT COUNT(*) FROM job_items WHERE job_id = ?1 AND state IN ('sent', 'rejected')),
-                bytes_done = (SELECT COALESCE(SUM(CASE WHEN ji.state IN ('sent', 'rejected') THEN p.file_size ELSE ji.remote_offset END), 0)
-                              FROM job_items ji JOIN photos p ON p.id = ji.photo_id WHERE ji.job_id = ?1),
+        let update = ItemUpdate {
+            photo_id,
+            state: state.to_string(),
+            remote_key: remote_key.map(str::to_string),
+            remote_offset,
+            remote_id: remote_id.map(str::to_string),
+            error: error.map(str::to_string),
+        };
+        self.update_items(job_id, std::slice::from_ref(&update), now)
+            .await
+    }
+
+    /// [`Store::update_item`] for several photos of a job, in one transaction (one commit,
+    /// one disk sync): for drivers that send many small photos. The job's totals move by
+    /// what each item's change adds or takes away, so the cost does not grow with the
+    /// number of photos in the job.
+    pub async fn update_items(
+        &self,
+        job_id: i64,
+        items: &[ItemUpdate],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        // A photo queued twice counts once, with its last state (and its earlier key or id
+        // where the last leaves them as they are).
+        let mut merged: Vec<ItemUpdate> = Vec::with_capacity(items.len());
+        for u in items {
+            match merged.iter_mut().find(|m| m.photo_id == u.photo_id) {
+                Some(m) => {
+                    let (key, id) = (m.remote_key.take(), m.remote_id.take());
+                    *m = u.clone();
+                    m.remote_key = m.remote_key.take().or(key);
+                    m.remote_id = m.remote_id.take().or(id);
+                }
+                None => merged.push(u.clone()),
+            }
+        }
+        for chunk in merged.chunks(ITEMS_PER_UPDATE) {
+            self.update_items_once(job_id, chunk, now).await?;
+        }
+        Ok(())
+    }
+
+    /// One transaction of [`Store::update_items`]: four round trips to SQLite, however
+    /// many photos (each distinct).
+    async fn update_items_once(
+        &self,
+        job_id: i64,
+        items: &[ItemUpdate],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.busy_writes.lock().await;
+        // The write lock first: the totals are read and written in the same transaction.
+        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        // The totals move by what each change adds or takes away (so the cost does not grow
+        // with the job): a photo counts as done once sent or rejected, with all its bytes;
+        // before that, with the bytes the remote holds.
+        let mut totals =
+            QueryBuilder::<Sqlite>::new("WITH new(photo_id, state, remote_offset) AS (");
+        totals.push_values(items, |mut row, u| {
+            row.push_bind(u.photo_id)
+                .push_bind(&u.state)
+                .push_bind(u.remote_offset);
+        });
+        totals.push(
+            "), change(photos, bytes) AS (
+                SELECT (n.state IN ('sent', 'rejected')) - (ji.state IN ('sent', 'rejected')),
+                       CASE WHEN n.state IN ('sent', 'rejected') THEN p.file_size ELSE n.remote_offset END
+                     - CASE WHEN ji.state IN ('sent', 'rejected') THEN p.file_size ELSE ji.remote_offset END
+                FROM new n JOIN job_items ji ON ji.photo_id = n.photo_id AND ji.job_id = ",
+        );
+        totals.push_bind(job_id);
+        totals.push(
+            " JOIN photos p ON p.id = ji.photo_id)
+             UPDATE jobs SET
+                photos_done = photos_done + (SELECT COALESCE(SUM(photos), 0) FROM change),
+                bytes_done = bytes_done + (SELECT COALESCE(SUM(bytes), 0) FROM change),
                 -- A photo that got through is progress: the retry counter starts again
                 -- (mapillary_tools resets it after each chunk that succeeds).
-                attempts = CASE WHEN ?3 = 'sent' THEN 0 ELSE attempts END,
-                updated_at = ?2
-             WHERE id = ?1",
-        )
-        .bind(job_id)
-        .bind(now)
-        .bind(state)
-        .execute(&mut *tx)
-        .await?;
+                attempts = CASE WHEN EXISTS (SELECT 1 FROM new WHERE state = 'sent') THEN 0 ELSE attempts END,
+                updated_at = ",
+        );
+        totals.push_bind(now).push(" WHERE id = ").push_bind(job_id);
+        totals.build().execute(&mut *tx).await?;
+
+        let mut rows = QueryBuilder::<Sqlite>::new(
+            "UPDATE job_items SET state = n.column2, remote_key = COALESCE(n.column3, remote_key),
+                remote_offset = n.column4, remote_id = COALESCE(n.column5, remote_id),
+                error = n.column6, updated_at = ",
+        );
+        rows.push_bind(now).push(" FROM (");
+        rows.push_values(items, |mut row, u| {
+            row.push_bind(u.photo_id)
+                .push_bind(&u.state)
+                .push_bind(&u.remote_key)
+                .push_bind(u.remote_offset)
+                .push_bind(&u.remote_id)
+                .push_bind(&u.error);
+        });
+        rows.push(") AS n WHERE job_items.job_id = ")
+            .push_bind(job_id)
+            .push(" AND job_items.photo_id = n.column1");
+        rows.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Photos per statement of [`Store::update_items`]: 6 bound values each, well under
+/// SQLite's limit of 32,766.
+const ITEMS_PER_UPDATE: usize = 1000;
+
+/// One photo's new remote state (see [`Store::update_items`]). `None` keys and ids keep
+/// the stored ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemUpdate {
+    pub photo_id: i64,
+    pub state: String,
+    pub remote_key: Option<String>,
+    pub remote_offset: i64,
+    pub remote_id: Option<String>,
+    pub error: Option<String>,
 }
 
 impl Store {

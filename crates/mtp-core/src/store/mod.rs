@@ -11,7 +11,7 @@ mod sequences;
 
 pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};
-pub use jobs::{JobItemRow, JobRow, JobUpdate};
+pub use jobs::{ItemUpdate, JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
 pub use sequences::{
     DroppedFile, DroppedRow, NewImport, PhotoRow, SequenceMeta, SequenceRow, part_name,
@@ -87,6 +87,9 @@ fn is_not_a_database(err: &sqlx::Error) -> bool {
 pub struct Store {
     pool: SqlitePool,
     location: String,
+    /// Taken around the pipeline's frequent write transactions, so that they queue here
+    /// instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
+    busy_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What `mtp db info` prints.
@@ -138,6 +141,7 @@ impl Store {
         let store = Store {
             pool,
             location: display,
+            busy_writes: Default::default(),
         };
         store.migrate().await?;
         // WAL and shared-memory files are created by SQLite with the process umask.
@@ -175,6 +179,7 @@ impl Store {
         let store = Store {
             pool,
             location: "sqlite::memory:".into(),
+            busy_writes: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

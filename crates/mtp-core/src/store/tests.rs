@@ -355,3 +355,75 @@ async fn a_2500_photo_plan_is_saved_and_read_back_in_order() {
         assert_eq!((r.lat, r.lon, r.captured_at), (d.lat, d.lon, d.captured_at));
     }
 }
+
+#[tokio::test]
+async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
+    use crate::photo::PhotoMeta;
+    use crate::plan::{PlanOptions, plan_sequences};
+
+    let photos: Vec<PhotoMeta> = (0..3u32)
+        .map(|i| {
+            let mut p = PhotoMeta::new(format!("/walk/IMG_{i}.jpg"));
+            p.file_size = 1_000;
+            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+            p.lat = Some(48.0 + f64::from(i) * 2e-5);
+            p.lon = Some(11.0);
+            p
+        })
+        .collect();
+    let plan = plan_sequences(photos, &PlanOptions::default());
+    let store = Store::open_in_memory().await.unwrap();
+    let import = NewImport {
+        folder: "/walk",
+        fingerprint: "f",
+        options_json: "{}",
+        files_seen: 3,
+    };
+    let (_, ids) = store
+        .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
+        .await
+        .unwrap();
+    let seq = ids[0];
+    let jobs = store
+        .create_jobs(seq, &[Destination::Mapillary, Destination::Mtpw], 0)
+        .await
+        .unwrap();
+    let web = jobs[1];
+    let wait = JobUpdate {
+        next_run_at: Some(60_000),
+        ..JobUpdate::default()
+    };
+    store.update_job(web, &wait, None, 0).await.unwrap();
+
+    // Waiting until 60 s: due now.
+    assert!(
+        store
+            .wake_waiting_job(seq, Destination::Mtpw, 1_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.job(web).await.unwrap().unwrap().next_run_at, 1_000);
+    // Already due, or running, or another destination: untouched.
+    assert!(
+        !store
+            .wake_waiting_job(seq, Destination::Mtpw, 2_000)
+            .await
+            .unwrap()
+    );
+    store.update_job(web, &wait, None, 0).await.unwrap();
+    store.claim_next_job(70_000).await.unwrap();
+    store.claim_next_job(70_000).await.unwrap();
+    assert!(
+        !store
+            .wake_waiting_job(seq, Destination::Mtpw, 3_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.job(web).await.unwrap().unwrap().status, "running");
+    assert!(
+        !store
+            .wake_waiting_job(seq, Destination::Panoramax, 3_000)
+            .await
+            .unwrap()
+    );
+}
