@@ -1,10 +1,11 @@
 //! The background worker: claims due jobs, runs one stage each, applies the outcome.
 
 use super::decide::{Action, RetryPolicy, apply_outcome, next_action};
-use super::{Driver, EngineEvent, EventSink, JobCtx, Stage, StepError};
+use super::{Driver, EngineEvent, EventSink, JobCtx, JobStatus, Stage, StepError};
 use crate::Destination;
 use crate::clock::SharedClock;
 use crate::store::{JobRow, NewEvent, Store, StoreError};
+use futures::FutureExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex};
@@ -149,9 +150,7 @@ impl Engine {
     async fn run_job(&self, job: JobRow) {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
-        let Some(destination) = job.destination() else {
-            return;
-        };
+        let destination = job.destination;
         let stage = match next_action(&job, now) {
             Action::Run(stage) => stage,
             // Claimed but nothing to run (e.g. a corrupt stage name): park it visibly.
@@ -161,14 +160,11 @@ impl Engine {
                     .update_job(
                         job.id,
                         &crate::store::JobUpdate {
-                            status: Some(
-                                if job.stage == "done" {
-                                    "done"
-                                } else {
-                                    "failed"
-                                }
-                                .into(),
-                            ),
+                            status: Some(if job.stage == Stage::Done {
+                                JobStatus::Done
+                            } else {
+                                JobStatus::Failed
+                            }),
                             ..Default::default()
                         },
                         None,
@@ -190,7 +186,7 @@ impl Engine {
         if let Ok(mut running) = inner.running.lock() {
             running.insert(job.id, flag.clone());
         }
-        self.emit_changed(&job, "running", stage.as_str());
+        self.emit_changed(&job, JobStatus::Running, stage);
         let ctx = JobCtx {
             store: inner.store.clone(),
             clock: inner.clock.clone(),
@@ -204,7 +200,28 @@ impl Engine {
             in_flight: AtomicI64::new(0),
             progress_interval_ms: inner.config.progress_interval_ms,
         };
-        let result = driver.run(stage, &job, &ctx).await;
+        // A panicking driver is a bug of ours: the job fails and says where, the worker goes on.
+        let result = match std::panic::AssertUnwindSafe(driver.run(stage, &job, &ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(job = job.id, %destination, %stage, "driver panicked: {what}");
+                Err(StepError::Internal {
+                    message: format!(
+                        "Internal error in {}, {}: {what}",
+                        destination.label(),
+                        stage
+                    ),
+                })
+            }
+        };
         if let Ok(mut running) = inner.running.lock() {
             running.remove(&job.id);
         }
@@ -254,6 +271,7 @@ impl Engine {
                 "needs_auth",
                 format!("{} {}: {e}", job.destination, stage.as_str()),
             ),
+            Err(e @ StepError::Internal { .. }) => ("internal_error", e.to_string()),
         };
         let event = NewEvent {
             kind,
@@ -268,10 +286,26 @@ impl Engine {
             .await
         {
             Ok(Some(row)) => {
-                if let (Err(StepError::Auth { .. }), Some(d)) = (&result, row.destination()) {
-                    let _ = inner.store.mark_needs_reauth(d, now).await;
+                match &result {
+                    Err(StepError::Auth { .. }) => {
+                        let _ = inner.store.mark_needs_reauth(row.destination, now).await;
+                    }
+                    // The service answered: every job waiting for it tries again now
+                    // instead of at the end of its backoff.
+                    Ok(_) => match inner
+                        .store
+                        .wake_jobs_waiting_for(row.destination, now)
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(woken) => {
+                            tracing::info!(%row.destination, woken, "service answers again")
+                        }
+                        Err(e) => tracing::warn!("cannot wake waiting jobs: {e}"),
+                    },
+                    Err(_) => {}
                 }
-                self.emit_changed(&row, &row.status, &row.stage);
+                self.emit_changed(&row, row.status, row.stage);
             }
             Ok(None) => {}
             Err(e) => tracing::error!(job = job.id, "cannot store a step's outcome: {e}"),
@@ -279,12 +313,12 @@ impl Engine {
         self.wake();
     }
 
-    fn emit_changed(&self, job: &JobRow, status: &str, stage: &str) {
+    fn emit_changed(&self, job: &JobRow, status: JobStatus, stage: Stage) {
         (self.inner.events)(EngineEvent::JobChanged {
             job_id: job.id,
             sequence_id: job.sequence_id,
-            status: status.to_string(),
-            stage: stage.to_string(),
+            status,
+            stage,
         });
     }
 }
