@@ -277,7 +277,10 @@ mod tests {
             0.0,
         );
         assert_eq!(internal.status, Some(JobStatus::Failed));
-        assert_eq!(internal.last_error.unwrap().unwrap().0, ErrorKind::Internal);
+        assert!(matches!(
+            internal.last_error,
+            Some(Some((ErrorKind::Internal, _)))
+        ));
 
         let perm = apply_outcome(
             &j,

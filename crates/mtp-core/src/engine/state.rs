@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
-
 pub enum Stage {
     Prepare,
     Upload,
@@ -69,7 +68,6 @@ impl std::fmt::Display for Stage {
 )]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
-
 pub enum JobStatus {
     /// Runnable at `next_run_at` (also while waiting out an unreachable service).
     Pending,
@@ -150,7 +148,6 @@ impl std::fmt::Display for JobStatus {
 )]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
-
 pub enum ItemState {
     /// Nothing sent yet.
     Pending,
@@ -187,7 +184,6 @@ impl ItemState {
 )]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
-
 pub enum ErrorKind {
     /// The service could not be reached or answered "later" (network, timeout, 5xx, 429):
     /// the job waits for the service and never gives up on its own.

@@ -233,8 +233,8 @@ impl Store {
                 updated_at = ?
              WHERE id = ? RETURNING *",
         )
-        .bind(&update.stage)
-        .bind(&update.status)
+        .bind(update.stage)
+        .bind(update.status)
         .bind(update.attempts)
         .bind(update.next_run_at)
         .bind(clear_error)
