@@ -83,6 +83,10 @@ pub struct PhotoMeta {
     pub is_360: bool,
     /// GPS horizontal accuracy in metres, if recorded.
     pub gps_accuracy_m: Option<f64>,
+    /// What was wrong in the EXIF but did not stop us reading what we need (e.g. the
+    /// missing next-IFD offsets piexif leaves): shown with the photo, never a reason to drop it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exif_warnings: Vec<String>,
 }
 
 impl PhotoMeta {
@@ -113,6 +117,7 @@ impl PhotoMeta {
             orientation: None,
             is_360: false,
             gps_accuracy_m: None,
+            exif_warnings: Vec::new(),
         }
     }
 
