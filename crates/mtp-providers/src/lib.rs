@@ -17,7 +17,7 @@ pub mod oauth;
 pub mod panoramax;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
-pub use error::{ErrorKind, ProviderError, backoff_delay};
+pub use error::{ErrorKind, ProviderError};
 pub use kartaview::KartaViewClient;
 pub use mapillary::MapillaryClient;
 pub use mtpw::MtpwClient;

@@ -703,7 +703,7 @@ fn worst(errors: Vec<StepError>) -> Option<StepError> {
     retry
 }
 
-/// How often a transfer in progress reports its bytes and looks for a pause.
+/// How often a transfer in progress reports its bytes.
 const TRANSFER_TICK: Duration = Duration::from_millis(100);
 
 /// Drives one transfer while reporting the bytes `sent` counts (the position in the file)
@@ -722,10 +722,8 @@ pub(crate) async fn watched<F: Future>(
     loop {
         tokio::select! {
             out = &mut transfer => return (Ok(out), reported),
+            _ = ctx.interrupted() => return (Err(StepError::Interrupted), reported),
             _ = tick.tick() => {
-                if ctx.is_interrupted() {
-                    return (Err(StepError::Interrupted), reported);
-                }
                 if let Some(sent) = sent {
                     let now = i64::try_from(sent.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
                     if now != reported {

@@ -18,8 +18,9 @@ use crate::store::{ItemUpdate, JobItemRow, JobRow, Store, StoreError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// A stage that completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +116,7 @@ pub struct JobCtx {
     pub job_id: i64,
     pub sequence_id: i64,
     pub destination: Destination,
-    interrupted: Arc<AtomicBool>,
+    interrupted: CancellationToken,
     transfers: Arc<Semaphore>,
     events: EventSink,
     last_progress_at: AtomicI64,
@@ -130,7 +131,7 @@ impl JobCtx {
 
     /// Err(Interrupted) once the user paused or cancelled this job: call between items.
     pub fn check(&self) -> Result<(), StepError> {
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.interrupted.is_cancelled() {
             Err(StepError::Interrupted)
         } else {
             Ok(())
@@ -138,7 +139,13 @@ impl JobCtx {
     }
 
     pub fn is_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        self.interrupted.is_cancelled()
+    }
+
+    /// Completes once the user paused or cancelled this job (or the app shuts down): race a
+    /// transfer against it to drop the request at once.
+    pub async fn interrupted(&self) {
+        self.interrupted.cancelled().await
     }
 
     /// A slot in the app-wide limit of parallel transfers; hold it while sending bytes.

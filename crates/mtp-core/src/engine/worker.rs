@@ -7,11 +7,12 @@ use crate::clock::SharedClock;
 use crate::store::{JobRow, NewEvent, Store, StoreError};
 use futures::FutureExt;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -51,8 +52,8 @@ struct Inner {
     events: EventSink,
     wake: Notify,
     transfers: Arc<Semaphore>,
-    /// Interrupt flags of the jobs running now.
-    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    /// How to interrupt each job running now.
+    running: Mutex<HashMap<i64, CancellationToken>>,
 }
 
 impl Engine {
@@ -87,8 +88,8 @@ impl Engine {
     pub fn interrupt(&self, job_ids: &[i64]) {
         if let Ok(running) = self.inner.running.lock() {
             for id in job_ids {
-                if let Some(flag) = running.get(id) {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(token) = running.get(id) {
+                    token.cancel();
                 }
             }
         }
@@ -139,8 +140,8 @@ impl Engine {
         }
         // Stop at the next checkpoint; whatever is mid-way is resumed at the next start.
         if let Ok(running) = inner.running.lock() {
-            for flag in running.values() {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            for token in running.values() {
+                token.cancel();
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -182,9 +183,9 @@ impl Engine {
             self.finish(&job, stage, result).await;
             return;
         };
-        let flag = Arc::new(AtomicBool::new(false));
+        let token = CancellationToken::new();
         if let Ok(mut running) = inner.running.lock() {
-            running.insert(job.id, flag.clone());
+            running.insert(job.id, token.clone());
         }
         self.emit_changed(&job, JobStatus::Running, stage);
         let ctx = JobCtx {
@@ -193,7 +194,7 @@ impl Engine {
             job_id: job.id,
             sequence_id: job.sequence_id,
             destination,
-            interrupted: flag,
+            interrupted: token,
             transfers: inner.transfers.clone(),
             events: inner.events.clone(),
             last_progress_at: AtomicI64::new(0),

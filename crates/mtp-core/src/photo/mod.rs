@@ -5,8 +5,10 @@
 //!   rejected files (each with a code and a message saying what to do) and ignored sidecars.
 //! - [`gpx`] parses GPX tracks and geotags photos that lack a position.
 //! - [`rewrite`] produces the upload copy of a JPEG with a new EXIF `ImageDescription`.
-//! - [`fixture`] writes small valid JPEGs for tests and benchmarks.
+//! - `fixture` writes small valid JPEGs for tests, benchmarks and `mtp dev gen-photos`
+//!   (only built for tests or with the `fixtures` feature, never in the desktop app).
 
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod gpx;
 mod jpeg;

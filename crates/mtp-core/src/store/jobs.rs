@@ -183,8 +183,8 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Claims the next runnable job (pending and due), marking it running, in one statement.
-    /// `busy` lists destinations that may not take another job right now.
+    /// Claims the next runnable job (pending and due, the longest overdue first), marking it
+    /// running, in one statement: two workers can never claim the same job.
     pub async fn claim_next_job(&self, now: i64) -> Result<Option<JobRow>, StoreError> {
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE jobs SET status = 'running', updated_at = ?1
@@ -206,8 +206,9 @@ impl Store {
         )
     }
 
-    /// Applies a step's outcome and logs it, atomically. Only touches the row while it is still
-    /// `running` (a pause or cancel that happened meanwhile wins) unless `force` is set.
+    /// Applies a step's outcome and logs it, atomically. The status changes only while the row
+    /// is still `running`, so a pause or cancel that happened meanwhile wins; the other fields
+    /// (stage, attempts, next run, error, link) are written whatever the status.
     pub async fn update_job(
         &self,
         id: i64,
