@@ -15,6 +15,9 @@ mod jpeg;
 mod read;
 pub mod rewrite;
 pub mod scan;
+
+#[cfg(test)]
+mod bad_input_tests;
 mod xmp;
 
 pub use read::{PhotoError, ReadOptions, read_photo, read_photo_bytes};

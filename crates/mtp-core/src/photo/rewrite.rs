@@ -14,7 +14,6 @@
 //! The output depends only on the input bytes and the description, so the upload key (the
 //! MD5 of these bytes) is stable across runs.
 
-use super::fixture::tiff_from_fields;
 use super::jpeg::{self, EXIF_HEADER, MAX_SEGMENT_PAYLOAD, WalkError};
 use exif::experimental::Writer;
 use exif::{Exif, Field, In, Tag, Value};
@@ -294,6 +293,18 @@ fn reencode(exif: &Exif, desc: &[u8]) -> Result<Vec<u8>, RewriteError> {
         .map_err(|e| RewriteError::BrokenExif {
             detail: e.to_string(),
         })?;
+    Ok(buf.into_inner())
+}
+
+/// Encodes EXIF fields as a TIFF structure (little-endian, like most cameras).
+pub fn tiff_from_fields(fields: &[Field]) -> std::io::Result<Vec<u8>> {
+    let mut w = Writer::new();
+    for f in fields {
+        w.push_field(f);
+    }
+    let mut buf = Cursor::new(Vec::new());
+    w.write(&mut buf, true)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     Ok(buf.into_inner())
 }
 
