@@ -338,7 +338,7 @@ async fn finish_is_idempotent() {
 async fn v2_reads_send_the_token_header() {
     let (stub, client, _) = start().await;
     let sequence = client.sequence("4321").await.unwrap();
-    assert_eq!(sequence.id, "4321");
+    assert_eq!(sequence.id.as_deref(), Some("4321"));
     assert_eq!(sequence.upload_status.as_deref(), Some("UPLOAD_FINISHED"));
     assert_eq!(sequence.processing_status.as_deref(), Some("PROCESSING"));
     assert_eq!(sequence.count_active_photos, Some(12));

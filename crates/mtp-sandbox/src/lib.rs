@@ -55,6 +55,7 @@ pub use faults::{
     FaultAction, FaultDirective, FaultId, FaultRule, FaultSpecError, FaultTarget, Faults,
 };
 pub use record::{RecordedFile, RecordedRequest};
+pub use mtpw::MtpwImportMode;
 pub use server::{Sandbox, SandboxConfig, SandboxUrls};
 pub use state::{
     KartaViewPhoto, KartaViewSequence, MapillaryCluster, MapillaryFile, MapillaryImage,

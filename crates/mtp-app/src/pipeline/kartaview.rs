@@ -206,7 +206,7 @@ impl KartaViewDriver {
             .sequence(&sequence_id)
             .await
             .map_err(provider_step_error)?;
-        let v1 = seq.raw.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let v1 = seq.status.as_deref().unwrap_or("");
         let processing = seq.processing_status.as_deref().unwrap_or("");
         if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
             return Ok(StepOutcome::Advance);
