@@ -1,0 +1,37 @@
+//! User settings: one JSON value per key (the `settings` table).
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// The value stored under `key`, if any.
+    pub async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT value_json FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.get::<String, _>("value_json"))
+            .and_then(|v| serde_json::from_str(&v).ok()))
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value_json, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value.to_string())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
