@@ -28,6 +28,8 @@ export interface IntegrationCard {
   needs_reauth: boolean;
   instance_url: string | null;
   uses_browser: boolean;
+  /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
+  mapillary_consent: boolean | null;
 }
 
 export interface StartedIntegration {
@@ -136,6 +138,10 @@ export interface JobView {
   last_error_kind: string | null;
   remote_url: string | null;
   remote_id: string | null;
+  /** Why a finished job has no full result (shown instead of "Done"). */
+  note: string | null;
+  /** What a waiting job waits for, in words. */
+  waiting: string | null;
   photos_total: number;
   photos_done: number;
   bytes_total: number;
@@ -196,6 +202,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
+  setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>

@@ -688,3 +688,73 @@ impl KartaViewClient {
         Ok(photos)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The sample replies of PROTOCOLS §3 decode into the typed replies; a reply that does
+    //! not fit names the call and the field.
+    use super::*;
+    use serde_json::json;
+
+    fn v(value: Value) -> Value {
+        value
+    }
+
+    #[test]
+    fn v1_envelope_with_string_codes_and_ids() {
+        let create = v(json!({
+            "status": {"apiCode": "600", "apiMessage": " The request has been processed without incidents", "httpCode": 200, "httpMessage": "Success"},
+            "osv": {"sequence": {"id": "4321", "userId": "77", "dateAdded": "2024-05-01 10:00:00", "currentLat": "48.85", "currentLng": "2.35"}}
+        }));
+        let body = create.to_string();
+        assert_eq!(api_fields(body.as_bytes()), (Some(600), Some("The request has been processed without incidents".into())));
+        let r: SequenceReply = decode_value(SERVICE, "POST /1.0/sequence/", 200, &create).unwrap();
+        assert_eq!(r.osv.sequence.id, "4321");
+        let photo = json!({"status": {"apiCode": "600"}, "osv": {"photo": {"id": 98765, "sequenceIndex": "0"}}});
+        let r: PhotoReply = decode_value(SERVICE, "POST /1.0/photo/", 200, &photo).unwrap();
+        assert_eq!(r.osv.photo.id, "98765");
+        let auth = json!({"osv": {"access_token": "kv-token", "id": "123", "username": "walker", "full_name": "A Walker", "type": "user"}});
+        let r: ClientAuthReply = decode_value(SERVICE, "client_auth", 200, &auth).unwrap();
+        assert_eq!((r.osv.id.as_str(), r.osv.username.as_str()), ("123", "walker"));
+        let dup = json!({"status": {"apiCode": "660", "apiMessage": " You are not allowed to add a duplicate entry (sequenceIndex)", "httpCode": 400, "httpMessage": "Bad Request"}});
+        assert_eq!(api_fields(dup.to_string().as_bytes()).0, Some(660));
+    }
+
+    #[test]
+    fn v2_envelope_with_number_codes() {
+        let seq = json!({
+            "status": {"apiCode": 600, "apiMessage": "The request has been processed without incidents", "httpCode": 200, "httpMessage": "Success"},
+            "result": {"data": {"id": 4321, "status": "PROCESSING_FINISHED", "uploadStatus": "FINISHED", "processingStatus": "FINISHED", "imageProcessingStatus": "FINISHED", "metadataStatus": "FINISHED", "qualityStatus": "FINISHED", "countActivePhotos": "3"}}
+        });
+        assert_eq!(api_fields(seq.to_string().as_bytes()).0, Some(600));
+        let r: V2Reply<KartaViewSequence> = decode_value(SERVICE, "GET /2.0/sequence/{id}", 200, &seq).unwrap();
+        let d = r.result.data;
+        assert_eq!(d.id.as_deref(), Some("4321"));
+        assert_eq!(d.status.as_deref(), Some("PROCESSING_FINISHED"));
+        assert_eq!(d.processing_status.as_deref(), Some("FINISHED"));
+        assert_eq!(d.count_active_photos, Some(3));
+        let photos = json!({"status": {"apiCode": 600}, "result": {"data": [
+            {"id": "1", "sequenceIndex": "0", "autoImgProcessingStatus": "FINISHED", "autoImgProcessingResult": "BLURRED"},
+            {"id": 2, "sequenceIndex": 1}
+        ], "hasMoreData": false}});
+        let r: V2Reply<Vec<KartaViewPhoto>> = decode_value(SERVICE, "GET /2.0/photo/", 200, &photos).unwrap();
+        assert_eq!(r.result.data.len(), 2);
+        assert_eq!(r.result.data[1].id, "2");
+        assert_eq!(r.result.data[0].sequence_index, Some(0));
+        assert!(!r.result.has_more_data);
+    }
+
+    #[test]
+    fn misfits_name_call_and_field() {
+        let no_id = json!({"status": {"apiCode": "600"}, "osv": {"sequence": {"name": "x"}}});
+        let e = decode_value::<SequenceReply>(SERVICE, "POST /1.0/sequence/", 200, &no_id).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the reply to POST /1.0/sequence/ does not fit at `osv.sequence`: missing field `id`"
+        );
+        assert_eq!(e.service(), Destination::Kartaview);
+        let bad = json!({"result": {"data": [{"id": null}]}});
+        let e = decode_value::<V2Reply<Vec<KartaViewPhoto>>>(SERVICE, "GET /2.0/photo/", 200, &bad).unwrap_err();
+        assert!(e.message().contains("at `result.data[0].id`"), "{}", e.message());
+    }
+}

@@ -414,3 +414,38 @@ impl MtpwClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! mtp-web's replies (PROTOCOLS §5): success replies spaced, errors compact, `status`
+    //! a string or a boolean.
+    use super::*;
+
+    fn reply(code: u16, body: &str) -> Result<MtpwReply, ProviderError> {
+        interpret_reply(
+            MtpwCall::Import,
+            StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+            &HeaderMap::new(),
+            body.as_bytes(),
+            0,
+        )
+    }
+
+    #[test]
+    fn sample_replies() {
+        let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was created.", "unique_id": "5f0c1f52-0000-4000-8000-000000000001"}"#).unwrap();
+        assert_eq!(r.unique_id.as_deref(), Some("5f0c1f52-0000-4000-8000-000000000001"));
+        let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was imported. Sequence will be published in about 10 minutes.", "unique_id": "u"}"#).unwrap();
+        assert!(r.message.unwrap().contains("10 minutes"));
+        let r = reply(200, r#"{"message":"Sequence is updated \n","status":true}"#).unwrap();
+        assert_eq!(r.status, Some(flex::StringOrBool::Bool(true)));
+        let e = reply(200, r#"{"error":"Mapillary token is invalid","status":false}"#).unwrap_err();
+        assert_eq!(e.message(), MAPILLARY_TOKEN_INVALID);
+        let e = reply(403, r#"{"detail":"Authentication credentials were not provided."}"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth);
+        let e = reply(500, "A server error occurred.  Please contact the administrator.").unwrap_err();
+        assert_eq!(e.code(), Some(CODE_ERROR_PAGE));
+        let e = reply(200, "<html>").unwrap_err();
+        assert!(e.message().starts_with("the reply to PUT /api/v1/sequence/import/{unique_id}/ does not fit"), "{}", e.message());
+    }
+}

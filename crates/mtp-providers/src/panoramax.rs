@@ -765,3 +765,67 @@ impl PanoramaxClient {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! GeoVisio 2.15.1 replies (PROTOCOLS §4) decode into the typed replies.
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn upload_sets_and_files() {
+        let set = json!({
+            "id": "0a3c1e2d-1111-2222-3333-444455556666", "completed": false, "dispatched": false, "ready": false,
+            "nb_items": 0, "associated_collections": [], "estimated_nb_files": 3, "sort_method": "time-asc",
+            "title": "Walk", "visibility": "anyone",
+            "items_status": {"prepared": 0, "preparing": 0, "broken": 0, "rejected": 0, "not_processed": 0},
+            "links": [{"rel": "self", "href": "…"}, {"rel": "add_files", "href": "…"}]
+        });
+        let s = UploadSet::decode("POST /api/upload_sets", &set).unwrap();
+        assert_eq!(s.id, "0a3c1e2d-1111-2222-3333-444455556666");
+        assert!(!s.completed && !s.ready);
+        assert_eq!(s.items_status, Some(ItemsStatus::default()));
+        let ready = json!({"id": "s1", "completed": true, "dispatched": true, "ready": true, "nb_items": 3,
+            "associated_collections": [{"id": "c1", "nb_items": 3, "ready": true, "links": []}],
+            "items_status": {"prepared": 3, "preparing": 0, "broken": 0, "rejected": 1, "not_processed": 0}});
+        let s = UploadSet::decode("GET /api/upload_sets/{id}", &ready).unwrap();
+        assert_eq!(s.associated_collections, vec!["c1".to_string()]);
+        assert_eq!(s.items_status.unwrap().rejected, 1);
+        let files = json!({"files": [
+            {"picture_id": "p1", "file_name": "a.jpg", "content_md5": "abc", "size": 1234, "inserted_at": "2025-01-01T00:00:00Z"},
+            {"file_name": "b.jpg", "content_md5": "def", "size": 99, "rejected": {"reason": "file_duplicate", "severity": "info", "message": "The same picture has already been sent"}}
+        ]});
+        let f: FilesReply = decode_value(SERVICE, "GET files", 200, &files).unwrap();
+        assert_eq!(f.files[0].picture_id.as_deref(), Some("p1"));
+        assert_eq!(f.files[1].rejected.as_ref().unwrap().reason, "file_duplicate");
+        let added = json!({"picture_id": "p2", "file_name": "c.jpg", "content_md5": "0f", "inserted_at": "…", "file_type": "picture", "size": 2048.0, "links": []});
+        let a: AddedFile = decode_value(SERVICE, "POST files", 202, &added).unwrap();
+        assert_eq!((a.picture_id.as_deref(), a.size), (Some("p2"), Some(2048)));
+    }
+
+    #[test]
+    fn collections_and_items() {
+        let c = json!({"type": "Collection", "stac_version": "1.0.0", "id": "c1", "title": "Walk",
+            "geovisio:status": "ready", "stats:items": {"count": 3}, "geovisio:length_km": 0.42, "links": []});
+        let c: Collection = decode_value(SERVICE, "GET collection", 200, &c).unwrap();
+        assert_eq!(c.items.unwrap().count, 3);
+        assert_eq!(c.status.as_deref(), Some("ready"));
+        assert_eq!(c.length_km, Some(0.42));
+        let items = json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": "p1", "collection": "c1", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
+             "properties": {"datetime": "2024-05-01T10:00:00Z", "view:azimuth": 90}, "assets": {}}
+        ], "links": []});
+        let i: CollectionItems = decode_value(SERVICE, "GET items", 200, &items).unwrap();
+        assert_eq!(i.features[0].id, "p1");
+        let e = decode_value::<Collection>(SERVICE, "GET /api/collections/{id}", 200, &json!({"title": "x"})).unwrap_err();
+        assert_eq!(e.message(), "the reply to GET /api/collections/{id} does not fit: missing field `id`");
+    }
+
+    #[test]
+    fn errors_keep_their_words() {
+        let body = json!({"message": "Impossible to parse picture metadata", "status_code": 400,
+            "details": {"error": "No GPS coordinates or broken coordinates in picture EXIF tags", "missing_fields": ["datetime", "location"]}});
+        let e = classify_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), body.to_string().as_bytes(), 0);
+        assert!(e.message().contains("missing: datetime, location"), "{}", e.message());
+    }
+}

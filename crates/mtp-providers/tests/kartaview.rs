@@ -293,7 +293,10 @@ async fn flat_photo_has_no_projection_and_duplicates_are_success() {
     stub.queue(StatusCode::OK, json!({"status":{"apiCode":"600"},"osv":{}}));
     let e = client.upload_photo(&flat).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Permanent);
-    assert!(e.message().contains("osv.photo.id"), "{e}");
+    assert_eq!(
+        e.message(),
+        "the reply to POST /1.0/photo/ does not fit at `osv`: missing field `photo`"
+    );
 
     // Missing argument: permanent with the server's message.
     stub.queue(

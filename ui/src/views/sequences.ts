@@ -208,7 +208,7 @@ function statusText(j: JobView): { text: string; cls: string } {
   const stage = STAGE[j.stage] ?? j.stage;
   switch (j.status) {
     case "done":
-      return { text: "Done", cls: "ok" };
+      return j.note ? { text: j.note, cls: "warn" } : { text: "Done", cls: "ok" };
     case "failed":
       return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
     case "cancelled":
@@ -218,8 +218,9 @@ function statusText(j: JobView): { text: string; cls: string } {
     case "waiting_auth":
       return { text: `Needs sign-in: ${j.last_error ?? `integrate ${j.label} on the Integrations screen.`} Nothing is lost; it goes on once you do.`, cls: "warn" };
     case "running":
-      return { text: stage, cls: "" };
+      return { text: j.waiting ?? stage, cls: "" };
     default: {
+      if (j.waiting) return { text: j.waiting, cls: "" };
       if (j.attempts > 0 && j.last_error) {
         const wait = Math.max(0, (j.next_run_at - Date.now()) / 1000);
         return { text: `${stage}: retry ${j.attempts} in ${formatDuration(wait)} — ${j.last_error}`, cls: "warn" };
