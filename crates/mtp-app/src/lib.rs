@@ -274,13 +274,39 @@ impl App {
     }
 
     /// Records the user's answer (asked once, on the Map the Paths Web card; changeable
-    /// there). Map the Paths jobs that were waiting for it go on at once.
+    /// there). Map the Paths jobs that were waiting for it go on at once, and a "yes" links
+    /// the sequences that ended unlinked because of an earlier "no".
     pub async fn set_mtpw_mapillary_consent(&self, allow: bool) -> AppResult<()> {
         let now = self.now_ms();
         self.inner
             .store
             .set_setting(MTPW_MAPILLARY_CONSENT, &serde_json::Value::Bool(allow), now)
             .await?;
+        if allow {
+            // Sequences created without a link for want of consent get linked now.
+            let mut seqs = Vec::new();
+            for job in self.inner.store.jobs().await? {
+                if job.destination() == Some(Destination::Mtpw)
+                    && job.status == "done"
+                    && job.remote_str("unlinked").as_deref() == Some("consent")
+                    && self.inner.store.reopen_job(job.id, "sync", now).await?
+                {
+                    for key in ["unlinked", "note"] {
+                        self.inner
+                            .store
+                            .set_job_remote(job.id, key, &serde_json::Value::Null, now)
+                            .await?;
+                    }
+                    seqs.push(job.sequence_id);
+                }
+            }
+            if let Some(engine) = self.inner.engine.get() {
+                engine.wake();
+            }
+            if !seqs.is_empty() {
+                self.emit(AppEvent::SequencesChanged { ids: seqs });
+            }
+        }
         self.emit(AppEvent::AccountsChanged);
         Ok(())
     }

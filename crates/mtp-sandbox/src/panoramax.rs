@@ -1515,7 +1515,7 @@ fn exif_rational(value: &str) -> Option<f64> {
 }
 /// The instance's web viewer on one picture (`{instance}/?focus=pic&pic=<id>`, the
 /// viewer's permalink parameters): the page a "View on Panoramax" link opens.
-async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<String, String>>) -> Response {
     let st = lock(&app.pnx);
     let Some(pic) = q.get("pic").filter(|p| !p.is_empty()) else {
         return Html(page(

@@ -247,6 +247,9 @@ fn build_router(app: &AppRef) -> Router {
         .nest("/mapillary", mapillary::router(app))
         .nest("/osm", osm::router(app))
         .nest("/kartaview", kartaview::router(app))
+        // The instance's web viewer is at its root with a trailing slash
+        // (`{instance}/?pic=…`), which a nested `/` route does not match.
+        .route("/panoramax/", get(panoramax::viewer))
         .nest("/panoramax", panoramax::router(app))
         .nest("/mtpw", mtpw::router(app))
         .nest("/sandbox", admin::router())

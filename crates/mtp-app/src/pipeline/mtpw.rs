@@ -208,10 +208,11 @@ impl MtpwDriver {
                 .await;
             }
             Some(false) => {
+                remote.set(ctx, "unlinked", json!("consent")).await?;
                 return finish_unlinked(
                     ctx,
                     &mut remote,
-                    "Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web (change that on its card, then retry).",
+                    "Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web. Allow it on its card (Integrations) and this sequence gets linked.",
                 )
                 .await;
             }

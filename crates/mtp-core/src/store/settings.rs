@@ -34,4 +34,21 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Puts a finished job back in the queue at `stage`, due now (e.g. a Map the Paths job
+    /// that ended unlinked for want of consent, once the user gives it). Only a `done` job
+    /// is touched; returns whether it was.
+    pub async fn reopen_job(&self, id: i64, stage: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET stage = ?, status = 'pending', attempts = 0, next_run_at = ?, updated_at = ?
+             WHERE id = ? AND status = 'done'",
+        )
+        .bind(stage)
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }
