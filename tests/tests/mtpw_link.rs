@@ -106,11 +106,22 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     assert_eq!(job.last_error, None);
     assert_eq!(
         job.remote_str("waiting").as_deref(),
-        Some("Created on Map the Paths Web; linking it to Mapillary failed (its server could not check the Mapillary account). Trying again in 1 hour (attempt 2 of 4).")
+        Some(
+            "Created on Map the Paths Web; linking it to Mapillary failed (its server could not check the Mapillary account). Trying again in 1 hour (attempt 2 of 4)."
+        )
     );
     let unique_id = job.remote_str("unique_id").unwrap();
-    let mtpw_base = story.sandbox().urls().mtpw_base.as_str().trim_end_matches('/').to_string();
-    assert_eq!(job.remote_url, Some(format!("{mtpw_base}/sequence/{unique_id}")));
+    let mtpw_base = story
+        .sandbox()
+        .urls()
+        .mtpw_base
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    assert_eq!(
+        job.remote_url,
+        Some(format!("{mtpw_base}/sequence/{unique_id}"))
+    );
     let web = story.sandbox().state().mtpw_sequence(&unique_id).unwrap();
     assert!(!web.deleted && web.mapillary_sequence_key.is_none());
     let view = story.app.sequence(seq).await.unwrap();
@@ -121,7 +132,11 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(import_requests_with_mapillary(&story), vec![Some(500)]);
 
-    for (hours, next) in [(1, Some("4 hours (attempt 3 of 4)")), (4, Some("12 hours (attempt 4 of 4)")), (12, None)] {
+    for (hours, next) in [
+        (1, Some("4 hours (attempt 3 of 4)")),
+        (4, Some("12 hours (attempt 4 of 4)")),
+        (12, None),
+    ] {
         let before = import_requests_with_mapillary(&story).len();
         clock.advance_ms(hours * HOUR);
         let job = mtpw_until(&story, seq, "its next try", |j| {
@@ -130,7 +145,9 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
         .await;
         match next {
             Some(words) => assert!(
-                job.remote_str("waiting").unwrap().ends_with(&format!("Trying again in {words}.")),
+                job.remote_str("waiting")
+                    .unwrap()
+                    .ends_with(&format!("Trying again in {words}.")),
                 "{:?}",
                 job.remote_str("waiting")
             ),
@@ -138,8 +155,19 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
                 let job = mtpw_until(&story, seq, "its end", |j| j.status == "done").await;
                 assert_eq!(job.remote_str("note").as_deref(), Some(NOT_LINKED));
                 assert_eq!(job.remote_str("waiting"), None);
-                assert_eq!(job.remote_url, Some(format!("{mtpw_base}/sequence/{unique_id}")));
-                let row = story.app.sequence(seq).await.unwrap().jobs.into_iter().find(|j| j.destination == "mtpw").unwrap();
+                assert_eq!(
+                    job.remote_url,
+                    Some(format!("{mtpw_base}/sequence/{unique_id}"))
+                );
+                let row = story
+                    .app
+                    .sequence(seq)
+                    .await
+                    .unwrap()
+                    .jobs
+                    .into_iter()
+                    .find(|j| j.destination == "mtpw")
+                    .unwrap();
                 assert_eq!(row.note.as_deref(), Some(NOT_LINKED));
             }
         }
@@ -149,13 +177,20 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     let web = story.sandbox().state().mtpw_sequences();
     assert_eq!(web.len(), 1, "the sequence was never created twice");
     let events = story.app.store().events(Some(seq), 200).await.unwrap();
-    assert!(!events.iter().any(|e| e.message.contains("does not know")), "{events:#?}");
+    assert!(
+        !events.iter().any(|e| e.message.contains("does not know")),
+        "{events:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
     let (clock, ticking) = running_clock();
-    let story = Story::start_strict(&[("MTP_SANDBOX_MTPW_IMPORT", "v3_refuses")], Some(Arc::new(clock.clone()))).await;
+    let story = Story::start_strict(
+        &[("MTP_SANDBOX_MTPW_IMPORT", "v3_refuses")],
+        Some(Arc::new(clock.clone())),
+    )
+    .await;
     story.connect(&BOTH).await;
     story.app.set_mtpw_mapillary_consent(true).await.unwrap();
     let folder = story.photos("walk", 4, &walk(12));
@@ -174,10 +209,17 @@ async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
     clock.advance_ms(HOUR);
     let job = mtpw_until(&story, seq, "done", |j| j.status == "done").await;
     let mly = story.job(seq, Destination::Mapillary).await;
-    assert_eq!(job.remote_str("imported_key"), mly.remote_str("sequence_key"));
+    assert_eq!(
+        job.remote_str("imported_key"),
+        mly.remote_str("sequence_key")
+    );
     assert_eq!(job.remote_str("note"), None);
     assert_eq!(job.remote_str("waiting"), None);
-    let web = story.sandbox().state().mtpw_sequence(&job.remote_str("unique_id").unwrap()).unwrap();
+    let web = story
+        .sandbox()
+        .state()
+        .mtpw_sequence(&job.remote_str("unique_id").unwrap())
+        .unwrap();
     assert_eq!(web.mapillary_sequence_key, mly.remote_str("sequence_key"));
 }
 
@@ -185,7 +227,14 @@ async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
 async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
     let story = Story::start_strict(&[("MTP_SANDBOX_MTPW_IMPORT", "fixed")], None).await;
     story.connect(&BOTH).await;
-    let card = story.app.integrations().await.unwrap().into_iter().find(|c| c.service == Destination::Mtpw).unwrap();
+    let card = story
+        .app
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.service == Destination::Mtpw)
+        .unwrap();
     assert_eq!(card.mapillary_consent, None, "not asked yet");
     let folder = story.photos("walk", 3, &walk(13));
     let seq = story.import(&folder, "Quay walk", &BOTH).await[0];
@@ -196,24 +245,43 @@ async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
     let mtpw = jobs.iter().find(|j| j.destination == "mtpw").unwrap();
     assert_eq!(mtpw.status, "pending", "{mtpw:#?}");
     assert_eq!(mtpw.remote_str("waiting_on").as_deref(), Some("consent"));
-    assert!(mtpw.remote_str("waiting").unwrap().contains("Answer on the Map the Paths Web card"));
+    assert!(
+        mtpw.remote_str("waiting")
+            .unwrap()
+            .contains("Answer on the Map the Paths Web card")
+    );
     assert!(mtpw.remote_str("unique_id").is_some(), "created already");
     assert!(import_requests_with_mapillary(&story).is_empty());
 
     // Refused: created only, and the row says why it is not linked.
     story.app.set_mtpw_mapillary_consent(false).await.unwrap();
-    let card = story.app.integrations().await.unwrap().into_iter().find(|c| c.service == Destination::Mtpw).unwrap();
+    let card = story
+        .app
+        .integrations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.service == Destination::Mtpw)
+        .unwrap();
     assert_eq!(card.mapillary_consent, Some(false));
     let job = mtpw_until(&story, seq, "done", |j| j.status == "done").await;
     assert_eq!(
         job.remote_str("note").as_deref(),
-        Some("Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web. Allow it on its card (Integrations) and this sequence gets linked.")
+        Some(
+            "Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web. Allow it on its card (Integrations) and this sequence gets linked."
+        )
     );
-    assert!(import_requests_with_mapillary(&story).is_empty(), "the token never left");
+    assert!(
+        import_requests_with_mapillary(&story).is_empty(),
+        "the token never left"
+    );
 
     // Allowed later on the card: that sequence gets linked, without a retry.
     story.app.set_mtpw_mapillary_consent(true).await.unwrap();
-    let job = mtpw_until(&story, seq, "linked", |j| j.remote_str("imported_key").is_some() && j.status == "done").await;
+    let job = mtpw_until(&story, seq, "linked", |j| {
+        j.remote_str("imported_key").is_some() && j.status == "done"
+    })
+    .await;
     assert_eq!(import_requests_with_mapillary(&story), vec![Some(200)]);
     assert_eq!(job.stage, "done");
     assert_eq!(job.remote_str("note"), None);
@@ -226,7 +294,10 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
     let folder = story.photos("walk", 3, &walk(14));
     let seq = story.import(&folder, "Broken walk", &BOTH).await[0];
     // Mapillary refuses the sequence for good.
-    story.sandbox().faults().fail_next("mapillary.finish_upload", 1, 400);
+    story
+        .sandbox()
+        .faults()
+        .fail_next("mapillary.finish_upload", 1, 400);
     story.app.start_pipeline(fast_engine(), options()).unwrap();
     let jobs = story.settle(&[seq]).await;
     let mly = jobs.iter().find(|j| j.destination == "mapillary").unwrap();
@@ -236,17 +307,26 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
     assert_eq!(mtpw.remote_str("note"), None);
     assert_eq!(
         mtpw.remote_str("waiting").as_deref(),
-        Some("Created on Map the Paths Web; waiting for Mapillary to link it: the Mapillary upload failed. Retry it there; this one then goes on by itself.")
+        Some(
+            "Created on Map the Paths Web; waiting for Mapillary to link it: the Mapillary upload failed. Retry it there; this one then goes on by itself."
+        )
     );
     assert!(mtpw.remote_url.is_some(), "its page is linked already");
 
     // Retrying Mapillary is enough: Map the Paths goes on by itself and links it.
-    story.app.job_action(JobTarget::Job(mly.id), JobAction::Retry).await.unwrap();
+    story
+        .app
+        .job_action(JobTarget::Job(mly.id), JobAction::Retry)
+        .await
+        .unwrap();
     let jobs = story.settle(&[seq]).await;
     assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
     let mly = story.job(seq, Destination::Mapillary).await;
     let mtpw = story.job(seq, Destination::Mtpw).await;
-    assert_eq!(mtpw.remote_str("imported_key"), mly.remote_str("sequence_key"));
+    assert_eq!(
+        mtpw.remote_str("imported_key"),
+        mly.remote_str("sequence_key")
+    );
     assert_eq!(mtpw.remote_str("waiting"), None);
 }
 

@@ -106,9 +106,24 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     let kv_id = kv.remote_str("sequence_id").unwrap();
     assert_eq!(
         kv.remote_url.as_deref(),
-        Some(format!("{}/details/{kv_id}", story.sandbox().urls().kartaview_api.as_str().trim_end_matches('/')).as_str())
+        Some(
+            format!(
+                "{}/details/{kv_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .kartaview_api
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
     );
-    assert_page(kv.remote_url.as_deref().unwrap(), &format!("data-sequence=\"{kv_id}\"")).await;
+    assert_page(
+        kv.remote_url.as_deref().unwrap(),
+        &format!("data-sequence=\"{kv_id}\""),
+    )
+    .await;
 
     // Panoramax: one upload set, each file once, none rejected, ready as one collection.
     let pnx = story.job(seq, Destination::Panoramax).await;
@@ -130,10 +145,23 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     // "View on Panoramax" opens the instance's viewer on the sequence's first picture, not
     // the API's JSON.
     let pnx_url = pnx.remote_url.clone().unwrap();
-    let instance = story.sandbox().urls().panoramax_instance.as_str().trim_end_matches('/').to_string();
-    assert!(pnx_url.starts_with(&format!("{instance}/?focus=pic&pic=")), "{pnx_url}");
+    let instance = story
+        .sandbox()
+        .urls()
+        .panoramax_instance
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        pnx_url.starts_with(&format!("{instance}/?focus=pic&pic=")),
+        "{pnx_url}"
+    );
     assert!(!pnx_url.contains("/api/"), "{pnx_url}");
-    assert_page(&pnx_url, &format!("data-sequence=\"{}\"", set.collection_ids[0])).await;
+    assert_page(
+        &pnx_url,
+        &format!("data-sequence=\"{}\"", set.collection_ids[0]),
+    )
+    .await;
     assert_page(&pnx_url, "Picture 1 of 12").await;
 
     // Map the Paths Web: created once with the metadata, and linked to the Mapillary key.
@@ -157,9 +185,24 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     let unique_id = mtpw.remote_str("unique_id").unwrap();
     assert_eq!(
         mtpw.remote_url.as_deref(),
-        Some(format!("{}/sequence/{unique_id}", story.sandbox().urls().mtpw_base.as_str().trim_end_matches('/')).as_str())
+        Some(
+            format!(
+                "{}/sequence/{unique_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .mtpw_base
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
     );
-    assert_page(mtpw.remote_url.as_deref().unwrap(), &format!("data-unique-id=\"{unique_id}\"")).await;
+    assert_page(
+        mtpw.remote_url.as_deref().unwrap(),
+        &format!("data-unique-id=\"{unique_id}\""),
+    )
+    .await;
 }
 
 /// The page a "View on …" link opens answers 200 with `needle` in it.
@@ -264,7 +307,9 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
     assert!(mtpw.remote_str("imported_key").is_none());
     assert_eq!(
         mtpw.remote_str("note").as_deref(),
-        Some("Created on Map the Paths Web, not linked to Mapillary: Mapillary did not show the published sequence in time.")
+        Some(
+            "Created on Map the Paths Web, not linked to Mapillary: Mapillary did not show the published sequence in time."
+        )
     );
     let web = story.sandbox().state().mtpw_sequences();
     assert_eq!(web.len(), 1);

@@ -123,9 +123,9 @@ impl App {
                     config.processing_delay = std::time::Duration::from_millis(ms);
                 }
                 if let Some(mode) = &settings.sandbox_mtpw_import {
-                    config.mtpw_import = mode
-                        .parse()
-                        .map_err(|e: String| AppError::invalid(format!("MTP_SANDBOX_MTPW_IMPORT: {e}")))?;
+                    config.mtpw_import = mode.parse().map_err(|e: String| {
+                        AppError::invalid(format!("MTP_SANDBOX_MTPW_IMPORT: {e}"))
+                    })?;
                 }
                 let sandbox = mtp_sandbox::Sandbox::start(config).await.map_err(|e| {
                     AppError::new(

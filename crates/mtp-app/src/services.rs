@@ -199,3 +199,88 @@ impl Services {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn live(pairs: &[(&str, &str)]) -> Services {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = Settings::from_lookup(|k| map.get(k).cloned());
+        Services::live(&settings, reqwest::Client::new())
+    }
+
+    const ALL: [(&str, &str); 6] = [
+        ("MAPILLARY_APP_ID", "1"),
+        ("MAPILLARY_SECRET", "MLY|1|x"),
+        ("KARTAVIEW_OSM_CLIENT_ID", "osm"),
+        ("KARTAVIEW_OSM_CLIENT_SECRET", "s"),
+        (
+            "PANORAMAX_INSTANCE_URL",
+            "https://panoramax.openstreetmap.fr",
+        ),
+        ("MTPW_CLIENT_ID", "c"),
+    ];
+
+    #[test]
+    fn live_links_are_the_services_pages() {
+        let s = live(&ALL);
+        assert_eq!(
+            s.mapillary_page("123").as_deref(),
+            Some("https://www.mapillary.com/app/?pKey=123")
+        );
+        assert_eq!(
+            s.kartaview_page("4321").as_deref(),
+            Some("https://kartaview.org/details/4321")
+        );
+        assert_eq!(
+            s.panoramax_page("https://panoramax.ign.fr/", "p1", "c1"),
+            "https://panoramax.ign.fr/?focus=pic&pic=p1"
+        );
+        assert_eq!(
+            s.mtpw_page("5f0c").as_deref(),
+            Some("https://www.mapthepaths.com/sequence/5f0c")
+        );
+    }
+
+    #[test]
+    fn live_links_follow_the_settings() {
+        let mut pairs = ALL.to_vec();
+        pairs.extend([
+            ("MTPW_URL", "https://mtp.example.org/"),
+            (
+                "KARTAVIEW_SEQUENCE_PAGE_URL",
+                "https://openstreetcam.org/details/{sequence_id}",
+            ),
+            (
+                "PANORAMAX_PICTURE_PAGE_URL",
+                "{instance}/sequence/{collection_id}",
+            ),
+        ]);
+        let s = live(&pairs);
+        assert_eq!(
+            s.mtpw_page("u").as_deref(),
+            Some("https://mtp.example.org/sequence/u"),
+            "the page follows MTPW_URL"
+        );
+        assert_eq!(
+            s.kartaview_page("9").as_deref(),
+            Some("https://openstreetcam.org/details/9")
+        );
+        assert_eq!(
+            s.panoramax_page("https://x.org", "p", "c"),
+            "https://x.org/sequence/c"
+        );
+        // Without a Panoramax instance configured, the account's instance is linked.
+        let s = live(&ALL[..4]);
+        assert_eq!(
+            s.panoramax_page("https://panoramax.ign.fr", "p", "c"),
+            "https://panoramax.ign.fr/?focus=pic&pic=p"
+        );
+    }
+}

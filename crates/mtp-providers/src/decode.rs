@@ -33,15 +33,8 @@ pub fn decode_value<T: DeserializeOwned>(
     status: u16,
     value: &Value,
 ) -> Result<T, ProviderError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        misfit(
-            service,
-            call,
-            status,
-            &e,
-            value.to_string().as_bytes(),
-        )
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| misfit(service, call, status, &e, value.to_string().as_bytes()))
 }
 
 fn misfit<E: std::fmt::Display>(
@@ -232,6 +225,7 @@ pub mod flex {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde::Deserialize;
@@ -253,11 +247,20 @@ mod tests {
 
     #[test]
     fn ids_come_as_strings_or_numbers() {
-        let a: Outer = decode(Destination::Kartaview, "x", 200, br#"{"osv":{"id":"4321"}}"#)
-            .unwrap();
-        let b: Outer =
-            decode(Destination::Kartaview, "x", 200, br#"{"osv":{"id":4321,"count":"7","done":"true"}}"#)
-                .unwrap();
+        let a: Outer = decode(
+            Destination::Kartaview,
+            "x",
+            200,
+            br#"{"osv":{"id":"4321"}}"#,
+        )
+        .unwrap();
+        let b: Outer = decode(
+            Destination::Kartaview,
+            "x",
+            200,
+            br#"{"osv":{"id":4321,"count":"7","done":"true"}}"#,
+        )
+        .unwrap();
         assert_eq!(a.osv.id, "4321");
         assert_eq!(b.osv.id, "4321");
         assert_eq!(b.osv.count, Some(7));
@@ -277,11 +280,26 @@ mod tests {
         let text = e.to_string();
         assert!(text.starts_with("KartaView: the reply to POST /1.0/sequence/ does not fit at `osv`: missing field `id`"), "{text}");
         assert_eq!(e.body(), Some(r#"{"osv":{"name":"x"}}"#));
-        let e = decode::<Outer>(Destination::Kartaview, "GET x", 200, br#"{"osv":{"id":[1]}}"#)
-            .unwrap_err();
-        assert!(e.message().contains("at `osv.id`: expected an id (a string or a number), found [1]"), "{}", e.message());
+        let e = decode::<Outer>(
+            Destination::Kartaview,
+            "GET x",
+            200,
+            br#"{"osv":{"id":[1]}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message()
+                .contains("at `osv.id`: expected an id (a string or a number), found [1]"),
+            "{}",
+            e.message()
+        );
         let e = decode::<Outer>(Destination::Kartaview, "GET x", 200, b"<html>").unwrap_err();
-        assert!(e.message().starts_with("the reply to GET x does not fit: expected value"), "{}", e.message());
+        assert!(
+            e.message()
+                .starts_with("the reply to GET x does not fit: expected value"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

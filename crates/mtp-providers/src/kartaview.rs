@@ -141,7 +141,11 @@ struct V2Reply<T> {
 #[derive(Debug, Clone, Deserialize)]
 struct V2Result<T> {
     data: T,
-    #[serde(rename = "hasMoreData", default, deserialize_with = "flex::bool_or_false")]
+    #[serde(
+        rename = "hasMoreData",
+        default,
+        deserialize_with = "flex::bool_or_false"
+    )]
     has_more_data: bool,
 }
 
@@ -516,8 +520,12 @@ impl KartaViewClient {
             }
         };
         let (reply, value) = self.call_ok(request).await?;
-        let created: SequenceReply =
-            decode_value(SERVICE, "POST /1.0/sequence/", reply.status.as_u16(), &value)?;
+        let created: SequenceReply = decode_value(
+            SERVICE,
+            "POST /1.0/sequence/",
+            reply.status.as_u16(),
+            &value,
+        )?;
         Ok(created.osv.sequence.id)
     }
 
@@ -690,6 +698,7 @@ impl KartaViewClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! The sample replies of PROTOCOLS §3 decode into the typed replies; a reply that does
     //! not fit names the call and the field.
@@ -707,7 +716,13 @@ mod tests {
             "osv": {"sequence": {"id": "4321", "userId": "77", "dateAdded": "2024-05-01 10:00:00", "currentLat": "48.85", "currentLng": "2.35"}}
         }));
         let body = create.to_string();
-        assert_eq!(api_fields(body.as_bytes()), (Some(600), Some("The request has been processed without incidents".into())));
+        assert_eq!(
+            api_fields(body.as_bytes()),
+            (
+                Some(600),
+                Some("The request has been processed without incidents".into())
+            )
+        );
         let r: SequenceReply = decode_value(SERVICE, "POST /1.0/sequence/", 200, &create).unwrap();
         assert_eq!(r.osv.sequence.id, "4321");
         let photo = json!({"status": {"apiCode": "600"}, "osv": {"photo": {"id": 98765, "sequenceIndex": "0"}}});
@@ -715,7 +730,10 @@ mod tests {
         assert_eq!(r.osv.photo.id, "98765");
         let auth = json!({"osv": {"access_token": "kv-token", "id": "123", "username": "walker", "full_name": "A Walker", "type": "user"}});
         let r: ClientAuthReply = decode_value(SERVICE, "client_auth", 200, &auth).unwrap();
-        assert_eq!((r.osv.id.as_str(), r.osv.username.as_str()), ("123", "walker"));
+        assert_eq!(
+            (r.osv.id.as_str(), r.osv.username.as_str()),
+            ("123", "walker")
+        );
         let dup = json!({"status": {"apiCode": "660", "apiMessage": " You are not allowed to add a duplicate entry (sequenceIndex)", "httpCode": 400, "httpMessage": "Bad Request"}});
         assert_eq!(api_fields(dup.to_string().as_bytes()).0, Some(660));
     }
@@ -727,7 +745,8 @@ mod tests {
             "result": {"data": {"id": 4321, "status": "PROCESSING_FINISHED", "uploadStatus": "FINISHED", "processingStatus": "FINISHED", "imageProcessingStatus": "FINISHED", "metadataStatus": "FINISHED", "qualityStatus": "FINISHED", "countActivePhotos": "3"}}
         });
         assert_eq!(api_fields(seq.to_string().as_bytes()).0, Some(600));
-        let r: V2Reply<KartaViewSequence> = decode_value(SERVICE, "GET /2.0/sequence/{id}", 200, &seq).unwrap();
+        let r: V2Reply<KartaViewSequence> =
+            decode_value(SERVICE, "GET /2.0/sequence/{id}", 200, &seq).unwrap();
         let d = r.result.data;
         assert_eq!(d.id.as_deref(), Some("4321"));
         assert_eq!(d.status.as_deref(), Some("PROCESSING_FINISHED"));
@@ -737,7 +756,8 @@ mod tests {
             {"id": "1", "sequenceIndex": "0", "autoImgProcessingStatus": "FINISHED", "autoImgProcessingResult": "BLURRED"},
             {"id": 2, "sequenceIndex": 1}
         ], "hasMoreData": false}});
-        let r: V2Reply<Vec<KartaViewPhoto>> = decode_value(SERVICE, "GET /2.0/photo/", 200, &photos).unwrap();
+        let r: V2Reply<Vec<KartaViewPhoto>> =
+            decode_value(SERVICE, "GET /2.0/photo/", 200, &photos).unwrap();
         assert_eq!(r.result.data.len(), 2);
         assert_eq!(r.result.data[1].id, "2");
         assert_eq!(r.result.data[0].sequence_index, Some(0));
@@ -747,14 +767,20 @@ mod tests {
     #[test]
     fn misfits_name_call_and_field() {
         let no_id = json!({"status": {"apiCode": "600"}, "osv": {"sequence": {"name": "x"}}});
-        let e = decode_value::<SequenceReply>(SERVICE, "POST /1.0/sequence/", 200, &no_id).unwrap_err();
+        let e =
+            decode_value::<SequenceReply>(SERVICE, "POST /1.0/sequence/", 200, &no_id).unwrap_err();
         assert_eq!(
             e.message(),
             "the reply to POST /1.0/sequence/ does not fit at `osv.sequence`: missing field `id`"
         );
         assert_eq!(e.service(), Destination::Kartaview);
         let bad = json!({"result": {"data": [{"id": null}]}});
-        let e = decode_value::<V2Reply<Vec<KartaViewPhoto>>>(SERVICE, "GET /2.0/photo/", 200, &bad).unwrap_err();
-        assert!(e.message().contains("at `result.data[0].id`"), "{}", e.message());
+        let e = decode_value::<V2Reply<Vec<KartaViewPhoto>>>(SERVICE, "GET /2.0/photo/", 200, &bad)
+            .unwrap_err();
+        assert!(
+            e.message().contains("at `result.data[0].id`"),
+            "{}",
+            e.message()
+        );
     }
 }

@@ -146,11 +146,18 @@ pub fn interpret_reply(
     if status.is_success() {
         return match parsed {
             Some(reply) => Ok(reply),
-            None => Err(crate::decode::decode::<MtpwReply>(SERVICE, call.name(), code, body)
-                .err()
-                .unwrap_or_else(|| {
-                    ProviderError::unexpected_reply(SERVICE, code, "the reply is not JSON", body)
-                })),
+            None => Err(
+                crate::decode::decode::<MtpwReply>(SERVICE, call.name(), code, body)
+                    .err()
+                    .unwrap_or_else(|| {
+                        ProviderError::unexpected_reply(
+                            SERVICE,
+                            code,
+                            "the reply is not JSON",
+                            body,
+                        )
+                    }),
+            ),
         };
     }
     Err(fail(ErrorKind::Permanent, "the request failed"))
@@ -331,10 +338,7 @@ impl MtpwClient {
     /// sequence; an unknown id makes the view raise (HTTP 500 page). ⚠️ Read in mtp-web's
     /// code, unobserved on the live site.
     pub async fn exists(&self, unique_id: &str) -> Result<bool, ProviderError> {
-        match self
-            .put_import(unique_id, &Value::Object(Map::new()))
-            .await
-        {
+        match self.put_import(unique_id, &Value::Object(Map::new())).await {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some(CODE_ERROR_PAGE) => Ok(false),
             Err(e) => Err(e),
@@ -403,8 +407,7 @@ impl MtpwClient {
                 }
             }
             Err(e)
-                if e.kind() == ErrorKind::Permanent
-                    && e.message() == MAPILLARY_TOKEN_INVALID =>
+                if e.kind() == ErrorKind::Permanent && e.message() == MAPILLARY_TOKEN_INVALID =>
             {
                 Ok(MapillaryImport::MapillaryCheckFailed {
                     detail: format!("it answered \"{MAPILLARY_TOKEN_INVALID}\""),
@@ -416,6 +419,7 @@ impl MtpwClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! mtp-web's replies (PROTOCOLS §5): success replies spaced, errors compact, `status`
     //! a string or a boolean.
@@ -434,18 +438,38 @@ mod tests {
     #[test]
     fn sample_replies() {
         let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was created.", "unique_id": "5f0c1f52-0000-4000-8000-000000000001"}"#).unwrap();
-        assert_eq!(r.unique_id.as_deref(), Some("5f0c1f52-0000-4000-8000-000000000001"));
+        assert_eq!(
+            r.unique_id.as_deref(),
+            Some("5f0c1f52-0000-4000-8000-000000000001")
+        );
         let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was imported. Sequence will be published in about 10 minutes.", "unique_id": "u"}"#).unwrap();
         assert!(r.message.unwrap().contains("10 minutes"));
         let r = reply(200, r#"{"message":"Sequence is updated \n","status":true}"#).unwrap();
         assert_eq!(r.status, Some(flex::StringOrBool::Bool(true)));
-        let e = reply(200, r#"{"error":"Mapillary token is invalid","status":false}"#).unwrap_err();
+        let e = reply(
+            200,
+            r#"{"error":"Mapillary token is invalid","status":false}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.message(), MAPILLARY_TOKEN_INVALID);
-        let e = reply(403, r#"{"detail":"Authentication credentials were not provided."}"#).unwrap_err();
+        let e = reply(
+            403,
+            r#"{"detail":"Authentication credentials were not provided."}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Auth);
-        let e = reply(500, "A server error occurred.  Please contact the administrator.").unwrap_err();
+        let e = reply(
+            500,
+            "A server error occurred.  Please contact the administrator.",
+        )
+        .unwrap_err();
         assert_eq!(e.code(), Some(CODE_ERROR_PAGE));
         let e = reply(200, "<html>").unwrap_err();
-        assert!(e.message().starts_with("the reply to PUT /api/v1/sequence/import/{unique_id}/ does not fit"), "{}", e.message());
+        assert!(
+            e.message()
+                .starts_with("the reply to PUT /api/v1/sequence/import/{unique_id}/ does not fit"),
+            "{}",
+            e.message()
+        );
     }
 }

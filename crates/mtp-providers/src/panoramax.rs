@@ -41,7 +41,10 @@ pub fn classify_error(
 ) -> ProviderError {
     let parsed = serde_json::from_slice::<ErrorReply>(body).ok();
     let is_json = serde_json::from_slice::<Value>(body).is_ok();
-    let details = parsed.as_ref().and_then(|p| p.details.clone()).unwrap_or_default();
+    let details = parsed
+        .as_ref()
+        .and_then(|p| p.details.clone())
+        .unwrap_or_default();
     let code = details.error.clone().filter(|c| !c.contains(' '));
     let mut message = parsed.and_then(|p| p.message);
     // A free-text `details.error` is the most precise explanation GeoVisio gives.
@@ -105,7 +108,11 @@ fn opt_text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
                 .join(", "),
         ),
         Value::Null => None,
-        other => Some(other.as_str().map_or_else(|| other.to_string(), str::to_string)),
+        other => Some(
+            other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_string),
+        ),
     })
 }
 
@@ -289,11 +296,7 @@ pub struct Collection {
     pub status: Option<String>,
     #[serde(rename = "stats:items", default)]
     pub items: Option<CollectionItemStats>,
-    #[serde(
-        rename = "geovisio:length_km",
-        default,
-        deserialize_with = "opt_f64"
-    )]
+    #[serde(rename = "geovisio:length_km", default, deserialize_with = "opt_f64")]
     pub length_km: Option<f64>,
 }
 
@@ -328,7 +331,9 @@ fn opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Err
             .parse()
             .map(Some)
             .map_err(|_| D::Error::custom(format!("expected a number, found {s:?}"))),
-        other => Err(D::Error::custom(format!("expected a number, found {other}"))),
+        other => Err(D::Error::custom(format!(
+            "expected a number, found {other}"
+        ))),
     }
 }
 
@@ -583,8 +588,11 @@ impl PanoramaxClient {
 
     /// `GET /api/users/me`: checks the token.
     pub async fn me(&self) -> Result<PanoramaxUser, ProviderError> {
-        self.call_typed("GET /api/users/me", self.http.get(self.url(&["users", "me"])?))
-            .await
+        self.call_typed(
+            "GET /api/users/me",
+            self.http.get(self.url(&["users", "me"])?),
+        )
+        .await
     }
 
     /// `GET /api/configuration`.
@@ -767,6 +775,7 @@ impl PanoramaxClient {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! GeoVisio 2.15.1 replies (PROTOCOLS §4) decode into the typed replies.
     use super::*;
@@ -797,7 +806,10 @@ mod tests {
         ]});
         let f: FilesReply = decode_value(SERVICE, "GET files", 200, &files).unwrap();
         assert_eq!(f.files[0].picture_id.as_deref(), Some("p1"));
-        assert_eq!(f.files[1].rejected.as_ref().unwrap().reason, "file_duplicate");
+        assert_eq!(
+            f.files[1].rejected.as_ref().unwrap().reason,
+            "file_duplicate"
+        );
         let added = json!({"picture_id": "p2", "file_name": "c.jpg", "content_md5": "0f", "inserted_at": "…", "file_type": "picture", "size": 2048.0, "links": []});
         let a: AddedFile = decode_value(SERVICE, "POST files", 202, &added).unwrap();
         assert_eq!((a.picture_id.as_deref(), a.size), (Some("p2"), Some(2048)));
@@ -817,15 +829,33 @@ mod tests {
         ], "links": []});
         let i: CollectionItems = decode_value(SERVICE, "GET items", 200, &items).unwrap();
         assert_eq!(i.features[0].id, "p1");
-        let e = decode_value::<Collection>(SERVICE, "GET /api/collections/{id}", 200, &json!({"title": "x"})).unwrap_err();
-        assert_eq!(e.message(), "the reply to GET /api/collections/{id} does not fit: missing field `id`");
+        let e = decode_value::<Collection>(
+            SERVICE,
+            "GET /api/collections/{id}",
+            200,
+            &json!({"title": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the reply to GET /api/collections/{id} does not fit: missing field `id`"
+        );
     }
 
     #[test]
     fn errors_keep_their_words() {
         let body = json!({"message": "Impossible to parse picture metadata", "status_code": 400,
             "details": {"error": "No GPS coordinates or broken coordinates in picture EXIF tags", "missing_fields": ["datetime", "location"]}});
-        let e = classify_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), body.to_string().as_bytes(), 0);
-        assert!(e.message().contains("missing: datetime, location"), "{}", e.message());
+        let e = classify_error(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body.to_string().as_bytes(),
+            0,
+        );
+        assert!(
+            e.message().contains("missing: datetime, location"),
+            "{}",
+            e.message()
+        );
     }
 }

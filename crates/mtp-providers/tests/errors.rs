@@ -367,11 +367,7 @@ fn panoramax_codes() {
     assert_eq!(e.body(), Some("not json"));
 }
 
-fn mtpw_reply(
-    call: MtpwCall,
-    code: u16,
-    body: &str,
-) -> Result<mtpw::MtpwReply, ProviderError> {
+fn mtpw_reply(call: MtpwCall, code: u16, body: &str) -> Result<mtpw::MtpwReply, ProviderError> {
     mtpw::interpret_reply(call, status(code), &headers(None), body.as_bytes(), 0)
 }
 
@@ -398,13 +394,22 @@ fn mtpw_quirks() {
     assert!(created.status.unwrap().is_success());
     let ok_bool = r#"{"message":"Sequence is updated \n","status":true}"#;
     let updated = mtpw_reply(MtpwCall::Import, 200, ok_bool).unwrap();
-    assert_eq!(updated.status, Some(mtp_providers::decode::flex::StringOrBool::Bool(true)));
+    assert_eq!(
+        updated.status,
+        Some(mtp_providers::decode::flex::StringOrBool::Bool(true))
+    );
 
     // A 500 page (an unknown id, or the failed Mapillary v3 check: the reply alone cannot
     // tell): transient at this level, marked so the client can look into it.
     for (call, body) in [
-        (MtpwCall::Import, "<!DOCTYPE html><html>Server Error (500)</html>"),
-        (MtpwCall::Import, "A server error occurred.  Please contact the administrator."),
+        (
+            MtpwCall::Import,
+            "<!DOCTYPE html><html>Server Error (500)</html>",
+        ),
+        (
+            MtpwCall::Import,
+            "A server error occurred.  Please contact the administrator.",
+        ),
         (MtpwCall::Create, "<html>oops</html>"),
     ] {
         let e = mtpw_reply(call, 500, body).unwrap_err();

@@ -157,8 +157,15 @@ async fn import_is_json_put_with_a_trailing_slash() {
     assert_eq!(e.kind(), ErrorKind::Permanent);
     assert_eq!(e.code(), Some(mtpw::CODE_UNKNOWN_SEQUENCE));
     assert!(e.to_string().starts_with("Map the Paths Web: "), "{e}");
-    assert!(e.message().contains("does not know the sequence nope"), "{e}");
-    assert_eq!(stub.log.last().json(), json!({}), "the probe sends no field");
+    assert!(
+        e.message().contains("does not know the sequence nope"),
+        "{e}"
+    );
+    assert_eq!(
+        stub.log.last().json(),
+        json!({}),
+        "the probe sends no field"
+    );
 
     stub.replies.lock().unwrap().push((
         StatusCode::OK,

@@ -967,4 +967,3 @@ async fn details_page(State(app): State<AppRef>, Path(id): Path<String>) -> Resp
             .into_response(),
     }
 }
-

@@ -54,8 +54,8 @@ pub use auth::{SandboxUser, Service, USERS};
 pub use faults::{
     FaultAction, FaultDirective, FaultId, FaultRule, FaultSpecError, FaultTarget, Faults,
 };
-pub use record::{RecordedFile, RecordedRequest};
 pub use mtpw::MtpwImportMode;
+pub use record::{RecordedFile, RecordedRequest};
 pub use server::{Sandbox, SandboxConfig, SandboxUrls};
 pub use state::{
     KartaViewPhoto, KartaViewSequence, MapillaryCluster, MapillaryFile, MapillaryImage,

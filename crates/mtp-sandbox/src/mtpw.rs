@@ -776,11 +776,18 @@ async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>)
         .iter()
         .find(|s| s.unique_id == unique_id && !s.deleted)
     else {
-        return error_page(StatusCode::NOT_FOUND, "Not Found", "The requested resource was not found on this server.");
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "The requested resource was not found on this server.",
+        );
     };
     let published = s.publish_at.is_some_and(|at| Instant::now() >= at);
     let linked = match &s.mapillary_sequence_key {
-        Some(key) => format!("Mapillary sequence <code>{}</code>", crate::html::escape(key)),
+        Some(key) => format!(
+            "Mapillary sequence <code>{}</code>",
+            crate::html::escape(key)
+        ),
         None => "not linked to Mapillary".to_owned(),
     };
     Html(crate::html::page(
@@ -789,7 +796,11 @@ async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>)
             "<p id=\"mtpw-sequence\" data-unique-id=\"{id}\">{transport} · {state} · {linked}</p>",
             id = crate::html::escape(&s.unique_id),
             transport = crate::html::escape(&s.transport_type),
-            state = if published { "published" } else { "unpublished" },
+            state = if published {
+                "published"
+            } else {
+                "unpublished"
+            },
         ),
     ))
     .into_response()

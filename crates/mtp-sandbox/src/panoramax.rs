@@ -1515,7 +1515,10 @@ fn exif_rational(value: &str) -> Option<f64> {
 }
 /// The instance's web viewer on one picture (`{instance}/?focus=pic&pic=<id>`, the
 /// viewer's permalink parameters): the page a "View on Panoramax" link opens.
-pub(crate) async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn viewer(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let st = lock(&app.pnx);
     let Some(pic) = q.get("pic").filter(|p| !p.is_empty()) else {
         return Html(page(
@@ -1527,7 +1530,10 @@ pub(crate) async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<St
     let Some(p) = st.pictures.iter().find(|p| &p.id == pic) else {
         return (
             StatusCode::NOT_FOUND,
-            Html(page("Panoramax", "<p>This picture does not exist (or not any more).</p>")),
+            Html(page(
+                "Panoramax",
+                "<p>This picture does not exist (or not any more).</p>",
+            )),
         )
             .into_response();
     };
@@ -1540,7 +1546,11 @@ pub(crate) async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<St
             "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",
             pid = escape(&p.id),
             cid = escape(&c.id),
-            pos = c.picture_ids.iter().position(|x| x == &p.id).map_or(0, |i| i + 1),
+            pos = c
+                .picture_ids
+                .iter()
+                .position(|x| x == &p.id)
+                .map_or(0, |i| i + 1),
             n = c.picture_ids.len(),
             title = escape(&c.title),
             file = escape(&p.file_name),
@@ -1553,4 +1563,3 @@ pub(crate) async fn viewer(State(app): State<AppRef>, Query(q): Query<HashMap<St
     };
     Html(page("Panoramax", &body)).into_response()
 }
-

@@ -216,7 +216,12 @@ async fn create_and_the_http_200_error_quirk() {
         r.json::<Value>().await.unwrap(),
         json!({"detail": "Authentication credentials were not provided."})
     );
-    let (status, v) = create(&sb, "not-a-token", &[("name", "x"), ("transport_type", "Walk")]).await;
+    let (status, v) = create(
+        &sb,
+        "not-a-token",
+        &[("name", "x"), ("transport_type", "Walk")],
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(v["detail"].is_string(), "{v}");
     // A JSON body is ignored: the form fields are what count.
@@ -239,7 +244,11 @@ async fn create_and_the_http_200_error_quirk() {
 #[tokio::test]
 async fn import_with_mapillary_answers_like_todays_server() {
     let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
-    assert_eq!(sb.mtpw_import(), MtpwImportMode::V3Unreachable, "strict by default");
+    assert_eq!(
+        sb.mtpw_import(),
+        MtpwImportMode::V3Unreachable,
+        "strict by default"
+    );
     let token = sb.issue_token(Service::Mtpw, 0);
     let (seq_key, mly_token) = mapillary_sequence(&sb, 0, 2).await;
     let (_, v) = create(&sb, &token, &[("name", "A"), ("transport_type", "Walk")]).await;
@@ -248,10 +257,22 @@ async fn import_with_mapillary_answers_like_todays_server() {
 
     let r = import(&sb, &token, &a, body.clone()).await;
     assert_eq!(r.status(), 500);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    assert_eq!(r.text().await.unwrap(), "A server error occurred.  Please contact the administrator.");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        "A server error occurred.  Please contact the administrator."
+    );
     let seq = sb.state().mtpw_sequence(&a).unwrap();
-    assert_eq!(seq.strava, Some(json!("42")), "saved before the v3 call raised");
+    assert_eq!(
+        seq.strava,
+        Some(json!("42")),
+        "saved before the v3 call raised"
+    );
     assert_eq!(seq.mapillary_sequence_key, None);
     assert!(!seq.published);
     // Missing fields are still checked first.
@@ -262,12 +283,19 @@ async fn import_with_mapillary_answers_like_todays_server() {
         .unwrap();
     assert_eq!(v["error"], "Mapillary token is missing");
     // The same sequence answers an import without Mapillary fields.
-    let v: Value = import(&sb, &token, &a, json!({})).await.json().await.unwrap();
+    let v: Value = import(&sb, &token, &a, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], true);
 
     // Switched at run time through the control plane.
     let r = client()
-        .put(format!("{}/mtpw_import?mode=v3_refuses", s(&sb.urls().sandbox_admin)))
+        .put(format!(
+            "{}/mtpw_import?mode=v3_refuses",
+            s(&sb.urls().sandbox_admin)
+        ))
         .send()
         .await
         .unwrap();
@@ -283,7 +311,10 @@ async fn import_with_mapillary_answers_like_todays_server() {
     let v: Value = import(&sb, &token, &a, body).await.json().await.unwrap();
     assert_eq!(v["status"], "success");
     let seq = sb.state().mtpw_sequence(&a).unwrap();
-    assert_eq!(seq.mapillary_sequence_key.as_deref(), Some(seq_key.as_str()));
+    assert_eq!(
+        seq.mapillary_sequence_key.as_deref(),
+        Some(seq_key.as_str())
+    );
     assert_eq!(seq.image_count, Some(2));
 
     // The sequence's page, as the app links it.
@@ -293,9 +324,17 @@ async fn import_with_mapillary_answers_like_todays_server() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains(&format!("data-unique-id=\"{a}\"")));
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(&format!("data-unique-id=\"{a}\""))
+    );
     let gone = client()
-        .get(format!("{}/sequence/00000000-0000-0000-0000-000000000000", s(&sb.urls().mtpw_base)))
+        .get(format!(
+            "{}/sequence/00000000-0000-0000-0000-000000000000",
+            s(&sb.urls().mtpw_base)
+        ))
         .send()
         .await
         .unwrap();

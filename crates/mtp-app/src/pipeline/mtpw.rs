@@ -86,11 +86,7 @@ impl MtpwDriver {
     }
 
     /// Creates the MTPW sequence (if this job has none) and links the row to its page.
-    async fn ensure_created(
-        &self,
-        ctx: &JobCtx,
-        remote: &mut Remote,
-    ) -> Result<String, StepError> {
+    async fn ensure_created(&self, ctx: &JobCtx, remote: &mut Remote) -> Result<String, StepError> {
         if let Some(id) = remote.str("unique_id") {
             return Ok(id);
         }
