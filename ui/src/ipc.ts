@@ -31,6 +31,8 @@ export interface IntegrationCard {
   needs_reauth: boolean;
   instance_url: string | null;
   uses_browser: boolean;
+  /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
+  mapillary_consent: boolean | null;
 }
 
 export interface StartedIntegration {
@@ -163,6 +165,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
+  setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>
