@@ -205,12 +205,14 @@ impl App {
                     refresh_token: None,
                     expires_at_ms: None,
                 };
-                let name = kv
-                    .full_name
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(kv.username.clone());
-                account(service, Some(kv.id), Some(name), tokens, None)
+                // The login name, not the full name: KartaView's calls (`my-list`) take it.
+                account(
+                    service,
+                    Some(kv.id),
+                    Some(kv.username.clone()),
+                    tokens,
+                    None,
+                )
             }
             (Destination::Mtpw, DeepLink::ImplicitToken { .. }) => {
                 let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;

@@ -117,6 +117,24 @@ impl MtpwDriver {
                 )
             })?;
         ctx.check()?;
+        // Map the Paths Web cannot list a user's sequences: when a create was sent before
+        // and its reply never stored (a crash in between), an empty copy may exist there.
+        // Nothing can find it, so the row says so.
+        if remote.i64("create_started_at").is_some() {
+            remote
+                .set(
+                    ctx,
+                    "possible_duplicate",
+                    json!(format!(
+                        "Map the Paths Web may also hold an empty copy of \"{}\" from an attempt whose reply was lost: delete it there if you see it.",
+                        seq.name
+                    )),
+                )
+                .await?;
+        }
+        remote
+            .set(ctx, "create_started_at", json!(ctx.now()))
+            .await?;
         let unique_id = client
             .create_sequence(&NewMtpwSequence {
                 name: seq.name.clone(),
