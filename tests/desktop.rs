@@ -101,12 +101,44 @@ impl Desktop {
         Ok(desktop)
     }
 
+    /// Clicks the element, looking it up again if the view re-rendered it in between (a
+    /// stale element) or it was not clickable yet.
     pub async fn click(&self, css: &str) -> Result<()> {
-        let el = self
-            .wait_for(Locator::Css(css), Duration::from_secs(15))
-            .await?;
-        el.click().await.with_context(|| format!("click {css}"))?;
-        Ok(())
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let el = self
+                .wait_for(Locator::Css(css), Duration::from_secs(15))
+                .await?;
+            match el.click().await {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("click {css}"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Types into an input, looking it up again if it went stale.
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let el = self
+                .wait_for(Locator::Css(css), Duration::from_secs(15))
+                .await?;
+            let typed = async {
+                el.clear().await?;
+                el.send_keys(text).await
+            }
+            .await;
+            match typed {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e).with_context(|| format!("type into {css}"));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     pub async fn wait_for(

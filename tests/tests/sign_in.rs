@@ -73,7 +73,10 @@ async fn every_oauth_service_signs_in_through_a_loopback_redirect() {
         Destination::Mtpw,
     ] {
         let uri = free_loopback("/callback");
-        let chosen = app.set_redirect_uri(service, Some(uri.clone())).await.unwrap();
+        let chosen = app
+            .set_redirect_uri(service, Some(uri.clone()))
+            .await
+            .unwrap();
         assert_eq!(chosen.as_deref(), Some(uri.as_str()));
         assert!(!listening(&uri), "nothing listens before the sign-in");
 
@@ -87,7 +90,10 @@ async fn every_oauth_service_signs_in_through_a_loopback_redirect() {
             "{}",
             started.authorize_url
         );
-        assert!(listening(&uri), "{service}: the app listens during the sign-in");
+        assert!(
+            listening(&uri),
+            "{service}: the app listens during the sign-in"
+        );
         let waiting = card_status(app, service).await.unwrap();
         assert_eq!(waiting.phase, SignInPhase::Waiting);
         assert!(waiting.listening);
@@ -137,9 +143,10 @@ async fn a_loopback_reply_with_another_state_is_refused_and_the_listener_closes(
     let other = uri.replace("/cb", "/other?code=x&state=y");
     let (status, _) = mtp_app::sandbox_browser::follow(&other).await.unwrap();
     assert_eq!(status, 404);
-    let (status, page) = mtp_app::sandbox_browser::follow(&format!("{uri}?code=stolen&state=forged"))
-        .await
-        .unwrap();
+    let (status, page) =
+        mtp_app::sandbox_browser::follow(&format!("{uri}?code=stolen&state=forged"))
+            .await
+            .unwrap();
     assert_eq!(status, 400);
     assert!(page.contains("does not match"), "{page}");
     let card = settled(app, Destination::Mapillary).await.unwrap();
@@ -190,7 +197,11 @@ async fn a_busy_port_says_so_on_the_card() {
             .any(|r| r.endpoint.as_deref() == Some("osm.authorize"))
     );
     // Bad addresses are refused when chosen.
-    for bad in ["http://localhost:8763/cb", "https://example.com/cb", "http://127.0.0.1/cb"] {
+    for bad in [
+        "http://localhost:8763/cb",
+        "https://example.com/cb",
+        "http://127.0.0.1/cb",
+    ] {
         let e = app
             .set_redirect_uri(Destination::Kartaview, Some(bad.into()))
             .await
@@ -279,9 +290,9 @@ async fn kartaview_refusing_our_osm_app_is_shown_verbatim_then_retried_or_replac
     let outcome = app.handle_deep_link(&link).await.unwrap();
     assert!(!outcome.accepted);
     assert!(
-        outcome
-            .message
-            .contains("\u{201c}Unexpected error. Please try again later.\u{201d} (HTTP 400, apiCode 690)"),
+        outcome.message.contains(
+            "\u{201c}Unexpected error. Please try again later.\u{201d} (HTTP 400, apiCode 690)"
+        ),
         "{}",
         outcome.message
     );
@@ -303,7 +314,8 @@ async fn kartaview_refusing_our_osm_app_is_shown_verbatim_then_retried_or_replac
     let e = app.retry_kartaview().await.unwrap_err();
     assert_eq!(e.code, "kartaview_refused");
     assert!(
-        e.message.contains("\u{201c}Invalid access token\u{201d} (HTTP 401, apiCode 401)"),
+        e.message
+            .contains("\u{201c}Invalid access token\u{201d} (HTTP 401, apiCode 401)"),
         "{}",
         e.message
     );
@@ -353,14 +365,18 @@ async fn panoramax_integrates_by_claiming_a_generated_token() {
     });
     let started = app.start_integration(Destination::Panoramax).await.unwrap();
     assert!(
-        started.authorize_url.contains("/api/auth/tokens/") && started.authorize_url.ends_with("/claim"),
+        started.authorize_url.contains("/api/auth/tokens/")
+            && started.authorize_url.ends_with("/claim"),
         "{}",
         started.authorize_url
     );
     assert_eq!(started.redirect_uri, None);
     let card = card_status(app, Destination::Panoramax).await.unwrap();
     assert_eq!(card.phase, SignInPhase::Waiting);
-    assert_eq!(card.page_url.as_deref(), Some(started.authorize_url.as_str()));
+    assert_eq!(
+        card.page_url.as_deref(),
+        Some(started.authorize_url.as_str())
+    );
     // Polls are refused while the token is unclaimed.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !story
@@ -418,7 +434,10 @@ async fn a_panoramax_claim_that_never_comes_gives_up_and_cancel_stops_waiting() 
     let card = settled(app, Destination::Panoramax).await.unwrap();
     assert_eq!(card.phase, SignInPhase::Failed);
     let message = card.message.unwrap();
-    assert!(message.contains("was not claimed within 400 ms"), "{message}");
+    assert!(
+        message.contains("was not claimed within 400 ms"),
+        "{message}"
+    );
     assert!(message.contains(&started.authorize_url), "{message}");
     assert_eq!(connected_as(app, Destination::Panoramax).await, None);
 
@@ -446,7 +465,9 @@ async fn a_panoramax_claim_that_never_comes_gives_up_and_cancel_stops_waiting() 
     assert_eq!(connected_as(app, Destination::Panoramax).await, None);
 
     // Pasting a token stays possible.
-    let jwt = story.sandbox().issue_token(mtp_sandbox::Service::Panoramax, 0);
+    let jwt = story
+        .sandbox()
+        .issue_token(mtp_sandbox::Service::Panoramax, 0);
     app.connect_panoramax(None, Some(jwt)).await.unwrap();
     assert!(connected_as(app, Destination::Panoramax).await.is_some());
 }

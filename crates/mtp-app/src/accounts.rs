@@ -94,12 +94,18 @@ impl App {
         };
         let pending = match service {
             Destination::Mapillary => {
-                let mut cfg = s.mapillary.clone().ok_or_else(|| self.not_configured(service))?;
+                let mut cfg = s
+                    .mapillary
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
                 cfg.redirect_uri = redirect_uri.clone();
                 MapillaryOAuth::new(s.http.clone(), cfg).authorize()
             }
             Destination::Kartaview => {
-                let mut cfg = s.kartaview.clone().ok_or_else(|| self.not_configured(service))?;
+                let mut cfg = s
+                    .kartaview
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
                 cfg.redirect_uri = redirect_uri.clone();
                 OsmOAuth::new(s.http.clone(), cfg).authorize()
             }
@@ -174,7 +180,8 @@ impl App {
         if let Some(status) = status.as_mut().filter(|s| s.phase == SignInPhase::Waiting) {
             status.browser_opened = browser_opened;
             status.browser_error = browser_error.clone();
-            self.sign_ins().set(service, Some(generation), status.clone());
+            self.sign_ins()
+                .set(service, Some(generation), status.clone());
         }
         self.emit(AppEvent::AccountsChanged);
         StartedIntegration {

@@ -142,7 +142,12 @@ impl SignIns {
         generation
     }
 
-    pub(crate) fn attach(&self, service: Destination, generation: u64, task: tokio::task::AbortHandle) {
+    pub(crate) fn attach(
+        &self,
+        service: Destination,
+        generation: u64,
+        task: tokio::task::AbortHandle,
+    ) {
         let mut entries = self.lock();
         match entries.get_mut(&service) {
             Some(e) if e.generation == generation => e.task = Some(task),
@@ -311,7 +316,13 @@ pub(crate) async fn serve_loopback(
         let target = match read_request_target(&mut stream).await {
             Ok(t) => t,
             Err(status) => {
-                respond(&mut stream, status, "Bad request", "<p>This is MTP Desktop's sign-in address; the request could not be read.</p>").await;
+                respond(
+                    &mut stream,
+                    status,
+                    "Bad request",
+                    "<p>This is MTP Desktop's sign-in address; the request could not be read.</p>",
+                )
+                .await;
                 continue;
             }
         };
@@ -502,7 +513,9 @@ mod tests {
 
     #[test]
     fn loopback_uris_are_checked() {
-        let lb = loopback_uri("http://127.0.0.1:8763/callback").unwrap().unwrap();
+        let lb = loopback_uri("http://127.0.0.1:8763/callback")
+            .unwrap()
+            .unwrap();
         assert_eq!(lb.addr.port(), 8763);
         assert_eq!(lb.path, "/callback");
         assert!(loopback_uri("http://[::1]:9000/cb").unwrap().is_some());

@@ -60,11 +60,12 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
             let started = app.start_integration_with(service, !sandbox).await?;
             if sandbox && service == Destination::Panoramax {
                 mtp_app::sandbox_browser::claim(&started.authorize_url).await?;
-                return wait_for_account(&app, service).await;
+                return wait_for_account(app, service).await;
             }
             if started.listening {
                 if sandbox {
-                    let location = mtp_app::sandbox_browser::approve(&started.authorize_url).await?;
+                    let location =
+                        mtp_app::sandbox_browser::approve(&started.authorize_url).await?;
                     mtp_app::sandbox_browser::follow(&location).await?;
                 } else {
                     eprintln!(
@@ -73,14 +74,14 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                         started.redirect_uri.as_deref().unwrap_or_default()
                     );
                 }
-                return wait_for_account(&app, service).await;
+                return wait_for_account(app, service).await;
             }
             if !sandbox && service == Destination::Panoramax {
                 eprintln!(
                     "Claim the token in your browser:\n  {}\nWaiting for it…",
                     started.authorize_url
                 );
-                return wait_for_account(&app, service).await;
+                return wait_for_account(app, service).await;
             }
             let link = if sandbox {
                 mtp_app::sandbox_browser::approve(&started.authorize_url).await?

@@ -378,7 +378,8 @@ async fn client_auth(State(app): State<AppRef>, headers: HeaderMap, body: Body) 
         );
     }
     let checked = lock(&app.auth).check(&app.faults, Service::Osm, request_token);
-    if let (TokenCheck::Valid(t), Some(refusal)) = (&checked, app.faults.kartaview_osm_app_refusal())
+    if let (TokenCheck::Valid(t), Some(refusal)) =
+        (&checked, app.faults.kartaview_osm_app_refusal())
         && t.client_id != KARTAVIEW_OWN_OSM_CLIENT_ID
     {
         // KartaView only knows the OSM apps of its own clients (PROTOCOLS §3.1).

@@ -540,7 +540,11 @@ async fn client_auth_can_refuse_osm_tokens_from_apps_kartaview_does_not_know() {
         .apply_spec("kartaview_refuse_osm_apps=400")
         .unwrap();
     let (code, v) = auth(osm.clone()).await;
-    assert_eq!((code, v["status"]["apiCode"].as_str()), (400, Some("690")), "{v}");
+    assert_eq!(
+        (code, v["status"]["apiCode"].as_str()),
+        (400, Some("690")),
+        "{v}"
+    );
     assert!(v.get("osv").is_none(), "{v}");
 
     sb.faults()

@@ -71,7 +71,7 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
     el.append(h("label", { class: "small" }, "Instance"), url, h("label", { class: "small" }, "API token (optional: Integrate gets one for you)"), token);
     actions.append(
       h("button", { class: "primary", "data-action": "integrate", onclick: act(root, () => api.startPanoramaxClaim(url.value.trim() || null)) },
-        s?.phase === "waiting" ? "Open claim page again" : connected ? "Integrate again" : "Integrate"),
+        s?.phase === "waiting" ? "Open again" : connected ? "Integrate again" : "Integrate"),
       h("button", { class: "secondary", "data-action": "connect", onclick: act(root, () => api.connectPanoramax(url.value.trim() || null, token.value.trim() || null), (name) => `Panoramax connected as ${name}.`) },
         "Connect with token"),
     );
@@ -97,7 +97,7 @@ function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTML
   }
   box.append(h("p", { class: "status bad sign-in-error", role: "alert" }, s.message ?? "The sign-in failed."));
   if (s.offer_token) {
-    const token = h("input", { type: "password", id: `${c.service}-token`, placeholder: "KartaView token" });
+    const token = h("input", { class: "wide", type: "password", id: `${c.service}-token`, placeholder: "KartaView token" });
     box.append(
       h("p", { class: "small" },
         "Have a KartaView token? KartaView's upload-scripts keep one as ", h("code", {}, "osc.token"), " in their ", h("code", {}, "credentials.json"),
@@ -115,8 +115,9 @@ function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTML
 /** Where the sign-in comes back: the app link, or a loopback address when the link does not work. */
 function redirectBox(c: IntegrationCard, s: SignInStatus | null, root: HTMLElement): HTMLElement {
   const loopback = c.redirect_uri?.startsWith("http://") ?? false;
-  const input = h("input", { class: "url", type: "text", id: `redirect-${c.service}`, value: loopback ? c.redirect_uri ?? "" : c.suggested_loopback ?? "" });
-  const stuck = s !== null && !loopback;
+  const input = h("input", { class: "url wide", type: "text", id: `redirect-${c.service}`, value: loopback ? c.redirect_uri ?? "" : c.suggested_loopback ?? "" });
+  // Waiting on the app link: perhaps it never comes back, so offer the loopback address.
+  const stuck = s?.phase === "waiting" && !loopback;
   const details = h("details", { class: "redirect small", open: stuck },
     h("summary", {}, `Sign-in comes back to ${c.redirect_uri}`),
     h("p", { class: "muted" }, stuck

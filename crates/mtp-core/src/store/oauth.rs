@@ -107,15 +107,13 @@ impl Store {
 
     /// The OpenStreetMap access token the last KartaView sign-in got, if kept.
     pub async fn kartaview_osm_token(&self) -> Result<Option<Secret<String>>, StoreError> {
-        Ok(
-            sqlx::query_scalar::<_, Option<String>>(
-                "SELECT osm_token FROM sign_in_settings WHERE service = 'kartaview'",
-            )
-            .fetch_optional(self.pool())
-            .await?
-            .flatten()
-            .map(Secret::new),
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT osm_token FROM sign_in_settings WHERE service = 'kartaview'",
         )
+        .fetch_optional(self.pool())
+        .await?
+        .flatten()
+        .map(Secret::new))
     }
 
     /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in.
