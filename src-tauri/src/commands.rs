@@ -92,9 +92,11 @@ pub async fn start_panoramax_claim(
 
 /// Stops waiting for a sign-in (closes its loopback listener or claim poll).
 #[tauri::command]
-pub fn cancel_sign_in(state: Shared<'_>, service: mtp_core::Destination) -> Result<(), AppError> {
-    state.app()?.cancel_sign_in(service);
-    Ok(())
+pub async fn cancel_sign_in(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+) -> Result<(), AppError> {
+    state.app()?.cancel_sign_in(service).await
 }
 
 /// Where a service's sign-in comes back (`None` = the default, the deep link).

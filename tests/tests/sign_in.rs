@@ -243,7 +243,7 @@ async fn an_abandoned_loopback_sign_in_stops_listening() {
     app.set_sign_in_timeouts(SignInTimeouts::default());
     app.start_integration(Destination::Mtpw).await.unwrap();
     assert!(listening(&uri));
-    app.cancel_sign_in(Destination::Mtpw);
+    app.cancel_sign_in(Destination::Mtpw).await.unwrap();
     tokio::task::yield_now().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while listening(&uri) {
@@ -272,6 +272,20 @@ async fn the_deep_link_sign_in_still_works_and_uses_the_address_it_started_with(
         .unwrap();
     let outcome = app.handle_deep_link(&link).await.unwrap();
     assert!(outcome.accepted, "{}", outcome.message);
+
+    // A sign-in the user cancelled does not connect when its link comes back later.
+    app.disconnect(Destination::Kartaview).await.unwrap();
+    app.set_redirect_uri(Destination::Kartaview, None)
+        .await
+        .unwrap();
+    let started = app.start_integration(Destination::Kartaview).await.unwrap();
+    let link = mtp_app::sandbox_browser::approve(&started.authorize_url)
+        .await
+        .unwrap();
+    app.cancel_sign_in(Destination::Kartaview).await.unwrap();
+    let outcome = app.handle_deep_link(&link).await.unwrap();
+    assert!(!outcome.accepted, "{}", outcome.message);
+    assert_eq!(connected_as(app, Destination::Kartaview).await, None);
 }
 
 #[tokio::test]
@@ -448,7 +462,7 @@ async fn a_panoramax_claim_that_never_comes_gives_up_and_cancel_stops_waiting() 
         ..SignInTimeouts::default()
     });
     let started = app.start_integration(Destination::Panoramax).await.unwrap();
-    app.cancel_sign_in(Destination::Panoramax);
+    app.cancel_sign_in(Destination::Panoramax).await.unwrap();
     assert!(card_status(app, Destination::Panoramax).await.is_none());
     mtp_app::sandbox_browser::claim(&started.authorize_url)
         .await

@@ -499,10 +499,13 @@ impl App {
     }
 
     /// Stops waiting for `service`'s sign-in: its loopback listener closes, its claim poll
-    /// stops, and the card forgets the failure it showed.
-    pub fn cancel_sign_in(&self, service: Destination) {
+    /// stops, its pending attempts are forgotten (a reply that still comes back through the
+    /// deep link is refused), and the card forgets the failure it showed.
+    pub async fn cancel_sign_in(&self, service: Destination) -> AppResult<()> {
         self.sign_ins().end(service, None);
+        self.store().delete_oauth_attempts(service).await?;
         self.emit(crate::AppEvent::AccountsChanged);
+        Ok(())
     }
 }
 

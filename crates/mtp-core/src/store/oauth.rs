@@ -71,6 +71,16 @@ impl Store {
 }
 
 impl Store {
+    /// Forgets every pending attempt of `service` (the user cancelled its sign-in): a reply
+    /// that still comes back is then refused.
+    pub async fn delete_oauth_attempts(&self, service: Destination) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM oauth_attempts WHERE service = ?")
+            .bind(service.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The redirect URI chosen for `service` on its card (`None` = the configured default).
     pub async fn redirect_uri_setting(
         &self,
