@@ -239,8 +239,31 @@ async fn an_abandoned_loopback_sign_in_stops_listening() {
     assert!(message.contains("300 ms"), "{message}");
     assert!(!listening(&uri));
 
-    // Cancelling a waiting one closes it too.
+    // "Open sign-in again" while listening: the old listener closes, the new one gets the
+    // port, and only the new attempt's reply is accepted.
     app.set_sign_in_timeouts(SignInTimeouts::default());
+    let first = app.start_integration(Destination::Mtpw).await.unwrap();
+    // A connection that sends nothing (a browser's preconnect) does not hold the sign-in up.
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port_of(&uri))).unwrap();
+    let second = app.start_integration(Destination::Mtpw).await.unwrap();
+    assert!(second.listening);
+    let _idle2 = std::net::TcpStream::connect(("127.0.0.1", port_of(&uri))).unwrap();
+    drop(idle);
+    let stale = mtp_app::sandbox_browser::approve(&first.authorize_url)
+        .await
+        .unwrap();
+    let (status, _) = mtp_app::sandbox_browser::follow(&stale).await.unwrap();
+    assert_eq!(
+        status, 400,
+        "the first attempt's state is not this sign-in's"
+    );
+    assert_eq!(
+        settled(app, Destination::Mtpw).await.unwrap().phase,
+        SignInPhase::Failed
+    );
+    assert_eq!(connected_as(app, Destination::Mtpw).await, None);
+
+    // Cancelling a waiting one closes it too.
     app.start_integration(Destination::Mtpw).await.unwrap();
     assert!(listening(&uri));
     app.cancel_sign_in(Destination::Mtpw).await.unwrap();

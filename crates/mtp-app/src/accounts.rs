@@ -78,7 +78,7 @@ impl App {
             .ok_or_else(|| self.not_configured(service))?;
         let loopback = signin::loopback_uri(&redirect_uri).map_err(AppError::invalid)?;
         // A new sign-in ends the last one (and frees its port) before binding.
-        self.sign_ins().end(service, None);
+        self.sign_ins().stop(service).await;
         let listener = match &loopback {
             Some(lb) => match signin::bind(service, lb).await {
                 Ok(l) => Some(l),
@@ -153,8 +153,7 @@ impl App {
                 generation,
                 self.sign_ins().timeouts().loopback,
             ));
-            self.sign_ins()
-                .attach(service, generation, task.abort_handle());
+            self.sign_ins().attach(service, generation, task);
         }
         Ok(self.opened(service, generation, url, Some(redirect_uri), open_browser))
     }
@@ -254,7 +253,7 @@ impl App {
             .set_redirect_uri_setting(service, normalized.as_deref(), self.now_ms())
             .await?;
         // A sign-in waiting on the old address cannot come back anymore.
-        self.sign_ins().end(service, None);
+        self.sign_ins().stop(service).await;
         self.emit(AppEvent::AccountsChanged);
         self.redirect_uri(service).await
     }
@@ -505,7 +504,7 @@ impl App {
     ) -> AppResult<StartedIntegration> {
         let service = Destination::Panoramax;
         let cfg = self.panoramax_config(instance_url.as_deref())?;
-        self.sign_ins().end(service, None);
+        self.sign_ins().stop(service).await;
         let generated = match mtp_providers::panoramax_login::generate_token(
             &self.services().http,
             &cfg,
@@ -618,8 +617,7 @@ impl App {
                 tokio::time::sleep(timeouts.claim_poll).await;
             }
         });
-        self.sign_ins()
-            .attach(service, generation, task.abort_handle());
+        self.sign_ins().attach(service, generation, task);
         Ok(self.opened(service, generation, claim_url, None, open_browser))
     }
 

@@ -97,7 +97,7 @@ impl SignInStatus {
 struct Entry {
     generation: u64,
     status: SignInStatus,
-    task: Option<tokio::task::AbortHandle>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The sign-ins of every service (in memory: a restart forgets them, and the listeners and
@@ -146,12 +146,32 @@ impl SignIns {
         &self,
         service: Destination,
         generation: u64,
-        task: tokio::task::AbortHandle,
+        task: tokio::task::JoinHandle<()>,
     ) {
         let mut entries = self.lock();
         match entries.get_mut(&service) {
             Some(e) if e.generation == generation => e.task = Some(task),
             _ => task.abort(),
+        }
+    }
+
+    /// Lets the sign-in's own task finish what it does (it is about to end the sign-in
+    /// itself), so that ending it does not cancel the task mid-way.
+    pub(crate) fn detach(&self, service: Destination, generation: u64) {
+        if let Some(e) = self.lock().get_mut(&service)
+            && e.generation == generation
+        {
+            e.task = None;
+        }
+    }
+
+    /// Ends the sign-in of `service` and waits until its listener is closed (its port free)
+    /// or its poll stopped.
+    pub(crate) async fn stop(&self, service: Destination) {
+        let task = self.lock().remove(&service).and_then(|e| e.task);
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -278,6 +298,10 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// Serves one sign-in's loopback redirect until the expected request came, a request with
 /// a wrong state came, or `timeout` passed; then the listener closes.
+///
+/// Each connection's request is read in its own task (a browser may open a connection it
+/// sends nothing on for a while, e.g. a preconnect), and requests are then handled one at
+/// a time, in the order they arrive.
 pub(crate) async fn serve_loopback(
     app: WeakApp,
     listener: TcpListener,
@@ -288,10 +312,12 @@ pub(crate) async fn serve_loopback(
     timeout: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + timeout;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(TcpStream, Result<String, &'static str>)>(8);
+    let mut readers = tokio::task::JoinSet::new();
     loop {
-        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-        let mut stream = match accepted {
-            Err(_) => {
+        while readers.try_join_next().is_some() {}
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
                 if let Some(app) = app.upgrade() {
                     app.sign_ins().set(
                         service,
@@ -307,99 +333,120 @@ pub(crate) async fn serve_loopback(
                 }
                 return;
             }
-            Ok(Err(e)) => {
-                tracing::warn!("loopback accept failed: {e}");
-                continue;
-            }
-            Ok(Ok((stream, _))) => stream,
-        };
-        let target = match read_request_target(&mut stream).await {
-            Ok(t) => t,
-            Err(status) => {
-                respond(
-                    &mut stream,
-                    status,
-                    "Bad request",
-                    "<p>This is MTP Desktop's sign-in address; the request could not be read.</p>",
-                )
-                .await;
-                continue;
-            }
-        };
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        if path != lb.path {
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "Not found",
-                "<p>This is MTP Desktop's sign-in address; nothing else lives here.</p>",
-            )
-            .await;
-            continue;
-        }
-        if query.is_empty() {
-            // An implicit grant (Map the Paths Web) puts its reply in the fragment, which
-            // the browser does not send: move it into the query and come back.
-            respond(&mut stream, "200 OK", "Finishing sign-in…", BOUNCE).await;
-            continue;
-        }
-        let Some(app) = app.upgrade() else { return };
-        let link = DeepLink::from_params(query, "");
-        let state_ok = link
-            .as_ref()
-            .ok()
-            .and_then(DeepLink::state)
-            .is_some_and(|s| constant_time_eq(s.as_bytes(), state.as_bytes()));
-        let link = match link {
-            Ok(link) if state_ok => link,
-            _ => {
-                let message = format!(
-                    "Refused the {} sign-in reply that came back to {}: its state does not match the sign-in this app started (an old browser tab, or another program). Nothing was changed. Click Integrate to try again.",
-                    service.label(),
-                    lb.uri
-                );
-                respond(
-                    &mut stream,
-                    "400 Bad Request",
-                    "Sign-in refused",
-                    &format!("<p>{}</p>", escape(&message)),
-                )
-                .await;
-                app.sign_ins()
-                    .set(service, Some(generation), SignInStatus::failed(message));
-                app.emit(crate::AppEvent::AccountsChanged);
+            accepted = listener.accept() => match accepted {
+                Ok((mut stream, _)) if readers.len() < MAX_CONNECTIONS => {
+                    let tx = tx.clone();
+                    readers.spawn(async move {
+                        let target = read_request_target(&mut stream).await;
+                        let _ = tx.send((stream, target)).await;
+                    });
+                }
+                Ok(_) => tracing::warn!("loopback sign-in: too many connections, one dropped"),
+                Err(e) => tracing::warn!("loopback accept failed: {e}"),
+            },
+            Some((mut stream, target)) = rx.recv() => {
+                let target = match target {
+                    Ok(t) => t,
+                    Err(status) => {
+                        respond(&mut stream, status, "Bad request", "<p>This is MTP Desktop's sign-in address; the request could not be read.</p>").await;
+                        continue;
+                    }
+                };
+                let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                if path != lb.path {
+                    respond(
+                        &mut stream,
+                        "404 Not Found",
+                        "Not found",
+                        "<p>This is MTP Desktop's sign-in address; nothing else lives here.</p>",
+                    )
+                    .await;
+                    continue;
+                }
+                if query.is_empty() {
+                    // An implicit grant (Map the Paths Web) puts its reply in the fragment,
+                    // which the browser does not send: move it into the query and come back.
+                    respond(&mut stream, "200 OK", "Finishing sign-in…", BOUNCE).await;
+                    continue;
+                }
+                let Some(app) = app.upgrade() else { return };
+                handle_reply(&app, &mut stream, &lb, service, &state, generation, query).await;
                 return;
             }
-        };
-        // Map the Paths Web reads its token from a fragment: hand it over as one.
-        let raw = format!("{}#{query}", lb.uri);
-        let outcome = app.finish_redirect(link, &raw).await;
-        let (status, title, body) = match &outcome {
-            Ok(o) if o.accepted => (
-                "200 OK",
-                "Signed in",
-                format!(
-                    "<p>{}</p><p><strong>You can close this tab</strong> and return to MTP Desktop.</p>",
-                    escape(&o.message)
-                ),
-            ),
-            Ok(o) => (
-                "200 OK",
-                "Sign-in failed",
-                format!(
-                    "<p>{}</p><p>Return to MTP Desktop: its Integrations screen says what to do.</p>",
-                    escape(&o.message)
-                ),
-            ),
-            Err(e) => (
-                "500 Internal Server Error",
-                "Sign-in failed",
-                format!("<p>{}</p>", escape(&e.message)),
-            ),
-        };
-        respond(&mut stream, status, title, &body).await;
-        return;
+        }
     }
+}
+
+/// Connections read at the same time, at most.
+const MAX_CONNECTIONS: usize = 16;
+
+/// The one request at the sign-in path that carries a reply: accepted if its `state` is
+/// the expected one, else refused (and the sign-in ends either way).
+async fn handle_reply(
+    app: &App,
+    stream: &mut TcpStream,
+    lb: &LoopbackUri,
+    service: Destination,
+    state: &str,
+    generation: u64,
+    query: &str,
+) {
+    let link = DeepLink::from_params(query, "");
+    let state_ok = link
+        .as_ref()
+        .ok()
+        .and_then(DeepLink::state)
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), state.as_bytes()));
+    let link = match link {
+        Ok(link) if state_ok => link,
+        _ => {
+            let message = format!(
+                "Refused the {} sign-in reply that came back to {}: its state does not match the sign-in this app started (an old browser tab, or another program). Nothing was changed. Click Integrate to try again.",
+                service.label(),
+                lb.uri
+            );
+            respond(
+                stream,
+                "400 Bad Request",
+                "Sign-in refused",
+                &format!("<p>{}</p>", escape(&message)),
+            )
+            .await;
+            app.sign_ins()
+                .set(service, Some(generation), SignInStatus::failed(message));
+            app.emit(crate::AppEvent::AccountsChanged);
+            return;
+        }
+    };
+    // Finishing ends this sign-in: it must not cancel this very task before it answers.
+    app.sign_ins().detach(service, generation);
+    // Map the Paths Web reads its token from a fragment: hand it over as one.
+    let raw = format!("{}#{query}", lb.uri);
+    let outcome = app.finish_redirect(link, &raw).await;
+    let (status, title, body) = match &outcome {
+        Ok(o) if o.accepted => (
+            "200 OK",
+            "Signed in",
+            format!(
+                "<p>{}</p><p><strong>You can close this tab</strong> and return to MTP Desktop.</p>",
+                escape(&o.message)
+            ),
+        ),
+        Ok(o) => (
+            "200 OK",
+            "Sign-in failed",
+            format!(
+                "<p>{}</p><p>Return to MTP Desktop: its Integrations screen says what to do.</p>",
+                escape(&o.message)
+            ),
+        ),
+        Err(e) => (
+            "500 Internal Server Error",
+            "Sign-in failed",
+            format!("<p>{}</p>", escape(&e.message)),
+        ),
+    };
+    respond(stream, status, title, &body).await;
 }
 
 /// Reads the request line and headers; returns the request target of a `GET`.
@@ -502,7 +549,7 @@ impl App {
     /// stops, its pending attempts are forgotten (a reply that still comes back through the
     /// deep link is refused), and the card forgets the failure it showed.
     pub async fn cancel_sign_in(&self, service: Destination) -> AppResult<()> {
-        self.sign_ins().end(service, None);
+        self.sign_ins().stop(service).await;
         self.store().delete_oauth_attempts(service).await?;
         self.emit(crate::AppEvent::AccountsChanged);
         Ok(())
