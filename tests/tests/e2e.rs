@@ -338,8 +338,33 @@ async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
     let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
     app.click("#nav-integrations").await?;
 
-    // Deep link: Mapillary.
-    integrate(&app, "mapillary", &log, 1).await?;
+    // Deep link: Mapillary. While it waits, the card offers a loopback address in case the
+    // link never comes back.
+    app.click(".service-mapillary [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-mapillary details.redirect[open]",
+        "Nothing came back to the app?",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("09-deep-link-waiting").await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(
+        deep_link.starts_with("app.mtp.desktop://app"),
+        "{deep_link}"
+    );
+    assert!(
+        app.second_instance(&[&deep_link], Duration::from_secs(20))?
+            .success()
+    );
+    app.wait_for_text(
+        ".service-mapillary .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
 
     // Loopback: KartaView comes back to http://127.0.0.1:<port>/callback.
     let loopback = free_loopback()?;
@@ -362,7 +387,7 @@ async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
         Duration::from_secs(10),
     )
     .await?;
-    app.screenshot("09-loopback-listening").await?;
+    app.screenshot("10-loopback-listening").await?;
     let authorize = wait_for_opened(&log, 2).await?;
     let location = mtp_app::sandbox_browser::approve(&authorize).await?;
     assert!(location.starts_with(&loopback), "{location}");
@@ -386,7 +411,7 @@ async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
         std::net::TcpStream::connect(url::Url::parse(&loopback)?.socket_addrs(|| None)?[0])
             .is_err()
     );
-    app.screenshot("10-loopback-connected").await?;
+    app.screenshot("11-loopback-connected").await?;
     app.quit().await
 }
 
@@ -429,7 +454,7 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
         Duration::from_secs(5),
     )
     .await?;
-    app.screenshot("11-kartaview-refused").await?;
+    app.screenshot("12-kartaview-refused").await?;
 
     // Paste a KartaView token (as upload-scripts keeps it).
     let token: serde_json::Value = reqwest::Client::new()
@@ -448,7 +473,7 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
         Duration::from_secs(20),
     )
     .await?;
-    app.screenshot("12-kartaview-token-pasted").await?;
+    app.screenshot("13-kartaview-token-pasted").await?;
     app.quit().await
 }
 
@@ -469,7 +494,7 @@ async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()>
     .await?;
     let claim = wait_for_opened(&log, 1).await?;
     assert!(claim.ends_with("/claim"), "{claim}");
-    app.screenshot("13-panoramax-claim-waiting").await?;
+    app.screenshot("14-panoramax-claim-waiting").await?;
     let page = mtp_app::sandbox_browser::claim(&claim).await?;
     assert!(page.contains("Token claimed"), "{page}");
     app.wait_for_text(
@@ -478,6 +503,6 @@ async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()>
         Duration::from_secs(20),
     )
     .await?;
-    app.screenshot("14-panoramax-claimed").await?;
+    app.screenshot("15-panoramax-claimed").await?;
     app.quit().await
 }

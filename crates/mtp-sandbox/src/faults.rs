@@ -37,7 +37,9 @@
 //! | `times=N`, `after=N`, `rate=P` | fire at most `N` times / skip the first `N` matches / probability |
 //!
 //! Examples: `mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2`,
-//! `mapillary.upload:reset_after=4096,times=2`, `*:latency_ms=200`, `mapillary.offset:fail_next=3,status=500`.
+//! `mapillary.upload:reset_after=4096,times=2`, `*:latency_ms=200`, `mapillary.offset:fail_next=3,status=500`,
+//! `panoramax.claim_decision:status=503` (a Panoramax token claim that never comes: the
+//! claim page fails, so the token stays unclaimed), `kartaview_refuse_osm_apps=401`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
