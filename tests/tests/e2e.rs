@@ -118,14 +118,11 @@ async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()
         .await?;
     app.screenshot("05-import-plan").await?;
 
-    let name = app
-        .wait_for(
-            fantoccini::Locator::Css("#seq-name"),
-            Duration::from_secs(5),
-        )
+    app.client
+        .execute("document.getElementById('seq-name').value = '';", vec![])
         .await?;
-    name.clear().await?;
-    name.send_keys("Morning walk to the market").await?;
+    app.type_into("#seq-name", "Morning walk to the market")
+        .await?;
     app.client
         .execute(
             "const s = document.getElementById('seq-transport'); s.value = 'Walk'; s.dispatchEvent(new Event('change'));",
@@ -370,7 +367,7 @@ async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
     let loopback = free_loopback()?;
     app.click(".service-kartaview details.redirect summary")
         .await?;
-    app.type_into("#redirect-kartaview", &loopback).await?;
+    app.replace_text("#redirect-kartaview", &loopback).await?;
     app.click(".service-kartaview [data-action=use-loopback]")
         .await?;
     app.wait_for_text(

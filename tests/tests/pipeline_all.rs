@@ -7,6 +7,7 @@ mod pipeline_support;
 
 use mtp_app::PipelineOptions;
 use mtp_core::Destination;
+use mtp_core::engine::{ItemState, JobStatus, Stage};
 use pipeline_support::{Story, fast_engine, mapillary_bytes_received, walk};
 use std::collections::{BTreeSet, HashSet};
 
@@ -23,8 +24,8 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert_eq!(jobs.len(), 4);
     for j in &jobs {
         assert_eq!(
-            (j.stage.as_str(), j.status.as_str()),
-            ("done", "done"),
+            (j.stage, j.status),
+            (Stage::Done, JobStatus::Done),
             "{}: {:?}",
             j.destination,
             j.last_error
@@ -40,7 +41,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     let keys: HashSet<String> = items
         .iter()
         .map(|i| {
-            assert_eq!(i.state, "sent");
+            assert_eq!(i.state, ItemState::Sent);
             assert!(i.remote_id.is_some(), "{} has no handle", i.file_name);
             i.remote_key.clone().unwrap()
         })
@@ -99,7 +100,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert!(
         kv_items
             .iter()
-            .all(|i| i.state == "sent" && i.remote_id.is_some())
+            .all(|i| i.state == ItemState::Sent && i.remote_id.is_some())
     );
     assert_eq!(state.kartaview_sequences().len(), 1);
     assert!(kv.remote_url.is_some());
@@ -167,7 +168,7 @@ async fn a_long_sequence_goes_to_mapillary_in_chunks_of_one_sequence_each() {
         )
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:?}");
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
     let mly = story.job(ids[0], Destination::Mapillary).await;
     let remote = mly.remote();
     let clusters = story.sandbox().state().mapillary_clusters();
@@ -226,7 +227,10 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
         )
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let mly = story.job(ids[0], Destination::Mapillary).await;
     assert!(mly.remote_str("cluster_id").is_some());
     assert!(mly.remote_str("sequence_key").is_none());
@@ -262,7 +266,7 @@ async fn panoramas_go_to_kartaview_as_spheres() {
         .await;
     story.start_engine();
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     let kv = story.job(ids[0], Destination::Kartaview).await;
     let seq = story
         .sandbox()

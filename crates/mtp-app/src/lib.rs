@@ -104,6 +104,20 @@ impl App {
     pub async fn start(settings: Settings) -> AppResult<App> {
         let mode = settings.mode();
         let base_dir = settings.resolved_data_dir();
+        if let Some(legacy) = settings.legacy_data_dir() {
+            match config::move_legacy_data(&legacy, &base_dir) {
+                Ok(true) => tracing::info!(
+                    "moved the data of an older version from {} to {}",
+                    legacy.display(),
+                    base_dir.display()
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    "could not move the data of an older version from {}: {e}",
+                    legacy.display()
+                ),
+            }
+        }
         let data_dir = match mode.mode {
             Mode::Sandbox => base_dir.join("sandbox"),
             Mode::Live => base_dir,

@@ -18,7 +18,7 @@ pub mod panoramax;
 pub mod panoramax_login;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
-pub use error::{ErrorKind, ProviderError, backoff_delay};
+pub use error::{ErrorKind, ProviderError};
 pub use kartaview::KartaViewClient;
 pub use mapillary::MapillaryClient;
 pub use mtpw::MtpwClient;

@@ -7,6 +7,7 @@ use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::{App, Settings};
 use mtp_core::Destination;
 use mtp_core::engine::{EngineConfig, RetryPolicy};
+use mtp_core::engine::{ItemState, JobStatus};
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
 use mtp_core::store::{JobRow, SequenceMeta, Store};
 use mtp_sandbox::Sandbox;
@@ -110,7 +111,7 @@ impl Story {
             .await
             .unwrap()
             .into_iter()
-            .find(|j| j.destination() == Some(d))
+            .find(|j| j.destination == d)
             .unwrap()
     }
 }
@@ -121,7 +122,6 @@ pub fn fast_engine() -> EngineConfig {
         retry: RetryPolicy {
             base_ms: 5,
             cap_ms: 200,
-            max_attempts: 40,
         },
         idle_poll_ms: 50,
         progress_interval_ms: 20,
@@ -224,14 +224,14 @@ pub async fn wait_for_photos(story: &Story, sequence_id: i64, d: Destination, ph
 /// chunk. Returns the number of photos that needed more than one POST.
 pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_most: u64) -> usize {
     let job = story.job(sequence_id, Destination::Mapillary).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let items = story.app.store().job_items(job.id).await.unwrap();
     let state = story.sandbox().state();
     let files = state.mapillary_files();
     let received = mapillary_bytes_received(story.sandbox());
     let mut resumed = 0;
     for item in &items {
-        assert_eq!(item.state, "sent", "{item:?}");
+        assert_eq!(item.state, ItemState::Sent, "{item:?}");
         let key = item.remote_key.clone().unwrap();
         let copies: Vec<_> = files.iter().filter(|f| f.key == key).collect();
         assert_eq!(copies.len(), 1, "{key}");
@@ -271,7 +271,7 @@ pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_mo
 /// Asserts that KartaView holds one sequence with each index once.
 pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) {
     let job = story.job(sequence_id, Destination::Kartaview).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let state = story.sandbox().state();
     assert_eq!(state.kartaview_sequences().len(), 1);
     let seq = state
@@ -286,7 +286,7 @@ pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) 
 /// Asserts that Panoramax holds one ready upload set with each file once.
 pub async fn assert_panoramax_once(story: &Story, sequence_id: i64, count: usize) {
     let job = story.job(sequence_id, Destination::Panoramax).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let state = story.sandbox().state();
     assert_eq!(state.panoramax_upload_sets().len(), 1);
     let set = state
@@ -307,6 +307,6 @@ pub async fn job_in(store: &Store, sequence_id: i64, d: Destination) -> JobRow {
         .await
         .unwrap()
         .into_iter()
-        .find(|j| j.destination() == Some(d))
+        .find(|j| j.destination == d)
         .unwrap()
 }

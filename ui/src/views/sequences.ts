@@ -219,10 +219,13 @@ function statusText(j: JobView): { text: string; cls: string } {
       return { text: `Needs sign-in: ${j.last_error ?? `integrate ${j.label} on the Integrations screen.`} Nothing is lost; it goes on once you do.`, cls: "warn" };
     case "running":
       return { text: stage, cls: "" };
-    default: {
-      if (j.attempts > 0 && j.last_error) {
+    case "pending": {
+      if (j.last_error_kind === "retry" && j.last_error) {
+        // The service could not be reached or asked us to wait: the job never gives up on
+        // its own, it tries again (at most 5 minutes apart) and goes on when it answers.
         const wait = Math.max(0, (j.next_run_at - Date.now()) / 1000);
-        return { text: `${stage}: retry ${j.attempts} in ${formatDuration(wait)} — ${j.last_error}`, cls: "warn" };
+        const when = wait < 1 ? "trying again now" : `next try in ${formatDuration(wait)}`;
+        return { text: `Waiting for ${j.label} (${when}) — ${j.last_error}`, cls: "warn" };
       }
       return { text: j.stage === "prepare" ? "Queued" : stage, cls: "" };
     }

@@ -18,7 +18,7 @@ use super::{
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::KartaViewClient;
 use mtp_providers::config::KartaViewConfig;
@@ -147,7 +147,7 @@ impl KartaViewDriver {
         let items = ctx.items().await?;
         if items
             .iter()
-            .any(|i| i.state == "sent" && i.remote_id.is_none())
+            .any(|i| i.state == ItemState::Sent && i.remote_id.is_none())
         {
             // Photos answered "duplicate" (sent before a lost reply) carry no id: read them back.
             let ids: HashMap<u32, String> = client
@@ -159,12 +159,12 @@ impl KartaViewDriver {
                 .collect();
             for item in items
                 .iter()
-                .filter(|i| i.state == "sent" && i.remote_id.is_none())
+                .filter(|i| i.state == ItemState::Sent && i.remote_id.is_none())
             {
                 if let Some(id) = u32::try_from(item.seq_index).ok().and_then(|i| ids.get(&i)) {
                     ctx.save_item(
                         item.photo_id,
-                        "sent",
+                        ItemState::Sent,
                         None,
                         item.remote_offset,
                         Some(id),
@@ -265,7 +265,7 @@ async fn upload_photo(
         Ok(PhotoOutcome::Uploaded { photo_id }) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&key),
                 len,
                 Some(&photo_id),
@@ -274,7 +274,7 @@ async fn upload_photo(
             .await
         }
         Ok(PhotoOutcome::Duplicate { .. }) => {
-            ctx.save_item(item.photo_id, "sent", Some(&key), len, None, None)
+            ctx.save_item(item.photo_id, ItemState::Sent, Some(&key), len, None, None)
                 .await
         }
         Err(e) => Err(provider_step_error(e)),

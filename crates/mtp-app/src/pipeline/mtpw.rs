@@ -13,7 +13,7 @@
 use super::{Remote, Shared, account, app_step_error, provider_step_error};
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, JobCtx, JobStatus, Stage, StepError, StepOutcome};
 use mtp_core::store::JobRow;
 use mtp_providers::MtpwClient;
 use mtp_providers::mtpw::{MtpwImport, NewMtpwSequence};
@@ -43,7 +43,7 @@ impl MtpwDriver {
         let jobs = ctx.store.jobs_of_sequence(ctx.sequence_id).await?;
         let Some(job) = jobs
             .iter()
-            .find(|j| j.destination() == Some(Destination::Mapillary))
+            .find(|j| j.destination == Destination::Mapillary)
         else {
             return Ok(MapillaryState::None(
                 "Mapillary was not chosen for this sequence",
@@ -52,11 +52,16 @@ impl MtpwDriver {
         if let Some(key) = job.remote_str("sequence_key") {
             return Ok(MapillaryState::Key(key));
         }
-        Ok(match job.status.as_str() {
-            "failed" => MapillaryState::None("the Mapillary upload failed"),
-            "cancelled" => MapillaryState::None("the Mapillary upload was cancelled"),
-            "done" => MapillaryState::None("Mapillary did not show the published sequence in time"),
-            _ => MapillaryState::Pending,
+        Ok(match job.status {
+            JobStatus::Failed => MapillaryState::None("the Mapillary upload failed"),
+            JobStatus::Cancelled => MapillaryState::None("the Mapillary upload was cancelled"),
+            JobStatus::Done => {
+                MapillaryState::None("Mapillary did not show the published sequence in time")
+            }
+            JobStatus::Pending
+            | JobStatus::Running
+            | JobStatus::Paused
+            | JobStatus::WaitingAuth => MapillaryState::Pending,
         })
     }
 

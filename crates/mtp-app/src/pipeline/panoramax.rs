@@ -24,7 +24,7 @@ use super::{
 use crate::App;
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::secret::Secret;
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod, UploadSetFile};
@@ -168,7 +168,7 @@ impl PanoramaxDriver {
                 "{left} photos are not on Panoramax yet"
             )));
         }
-        if items.iter().all(|i| i.state == "rejected") {
+        if items.iter().all(|i| i.state == ItemState::Rejected) {
             let why = items
                 .iter()
                 .find_map(|i| i.error.clone())
@@ -296,7 +296,7 @@ async fn add_file(
         Ok(AddFileOutcome::Added(added)) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&item.file_name),
                 len,
                 added.picture_id.as_deref(),
@@ -309,7 +309,7 @@ async fn add_file(
         }) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&item.file_name),
                 len,
                 existing_item_id.as_deref(),
@@ -322,7 +322,7 @@ async fn add_file(
         Err(e) if e.kind() == ErrorKind::Permanent && e.status() == Some(400) => {
             ctx.save_item(
                 item.photo_id,
-                "rejected",
+                ItemState::Rejected,
                 Some(&item.file_name),
                 len,
                 None,
@@ -358,17 +358,16 @@ async fn mark_rejected(
         let (Some(rejected), Some(picture)) = (&f.rejected, &f.picture_id) else {
             continue;
         };
-        if let Some(item) = items
-            .iter()
-            .find(|i| i.state == "sent" && i.remote_id.as_deref() == Some(picture.as_str()))
-        {
+        if let Some(item) = items.iter().find(|i| {
+            i.state == ItemState::Sent && i.remote_id.as_deref() == Some(picture.as_str())
+        }) {
             let why = match &rejected.message {
                 Some(m) => format!("{}: {m}", rejected.reason),
                 None => rejected.reason.clone(),
             };
             ctx.save_item(
                 item.photo_id,
-                "rejected",
+                ItemState::Rejected,
                 None,
                 item.remote_offset,
                 None,
