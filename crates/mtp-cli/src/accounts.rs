@@ -11,6 +11,7 @@ pub enum AccountsCommand {
     /// List the services and who is connected.
     List,
     /// Sign in to a service through the browser (in sandbox mode, the emulator's page is approved for you).
+    /// Panoramax: claims a new token on the configured instance (or use `mtp accounts panoramax --token`).
     Login { service: Destination },
     /// Connect a Panoramax instance with an API token.
     Panoramax {
@@ -47,13 +48,6 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                 };
                 println!("{:<20} {state}", c.label);
             }
-        }
-        AccountsCommand::Login {
-            service: Destination::Panoramax,
-        } => {
-            anyhow::bail!(
-                "Panoramax uses an API token: mtp accounts panoramax --url URL --token TOKEN"
-            );
         }
         AccountsCommand::Login { service } => {
             let sandbox = app.overview().mode.mode == Mode::Sandbox;
