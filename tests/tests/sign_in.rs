@@ -508,3 +508,37 @@ async fn a_panoramax_claim_that_never_comes_gives_up_and_cancel_stops_waiting() 
     app.connect_panoramax(None, Some(jwt)).await.unwrap();
     assert!(connected_as(app, Destination::Panoramax).await.is_some());
 }
+
+#[tokio::test]
+async fn a_sign_in_denied_in_the_browser_comes_back_to_the_loopback_and_says_so() {
+    let story = Story::start().await;
+    let app = &story.app;
+    let uri = free_loopback("/callback");
+    app.set_redirect_uri(Destination::Mapillary, Some(uri.clone()))
+        .await
+        .unwrap();
+    let started = app.start_integration(Destination::Mapillary).await.unwrap();
+    let state = url::Url::parse(&started.authorize_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    // What the service sends when the user clicks Deny (PROTOCOLS §2.1).
+    let (status, page) = mtp_app::sandbox_browser::follow(&format!(
+        "{uri}?error=user_denied&error_description=The+user+denied&state={state}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("Sign-in failed"), "{page}");
+    let card = settled(app, Destination::Mapillary).await.unwrap();
+    let message = card.message.unwrap();
+    assert!(
+        message.contains("was refused (user_denied: The user denied)"),
+        "{message}"
+    );
+    assert!(!listening(&uri));
+    assert_eq!(connected_as(app, Destination::Mapillary).await, None);
+}
