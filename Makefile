@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-d
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
   imagemagick xdotool python3-venv jq time
 
-.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit fidelity geovisio-test e2e clean
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit fidelity geovisio-test e2e fuzz clean
 
 help:
 	@echo "make run    build and open MTP Desktop"
@@ -95,6 +95,13 @@ e2e: deps build
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
 test: deps fmt-check clippy machete unit fidelity geovisio-test e2e
+
+# Fuzz what reads untrusted bytes (JPEG walker + EXIF/XMP, GPX, the EXIF rewrite round trip,
+# deep links) for FUZZ_SECONDS each (default 600). Not part of `make test`: what it finds is
+# copied into crates/mtp-core/fuzz-regressions/, which `make test` replays.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	fuzz/run.sh
 
 clean:
 	$(CARGO) clean

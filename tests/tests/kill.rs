@@ -66,9 +66,12 @@ async fn killed_again_and_again_every_photo_lands_once_everywhere() {
     let mtp = mtp_binary();
     // Processing is instant: in live mode `mtp` first looks at processing states 30 s after
     // publishing, and Map the Paths imports a sequence only once Mapillary shows it.
+    // Map the Paths Web is the "fixed" server (today's cannot link Mapillary sequences:
+    // see mtpw_link.rs), and the user has allowed sending the Mapillary token to it.
     let sandbox = Sandbox::start(SandboxConfig {
         processing_delay: Duration::ZERO,
         recv_buffer: Some(64 << 10),
+        mtpw_import: mtp_sandbox::MtpwImportMode::Fixed,
         ..SandboxConfig::default()
     })
     .await
@@ -680,6 +683,14 @@ async fn seed_accounts(data: &Path, sandbox: &Sandbox) {
         };
         store.save_account(&account, 0).await.unwrap();
     }
+    store
+        .set_setting(
+            mtp_app::MTPW_MAPILLARY_CONSENT,
+            &serde_json::Value::Bool(true),
+            0,
+        )
+        .await
+        .unwrap();
     store.close().await;
 }
 

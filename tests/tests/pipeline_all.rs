@@ -103,7 +103,28 @@ async fn a_folder_reaches_every_destination_exactly_once() {
             .all(|i| i.state == ItemState::Sent && i.remote_id.is_some())
     );
     assert_eq!(state.kartaview_sequences().len(), 1);
-    assert!(kv.remote_url.is_some());
+    // The row links to the sequence's page, from the same template as live mode.
+    let kv_id = kv.remote_str("sequence_id").unwrap();
+    assert_eq!(
+        kv.remote_url.as_deref(),
+        Some(
+            format!(
+                "{}/details/{kv_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .kartaview_api
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
+    );
+    assert_page(
+        kv.remote_url.as_deref().unwrap(),
+        &format!("data-sequence=\"{kv_id}\""),
+    )
+    .await;
 
     // Panoramax: one upload set, each file once, none rejected, ready as one collection.
     let pnx = story.job(seq, Destination::Panoramax).await;
@@ -122,6 +143,27 @@ async fn a_folder_reaches_every_destination_exactly_once() {
         Some(set.collection_ids[0].as_str())
     );
     assert_eq!(state.panoramax_upload_sets().len(), 1);
+    // "View on Panoramax" opens the instance's viewer on the sequence's first picture, not
+    // the API's JSON.
+    let pnx_url = pnx.remote_url.clone().unwrap();
+    let instance = story
+        .sandbox()
+        .urls()
+        .panoramax_instance
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        pnx_url.starts_with(&format!("{instance}/?focus=pic&pic=")),
+        "{pnx_url}"
+    );
+    assert!(!pnx_url.contains("/api/"), "{pnx_url}");
+    assert_page(
+        &pnx_url,
+        &format!("data-sequence=\"{}\"", set.collection_ids[0]),
+    )
+    .await;
+    assert_page(&pnx_url, "Picture 1 of 12").await;
 
     // Map the Paths Web: created once with the metadata, and linked to the Mapillary key.
     let mtpw = story.job(seq, Destination::Mtpw).await;
@@ -141,6 +183,35 @@ async fn a_folder_reaches_every_destination_exactly_once() {
         mtpw.remote()
     );
     assert_eq!(state.mtpw_sequences().len(), 1);
+    let unique_id = mtpw.remote_str("unique_id").unwrap();
+    assert_eq!(
+        mtpw.remote_url.as_deref(),
+        Some(
+            format!(
+                "{}/sequence/{unique_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .mtpw_base
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
+    );
+    assert_page(
+        mtpw.remote_url.as_deref().unwrap(),
+        &format!("data-unique-id=\"{unique_id}\""),
+    )
+    .await;
+}
+
+/// The page a "View on …" link opens answers 200 with `needle` in it.
+async fn assert_page(url: &str, needle: &str) {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    let text = r.text().await.unwrap();
+    assert!(text.contains(needle), "{url}: {needle} not in {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,10 +309,11 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
     assert!(mly.remote().get("polls").and_then(|p| p.as_i64()).unwrap() >= 2);
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
     assert!(mtpw.remote_str("imported_key").is_none());
-    assert!(
-        mtpw.remote_str("note")
-            .unwrap()
-            .contains("without Mapillary imagery")
+    assert_eq!(
+        mtpw.remote_str("note").as_deref(),
+        Some(
+            "Created on Map the Paths Web, not linked to Mapillary: Mapillary did not show the published sequence in time."
+        )
     );
     let web = story.sandbox().state().mtpw_sequences();
     assert_eq!(web.len(), 1);

@@ -35,6 +35,8 @@ export interface IntegrationCard {
   redirect_uri: string | null;
   suggested_loopback: string | null;
   sign_in: SignInStatus | null;
+  /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
+  mapillary_consent: boolean | null;
 }
 
 /** A sign-in in progress, or why the last one failed (kept until the user acts). */
@@ -182,6 +184,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
+  setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>

@@ -46,6 +46,16 @@ pub struct Settings {
     pub mtpw_url: Option<String>,
     pub mtpw_client_id: Option<String>,
     pub mtpw_redirect_uri: Option<String>,
+    /// "View on …" page templates (`{image_id}`, `{sequence_id}`, `{instance}` +
+    /// `{picture_id}`, `{unique_id}`); unset = the services' own pages.
+    pub mapillary_image_page_url: Option<String>,
+    pub kartaview_sequence_page_url: Option<String>,
+    pub panoramax_picture_page_url: Option<String>,
+    pub mtpw_sequence_page_url: Option<String>,
+    /// Sandbox mode: how the Map the Paths emulator answers an import that links a
+    /// Mapillary sequence (`v3_unreachable`, the default, as today's server; `v3_refuses`;
+    /// `fixed`).
+    pub sandbox_mtpw_import: Option<String>,
 }
 
 /// The redirect URI every OAuth flow comes back through.
@@ -90,6 +100,11 @@ impl Settings {
             mtpw_url: get("MTPW_URL"),
             mtpw_client_id: get("MTPW_CLIENT_ID"),
             mtpw_redirect_uri: get("MTPW_REDIRECT_URI"),
+            mapillary_image_page_url: get("MAPILLARY_IMAGE_PAGE_URL"),
+            kartaview_sequence_page_url: get("KARTAVIEW_SEQUENCE_PAGE_URL"),
+            panoramax_picture_page_url: get("PANORAMAX_PICTURE_PAGE_URL"),
+            mtpw_sequence_page_url: get("MTPW_SEQUENCE_PAGE_URL"),
+            sandbox_mtpw_import: get("MTP_SANDBOX_MTPW_IMPORT"),
         }
     }
 

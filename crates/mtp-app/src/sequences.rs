@@ -42,6 +42,11 @@ pub struct JobView {
     pub last_error_kind: Option<ErrorKind>,
     pub remote_url: Option<String>,
     pub remote_id: Option<String>,
+    /// Why a job that is done ended without the result it aims for (e.g. "Created on Map
+    /// the Paths Web, not linked to Mapillary: …"): shown instead of "Done".
+    pub note: Option<String>,
+    /// What a waiting job waits for, in words (shown instead of the stage name).
+    pub waiting: Option<String>,
     pub photos_total: i64,
     pub photos_done: i64,
     pub bytes_total: i64,
@@ -73,6 +78,8 @@ impl From<&JobRow> for JobView {
             last_error_kind: j.last_error_kind,
             remote_url: j.remote_url.clone(),
             remote_id,
+            note: j.remote_str("note"),
+            waiting: j.remote_str("waiting"),
             photos_total: j.photos_total,
             photos_done: j.photos_done,
             bytes_total: j.bytes_total,

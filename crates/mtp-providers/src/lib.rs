@@ -8,6 +8,7 @@
 //! delay), permanent (with the server's words), re-authenticate, or re-read the offset.
 
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod http;
 pub mod kartaview;

@@ -362,7 +362,7 @@ fn panoramax_codes() {
     assert_eq!(e.body(), Some("not json"));
 }
 
-fn mtpw_reply(call: MtpwCall, code: u16, body: &str) -> Result<serde_json::Value, ProviderError> {
+fn mtpw_reply(call: MtpwCall, code: u16, body: &str) -> Result<mtpw::MtpwReply, ProviderError> {
     mtpw::interpret_reply(call, status(code), &headers(None), body.as_bytes(), 0)
 }
 
@@ -384,43 +384,47 @@ fn mtpw_quirks() {
     }
     let ok =
         r#"{"status":"success","message":"Sequence successfully was created.","unique_id":"u1"}"#;
-    assert_eq!(
-        mtpw_reply(MtpwCall::Create, 200, ok).unwrap()["unique_id"],
-        "u1"
-    );
+    let created = mtpw_reply(MtpwCall::Create, 200, ok).unwrap();
+    assert_eq!(created.unique_id.as_deref(), Some("u1"));
+    assert!(created.status.unwrap().is_success());
     let ok_bool = r#"{"message":"Sequence is updated \n","status":true}"#;
-    assert!(mtpw_reply(MtpwCall::Import, 200, ok_bool).is_ok());
-
-    // Unknown id on import: Django's HTML 500 page, not worth retrying.
-    let e = mtpw_reply(
-        MtpwCall::Import,
-        500,
-        "<!DOCTYPE html><html>Server Error (500)</html>",
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Permanent);
-    assert!(e.message().contains("no longer exists"), "{e}");
-    // The same status on create is a plain server failure.
+    let updated = mtpw_reply(MtpwCall::Import, 200, ok_bool).unwrap();
     assert_eq!(
-        mtpw_reply(MtpwCall::Create, 500, "<html>oops</html>")
-            .unwrap_err()
-            .kind(),
-        retry(None)
+        updated.status,
+        Some(mtp_providers::decode::flex::StringOrBool::Bool(true))
     );
+
+    // A 500 page (an unknown id, or the failed Mapillary v3 check: the reply alone cannot
+    // tell): transient at this level, marked so the client can look into it.
+    for (call, body) in [
+        (
+            MtpwCall::Import,
+            "<!DOCTYPE html><html>Server Error (500)</html>",
+        ),
+        (
+            MtpwCall::Import,
+            "A server error occurred.  Please contact the administrator.",
+        ),
+        (MtpwCall::Create, "<html>oops</html>"),
+    ] {
+        let e = mtpw_reply(call, 500, body).unwrap_err();
+        assert_eq!(e.kind(), retry(None));
+        assert_eq!(e.code(), Some(mtpw::CODE_ERROR_PAGE));
+        assert_eq!(e.body(), Some(body));
+    }
     assert_eq!(
         mtpw_reply(MtpwCall::Import, 503, "").unwrap_err().kind(),
         retry(None)
     );
-    assert_eq!(
-        mtpw_reply(
-            MtpwCall::Create,
-            401,
-            r#"{"detail":"Authentication credentials were not provided."}"#
-        )
-        .unwrap_err()
-        .kind(),
-        ErrorKind::Auth
-    );
+    // Django REST framework: 403 with `detail`, for a missing or a bad token.
+    let e = mtpw_reply(
+        MtpwCall::Create,
+        403,
+        r#"{"detail":"Authentication credentials were not provided."}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+    assert_eq!(e.message(), "Authentication credentials were not provided.");
     assert_eq!(
         mtpw_reply(MtpwCall::Create, 200, "<html>login</html>")
             .unwrap_err()

@@ -55,6 +55,7 @@ pub use faults::{
     FaultAction, FaultDirective, FaultId, FaultRule, FaultSpecError, FaultTarget, Faults,
     OsmAppRefusal,
 };
+pub use mtpw::MtpwImportMode;
 pub use record::{RecordedFile, RecordedRequest};
 pub use server::{Sandbox, SandboxConfig, SandboxUrls};
 pub use state::{

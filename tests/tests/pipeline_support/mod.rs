@@ -30,7 +30,24 @@ impl Story {
         Story::start_with(&[]).await
     }
 
+    /// Starts the app for stories about something else than Map the Paths Web's Mapillary
+    /// link: its emulator is the "fixed" server (today's cannot check Mapillary accounts,
+    /// see `mtpw_link.rs`) and the user has allowed sending the Mapillary token.
     pub async fn start_with(extra: &[(&str, &str)]) -> Story {
+        let mut env: Vec<(&str, &str)> = vec![("MTP_SANDBOX_MTPW_IMPORT", "fixed")];
+        env.extend_from_slice(extra);
+        let story = Story::start_strict(&env, None).await;
+        story.app.set_mtpw_mapillary_consent(true).await.unwrap();
+        story
+    }
+
+    /// Starts the app with the emulators as strict as the real services (Map the Paths
+    /// Web's import answers as today's server does) and nothing asked of the user yet; on
+    /// `clock` when given.
+    pub async fn start_strict(
+        extra: &[(&str, &str)],
+        clock: Option<mtp_core::clock::SharedClock>,
+    ) -> Story {
         let dir = tempfile::tempdir().unwrap();
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("MTP_DATA_DIR".into(), dir.path().display().to_string());
@@ -41,9 +58,12 @@ impl Story {
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
-        let app = App::start(Settings::from_lookup(|k| env.get(k).cloned()))
-            .await
-            .unwrap();
+        let settings = Settings::from_lookup(|k| env.get(k).cloned());
+        let app = match clock {
+            Some(clock) => App::start_with_clock(settings, clock).await,
+            None => App::start(settings).await,
+        }
+        .unwrap();
         Story { app, dir }
     }
 

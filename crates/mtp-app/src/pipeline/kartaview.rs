@@ -65,10 +65,9 @@ impl Driver for KartaViewDriver {
                         account.access_token.clone(),
                     )
                     .with_clock(app.clock());
-                    let sandbox = app.services().sandbox;
                     match stage {
                         Stage::Upload => self.upload(&client, ctx).await,
-                        Stage::Publish => self.publish(&client, &cfg, sandbox, ctx).await,
+                        Stage::Publish => self.publish(&client, &cfg, ctx).await,
                         _ => self.poll(&client, ctx).await,
                     }
                 }
@@ -137,7 +136,6 @@ impl KartaViewDriver {
         &self,
         client: &KartaViewClient,
         cfg: &KartaViewConfig,
-        sandbox: bool,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let mut remote = Remote::load(ctx).await?;
@@ -182,14 +180,8 @@ impl KartaViewDriver {
                 .map_err(provider_step_error)?;
             remote.set(ctx, "finished", json!(true)).await?;
         }
-        let url = if sandbox {
-            format!(
-                "{}/2.0/sequence/{sequence_id}",
-                cfg.api_url.as_str().trim_end_matches('/')
-            )
-        } else {
-            format!("https://kartaview.org/details/{sequence_id}")
-        };
+        // The same template in both modes (the sandbox's points at the emulator's page).
+        let url = cfg.sequence_page.fill(&[("sequence_id", &sequence_id)]);
         ctx.store
             .set_job_remote_url(ctx.job_id, &url, ctx.now())
             .await?;
@@ -206,7 +198,7 @@ impl KartaViewDriver {
             .sequence(&sequence_id)
             .await
             .map_err(provider_step_error)?;
-        let v1 = seq.raw.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let v1 = seq.status.as_deref().unwrap_or("");
         let processing = seq.processing_status.as_deref().unwrap_or("");
         if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
             return Ok(StepOutcome::Advance);

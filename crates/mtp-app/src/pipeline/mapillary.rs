@@ -496,7 +496,7 @@ const AHEAD_MAX_BYTES: i64 = 1024 * 1024;
 /// Saves the sequence found for chunk `i` (and, for the first chunk, the job's sequence
 /// key, first image and page).
 async fn record_found(
-    app: &App,
+    _app: &App,
     cfg: &MapillaryConfig,
     ctx: &JobCtx,
     remote: &mut Remote,
@@ -513,15 +513,7 @@ async fn record_found(
         remote
             .set(ctx, "first_image_id", json!(found.image))
             .await?;
-        let url = if app.services().sandbox {
-            format!(
-                "{}/sandbox/images/{}/original",
-                cfg.graph_url.as_str().trim_end_matches('/'),
-                found.image
-            )
-        } else {
-            format!("https://www.mapillary.com/app/?pKey={}", found.image)
-        };
+        let url = cfg.image_page.fill(&[("image_id", &found.image)]);
         ctx.store
             .set_job_remote_url(ctx.job_id, &url, ctx.now())
             .await?;

@@ -19,7 +19,7 @@
 //! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `finish_sent_at[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
 //! | KartaView | `sequence_id`, `finished`, `polls`, `published_at`, `note` |
 //! | Panoramax | `instance_url`, `upload_set_id`, `completed`, `published_at`, `polls`, `collection_ids[]`, `collection_id`, `note` |
-//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `note` |
+//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `waiting`, `waiting_on`, `link_failures`, `link_first_failed_at`, `recreated`, `note` |
 //!
 //! Per photo (`job_items`): Mapillary `remote_key` = upload key `mly_tools_<md5>.jpg` (saved
 //! before the first byte), `remote_id` = file handle; KartaView `remote_key` =
@@ -28,7 +28,7 @@
 
 mod kartaview;
 mod mapillary;
-mod mtpw;
+pub mod mtpw;
 mod panoramax;
 
 use crate::accounts::provider_error;
@@ -67,6 +67,10 @@ pub struct PipelineOptions {
     pub publish_timeout_ms: i64,
     /// How often Map the Paths Web looks whether Mapillary has published the sequence.
     pub mtpw_wait_ms: i64,
+    /// When Map the Paths Web's server cannot check the Mapillary account, the waits
+    /// before each new try (all within a day of the first failure); then the job ends
+    /// created but not linked.
+    pub mtpw_link_retry_ms: Vec<i64>,
 }
 
 impl PipelineOptions {
@@ -79,6 +83,7 @@ impl PipelineOptions {
             poll_max_ms: 10 * 60_000,
             publish_timeout_ms: 72 * 3_600_000,
             mtpw_wait_ms: 60_000,
+            mtpw_link_retry_ms: vec![3_600_000, 4 * 3_600_000, 12 * 3_600_000],
         }
     }
 
@@ -117,11 +122,13 @@ fn settled(job: &JobRow, all: &[JobRow]) -> bool {
     }
     job.destination == Destination::Mtpw
         && matches!(job.stage, Stage::Poll | Stage::Sync)
-        && all.iter().any(|j| {
+        && (all.iter().any(|j| {
             j.sequence_id == job.sequence_id
                 && j.destination == Destination::Mapillary
                 && matches!(j.status, JobStatus::Paused | JobStatus::WaitingAuth)
-        })
+        }) || job
+            .remote_str("waiting_on")
+            .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str())))
 }
 
 impl App {

@@ -249,12 +249,38 @@ impl PanoramaxDriver {
             .await?;
         let first = &set.associated_collections[0];
         remote.set(ctx, "collection_id", json!(first)).await?;
-        let url = format!("{}/api/collections/{first}", instance.url);
-        ctx.store
-            .set_job_remote_url(ctx.job_id, &url, ctx.now())
-            .await?;
+        // The instance's web page, on the sequence's first picture (not the API's JSON).
+        if let Some(picture) = first_picture(client, first, ctx).await? {
+            let url = self
+                .shared
+                .app()?
+                .services()
+                .panoramax_page(&instance.url, &picture, first);
+            ctx.store
+                .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                .await?;
+        }
         Ok(StepOutcome::Advance)
     }
+}
+
+/// The first picture of a collection, as the instance orders it; failing that, the first
+/// photo this job sent that the instance kept.
+async fn first_picture(
+    client: &PanoramaxClient,
+    collection_id: &str,
+    ctx: &JobCtx,
+) -> Result<Option<String>, StepError> {
+    match client.collection_items(collection_id, 1).await {
+        Ok(items) if !items.is_empty() => return Ok(items.into_iter().next().map(|i| i.id)),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the first picture of {collection_id}: {e}"),
+    }
+    let items = ctx.store.job_items(ctx.job_id).await?;
+    Ok(items
+        .into_iter()
+        .filter(|i| i.state == ItemState::Sent)
+        .find_map(|i| i.remote_id))
 }
 
 fn set_id(remote: &Remote) -> Result<String, StepError> {

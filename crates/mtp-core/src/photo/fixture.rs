@@ -8,7 +8,8 @@
 //! accept and decode it. The EXIF pixel dimensions are whatever the fixture asks for; the
 //! coded image stays 16×16 (about 1 kB a file), which keeps 10,000-photo folders cheap.
 //!
-//! Not `cfg(test)`: the CLI's `bench` command and cross-crate tests use it.
+//! Built for tests and with the `fixtures` feature: `mtp dev gen-photos`, the benchmarks and
+//! cross-crate tests use it; the desktop app does not.
 
 use chrono::{DateTime, Timelike};
 use exif::{Field, In, Rational, Tag, Value};

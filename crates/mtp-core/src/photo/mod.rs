@@ -52,6 +52,9 @@ pub enum HeadingSource {
     GpsImgDirection,
     GpsTrack,
     XmpPose,
+    /// The direction of the GPX track at the photo's time (the segment around it), as
+    /// mapillary_tools geotags from GPX.
+    GpxTrack,
     /// Bearing to the next photo, computed while planning.
     Computed,
 }
