@@ -117,6 +117,17 @@ impl Desktop {
             .with_context(|| format!("type into {css}"))
     }
 
+    /// Replaces the text of the field `css` selects (clears it first), robust to
+    /// re-rendering like [`Self::click`].
+    pub async fn replace_text(&self, css: &str, text: &str) -> Result<()> {
+        self.on_element(css, |el| async move {
+            el.clear().await?;
+            el.send_keys(text).await
+        })
+        .await
+        .with_context(|| format!("replace the text of {css}"))
+    }
+
     /// Runs `act` on a freshly found `css` element; when the element went stale, vanished
     /// or could not be interacted with, finds it again and retries until 15 s have passed.
     async fn on_element<'a, F, Fut>(&self, css: &str, act: F) -> Result<()>

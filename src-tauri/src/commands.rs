@@ -87,6 +87,50 @@ pub async fn start_integration(
     state.app()?.start_integration(service).await
 }
 
+/// Panoramax's Integrate: generate a token, open its claim page, wait for the claim.
+#[tauri::command]
+pub async fn start_panoramax_claim(
+    state: Shared<'_>,
+    instance_url: Option<String>,
+) -> Result<mtp_app::accounts::StartedIntegration, AppError> {
+    state.app()?.start_panoramax_claim(instance_url, true).await
+}
+
+/// Stops waiting for a sign-in (closes its loopback listener or claim poll).
+#[tauri::command]
+pub async fn cancel_sign_in(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+) -> Result<(), AppError> {
+    state.app()?.cancel_sign_in(service).await
+}
+
+/// Where a service's sign-in comes back (`None` = the default, the deep link).
+#[tauri::command]
+pub async fn set_redirect_uri(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+    redirect_uri: Option<String>,
+) -> Result<Option<String>, AppError> {
+    state.app()?.set_redirect_uri(service, redirect_uri).await
+}
+
+/// Asks KartaView again with the kept OpenStreetMap sign-in.
+#[tauri::command]
+pub async fn retry_kartaview(state: Shared<'_>) -> Result<String, AppError> {
+    state.app()?.retry_kartaview().await
+}
+
+/// Connects a service with a token the user pasted (KartaView: upload-scripts' `osc.token`).
+#[tauri::command]
+pub async fn connect_with_token(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+    token: String,
+) -> Result<String, AppError> {
+    state.app()?.connect_with_token(service, &token).await
+}
+
 #[tauri::command]
 pub async fn connect_panoramax(
     state: Shared<'_>,

@@ -330,3 +330,204 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
     app.screenshot("08-uploads-done").await?;
     app.quit().await
 }
+
+/// The sandbox's origin, read from a page the app opened (its emulators run inside it).
+fn sandbox_origin(opened: &str) -> Result<String> {
+    let u = url::Url::parse(opened)?;
+    Ok(u.origin().ascii_serialization())
+}
+
+async fn sandbox_faults(origin: &str, spec: &str) -> Result<()> {
+    let resp = reqwest::Client::new()
+        .post(format!("{origin}/sandbox/faults"))
+        .body(spec.to_string())
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "faults: {}", resp.status());
+    Ok(())
+}
+
+fn free_loopback() -> Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(format!(
+        "http://127.0.0.1:{}/callback",
+        l.local_addr()?.port()
+    ))
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+
+    // Deep link: Mapillary. While it waits, the card offers a loopback address in case the
+    // link never comes back.
+    app.click(".service-mapillary [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-mapillary details.redirect[open]",
+        "Nothing came back to the app?",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("09-deep-link-waiting").await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(
+        deep_link.starts_with("app.mtp.desktop://app"),
+        "{deep_link}"
+    );
+    assert!(
+        app.second_instance(&[&deep_link], Duration::from_secs(20))?
+            .success()
+    );
+    app.wait_for_text(
+        ".service-mapillary .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    // Loopback: KartaView comes back to http://127.0.0.1:<port>/callback.
+    let loopback = free_loopback()?;
+    app.click(".service-kartaview details.redirect summary")
+        .await?;
+    app.replace_text("#redirect-kartaview", &loopback).await?;
+    app.click(".service-kartaview [data-action=use-loopback]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview details.redirect summary",
+        &loopback,
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .listening",
+        &format!("Listening on {loopback}"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("10-loopback-listening").await?;
+    let authorize = wait_for_opened(&log, 2).await?;
+    let location = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(location.starts_with(&loopback), "{location}");
+    let (status, page) = mtp_app::sandbox_browser::follow(&location).await?;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You can close this tab"), "{page}");
+    app.wait_for_text(
+        ".service-kartaview .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.wait_for_text(
+        ".service-mapillary .status.ok",
+        "Connected as",
+        Duration::from_secs(5),
+    )
+    .await?;
+    // The listener is gone once the sign-in is done.
+    assert!(
+        std::net::TcpStream::connect(url::Url::parse(&loopback)?.socket_addrs(|| None)?[0])
+            .is_err()
+    );
+    app.screenshot("11-loopback-connected").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    let origin = sandbox_origin(&authorize)?;
+    sandbox_faults(&origin, "kartaview_refuse_osm_apps=400").await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
+    assert!(status.success());
+    let text = app
+        .wait_for_text(
+            ".service-kartaview .sign-in-error",
+            "KartaView said",
+            Duration::from_secs(20),
+        )
+        .await?;
+    assert!(
+        text.contains(
+            "\u{201c}Unexpected error. Please try again later.\u{201d} (HTTP 400, apiCode 690)"
+        ),
+        "{text}"
+    );
+    app.wait_for_text(
+        ".service-kartaview .sign-in",
+        "osc.token",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".service-kartaview [data-action=retry]"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("12-kartaview-refused").await?;
+
+    // Paste a KartaView token (as upload-scripts keeps it).
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{origin}/sandbox/tokens?service=kartaview&user=0"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"].as_str().unwrap().to_string();
+    app.type_into("#kartaview-token", &token).await?;
+    app.click(".service-kartaview [data-action=paste-token]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.screenshot("13-kartaview-token-pasted").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-panoramax [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax",
+        "Waiting for you to claim the token",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let claim = wait_for_opened(&log, 1).await?;
+    assert!(claim.ends_with("/claim"), "{claim}");
+    app.screenshot("14-panoramax-claim-waiting").await?;
+    let page = mtp_app::sandbox_browser::claim(&claim).await?;
+    assert!(page.contains("Token claimed"), "{page}");
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as sandbox-user",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.screenshot("15-panoramax-claimed").await?;
+    app.quit().await
+}

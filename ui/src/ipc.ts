@@ -31,8 +31,25 @@ export interface IntegrationCard {
   needs_reauth: boolean;
   instance_url: string | null;
   uses_browser: boolean;
+  /** Where the browser comes back: the deep link or a loopback address. */
+  redirect_uri: string | null;
+  suggested_loopback: string | null;
+  sign_in: SignInStatus | null;
   /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
   mapillary_consent: boolean | null;
+}
+
+/** A sign-in in progress, or why the last one failed (kept until the user acts). */
+export interface SignInStatus {
+  phase: "waiting" | "failed";
+  page_url: string | null;
+  redirect_uri: string | null;
+  listening: boolean;
+  browser_opened: boolean;
+  browser_error: string | null;
+  message: string | null;
+  offer_token: boolean;
+  can_retry: boolean;
 }
 
 export interface StartedIntegration {
@@ -40,6 +57,8 @@ export interface StartedIntegration {
   authorize_url: string;
   browser_opened: boolean;
   browser_error: string | null;
+  redirect_uri: string | null;
+  listening: boolean;
 }
 
 export interface DeepLinkOutcome {
@@ -177,6 +196,12 @@ export const api = {
   connectPanoramax: (instanceUrl: string | null, token: string | null) =>
     call<string>("connect_panoramax", { instanceUrl, token }),
   disconnect: (service: Destination) => call<void>("disconnect", { service }),
+  startPanoramaxClaim: (instanceUrl: string | null) => call<StartedIntegration>("start_panoramax_claim", { instanceUrl }),
+  cancelSignIn: (service: Destination) => call<void>("cancel_sign_in", { service }),
+  setRedirectUri: (service: Destination, redirectUri: string | null) =>
+    call<string | null>("set_redirect_uri", { service, redirectUri }),
+  retryKartaview: () => call<string>("retry_kartaview"),
+  connectWithToken: (service: Destination, token: string) => call<string>("connect_with_token", { service, token }),
   jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
     call<number>("job_action", { target, action }),
   openExternal: (url: string) => call<void>("open_external", { url }),

@@ -238,6 +238,15 @@ impl MtpwDriver {
             }
             Some(true) => {}
         }
+        if let Some(at) = remote.i64("link_retry_at")
+            && at > ctx.now()
+        {
+            // Woken early (the Mapillary job wakes this one whenever it learns something):
+            // the retry keeps its time.
+            return Ok(StepOutcome::Again {
+                after_ms: at - ctx.now(),
+            });
+        }
         let unique_id = self.ensure_created(ctx, &mut remote).await?;
         let client = client(&app).await?;
         // The import needs the Mapillary token; a Mapillary sign-in problem is not this
@@ -319,6 +328,9 @@ impl MtpwDriver {
         match next {
             Some(after_ms) if now + after_ms - first <= DAY_MS => {
                 let total = schedule.len() + 1;
+                remote
+                    .set(ctx, "link_retry_at", json!(now + after_ms))
+                    .await?;
                 wait_with(
                     ctx,
                     remote,
