@@ -716,9 +716,19 @@ async fn two_cameras_are_told_apart_by_name_colour_and_order() -> Result<()> {
     let app = Desktop::launch(&[]).await?;
     app.click("#nav-import").await?;
     drop_paths(&app, &[&folder]).await?;
-    let cards = app
-        .wait_for_text("#plan-sequences", "GoPro MAX", Duration::from_secs(30))
+    app.wait_for_text("#plan-stats", "2 sequences", Duration::from_secs(30))
         .await?;
+    let cards = app
+        .client
+        .execute(
+            "return document.getElementById('plan-sequences').textContent;",
+            vec![],
+        )
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(cards.contains("GoPro MAX"), "{cards}");
     assert!(cards.contains("Insta360 ONE X2"), "{cards}");
     assert!(cards.contains("rear/") && cards.contains("top folder"), "{cards}");
     let legend = app
@@ -833,26 +843,108 @@ async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uplo
             .await
             .is_err()
     );
-    // In the background: the window goes away, the app keeps running, a new launch shows it.
+    // In the background: the window goes away (seen from X, as a person would: the web
+    // view is not asked while hidden), the app keeps running, a new launch shows it again.
     app.client.execute(close, vec![]).await?;
-    app.click("#close-background").await?;
-    let hidden = "return document.visibilityState;";
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.client.execute(hidden, vec![]).await? != serde_json::json!("hidden") {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the window did not go away");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for(
+        fantoccini::Locator::Css("#close-background"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.client
+        .execute(
+            "setTimeout(() => document.getElementById('close-background').click(), 50); return true;",
+            vec![],
+        )
+        .await?;
+    wait_for_window_mapped(false).await?;
     let status = app.second_instance(&[], Duration::from_secs(20))?;
     assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.client.execute(hidden, vec![]).await? != serde_json::json!("visible") {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the window did not come back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_window_mapped(true).await?;
     app.wait_for(
         fantoccini::Locator::Css(".job[data-destination=panoramax]"),
         Duration::from_secs(5),
     )
     .await?;
     app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn photos_already_on_panoramax_say_so_and_link_to_where_they_are() -> Result<()> {
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    for (n, source) in [folder.clone(), photos.path().join("Copy")]
+        .iter()
+        .enumerate()
+    {
+        if n == 1 {
+            std::fs::create_dir_all(source)?;
+            for e in std::fs::read_dir(&folder)? {
+                let e = e?;
+                std::fs::copy(e.path(), source.join(e.file_name()))?;
+            }
+        }
+        app.click("#nav-import").await?;
+        drop_paths(&app, &[source]).await?;
+        app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+            .await?;
+        if n == 1 {
+            app.wait_for_text("#already-saved", "40 photos in", Duration::from_secs(5))
+                .await?;
+        }
+        app.click("#save-import").await?;
+        app.wait_for(
+            fantoccini::Locator::Css(&format!(
+                ".seq-card:nth-child({}) .job[data-destination=panoramax][data-status=done]",
+                1
+            )),
+            Duration::from_secs(90),
+        )
+        .await?;
+    }
+    // The newest card (on top) is the copy: nothing new was made, and the row says so.
+    let row = ".seq-card:first-child .job[data-destination=panoramax]";
+    app.wait_for_text(row, "Already on Panoramax", Duration::from_secs(10))
+        .await?;
+    let link = app
+        .wait_for(
+            fantoccini::Locator::Css(&format!("{row} .job-link button")),
+            Duration::from_secs(5),
+        )
+        .await?;
+    let title = link.attr("title").await?.unwrap_or_default();
+    assert!(title.contains("#focus=pic&pic="), "{title}");
+    app.screenshots("16-sequences-already-on-panoramax").await?;
+    app.quit().await
+}
+
+/// Waits until the app's window is shown (`true`) or hidden (`false`) on the X display.
+async fn wait_for_window_mapped(shown: bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^MTP Desktop$"])
+            .output()?;
+        let visible = !String::from_utf8_lossy(&out.stdout).trim().is_empty();
+        if visible == shown {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the window was never {}",
+            if shown { "shown again" } else { "hidden" }
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
 }

@@ -162,6 +162,7 @@ export interface JobView {
   last_error_kind: string | null;
   remote_url: string | null;
   remote_id: string | null;
+  note: string | null;
   photos_total: number;
   photos_done: number;
   bytes_total: number;

@@ -87,6 +87,9 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
   if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
   else map.setView([20, 0], 2);
   // The container may have just become visible.
-  setTimeout(() => map.invalidateSize(), 50);
+  setTimeout(() => {
+    map.invalidateSize();
+    if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
+  }, 50);
   return { destroy: () => map.remove() };
 }

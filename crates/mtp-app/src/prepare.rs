@@ -484,9 +484,10 @@ pub(crate) fn drop_code(r: &DropReason) -> &'static str {
 pub(crate) fn split_message(r: &SplitReason) -> String {
     match r {
         SplitReason::FirstInGroup => "First photos of this folder and camera".into(),
-        SplitReason::TimeGap { seconds } => {
-            format!("Split: {seconds:.0} s without a photo (limit 60 s)")
-        }
+        SplitReason::TimeGap { seconds } => format!(
+            "Split: {} without a photo (limit 60 s)",
+            gap_text(*seconds)
+        ),
         SplitReason::DistanceGap { metres } => {
             format!("Split: a {metres:.0} m jump between photos (limit 100 m)")
         }
@@ -712,6 +713,19 @@ fn folder_warnings(sequences: &[SequenceView]) -> Vec<String> {
         }
     }
     w
+}
+
+/// A gap between photos as a person says it: "95 s", "3 h 20 min", "2 years".
+fn gap_text(seconds: f64) -> String {
+    const DAY: f64 = 86_400.0;
+    if seconds >= 365.0 * DAY {
+        let years = seconds / (365.25 * DAY);
+        format!("{years:.0} year{}", if years.round() == 1.0 { "" } else { "s" })
+    } else if seconds >= 60.0 {
+        mtp_core::photo::gpx::human_duration((seconds * 1000.0) as i64)
+    } else {
+        format!("{seconds:.0} s")
+    }
 }
 
 fn day(ms: i64) -> String {

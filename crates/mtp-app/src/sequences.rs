@@ -41,6 +41,8 @@ pub struct JobView {
     pub last_error_kind: Option<String>,
     pub remote_url: Option<String>,
     pub remote_id: Option<String>,
+    /// What the service said that the status alone does not (e.g. every photo was already there).
+    pub note: Option<String>,
     pub photos_total: i64,
     pub photos_done: i64,
     pub bytes_total: i64,
@@ -74,6 +76,7 @@ impl From<&JobRow> for JobView {
             last_error_kind: j.last_error_kind.clone(),
             remote_url: j.remote_url.clone(),
             remote_id,
+            note: j.remote_str("note"),
             photos_total: j.photos_total,
             photos_done: j.photos_done,
             bytes_total: j.bytes_total,

@@ -126,7 +126,7 @@ export function formatZone(minutes: number | null | undefined): string {
 }
 
 function zoneInput(id: string, value: number | null | undefined, set: (v: number | null) => void): HTMLInputElement {
-  const input = h("input", { id, type: "text", placeholder: "e.g. +02:00 (empty: this computer's zone)", value: formatZone(value), "aria-describedby": `${id}-err` });
+  const input = h("input", { id, type: "text", placeholder: "+02:00", title: "The camera clock's zone, like +02:00 or -05:30. Empty: this computer's zone.", value: formatZone(value), "aria-describedby": `${id}-err` });
   input.addEventListener("change", () => {
     const v = parseZone(input.value);
     const err = document.getElementById(`${id}-err`);
@@ -288,10 +288,10 @@ function gpxRescue(p: PreparedImport): HTMLElement | null {
   } }, "Apply and re-plan");
   const head = p.gpx
     ? h("p", { id: "gpx-used" }, h("strong", {}, `Positions of ${plural(p.gpx_placed, "photo", "photos")} came from the GPX track `), h("span", { class: "path" }, baseName(p.gpx)), missing > 0 ? `; ${plural(missing, "photo is", "photos are")} still without a position (below).` : ".")
-    : h("p", {}, h("strong", {}, `${plural(missing, "photo has", "photos have")} no usable position.`), " A GPX track recorded during the trip can place them by their time: add one here, or drop it on the window.");
+    : h("p", {}, h("strong", {}, `${plural(missing, "photo has", "photos have")} no usable position.`), " A GPX track recorded during the trip can place them by their time: add one here, or drag it onto the window.");
   return h(
     "section",
-    { class: "rescue", id: "gpx-rescue", "aria-label": "Place photos with a GPX track" },
+    { class: `rescue${missing === 0 ? " rescue-ok" : ""}`, id: "gpx-rescue", "aria-label": "Place photos with a GPX track" },
     head,
     h(
       "div",
@@ -302,7 +302,7 @@ function gpxRescue(p: PreparedImport): HTMLElement | null {
     h(
       "div",
       { class: "rescue-row" },
-      h("label", { for: "rescue-tz" }, "Camera time zone"),
+      h("label", { for: "rescue-tz", title: "For cameras that do not record their zone. Empty: this computer's zone." }, "Camera time zone"),
       zone,
       h("label", { for: "rescue-offset" }, "Camera clock ahead by (s)"),
       offset,

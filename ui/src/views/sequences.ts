@@ -209,7 +209,7 @@ function statusText(j: JobView): { text: string; cls: string } {
   const stage = STAGE[j.stage] ?? j.stage;
   switch (j.status) {
     case "done":
-      return { text: "Done", cls: "ok" };
+      return j.note ? { text: j.note, cls: "ok" } : { text: "Done", cls: "ok" };
     case "failed":
       return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
     case "cancelled":
