@@ -190,7 +190,11 @@ impl Desktop {
     pub async fn layout_problems(&self) -> Result<Vec<String>> {
         let v = self.client.execute(LAYOUT_CHECK, vec![]).await?;
         Ok(v.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

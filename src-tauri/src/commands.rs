@@ -123,7 +123,10 @@ pub fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
 
 /// The answer to "uploads are running: keep them going in the background or stop?".
 #[tauri::command]
-pub fn close_choice(app: tauri::AppHandle, choice: crate::window::CloseChoice) -> Result<(), AppError> {
+pub fn close_choice(
+    app: tauri::AppHandle,
+    choice: crate::window::CloseChoice,
+) -> Result<(), AppError> {
     crate::window::apply_close_choice(&app, choice)
         .map_err(|e| AppError::new("window", format!("could not close the window: {e}")))
 }

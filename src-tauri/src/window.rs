@@ -206,10 +206,16 @@ mod tests {
             "about:srcdoc",
             "data:text/html,hi",
         ] {
-            assert!(!is_app_url(&u(outside), None), "{outside} must leave the app");
+            assert!(
+                !is_app_url(&u(outside), None),
+                "{outside} must leave the app"
+            );
         }
         let dev = u("http://localhost:5173/");
-        assert!(is_app_url(&u("http://localhost:5173/src/main.ts"), Some(&dev)));
+        assert!(is_app_url(
+            &u("http://localhost:5173/src/main.ts"),
+            Some(&dev)
+        ));
         assert!(!is_app_url(&u("http://localhost:5174/"), Some(&dev)));
     }
 }

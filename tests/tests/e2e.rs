@@ -221,10 +221,19 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
     for (n, service) in ["mapillary", "kartaview"].iter().enumerate() {
         integrate(&app, service, &log, n + 1).await?;
     }
-    app.screenshot("07-integrations-connected").await?;
+    app.screenshots("07-integrations-connected").await?;
 
     // A forged link (a state this app never issued) changes nothing and says so.
     app.click(".service-mapillary .danger").await?;
+    // Disconnecting asks first.
+    app.wait_for_text(
+        "#confirm-dialog",
+        "Disconnect Mapillary?",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshots("09-disconnect-asks").await?;
+    app.click("#confirm-yes").await?;
     app.wait_for_text(
         ".service-mapillary",
         "Not connected",
@@ -302,7 +311,7 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         )
         .await?;
     }
-    app.screenshot("08-uploads-done").await?;
+    app.screenshots("08-uploads-done").await?;
     app.quit().await
 }
 
@@ -454,7 +463,8 @@ async fn left_out_files_are_grouped_by_reason_in_the_windows_words() -> Result<(
         .await?;
     assert!(group.contains('3'), "{group}");
     // Expanded: paths relative to the folder, each once; a GUI action.
-    app.click(".left-out-group[data-code=no_gps] summary").await?;
+    app.click(".left-out-group[data-code=no_gps] summary")
+        .await?;
     let rows = app
         .wait_for_text(
             ".left-out-group[data-code=no_gps]",
@@ -468,7 +478,10 @@ async fn left_out_files_are_grouped_by_reason_in_the_windows_words() -> Result<(
     let ignored = app
         .wait_for_text("#not-photos", "a/README", Duration::from_secs(5))
         .await?;
-    assert!(ignored.contains("b/README") && ignored.contains("clip.mp4"), "{ignored}");
+    assert!(
+        ignored.contains("b/README") && ignored.contains("clip.mp4"),
+        "{ignored}"
+    );
     // Nothing speaks to the command line, nothing tells a README to become a JPEG.
     let page = app
         .wait_for(
@@ -478,7 +491,13 @@ async fn left_out_files_are_grouped_by_reason_in_the_windows_words() -> Result<(
         .await?
         .text()
         .await?;
-    for cli in ["--gpx", "--time-offset", "exiftool", "convert it to JPEG", "or drop it"] {
+    for cli in [
+        "--gpx",
+        "--time-offset",
+        "exiftool",
+        "convert it to JPEG",
+        "or drop it",
+    ] {
         assert!(!page.contains(cli), "the window says {cli:?}: {page}");
     }
     app.screenshots("10-import-left-out-grouped").await?;
@@ -591,7 +610,8 @@ async fn checked(app: &Desktop, css: &str) -> Result<bool> {
 
 #[tokio::test]
 #[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
-async fn stray_photos_are_unticked_named_sequences_are_saved_and_copies_are_flagged() -> Result<()> {
+async fn stray_photos_are_unticked_named_sequences_are_saved_and_copies_are_flagged() -> Result<()>
+{
     use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, write_track_folder};
     let dir = tempfile::tempdir()?;
     let folder = dir.path().join("Holiday mix");
@@ -661,11 +681,21 @@ async fn stray_photos_are_unticked_named_sequences_are_saved_and_copies_are_flag
         .await?;
     assert_eq!(names, serde_json::json!(["Harbour walk"]));
     // Keyboard focus is on the saved sequence, not lost on the page body.
-    let focused = app
-        .client
-        .execute("return document.activeElement.textContent;", vec![])
-        .await?;
-    assert_eq!(focused, serde_json::json!("Harbour walk"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let focused = app
+            .client
+            .execute("return document.activeElement.textContent;", vec![])
+            .await?;
+        if focused == serde_json::json!("Harbour walk") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "keyboard focus is on {focused:?}, not on the saved sequence"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The same photos, copied to another folder and renamed: flagged by content.
     let copy = dir.path().join("Copy for the club");
@@ -730,11 +760,17 @@ async fn two_cameras_are_told_apart_by_name_colour_and_order() -> Result<()> {
         .to_string();
     assert!(cards.contains("GoPro MAX"), "{cards}");
     assert!(cards.contains("Insta360 ONE X2"), "{cards}");
-    assert!(cards.contains("rear/") && cards.contains("top folder"), "{cards}");
+    assert!(
+        cards.contains("rear/") && cards.contains("top folder"),
+        "{cards}"
+    );
     let legend = app
         .wait_for_text("#map-legend", "Sequence 2", Duration::from_secs(5))
         .await?;
-    assert!(legend.contains("GoPro MAX") && legend.contains("ONE X2"), "{legend}");
+    assert!(
+        legend.contains("GoPro MAX") && legend.contains("ONE X2"),
+        "{legend}"
+    );
     let colours = app
         .client
         .execute(
@@ -766,15 +802,20 @@ async fn two_cameras_are_told_apart_by_name_colour_and_order() -> Result<()> {
 
 #[tokio::test]
 #[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
-async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uploads() -> Result<()> {
+async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uploads() -> Result<()>
+{
     let photos = photo_folder()?;
     let folder = photos.path().join("Morning walk");
     let app = Desktop::launch(&[("MTP_SANDBOX_PROCESSING_MS", "600000")]).await?;
     app.wait_for_text("#mode-banner", "Sandbox mode", Duration::from_secs(10))
         .await?;
     app.click("#nav-integrations").await?;
-    app.wait_for_text("#place-integrations", "Map the Paths Web", Duration::from_secs(10))
-        .await?;
+    app.wait_for_text(
+        "#place-integrations",
+        "Map the Paths Web",
+        Duration::from_secs(10),
+    )
+    .await?;
     app.screenshots("20-integrations").await?;
     app.click(".service-panoramax [data-action=connect]")
         .await?;
@@ -785,8 +826,12 @@ async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uplo
     )
     .await?;
     app.click("#nav-sequences").await?;
-    app.wait_for_text("#place-sequences", "No sequences yet", Duration::from_secs(10))
-        .await?;
+    app.wait_for_text(
+        "#place-sequences",
+        "No sequences yet",
+        Duration::from_secs(10),
+    )
+    .await?;
     app.screenshots("21-sequences-empty").await?;
     app.click("#nav-import").await?;
     app.wait_for_text("#place-import", "Drop a folder", Duration::from_secs(10))
@@ -828,12 +873,16 @@ async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uplo
     app.screenshots("24-sequences-uploading").await?;
 
     // Closing the window now asks, and says what happens to the uploads.
-    let close = "return window.__TAURI_INTERNALS__.invoke('plugin:window|close', { label: 'main' });";
+    let close =
+        "return window.__TAURI_INTERNALS__.invoke('plugin:window|close', { label: 'main' });";
     app.client.execute(close, vec![]).await?;
     let dialog = app
         .wait_for_text("#close-dialog", "resume", Duration::from_secs(10))
         .await?;
-    assert!(dialog.contains("Keep uploading in the background"), "{dialog}");
+    assert!(
+        dialog.contains("Keep uploading in the background"),
+        "{dialog}"
+    );
     app.screenshots("25-close-while-uploading").await?;
     app.click("#close-cancel").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -947,4 +996,65 @@ async fn wait_for_window_mapped(shown: bool) -> Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn dropped_photo_files_and_several_folders_are_understood() -> Result<()> {
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[]).await?;
+    // Dragging over any screen highlights the whole window.
+    app.click("#nav-sequences").await?;
+    app.wait_for(
+        fantoccini::Locator::Css("body[data-ready=true]"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.client
+        .execute(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit_to', {
+                target: { kind: 'Webview', label: 'main' },
+                event: 'tauri://drag-enter',
+                payload: { paths: arguments[0], position: { x: 200, y: 200 } }
+            });",
+            vec![serde_json::json!([folder.display().to_string()])],
+        )
+        .await?;
+    app.wait_for(
+        fantoccini::Locator::Css("body.drag-hover"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("17-drag-over-sequences").await?;
+
+    // Ten photo files, not a folder: just those are read.
+    let files: Vec<std::path::PathBuf> = (0..10)
+        .map(|i| folder.join(format!("IMG_{i:05}.jpg")))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(files.len(), 10, "fixture names changed");
+    let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    drop_paths(&app, &refs).await?;
+    let stats = app
+        .wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    assert!(
+        stats.contains("10 photos kept") && stats.contains("0 left out"),
+        "{stats}"
+    );
+
+    // Two folders: the first is read and the window says what happened to the other.
+    let other = tempfile::tempdir()?;
+    app.click(".plan-head button").await?;
+    drop_paths(&app, &[&folder, other.path()]).await?;
+    app.wait_for_text(
+        "#toasts",
+        "Drop the others one at a time",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for_text("#plan-stats", "40 photos kept", Duration::from_secs(30))
+        .await?;
+    app.quit().await
 }

@@ -87,6 +87,13 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
   if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
   else map.setView([20, 0], 2);
   // The container may have just become visible.
+  // The container may have just become visible; and when the window is resized the whole
+  // track stays in view, unless the person has moved the map themselves.
+  let moved = false;
+  map.on("dragstart", () => (moved = true));
+  map.on("resize", () => {
+    if (!moved && bounds.isValid()) map.fitBounds(bounds.pad(0.1));
+  });
   setTimeout(() => {
     map.invalidateSize();
     if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));

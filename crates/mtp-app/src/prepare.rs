@@ -3,9 +3,9 @@
 use crate::{App, AppError, AppEvent, AppResult};
 use md5::{Digest, Md5};
 use mtp_core::Destination;
-use mtp_core::photo::{PositionSource, ReadOptions};
 use mtp_core::photo::gpx::read_gpx;
 use mtp_core::photo::scan::{GpxGeotag, RejectedFile, ScanOptions, ScanProgress, scan_folder};
+use mtp_core::photo::{PositionSource, ReadOptions};
 use mtp_core::plan::validate::{DestinationCheck, check_destinations};
 use mtp_core::plan::{DropReason, Plan, PlanOptions, PlanSummary, SplitReason, plan_sequences};
 use mtp_core::store::{DroppedFile, NewImport, SequenceMeta};
@@ -484,10 +484,9 @@ pub(crate) fn drop_code(r: &DropReason) -> &'static str {
 pub(crate) fn split_message(r: &SplitReason) -> String {
     match r {
         SplitReason::FirstInGroup => "First photos of this folder and camera".into(),
-        SplitReason::TimeGap { seconds } => format!(
-            "Split: {} without a photo (limit 60 s)",
-            gap_text(*seconds)
-        ),
+        SplitReason::TimeGap { seconds } => {
+            format!("Split: {} without a photo (limit 60 s)", gap_text(*seconds))
+        }
         SplitReason::DistanceGap { metres } => {
             format!("Split: a {metres:.0} m jump between photos (limit 100 m)")
         }
@@ -633,7 +632,10 @@ fn prepare_blocking(
         not_photos,
         warnings,
         already_saved: Vec::new(),
-        gpx: options.gpx.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        gpx: options
+            .gpx
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         gpx_placed,
     };
     Ok(Prepared {
@@ -720,7 +722,10 @@ fn gap_text(seconds: f64) -> String {
     const DAY: f64 = 86_400.0;
     if seconds >= 365.0 * DAY {
         let years = seconds / (365.25 * DAY);
-        format!("{years:.0} year{}", if years.round() == 1.0 { "" } else { "s" })
+        format!(
+            "{years:.0} year{}",
+            if years.round() == 1.0 { "" } else { "s" }
+        )
     } else if seconds >= 60.0 {
         mtp_core::photo::gpx::human_duration((seconds * 1000.0) as i64)
     } else {
@@ -745,9 +750,7 @@ fn camera_name(make: Option<&str>, model: Option<&str>) -> Option<String> {
     let make = make.map(str::trim).filter(|m| !m.is_empty());
     let model = model.map(str::trim).filter(|m| !m.is_empty());
     match (make, model) {
-        (Some(make), Some(model))
-            if model.to_lowercase().starts_with(&make.to_lowercase()) =>
-        {
+        (Some(make), Some(model)) if model.to_lowercase().starts_with(&make.to_lowercase()) => {
             Some(model.to_string())
         }
         (Some(make), Some(model)) => Some(format!("{make} {model}")),
@@ -861,7 +864,8 @@ fn file_detail(code: &str, file_name: &str, message: &str, from_scan: bool) -> S
         m.find(". ").map(|i| i + 1)
     };
     let kept = cut.map_or(m, |i| &m[..i]).trim();
-    kept.trim_start_matches("has no GPS position and ").to_string()
+    kept.trim_start_matches("has no GPS position and ")
+        .to_string()
 }
 
 fn group_left_out(

@@ -1,5 +1,5 @@
 import { api, type Destination, type IntegrationCard, type StartedIntegration } from "../ipc";
-import { clear, h, toast } from "../dom";
+import { clear, confirmDialog, h, toast } from "../dom";
 
 /** Sign-ins started from this window and not finished yet, by service. */
 const waiting = new Map<Destination, StartedIntegration>();
@@ -42,6 +42,7 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   if (connected && !c.needs_reauth) {
     actions.append(
       h("button", { class: "secondary danger", onclick: async () => {
+        if (!(await confirmDisconnect(c))) return;
         try { await api.disconnect(c.service); toast(`${c.label} disconnected.`); } catch (e) { toast((e as Error).message, "error"); }
         rerender();
       } }, "Disconnect"),
@@ -89,4 +90,15 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   }
   el.append(actions);
   return el;
+}
+
+/** Disconnecting stops this service's uploads until it is integrated again: ask first, and say so. */
+async function confirmDisconnect(c: IntegrationCard): Promise<boolean> {
+  const waiting = (await api.sequences().catch(() => []))
+    .flatMap((s) => s.jobs)
+    .filter((j) => j.destination === c.service && ["pending", "running", "paused"].includes(j.status)).length;
+  const body = waiting > 0
+    ? `${waiting === 1 ? "An upload" : `${waiting} uploads`} to ${c.label} ${waiting === 1 ? "is" : "are"} not finished: ${waiting === 1 ? "it waits" : "they wait"} until you integrate ${c.label} again. Nothing already sent is removed.`
+    : `MTP Desktop forgets this ${c.label} sign-in. Nothing already sent is removed.`;
+  return confirmDialog(`Disconnect ${c.label}?`, body, "Disconnect");
 }

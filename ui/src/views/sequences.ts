@@ -127,8 +127,17 @@ async function refresh(id: number): Promise<void> {
   sequences.set(id, s);
   const fresh = sequenceCard(s);
   const old = cards.get(id);
+  // Keyboard focus stays on the sequence when its card is re-drawn.
+  const focusedHead = old !== undefined && document.activeElement === old.querySelector("h2");
   if (old) old.replaceWith(fresh);
   else listEl.prepend(fresh);
+  if (focusedHead) {
+    const head = fresh.querySelector<HTMLElement>("h2");
+    if (head) {
+      head.tabIndex = -1;
+      head.focus();
+    }
+  }
   cards.set(id, fresh);
   updateCount(sequences.size);
 }
