@@ -857,8 +857,21 @@ fn file_detail(code: &str, file_name: &str, message: &str, from_scan: bool) -> S
     }
     let m = message.strip_prefix(file_name).unwrap_or(message).trim();
     let cut = if from_scan {
-        // "… (detail): what to do" / "…: detail; what to do"
-        [m.rfind(": "), m.rfind("; ")].into_iter().flatten().max()
+        // Where the core's message turns to what to do (in command-line terms).
+        const REMEDIES: [&str; 11] = [
+            ": if the camera",
+            ": geotag",
+            ": repair",
+            ": check",
+            ": set the time",
+            ": use the camera",
+            ": only JPEG",
+            ": skipped",
+            "; copy it again",
+            "; re-export",
+            "; otherwise",
+        ];
+        REMEDIES.iter().filter_map(|r| m.find(r)).min()
     } else {
         // The planner's first sentence says what happened; the rest is what to do.
         m.find(". ").map(|i| i + 1)
@@ -920,4 +933,70 @@ fn group_left_out(
     }
     groups.sort_by_key(|g| std::cmp::Reverse(g.files.len()));
     (groups, not_photos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_detail_drops_its_name_and_the_command_line_remedy() {
+        let cases = [
+            (
+                "outside_track",
+                "a.jpg has no GPS position and was taken 2 h 0 min after the GPX track ends (2024-05-01 08:00:39 UTC) with the time offset of +5 s: if the camera clock is off, set a time offset (--time-offset); otherwise use a GPX track that covers it",
+                "was taken 2 h 0 min after the GPX track ends (2024-05-01 08:00:39 UTC) with the time offset of +5 s",
+            ),
+            (
+                "truncated",
+                "a.jpg is truncated: the APP1 segment runs past the end; copy it again from the camera or the card",
+                "is truncated: the APP1 segment runs past the end",
+            ),
+            (
+                "broken_exif",
+                "a.jpg has broken EXIF metadata (bad IFD): repair it (e.g. exiftool -all= -tagsfromfile @ -all:all FILE) or drop it",
+                "has broken EXIF metadata (bad IFD)",
+            ),
+            (
+                "no_gps",
+                "a.jpg has no GPS position: geotag it with a GPX track (--gpx) or drop it",
+                "",
+            ),
+        ];
+        for (code, message, want) in cases {
+            assert_eq!(file_detail(code, "a.jpg", message, true), want);
+        }
+        assert_eq!(
+            file_detail(
+                "zigzag_outlier",
+                "a.jpg",
+                "GPS glitch: the position jumps 300 m off the track between b and c and straight back. Correct its position to upload it.",
+                false
+            ),
+            "GPS glitch: the position jumps 300 m off the track between b and c and straight back."
+        );
+    }
+
+    #[test]
+    fn warnings_name_few_photos_and_no_movement() {
+        assert_eq!(
+            sequence_warnings(1, 0.0),
+            ["Only 1 photo: probably stray photos rather than a trip"]
+        );
+        assert_eq!(
+            sequence_warnings(30, 4.0),
+            ["The photos stay within 4 m: the camera did not move"]
+        );
+        assert!(sequence_warnings(30, 120.0).is_empty());
+        assert_eq!(gap_text(95.0), "1 min 35 s");
+        assert_eq!(gap_text(215_000_000.0), "7 years");
+        assert_eq!(
+            camera_name(Some("GoPro"), Some("GoPro MAX")).as_deref(),
+            Some("GoPro MAX")
+        );
+        assert_eq!(
+            camera_name(Some("Insta360"), Some("ONE X2")).as_deref(),
+            Some("Insta360 ONE X2")
+        );
+    }
 }
