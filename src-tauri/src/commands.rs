@@ -18,6 +18,12 @@ pub async fn integrations(state: Shared<'_>) -> Result<Vec<IntegrationCard>, App
     state.app()?.integrations().await
 }
 
+/// The user's answer to "send my Mapillary token to Map the Paths Web" (its card).
+#[tauri::command]
+pub async fn set_mtpw_mapillary_consent(state: Shared<'_>, allow: bool) -> Result<(), AppError> {
+    state.app()?.set_mtpw_mapillary_consent(allow).await
+}
+
 #[tauri::command]
 pub async fn db_info(state: Shared<'_>) -> Result<DbInfo, AppError> {
     state.app()?.db_info().await

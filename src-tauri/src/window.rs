@@ -5,9 +5,9 @@
 use crate::AppState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tauri::Url;
 use tauri::webview::NewWindowResponse;
 use tauri::{AppHandle, Emitter, Manager, WebviewWindowBuilder};
-use url::Url;
 
 /// True for the pages the app itself serves: the bundled UI (`tauri://localhost` on Linux and
 /// macOS, `http(s)://tauri.localhost` on Windows), the dev server when one is configured, and

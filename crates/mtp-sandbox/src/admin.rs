@@ -7,6 +7,7 @@
 //! | `GET /sandbox/state` | everything the emulators hold (JSON; file bytes left out) |
 //! | `GET /sandbox/faults`, `POST /sandbox/faults` (body = spec), `DELETE /sandbox/faults` | fault rules |
 //! | `POST /sandbox/tokens?service=mapillary&user=0` | an access token as if the OAuth flow had run |
+//! | `GET /sandbox/mtpw_import`, `PUT /sandbox/mtpw_import?mode=v3_unreachable\|v3_refuses\|fixed` | how Map the Paths Web's import answers a Mapillary link |
 
 use std::collections::HashMap;
 
@@ -35,6 +36,7 @@ pub(crate) fn router() -> Router<AppRef> {
             get(list_faults).post(add_faults).delete(clear_faults),
         )
         .route("/tokens", post(token))
+        .route("/mtpw_import", get(mtpw_import).put(set_mtpw_import))
 }
 
 async fn urls(State(app): State<AppRef>) -> Response {
@@ -42,6 +44,29 @@ async fn urls(State(app): State<AppRef>) -> Response {
         StatusCode::OK,
         &serde_json::to_value(SandboxUrls::new(&app.origin)).unwrap_or_default(),
     )
+}
+
+async fn mtpw_import(State(app): State<AppRef>) -> Response {
+    let mode = crate::state::lock(&app.mtpw).import_mode();
+    json_response(StatusCode::OK, &json!({"mode": mode.as_str()}))
+}
+
+async fn set_mtpw_import(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match q
+        .get("mode")
+        .map(String::as_str)
+        .unwrap_or_default()
+        .parse::<crate::MtpwImportMode>()
+    {
+        Ok(mode) => {
+            crate::state::lock(&app.mtpw).set_import_mode(mode);
+            json_response(StatusCode::OK, &json!({"mode": mode.as_str()}))
+        }
+        Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
+    }
 }
 
 async fn requests(State(app): State<AppRef>) -> Response {
