@@ -170,3 +170,27 @@ pub async fn queue_upload(
 pub fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
     state.app()?.open_external(&url)
 }
+
+/// The answer to "uploads are running: keep them going in the background or stop?".
+#[tauri::command]
+pub fn close_choice(
+    app: tauri::AppHandle,
+    choice: crate::window::CloseChoice,
+) -> Result<(), AppError> {
+    crate::window::apply_close_choice(&app, choice)
+        .map_err(|e| AppError::new("window", format!("could not close the window: {e}")))
+}
+
+/// For each dropped path: "dir", "file" or "missing" (folders and photo files are read
+/// differently).
+#[tauri::command]
+pub fn path_kinds(paths: Vec<String>) -> Vec<&'static str> {
+    paths
+        .iter()
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => "dir",
+            Ok(_) => "file",
+            Err(_) => "missing",
+        })
+        .collect()
+}

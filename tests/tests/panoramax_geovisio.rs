@@ -282,6 +282,7 @@ async fn upload_folder(app: &App, folder: &Path) -> JobRow {
         .unwrap();
     let saved = app
         .save_import(SaveImport {
+            sequences: Vec::new(),
             token: preview.token,
             meta: SequenceMeta {
                 name: "A walk to GeoVisio".into(),

@@ -85,6 +85,7 @@ export interface PhotoPoint {
   lon: number;
   captured_at: number;
   heading: number | null;
+  from_gpx: boolean;
 }
 
 export interface SequenceView {
@@ -98,6 +99,18 @@ export interface SequenceView {
   split_message: string;
   photos: PhotoPoint[];
   checks: DestinationCheck[];
+  camera: string | null;
+  sub_folder: string;
+  from_gpx: number;
+  warnings: string[];
+  include_by_default: boolean;
+}
+
+export interface LeftOutGroup {
+  code: string;
+  title: string;
+  action: string;
+  files: { rel_path: string; detail: string }[];
 }
 
 export interface LeftOut {
@@ -119,6 +132,18 @@ export interface PreparedImport {
   sequences: SequenceView[];
   left_out: LeftOut[];
   already_imported: { import_id: number; sequence_ids: number[]; names: string[] } | null;
+  left_out_groups: LeftOutGroup[];
+  not_photos: string[];
+  warnings: string[];
+  already_saved: { sequence_id: number; name: string; folder: string | null; photos: number }[];
+  gpx: string | null;
+  gpx_placed: number;
+}
+
+export interface SequenceChoice {
+  index: number;
+  include: boolean;
+  name: string;
 }
 
 export interface PrepareOptions {
@@ -126,6 +151,7 @@ export interface PrepareOptions {
   gpx_offset_s?: number;
   camera_utc_offset_minutes?: number | null;
   transport_type?: string | null;
+  files?: string[];
   plan?: { min_distance_m?: number | null; min_interval_s?: number | null; heading_offset_deg?: number };
 }
 
@@ -187,8 +213,8 @@ export const api = {
   setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
-  saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>
-    call<SavedImport>("save_import", { request: { token, meta, destinations } }),
+  saveImport: (token: string, meta: SequenceMeta, destinations: Destination[], sequences: SequenceChoice[]) =>
+    call<SavedImport>("save_import", { request: { token, meta, destinations, sequences } }),
   sequences: () => call<SequenceSummary[]>("sequences"),
   sequence: (id: number) => call<SequenceSummary>("sequence", { id }),
   transportTypes: () => call<TransportType[]>("transport_types"),
@@ -204,10 +230,18 @@ export const api = {
   connectWithToken: (service: Destination, token: string) => call<string>("connect_with_token", { service, token }),
   jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
     call<number>("job_action", { target, action }),
+  pathKinds: (paths: string[]) => call<("dir" | "file" | "missing")[]>("path_kinds", { paths }),
   openExternal: (url: string) => call<void>("open_external", { url }),
   queueUpload: (sequenceId: number, destinations: Destination[]) =>
     call<string[]>("queue_upload", { sequenceId, destinations }),
 };
+
+/** The window's close button while uploads run: `active` uploads would stop. */
+export function onCloseRequested(handler: (active: number) => void): Promise<UnlistenFn> {
+  return listen<number>("mtp://close-requested", (msg) => handler(msg.payload));
+}
+
+export const closeChoice = (choice: "background" | "quit") => call<void>("close_choice", { choice });
 
 /** The system folder picker; null when the user cancels. */
 export async function pickFolder(): Promise<string | null> {

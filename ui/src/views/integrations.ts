@@ -1,5 +1,5 @@
 import { api, type IntegrationCard, type SignInStatus } from "../ipc";
-import { clear, h, toast } from "../dom";
+import { clear, confirmDialog, h, toast } from "../dom";
 
 let sandbox = false;
 
@@ -55,7 +55,11 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
 
   if (connected && !c.needs_reauth) {
     actions.append(
-      h("button", { class: "secondary danger", onclick: act(root, () => api.disconnect(c.service), () => `${c.label} disconnected.`) }, "Disconnect"),
+      h("button", { class: "secondary danger", onclick: async () => {
+        if (!(await confirmDisconnect(c))) return;
+        try { await api.disconnect(c.service); toast(`${c.label} disconnected.`); } catch (e) { toast((e as Error).message, "error"); }
+        void renderIntegrations(root);
+      } }, "Disconnect"),
     );
   } else if (c.uses_browser) {
     const waiting = s?.phase === "waiting";
@@ -131,6 +135,17 @@ function redirectBox(c: IntegrationCard, s: SignInStatus | null, root: HTMLEleme
     ),
   );
   return details;
+}
+
+/** Disconnecting stops this service's uploads until it is integrated again: ask first, and say so. */
+async function confirmDisconnect(c: IntegrationCard): Promise<boolean> {
+  const waiting = (await api.sequences().catch(() => []))
+    .flatMap((s) => s.jobs)
+    .filter((j) => j.destination === c.service && ["pending", "running", "paused"].includes(j.status)).length;
+  const body = waiting > 0
+    ? `${waiting === 1 ? "An upload" : `${waiting} uploads`} to ${c.label} ${waiting === 1 ? "is" : "are"} not finished: ${waiting === 1 ? "it waits" : "they wait"} until you integrate ${c.label} again. Nothing already sent is removed.`
+    : `MTP Desktop forgets this ${c.label} sign-in. Nothing already sent is removed.`;
+  return confirmDialog(`Disconnect ${c.label}?`, body, "Disconnect");
 }
 
 /** Map the Paths Web links a sequence to its Mapillary imagery only with the user's

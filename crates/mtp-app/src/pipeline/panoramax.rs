@@ -285,11 +285,31 @@ impl PanoramaxDriver {
                         .is_some_and(|r| r.reason == "file_duplicate")
                 });
             let note = if all_known {
-                "Every photo was already on this Panoramax instance (sent in an earlier upload), so no new sequence was made."
+                "Already on Panoramax: every photo was there from an earlier upload, so no new sequence was made."
             } else {
                 "Panoramax made no sequence of this upload: it refused every photo (see each photo's reason)."
             };
             remote.note(ctx, note).await?;
+            if all_known {
+                // Where they are: the picture the instance said has the first photo's bytes.
+                let first = ctx
+                    .store
+                    .job_items(ctx.job_id)
+                    .await?
+                    .into_iter()
+                    .find_map(|i| i.remote_id);
+                if let Some(pic) = first {
+                    // The picture's page on the instance (its sequence is not known here).
+                    let url = self
+                        .shared
+                        .app()?
+                        .services()
+                        .panoramax_page(&instance.url, &pic, "");
+                    ctx.store
+                        .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                        .await?;
+                }
+            }
             return Ok(StepOutcome::Finish);
         }
         remote
