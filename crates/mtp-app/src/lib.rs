@@ -27,6 +27,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+/// The emulators' port in sandbox mode, kept from one start to the next.
+const SANDBOX_PORT_SETTING: &str = "sandbox_port";
+
 /// Everything a running app (window or CLI) holds.
 #[derive(Clone)]
 pub struct App {
@@ -150,12 +153,48 @@ impl App {
                         AppError::invalid(format!("MTP_SANDBOX_MTPW_IMPORT: {e}"))
                     })?;
                 }
-                let sandbox = mtp_sandbox::Sandbox::start(config).await.map_err(|e| {
-                    AppError::new(
-                        "sandbox",
-                        format!("cannot start the built-in emulators: {e}"),
-                    )
-                })?;
+                // The emulators keep their address from one start to the next, so that what
+                // jobs remember of them (an instance address, upload links) stays valid.
+                let saved_port = store
+                    .setting(SANDBOX_PORT_SETTING)
+                    .await?
+                    .and_then(|p| p.as_u64())
+                    .and_then(|p| u16::try_from(p).ok());
+                if let Some(port) = saved_port {
+                    config.port = port;
+                }
+                let sandbox = match mtp_sandbox::Sandbox::start(config.clone()).await {
+                    Ok(s) => s,
+                    Err(e) if saved_port.is_some() => {
+                        tracing::warn!(
+                            "the emulators' usual port {} is taken ({e}): using another one",
+                            config.port
+                        );
+                        config.port = 0;
+                        mtp_sandbox::Sandbox::start(config).await
+                    }
+                    .map_err(|e| {
+                        AppError::new(
+                            "sandbox",
+                            format!("cannot start the built-in emulators: {e}"),
+                        )
+                    })?,
+                    Err(e) => {
+                        return Err(AppError::new(
+                            "sandbox",
+                            format!("cannot start the built-in emulators: {e}"),
+                        ));
+                    }
+                };
+                if let Some(port) = sandbox.urls().base.port() {
+                    store
+                        .set_setting(
+                            SANDBOX_PORT_SETTING,
+                            &serde_json::json!(port),
+                            clock.now_ms(),
+                        )
+                        .await?;
+                }
                 let services = services::Services::sandbox(&sandbox.urls(), http);
                 (Some(sandbox), services)
             }

@@ -78,6 +78,16 @@ impl Driver for KartaViewDriver {
     }
 }
 
+/// Whether KartaView says the sequence does not exist (deleted on its website, or a
+/// sandbox whose data was reset): a 404 from v2, or v1's "out of range" for the id.
+async fn sequence_is_gone(client: &KartaViewClient, id: &str) -> Result<bool, StepError> {
+    match client.sequence(id).await {
+        Ok(_) => Ok(false),
+        Err(e) if e.status() == Some(404) || e.code() == Some("apiCode 612") => Ok(true),
+        Err(e) => Err(provider_step_error(e)),
+    }
+}
+
 /// The empty sequence a lost create left on KartaView, if any: the newest of the account's
 /// sequences that holds no photo, came from this app, and no job of ours knows.
 async fn find_lost_sequence(
@@ -128,6 +138,20 @@ impl KartaViewDriver {
         let mut remote = Remote::load(ctx).await?;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
+        if let Some(id) = remote.str("sequence_id")
+            && sequence_is_gone(client, &id).await?
+        {
+            ctx.store
+                .restart_job_remote(
+                    ctx.job_id,
+                    &format!("KartaView no longer has sequence {id}: sending the photos again in a new one"),
+                    ctx.now(),
+                )
+                .await?;
+            return Err(StepError::retry(format!(
+                "KartaView no longer has sequence {id}: starting again"
+            )));
+        }
         let lost = match remote.str("sequence_id") {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): KartaView may hold that sequence, empty. Use it rather than leave it

@@ -92,8 +92,14 @@ impl Instance {
                 }
                 Err(e) => return Err(app_step_error(e)),
             };
-        let url = remote
-            .str("instance_url")
+        // In sandbox mode the emulator is the only instance there is; an address saved by an
+        // earlier start (on another port) means that one.
+        let sandbox_instance = s
+            .sandbox
+            .then(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
+            .flatten();
+        let url = sandbox_instance
+            .or_else(|| remote.str("instance_url"))
             .or(account_instance)
             .or_else(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
             .ok_or_else(|| {
@@ -158,6 +164,24 @@ impl PanoramaxDriver {
         let client = &instance.client;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
+        if let Some(id) = remote.str("upload_set_id") {
+            match client.upload_set(&id).await {
+                Err(e) if e.status() == Some(404) => {
+                    ctx.store
+                        .restart_job_remote(
+                            ctx.job_id,
+                            &format!("Panoramax no longer has upload set {id}: sending the photos again in a new one"),
+                            ctx.now(),
+                        )
+                        .await?;
+                    return Err(StepError::retry(format!(
+                        "Panoramax no longer has upload set {id}: starting again"
+                    )));
+                }
+                Err(e) => return Err(provider_step_error(e)),
+                Ok(_) => {}
+            }
+        }
         if remote.str("upload_set_id").is_none() && remote.i64("create_started_at").is_some() {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): the instance may hold that upload set, empty. Use it rather than

@@ -352,6 +352,45 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Forgets everything the remote had of this job (its ids, link, and every photo's
+    /// state): the remote no longer has the sequence, so it is sent again from the start.
+    /// Logged with `why`.
+    pub async fn restart_job_remote(&self, id: i64, why: &str, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query_as::<_, JobRow>(
+            "UPDATE jobs SET remote_json = '{}', remote_url = NULL, photos_done = 0, bytes_done = 0,
+                updated_at = ?1 WHERE id = ?2 RETURNING *",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE job_items SET state = 'pending', remote_key = NULL, remote_offset = 0,
+                remote_id = NULL, bytes = 0, error = NULL, updated_at = ?1 WHERE job_id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(row) = row {
+            Store::append_event(
+                &mut *tx,
+                &NewEvent {
+                    kind: "remote_gone",
+                    sequence_id: Some(row.sequence_id),
+                    job_id: Some(id),
+                    message: why,
+                    data: None,
+                },
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Merges `key: value` into the job's remote ids, immediately.
     pub async fn set_job_remote(
         &self,
