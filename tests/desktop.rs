@@ -291,6 +291,21 @@ impl Desktop {
     }
 
     pub async fn quit(mut self) -> Result<()> {
+        // Nothing the page did may have been blocked by its Content-Security-Policy.
+        if let Ok(v) = self
+            .client
+            .execute(
+                "return (window.__cspViolations || []).join('\\n');",
+                vec![],
+            )
+            .await
+            && let Some(blocked) = v.as_str().filter(|s| !s.is_empty())
+        {
+            let blocked = blocked.to_string();
+            let _ = self.client.clone().close().await;
+            self.stop_all();
+            bail!("the page broke its Content-Security-Policy: {blocked}");
+        }
         let res = self.client.clone().close().await;
         self.stop_all();
         res.map_err(Into::into)

@@ -15,6 +15,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
       el.addEventListener(k.slice(2).toLowerCase(), v);
     } else if (k === "class") {
       el.className = String(v);
+    } else if (k === "style") {
+      // Through the CSSOM: the CSP allows no inline style attributes.
+      el.style.cssText = String(v);
     } else if (v === true) {
       el.setAttribute(k, "");
     } else {

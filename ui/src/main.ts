@@ -5,6 +5,14 @@ import { renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
 
+// What the Content-Security-Policy blocked (it allows no inline script or style): kept for
+// the end-to-end tests, which fail when anything was.
+const cspViolations: string[] = [];
+(window as unknown as { __cspViolations: string[] }).__cspViolations = cspViolations;
+document.addEventListener("securitypolicyviolation", (e) => {
+  cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline content"}`);
+});
+
 type Place = "integrations" | "import" | "sequences";
 
 const renderers: Record<Place, (root: HTMLElement) => Promise<void>> = {
