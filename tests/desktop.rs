@@ -294,10 +294,7 @@ impl Desktop {
         // Nothing the page did may have been blocked by its Content-Security-Policy.
         if let Ok(v) = self
             .client
-            .execute(
-                "return (window.__cspViolations || []).join('\\n');",
-                vec![],
-            )
+            .execute("return (window.__cspViolations || []).join('\\n');", vec![])
             .await
             && let Some(blocked) = v.as_str().filter(|s| !s.is_empty())
         {

@@ -271,13 +271,15 @@ impl App {
             .map_err(|e| AppError::new("opener", e))
     }
 
-    /// Runs `MTP_OPENER <url>` (default `xdg-open`), detached.
+    /// Opens `url` in the system browser (the platform's own way: `xdg-open`/`gio` on Linux,
+    /// `open` on macOS, the shell on Windows), or with `MTP_OPENER <url>` when that is set
+    /// (tests set it to a program that records the address).
     fn open_browser(&self, url: &str) -> Result<(), String> {
-        let opener = self
-            .settings()
-            .opener
-            .clone()
-            .unwrap_or_else(|| "xdg-open".into());
+        let Some(opener) = self.settings().opener.clone() else {
+            return open::that_detached(url).map_err(|e| {
+                format!("could not open the browser ({e}). Open the address yourself.")
+            });
+        };
         let mut parts = opener.split_whitespace();
         let program = parts.next().ok_or("MTP_OPENER is empty")?;
         std::process::Command::new(program)
