@@ -50,6 +50,9 @@ struct Inner {
     engine: std::sync::OnceLock<mtp_core::engine::Engine>,
     /// The task running the pipeline, while it runs.
     worker: std::sync::Mutex<Option<pipeline::Worker>>,
+    /// Held while the Mapillary token is refreshed: one refresh at a time for the jobs,
+    /// the Map the Paths sync and the card (the service revokes the token it replaces).
+    mapillary_refresh: tokio::sync::Mutex<()>,
 }
 
 /// An `App` that does not keep it alive (the pipeline's drivers hold one, so that the
@@ -117,7 +120,13 @@ impl App {
                         format!("cannot start the built-in emulators: {e}"),
                     )
                 })?;
-                let services = services::Services::sandbox(&sandbox.urls(), http);
+                let mut services = services::Services::sandbox(&sandbox.urls(), http);
+                // MAPILLARY_SCOPE applies to the emulator too (it grants what is asked).
+                if let (Some(c), Some(scope)) =
+                    (services.mapillary.as_mut(), &settings.mapillary_scope)
+                {
+                    c.scope = scope.clone();
+                }
                 (Some(sandbox), services)
             }
             Mode::Live => (None, services::Services::live(&settings, http)),
@@ -137,6 +146,7 @@ impl App {
                 prepared: Default::default(),
                 engine: Default::default(),
                 worker: Default::default(),
+                mapillary_refresh: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;

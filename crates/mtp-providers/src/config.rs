@@ -27,9 +27,10 @@ pub struct MapillaryConfig {
     pub authorize_url: Url,
     pub graph_url: Url,
     pub upload_url: Url,
-    /// Sent verbatim as `scope=`. The multi-scope string is undocumented (PROTOCOLS §2.1),
-    /// so it is a setting; the default is the one verified value (JOSM's `read`). A 401/403
-    /// on upload then reads as "no UPLOAD permission".
+    /// Sent verbatim as `scope=` when not empty (`MAPILLARY_SCOPE`). Empty by default: no
+    /// `scope` is sent, so the token gets every permission the app was registered with
+    /// (PROTOCOLS §2.1; JOSM's `read` would give a token that cannot upload). How several
+    /// scopes are joined is undocumented, hence a setting.
     pub scope: String,
 }
 
@@ -45,7 +46,7 @@ impl MapillaryConfig {
             authorize_url: url("https://www.mapillary.com/connect"),
             graph_url: url("https://graph.mapillary.com"),
             upload_url: url("https://rupload.facebook.com/mapillary_public_uploads"),
-            scope: "read".to_string(),
+            scope: String::new(),
         }
     }
 }

@@ -12,33 +12,46 @@ use serde_json::{Value, json};
 const REDIRECT: &str = "app.mtp.desktop://app";
 
 async fn authorize_code(sb: &Sandbox, user: &str, state: &str) -> String {
+    authorize_code_scoped(sb, user, state, None).await
+}
+
+/// The authorize page, then its Approve button; `scope` is sent on both when given.
+async fn authorize_code_scoped(
+    sb: &Sandbox,
+    user: &str,
+    state: &str,
+    scope: Option<&str>,
+) -> String {
     let c = client();
     let urls = sb.urls();
+    let mut query = vec![
+        ("client_id", "1001"),
+        ("response_type", "code"),
+        ("state", state),
+        ("redirect_uri", REDIRECT),
+    ];
+    query.extend(scope.map(|s| ("scope", s)));
     let page = c
         .get(urls.mapillary_authorize.clone())
-        .query(&[
-            ("client_id", "1001"),
-            ("response_type", "code"),
-            ("scope", "read"),
-            ("state", state),
-            ("redirect_uri", REDIRECT),
-        ])
+        .query(&query)
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Approve as sandbox-user"), "{html}");
+    let mut form = vec![
+        ("client_id", "1001"),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("state", state),
+        ("decision", "approve"),
+        ("user", user),
+    ];
+    form.extend(scope.map(|s| ("scope", s)));
     let resp = c
         .post(format!("{}/mapillary/connect/decision", s(&urls.base)))
-        .form(&[
-            ("client_id", "1001"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("state", state),
-            ("decision", "approve"),
-            ("user", user),
-        ])
+        .form(&form)
         .send()
         .await
         .unwrap();
@@ -111,25 +124,30 @@ async fn upload(sb: &Sandbox, token: &str, key: &str, bytes: &[u8]) -> String {
 
 /// Uploads the photos and a manifest, then finishes: returns the cluster id.
 async fn upload_sequence(sb: &Sandbox, token: &str, photos: &[Vec<u8>]) -> String {
-    let mut handles = Vec::new();
-    for p in photos {
-        let key = format!("mly_tools_{}.jpg", md5_hex(p));
-        handles.push(upload(sb, token, &key, p).await);
-    }
-    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
-    let mh = upload(
-        sb,
-        token,
-        &format!("uuid_{}.json", uuid::Uuid::new_v4().simple()),
-        manifest.to_string().as_bytes(),
-    )
-    .await;
+    let mh = upload_manifest(sb, token, photos).await;
     let r = finish(sb, token, &mh, "mly_bundle_manifest").await;
     assert_eq!(r.status(), 200);
     r.json::<Value>().await.unwrap()["cluster_id"]
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Uploads the photos and a manifest: returns the manifest's handle.
+async fn upload_manifest(sb: &Sandbox, token: &str, photos: &[Vec<u8>]) -> String {
+    let mut handles = Vec::new();
+    for p in photos {
+        let key = format!("mly_tools_{}.jpg", md5_hex(p));
+        handles.push(upload(sb, token, &key, p).await);
+    }
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    upload(
+        sb,
+        token,
+        &format!("uuid_{}.json", uuid::Uuid::new_v4().simple()),
+        manifest.to_string().as_bytes(),
+    )
+    .await
 }
 
 async fn finish(sb: &Sandbox, token: &str, handle: &str, file_type: &str) -> reqwest::Response {
@@ -311,25 +329,55 @@ async fn token_exchange_refresh_and_errors() {
         .unwrap();
     assert_eq!(j.status(), 200);
 
-    // Refresh with the refresh token, and JOSM-style with the access token.
-    for rt in [&refresh, &access] {
-        let r = client()
-            .post(sb.urls().mapillary_token)
-            .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", "1001"),
-                ("refresh_token", rt),
-            ])
-            .send()
+    // Refresh with the refresh token: the old access and refresh tokens are revoked at once
+    // (the strict service); then JOSM-style, with the current access token.
+    let refresh_with = |rt: String| {
+        let sb = &sb;
+        async move {
+            client()
+                .post(sb.urls().mapillary_token)
+                .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "1001"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = refresh_with(refresh.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let second = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        graph_get(&sb, &second, "/me?fields=id,username")
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        let t = v["access_token"].as_str().unwrap();
-        let me = graph_get(&sb, t, "/me?fields=id,username").await;
-        assert_eq!(me.status(), 200);
+            .status(),
+        200
+    );
+    let old = graph_get(&sb, &access, "/me?fields=id,username").await;
+    assert_eq!(old.status(), 401);
+    let e: Value = old.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 190);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalidated"),
+        "{e}"
+    );
+    for stale in [&refresh, &access] {
+        let r = refresh_with(stale.clone()).await;
+        assert_eq!(r.status(), 400, "a replaced token refreshed");
     }
+    let r = refresh_with(second.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let third = v["access_token"].as_str().unwrap();
+    assert_eq!(graph_get(&sb, third, "/me").await.status(), 200);
+    assert_eq!(graph_get(&sb, &second, "/me").await.status(), 401);
     let r = client()
         .post(sb.urls().mapillary_token)
         .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
@@ -342,6 +390,92 @@ async fn token_exchange_refresh_and_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// PROTOCOLS §2.1: `scope` is optional and a subset of the app's registered scopes; a token
+/// without `upload` signs in (`/me`) but the upload host and `finish_upload` refuse it.
+#[tokio::test]
+async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
+    let sb = sandbox().await;
+    let token_for = |scope: Option<&'static str>| {
+        let sb = &sb;
+        async move {
+            let code = authorize_code_scoped(sb, "0", "sc", scope).await;
+            let v: Value = exchange(sb, &code).await.json().await.unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let read = token_for(Some("read")).await;
+    assert_eq!(graph_get(&sb, &read, "/me?fields=id").await.status(), 200);
+    let bytes = vec![9u8; 300];
+    let key = format!("mly_tools_{}.jpg", md5_hex(&bytes));
+    let r = post_bytes(&sb, &read, &key, 0, bytes.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 200);
+    assert_eq!(e["debug_info"]["type"], "NotAuthorizedError");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload permission")
+    );
+    // Reading the offset is allowed; nothing was stored.
+    assert_eq!(offset(&sb, &read, &key).await, 0);
+
+    // A full token uploads; a read token may not finish it.
+    for scope in [None, Some("read,write,upload"), Some("read upload")] {
+        let full = token_for(scope).await;
+        let photos = walk(2, 0);
+        let handle = upload_manifest(&sb, &full, &photos).await;
+        let refused = finish(&sb, &read, &handle, "mly_bundle_manifest").await;
+        assert_eq!(refused.status(), 403);
+        let ok = finish(&sb, &full, &handle, "mly_bundle_manifest").await;
+        assert_eq!(ok.status(), 200, "scope {scope:?}");
+    }
+
+    // A refreshed read token stays read-only.
+    let code = authorize_code_scoped(&sb, "0", "sc", Some("read")).await;
+    let v: Value = exchange(&sb, &code).await.json().await.unwrap();
+    let r: Value = client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "1001"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed = r["access_token"].as_str().unwrap();
+    let r = post_bytes(&sb, refreshed, &key, 0, bytes.into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A scope the app is not registered with: the redirect carries invalid_scope.
+    let resp = client()
+        .get(sb.urls().mapillary_authorize)
+        .query(&[
+            ("client_id", "1001"),
+            ("response_type", "code"),
+            ("state", "bad"),
+            ("scope", "read,admin"),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let loc = location(&resp);
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_scope"));
+    assert_eq!(param(&loc, "state").as_deref(), Some("bad"));
 }
 
 #[tokio::test]

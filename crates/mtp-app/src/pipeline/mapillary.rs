@@ -46,6 +46,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+/// What a job waits with when Mapillary refuses uploads from a token that can sign in.
+pub(crate) const MAY_NOT_UPLOAD: &str =
+    "This Mapillary connection may not upload photos: integrate again and allow uploads";
+
 /// Half the side of the box searched around a chunk's first photo, in degrees (≈ 30 m).
 const SEARCH_BOX_DEG: f64 = 0.0003;
 /// How far a found image may be from the photo we sent (MAP* positions have 7 decimals).
@@ -112,6 +116,21 @@ impl MapillaryDriver {
                 _ => self.poll(&app, &cfg, &client, &account, ctx).await,
             };
             match result {
+                // A refusal to upload with a token that otherwise works (`/me` answers) is
+                // a missing permission, not an expired token: refreshing would give a
+                // token with the same permissions (PROTOCOLS §2.1).
+                Err(StepError::Auth { message })
+                    if matches!(stage, Stage::Upload | Stage::Publish)
+                        && client.me().await.is_ok() =>
+                {
+                    tracing::info!(
+                        job = ctx.job_id,
+                        "Mapillary refused an upload with a working token: {message}"
+                    );
+                    return Err(StepError::Auth {
+                        message: MAY_NOT_UPLOAD.to_string(),
+                    });
+                }
                 Err(StepError::Auth { message }) if !refreshed => {
                     refreshed = true;
                     tracing::info!(

@@ -31,13 +31,12 @@ mod mapillary;
 mod mtpw;
 mod panoramax;
 
-use crate::accounts::provider_error;
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use futures::StreamExt;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, Engine, EngineConfig, EngineEvent, JobCtx, StepError, StepOutcome};
 use mtp_core::store::{Account, JobItemRow, JobRow, NewEvent, PhotoRow};
-use mtp_providers::{ErrorKind, ProviderError, TokenSet};
+use mtp_providers::{ErrorKind, ProviderError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -308,49 +307,6 @@ impl App {
             // Re-read on every job event, and at least every 200 ms.
             let wait = (deadline - now).min(Duration::from_millis(200));
             let _ = tokio::time::timeout(wait, events.recv()).await;
-        }
-    }
-
-    /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
-    /// answered that it expired. A refusal marks the account as needing a new sign-in.
-    pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {
-        let s = self.services();
-        let cfg = s.mapillary.clone().ok_or_else(|| {
-            AppError::new(
-                "not_configured",
-                "Mapillary is not configured in this mode.",
-            )
-        })?;
-        let tokens = TokenSet {
-            access_token: account.access_token.clone(),
-            refresh_token: account.refresh_token.clone(),
-            expires_at_ms: account.expires_at,
-        };
-        let now = self.now_ms();
-        match mtp_providers::oauth::MapillaryOAuth::new(s.http.clone(), cfg)
-            .with_clock(self.clock())
-            .refresh(&tokens)
-            .await
-        {
-            Ok(fresh) => {
-                let mut updated = account.clone();
-                updated.access_token = fresh.access_token;
-                updated.refresh_token = fresh.refresh_token.or(account.refresh_token.clone());
-                updated.expires_at = fresh.expires_at_ms;
-                self.store().save_account(&updated, now).await?;
-                Ok(updated)
-            }
-            Err(e) if e.kind() == ErrorKind::Auth => {
-                self.store()
-                    .mark_needs_reauth(Destination::Mapillary, now)
-                    .await?;
-                self.emit(AppEvent::AccountsChanged);
-                Err(AppError::new(
-                    "needs_reauth",
-                    format!("{e} — integrate Mapillary again."),
-                ))
-            }
-            Err(e) => Err(provider_error(e)),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! `processing_delay` (stage *i* succeeds at `(i+1)/4` of it). Its sequences and images
 //! become visible to the Graph read-back endpoints when the last stage succeeds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read as _};
 
 use bytes::Bytes;
@@ -93,6 +93,16 @@ pub(crate) struct MlyState {
     pub clusters: Vec<Cluster>,
     pub sequences: Vec<Sequence>,
     pub images: Vec<Image>,
+    /// The permissions granted to each authorization code, access token and refresh token
+    /// (PROTOCOLS §2.1). A token issued outside the OAuth flow (tests, sandbox mode) has no
+    /// entry and may do everything the app was registered for.
+    pub grants: HashMap<String, Vec<String>>,
+    /// The access token issued together with each refresh token.
+    pub refresh_pairs: HashMap<String, String>,
+    /// Tokens a refresh replaced: refused from then on.
+    pub revoked: HashSet<String>,
+    /// Access tokens made to expire early ([`crate::SandboxState::expire_mapillary_token`]).
+    pub expired: HashSet<String>,
 }
 
 /// Why a `finish_upload` is refused (HTTP 400 with this message).

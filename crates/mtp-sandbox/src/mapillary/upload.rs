@@ -58,6 +58,9 @@ pub(super) async fn upload(
         Ok(u) => u,
         Err(resp) => return resp,
     };
+    if let Err(resp) = super::may_upload(&app, &headers) {
+        return resp;
+    }
     let Some(offset) = headers
         .get("offset")
         .and_then(|v| v.to_str().ok())
