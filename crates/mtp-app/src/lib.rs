@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod mapillary_status;
 pub mod pipeline;
 pub mod prepare;
 pub mod sandbox_browser;
@@ -122,10 +123,11 @@ impl App {
                 })?;
                 let mut services = services::Services::sandbox(&sandbox.urls(), http);
                 // MAPILLARY_SCOPE applies to the emulator too (it grants what is asked).
-                if let (Some(c), Some(scope)) =
-                    (services.mapillary.as_mut(), &settings.mapillary_scope)
-                {
-                    c.scope = scope.clone();
+                if let Some(c) = services.mapillary.as_mut() {
+                    if let Some(scope) = &settings.mapillary_scope {
+                        c.scope = scope.clone();
+                    }
+                    c.web_client_token = settings.mapillary_web_client_token.clone();
                 }
                 (Some(sandbox), services)
             }

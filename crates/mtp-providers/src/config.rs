@@ -32,6 +32,9 @@ pub struct MapillaryConfig {
     /// (PROTOCOLS §2.1; JOSM's `read` would give a token that cannot upload). How several
     /// scopes are joined is undocumented, hence a setting.
     pub scope: String,
+    /// `MAPILLARY_WEB_CLIENT_TOKEN`: the token mapillary.com's web app embeds, tried on the
+    /// activity feed when the user's token is refused there (PROTOCOLS §2.6). None by default.
+    pub web_client_token: Option<Secret<String>>,
 }
 
 impl MapillaryConfig {
@@ -47,6 +50,7 @@ impl MapillaryConfig {
             graph_url: url("https://graph.mapillary.com"),
             upload_url: url("https://rupload.facebook.com/mapillary_public_uploads"),
             scope: String::new(),
+            web_client_token: None,
         }
     }
 }

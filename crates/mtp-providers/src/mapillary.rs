@@ -25,7 +25,56 @@ use crate::http::{
     transfer_timeout,
 };
 
+pub mod activity;
+
 const SERVICE: Destination = Destination::Mapillary;
+
+/// Decodes a Mapillary reply into its typed shape; one that does not fit names the call and
+/// the field (`Mapillary getLatestActivity: field data.fetch__User.feed.nodes[3].cluster_id: …`).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    call: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, ProviderError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            format!("{call}: the reply is not JSON ({inner})")
+        } else if path == "." {
+            format!("{call}: the reply does not have the expected shape ({inner})")
+        } else {
+            format!("{call}: field {path} of the reply does not fit ({inner})")
+        };
+        ProviderError::unexpected_reply(SERVICE, status, what, body)
+    })
+}
+
+/// An id that arrives as a string or a number (Graph ids are strings of digits, but a few
+/// replies send numbers): the one place both are accepted.
+pub(crate) fn flex_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        N(serde_json::Number),
+    }
+    match <Id as serde::Deserialize>::deserialize(d)? {
+        Id::S(s) if !s.is_empty() => Ok(s),
+        Id::S(_) => Err(serde::de::Error::custom("empty id")),
+        Id::N(n) => Ok(n.to_string()),
+    }
+}
+
+/// [`flex_id`] for an optional field (`null` or absent = `None`).
+pub(crate) fn flex_id_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "flex_id")] String);
+    Ok(<Option<Wrap> as serde::Deserialize>::deserialize(d)?.map(|w| w.0))
+}
 
 /// Size of the pieces a byte buffer is streamed in; also the progress granularity.
 pub const UPLOAD_CHUNK: usize = 64 * 1024;

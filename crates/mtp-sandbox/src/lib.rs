@@ -77,6 +77,9 @@ pub const MTPW_CLIENT_ID: &str = "mtp-sandbox-mtpw-client";
 pub const SANDBOX_USERNAME: &str = "sandbox-user";
 /// Display name of the default sandbox account.
 pub const SANDBOX_DISPLAY_NAME: &str = "Sandbox User";
+/// The client token Mapillary's own web app embeds (public in its page source): the one
+/// token the emulator's `/graphql` always accepts (`MAPILLARY_WEB_CLIENT_TOKEN`).
+pub const MAPILLARY_WEB_CLIENT_TOKEN: &str = "MLY|4223665974375089|sandboxwebclient";
 /// Username of the second sandbox account, non-ASCII on purpose (kartaview/android#46).
 pub const SANDBOX_UTF8_USERNAME: &str = "sandbøx-ünïcode";
 /// Display name of the second sandbox account.

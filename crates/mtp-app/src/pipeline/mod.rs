@@ -63,6 +63,11 @@ pub struct PipelineOptions {
     pub publish_timeout_ms: i64,
     /// How often Map the Paths Web looks whether Mapillary has published the sequence.
     pub mtpw_wait_ms: i64,
+    /// Mapillary's processing stages are read this often for `mapillary_fast_window_ms`
+    /// after `finish_upload`, then every `mapillary_poll_slow_ms`.
+    pub mapillary_poll_fast_ms: i64,
+    pub mapillary_fast_window_ms: i64,
+    pub mapillary_poll_slow_ms: i64,
 }
 
 impl PipelineOptions {
@@ -75,6 +80,9 @@ impl PipelineOptions {
             poll_max_ms: 10 * 60_000,
             publish_timeout_ms: 72 * 3_600_000,
             mtpw_wait_ms: 60_000,
+            mapillary_poll_fast_ms: 30_000,
+            mapillary_fast_window_ms: 5 * 60_000,
+            mapillary_poll_slow_ms: 15 * 60_000,
         }
     }
 
@@ -84,6 +92,9 @@ impl PipelineOptions {
             poll_first_ms: 500,
             poll_max_ms: 5_000,
             mtpw_wait_ms: 500,
+            mapillary_poll_fast_ms: 250,
+            mapillary_fast_window_ms: 60_000,
+            mapillary_poll_slow_ms: 2_000,
             ..PipelineOptions::live()
         }
     }

@@ -1,6 +1,7 @@
 //! Mapillary: the authorize page, the Graph API (token, me, finish_upload, read-back) and the
 //! resumable upload host, under `/mapillary`.
 
+mod activity;
 mod graph;
 mod oauth;
 mod processing;
@@ -56,6 +57,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/graph/sandbox/images/{image_id}/original",
             ep(app, "mapillary.image_file", get(graph::image_file)),
+        )
+        .route(
+            "/graph/graphql",
+            ep(app, "mapillary.graphql", get(activity::graphql)),
         )
         .route("/graph/{id}", ep(app, "mapillary.node", get(graph::node)))
         .route(

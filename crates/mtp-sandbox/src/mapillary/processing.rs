@@ -55,7 +55,17 @@ pub(crate) struct Cluster {
     pub dropped: usize,
     /// Stage index that fails, and why.
     pub failure: Option<(usize, String)>,
+    /// The activity feed's `error_code` once a stage failed (`UNSET` otherwise).
+    pub error_code: Option<String>,
     pub manifest_canonical: Option<bool>,
+}
+
+/// A finished upload that only the activity feed knows of.
+pub(crate) struct ExtraActivity {
+    pub cluster_id: String,
+    pub user: usize,
+    pub created_at: time::OffsetDateTime,
+    pub item_count: usize,
 }
 
 pub(crate) struct Sequence {
@@ -101,6 +111,13 @@ pub(crate) struct MlyState {
     pub refresh_pairs: HashMap<String, String>,
     /// Tokens a refresh replaced: refused from then on.
     pub revoked: HashSet<String>,
+    /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
+    /// service did in 2023 (PROTOCOLS §2.6).
+    pub graphql_refuses_user_tokens: bool,
+    /// Knob: the next cluster fails at this stage (0–3) with this `error_code`.
+    pub next_failure: Option<(usize, String)>,
+    /// Finished clusters from other uploads, in the activity feed only (to make it long).
+    pub extra_activity: Vec<ExtraActivity>,
     /// Access tokens made to expire early ([`crate::SandboxState::expire_mapillary_token`]).
     pub expired: HashSet<String>,
 }
@@ -188,7 +205,13 @@ impl MlyState {
 
         let cluster_id = CLUSTER_IDS.next_string();
         let created = Instant::now();
-        let visible_at = created + app.cfg.processing_delay;
+        let forced = self.next_failure.take();
+        // A cluster that fails is never published.
+        let visible_at = if forced.is_some() {
+            created + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+        } else {
+            created + app.cfg.processing_delay
+        };
         let mut cluster = Cluster {
             id: cluster_id.clone(),
             user,
@@ -200,7 +223,10 @@ impl MlyState {
             sequence_ids: Vec::new(),
             image_count: 0,
             dropped: 0,
-            failure: None,
+            failure: forced
+                .as_ref()
+                .map(|(stage, code)| (*stage, format!("{} failed: {code}", STAGES[*stage]))),
+            error_code: forced.map(|(_, code)| code),
             manifest_canonical,
         };
         match items {
@@ -232,6 +258,7 @@ impl MlyState {
                         1,
                         "No image has a position (MAPLatitude/MAPLongitude or GPS EXIF)".into(),
                     ));
+                    cluster.error_code = Some("NO_VALID_IMAGES".into());
                 }
                 cluster.image_count = kept.len();
                 let mut rest = kept.into_iter().peekable();
