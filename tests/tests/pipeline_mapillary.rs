@@ -6,7 +6,12 @@
 
 mod pipeline_support;
 
+use mtp_app::PipelineOptions;
+use mtp_app::jobs::{JobAction, JobTarget};
+use mtp_app::mapillary_status::{MapillaryStatus, StageDetail};
 use mtp_core::Destination;
+use mtp_providers::mapillary::activity::StageState;
+use mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN;
 use pipeline_support::{Story, walk};
 
 /// Requests to the Mapillary token endpoint that refreshed a token.
@@ -142,4 +147,355 @@ async fn everyone_who_meets_an_expired_mapillary_token_shares_one_refresh() {
         .collect();
     assert_eq!(web.len(), 1);
     assert!(web[0].mapillary_sequence_key.is_some(), "{web:?}");
+}
+
+/// The Mapillary job's stored stages.
+async fn mapillary_status(story: &Story, id: i64) -> MapillaryStatus {
+    let job = story.job(id, Destination::Mapillary).await;
+    MapillaryStatus::of_job(&job).unwrap_or_else(|| panic!("no stages stored: {job:#?}"))
+}
+
+/// The `/graphql` requests: (operationName, reply status, `after` variable). (Tokens are
+/// redacted in the record: which one was used shows in the status when one is refused.)
+fn graphql_requests(story: &Story) -> Vec<(String, u16, Option<String>)> {
+    story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.graphql"))
+        .map(|r| {
+            let q: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(r.query.as_deref().unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+            let vars: serde_json::Value =
+                serde_json::from_str(q.get("variables").map_or("{}", String::as_str)).unwrap();
+            (
+                q.get("operationName").cloned().unwrap_or_default(),
+                r.status.unwrap_or_default(),
+                vars["after"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Uploads a short walk to Mapillary (and Map the Paths Web) and waits for the jobs.
+async fn upload_walk(story: &Story, seed: i64, photos: usize) -> Vec<i64> {
+    story
+        .connect(&[Destination::Mapillary, Destination::Mtpw])
+        .await;
+    let folder = story.photos(&format!("walk{seed}"), photos, &walk(seed));
+    let ids = story
+        .import(
+            &folder,
+            "Staged walk",
+            &[Destination::Mapillary, Destination::Mtpw],
+        )
+        .await;
+    story.start_engine();
+    ids
+}
+
+/// Every stage read from the feed with the user's token: each is done with the raw status
+/// and the time it changed, the photos Mapillary counted match those sent, the sequence
+/// key comes from the feed's image, and Map the Paths Web is linked to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_stages_are_read_from_the_activity_feed_with_the_users_token() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "800")]).await;
+    let ids = upload_walk(&story, 20, 5).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::UserToken));
+    assert_eq!(status.chunks.len(), 1);
+    let chunk = &status.chunks[0];
+    for stage in &chunk.stages {
+        assert_eq!(stage.state, StageState::Done, "{chunk:?}");
+        assert_eq!(stage.raw.as_deref(), Some("FINISHED"));
+        assert!(stage.changed_at.is_some());
+    }
+    assert_eq!(chunk.item_count, Some(5));
+    assert_eq!(chunk.sent, 5);
+    assert_eq!(chunk.error_code, None);
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(chunk.cluster_id.as_deref(), Some(clusters[0].id.as_str()));
+    assert_eq!(chunk.sequence_keys, clusters[0].sequence_ids);
+    assert_eq!(chunk.published, Some(5));
+    let requests = graphql_requests(&story);
+    assert!(!requests.is_empty());
+    // No web client token is set: the user's token read the feed.
+    for (op, status, _) in &requests {
+        assert_eq!(op, "getLatestActivity");
+        assert_eq!(*status, 200);
+    }
+    // The stepper went through the stages: the row saw them change at different times.
+    let web = story.sandbox().state().mtpw_sequences();
+    assert_eq!(
+        web[0].mapillary_sequence_key.as_deref(),
+        Some(clusters[0].sequence_ids[0].as_str())
+    );
+    let lines = status.lines().join("\n");
+    assert!(lines.contains("Map update: done [FINISHED]"), "{lines}");
+    assert!(lines.contains("5 of 5 photos counted"), "{lines}");
+}
+
+/// A stage that fails: the job fails with Mapillary's reason and error code; its retry
+/// ("Upload again") publishes a new manifest from the same handles, without sending a
+/// photo again, and the new cluster goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "400")]).await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_fail_next_cluster(2, "CORRUPT_IMAGES");
+    let ids = upload_walk(&story, 21, 4).await;
+    story.settle(&ids).await;
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(job.status, "failed", "{job:#?}");
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(
+            "Mapillary could not process this upload: Map data processing failed with error CORRUPT_IMAGES: Mapillary could not read the photos. Upload again to send it anew."
+        )
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    let failure = status.failure.clone().unwrap();
+    assert_eq!((failure.chunk, failure.stage), (0, 2));
+    assert_eq!(failure.error_code.as_deref(), Some("CORRUPT_IMAGES"));
+    let stages: Vec<StageState> = status.chunks[0].stages.iter().map(|s| s.state).collect();
+    assert_eq!(
+        stages,
+        [
+            StageState::Done,
+            StageState::Done,
+            StageState::Failed,
+            StageState::Waiting
+        ]
+    );
+    assert_eq!(status.chunks[0].stages[2].raw.as_deref(), Some("FAILED"));
+
+    // Upload again.
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Retry)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 2);
+    let status = mapillary_status(&story, ids[0]).await;
+    assert!(status.failure.is_none());
+    assert_eq!(
+        status.chunks[0].cluster_id.as_deref(),
+        Some(clusters[1].id.as_str())
+    );
+    assert_eq!(status.chunks[0].sequence_keys, clusters[1].sequence_ids);
+    let photo_posts = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+                && r.body_len > 0
+        })
+        .count();
+    assert_eq!(photo_posts, 4, "no photo was sent twice");
+}
+
+/// The feed refuses user tokens (as in 2023): with `MAPILLARY_WEB_CLIENT_TOKEN` set, the
+/// stages come with that token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
+    let story = Story::start_with(&[
+        ("MTP_SANDBOX_PROCESSING_MS", "400"),
+        ("MAPILLARY_WEB_CLIENT_TOKEN", MAPILLARY_WEB_CLIENT_TOKEN),
+    ])
+    .await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_graphql_refuses_user_tokens(true);
+    let ids = upload_walk(&story, 22, 3).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::WebClientToken));
+    assert!(
+        status.chunks[0]
+            .stages
+            .iter()
+            .all(|s| s.raw.as_deref() == Some("FINISHED"))
+    );
+    // The user's token first (refused), then the web client token (answered).
+    let requests = graphql_requests(&story);
+    assert!(requests.iter().any(|(_, status, _)| *status == 403));
+    assert!(requests.iter().any(|(_, status, _)| *status == 200));
+}
+
+/// Neither token may read the feed: the sequence is found by the image search and the row
+/// says that stage detail is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_feed_the_image_search_finds_the_sequence_and_says_detail_is_unavailable() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_graphql_refuses_user_tokens(true);
+    let ids = upload_walk(&story, 23, 3).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::Unavailable));
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(status.chunks[0].sequence_keys, clusters[0].sequence_ids);
+    assert!(status.chunks[0].stages.iter().all(|s| s.raw.is_none()));
+    assert!(
+        status.lines()[0].starts_with("stage detail unavailable"),
+        "{:?}",
+        status.lines()
+    );
+}
+
+/// 250 newer uploads in the feed: the job's cluster is on the sixth page, reached with
+/// `after` = the previous `end_cursor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_is_paged_until_the_jobs_cluster_is_found() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "1500")]).await;
+    let ids = upload_walk(&story, 24, 3).await;
+    let state = story.sandbox().state();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state.mapillary_clusters().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no cluster");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    state.mapillary_add_activity(0, 250);
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.chunks[0].stages[3].raw.as_deref(), Some("FINISHED"));
+    let requests = graphql_requests(&story);
+    let cursors: Vec<&String> = requests.iter().filter_map(|(_, _, a)| a.as_ref()).collect();
+    assert!(cursors.len() >= 5, "{requests:?}");
+    // Opaque cursors, sent back as they came.
+    assert!(
+        cursors
+            .iter()
+            .all(|c| !c.chars().all(|ch| ch.is_ascii_digit()))
+    );
+}
+
+/// The app stops in the middle of polling: the stages seen so far and the next look are
+/// stored, and the job goes on from there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_polling_keeps_the_stages_and_the_schedule() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "4000")]).await;
+    let ids = upload_walk(&story, 25, 3).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let seen = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if let Some(s) = MapillaryStatus::of_job(&job)
+            && s.chunks[0].stages[0].state == StageState::Done
+            && s.next_check_at.is_some()
+        {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    story.app.kill_engine().await;
+    let first_change = seen.chunks[0].stages[0].changed_at;
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(job.stage, "poll");
+    assert!(seen.chunks[0].stages[3].state != StageState::Done);
+
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.chunks[0].stages[0].changed_at, first_change);
+    assert!(
+        status.chunks[0]
+            .stages
+            .iter()
+            .all(|s| s.state == StageState::Done)
+    );
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
+}
+
+/// The schedule with the live settings: every 30 s for the first 5 minutes after
+/// `finish_upload`, then every 15 minutes; the next look is stored with the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_looks_every_30_seconds_then_every_15_minutes() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "600000")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 2, &walk(26));
+    let ids = story
+        .import(&folder, "Scheduled walk", &[Destination::Mapillary])
+        .await;
+    story
+        .app
+        .start_pipeline(pipeline_support::fast_engine(), PipelineOptions::live())
+        .unwrap();
+    let next_look = |job: &mtp_core::store::JobRow| {
+        job.remote()
+            .get("mly_next_check_at")
+            .and_then(serde_json::Value::as_i64)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if next_look(&job).is_some() && job.status == "pending" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // The engine stores the same delay from its own reading of the clock.
+    assert_eq!(job.next_run_at - job.updated_at, 30_000, "{job:#?}");
+    assert!((next_look(&job).unwrap() - job.next_run_at).abs() < 1_000);
+    story.app.kill_engine().await;
+
+    // Six minutes after finish_upload: every 15 minutes.
+    let published = job.remote()["published_at"].as_i64().unwrap();
+    let store = story.app.store();
+    store
+        .set_job_remote(
+            job.id,
+            "published_at",
+            &serde_json::json!(published - 6 * 60_000),
+            job.updated_at,
+        )
+        .await
+        .unwrap();
+    store
+        .set_job_remote(
+            job.id,
+            "mly_next_check_at",
+            &serde_json::Value::Null,
+            job.updated_at,
+        )
+        .await
+        .unwrap();
+    store
+        .nudge_jobs(ids[0], &[Destination::Mapillary], job.updated_at)
+        .await
+        .unwrap();
+    story
+        .app
+        .start_pipeline(pipeline_support::fast_engine(), PipelineOptions::live())
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if next_look(&job).is_some() && job.status == "pending" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(job.next_run_at - job.updated_at, 15 * 60_000, "{job:#?}");
 }
