@@ -64,6 +64,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::app_overview,
             commands::integrations,
+            commands::mapillary_stats,
             commands::db_info,
             commands::notices,
             commands::prepare_folder,

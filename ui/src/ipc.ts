@@ -141,6 +141,43 @@ export interface JobView {
   bytes_total: number;
   bytes_done: number;
   updated_at: number;
+  /** Mapillary jobs, once published: the four processing stages per chunk. */
+  mapillary?: MapillaryStatus | null;
+}
+
+export type StageState = "waiting" | "running" | "done" | "failed";
+
+export interface MapillaryStage {
+  state: StageState;
+  raw: string | null;
+  changed_at: number | null;
+}
+
+export interface MapillaryChunk {
+  cluster_id: string | null;
+  sent: number;
+  stages: MapillaryStage[];
+  error_code: string | null;
+  item_count: number | null;
+  image_id: string | null;
+  sequence_keys: string[];
+  published: number | null;
+}
+
+export interface MapillaryStatus {
+  stage_names: string[];
+  chunks: MapillaryChunk[];
+  detail: "user_token" | "web_client_token" | "unavailable" | null;
+  failure: { chunk: number; stage: number; error_code: string | null; reason: string } | null;
+  unconfirmed: boolean;
+  next_check_at: number | null;
+}
+
+export interface MapillaryStats {
+  user_id: string;
+  username: string;
+  images: number | null;
+  km: number | null;
 }
 
 export interface SequenceSummary {
@@ -196,6 +233,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
+  mapillaryStats: () => call<MapillaryStats | null>("mapillary_stats"),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>

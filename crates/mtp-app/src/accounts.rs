@@ -412,6 +412,43 @@ impl App {
         }
     }
 
+    /// The Mapillary account's stats for its card (images, km), from the `getData` query of
+    /// mapillary.com's own pages: with the user's token, then the web client token when
+    /// one is set. `None`, never an error, when Mapillary is not connected or the stats are
+    /// unavailable (the query is undocumented, PROTOCOLS §2.6).
+    pub async fn mapillary_stats(
+        &self,
+    ) -> Option<mtp_providers::mapillary::activity::AccountStats> {
+        let account = self.store().account(Destination::Mapillary).await.ok()??;
+        if account.needs_reauth {
+            return None;
+        }
+        let username = account.username.clone()?;
+        let account = self.access_token(Destination::Mapillary).await.ok()?;
+        let s = self.services();
+        let cfg = s.mapillary.clone()?;
+        let mut tokens = vec![account.access_token.clone()];
+        tokens.extend(cfg.web_client_token.clone());
+        for token in tokens {
+            let client = MapillaryClient::new(s.http.clone(), &cfg, token).with_clock(self.clock());
+            let asked = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.account_stats(&username),
+            )
+            .await;
+            match asked {
+                Ok(Ok(stats)) => return stats,
+                Ok(Err(e)) if e.kind() == mtp_providers::ErrorKind::Auth => continue,
+                Ok(Err(e)) => {
+                    tracing::info!("Mapillary account stats unavailable: {e}");
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
     /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
     /// answered that it expired. A refusal marks the account as needing a new sign-in.
     pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {

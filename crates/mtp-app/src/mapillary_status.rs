@@ -5,7 +5,7 @@
 //! photos Mapillary counted against those sent, and every sequence the chunk became.
 
 use mtp_core::store::JobRow;
-use mtp_providers::mapillary::activity::{STAGE_NAMES, StageState};
+pub use mtp_providers::mapillary::activity::{AccountStats, STAGE_NAMES, StageState};
 use serde::{Deserialize, Serialize};
 
 /// The job's `remote_json` key holding the chunks.
@@ -186,4 +186,17 @@ impl MapillaryStatus {
         }
         out
     }
+}
+
+/// An epoch-ms time as UTC `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }

@@ -1,5 +1,6 @@
 import { api, type Destination, type IntegrationCard, type StartedIntegration } from "../ipc";
 import { clear, h, toast } from "../dom";
+import { mapillaryStatsLine } from "./mapillary";
 
 /** Sign-ins started from this window and not finished yet, by service. */
 const waiting = new Map<Destination, StartedIntegration>();
@@ -33,6 +34,12 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   } else if (connected) {
     el.append(h("p", { class: "status ok" }, `Connected as ${c.connected_as || "(unnamed account)"}`));
     if (c.instance_url) el.append(h("p", { class: "muted small" }, c.instance_url));
+    if (c.service === "mapillary") {
+      // Account stats when Mapillary gives them; nothing otherwise.
+      const slot = h("div", { class: "mly-stats-slot" });
+      el.append(slot);
+      void mapillaryStatsLine().then((line) => { if (line) slot.append(line); });
+    }
   } else if (c.missing_settings.length > 0) {
     el.append(h("p", { class: "status muted" }, `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your .env file (see .env.example), then restart the app.`));
   } else {
