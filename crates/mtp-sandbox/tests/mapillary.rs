@@ -961,3 +961,176 @@ async fn read_back_parameter_errors_and_logging() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+async fn graphql(sb: &Sandbox, token: &str, op: &str, doc: &str, vars: Value) -> reqwest::Response {
+    client()
+        .get(format!("{}/graphql", s(&sb.urls().mapillary_graph)))
+        .header("Authorization", format!("OAuth {token}"))
+        .query(&[
+            ("doc", doc.to_string()),
+            ("operationName", op.to_string()),
+            ("variables", vars.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+const FEED_DOC: &str = "query getLatestActivity($id: ID!, $first: Int, $after: ID, $hide_after: Int) { fetch__User(id: $id) { id feed(first: $first, after: $after, hide_failed_sequences_after_days: $hide_after) { page_info { start_cursor end_cursor has_next_page has_previous_page } nodes { cluster_id type created_at_seconds captured_at_seconds thumb_url item_count image_id status initial_processing_status anonymization_status tiler_status error_code timezone } } } }";
+
+/// PROTOCOLS §2.6: the activity feed as mapillary.com reads it — request form, reply
+/// shapes with `__typename`s, opaque cursors, `extensions.is_final`, stages that advance
+/// with the processing delay, a failed stage with its error code, and the token knob.
+#[tokio::test]
+async fn graphql_feed_stages_paging_and_tokens() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_millis(800)).await;
+    let token = login(&sb).await;
+    let cluster = upload_sequence(&sb, &token, &walk(3, 0)).await;
+    let state = sb.state();
+    state.mapillary_fail_next_cluster(1, "CORRUPT_IMAGES");
+    let failing = upload_sequence(&sb, &token, &walk(2, 100)).await;
+
+    let vars = json!({"id": "104729000000001", "first": 50, "after": null, "hide_after": 14});
+    let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["extensions"], json!({"is_final": true}));
+    let user = &v["data"]["fetch__User"];
+    assert_eq!(user["__typename"], "User");
+    let feed = &user["feed"];
+    assert_eq!(feed["page_info"]["__typename"], "PageInfo");
+    assert_eq!(feed["page_info"]["has_next_page"], false);
+    let nodes = feed["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    // Newest first; every field of the observed node, stages not started yet.
+    assert_eq!(nodes[0]["cluster_id"], failing.as_str());
+    let node = &nodes[1];
+    assert_eq!(node["__typename"], "ClusterLatestActivityItem");
+    assert_eq!(node["cluster_id"], cluster.as_str());
+    assert_eq!(node["type"], "UPLOAD");
+    assert_eq!(node["item_count"], 3);
+    assert_eq!(node["error_code"], "UNSET");
+    for key in [
+        "created_at_seconds",
+        "captured_at_seconds",
+        "timezone",
+        "image_id",
+        "thumb_url",
+    ] {
+        assert!(node.get(key).is_some(), "{key} missing: {node}");
+    }
+    assert_eq!(node["status"], "IN_PROGRESS");
+    assert_eq!(node["tiler_status"], "PENDING");
+
+    // After the processing delay: FINISHED everywhere, an image id; the failing one FAILED
+    // at its stage, with its error code.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let nodes = v["data"]["fetch__User"]["feed"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for f in [
+        "status",
+        "initial_processing_status",
+        "anonymization_status",
+        "tiler_status",
+    ] {
+        assert_eq!(nodes[1][f], "FINISHED", "{f}");
+    }
+    let image_id = nodes[1]["image_id"].as_str().unwrap();
+    let seq: Value = graph_get(&sb, &token, &format!("/{image_id}?fields=sequence"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seq["sequence"].is_string());
+    assert_eq!(nodes[0]["status"], "FINISHED");
+    assert_eq!(nodes[0]["initial_processing_status"], "FAILED");
+    assert_eq!(nodes[0]["anonymization_status"], "PENDING");
+    assert_eq!(nodes[0]["error_code"], "CORRUPT_IMAGES");
+
+    // Paging: 250 more, newer; pages of 100 with opaque cursors.
+    state.mapillary_add_activity(0, 250);
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let vars = json!({"id": "104729000000001", "first": 100, "after": after, "hide_after": 14});
+        let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let feed = &v["data"]["fetch__User"]["feed"];
+        for n in feed["nodes"].as_array().unwrap() {
+            seen.push(n["cluster_id"].as_str().unwrap().to_string());
+        }
+        let end = feed["page_info"]["end_cursor"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(end.parse::<u64>().is_err(), "cursor {end} is not opaque");
+        assert_eq!(feed["page_info"]["has_previous_page"], after.is_some());
+        if feed["page_info"]["has_next_page"] == false {
+            break;
+        }
+        after = Some(end);
+    }
+    assert_eq!(seen.len(), 252);
+    assert_eq!(seen.last().map(String::as_str), Some(cluster.as_str()));
+
+    // getData: the account's stats.
+    let data_doc = "query getData($username: String!) { user_by_username(username: $username) { id username created_at_seconds description stats { distance { km } images } } }";
+    let v: Value = graphql(
+        &sb,
+        &token,
+        "getData",
+        data_doc,
+        json!({"username": "sandbox-user"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let u = &v["data"]["user_by_username"];
+    assert_eq!(u["id"], "104729000000001");
+    assert_eq!(u["stats"]["images"], 3);
+    assert!(u["stats"]["distance"]["km"].as_f64().unwrap() > 0.0);
+
+    // A GraphQL error is a 200 with errors; a missing variable names it.
+    let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("$id"));
+    let v: Value = graphql(&sb, &token, "getOther", FEED_DOC, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("getOther")
+    );
+
+    // The knob: user tokens refused, the web client token still answers.
+    state.mapillary_graphql_refuses_user_tokens(true);
+    let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
+    assert_eq!(r.status(), 403);
+    let r = graphql(
+        &sb,
+        mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN,
+        "getLatestActivity",
+        FEED_DOC,
+        vars,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
