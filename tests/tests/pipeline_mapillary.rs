@@ -499,3 +499,51 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
     };
     assert_eq!(job.next_run_at - job.updated_at, 15 * 60_000, "{job:#?}");
 }
+
+/// Issue 8.6: Mapillary publishes a chunk its own way — split into two sequences, a few
+/// photos never published, positions moved, times cut to the second. The client finds
+/// every sequence of the chunk and how many photos were published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    let state = story.sandbox().state();
+    state.mapillary_split_next_cluster(6);
+    state.mapillary_drop_from_next_cluster(4);
+    let ids = upload_walk(&story, 27, 10).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters[0].sequence_ids.len(), 2);
+    assert_eq!(clusters[0].unpublished_images, 2);
+    let status = mapillary_status(&story, ids[0]).await;
+    let chunk = &status.chunks[0];
+    let mut found = chunk.sequence_keys.clone();
+    found.sort();
+    let mut expected = clusters[0].sequence_ids.clone();
+    expected.sort();
+    assert_eq!(found, expected, "every sequence the chunk became");
+    assert_eq!(chunk.published, Some(8));
+    assert_eq!(chunk.item_count, Some(10));
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    let all: Vec<String> =
+        serde_json::from_value(job.remote()["sequence_keys_all"].clone()).unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+/// The same without the activity feed: the probes (first, middle, last photo) find both
+/// sequences by position and time despite the moved positions and cut times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_feed_the_probes_find_a_split_chunk() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    let state = story.sandbox().state();
+    state.mapillary_graphql_refuses_user_tokens(true);
+    state.mapillary_split_next_cluster(6);
+    state.mapillary_drop_from_next_cluster(4);
+    let ids = upload_walk(&story, 28, 10).await;
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::Unavailable));
+    assert_eq!(status.chunks[0].sequence_keys.len(), 2, "{status:#?}");
+    assert_eq!(status.chunks[0].published, Some(8));
+}

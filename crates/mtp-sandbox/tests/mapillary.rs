@@ -726,10 +726,16 @@ async fn cluster_moves_through_the_stages_then_reads_back() {
     let data = v["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "the time window holds the first two: {v}");
     assert_eq!(data[0]["sequence"], seq.as_str());
-    assert_eq!(data[0]["captured_at"], 1_715_936_400_250i64);
+    // Published as Mapillary does: the capture time cut to the second, the position moved
+    // by up to 5 m (PROTOCOLS §2.6).
+    assert_eq!(data[0]["captured_at"], 1_715_936_400_000i64);
     assert_eq!(data[0]["compass_angle"], 45.0);
     assert_eq!(data[0]["geometry"]["type"], "Point");
-    assert!((data[0]["geometry"]["coordinates"][1].as_f64().unwrap() - 46.5).abs() < 1e-9);
+    let lat = data[0]["geometry"]["coordinates"][1].as_f64().unwrap();
+    let lon = data[0]["geometry"]["coordinates"][0].as_f64().unwrap();
+    let moved_m =
+        ((lat - 46.5) * 111_320.0).hypot((lon - 6.6) * 111_320.0 * 46.5f64.to_radians().cos());
+    assert!(moved_m <= 5.0 + 1e-6, "moved {moved_m} m");
     assert_eq!(data[0]["creator"]["username"], "sandbox-user");
 
     let ids: Value = graph_get(&sb, &token, &format!("/image_ids?sequence_id={seq}"))
@@ -825,7 +831,10 @@ async fn finish_upload_validates_and_splits_at_1000() {
     );
     assert_eq!(finish(&sb, &token, &h, "tarball").await.status(), 400);
 
-    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order.
+    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order
+    // (the publishing quirks turned off: no split, nothing lost).
+    sb.state().mapillary_split_next_cluster(usize::MAX);
+    sb.state().mapillary_drop_from_next_cluster(0);
     let handles = vec![h.clone(); 1001];
     let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
     let mh = upload(
@@ -851,6 +860,35 @@ async fn finish_upload_validates_and_splits_at_1000() {
         .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
         .collect();
     assert_eq!(lens, [1000, 1]);
+
+    // Mapillary's own ways: a chunk split in two (418 → 361 + 57 was seen) and one photo in
+    // four never published.
+    sb.state().mapillary_split_next_cluster(6);
+    sb.state().mapillary_drop_from_next_cluster(4);
+    let handles = vec![h.clone(); 8];
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_quirks.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+    let cluster = r.json::<Value>().await.unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = sb.state().mapillary_cluster(&cluster).unwrap();
+    assert_eq!(c.image_count, 8);
+    assert_eq!(c.unpublished_images, 2);
+    let seqs = sb.state().mapillary_sequences();
+    let lens: Vec<usize> = c
+        .sequence_ids
+        .iter()
+        .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
+        .collect();
+    assert_eq!(lens, [5, 1], "images 0-5 less #2, then 6-7 less #6");
 }
 
 #[tokio::test]

@@ -884,14 +884,19 @@ async fn find_sequences(
     probes.dedup();
     let mut next = 0;
     let mut widened = false;
+    let mut missed: Vec<usize> = Vec::new();
+    let mut second_pass = false;
     while next < probes.len() {
         let index = probes[next];
         next += 1;
         let photo = photo_of(photos, &chunk[index])?;
-        if let Some((sequence, image)) = probe(client, account, photo).await?
-            && !found.iter().any(|(s, _)| *s == sequence)
-        {
-            found.push((sequence, image));
+        match probe(client, account, photo).await? {
+            Some((sequence, image)) => {
+                if !found.iter().any(|(s, _)| *s == sequence) {
+                    found.push((sequence, image));
+                }
+            }
+            None => missed.push(index),
         }
         if next == probes.len() && found.is_empty() && !widened {
             widened = true;
@@ -900,6 +905,11 @@ async fn find_sequences(
                 .filter(|i| !probes.contains(i))
                 .collect();
             probes.extend(more);
+        } else if next == probes.len() && !found.is_empty() && !missed.is_empty() && !second_pass {
+            // Published while we looked (the probes before the first hit may have come too
+            // early): those that missed, once more.
+            second_pass = true;
+            probes.append(&mut missed);
         }
     }
     let Some((first_sequence, first_image)) = found.first().cloned() else {

@@ -324,6 +324,17 @@ fn extra_node(e: &ExtraActivity) -> Value {
 }
 
 impl crate::SandboxState {
+    /// Knob: the next cluster becomes two sequences, split before image `at`.
+    pub fn mapillary_split_next_cluster(&self, at: usize) {
+        lock(&self.app.mly).publish_split_next = Some(at);
+    }
+
+    /// Knob: of the next cluster, one image in `every` is never published (0: none, which
+    /// also turns off the default ~1 % for large clusters).
+    pub fn mapillary_drop_from_next_cluster(&self, every: usize) {
+        lock(&self.app.mly).publish_drop_next = Some(every);
+    }
+
     /// Knob: `/graphql` refuses user tokens (the web client token still works).
     pub fn mapillary_graphql_refuses_user_tokens(&self, refuse: bool) {
         lock(&self.app.mly).graphql_refuses_user_tokens = refuse;

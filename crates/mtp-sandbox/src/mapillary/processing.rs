@@ -31,6 +31,36 @@ pub(crate) const MAX_SEQUENCE_IMAGES: usize = 1000;
 /// The one organization the sandbox accounts belong to.
 pub(crate) const ORGANIZATION_ID: &str = "200000000000001";
 
+/// Clusters this big are split in two, one time in two (seen: 418 photos → 361 + 57).
+const SPLIT_MIN_IMAGES: usize = 300;
+/// In clusters this big, about one photo in a hundred is never published.
+const DROP_MIN_IMAGES: usize = 50;
+/// How far a published position may be from the one sent.
+const MAX_SHIFT_M: f64 = 5.0;
+
+/// A stable number from a string (the same upload is published the same way).
+fn hash_of(s: &str) -> u64 {
+    let d = Md5::digest(s.as_bytes());
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// An image as Mapillary shows it: moved by up to [`MAX_SHIFT_M`] in some direction, its
+/// capture time cut to the second.
+fn as_published(key: &str, mut meta: PhotoMeta) -> PhotoMeta {
+    let h = hash_of(key);
+    let dist = MAX_SHIFT_M * ((h % 1000) as f64 / 1000.0);
+    let bearing = ((h >> 16) % 360) as f64;
+    if let (Some(lat), Some(lon)) = (meta.lat, meta.lon) {
+        let dlat = dist * bearing.to_radians().cos() / 111_320.0;
+        let dlon =
+            dist * bearing.to_radians().sin() / (111_320.0 * lat.to_radians().cos().max(0.01));
+        meta.lat = Some(lat + dlat);
+        meta.lon = Some(lon + dlon);
+    }
+    meta.captured_at = meta.captured_at.and_then(|t| t.replace_nanosecond(0).ok());
+    meta
+}
+
 static IMAGE_IDS: Counter = Counter::new(300_000_000_000_001);
 static CLUSTER_IDS: Counter = Counter::new(5_000_000_001);
 
@@ -55,6 +85,8 @@ pub(crate) struct Cluster {
     pub dropped: usize,
     /// Stage index that fails, and why.
     pub failure: Option<(usize, String)>,
+    /// Photos received but never published.
+    pub unpublished: usize,
     /// The activity feed's `error_code` once a stage failed (`UNSET` otherwise).
     pub error_code: Option<String>,
     pub manifest_canonical: Option<bool>,
@@ -114,6 +146,10 @@ pub(crate) struct MlyState {
     /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
     /// service did in 2023 (PROTOCOLS §2.6).
     pub graphql_refuses_user_tokens: bool,
+    /// Knob: the next cluster is split into two sequences before this image.
+    pub publish_split_next: Option<usize>,
+    /// Knob: of the next cluster, one image in this many is never published (0 = none).
+    pub publish_drop_next: Option<usize>,
     /// Knob: the next cluster fails at this stage (0–3) with this `error_code`.
     pub next_failure: Option<(usize, String)>,
     /// Finished clusters from other uploads, in the activity feed only (to make it long).
@@ -227,6 +263,7 @@ impl MlyState {
                 .as_ref()
                 .map(|(stage, code)| (*stage, format!("{} failed: {code}", STAGES[*stage]))),
             error_code: forced.map(|(_, code)| code),
+            unpublished: 0,
             manifest_canonical,
         };
         match items {
@@ -261,11 +298,44 @@ impl MlyState {
                     cluster.error_code = Some("NO_VALID_IMAGES".into());
                 }
                 cluster.image_count = kept.len();
-                let mut rest = kept.into_iter().peekable();
-                while rest.peek().is_some() {
+                // What Mapillary publishes is not exactly what was sent (PROTOCOLS §2.6):
+                // positions moved by up to 5 m, capture times cut to the second, a few
+                // photos never published, and a chunk sometimes split in two.
+                let split_knob = self.publish_split_next.take();
+                let drop_knob = self.publish_drop_next.take();
+                let n = kept.len();
+                let split_at = split_knob.or_else(|| {
+                    (n >= SPLIT_MIN_IMAGES && hash_of(&cluster_id) % 2 == 0).then_some(n * 86 / 100)
+                });
+                let dropped: Vec<bool> = kept
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (key, _, _))| match drop_knob {
+                        Some(every) if every > 0 => i % every == every / 2,
+                        Some(_) => false,
+                        None => n >= DROP_MIN_IMAGES && hash_of(key) % 100 == 0,
+                    })
+                    .collect();
+                cluster.unpublished = dropped.iter().filter(|d| **d).count();
+                let mut groups: Vec<Vec<(String, Bytes, PhotoMeta)>> = Vec::new();
+                for (i, (key, bytes, meta)) in kept.into_iter().enumerate() {
+                    let new_group = groups.last().is_none_or(|g| g.len() >= MAX_SEQUENCE_IMAGES)
+                        || split_at == Some(i);
+                    if new_group {
+                        groups.push(Vec::new());
+                    }
+                    if dropped[i] {
+                        continue;
+                    }
+                    let meta = as_published(&key, meta);
+                    if let Some(g) = groups.last_mut() {
+                        g.push((key, bytes, meta));
+                    }
+                }
+                for group in groups.into_iter().filter(|g| !g.is_empty()) {
                     let seq_id = ids::base62(22);
                     let mut image_ids = Vec::new();
-                    for (key, bytes, meta) in rest.by_ref().take(MAX_SEQUENCE_IMAGES) {
+                    for (key, bytes, meta) in group {
                         let id = IMAGE_IDS.next_string();
                         image_ids.push(id.clone());
                         self.images.push(Image {
@@ -331,6 +401,7 @@ impl MlyState {
                     sequence_ids: c.sequence_ids.clone(),
                     image_count: c.image_count,
                     dropped_images: c.dropped,
+                    unpublished_images: c.unpublished,
                     manifest_canonical: c.manifest_canonical,
                 }
             })
