@@ -547,3 +547,91 @@ async fn without_the_feed_the_probes_find_a_split_chunk() {
     assert_eq!(status.chunks[0].sequence_keys.len(), 2, "{status:#?}");
     assert_eq!(status.chunks[0].published, Some(8));
 }
+
+/// Issue 8.7: upload handles age. A job paused for three days (on the emulator's clock and
+/// in the job's stored upload time) gets current handles before its manifest — one empty
+/// POST per photo — and the cluster is made without sending a photo's bytes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photos_again() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 5, &walk(29));
+    let ids = story
+        .import(&folder, "Paused walk", &[Destination::Mapillary])
+        .await;
+    let faults = story.sandbox().faults();
+    let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
+    story.start_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if job.stage == "publish" && job.attempts >= 1 {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Pause)
+        .await
+        .unwrap();
+    faults.remove(refusing);
+    let uploaded_at = job.remote()["uploaded_at"].as_i64().unwrap();
+
+    // Three days later.
+    const DAYS_3: i64 = 3 * 24 * 3_600_000;
+    let state = story.sandbox().state();
+    state.advance_mapillary_clock(std::time::Duration::from_millis(DAYS_3 as u64));
+    story
+        .app
+        .store()
+        .set_job_remote(
+            job.id,
+            "uploaded_at",
+            &serde_json::json!(uploaded_at - DAYS_3),
+            uploaded_at,
+        )
+        .await
+        .unwrap();
+    story.sandbox().clear_requests();
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Resume)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].image_count, 5);
+
+    let photo_posts: Vec<u64> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+        })
+        .map(|r| r.body_len)
+        .collect();
+    assert_eq!(
+        photo_posts,
+        vec![0; 5],
+        "one empty POST per photo, no bytes again"
+    );
+    let finishes: Vec<Option<u16>> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        finishes,
+        vec![Some(200)],
+        "the manifest's handles were all current"
+    );
+}

@@ -597,6 +597,25 @@ impl MapillaryClient {
         }
     }
 
+    /// Refreshes the handle of a complete upload before a manifest uses it (handles expire
+    /// server-side; mapillary_tools keeps them 2 days, PROTOCOLS §2.6): GET the offset and,
+    /// when the server holds all `size` bytes, POST an empty body for a current handle.
+    /// `None` when it does not hold them all: the bytes must be sent again.
+    pub async fn refresh_handle(
+        &self,
+        key: &str,
+        size: u64,
+    ) -> Result<Option<String>, ProviderError> {
+        let offset = self.get_offset(key).await?;
+        if offset != size {
+            return Ok(None);
+        }
+        let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+        self.upload_stream(key, offset, 0, empty, None)
+            .await
+            .map(Some)
+    }
+
     /// Uploads a sequence's manifest under `key` (see [`new_manifest_key`]; persist it so a
     /// retry resumes the same session) and returns its handle for
     /// `finish_upload(handle, FileType::BundleManifest)`.

@@ -1172,3 +1172,77 @@ async fn graphql_feed_stages_paging_and_tokens() {
     .await;
     assert_eq!(r.status(), 200);
 }
+
+/// PROTOCOLS §2.6: handles expire (2 days by default) on a sandbox clock that tests move;
+/// the bytes stay, and an empty POST on the complete key gives a current handle.
+#[tokio::test]
+async fn handles_expire_and_an_empty_post_renews_them() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = login(&sb).await;
+    let photos = walk(2, 0);
+    let mut keys = Vec::new();
+    let mut handles = Vec::new();
+    for p in &photos {
+        let key = format!("mly_tools_{}.jpg", md5_hex(p));
+        handles.push(upload(&sb, &token, &key, p).await);
+        keys.push(key);
+    }
+    sb.state()
+        .advance_mapillary_clock(Duration::from_secs(3 * 24 * 3600));
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_old.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("expired"),
+        "{e}"
+    );
+
+    // The bytes are still there; an empty POST gives a new handle.
+    let mut fresh = Vec::new();
+    for (key, p) in keys.iter().zip(&photos) {
+        assert_eq!(offset(&sb, &token, key).await, p.len() as u64);
+        let r = post_bytes(&sb, &token, key, p.len() as u64, Vec::new().into())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.json::<Value>().await.unwrap()["h"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!handles.contains(&h));
+        fresh.push(h);
+    }
+    // While valid, the same handle comes back.
+    let again = post_bytes(
+        &sb,
+        &token,
+        &keys[0],
+        photos[0].len() as u64,
+        Vec::new().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.json::<Value>().await.unwrap()["h"], fresh[0].as_str());
+    let manifest = json!({"image_handles": fresh, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_new.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        finish(&sb, &token, &mh, "mly_bundle_manifest")
+            .await
+            .status(),
+        200
+    );
+}

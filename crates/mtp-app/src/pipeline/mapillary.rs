@@ -211,6 +211,11 @@ impl MapillaryDriver {
                 "{left} photos are not on Mapillary yet"
             )));
         }
+        // The handles' age: they are refreshed before a manifest uses them a day later.
+        let mut remote = Remote::load(ctx).await?;
+        if remote.i64("uploaded_at").is_none() {
+            remote.set(ctx, "uploaded_at", json!(ctx.now())).await?;
+        }
         Ok(StepOutcome::Advance)
     }
 
@@ -294,6 +299,31 @@ impl MapillaryDriver {
                 continue;
             }
             ctx.check()?;
+            let mut chunk: Vec<JobItemRow> = chunk.to_vec();
+            // Handles expire server-side: older than a day, they are refreshed first (an
+            // empty POST on each complete key; the bytes are sent again only where the host
+            // no longer holds them), and the manifest gets a new key.
+            let handles_at = remote
+                .at("handles_at", i)
+                .and_then(|at| at.parse::<i64>().ok())
+                .or_else(|| remote.i64("uploaded_at"));
+            if handles_at.is_some_and(|at| ctx.now() - at > HANDLE_REFRESH_MS) {
+                self.refresh_handles(client, ctx, &mut chunk, &photos)
+                    .await?;
+                let key = new_manifest_key();
+                remote.set_at(ctx, "manifest_keys", i, &key).await?;
+                if let Some(Value::Array(mut list)) = remote.0.get("manifest_handles").cloned()
+                    && i < list.len()
+                {
+                    list[i] = Value::Null;
+                    remote
+                        .set(ctx, "manifest_handles", Value::Array(list))
+                        .await?;
+                }
+                remote
+                    .set_at(ctx, "handles_at", i, &ctx.now().to_string())
+                    .await?;
+            }
             let handle = match remote.at("manifest_handles", i) {
                 Some(h) => h,
                 None => {
@@ -323,7 +353,7 @@ impl MapillaryDriver {
             // (found once Mapillary has processed it; if not, finishing again is the lesser
             // evil). The cluster id is saved the instant it arrives.
             if remote.at("finish_sent_at", i).is_some()
-                && let Some(found) = find_sequences(client, account, chunk, &photos, None).await?
+                && let Some(found) = find_sequences(client, account, &chunk, &photos, None).await?
             {
                 tracing::info!(
                     job = ctx.job_id,
@@ -531,6 +561,58 @@ impl MapillaryDriver {
         };
         remote.set(ctx, NEXT_CHECK_KEY, json!(now + after)).await?;
         Ok(StepOutcome::Again { after_ms: after })
+    }
+
+    /// Gets a current handle for every photo of a chunk: an empty POST on its complete key,
+    /// or, where the host no longer holds the bytes, the photo sent again.
+    async fn refresh_handles(
+        &self,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+        chunk: &mut [JobItemRow],
+        photos: &HashMap<i64, PhotoRow>,
+    ) -> Result<(), StepError> {
+        use futures::StreamExt as _;
+        let parallel = self.options().parallel_uploads.max(1);
+        let mut refreshed: Vec<Result<(usize, String, bool), StepError>> = Vec::new();
+        for (group_start, group) in chunk.chunks(parallel).enumerate() {
+            let mut running = futures::stream::FuturesUnordered::new();
+            for (k, item) in group.iter().enumerate() {
+                let n = group_start * parallel + k;
+                running.push(async move {
+                    refresh_one(client, ctx, item, photos)
+                        .await
+                        .map(|(h, again)| (n, h, again))
+                });
+            }
+            while let Some(r) = running.next().await {
+                refreshed.push(r);
+            }
+        }
+        let mut updates = Vec::new();
+        let mut resent = 0;
+        for r in refreshed {
+            let (n, h, again) = r?;
+            resent += usize::from(again);
+            let item = &mut chunk[n];
+            item.remote_id = Some(h.clone());
+            updates.push(ItemUpdate {
+                photo_id: item.photo_id,
+                state: "sent".into(),
+                remote_key: item.remote_key.clone(),
+                remote_offset: item.remote_offset,
+                remote_id: Some(h),
+                error: None,
+            });
+        }
+        ctx.save_items(&updates).await?;
+        tracing::info!(
+            job = ctx.job_id,
+            photos = chunk.len(),
+            resent,
+            "Mapillary: refreshed upload handles older than a day"
+        );
+        Ok(())
     }
 
     /// "Upload again" after a failed stage: the failed chunks lose their cluster and are
@@ -795,6 +877,46 @@ async fn upload_copy(
         .await
         .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
 }
+
+/// A current handle for one photo (see `refresh_handles`), and whether its bytes went again.
+async fn refresh_one(
+    client: &MapillaryClient,
+    ctx: &JobCtx,
+    item: &JobItemRow,
+    photos: &HashMap<i64, PhotoRow>,
+) -> Result<(String, bool), StepError> {
+    ctx.check()?;
+    let key = item.remote_key.clone().ok_or_else(|| {
+        StepError::permanent(format!(
+            "{} has no Mapillary upload key: retry the upload",
+            item.file_name
+        ))
+    })?;
+    let size = u64::try_from(item.remote_offset).unwrap_or_default();
+    if let Some(h) = client
+        .refresh_handle(&key, size)
+        .await
+        .map_err(provider_step_error)?
+    {
+        return Ok((h, false));
+    }
+    let (data, copy_key) = upload_copy(item, photo_of(photos, item)?).await?;
+    if copy_key != key {
+        return Err(StepError::permanent(format!(
+            "{} changed since it was uploaded: read the folder again",
+            item.file_name
+        )));
+    }
+    let h = client
+        .upload_resumable(&key, data, None)
+        .await
+        .map_err(provider_step_error)?;
+    Ok((h, true))
+}
+
+/// Upload handles older than this are refreshed before a manifest uses them (the service
+/// expires unfinished uploads; mapillary_tools keeps handles 2 days, PROTOCOLS §2.6).
+const HANDLE_REFRESH_MS: i64 = 24 * 3_600_000;
 
 /// Photos up to this size are read, rewritten and hashed on the async thread.
 const INLINE_COPY_BYTES: i64 = 64 * 1024;

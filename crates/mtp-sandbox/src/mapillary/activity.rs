@@ -324,6 +324,16 @@ fn extra_node(e: &ExtraActivity) -> Value {
 }
 
 impl crate::SandboxState {
+    /// Moves the Mapillary emulator's clock forward (upload handles age with it).
+    pub fn advance_mapillary_clock(&self, by: std::time::Duration) {
+        lock(&self.app.mly).clock_offset += by;
+    }
+
+    /// How long Mapillary upload handles stay valid (default 2 days).
+    pub fn set_mapillary_handle_max_age(&self, age: std::time::Duration) {
+        lock(&self.app.mly).handle_max_age = Some(age);
+    }
+
     /// Knob: the next cluster becomes two sequences, split before image `at`.
     pub fn mapillary_split_next_cluster(&self, at: usize) {
         lock(&self.app.mly).publish_split_next = Some(at);

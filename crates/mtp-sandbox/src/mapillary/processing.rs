@@ -31,6 +31,10 @@ pub(crate) const MAX_SEQUENCE_IMAGES: usize = 1000;
 /// The one organization the sandbox accounts belong to.
 pub(crate) const ORGANIZATION_ID: &str = "200000000000001";
 
+/// How long an upload handle stays valid by default.
+pub(crate) const HANDLE_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(2 * 24 * 3600);
+
 /// Clusters this big are split in two, one time in two (seen: 418 photos → 361 + 57).
 const SPLIT_MIN_IMAGES: usize = 300;
 /// In clusters this big, about one photo in a hundred is never published.
@@ -69,6 +73,8 @@ pub(crate) struct UploadFile {
     pub key: String,
     pub data: Vec<u8>,
     pub handle: Option<String>,
+    /// When the handle was issued, on the sandbox clock ([`MlyState::now`]).
+    pub handle_at: Option<Instant>,
     pub posts: u32,
 }
 
@@ -146,6 +152,11 @@ pub(crate) struct MlyState {
     /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
     /// service did in 2023 (PROTOCOLS §2.6).
     pub graphql_refuses_user_tokens: bool,
+    /// How far the sandbox clock is ahead of real time (tests move it forward).
+    pub clock_offset: std::time::Duration,
+    /// How long an upload handle stays valid (mapillary_tools keeps them 2 days: unfinished
+    /// uploads expire server-side, PROTOCOLS §2.6). `None` = [`HANDLE_MAX_AGE`].
+    pub handle_max_age: Option<std::time::Duration>,
     /// Knob: the next cluster is split into two sequences before this image.
     pub publish_split_next: Option<usize>,
     /// Knob: of the next cluster, one image in this many is never published (0 = none).
@@ -172,6 +183,7 @@ impl MlyState {
             key: key.to_owned(),
             data: Vec::new(),
             handle: None,
+            handle_at: None,
             posts: 0,
         })
     }
@@ -180,6 +192,32 @@ impl MlyState {
         self.files
             .values()
             .find(|f| f.user == user && f.handle.as_deref() == Some(handle))
+    }
+
+    /// Now on the sandbox clock.
+    pub fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
+    /// Whether a file's handle is missing or older than the handle lifetime.
+    pub fn handle_expired(&self, f: &UploadFile) -> bool {
+        let max = self.handle_max_age.unwrap_or(HANDLE_MAX_AGE);
+        f.handle_at
+            .is_none_or(|at| self.now().saturating_duration_since(at) > max)
+    }
+
+    /// A file by a handle that is still valid.
+    fn by_live_handle(&self, user: usize, handle: &str) -> Result<&UploadFile, FinishError> {
+        let f = self
+            .by_handle(user, handle)
+            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+        if self.handle_expired(f) {
+            return Err(FinishError(format!(
+                "File handle {handle} has expired: upload {} again (GET its offset, POST the rest) for a current handle",
+                f.key
+            )));
+        }
+        Ok(f)
     }
 
     /// Creates a cluster from a finished file; returns its id.
@@ -191,9 +229,7 @@ impl MlyState {
         file_type: &str,
         organization_id: Option<String>,
     ) -> Result<String, FinishError> {
-        let file = self
-            .by_handle(user, handle)
-            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+        let file = self.by_live_handle(user, handle)?;
         let mut manifest_canonical = None;
         // (upload key, bytes) of each image, in sequence order; `None` = a video.
         let items: Option<Vec<(String, Bytes)>> = match file_type {
@@ -202,8 +238,11 @@ impl MlyState {
                 manifest_canonical = Some(canonical);
                 let mut items = Vec::with_capacity(handles.len());
                 for h in &handles {
-                    let f = self.by_handle(user, h).ok_or_else(|| {
-                        FinishError(format!("Manifest references an unknown image handle: {h}"))
+                    let f = self.by_live_handle(user, h).map_err(|e| {
+                        FinishError(format!(
+                            "Manifest references an image handle that is not valid: {}",
+                            e.0
+                        ))
                     })?;
                     if !photo::is_jpeg(&f.data) {
                         return Err(FinishError(format!(
