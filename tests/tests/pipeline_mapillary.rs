@@ -576,6 +576,8 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
         .job_action(JobTarget::Job(job.id), JobAction::Pause)
         .await
         .unwrap();
+    // Nothing in flight any more (a finish_upload already sent would race the clock).
+    story.app.kill_engine().await;
     faults.remove(refusing);
     let uploaded_at = job.remote()["uploaded_at"].as_i64().unwrap();
 
@@ -600,6 +602,7 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
         .job_action(JobTarget::Job(job.id), JobAction::Resume)
         .await
         .unwrap();
+    story.start_engine();
     let jobs = story.settle(&ids).await;
     assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
     let clusters = state.mapillary_clusters();
