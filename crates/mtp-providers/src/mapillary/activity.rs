@@ -136,19 +136,14 @@ pub struct ActivityNode {
 }
 
 /// Where one processing stage is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageState {
+    #[default]
     Waiting,
     Running,
     Done,
     Failed,
-}
-
-impl Default for StageState {
-    fn default() -> Self {
-        StageState::Waiting
-    }
 }
 
 impl StageState {

@@ -344,7 +344,8 @@ impl MlyState {
                 let drop_knob = self.publish_drop_next.take();
                 let n = kept.len();
                 let split_at = split_knob.or_else(|| {
-                    (n >= SPLIT_MIN_IMAGES && hash_of(&cluster_id) % 2 == 0).then_some(n * 86 / 100)
+                    (n >= SPLIT_MIN_IMAGES && hash_of(&cluster_id).is_multiple_of(2))
+                        .then_some(n * 86 / 100)
                 });
                 let dropped: Vec<bool> = kept
                     .iter()
@@ -352,7 +353,7 @@ impl MlyState {
                     .map(|(i, (key, _, _))| match drop_knob {
                         Some(every) if every > 0 => i % every == every / 2,
                         Some(_) => false,
-                        None => n >= DROP_MIN_IMAGES && hash_of(key) % 100 == 0,
+                        None => n >= DROP_MIN_IMAGES && hash_of(key).is_multiple_of(100),
                     })
                     .collect();
                 cluster.unpublished = dropped.iter().filter(|d| **d).count();
