@@ -16,15 +16,27 @@
 //!   (`finish_sent_at[i]`), then its cluster id (`cluster_ids[i]`). After a call whose reply
 //!   was never saved, the chunk's sequence is looked for (as in `poll`) before calling
 //!   again: a second call would publish the photos twice.
-//! - `poll`: Mapillary says nothing about a cluster (the sandbox's cluster page has no real
-//!   counterpart), so each chunk's sequence is found as Trek View does: images in a small
-//!   box around the chunk's first photo, within a second of its capture time, by this
-//!   account; the match's `sequence` is the key, and Map the Paths Web's job, which waits
-//!   for it, is woken. Gives up gracefully after 72 h.
+//! - `publish` also refreshes upload handles older than a day before a manifest uses them
+//!   (an empty POST per complete key; bytes are sent again only where the host lost them).
+//! - `poll`: what Mapillary made of each chunk, from the activity feed of mapillary.com's
+//!   own page (`getLatestActivity`, joined by cluster id; the user's token, then
+//!   `MAPILLARY_WEB_CLIENT_TOKEN`): the four stages with their raw statuses and the time each
+//!   changed, `error_code`, `item_count` (all stored typed with the job, see
+//!   [`crate::mapillary_status`]). Once a chunk's map update is done, every sequence it
+//!   became is found (the feed's image, then photos probed by position and time, tolerating
+//!   Mapillary's moved positions, cut times, lost photos and split chunks), and Map the Paths
+//!   Web's job is woken. Without the feed, the probes alone find it and the row says stage
+//!   detail is unavailable. A failed stage fails the job (its retry is "Upload again": a new
+//!   manifest and `finish_upload` for the failed chunks). Looks every 30 s for 5 minutes,
+//!   then every 15 minutes; after 72 h the job is "Not confirmed by Mapillary after 3 days"
+//!   (its retry is "Check again"), never "Done".
 //! - `sync`: nothing.
 //!
 //! A refused token is refreshed once per stage (the emulator and the real service expire
-//! tokens server-side); if the refresh is refused too, the job waits for a new sign-in.
+//! tokens server-side; refreshes are single-flight per account, see `App::access_token`);
+//! if the refresh is refused too, the job waits for a new sign-in. An upload refused with a
+//! token that otherwise works (`/me` answers) is a missing permission: the job waits with
+//! "This Mapillary connection may not upload photos", without refreshing.
 
 use super::{
     PipelineOptions, Remote, Shared, account, app_step_error, check_files, item_error, photo_of,
