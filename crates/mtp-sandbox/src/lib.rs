@@ -11,7 +11,7 @@
 //! | Prefix | Service | Client setting |
 //! |---|---|---|
 //! | `/mapillary/connect` | Mapillary authorize page (Approve / Deny) | authorize URL |
-//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `sandbox/clusters/{id}` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
+//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `graphql` (mapillary.com's activity feed), `sandbox/clusters/{id}` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
 //! | `/mapillary/upload/{key}` | upload host (GET offset, POST bytes) | `MAPILLARY_UPLOAD_ENDPOINT=<base>/mapillary/upload` |
 //! | `/osm/oauth2/authorize`, `/osm/oauth2/token` | OpenStreetMap OAuth2 | |
 //! | `/kartaview/…` | KartaView API (`/1.0/…`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`) | API base `<base>/kartaview` |

@@ -1246,3 +1246,34 @@ async fn handles_expire_and_an_empty_post_renews_them() {
         200
     );
 }
+
+/// The Mapillary knobs on the control plane (for `mtp sandbox` and demos).
+#[tokio::test]
+async fn mapillary_knobs_on_the_control_plane() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let knobs = format!("{}/mapillary", s(&sb.urls().sandbox_admin));
+    let r = client()
+        .post(&knobs)
+        .json(&json!({"graphql_refuses_user_tokens": true, "fail_next_cluster": {"stage": 3, "error_code": "X"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = graphql(
+        &sb,
+        &token,
+        "getLatestActivity",
+        FEED_DOC,
+        json!({"id": "104729000000001"}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .post(&knobs)
+        .json(&json!({"nope": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

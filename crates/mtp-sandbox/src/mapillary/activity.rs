@@ -372,3 +372,56 @@ impl crate::SandboxState {
         }
     }
 }
+
+/// The Mapillary knobs of the control plane (`POST /sandbox/mapillary`, JSON), for `mtp
+/// sandbox` and demos; tests call the [`crate::SandboxState`] methods.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Knobs {
+    graphql_refuses_user_tokens: Option<bool>,
+    fail_next_cluster: Option<FailKnob>,
+    add_activity: Option<usize>,
+    split_next_cluster: Option<usize>,
+    drop_from_next_cluster: Option<usize>,
+    advance_clock_seconds: Option<u64>,
+    handle_max_age_seconds: Option<u64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FailKnob {
+    stage: usize,
+    error_code: String,
+}
+
+pub(crate) async fn knobs(State(app): State<AppRef>, body: axum::body::Body) -> Response {
+    let bytes = crate::body::read_all(body).await.unwrap_or_default();
+    let k: Knobs = match serde_json::from_slice(&bytes) {
+        Ok(k) => k,
+        Err(e) => {
+            return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+        }
+    };
+    let state = crate::SandboxState { app: app.clone() };
+    if let Some(r) = k.graphql_refuses_user_tokens {
+        state.mapillary_graphql_refuses_user_tokens(r);
+    }
+    if let Some(f) = k.fail_next_cluster {
+        state.mapillary_fail_next_cluster(f.stage, &f.error_code);
+    }
+    if let Some(n) = k.add_activity {
+        state.mapillary_add_activity(0, n);
+    }
+    if let Some(at) = k.split_next_cluster {
+        state.mapillary_split_next_cluster(at);
+    }
+    if let Some(every) = k.drop_from_next_cluster {
+        state.mapillary_drop_from_next_cluster(every);
+    }
+    if let Some(s) = k.advance_clock_seconds {
+        state.advance_mapillary_clock(std::time::Duration::from_secs(s));
+    }
+    if let Some(s) = k.handle_max_age_seconds {
+        state.set_mapillary_handle_max_age(std::time::Duration::from_secs(s));
+    }
+    json_response(StatusCode::OK, &json!({"ok": true}))
+}

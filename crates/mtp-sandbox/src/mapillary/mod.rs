@@ -17,6 +17,7 @@ use crate::app::{AppRef, auth_credential, ep, json_response};
 use crate::auth::{Service, TokenCheck};
 use crate::state::lock;
 
+pub(crate) use activity::knobs;
 pub(crate) use processing::MlyState;
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
