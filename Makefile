@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-d
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
   imagemagick xdotool python3-venv jq time
 
-.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy unit fidelity geovisio-test e2e clean
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit fidelity geovisio-test e2e fuzz clean
 
 help:
 	@echo "make run    build and open MTP Desktop"
@@ -46,6 +46,7 @@ ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json
 tools:
 	@command -v tauri-driver >/dev/null || $(CARGO) install tauri-driver --version $(TAURI_DRIVER_VERSION) --locked
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+	@command -v cargo-machete >/dev/null || $(CARGO) install cargo-machete --version 0.9.2 --locked
 
 ui: node-deps
 	cd ui && npm run build
@@ -61,6 +62,10 @@ fmt-check:
 
 clippy: system-deps ui
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Dependencies no crate uses any more.
+machete: tools
+	cargo machete
 
 unit: system-deps ui tools
 	$(CARGO) nextest run --workspace --no-fail-fast
@@ -89,7 +94,14 @@ e2e: deps build
 	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
-test: deps fmt-check clippy unit fidelity geovisio-test e2e
+test: deps fmt-check clippy machete unit fidelity geovisio-test e2e
+
+# Fuzz what reads untrusted bytes (JPEG walker + EXIF/XMP, GPX, the EXIF rewrite round trip,
+# deep links) for FUZZ_SECONDS each (default 600). Not part of `make test`: what it finds is
+# copied into crates/mtp-core/fuzz-regressions/, which `make test` replays.
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --version 0.13.2 --locked
+	fuzz/run.sh
 
 clean:
 	$(CARGO) clean

@@ -101,12 +101,43 @@ impl Desktop {
         Ok(desktop)
     }
 
+    /// Clicks the element `css` selects, looking it up again for as long as the page
+    /// re-renders it under our hands (a stale or vanished node, or one not clickable yet),
+    /// up to 15 s. Never clicks a node found before the last re-render.
     pub async fn click(&self, css: &str) -> Result<()> {
-        let el = self
-            .wait_for(Locator::Css(css), Duration::from_secs(15))
-            .await?;
-        el.click().await.with_context(|| format!("click {css}"))?;
-        Ok(())
+        self.on_element(css, |el| async move { el.click().await.map(|_| ()) })
+            .await
+            .with_context(|| format!("click {css}"))
+    }
+
+    /// Types `text` into the field `css` selects, robust to re-rendering like [`Self::click`].
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        self.on_element(css, |el| async move { el.send_keys(text).await })
+            .await
+            .with_context(|| format!("type into {css}"))
+    }
+
+    /// Runs `act` on a freshly found `css` element; when the element went stale, vanished
+    /// or could not be interacted with, finds it again and retries until 15 s have passed.
+    async fn on_element<'a, F, Fut>(&self, css: &str, act: F) -> Result<()>
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>> + 'a,
+    {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let outcome = match self.client.find(Locator::Css(css)).await {
+                Ok(el) => act(el).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline || !is_transient(&e) => {
+                    return Err(e.into());
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     pub async fn wait_for(
@@ -214,6 +245,17 @@ impl Drop for Desktop {
 }
 
 /// A D-Bus session bus of our own: `dbus-daemon --session --print-address`.
+/// WebDriver errors that a re-render explains: look the element up again and retry.
+fn is_transient(e: &fantoccini::error::CmdError) -> bool {
+    e.is_stale_element_reference()
+        || e.is_no_such_element()
+        || e.is_element_not_interactable()
+        || matches!(e, fantoccini::error::CmdError::Standard(w)
+            if w.error == fantoccini::error::ErrorStatus::ElementClickIntercepted)
+        // WebKitWebDriver's words for a node removed by a re-render.
+        || e.to_string().contains("was not found")
+}
+
 fn private_bus() -> Result<(Child, String)> {
     use std::io::BufRead;
     let mut child = Command::new("dbus-daemon")

@@ -26,6 +26,12 @@ pub async fn mapillary_stats(
     Ok(state.app()?.mapillary_stats().await)
 }
 
+/// The user's answer to "send my Mapillary token to Map the Paths Web" (its card).
+#[tauri::command]
+pub async fn set_mtpw_mapillary_consent(state: Shared<'_>, allow: bool) -> Result<(), AppError> {
+    state.app()?.set_mtpw_mapillary_consent(allow).await
+}
+
 #[tauri::command]
 pub async fn db_info(state: Shared<'_>) -> Result<DbInfo, AppError> {
     state.app()?.db_info().await

@@ -65,6 +65,7 @@ pub fn run() {
             commands::app_overview,
             commands::integrations,
             commands::mapillary_stats,
+            commands::set_mtpw_mapillary_consent,
             commands::db_info,
             commands::notices,
             commands::prepare_folder,

@@ -118,14 +118,11 @@ async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()
         .await?;
     app.screenshot("05-import-plan").await?;
 
-    let name = app
-        .wait_for(
-            fantoccini::Locator::Css("#seq-name"),
-            Duration::from_secs(5),
-        )
+    app.client
+        .execute("document.getElementById('seq-name').value = '';", vec![])
         .await?;
-    name.clear().await?;
-    name.send_keys("Morning walk to the market").await?;
+    app.type_into("#seq-name", "Morning walk to the market")
+        .await?;
     app.client
         .execute(
             "const s = document.getElementById('seq-transport'); s.value = 'Walk'; s.dispatchEvent(new Event('change'));",
@@ -263,6 +260,21 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
     for (n, service) in ["mapillary", "kartaview", "mtpw"].iter().enumerate() {
         integrate(&app, service, &log, n + 1).await?;
     }
+    // Map the Paths Web asks once whether it may receive the Mapillary token.
+    app.wait_for(
+        fantoccini::Locator::Css(".service-mtpw [data-action=consent-allow]"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("07a-mtpw-consent-asked").await?;
+    app.click(".service-mtpw [data-action=consent-allow]")
+        .await?;
+    app.wait_for_text(
+        ".service-mtpw #mtpw-consent",
+        "Your Mapillary token is sent to Map the Paths Web",
+        Duration::from_secs(10),
+    )
+    .await?;
     app.click(".service-panoramax [data-action=connect]")
         .await?;
     app.wait_for_text(
@@ -284,13 +296,26 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         )
         .await?;
     app.click("#save-import").await?;
-    for d in ["mapillary", "kartaview", "panoramax", "mtpw"] {
+    for d in ["mapillary", "kartaview", "panoramax"] {
         app.wait_for(
             fantoccini::Locator::Css(&format!(".job[data-destination={d}][data-status=done]")),
             Duration::from_secs(90),
         )
         .await?;
     }
+    // Today's Map the Paths Web cannot check Mapillary accounts (the emulator's default):
+    // the row says so in words and links to the sequence's page, instead of "Done".
+    app.wait_for_text(
+        ".job[data-destination=mtpw] .job-status",
+        "linking it to Mapillary failed",
+        Duration::from_secs(60),
+    )
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".job[data-destination=mtpw] .job-link button"),
+        Duration::from_secs(5),
+    )
+    .await?;
     // Every photo destination shows its link and full progress.
     for d in ["mapillary", "kartaview", "panoramax"] {
         let row = format!(".job[data-destination={d}]");

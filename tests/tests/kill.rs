@@ -24,6 +24,7 @@ mod pipeline_support;
 
 use md5::{Digest as _, Md5};
 use mtp_core::Destination;
+use mtp_core::engine::{ItemState, JobStatus, Stage};
 use mtp_core::secret::Secret;
 use mtp_core::store::{Account, JobRow, Store};
 use mtp_sandbox::{RecordedRequest, Sandbox, SandboxConfig, SandboxUrls, Service, USERS};
@@ -65,9 +66,12 @@ async fn killed_again_and_again_every_photo_lands_once_everywhere() {
     let mtp = mtp_binary();
     // Processing is instant: in live mode `mtp` first looks at processing states 30 s after
     // publishing, and Map the Paths imports a sequence only once Mapillary shows it.
+    // Map the Paths Web is the "fixed" server (today's cannot link Mapillary sequences:
+    // see mtpw_link.rs), and the user has allowed sending the Mapillary token to it.
     let sandbox = Sandbox::start(SandboxConfig {
         processing_delay: Duration::ZERO,
         recv_buffer: Some(64 << 10),
+        mtpw_import: mtp_sandbox::MtpwImportMode::Fixed,
         ..SandboxConfig::default()
     })
     .await
@@ -265,16 +269,16 @@ impl Progress {
 }
 
 fn stage_rank(job: &JobRow) -> u64 {
-    if job.status == "done" {
+    if job.status == JobStatus::Done {
         return 5;
     }
-    match job.stage.as_str() {
-        "prepare" => 0,
-        "upload" => 1,
-        "publish" => 2,
-        "poll" => 3,
-        "sync" => 4,
-        _ => 5,
+    match job.stage {
+        Stage::Prepare => 0,
+        Stage::Upload => 1,
+        Stage::Publish => 2,
+        Stage::Poll => 3,
+        Stage::Sync => 4,
+        Stage::Done => 5,
     }
 }
 
@@ -290,7 +294,7 @@ async fn progress(data: &Path, sequence_id: i64) -> Progress {
     for j in &jobs {
         p.units += j.photos_done.max(0) as u64 + 10 * stage_rank(j);
         p.total += j.photos_total.max(0) as u64 + 50;
-        if j.status == "running" {
+        if j.status == JobStatus::Running {
             p.running.push(format!(
                 "{} {} {}/{}",
                 j.destination, j.stage, j.photos_done, j.photos_total
@@ -307,11 +311,11 @@ async fn check_database(data: &Path, sequence_id: i64) {
     assert_eq!(jobs.len(), 4, "{jobs:#?}");
     for j in &jobs {
         assert_eq!(
-            (j.stage.as_str(), j.status.as_str(), j.last_error.as_deref()),
-            ("done", "done", None),
+            (j.stage, j.status, j.last_error.as_deref()),
+            (Stage::Done, JobStatus::Done, None),
             "{j:#?}"
         );
-        if j.destination == "mtpw" {
+        if j.destination == Destination::Mtpw {
             continue;
         }
         assert!(j.remote_url.is_some(), "{j:#?}");
@@ -319,7 +323,7 @@ async fn check_database(data: &Path, sequence_id: i64) {
         let items = store.job_items(j.id).await.unwrap();
         assert_eq!(items.len(), PHOTOS);
         for i in &items {
-            assert_eq!(i.state, "sent", "{i:#?}");
+            assert_eq!(i.state, ItemState::Sent, "{i:#?}");
             assert!(i.remote_key.is_some() && i.remote_id.is_some(), "{i:#?}");
         }
     }
@@ -679,6 +683,14 @@ async fn seed_accounts(data: &Path, sandbox: &Sandbox) {
         };
         store.save_account(&account, 0).await.unwrap();
     }
+    store
+        .set_setting(
+            mtp_app::MTPW_MAPILLARY_CONSENT,
+            &serde_json::Value::Bool(true),
+            0,
+        )
+        .await
+        .unwrap();
     store.close().await;
 }
 

@@ -14,6 +14,7 @@ use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::{App, Settings};
 use mtp_core::Destination;
 use mtp_core::engine::{EngineConfig, RetryPolicy};
+use mtp_core::engine::{ItemState, JobStatus};
 use mtp_core::photo::fixture::{TrackSpec, fixture_bytes, track_photos, write_track_folder};
 use mtp_core::secret::Secret;
 use mtp_core::store::JobRow;
@@ -300,7 +301,6 @@ async fn upload_folder(app: &App, folder: &Path) -> JobRow {
             retry: RetryPolicy {
                 base_ms: 100,
                 cap_ms: 2_000,
-                max_attempts: 20,
             },
             idle_poll_ms: 100,
             ..EngineConfig::default()
@@ -320,7 +320,7 @@ async fn upload_folder(app: &App, folder: &Path) -> JobRow {
     app.shutdown().await;
     assert_eq!(jobs.len(), 1);
     let job = jobs.into_iter().next().unwrap();
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     job
 }
 
@@ -349,7 +349,7 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
     let items = app.store().job_items(job.id).await.unwrap();
     assert_eq!(items.len(), count);
     for item in &items {
-        assert_eq!(item.state, "sent", "{item:?}");
+        assert_eq!(item.state, ItemState::Sent, "{item:?}");
         assert!(item.remote_id.is_some(), "{item:?}");
     }
     let set_id = job.remote_str("upload_set_id").unwrap();
@@ -445,7 +445,11 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
     let again_items = other.store().job_items(again.id).await.unwrap();
     let again_ids: BTreeSet<String> = again_items
         .iter()
-        .filter_map(|i| (i.state == "sent").then(|| i.remote_id.clone()).flatten())
+        .filter_map(|i| {
+            (i.state == ItemState::Sent)
+                .then(|| i.remote_id.clone())
+                .flatten()
+        })
         .collect();
     assert_eq!(again_ids, our_ids, "{again_items:?}");
 }

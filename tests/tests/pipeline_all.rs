@@ -7,6 +7,7 @@ mod pipeline_support;
 
 use mtp_app::PipelineOptions;
 use mtp_core::Destination;
+use mtp_core::engine::{ItemState, JobStatus, Stage};
 use pipeline_support::{Story, fast_engine, mapillary_bytes_received, walk};
 use std::collections::{BTreeSet, HashSet};
 
@@ -23,8 +24,8 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert_eq!(jobs.len(), 4);
     for j in &jobs {
         assert_eq!(
-            (j.stage.as_str(), j.status.as_str()),
-            ("done", "done"),
+            (j.stage, j.status),
+            (Stage::Done, JobStatus::Done),
             "{}: {:?}",
             j.destination,
             j.last_error
@@ -40,7 +41,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     let keys: HashSet<String> = items
         .iter()
         .map(|i| {
-            assert_eq!(i.state, "sent");
+            assert_eq!(i.state, ItemState::Sent);
             assert!(i.remote_id.is_some(), "{} has no handle", i.file_name);
             i.remote_key.clone().unwrap()
         })
@@ -99,10 +100,31 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert!(
         kv_items
             .iter()
-            .all(|i| i.state == "sent" && i.remote_id.is_some())
+            .all(|i| i.state == ItemState::Sent && i.remote_id.is_some())
     );
     assert_eq!(state.kartaview_sequences().len(), 1);
-    assert!(kv.remote_url.is_some());
+    // The row links to the sequence's page, from the same template as live mode.
+    let kv_id = kv.remote_str("sequence_id").unwrap();
+    assert_eq!(
+        kv.remote_url.as_deref(),
+        Some(
+            format!(
+                "{}/details/{kv_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .kartaview_api
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
+    );
+    assert_page(
+        kv.remote_url.as_deref().unwrap(),
+        &format!("data-sequence=\"{kv_id}\""),
+    )
+    .await;
 
     // Panoramax: one upload set, each file once, none rejected, ready as one collection.
     let pnx = story.job(seq, Destination::Panoramax).await;
@@ -121,6 +143,27 @@ async fn a_folder_reaches_every_destination_exactly_once() {
         Some(set.collection_ids[0].as_str())
     );
     assert_eq!(state.panoramax_upload_sets().len(), 1);
+    // "View on Panoramax" opens the instance's viewer on the sequence's first picture, not
+    // the API's JSON.
+    let pnx_url = pnx.remote_url.clone().unwrap();
+    let instance = story
+        .sandbox()
+        .urls()
+        .panoramax_instance
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        pnx_url.starts_with(&format!("{instance}/?focus=pic&pic=")),
+        "{pnx_url}"
+    );
+    assert!(!pnx_url.contains("/api/"), "{pnx_url}");
+    assert_page(
+        &pnx_url,
+        &format!("data-sequence=\"{}\"", set.collection_ids[0]),
+    )
+    .await;
+    assert_page(&pnx_url, "Picture 1 of 12").await;
 
     // Map the Paths Web: created once with the metadata, and linked to the Mapillary key.
     let mtpw = story.job(seq, Destination::Mtpw).await;
@@ -140,6 +183,35 @@ async fn a_folder_reaches_every_destination_exactly_once() {
         mtpw.remote()
     );
     assert_eq!(state.mtpw_sequences().len(), 1);
+    let unique_id = mtpw.remote_str("unique_id").unwrap();
+    assert_eq!(
+        mtpw.remote_url.as_deref(),
+        Some(
+            format!(
+                "{}/sequence/{unique_id}",
+                story
+                    .sandbox()
+                    .urls()
+                    .mtpw_base
+                    .as_str()
+                    .trim_end_matches('/')
+            )
+            .as_str()
+        )
+    );
+    assert_page(
+        mtpw.remote_url.as_deref().unwrap(),
+        &format!("data-unique-id=\"{unique_id}\""),
+    )
+    .await;
+}
+
+/// The page a "View on …" link opens answers 200 with `needle` in it.
+async fn assert_page(url: &str, needle: &str) {
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    let text = r.text().await.unwrap();
+    assert!(text.contains(needle), "{url}: {needle} not in {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +239,7 @@ async fn a_long_sequence_goes_to_mapillary_in_chunks_of_one_sequence_each() {
         )
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:?}");
+    assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
     let mly = story.job(ids[0], Destination::Mapillary).await;
     let remote = mly.remote();
     let clusters = story.sandbox().state().mapillary_clusters();
@@ -232,7 +304,7 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
         .unwrap();
     let jobs = story.settle(&ids).await;
     let mly = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(mly.status, "failed", "{jobs:#?}");
+    assert_eq!(mly.status, JobStatus::Failed, "{jobs:#?}");
     assert!(
         mly.last_error
             .as_deref()
@@ -273,7 +345,7 @@ async fn panoramas_go_to_kartaview_as_spheres() {
         .await;
     story.start_engine();
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     let kv = story.job(ids[0], Destination::Kartaview).await;
     let seq = story
         .sandbox()

@@ -7,6 +7,7 @@
 mod pipeline_support;
 
 use mtp_core::Destination;
+use mtp_core::engine::{ErrorKind, JobStatus};
 use pipeline_support::{
     Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, wait_for_photos,
     walk,
@@ -34,7 +35,7 @@ async fn an_expired_mapillary_token_is_refreshed_and_the_upload_goes_on() {
         .unwrap();
     faults.expire_tokens();
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     assert_mapillary_once(&story, ids[0], 0).await;
 
     let requests = story.sandbox().requests();
@@ -85,12 +86,15 @@ async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
     // Everything that needs a sign-in waits; nothing fails.
     let jobs = story.settle(&ids).await;
     let mly = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(mly.status, "waiting_auth", "{jobs:#?}");
-    assert_eq!(mly.last_error_kind.as_deref(), Some("auth"));
+    assert_eq!(mly.status, JobStatus::WaitingAuth, "{jobs:#?}");
+    assert_eq!(mly.last_error_kind, Some(ErrorKind::Auth));
     assert!(mly.photos_done < 16);
     for j in &jobs {
         assert!(
-            matches!(j.status.as_str(), "waiting_auth" | "done" | "pending"),
+            matches!(
+                j.status,
+                JobStatus::WaitingAuth | JobStatus::Done | JobStatus::Pending
+            ),
             "{j:?}"
         );
     }
@@ -116,7 +120,10 @@ async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
     // The user integrates again: the jobs pick up where they stopped.
     story.connect(&Destination::ALL).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     assert_mapillary_once(&story, ids[0], 0).await;
     assert_kartaview_once(&story, ids[0], 16).await;
     assert_panoramax_once(&story, ids[0], 16).await;

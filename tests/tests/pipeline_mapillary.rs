@@ -10,6 +10,7 @@ use mtp_app::PipelineOptions;
 use mtp_app::jobs::{JobAction, JobTarget};
 use mtp_app::mapillary_status::{MapillaryStatus, StageDetail};
 use mtp_core::Destination;
+use mtp_core::engine::{JobStatus, Stage};
 use mtp_providers::mapillary::activity::StageState;
 use mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN;
 use pipeline_support::{Story, walk};
@@ -42,7 +43,7 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
     story.start_engine();
     let jobs = story.settle(&ids).await;
     let job = &jobs[0];
-    assert_eq!(job.status, "waiting_auth", "{jobs:#?}");
+    assert_eq!(job.status, JobStatus::WaitingAuth, "{jobs:#?}");
     assert_eq!(
         job.last_error.as_deref(),
         Some("This Mapillary connection may not upload photos: integrate again and allow uploads"),
@@ -73,7 +74,7 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
         .await
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
 }
 
@@ -123,7 +124,10 @@ async fn everyone_who_meets_an_expired_mapillary_token_shares_one_refresh() {
     assert_ne!(a.access_token.expose(), &before);
 
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     assert_eq!(refreshes(&story), vec![Some(200)], "exactly one refresh");
     let account = store
         .account(Destination::Mapillary)
@@ -204,7 +208,10 @@ async fn the_four_stages_are_read_from_the_activity_feed_with_the_users_token() 
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "800")]).await;
     let ids = upload_walk(&story, 20, 5).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.detail, Some(StageDetail::UserToken));
     assert_eq!(status.chunks.len(), 1);
@@ -252,7 +259,7 @@ async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest
     let ids = upload_walk(&story, 21, 4).await;
     story.settle(&ids).await;
     let job = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(job.status, "failed", "{job:#?}");
+    assert_eq!(job.status, JobStatus::Failed, "{job:#?}");
     assert_eq!(
         job.last_error.as_deref(),
         Some(
@@ -282,7 +289,10 @@ async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest
         .await
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let clusters = story.sandbox().state().mapillary_clusters();
     assert_eq!(clusters.len(), 2);
     let status = mapillary_status(&story, ids[0]).await;
@@ -321,7 +331,10 @@ async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
         .mapillary_graphql_refuses_user_tokens(true);
     let ids = upload_walk(&story, 22, 3).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.detail, Some(StageDetail::WebClientToken));
     assert!(
@@ -347,7 +360,10 @@ async fn without_the_feed_the_image_search_finds_the_sequence_and_says_detail_is
         .mapillary_graphql_refuses_user_tokens(true);
     let ids = upload_walk(&story, 23, 3).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.detail, Some(StageDetail::Unavailable));
     let clusters = story.sandbox().state().mapillary_clusters();
@@ -374,7 +390,10 @@ async fn the_feed_is_paged_until_the_jobs_cluster_is_found() {
     }
     state.mapillary_add_activity(0, 250);
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.chunks[0].stages[3].raw.as_deref(), Some("FINISHED"));
     let requests = graphql_requests(&story);
@@ -409,12 +428,15 @@ async fn a_restart_in_the_middle_of_polling_keeps_the_stages_and_the_schedule() 
     story.app.kill_engine().await;
     let first_change = seen.chunks[0].stages[0].changed_at;
     let job = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(job.stage, "poll");
+    assert_eq!(job.stage, Stage::Poll);
     assert!(seen.chunks[0].stages[3].state != StageState::Done);
 
     story.start_engine();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.chunks[0].stages[0].changed_at, first_change);
     assert!(
@@ -448,7 +470,7 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = story.job(ids[0], Destination::Mapillary).await;
-        if next_look(&job).is_some() && job.status == "pending" {
+        if next_look(&job).is_some() && job.status == JobStatus::Pending {
             break job;
         }
         assert!(std::time::Instant::now() < deadline, "{job:#?}");
@@ -491,7 +513,7 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = story.job(ids[0], Destination::Mapillary).await;
-        if next_look(&job).is_some() && job.status == "pending" {
+        if next_look(&job).is_some() && job.status == JobStatus::Pending {
             break job;
         }
         assert!(std::time::Instant::now() < deadline, "{job:#?}");
@@ -511,7 +533,10 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     state.mapillary_drop_from_next_cluster(4);
     let ids = upload_walk(&story, 27, 10).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters[0].sequence_ids.len(), 2);
     assert_eq!(clusters[0].unpublished_images, 2);
@@ -541,7 +566,10 @@ async fn without_the_feed_the_probes_find_a_split_chunk() {
     state.mapillary_drop_from_next_cluster(4);
     let ids = upload_walk(&story, 28, 10).await;
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let status = mapillary_status(&story, ids[0]).await;
     assert_eq!(status.detail, Some(StageDetail::Unavailable));
     assert_eq!(status.chunks[0].sequence_keys.len(), 2, "{status:#?}");
@@ -565,7 +593,7 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = story.job(ids[0], Destination::Mapillary).await;
-        if job.stage == "publish" && job.attempts >= 1 {
+        if job.stage == Stage::Publish && job.attempts >= 1 {
             break job;
         }
         assert!(std::time::Instant::now() < deadline, "{job:#?}");
@@ -604,7 +632,10 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
         .unwrap();
     story.start_engine();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].image_count, 5);

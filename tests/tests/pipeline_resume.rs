@@ -8,6 +8,7 @@ mod pipeline_support;
 use mtp_app::AppEvent;
 use mtp_app::jobs::{JobAction, JobTarget};
 use mtp_core::Destination;
+use mtp_core::engine::{ItemState, JobStatus, Stage};
 use mtp_providers::mapillary::UPLOAD_CHUNK;
 use pipeline_support::{
     Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, pad_photos,
@@ -32,17 +33,23 @@ async fn killed_mid_photo_the_app_resumes_without_sending_anything_twice() {
 
     // What a crash leaves behind: jobs marked running, photos half-sent, keys saved.
     let mly = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(mly.status, "running");
+    assert_eq!(mly.status, JobStatus::Running);
     assert!(mly.photos_done < 16, "{mly:?}");
     let items = story.app.store().job_items(mly.id).await.unwrap();
-    let started: Vec<_> = items.iter().filter(|i| i.state == "partial").collect();
+    let started: Vec<_> = items
+        .iter()
+        .filter(|i| i.state == ItemState::Partial)
+        .collect();
     assert!(!started.is_empty(), "no photo was mid-way: {items:#?}");
     assert!(started.iter().all(|i| i.remote_key.is_some()));
 
     faults.clear();
     story.start_engine();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     assert_mapillary_once(&story, ids[0], UPLOAD_CHUNK as u64).await;
     assert_kartaview_once(&story, ids[0], 16).await;
     assert_panoramax_once(&story, ids[0], 16).await;
@@ -85,13 +92,13 @@ async fn a_pause_stops_at_once_and_resuming_sends_only_the_rest() {
         .unwrap();
     assert_eq!(changed, 1);
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "paused");
+    assert_eq!(jobs[0].status, JobStatus::Paused);
     // The engine reports the stage it was running as stopped...
     let stopped = tokio::time::timeout(pipeline_support::SETTLE, async {
         loop {
             if let Ok(AppEvent::JobChanged { job_id, status, .. }) = events.recv().await
                 && job_id == jobs[0].id
-                && status == "paused"
+                && status == JobStatus::Paused
             {
                 return;
             }
@@ -113,7 +120,7 @@ async fn a_pause_stops_at_once_and_resuming_sends_only_the_rest() {
         .await
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert_eq!(jobs[0].status, "done", "{jobs:#?}");
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     assert_mapillary_once(&story, ids[0], UPLOAD_CHUNK as u64).await;
 }
 
@@ -145,7 +152,7 @@ async fn a_photo_changed_on_disk_is_named_and_retry_works_once_it_is_back() {
     let jobs = story.settle(&ids).await;
     let name = victim.file_name().unwrap().to_string_lossy().to_string();
     for j in &jobs {
-        assert_eq!((j.stage.as_str(), j.status.as_str()), ("prepare", "failed"));
+        assert_eq!((j.stage, j.status), (Stage::Prepare, JobStatus::Failed));
         let error = j.last_error.clone().unwrap();
         assert!(error.contains(&name), "{error}");
         assert!(error.contains("changed"), "{error}");
@@ -166,7 +173,10 @@ async fn a_photo_changed_on_disk_is_named_and_retry_works_once_it_is_back() {
         .await
         .unwrap();
     let jobs = story.settle(&ids).await;
-    assert!(jobs.iter().all(|j| j.status == "done"), "{jobs:#?}");
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
     assert_mapillary_once(&story, ids[0], 0).await;
     assert_kartaview_once(&story, ids[0], 5).await;
 }

@@ -5,7 +5,11 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open } from "@tauri-apps/plugin-dialog";
 import { isPermissionGranted, requestPermission, sendNotification } from "@tauri-apps/plugin-notification";
 
-export type Destination = "mapillary" | "kartaview" | "panoramax" | "mtpw";
+import type { Destination, JobStatus, SequenceSummary, Stage, StageRecord } from "./gen/types";
+
+// The job table's types are generated from the Rust ones (crates/mtp-app/tests/ui_types.rs).
+export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
+export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
 
 export interface AppError {
   code: string;
@@ -28,6 +32,8 @@ export interface IntegrationCard {
   needs_reauth: boolean;
   instance_url: string | null;
   uses_browser: boolean;
+  /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
+  mapillary_consent: boolean | null;
 }
 
 export interface StartedIntegration {
@@ -124,55 +130,7 @@ export interface TransportType {
   group: string;
 }
 
-export interface JobView {
-  id: number;
-  destination: Destination;
-  label: string;
-  stage: string;
-  status: string;
-  attempts: number;
-  next_run_at: number;
-  last_error: string | null;
-  last_error_kind: string | null;
-  remote_url: string | null;
-  remote_id: string | null;
-  photos_total: number;
-  photos_done: number;
-  bytes_total: number;
-  bytes_done: number;
-  updated_at: number;
-  /** Mapillary jobs, once published: the four processing stages per chunk. */
-  mapillary?: MapillaryStatus | null;
-}
-
-export type StageState = "waiting" | "running" | "done" | "failed";
-
-export interface MapillaryStage {
-  state: StageState;
-  raw: string | null;
-  changed_at: number | null;
-}
-
-export interface MapillaryChunk {
-  cluster_id: string | null;
-  sent: number;
-  stages: MapillaryStage[];
-  error_code: string | null;
-  item_count: number | null;
-  image_id: string | null;
-  sequence_keys: string[];
-  published: number | null;
-}
-
-export interface MapillaryStatus {
-  stage_names: string[];
-  chunks: MapillaryChunk[];
-  detail: "user_token" | "web_client_token" | "unavailable" | null;
-  failure: { chunk: number; stage: number; error_code: string | null; reason: string } | null;
-  unconfirmed: boolean;
-  next_check_at: number | null;
-}
-
+export type StageState = StageRecord["state"];
 export interface MapillaryStats {
   user_id: string;
   username: string;
@@ -180,29 +138,12 @@ export interface MapillaryStats {
   km: number | null;
 }
 
-export interface SequenceSummary {
-  id: number;
-  name: string;
-  description: string;
-  transport_type: string | null;
-  tags: string[];
-  folder: string | null;
-  photo_count: number;
-  total_bytes: number;
-  distance_m: number;
-  started_at: number | null;
-  ended_at: number | null;
-  is_360: boolean;
-  created_at: number;
-  jobs: JobView[];
-}
-
 export type AppEvent =
   | ({ type: "deep_link" } & DeepLinkOutcome)
   | { type: "accounts_changed" }
   | { type: "sequences_changed"; ids: number[] }
   | { type: "import_progress"; files_done: number; files_total: number }
-  | { type: "job_changed"; job_id: number; sequence_id: number; status: string; stage: string }
+  | { type: "job_changed"; job_id: number; sequence_id: number; status: JobStatus; stage: Stage }
   | {
       type: "job_progress";
       job_id: number;
@@ -234,6 +175,7 @@ export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
   mapillaryStats: () => call<MapillaryStats | null>("mapillary_stats"),
+  setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>

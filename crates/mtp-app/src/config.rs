@@ -2,7 +2,7 @@
 
 use mtp_core::Destination;
 use mtp_core::secret::Secret;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Whether the app talks to the built-in emulators or to the real services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +49,16 @@ pub struct Settings {
     pub mtpw_url: Option<String>,
     pub mtpw_client_id: Option<String>,
     pub mtpw_redirect_uri: Option<String>,
+    /// "View on …" page templates (`{image_id}`, `{sequence_id}`, `{instance}` +
+    /// `{picture_id}`, `{unique_id}`); unset = the services' own pages.
+    pub mapillary_image_page_url: Option<String>,
+    pub kartaview_sequence_page_url: Option<String>,
+    pub panoramax_picture_page_url: Option<String>,
+    pub mtpw_sequence_page_url: Option<String>,
+    /// Sandbox mode: how the Map the Paths emulator answers an import that links a
+    /// Mapillary sequence (`v3_unreachable`, the default, as today's server; `v3_refuses`;
+    /// `fixed`).
+    pub sandbox_mtpw_import: Option<String>,
 }
 
 /// The redirect URI every OAuth flow comes back through.
@@ -96,6 +106,11 @@ impl Settings {
             mtpw_url: get("MTPW_URL"),
             mtpw_client_id: get("MTPW_CLIENT_ID"),
             mtpw_redirect_uri: get("MTPW_REDIRECT_URI"),
+            mapillary_image_page_url: get("MAPILLARY_IMAGE_PAGE_URL"),
+            kartaview_sequence_page_url: get("KARTAVIEW_SEQUENCE_PAGE_URL"),
+            panoramax_picture_page_url: get("PANORAMAX_PICTURE_PAGE_URL"),
+            mtpw_sequence_page_url: get("MTPW_SEQUENCE_PAGE_URL"),
+            sandbox_mtpw_import: get("MTP_SANDBOX_MTPW_IMPORT"),
         }
     }
 
@@ -164,21 +179,80 @@ impl Settings {
         missing
     }
 
-    /// Where the database and caches live: MTP_DATA_DIR, else the platform's data dir.
+    /// Where the database and caches live: MTP_DATA_DIR, else the folder named after the
+    /// app identifier in the platform's data dir (`~/.local/share/app.mtp.desktop` on Linux,
+    /// where Tauri keeps the app's own data too).
     pub fn resolved_data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
             return dir.clone();
         }
-        directories::ProjectDirs::from("app", "mtp", "desktop")
-            .map(|p| p.data_dir().to_path_buf())
+        directories::BaseDirs::new()
+            .map(|b| b.data_dir().join(APP_IDENTIFIER))
             .unwrap_or_else(|| PathBuf::from(".mtp-desktop"))
     }
+
+    /// Where versions before 0.2 kept the data (`~/.local/share/desktop` on Linux: the
+    /// project name alone), when the data dir is not set explicitly.
+    pub fn legacy_data_dir(&self) -> Option<PathBuf> {
+        if self.data_dir.is_some() {
+            return None;
+        }
+        directories::ProjectDirs::from("app", "mtp", "desktop").map(|p| p.data_dir().to_path_buf())
+    }
+}
+
+/// The app's identifier (tauri.conf.json), which names its data folder.
+pub const APP_IDENTIFIER: &str = "app.mtp.desktop";
+
+/// Moves the data of an older version from `legacy` to `current`, once: only when `legacy`
+/// holds a database and `current` holds none (a rename, so nothing is copied and nothing
+/// can be half-moved). Returns whether it moved.
+pub fn move_legacy_data(legacy: &Path, current: &Path) -> std::io::Result<bool> {
+    let has_db = |dir: &Path| dir.join("mtp.db").exists() || dir.join("sandbox/mtp.db").exists();
+    if legacy == current || !has_db(legacy) || has_db(current) {
+        return Ok(false);
+    }
+    if current.exists() {
+        // An empty folder left by a first start of this version: make room for the rename.
+        std::fs::remove_dir(current)?;
+    }
+    if let Some(parent) = current.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(legacy, current)?;
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn the_data_of_an_older_version_moves_once() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let legacy = root.path().join("desktop");
+        let current = root.path().join(APP_IDENTIFIER);
+        // Nothing to move.
+        assert!(!move_legacy_data(&legacy, &current).expect("no-op"));
+        std::fs::create_dir_all(legacy.join("sandbox")).expect("legacy");
+        std::fs::write(legacy.join("mtp.db"), b"db").expect("db");
+        std::fs::write(legacy.join("sandbox/mtp.db"), b"sandbox db").expect("db");
+        // An empty folder from a first start does not stop the move.
+        std::fs::create_dir_all(&current).expect("current");
+        assert!(move_legacy_data(&legacy, &current).expect("move"));
+        assert_eq!(std::fs::read(current.join("mtp.db")).expect("moved"), b"db");
+        assert_eq!(
+            std::fs::read(current.join("sandbox/mtp.db")).expect("moved"),
+            b"sandbox db"
+        );
+        assert!(!legacy.exists());
+        // Once there is a database in the new place, an old one is left alone.
+        std::fs::create_dir_all(&legacy).expect("legacy again");
+        std::fs::write(legacy.join("mtp.db"), b"old").expect("db");
+        assert!(!move_legacy_data(&legacy, &current).expect("no-op"));
+        assert_eq!(std::fs::read(current.join("mtp.db")).expect("kept"), b"db");
+    }
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         let map: HashMap<String, String> = pairs

@@ -1,6 +1,7 @@
 //! Events from the engine to whoever shows them. They carry ids; the UI re-reads state.
 
 use crate::DeepLinkOutcome;
+use mtp_core::engine::{JobStatus, Stage};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -20,8 +21,8 @@ pub enum AppEvent {
     JobChanged {
         job_id: i64,
         sequence_id: i64,
-        status: String,
-        stage: String,
+        status: JobStatus,
+        stage: Stage,
     },
     /// Bytes and photos sent (throttled).
     JobProgress {

@@ -2,6 +2,7 @@
 
 use crate::{App, AppError, AppEvent, AppResult};
 use mtp_core::Destination;
+use mtp_core::engine::JobStatus;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,14 +38,12 @@ impl App {
         if ids.is_empty() {
             return Err(AppError::not_found("There is nothing queued to act on."));
         }
-        let (from, to): (&[&str], &str) = match action {
-            JobAction::Pause => (&["pending", "running", "waiting_auth"], "paused"),
-            JobAction::Resume => (&["paused"], "pending"),
-            JobAction::Cancel => (
-                &["pending", "running", "paused", "waiting_auth", "failed"],
-                "cancelled",
-            ),
-            JobAction::Retry => (&["failed", "cancelled", "waiting_auth"], "pending"),
+        use JobStatus::*;
+        let (from, to): (&[JobStatus], JobStatus) = match action {
+            JobAction::Pause => (&[Pending, Running, WaitingAuth], Paused),
+            JobAction::Resume => (&[Paused], Pending),
+            JobAction::Cancel => (&[Pending, Running, Paused, WaitingAuth, Failed], Cancelled),
+            JobAction::Retry => (&[Failed, Cancelled, WaitingAuth], Pending),
         };
         let changed = self
             .store()

@@ -90,15 +90,40 @@ pub struct IntegrationCard {
     pub instance_url: Option<String>,
     /// Browser sign-in (OAuth) rather than an address and a token.
     pub uses_browser: bool,
+    /// Map the Paths Web only: whether the user lets the app send their Mapillary token to
+    /// Map the Paths Web so it can link sequences (`None`: not asked yet).
+    pub mapillary_consent: Option<bool>,
 }
+
+/// The settings key of the user's answer to "send my Mapillary token to Map the Paths Web".
+pub const MTPW_MAPILLARY_CONSENT: &str = "mtpw.send_mapillary_token";
 
 impl App {
     /// Opens the store and gets the app ready. The one place configuration turns into state.
     /// In sandbox mode the emulators start here, and the data lives apart from real data
     /// (`<data dir>/sandbox/`), so sandbox uploads can never reach a real service.
     pub async fn start(settings: Settings) -> AppResult<App> {
+        App::start_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::start`] on a given clock (tests move a manual clock through waits of hours).
+    pub async fn start_with_clock(settings: Settings, clock: SharedClock) -> AppResult<App> {
         let mode = settings.mode();
         let base_dir = settings.resolved_data_dir();
+        if let Some(legacy) = settings.legacy_data_dir() {
+            match config::move_legacy_data(&legacy, &base_dir) {
+                Ok(true) => tracing::info!(
+                    "moved the data of an older version from {} to {}",
+                    legacy.display(),
+                    base_dir.display()
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    "could not move the data of an older version from {}: {e}",
+                    legacy.display()
+                ),
+            }
+        }
         let data_dir = match mode.mode {
             Mode::Sandbox => base_dir.join("sandbox"),
             Mode::Live => base_dir,
@@ -114,6 +139,11 @@ impl App {
                 let mut config = mtp_sandbox::SandboxConfig::default();
                 if let Some(ms) = settings.sandbox_processing_ms {
                     config.processing_delay = std::time::Duration::from_millis(ms);
+                }
+                if let Some(mode) = &settings.sandbox_mtpw_import {
+                    config.mtpw_import = mode.parse().map_err(|e: String| {
+                        AppError::invalid(format!("MTP_SANDBOX_MTPW_IMPORT: {e}"))
+                    })?;
                 }
                 let sandbox = mtp_sandbox::Sandbox::start(config).await.map_err(|e| {
                     AppError::new(
@@ -142,7 +172,7 @@ impl App {
                 mode,
                 data_dir,
                 store,
-                clock: Arc::new(SystemClock),
+                clock,
                 events,
                 notices: Default::default(),
                 prepared: Default::default(),
@@ -258,8 +288,62 @@ impl App {
         Ok(self.inner.store.info().await?)
     }
 
+    /// Whether the user lets the app send their Mapillary token to Map the Paths Web
+    /// (which needs it to link a sequence to its Mapillary imagery); `None` until asked.
+    pub async fn mtpw_mapillary_consent(&self) -> AppResult<Option<bool>> {
+        Ok(self
+            .inner
+            .store
+            .setting(MTPW_MAPILLARY_CONSENT)
+            .await?
+            .and_then(|v| v.as_bool()))
+    }
+
+    /// Records the user's answer (asked once, on the Map the Paths Web card; changeable
+    /// there). Map the Paths jobs that were waiting for it go on at once, and a "yes" links
+    /// the sequences that ended unlinked because of an earlier "no".
+    pub async fn set_mtpw_mapillary_consent(&self, allow: bool) -> AppResult<()> {
+        let now = self.now_ms();
+        self.inner
+            .store
+            .set_setting(MTPW_MAPILLARY_CONSENT, &serde_json::Value::Bool(allow), now)
+            .await?;
+        if allow {
+            // Sequences created without a link for want of consent get linked now.
+            let mut seqs = Vec::new();
+            for job in self.inner.store.jobs().await? {
+                if job.destination == Destination::Mtpw
+                    && job.status == mtp_core::engine::JobStatus::Done
+                    && job.remote_str("unlinked").as_deref() == Some("consent")
+                    && self
+                        .inner
+                        .store
+                        .reopen_job(job.id, mtp_core::engine::Stage::Sync, now)
+                        .await?
+                {
+                    for key in ["unlinked", "note"] {
+                        self.inner
+                            .store
+                            .set_job_remote(job.id, key, &serde_json::Value::Null, now)
+                            .await?;
+                    }
+                    seqs.push(job.sequence_id);
+                }
+            }
+            if let Some(engine) = self.inner.engine.get() {
+                engine.wake();
+            }
+            if !seqs.is_empty() {
+                self.emit(AppEvent::SequencesChanged { ids: seqs });
+            }
+        }
+        self.emit(AppEvent::AccountsChanged);
+        Ok(())
+    }
+
     pub async fn integrations(&self) -> AppResult<Vec<IntegrationCard>> {
         let accounts = self.inner.store.accounts().await?;
+        let consent = self.mtpw_mapillary_consent().await?;
         let sandbox = self.inner.mode.mode == Mode::Sandbox;
         Ok(Destination::ALL
             .iter()
@@ -289,6 +373,10 @@ impl App {
                         _ => None,
                     },
                     uses_browser: service != Destination::Panoramax,
+                    mapillary_consent: match service {
+                        Destination::Mtpw => consent,
+                        _ => None,
+                    },
                 }
             })
             .collect())

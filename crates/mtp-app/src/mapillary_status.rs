@@ -25,8 +25,9 @@ pub const NOT_CONFIRMED: &str = "Not confirmed by Mapillary after 3 days";
 pub const DETAIL_UNAVAILABLE: &str = "stage detail unavailable: Mapillary's activity feed refused the tokens; the sequence is looked for by position and time";
 
 /// One stage of one chunk.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct StageRecord {
+    #[ts(type = "\"waiting\" | \"running\" | \"done\" | \"failed\"")]
     pub state: StageState,
     /// The raw status from the feed (`FINISHED`, `UNSET`, …).
     pub raw: Option<String>,
@@ -35,15 +36,17 @@ pub struct StageRecord {
 }
 
 /// One chunk of ≤1000 photos: one manifest, one cluster on Mapillary.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ChunkStatus {
     pub cluster_id: Option<String>,
     /// Photos sent in this chunk.
     pub sent: usize,
+    #[ts(as = "Vec<StageRecord>")]
     pub stages: [StageRecord; 4],
     /// The raw `error_code` when it is not `UNSET`.
     pub error_code: Option<String>,
     /// Photos Mapillary counted in the cluster (`item_count`).
+    #[ts(type = "number | null")]
     pub item_count: Option<u64>,
     /// One published image of the cluster.
     pub image_id: Option<String>,
@@ -67,7 +70,7 @@ impl ChunkStatus {
 }
 
 /// Where the stages come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum StageDetail {
     /// The activity feed, with the user's token.
@@ -79,7 +82,7 @@ pub enum StageDetail {
 }
 
 /// A stage that failed: the job ends with it, and "Upload again" re-sends the chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct StageFailure {
     pub chunk: usize,
     pub stage: usize,
@@ -88,8 +91,9 @@ pub struct StageFailure {
 }
 
 /// Everything the row, the CLI and scripts show of a Mapillary job.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct MapillaryStatus {
+    #[ts(as = "Vec<String>")]
     pub stage_names: [&'static str; 4],
     pub chunks: Vec<ChunkStatus>,
     pub detail: Option<StageDetail>,

@@ -2,6 +2,7 @@
 
 use crate::{App, AppError, AppEvent, AppResult};
 use mtp_core::Destination;
+use mtp_core::engine::{ErrorKind, JobStatus, Stage};
 use mtp_core::geo::Bbox;
 use mtp_core::photo::PhotoMeta;
 use mtp_core::plan::{GroupKey, PlannedPhoto, PlannedSequence, SplitReason};
@@ -9,7 +10,7 @@ use mtp_core::store::{JobRow, PhotoRow, SequenceMeta, SequenceRow};
 use serde::Serialize;
 
 /// One row of the status list: the sequence and its destinations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct SequenceSummary {
     pub id: i64,
     pub name: String,
@@ -28,19 +29,24 @@ pub struct SequenceSummary {
 }
 
 /// One destination of a sequence, as the status list shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct JobView {
     pub id: i64,
-    pub destination: String,
+    pub destination: Destination,
     pub label: &'static str,
-    pub stage: String,
-    pub status: String,
+    pub stage: Stage,
+    pub status: JobStatus,
     pub attempts: i64,
     pub next_run_at: i64,
     pub last_error: Option<String>,
-    pub last_error_kind: Option<String>,
+    pub last_error_kind: Option<ErrorKind>,
     pub remote_url: Option<String>,
     pub remote_id: Option<String>,
+    /// Why a job that is done ended without the result it aims for (e.g. "Created on Map
+    /// the Paths Web, not linked to Mapillary: …"): shown instead of "Done".
+    pub note: Option<String>,
+    /// What a waiting job waits for, in words (shown instead of the stage name).
+    pub waiting: Option<String>,
     pub photos_total: i64,
     pub photos_done: i64,
     pub bytes_total: i64,
@@ -52,36 +58,36 @@ pub struct JobView {
 
 impl From<&JobRow> for JobView {
     fn from(j: &JobRow) -> Self {
-        let d = j.destination();
-        let remote_id = match d {
-            Some(Destination::Mapillary) => j
+        let remote_id = match j.destination {
+            Destination::Mapillary => j
                 .remote_str("sequence_key")
                 .or_else(|| j.remote_str("cluster_id")),
-            Some(Destination::Kartaview) => j.remote_str("sequence_id"),
-            Some(Destination::Panoramax) => j
+            Destination::Kartaview => j.remote_str("sequence_id"),
+            Destination::Panoramax => j
                 .remote_str("collection_id")
                 .or_else(|| j.remote_str("upload_set_id")),
-            Some(Destination::Mtpw) => j.remote_str("unique_id"),
-            None => None,
+            Destination::Mtpw => j.remote_str("unique_id"),
         };
         JobView {
             id: j.id,
-            destination: j.destination.clone(),
-            label: d.map(|d| d.label()).unwrap_or("?"),
-            stage: j.stage.clone(),
-            status: j.status.clone(),
+            destination: j.destination,
+            label: j.destination.label(),
+            stage: j.stage,
+            status: j.status,
             attempts: j.attempts,
             next_run_at: j.next_run_at,
             last_error: j.last_error.clone(),
-            last_error_kind: j.last_error_kind.clone(),
+            last_error_kind: j.last_error_kind,
             remote_url: j.remote_url.clone(),
             remote_id,
+            note: j.remote_str("note"),
+            waiting: j.remote_str("waiting"),
             photos_total: j.photos_total,
             photos_done: j.photos_done,
             bytes_total: j.bytes_total,
             bytes_done: j.bytes_done,
             updated_at: j.updated_at,
-            mapillary: (d == Some(Destination::Mapillary))
+            mapillary: (j.destination == Destination::Mapillary)
                 .then(|| crate::mapillary_status::MapillaryStatus::of_job(j))
                 .flatten(),
         }

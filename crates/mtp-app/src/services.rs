@@ -4,6 +4,7 @@
 use crate::Settings;
 use mtp_core::Destination;
 use mtp_core::secret::Secret;
+use mtp_providers::config::{PANORAMAX_PICTURE_PAGE, PageTemplate};
 use mtp_providers::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
 use url::Url;
 
@@ -17,6 +18,9 @@ pub struct Services {
     pub mtpw: Option<MtpwConfig>,
     /// A Panoramax token from the settings, used when the user has not connected one.
     pub panoramax_token: Option<Secret<String>>,
+    /// A Panoramax picture's page (`{instance}`, `{picture_id}`): the instance is the
+    /// account's, so this is kept even when no instance is configured.
+    pub panoramax_picture_page: PageTemplate,
     /// Pointing at the built-in emulators.
     pub sandbox: bool,
 }
@@ -47,6 +51,9 @@ impl Services {
                 if let Some(u) = parse(&settings.mapillary_upload_url) {
                     c.upload_url = u;
                 }
+                if let Some(t) = &settings.mapillary_image_page_url {
+                    c.image_page = PageTemplate::new(t.clone());
+                }
                 Some(c)
             }
             _ => None,
@@ -69,15 +76,32 @@ impl Services {
                 if let Some(u) = &settings.kartaview_redirect_uri {
                     c.redirect_uri = u.clone();
                 }
+                if let Some(t) = &settings.kartaview_sequence_page_url {
+                    c.sequence_page = PageTemplate::new(t.clone());
+                }
                 Some(c)
             }
             _ => None,
         };
-        let panoramax = parse(&settings.panoramax_instance_url).map(PanoramaxConfig::new);
+        let panoramax_picture_page = PageTemplate::new(
+            settings
+                .panoramax_picture_page_url
+                .clone()
+                .unwrap_or_else(|| PANORAMAX_PICTURE_PAGE.to_string()),
+        );
+        let panoramax = parse(&settings.panoramax_instance_url).map(|u| {
+            let mut c = PanoramaxConfig::new(u);
+            c.picture_page = panoramax_picture_page.clone();
+            c
+        });
         let mtpw = settings.mtpw_client_id.as_ref().map(|id| {
             let mut c = MtpwConfig::production_defaults(id.clone());
             if let Some(u) = parse(&settings.mtpw_url) {
+                c.sequence_page = MtpwConfig::page_under(&u);
                 c.base_url = u;
+            }
+            if let Some(t) = &settings.mtpw_sequence_page_url {
+                c.sequence_page = PageTemplate::new(t.clone());
             }
             if let Some(u) = &settings.mtpw_redirect_uri {
                 c.redirect_uri = u.clone();
@@ -91,6 +115,7 @@ impl Services {
             panoramax,
             mtpw,
             panoramax_token: settings.panoramax_token.clone(),
+            panoramax_picture_page,
             sandbox: false,
         }
     }
@@ -104,6 +129,11 @@ impl Services {
         mapillary.authorize_url = urls.mapillary_authorize.clone();
         mapillary.graph_url = urls.mapillary_graph.clone();
         mapillary.upload_url = urls.mapillary_upload.clone();
+        // The emulators serve a page at each of these (the photo itself for Mapillary).
+        mapillary.image_page = PageTemplate::new(format!(
+            "{}/sandbox/images/{{image_id}}/original",
+            urls.mapillary_graph.as_str().trim_end_matches('/')
+        ));
         let mut kartaview = KartaViewConfig::production_defaults(
             mtp_sandbox::OSM_CLIENT_ID,
             Secret::from(mtp_sandbox::OSM_CLIENT_SECRET),
@@ -111,17 +141,54 @@ impl Services {
         kartaview.api_url = urls.kartaview_api.clone();
         kartaview.osm_authorize_url = urls.osm_authorize.clone();
         kartaview.osm_token_url = urls.osm_token.clone();
+        kartaview.sequence_page = PageTemplate::new(format!(
+            "{}/details/{{sequence_id}}",
+            urls.kartaview_api.as_str().trim_end_matches('/')
+        ));
         let mut mtpw = MtpwConfig::production_defaults(mtp_sandbox::MTPW_CLIENT_ID);
         mtpw.base_url = urls.mtpw_base.clone();
+        mtpw.sequence_page = MtpwConfig::page_under(&urls.mtpw_base);
+        let panoramax = PanoramaxConfig::new(urls.panoramax_instance.clone());
         Services {
             http,
             mapillary: Some(mapillary),
             kartaview: Some(kartaview),
-            panoramax: Some(PanoramaxConfig::new(urls.panoramax_instance.clone())),
+            panoramax_picture_page: panoramax.picture_page.clone(),
+            panoramax: Some(panoramax),
             mtpw: Some(mtpw),
             panoramax_token: None,
             sandbox: true,
         }
+    }
+
+    /// The "View on Mapillary" page of an image.
+    pub fn mapillary_page(&self, image_id: &str) -> Option<String> {
+        self.mapillary
+            .as_ref()
+            .map(|c| c.image_page.fill(&[("image_id", image_id)]))
+    }
+
+    /// The "View on KartaView" page of a sequence.
+    pub fn kartaview_page(&self, sequence_id: &str) -> Option<String> {
+        self.kartaview
+            .as_ref()
+            .map(|c| c.sequence_page.fill(&[("sequence_id", sequence_id)]))
+    }
+
+    /// The "View on Panoramax" page: the instance's viewer on a picture of the sequence.
+    pub fn panoramax_page(&self, instance: &str, picture_id: &str, collection_id: &str) -> String {
+        self.panoramax_picture_page.fill(&[
+            ("instance", instance),
+            ("picture_id", picture_id),
+            ("collection_id", collection_id),
+        ])
+    }
+
+    /// The "View on Map the Paths Web" page of a sequence.
+    pub fn mtpw_page(&self, unique_id: &str) -> Option<String> {
+        self.mtpw
+            .as_ref()
+            .map(|c| c.sequence_page.fill(&[("unique_id", unique_id)]))
     }
 
     pub fn is_configured(&self, d: Destination) -> bool {
@@ -131,5 +198,90 @@ impl Services {
             Destination::Panoramax => self.panoramax.is_some(),
             Destination::Mtpw => self.mtpw.is_some(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn live(pairs: &[(&str, &str)]) -> Services {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = Settings::from_lookup(|k| map.get(k).cloned());
+        Services::live(&settings, reqwest::Client::new())
+    }
+
+    const ALL: [(&str, &str); 6] = [
+        ("MAPILLARY_APP_ID", "1"),
+        ("MAPILLARY_SECRET", "MLY|1|x"),
+        ("KARTAVIEW_OSM_CLIENT_ID", "osm"),
+        ("KARTAVIEW_OSM_CLIENT_SECRET", "s"),
+        (
+            "PANORAMAX_INSTANCE_URL",
+            "https://panoramax.openstreetmap.fr",
+        ),
+        ("MTPW_CLIENT_ID", "c"),
+    ];
+
+    #[test]
+    fn live_links_are_the_services_pages() {
+        let s = live(&ALL);
+        assert_eq!(
+            s.mapillary_page("123").as_deref(),
+            Some("https://www.mapillary.com/app/?pKey=123")
+        );
+        assert_eq!(
+            s.kartaview_page("4321").as_deref(),
+            Some("https://kartaview.org/details/4321")
+        );
+        assert_eq!(
+            s.panoramax_page("https://panoramax.ign.fr/", "p1", "c1"),
+            "https://panoramax.ign.fr/?focus=pic&pic=p1"
+        );
+        assert_eq!(
+            s.mtpw_page("5f0c").as_deref(),
+            Some("https://www.mapthepaths.com/sequence/5f0c")
+        );
+    }
+
+    #[test]
+    fn live_links_follow_the_settings() {
+        let mut pairs = ALL.to_vec();
+        pairs.extend([
+            ("MTPW_URL", "https://mtp.example.org/"),
+            (
+                "KARTAVIEW_SEQUENCE_PAGE_URL",
+                "https://openstreetcam.org/details/{sequence_id}",
+            ),
+            (
+                "PANORAMAX_PICTURE_PAGE_URL",
+                "{instance}/sequence/{collection_id}",
+            ),
+        ]);
+        let s = live(&pairs);
+        assert_eq!(
+            s.mtpw_page("u").as_deref(),
+            Some("https://mtp.example.org/sequence/u"),
+            "the page follows MTPW_URL"
+        );
+        assert_eq!(
+            s.kartaview_page("9").as_deref(),
+            Some("https://openstreetcam.org/details/9")
+        );
+        assert_eq!(
+            s.panoramax_page("https://x.org", "p", "c"),
+            "https://x.org/sequence/c"
+        );
+        // Without a Panoramax instance configured, the account's instance is linked.
+        let s = live(&ALL[..4]);
+        assert_eq!(
+            s.panoramax_page("https://panoramax.ign.fr", "p", "c"),
+            "https://panoramax.ign.fr/?focus=pic&pic=p"
+        );
     }
 }

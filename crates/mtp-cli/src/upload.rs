@@ -5,6 +5,7 @@ use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::sequences::SequenceSummary;
 use mtp_app::{App, AppEvent};
 use mtp_core::Destination;
+use mtp_core::engine::{ErrorKind, JobStatus};
 use mtp_core::store::SequenceMeta;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -97,7 +98,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     for id in ids {
         let s = app.sequence(id).await?;
         print_sequence(&s);
-        if s.jobs.iter().any(|j| j.status != "done") {
+        if s.jobs.iter().any(|j| j.status != JobStatus::Done) {
             code = ExitCode::from(1);
         }
     }
@@ -172,21 +173,24 @@ fn print_sequence(s: &SequenceSummary) {
         println!("    not sent anywhere (mtp upload {} --to …)", s.id);
     }
     for j in &s.jobs {
-        let detail = match j.status.as_str() {
-            "done" => j
+        let detail = match j.status {
+            JobStatus::Done => j
                 .remote_url
                 .clone()
                 .or(j.remote_id.clone().map(|id| format!("id {id}")))
                 .unwrap_or_default(),
-            "failed" | "waiting_auth" => j.last_error.clone().unwrap_or_default(),
-            "pending" if j.attempts > 0 => format!(
-                "retry {}: {}",
+            JobStatus::Failed | JobStatus::WaitingAuth => j.last_error.clone().unwrap_or_default(),
+            JobStatus::Pending if j.last_error_kind == Some(ErrorKind::Retry) => format!(
+                "waiting for {} (try {}): {}",
+                j.label,
                 j.attempts,
                 j.last_error.clone().unwrap_or_default()
             ),
-            _ => String::new(),
+            JobStatus::Pending | JobStatus::Running | JobStatus::Paused | JobStatus::Cancelled => {
+                String::new()
+            }
         };
-        let photos = if j.destination == "mtpw" {
+        let photos = if j.destination == Destination::Mtpw {
             "metadata".to_string()
         } else {
             format!("{}/{} photos", j.photos_done, j.photos_total)

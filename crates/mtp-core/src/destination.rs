@@ -5,8 +5,22 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A remote service. The order is the order the UI lists them in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    sqlx::Type,
+    ts_rs::TS,
+)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
 pub enum Destination {
     Mapillary,
     Kartaview,

@@ -6,6 +6,8 @@ pub mod clock;
 pub mod deeplink;
 pub mod destination;
 pub mod engine;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fuzz_checks;
 pub mod geo;
 pub mod photo;
 pub mod plan;

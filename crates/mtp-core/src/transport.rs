@@ -2,8 +2,9 @@
 //!
 //! MTPW refuses a sequence whose `transport_type` does not match one of its names
 //! (case-insensitively), and Mapillary does not accept aerial imagery, so the list lives
-//! here as data: the UI offers it, the validators check against it and the MTPW emulator
-//! validates with the very same table (PROTOCOLS §5).
+//! here as data: the UI offers it and the validators check against it. The MTPW emulator
+//! keeps its own copy of the table (`mtp-sandbox/src/mtpw.rs`), as a second reading of
+//! PROTOCOLS §5 that catches a mistake in this one.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;

@@ -9,10 +9,59 @@ use url::Url;
 /// The app's deep link, registered as the OAuth redirect URI (as MTPDU did).
 pub const DEEP_LINK_REDIRECT_URI: &str = "app.mtp.desktop://app";
 
+/// A web page address with `{name}` placeholders, e.g.
+/// `https://kartaview.org/details/{sequence_id}`: where "View on …" links go. Kept in each
+/// service's config so that the same code builds live and sandbox links (the sandbox
+/// emulators serve a page at their template's address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageTemplate(String);
+
+impl PageTemplate {
+    pub fn new(template: impl Into<String>) -> Self {
+        PageTemplate(template.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The address with every `{name}` replaced by its value (percent-encoded, except
+    /// `instance`, which is a base URL and goes in as it is, without a trailing slash).
+    /// An unknown placeholder is left as it is.
+    pub fn fill(&self, values: &[(&str, &str)]) -> String {
+        let mut out = self.0.clone();
+        for (name, value) in values {
+            let value = if *name == "instance" {
+                value.trim_end_matches('/').to_string()
+            } else {
+                url::form_urlencoded::byte_serialize(value.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20")
+            };
+            out = out.replace(&format!("{{{name}}}"), &value);
+        }
+        out
+    }
+}
+
 fn url(s: &str) -> Url {
     // Only called with the literal production URLs below, all of which parse.
     Url::parse(s).unwrap_or_else(|e| panic!("built-in URL {s:?} is invalid: {e}"))
 }
+
+/// Mapillary's page of one image (and its sequence), PROTOCOLS §6.
+pub const MAPILLARY_IMAGE_PAGE: &str = "https://www.mapillary.com/app/?pKey={image_id}";
+
+/// KartaView's page of a sequence (PROTOCOLS §0: `openstreetcam.org/details/{id}`, which
+/// now redirects to kartaview.org).
+pub const KARTAVIEW_SEQUENCE_PAGE: &str = "https://kartaview.org/details/{sequence_id}";
+
+/// A Panoramax instance's viewer showing one picture of a sequence (the web viewer's
+/// documented `pic` permalink parameter; `focus=pic` shows the photo, not the map).
+pub const PANORAMAX_PICTURE_PAGE: &str = "{instance}/?focus=pic&pic={picture_id}";
+
+/// Map the Paths Web's page of a sequence (PROTOCOLS §5), where it is edited and published.
+pub const MTPW_SEQUENCE_PAGE: &str = "/sequence/{unique_id}";
 
 /// Mapillary: OAuth app credentials and the three hosts (PROTOCOLS §0, §2.1).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +84,8 @@ pub struct MapillaryConfig {
     /// `MAPILLARY_WEB_CLIENT_TOKEN`: the token mapillary.com's web app embeds, tried on the
     /// activity feed when the user's token is refused there (PROTOCOLS §2.6). None by default.
     pub web_client_token: Option<Secret<String>>,
+    /// An image's page; `{image_id}`.
+    pub image_page: PageTemplate,
 }
 
 impl MapillaryConfig {
@@ -51,6 +102,7 @@ impl MapillaryConfig {
             upload_url: url("https://rupload.facebook.com/mapillary_public_uploads"),
             scope: String::new(),
             web_client_token: None,
+            image_page: PageTemplate::new(MAPILLARY_IMAGE_PAGE),
         }
     }
 }
@@ -65,6 +117,8 @@ pub struct KartaViewConfig {
     /// Sent to OSM when exchanging the code, and to KartaView as `secret_token`.
     pub osm_client_secret: Secret<String>,
     pub redirect_uri: String,
+    /// A sequence's page; `{sequence_id}`.
+    pub sequence_page: PageTemplate,
 }
 
 impl KartaViewConfig {
@@ -79,6 +133,7 @@ impl KartaViewConfig {
             osm_client_id: osm_client_id.into(),
             osm_client_secret,
             redirect_uri: DEEP_LINK_REDIRECT_URI.to_string(),
+            sequence_page: PageTemplate::new(KARTAVIEW_SEQUENCE_PAGE),
         }
     }
 }
@@ -88,6 +143,9 @@ impl KartaViewConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanoramaxConfig {
     pub instance_url: Url,
+    /// A picture's page on its instance; `{instance}` (the account's instance) and
+    /// `{picture_id}`, optionally `{collection_id}`.
+    pub picture_page: PageTemplate,
 }
 
 impl PanoramaxConfig {
@@ -98,7 +156,10 @@ impl PanoramaxConfig {
     ];
 
     pub fn new(instance_url: Url) -> Self {
-        PanoramaxConfig { instance_url }
+        PanoramaxConfig {
+            instance_url,
+            picture_page: PageTemplate::new(PANORAMAX_PICTURE_PAGE),
+        }
     }
 }
 
@@ -108,14 +169,59 @@ pub struct MtpwConfig {
     pub base_url: Url,
     pub client_id: String,
     pub redirect_uri: String,
+    /// A sequence's page; `{unique_id}`.
+    pub sequence_page: PageTemplate,
 }
 
 impl MtpwConfig {
     pub fn production_defaults(client_id: impl Into<String>) -> Self {
+        let base_url = url("https://www.mapthepaths.com");
         MtpwConfig {
-            base_url: url("https://www.mapthepaths.com"),
+            sequence_page: Self::page_under(&base_url),
+            base_url,
             client_id: client_id.into(),
             redirect_uri: DEEP_LINK_REDIRECT_URI.to_string(),
         }
+    }
+
+    /// The sequence page template of an MTPW served at `base_url`.
+    pub fn page_under(base_url: &Url) -> PageTemplate {
+        PageTemplate::new(format!(
+            "{}{MTPW_SEQUENCE_PAGE}",
+            base_url.as_str().trim_end_matches('/')
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_and_encode() {
+        let k = KartaViewConfig::production_defaults("id", Secret::from("s"));
+        assert_eq!(
+            k.sequence_page.fill(&[("sequence_id", "4321")]),
+            "https://kartaview.org/details/4321"
+        );
+        let p = PanoramaxConfig::new(url("https://panoramax.openstreetmap.fr"));
+        assert_eq!(
+            p.picture_page.fill(&[
+                ("instance", "https://panoramax.ign.fr/"),
+                ("picture_id", "a b")
+            ]),
+            "https://panoramax.ign.fr/?focus=pic&pic=a%20b"
+        );
+        let m = MtpwConfig::production_defaults("c");
+        assert_eq!(
+            m.sequence_page.fill(&[("unique_id", "5f0c")]),
+            "https://www.mapthepaths.com/sequence/5f0c"
+        );
+        let mly = MapillaryConfig::production_defaults("1", Secret::from("s"));
+        assert_eq!(
+            mly.image_page.fill(&[("image_id", "123")]),
+            "https://www.mapillary.com/app/?pKey=123"
+        );
     }
 }

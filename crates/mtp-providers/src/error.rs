@@ -12,17 +12,10 @@ use std::time::Duration;
 
 use mtp_core::Destination;
 use mtp_core::clock::Millis;
-use rand::Rng;
 
 /// Used when a service says "too many requests" without saying for how long
 /// (PROTOCOLS §2.3: "else 10 s").
 pub const DEFAULT_RATE_LIMIT_DELAY: Duration = Duration::from_secs(10);
-
-/// First step of the exponential schedule.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
-
-/// Ceiling of the exponential part: mapillary_tools sleeps `min(2^n, 16)` s (PROTOCOLS §2.3).
-pub const BACKOFF_CAP: Duration = Duration::from_secs(16);
 
 /// Bodies longer than this are cut in `Display` (the full text stays in [`ProviderError::body`]).
 const DISPLAY_BODY_LIMIT: usize = 4 * 1024;
@@ -184,16 +177,6 @@ impl ProviderError {
         self.body.as_deref()
     }
 
-    /// How long to wait before retry number `attempt` (0-based), or `None` when the error
-    /// must not be retried automatically. `OffsetInvalid` retries at once (PROTOCOLS §2.3).
-    pub fn retry_delay<R: Rng + ?Sized>(&self, attempt: u32, rng: &mut R) -> Option<Duration> {
-        match self.kind {
-            ErrorKind::Retry { after } => Some(backoff_delay(attempt, after, rng)),
-            ErrorKind::OffsetInvalid => Some(Duration::ZERO),
-            ErrorKind::Permanent | ErrorKind::Auth => None,
-        }
-    }
-
     fn advice(&self) -> String {
         let service = self.service.label();
         match self.kind {
@@ -271,22 +254,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Delay before retry number `attempt` (0-based): "full jitter" exponential backoff — a
-/// uniform random time in `[0, min(BACKOFF_CAP, BACKOFF_BASE·2^attempt)]` — added on top of
-/// the delay the server asked for, so the result is never below `after` and never above
-/// `after + BACKOFF_CAP`. Jitter keeps four parallel workers from retrying in lock-step.
-pub fn backoff_delay<R: Rng + ?Sized>(
-    attempt: u32,
-    after: Option<Duration>,
-    rng: &mut R,
-) -> Duration {
-    let cap_ms = u64::try_from(BACKOFF_CAP.as_millis()).unwrap_or(u64::MAX);
-    let base_ms = u64::try_from(BACKOFF_BASE.as_millis()).unwrap_or(u64::MAX);
-    let exponential_ms = base_ms.saturating_mul(1u64 << attempt.min(32)).min(cap_ms);
-    let jitter = Duration::from_millis(rng.random_range(0..=exponential_ms));
-    after.unwrap_or_default().saturating_add(jitter)
 }
 
 /// Parses a `Retry-After` value: delay-seconds, or an HTTP date (IMF-fixdate, or any RFC

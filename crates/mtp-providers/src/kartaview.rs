@@ -15,14 +15,14 @@ use mtp_core::secret::Secret;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use reqwest::multipart::{Form, Part};
+use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::config::KartaViewConfig;
+use crate::decode::{decode_value, flex};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{
-    self, Reply, body_text, flex_bool, flex_i64, flex_string, flex_u64, str_field, transfer_timeout,
-};
+use crate::http::{self, Reply, body_text, transfer_timeout};
 
 const SERVICE: Destination = Destination::Kartaview;
 
@@ -57,12 +57,96 @@ pub enum KartaViewReply {
     Duplicate { message: String },
 }
 
-fn api_fields(json: Option<&Value>) -> (Option<i64>, Option<String>) {
-    let status = json.and_then(|j| j.get("status"));
-    (
-        flex_i64(status.and_then(|s| s.get("apiCode"))),
-        str_field(status.and_then(|s| s.get("apiMessage"))),
-    )
+/// The envelope's `status` (PROTOCOLS §3.3): `apiCode` is a string in v1 (`"600"`) and a
+/// number in v2 (`600`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ApiStatus {
+    #[serde(rename = "apiCode", default, deserialize_with = "flex::opt_i64")]
+    pub api_code: Option<i64>,
+    #[serde(rename = "apiMessage", default, deserialize_with = "flex::opt_text")]
+    pub api_message: Option<String>,
+    #[serde(rename = "httpCode", default, deserialize_with = "flex::opt_i64")]
+    pub http_code: Option<i64>,
+    #[serde(rename = "httpMessage", default, deserialize_with = "flex::opt_text")]
+    pub http_message: Option<String>,
+}
+
+/// Any KartaView reply, read only for its `status` (v1: `{status, osv}`; v2: `{status,
+/// result}`). Error replies are often not of this shape at all: then there is no code.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Envelope {
+    #[serde(default)]
+    pub status: Option<ApiStatus>,
+}
+
+fn api_fields(body: &[u8]) -> (Option<i64>, Option<String>) {
+    let status = serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .and_then(|e| e.status)
+        .unwrap_or_default();
+    (status.api_code, status.api_message)
+}
+
+/// `{"id": …}`, the id a string of digits (v1) or a number.
+#[derive(Debug, Clone, Deserialize)]
+struct IdOnly {
+    #[serde(deserialize_with = "flex::id")]
+    id: String,
+}
+
+/// `POST /1.0/sequence/` → `{"osv":{"sequence":{"id":"4321",…}}}`.
+#[derive(Debug, Clone, Deserialize)]
+struct SequenceReply {
+    osv: SequenceOsv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct SequenceOsv {
+    sequence: IdOnly,
+}
+
+/// `POST /1.0/photo/` → `{"osv":{"photo":{"id":"…",…}}}`.
+#[derive(Debug, Clone, Deserialize)]
+struct PhotoReply {
+    osv: PhotoOsv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PhotoOsv {
+    photo: IdOnly,
+}
+
+/// `client_auth` → `{"osv":{"access_token","id","username","full_name",…}}`.
+#[derive(Debug, Clone, Deserialize)]
+struct ClientAuthReply {
+    osv: ClientAuthOsv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ClientAuthOsv {
+    access_token: String,
+    #[serde(deserialize_with = "flex::id")]
+    id: String,
+    username: String,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    full_name: Option<String>,
+}
+
+/// A v2 reply: `{"status":{…},"result":{"data":…,"hasMoreData":…}}`.
+#[derive(Debug, Clone, Deserialize)]
+struct V2Reply<T> {
+    result: V2Result<T>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct V2Result<T> {
+    data: T,
+    #[serde(
+        rename = "hasMoreData",
+        default,
+        deserialize_with = "flex::bool_or_false"
+    )]
+    has_more_data: bool,
 }
 
 /// Reads any KartaView reply (PROTOCOLS §3.3):
@@ -84,7 +168,7 @@ pub fn interpret_reply(
     now_ms: Millis,
 ) -> Result<KartaViewReply, ProviderError> {
     let json: Option<Value> = serde_json::from_slice(body).ok();
-    let (api, api_message) = api_fields(json.as_ref());
+    let (api, api_message) = api_fields(body);
     let http_code = status.as_u16();
     if matches!(api, Some(api_code::DUPLICATE_V1 | api_code::DUPLICATE_V2)) {
         return Ok(KartaViewReply::Duplicate {
@@ -175,26 +259,32 @@ pub async fn client_auth(
             ));
         }
     };
-    let osv = value.get("osv");
-    let field = |name: &str| osv.and_then(|o| o.get(name));
-    match (
-        str_field(field("access_token")),
-        flex_string(field("id")),
-        str_field(field("username")),
-    ) {
-        (Some(access_token), Some(id), Some(username)) => Ok(KartaViewAccount {
-            access_token: Secret::new(access_token),
-            id,
-            username,
-            full_name: str_field(field("full_name")),
-        }),
-        _ => Err(ProviderError::unexpected_reply(
+    let status = reply.status.as_u16();
+    let refused = |why: &str| {
+        ProviderError::unexpected_reply(
             SERVICE,
-            reply.status.as_u16(),
-            "KartaView did not accept the OpenStreetMap login (the reply lacks access_token, id or username)",
+            status,
+            format!("KartaView did not accept the OpenStreetMap login ({why})"),
             &reply.body,
-        )),
+        )
+    };
+    let osv = decode_value::<ClientAuthReply>(
+        SERVICE,
+        "POST /auth/openstreetmap/client_auth",
+        status,
+        &value,
+    )
+    .map_err(|e| refused(e.message()))?
+    .osv;
+    if osv.access_token.trim().is_empty() || osv.username.trim().is_empty() {
+        return Err(refused("the reply has an empty access_token or username"));
     }
+    Ok(KartaViewAccount {
+        access_token: Secret::new(osv.access_token.trim().to_string()),
+        id: osv.id,
+        username: osv.username.trim().to_string(),
+        full_name: osv.full_name,
+    })
 }
 
 /// `POST /1.0/sequence/`.
@@ -262,27 +352,45 @@ pub enum FinishOutcome {
     },
 }
 
-/// `GET /2.0/sequence/{id}`: the processing state to poll.
-#[derive(Debug, Clone, PartialEq)]
+/// `GET /2.0/sequence/{id}`: the processing state to poll (`result.data`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KartaViewSequence {
-    pub id: String,
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    pub id: Option<String>,
+    /// The v1 state (`NEW`, `UPLOAD_FINISHED`, `PROCESSING_FINISHED`, …), when present.
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub upload_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub processing_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub image_processing_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub metadata_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub quality_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
     pub count_active_photos: Option<u64>,
     /// The whole `result.data` object.
+    #[serde(skip)]
     pub raw: Value,
 }
 
 /// One photo of `GET /2.0/photo/`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KartaViewPhoto {
+    #[serde(deserialize_with = "flex::id")]
     pub id: String,
+    #[serde(default, deserialize_with = "flex::opt_u32")]
     pub sequence_index: Option<u32>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub auto_img_processing_status: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub auto_img_processing_result: Option<String>,
+    #[serde(skip)]
     pub raw: Value,
 }
 
@@ -412,14 +520,13 @@ impl KartaViewClient {
             }
         };
         let (reply, value) = self.call_ok(request).await?;
-        flex_string(value.pointer("/osv/sequence/id")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the reply has no osv.sequence.id",
-                &reply.body,
-            )
-        })
+        let created: SequenceReply = decode_value(
+            SERVICE,
+            "POST /1.0/sequence/",
+            reply.status.as_u16(),
+            &value,
+        )?;
+        Ok(created.osv.sequence.id)
     }
 
     /// Uploads one photo. Success is HTTP 200 **and** `osv.photo.id`; a duplicate is
@@ -467,17 +574,19 @@ impl KartaViewClient {
         match self.call(request).await? {
             (_, KartaViewReply::Duplicate { message }) => Ok(PhotoOutcome::Duplicate { message }),
             (reply, KartaViewReply::Ok(value)) => {
-                match flex_string(value.pointer("/osv/photo/id")) {
-                    Some(photo_id) if reply.status == StatusCode::OK => {
-                        Ok(PhotoOutcome::Uploaded { photo_id })
-                    }
-                    _ => Err(ProviderError::unexpected_reply(
+                let sent: PhotoReply =
+                    decode_value(SERVICE, "POST /1.0/photo/", reply.status.as_u16(), &value)?;
+                if reply.status != StatusCode::OK {
+                    return Err(ProviderError::unexpected_reply(
                         SERVICE,
                         reply.status.as_u16(),
-                        "the photo upload reply has no osv.photo.id",
+                        "the photo upload was answered without HTTP 200",
                         &reply.body,
-                    )),
+                    ));
                 }
+                Ok(PhotoOutcome::Uploaded {
+                    photo_id: sent.osv.photo.id,
+                })
             }
         }
     }
@@ -517,27 +626,18 @@ impl KartaViewClient {
         let (reply, value) = self
             .call_ok(self.v2_get(self.url(&["2.0", "sequence", sequence_id])?))
             .await?;
-        let data = value
-            .pointer("/result/data")
-            .filter(|d| d.is_object())
-            .ok_or_else(|| {
-                ProviderError::unexpected_reply(
-                    SERVICE,
-                    reply.status.as_u16(),
-                    "the reply has no result.data",
-                    &reply.body,
-                )
-            })?;
-        Ok(KartaViewSequence {
-            id: flex_string(data.get("id")).unwrap_or_else(|| sequence_id.to_string()),
-            upload_status: flex_string(data.get("uploadStatus")),
-            processing_status: flex_string(data.get("processingStatus")),
-            image_processing_status: flex_string(data.get("imageProcessingStatus")),
-            metadata_status: flex_string(data.get("metadataStatus")),
-            quality_status: flex_string(data.get("qualityStatus")),
-            count_active_photos: flex_u64(data.get("countActivePhotos")),
-            raw: data.clone(),
-        })
+        let decoded: V2Reply<KartaViewSequence> = decode_value(
+            SERVICE,
+            "GET /2.0/sequence/{id}",
+            reply.status.as_u16(),
+            &value,
+        )?;
+        let mut sequence = decoded.result.data;
+        sequence.raw = value.pointer("/result/data").cloned().unwrap_or_default();
+        if sequence.id.is_none() {
+            sequence.id = Some(sequence_id.to_string());
+        }
+        Ok(sequence)
     }
 
     /// `GET /2.0/photo/?sequenceId=&page=&itemsPerPage=500`.
@@ -553,33 +653,26 @@ impl KartaViewClient {
             ("itemsPerPage", PHOTOS_PER_PAGE.to_string()),
         ]);
         let (reply, value) = self.call_ok(request).await?;
-        let data = value
+        let decoded: V2Reply<Vec<KartaViewPhoto>> =
+            decode_value(SERVICE, "GET /2.0/photo/", reply.status.as_u16(), &value)?;
+        let raws = value
             .pointer("/result/data")
             .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ProviderError::unexpected_reply(
-                    SERVICE,
-                    reply.status.as_u16(),
-                    "the reply has no result.data list",
-                    &reply.body,
-                )
-            })?;
-        let photos = data
-            .iter()
-            .filter_map(|p| {
-                Some(KartaViewPhoto {
-                    id: flex_string(p.get("id"))?,
-                    sequence_index: flex_u64(p.get("sequenceIndex"))
-                        .and_then(|i| u32::try_from(i).ok()),
-                    auto_img_processing_status: flex_string(p.get("autoImgProcessingStatus")),
-                    auto_img_processing_result: flex_string(p.get("autoImgProcessingResult")),
-                    raw: p.clone(),
-                })
+            .cloned()
+            .unwrap_or_default();
+        let photos = decoded
+            .result
+            .data
+            .into_iter()
+            .zip(raws)
+            .map(|(mut photo, raw)| {
+                photo.raw = raw;
+                photo
             })
             .collect();
         Ok(KartaViewPhotoPage {
             photos,
-            has_more: flex_bool(value.pointer("/result/hasMoreData")).unwrap_or(false),
+            has_more: decoded.result.has_more_data,
         })
     }
 
@@ -601,5 +694,93 @@ impl KartaViewClient {
             }
         }
         Ok(photos)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! The sample replies of PROTOCOLS §3 decode into the typed replies; a reply that does
+    //! not fit names the call and the field.
+    use super::*;
+    use serde_json::json;
+
+    fn v(value: Value) -> Value {
+        value
+    }
+
+    #[test]
+    fn v1_envelope_with_string_codes_and_ids() {
+        let create = v(json!({
+            "status": {"apiCode": "600", "apiMessage": " The request has been processed without incidents", "httpCode": 200, "httpMessage": "Success"},
+            "osv": {"sequence": {"id": "4321", "userId": "77", "dateAdded": "2024-05-01 10:00:00", "currentLat": "48.85", "currentLng": "2.35"}}
+        }));
+        let body = create.to_string();
+        assert_eq!(
+            api_fields(body.as_bytes()),
+            (
+                Some(600),
+                Some("The request has been processed without incidents".into())
+            )
+        );
+        let r: SequenceReply = decode_value(SERVICE, "POST /1.0/sequence/", 200, &create).unwrap();
+        assert_eq!(r.osv.sequence.id, "4321");
+        let photo = json!({"status": {"apiCode": "600"}, "osv": {"photo": {"id": 98765, "sequenceIndex": "0"}}});
+        let r: PhotoReply = decode_value(SERVICE, "POST /1.0/photo/", 200, &photo).unwrap();
+        assert_eq!(r.osv.photo.id, "98765");
+        let auth = json!({"osv": {"access_token": "kv-token", "id": "123", "username": "walker", "full_name": "A Walker", "type": "user"}});
+        let r: ClientAuthReply = decode_value(SERVICE, "client_auth", 200, &auth).unwrap();
+        assert_eq!(
+            (r.osv.id.as_str(), r.osv.username.as_str()),
+            ("123", "walker")
+        );
+        let dup = json!({"status": {"apiCode": "660", "apiMessage": " You are not allowed to add a duplicate entry (sequenceIndex)", "httpCode": 400, "httpMessage": "Bad Request"}});
+        assert_eq!(api_fields(dup.to_string().as_bytes()).0, Some(660));
+    }
+
+    #[test]
+    fn v2_envelope_with_number_codes() {
+        let seq = json!({
+            "status": {"apiCode": 600, "apiMessage": "The request has been processed without incidents", "httpCode": 200, "httpMessage": "Success"},
+            "result": {"data": {"id": 4321, "status": "PROCESSING_FINISHED", "uploadStatus": "FINISHED", "processingStatus": "FINISHED", "imageProcessingStatus": "FINISHED", "metadataStatus": "FINISHED", "qualityStatus": "FINISHED", "countActivePhotos": "3"}}
+        });
+        assert_eq!(api_fields(seq.to_string().as_bytes()).0, Some(600));
+        let r: V2Reply<KartaViewSequence> =
+            decode_value(SERVICE, "GET /2.0/sequence/{id}", 200, &seq).unwrap();
+        let d = r.result.data;
+        assert_eq!(d.id.as_deref(), Some("4321"));
+        assert_eq!(d.status.as_deref(), Some("PROCESSING_FINISHED"));
+        assert_eq!(d.processing_status.as_deref(), Some("FINISHED"));
+        assert_eq!(d.count_active_photos, Some(3));
+        let photos = json!({"status": {"apiCode": 600}, "result": {"data": [
+            {"id": "1", "sequenceIndex": "0", "autoImgProcessingStatus": "FINISHED", "autoImgProcessingResult": "BLURRED"},
+            {"id": 2, "sequenceIndex": 1}
+        ], "hasMoreData": false}});
+        let r: V2Reply<Vec<KartaViewPhoto>> =
+            decode_value(SERVICE, "GET /2.0/photo/", 200, &photos).unwrap();
+        assert_eq!(r.result.data.len(), 2);
+        assert_eq!(r.result.data[1].id, "2");
+        assert_eq!(r.result.data[0].sequence_index, Some(0));
+        assert!(!r.result.has_more_data);
+    }
+
+    #[test]
+    fn misfits_name_call_and_field() {
+        let no_id = json!({"status": {"apiCode": "600"}, "osv": {"sequence": {"name": "x"}}});
+        let e =
+            decode_value::<SequenceReply>(SERVICE, "POST /1.0/sequence/", 200, &no_id).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the reply to POST /1.0/sequence/ does not fit at `osv.sequence`: missing field `id`"
+        );
+        assert_eq!(e.service(), Destination::Kartaview);
+        let bad = json!({"result": {"data": [{"id": null}]}});
+        let e = decode_value::<V2Reply<Vec<KartaViewPhoto>>>(SERVICE, "GET /2.0/photo/", 200, &bad)
+            .unwrap_err();
+        assert!(
+            e.message().contains("at `result.data[0].id`"),
+            "{}",
+            e.message()
+        );
     }
 }

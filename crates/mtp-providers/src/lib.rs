@@ -8,6 +8,7 @@
 //! delay), permanent (with the server's words), re-authenticate, or re-read the offset.
 
 pub mod config;
+pub mod decode;
 pub mod error;
 pub mod http;
 pub mod kartaview;
@@ -17,7 +18,7 @@ pub mod oauth;
 pub mod panoramax;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
-pub use error::{ErrorKind, ProviderError, backoff_delay};
+pub use error::{ErrorKind, ProviderError};
 pub use kartaview::KartaViewClient;
 pub use mapillary::MapillaryClient;
 pub use mtpw::MtpwClient;

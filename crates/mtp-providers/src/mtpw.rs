@@ -13,34 +13,74 @@ use mtp_core::clock::{Millis, SharedClock, SystemClock};
 use mtp_core::secret::Secret;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::MtpwConfig;
+use crate::decode::flex;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{self, body_text, flex_string, str_field};
+use crate::http::{self, body_text};
 
 const SERVICE: Destination = Destination::Mtpw;
 
 /// Sent as `source` on create (ignored by the server; MTPDU sent it).
 pub const SOURCE: &str = "mtpdu";
 
-/// Which call a reply answers: an unknown id makes the import view raise, i.e. a 500 with
-/// an HTML page, which must not be retried forever.
+/// Error code of a 500 answered with a page instead of JSON: mtp-web raised. On import
+/// that is either an unknown id or its failed Mapillary v3 check; [`MtpwClient::import`]
+/// tells them apart.
+pub const CODE_ERROR_PAGE: &str = "error page";
+
+/// Error code of an import whose `unique_id` Map the Paths Web does not know (any more).
+pub const CODE_UNKNOWN_SEQUENCE: &str = "unknown sequence";
+
+/// What mtp-web answers when its Mapillary v3 check refuses the token (PROTOCOLS §5).
+pub const MAPILLARY_TOKEN_INVALID: &str = "Mapillary token is invalid";
+
+/// Which call a reply answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtpwCall {
     Create,
     Import,
 }
 
+impl MtpwCall {
+    fn name(self) -> &'static str {
+        match self {
+            MtpwCall::Create => "POST /api/v1/sequence/create/",
+            MtpwCall::Import => "PUT /api/v1/sequence/import/{unique_id}/",
+        }
+    }
+}
+
+/// Every JSON reply of the API, success or the HTTP-200 error quirk:
+/// `{"status":"success","message","unique_id"}`, `{"message","status":true}`,
+/// `{"error","status":false}` (PROTOCOLS §5).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct MtpwReply {
+    #[serde(default)]
+    pub status: Option<flex::StringOrBool>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub message: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub error: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    pub unique_id: Option<String>,
+    /// Django REST framework's errors (`{"detail":"Authentication credentials were not
+    /// provided."}` with HTTP 403).
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub detail: Option<String>,
+}
+
 /// Reads an MTPW reply:
 ///
 /// | Reply | Outcome |
 /// |---|---|
-/// | any status, JSON with an `error` key | `Permanent` with that text (`Auth` on 401/403) |
-/// | 401/403 | `Auth` |
+/// | 401/403 | `Auth`, with `detail` |
+/// | any status, JSON with an `error` key | `Permanent` with that text (`Retry` on 5xx/429) |
 /// | 429 | `Retry` after `Retry-After`, else 10 s |
-/// | import, 500 with a non-JSON body | `Permanent`: the sequence is unknown to MTPW |
+/// | 500 with a page, not JSON | `Retry`, code [`CODE_ERROR_PAGE`] (on import the client then probes) |
 /// | other 5xx | `Retry` after `Retry-After` if present |
 /// | 2xx JSON without `error` | `Ok(reply)` |
 /// | 2xx not JSON, other 4xx | `Permanent`, with the body |
@@ -50,18 +90,15 @@ pub fn interpret_reply(
     headers: &HeaderMap,
     body: &[u8],
     now_ms: Millis,
-) -> Result<Value, ProviderError> {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
+) -> Result<MtpwReply, ProviderError> {
+    let parsed: Option<MtpwReply> = serde_json::from_slice(body).ok();
     let code = status.as_u16();
-    let error_text = json
-        .as_ref()
-        .and_then(|j| j.get("error"))
-        .filter(|e| !e.is_null())
-        .map(|e| str_field(Some(e)).unwrap_or_else(|| e.to_string()));
-    let message = error_text
-        .clone()
-        .or_else(|| json.as_ref().and_then(|j| str_field(j.get("message"))))
-        .or_else(|| json.as_ref().and_then(|j| str_field(j.get("detail"))));
+    let error_text = parsed.as_ref().and_then(|r| r.error.clone());
+    let message = error_text.clone().or_else(|| {
+        parsed
+            .as_ref()
+            .and_then(|r| r.detail.clone().or_else(|| r.message.clone()))
+    });
     let fail = |kind: ErrorKind, fallback: &str| {
         let (message, body) = match &message {
             Some(message) => (message.clone(), None),
@@ -72,29 +109,16 @@ pub fn interpret_reply(
     if matches!(code, 401 | 403) {
         return Err(fail(ErrorKind::Auth, "not authorized"));
     }
-    if let Some(text) = error_text {
-        if status.is_server_error() || code == 429 {
-            // A JSON error on a transient status is still transient.
-            let after = retry_after_header(headers, now_ms);
-            return Err(ProviderError::http(
-                SERVICE,
-                ErrorKind::Retry { after },
-                code,
-                None,
-                text,
-                None,
-            ));
-        }
-        return Err(ProviderError::http(
-            SERVICE,
-            ErrorKind::Permanent,
-            code,
-            None,
-            text,
-            None,
-        ));
-    }
     let retry_after = retry_after_header(headers, now_ms);
+    if let Some(text) = error_text {
+        let kind = if status.is_server_error() || code == 429 {
+            // A JSON error on a transient status is still transient.
+            ErrorKind::Retry { after: retry_after }
+        } else {
+            ErrorKind::Permanent
+        };
+        return Err(ProviderError::http(SERVICE, kind, code, None, text, None));
+    }
     if code == 429 {
         return Err(fail(
             ErrorKind::Retry {
@@ -103,14 +127,14 @@ pub fn interpret_reply(
             "too many requests",
         ));
     }
-    if call == MtpwCall::Import && code == 500 && json.is_none() {
+    if code == 500 && parsed.is_none() {
         return Err(ProviderError::http(
             SERVICE,
-            ErrorKind::Permanent,
+            ErrorKind::Retry { after: retry_after },
             code,
-            None,
-            "Map the Paths Web failed on this sequence (HTML error page); it probably no longer exists there — create the sequence again",
-            None,
+            Some(CODE_ERROR_PAGE.to_string()),
+            format!("the server failed on {} with an error page", call.name()),
+            body_text(body),
         ));
     }
     if status.is_server_error() {
@@ -120,11 +144,34 @@ pub fn interpret_reply(
         ));
     }
     if status.is_success() {
-        return json.ok_or_else(|| {
-            ProviderError::unexpected_reply(SERVICE, code, "the reply is not JSON", body)
-        });
+        return match parsed {
+            Some(reply) => Ok(reply),
+            None => Err(
+                crate::decode::decode::<MtpwReply>(SERVICE, call.name(), code, body)
+                    .err()
+                    .unwrap_or_else(|| {
+                        ProviderError::unexpected_reply(
+                            SERVICE,
+                            code,
+                            "the reply is not JSON",
+                            body,
+                        )
+                    }),
+            ),
+        };
     }
     Err(fail(ErrorKind::Permanent, "the request failed"))
+}
+
+/// How an import that carries the Mapillary fields ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapillaryImport {
+    /// Imported: the server's message ("… will be published in about 10 minutes").
+    Imported { message: String },
+    /// The sequence is on Map the Paths Web, but the server could not check the Mapillary
+    /// account (its Mapillary v3 call failed with HTTP 500, or v3 refused the token):
+    /// nothing was linked. `detail` says which.
+    MapillaryCheckFailed { detail: String },
 }
 
 /// `POST /api/v1/sequence/create/` (form-encoded: JSON bodies are ignored by the server).
@@ -214,7 +261,7 @@ impl MtpwClient {
         &self,
         call: MtpwCall,
         request: reqwest::RequestBuilder,
-    ) -> Result<Value, ProviderError> {
+    ) -> Result<MtpwReply, ProviderError> {
         let mut value =
             HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
                 ProviderError::auth(SERVICE, "the stored token is not a valid header value")
@@ -260,34 +307,169 @@ impl MtpwClient {
             &self.base_url,
             &["api", "v1", "sequence", "create", ""],
         )?;
-        let value = self
+        let reply = self
             .call(MtpwCall::Create, self.http.post(url).form(&form))
             .await?;
-        flex_string(value.get("unique_id")).ok_or_else(|| {
+        reply.unique_id.clone().ok_or_else(|| {
             ProviderError::unexpected_reply(
                 SERVICE,
                 200,
-                "the reply has no unique_id",
-                value.to_string().as_bytes(),
+                format!(
+                    "the reply to {} does not fit: missing field `unique_id`",
+                    MtpwCall::Create.name()
+                ),
+                serde_json::to_string(&reply).unwrap_or_default().as_bytes(),
             )
         })
     }
 
-    /// Imports into an existing sequence; returns the server's message (e.g. "… will be
-    /// published in about 10 minutes").
-    pub async fn import(
-        &self,
-        unique_id: &str,
-        import: &MtpwImport,
-    ) -> Result<String, ProviderError> {
+    async fn put_import(&self, unique_id: &str, body: &Value) -> Result<MtpwReply, ProviderError> {
         let url = http::endpoint(
             SERVICE,
             &self.base_url,
             &["api", "v1", "sequence", "import", unique_id, ""],
         )?;
-        let value = self
-            .call(MtpwCall::Import, self.http.put(url).json(&import.to_json()))
-            .await?;
-        Ok(str_field(value.get("message")).unwrap_or_default())
+        self.call(MtpwCall::Import, self.http.put(url).json(body))
+            .await
+    }
+
+    /// Whether Map the Paths Web knows `unique_id`: an import with no fields changes
+    /// nothing and answers `{"message":"Sequence is updated","status":true}` for a known
+    /// sequence; an unknown id makes the view raise (HTTP 500 page). ⚠️ Read in mtp-web's
+    /// code, unobserved on the live site.
+    pub async fn exists(&self, unique_id: &str) -> Result<bool, ProviderError> {
+        match self.put_import(unique_id, &Value::Object(Map::new())).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(CODE_ERROR_PAGE) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unknown(unique_id: &str) -> ProviderError {
+        ProviderError::http(
+            SERVICE,
+            ErrorKind::Permanent,
+            500,
+            Some(CODE_UNKNOWN_SEQUENCE.to_string()),
+            format!("Map the Paths Web does not know the sequence {unique_id} (any more)"),
+            None,
+        )
+    }
+
+    /// Imports into an existing sequence; returns the server's message. A 500 error page
+    /// is looked into: an unknown id is a permanent [`CODE_UNKNOWN_SEQUENCE`] error.
+    pub async fn import(
+        &self,
+        unique_id: &str,
+        import: &MtpwImport,
+    ) -> Result<String, ProviderError> {
+        match self.put_import(unique_id, &import.to_json()).await {
+            Ok(reply) => Ok(reply.message.unwrap_or_default()),
+            Err(e) if e.code() == Some(CODE_ERROR_PAGE) => {
+                if self.exists(unique_id).await? {
+                    Err(e)
+                } else {
+                    Err(Self::unknown(unique_id))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a Mapillary sequence: `mapillary_user_token` + `mapillary_sequence_key`.
+    /// Today's server checks the token against Mapillary's retired v3 API first, which
+    /// fails (HTTP 500 page) or refuses (`"Mapillary token is invalid"`, HTTP 200): both
+    /// are [`MapillaryImport::MapillaryCheckFailed`] once the sequence is known to exist.
+    /// An unknown id is a permanent [`CODE_UNKNOWN_SEQUENCE`] error.
+    pub async fn import_mapillary(
+        &self,
+        unique_id: &str,
+        mapillary_user_token: &Secret<String>,
+        mapillary_sequence_key: &str,
+    ) -> Result<MapillaryImport, ProviderError> {
+        let import = MtpwImport {
+            mapillary_user_token: Some(mapillary_user_token.clone()),
+            mapillary_sequence_key: Some(mapillary_sequence_key.to_string()),
+            ..MtpwImport::default()
+        };
+        match self.put_import(unique_id, &import.to_json()).await {
+            Ok(reply) => Ok(MapillaryImport::Imported {
+                message: reply.message.unwrap_or_default(),
+            }),
+            Err(e) if e.code() == Some(CODE_ERROR_PAGE) => {
+                if self.exists(unique_id).await? {
+                    Ok(MapillaryImport::MapillaryCheckFailed {
+                        detail: "it failed with HTTP 500 while checking the Mapillary account"
+                            .to_string(),
+                    })
+                } else {
+                    Err(Self::unknown(unique_id))
+                }
+            }
+            Err(e)
+                if e.kind() == ErrorKind::Permanent && e.message() == MAPILLARY_TOKEN_INVALID =>
+            {
+                Ok(MapillaryImport::MapillaryCheckFailed {
+                    detail: format!("it answered \"{MAPILLARY_TOKEN_INVALID}\""),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! mtp-web's replies (PROTOCOLS §5): success replies spaced, errors compact, `status`
+    //! a string or a boolean.
+    use super::*;
+
+    fn reply(code: u16, body: &str) -> Result<MtpwReply, ProviderError> {
+        interpret_reply(
+            MtpwCall::Import,
+            StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+            &HeaderMap::new(),
+            body.as_bytes(),
+            0,
+        )
+    }
+
+    #[test]
+    fn sample_replies() {
+        let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was created.", "unique_id": "5f0c1f52-0000-4000-8000-000000000001"}"#).unwrap();
+        assert_eq!(
+            r.unique_id.as_deref(),
+            Some("5f0c1f52-0000-4000-8000-000000000001")
+        );
+        let r = reply(200, r#"{"status": "success", "message": "Sequence successfully was imported. Sequence will be published in about 10 minutes.", "unique_id": "u"}"#).unwrap();
+        assert!(r.message.unwrap().contains("10 minutes"));
+        let r = reply(200, r#"{"message":"Sequence is updated \n","status":true}"#).unwrap();
+        assert_eq!(r.status, Some(flex::StringOrBool::Bool(true)));
+        let e = reply(
+            200,
+            r#"{"error":"Mapillary token is invalid","status":false}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.message(), MAPILLARY_TOKEN_INVALID);
+        let e = reply(
+            403,
+            r#"{"detail":"Authentication credentials were not provided."}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Auth);
+        let e = reply(
+            500,
+            "A server error occurred.  Please contact the administrator.",
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some(CODE_ERROR_PAGE));
+        let e = reply(200, "<html>").unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("the reply to PUT /api/v1/sequence/import/{unique_id}/ does not fit"),
+            "{}",
+            e.message()
+        );
     }
 }

@@ -13,16 +13,14 @@ use mtp_core::secret::Secret;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::multipart::{Form, Part};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
 use crate::config::PanoramaxConfig;
+use crate::decode::{decode, decode_value, flex};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{
-    self, Reply, body_text, flex_bool, flex_f64, flex_string, flex_u64, rfc3339_utc, str_field,
-    transfer_timeout,
-};
+use crate::http::{self, Reply, body_text, rfc3339_utc, transfer_timeout};
 
 const SERVICE: Destination = Destination::Panoramax;
 
@@ -41,33 +39,26 @@ pub fn classify_error(
     body: &[u8],
     now_ms: Millis,
 ) -> ProviderError {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    let details = json.as_ref().and_then(|j| j.get("details"));
-    let code = details
-        .and_then(|d| str_field(d.get("error")))
-        .filter(|c| !c.contains(' '));
-    let mut message = json.as_ref().and_then(|j| str_field(j.get("message")));
+    let parsed = serde_json::from_slice::<ErrorReply>(body).ok();
+    let is_json = serde_json::from_slice::<Value>(body).is_ok();
+    let details = parsed
+        .as_ref()
+        .and_then(|p| p.details.clone())
+        .unwrap_or_default();
+    let code = details.error.clone().filter(|c| !c.contains(' '));
+    let mut message = parsed.and_then(|p| p.message);
     // A free-text `details.error` is the most precise explanation GeoVisio gives.
-    if let Some(detail) = details.and_then(|d| str_field(d.get("error"))) {
+    if let Some(detail) = details.error {
         message = Some(match message {
             Some(m) if !m.contains(&detail) => format!("{m}: {detail}"),
             Some(m) => m,
             None => detail,
         });
     }
-    if let Some(missing) = details
-        .and_then(|d| d.get("missing_fields"))
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-    {
-        let names: Vec<String> = missing
-            .iter()
-            .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
-            .collect();
+    if let Some(missing) = details.missing_fields.filter(|m| !m.is_empty()) {
         message = Some(format!(
-            "{} (missing: {})",
+            "{} (missing: {missing})",
             message.unwrap_or_else(|| "invalid metadata".to_string()),
-            names.join(", ")
         ));
     }
     let retry_after = retry_after_header(headers, now_ms);
@@ -81,17 +72,80 @@ pub fn classify_error(
     };
     let (message, body) = match message {
         Some(message) => (message, None),
-        None if json.is_some() => ("the request failed".to_string(), body_text(body)),
+        None if is_json => ("the request failed".to_string(), body_text(body)),
         None => ("unexpected reply".to_string(), body_text(body)),
     };
     ProviderError::http(SERVICE, kind, status.as_u16(), code, message, body)
 }
 
+/// GeoVisio's error body: `{"message","status_code","details":{"error","missing_fields"}}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorReply {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub message: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_i64")]
+    pub status_code: Option<i64>,
+    #[serde(default)]
+    pub details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorDetails {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub error: Option<String>,
+    /// A list of field names, joined with ", ".
+    #[serde(default, deserialize_with = "opt_text_list")]
+    pub missing_fields: Option<String>,
+}
+
+fn opt_text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => Some(
+            items
+                .iter()
+                .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Value::Null => None,
+        other => Some(
+            other
+                .as_str()
+                .map_or_else(|| other.to_string(), str::to_string),
+        ),
+    })
+}
+
 /// `GET /api/users/me`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PanoramaxUser {
+    #[serde(deserialize_with = "flex::id")]
     pub id: String,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub name: Option<String>,
+}
+
+/// `GET /api/configuration` as sent: `{"auth":{"enabled"},"license":{"id","url"},…}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ConfigurationReply {
+    #[serde(default)]
+    auth: Option<AuthSection>,
+    #[serde(default)]
+    license: Option<LicenseSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct AuthSection {
+    #[serde(default, deserialize_with = "flex::bool_or_false")]
+    enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct LicenseSection {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    url: Option<String>,
 }
 
 /// `GET /api/configuration`: what panoramax-cli looks at before uploading.
@@ -167,66 +221,127 @@ pub struct NewUploadSet {
 }
 
 /// `items_status` of an upload set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct ItemsStatus {
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
     pub prepared: u64,
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
     pub preparing: u64,
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
     pub broken: u64,
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
     pub rejected: u64,
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
     pub not_processed: u64,
 }
 
 /// An upload set's state: `completed` → `dispatched` → `ready`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct UploadSet {
+    #[serde(deserialize_with = "flex::id")]
     pub id: String,
+    #[serde(default, deserialize_with = "flex::bool_or_false")]
     pub completed: bool,
+    #[serde(default, deserialize_with = "flex::bool_or_false")]
     pub dispatched: bool,
+    #[serde(default, deserialize_with = "flex::bool_or_false")]
     pub ready: bool,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
     pub nb_items: Option<u64>,
-    /// Ids of the collections (sequences) the set was dispatched into.
+    /// Ids of the collections (sequences) the set was dispatched into (GeoVisio sends
+    /// objects with an `id`; a bare id is accepted too).
+    #[serde(default, deserialize_with = "collection_ids")]
     pub associated_collections: Vec<String>,
+    #[serde(default)]
     pub items_status: Option<ItemsStatus>,
+    #[serde(skip)]
     pub raw: Value,
 }
 
-impl UploadSet {
-    fn from_json(value: &Value) -> Option<Self> {
-        let collections = value
-            .get("associated_collections")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|c| match c {
-                        Value::Object(o) => flex_string(o.get("id")),
-                        other => flex_string(Some(other)),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let items_status = value
-            .get("items_status")
-            .filter(|s| s.is_object())
-            .map(|s| {
-                let n = |name: &str| flex_u64(s.get(name)).unwrap_or(0);
-                ItemsStatus {
-                    prepared: n("prepared"),
-                    preparing: n("preparing"),
-                    broken: n("broken"),
-                    rejected: n("rejected"),
-                    not_processed: n("not_processed"),
-                }
-            });
-        Some(UploadSet {
-            id: flex_string(value.get("id"))?,
-            completed: flex_bool(value.get("completed")).unwrap_or(false),
-            dispatched: flex_bool(value.get("dispatched")).unwrap_or(false),
-            ready: flex_bool(value.get("ready")).unwrap_or(false),
-            nb_items: flex_u64(value.get("nb_items")),
-            associated_collections: collections,
-            items_status,
-            raw: value.clone(),
+/// One entry of `associated_collections`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CollectionRef {
+    Object {
+        #[serde(deserialize_with = "flex::id")]
+        id: String,
+    },
+    Bare(#[serde(deserialize_with = "flex::id")] String),
+}
+
+fn collection_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list: Option<Vec<CollectionRef>> = Option::deserialize(d)?;
+    Ok(list
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| match c {
+            CollectionRef::Object { id } | CollectionRef::Bare(id) => id,
         })
+        .collect())
+}
+
+/// A STAC collection (`GET /api/collections/{id}`): one Panoramax sequence.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Collection {
+    #[serde(deserialize_with = "flex::id")]
+    pub id: String,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub title: Option<String>,
+    /// `waiting-for-process` → `preparing` → `ready`, or `hidden`/`broken`/`deleted`.
+    #[serde(
+        rename = "geovisio:status",
+        default,
+        deserialize_with = "flex::opt_text"
+    )]
+    pub status: Option<String>,
+    #[serde(rename = "stats:items", default)]
+    pub items: Option<CollectionItemStats>,
+    #[serde(rename = "geovisio:length_km", default, deserialize_with = "opt_f64")]
+    pub length_km: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct CollectionItemStats {
+    #[serde(default, deserialize_with = "flex::u64_or_zero")]
+    pub count: u64,
+}
+
+/// `GET /api/collections/{id}/items`: a GeoJSON FeatureCollection of pictures.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CollectionItems {
+    pub features: Vec<CollectionItem>,
+}
+
+/// One picture of a collection (only what we use).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CollectionItem {
+    #[serde(deserialize_with = "flex::id")]
+    pub id: String,
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    pub collection: Option<String>,
+}
+
+fn opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::Number(n) => Ok(n.as_f64()),
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected a number, found {s:?}"))),
+        other => Err(D::Error::custom(format!(
+            "expected a number, found {other}"
+        ))),
+    }
+}
+
+impl UploadSet {
+    fn decode(call: &str, value: &Value) -> Result<Self, ProviderError> {
+        let mut set: UploadSet = decode_value(SERVICE, call, 200, value)?;
+        set.raw = value.clone();
+        Ok(set)
     }
 }
 
@@ -249,14 +364,59 @@ pub struct NewFile {
     pub picture_id: Option<String>,
 }
 
-/// The 202 reply to a file.
-#[derive(Debug, Clone, PartialEq)]
+/// The 202 reply to a file: `{"picture_id","file_name","content_md5","inserted_at",
+/// "file_type","size","links"}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct AddedFile {
+    #[serde(default, deserialize_with = "flex::opt_id")]
     pub picture_id: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub file_name: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub content_md5: Option<String>,
+    #[serde(default, deserialize_with = "opt_size")]
     pub size: Option<u64>,
+    #[serde(skip)]
     pub raw: Value,
+}
+
+fn opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(opt_f64(d)?.filter(|s| *s >= 0.0).map(|s| s as u64))
+}
+
+/// The 409 reply to a file: the same bytes are already on the instance. Same set:
+/// `existing_item.id`; another set: `upload_sets: [{"existing_item_id","upload_set_id"}]`
+/// (GeoVisio 2.15.1).
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ConflictReply {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    message: Option<String>,
+    #[serde(default)]
+    existing_item: Option<IdRef>,
+    #[serde(default)]
+    details: Option<ConflictDetails>,
+    #[serde(default)]
+    upload_sets: Vec<ConflictSet>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ConflictDetails {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    error: Option<String>,
+    #[serde(default)]
+    existing_item: Option<IdRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct IdRef {
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ConflictSet {
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    existing_item_id: Option<String>,
 }
 
 /// Both outcomes mean "the picture is on the instance".
@@ -272,24 +432,37 @@ pub enum AddFileOutcome {
 }
 
 /// Why the server refused a file (`rejected` in `GET …/files`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Rejection {
     /// `capture_duplicate|file_duplicate|invalid_file|invalid_metadata|other_error|id_conflict|in_excluded_area`.
     pub reason: String,
     /// `info|warning|error`.
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub severity: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub message: Option<String>,
 }
 
 /// One entry of `GET /api/upload_sets/{id}/files`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct UploadSetFile {
     /// Only shown to the owner.
+    #[serde(default, deserialize_with = "flex::opt_id")]
     pub picture_id: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub file_name: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
     pub content_md5: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
     pub size: Option<u64>,
+    #[serde(default)]
     pub rejected: Option<Rejection>,
+}
+
+/// `GET /api/upload_sets/{id}/files` → `{"files":[…]}`.
+#[derive(Debug, Clone, Deserialize)]
+struct FilesReply {
+    files: Vec<UploadSetFile>,
 }
 
 fn jpeg_name(name: &str) -> String {
@@ -386,67 +559,65 @@ impl PanoramaxClient {
         )
     }
 
-    async fn call_json(&self, request: reqwest::RequestBuilder) -> Result<Value, ProviderError> {
+    /// Sends, classifies a failure, and decodes a success as JSON (`call` names the
+    /// request in errors).
+    async fn call_json(
+        &self,
+        call: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, ProviderError> {
         let reply = self.send(request).await?;
         if !reply.status.is_success() {
             return Err(self.error(&reply));
         }
-        reply.json().ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the reply is not JSON",
-                &reply.body,
-            )
-        })
+        decode(SERVICE, call, reply.status.as_u16(), &reply.body)
+    }
+
+    /// [`Self::call_json`] into a typed reply.
+    async fn call_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(self.error(&reply));
+        }
+        decode(SERVICE, call, reply.status.as_u16(), &reply.body)
     }
 
     /// `GET /api/users/me`: checks the token.
     pub async fn me(&self) -> Result<PanoramaxUser, ProviderError> {
-        let value = self
-            .call_json(self.http.get(self.url(&["users", "me"])?))
-            .await?;
-        let id = flex_string(value.get("id")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the account reply has no id",
-                value.to_string().as_bytes(),
-            )
-        })?;
-        Ok(PanoramaxUser {
-            id,
-            name: str_field(value.get("name")),
-        })
+        self.call_typed(
+            "GET /api/users/me",
+            self.http.get(self.url(&["users", "me"])?),
+        )
+        .await
     }
 
     /// `GET /api/configuration`.
     pub async fn configuration(&self) -> Result<InstanceConfiguration, ProviderError> {
+        let call = "GET /api/configuration";
         let value = self
-            .call_json(self.http.get(self.url(&["configuration"])?))
+            .call_json(call, self.http.get(self.url(&["configuration"])?))
             .await?;
-        let license = value.get("license");
+        let typed: ConfigurationReply = decode_value(SERVICE, call, 200, &value)?;
+        let license = typed.license.unwrap_or_default();
         Ok(InstanceConfiguration {
-            auth_enabled: flex_bool(value.pointer("/auth/enabled")).unwrap_or(false),
-            license_id: str_field(license.and_then(|l| l.get("id"))),
-            license_url: str_field(license.and_then(|l| l.get("url"))),
+            auth_enabled: typed.auth.is_some_and(|a| a.enabled),
+            license_id: license.id,
+            license_url: license.url,
             raw: value,
         })
     }
 
     /// `POST /api/upload_sets` (JSON) → the new set (GeoVisio answers 200, not 201).
     pub async fn create_upload_set(&self, set: &NewUploadSet) -> Result<UploadSet, ProviderError> {
+        let call = "POST /api/upload_sets";
         let value = self
-            .call_json(self.http.post(self.url(&["upload_sets"])?).json(set))
+            .call_json(call, self.http.post(self.url(&["upload_sets"])?).json(set))
             .await?;
-        UploadSet::from_json(&value).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the upload set reply has no id",
-                value.to_string().as_bytes(),
-            )
-        })
+        UploadSet::decode(call, &value)
     }
 
     /// `POST /api/upload_sets/{id}/files` (multipart, one file). 202 → [`AddFileOutcome::Added`];
@@ -493,14 +664,22 @@ impl PanoramaxClient {
             .multipart(form.part("file", part));
         let reply = self.send(request).await?;
         if reply.status == StatusCode::CONFLICT {
-            let value = reply.json().unwrap_or(Value::Null);
-            // Same set: `existing_item.id`. Another set: `upload_sets: [{"existing_item_id",
-            // "upload_set_id"}]` (GeoVisio 2.15.1).
-            let existing_item_id = flex_string(value.pointer("/existing_item/id"))
-                .or_else(|| flex_string(value.pointer("/details/existing_item/id")))
-                .or_else(|| flex_string(value.pointer("/upload_sets/0/existing_item_id")));
-            let message = str_field(value.get("message"))
-                .or_else(|| str_field(value.pointer("/details/error")))
+            // Read leniently: whatever its shape, a 409 means the bytes are there.
+            let conflict: ConflictReply = serde_json::from_slice(&reply.body).unwrap_or_default();
+            let details = conflict.details.unwrap_or_default();
+            let existing_item_id = conflict
+                .existing_item
+                .and_then(|i| i.id)
+                .or_else(|| details.existing_item.and_then(|i| i.id))
+                .or_else(|| {
+                    conflict
+                        .upload_sets
+                        .into_iter()
+                        .find_map(|s| s.existing_item_id)
+                });
+            let message = conflict
+                .message
+                .or(details.error)
                 .unwrap_or_else(|| "the same file is already on the instance".to_string());
             return Ok(AddFileOutcome::AlreadyThere {
                 existing_item_id,
@@ -510,22 +689,11 @@ impl PanoramaxClient {
         if !reply.status.is_success() {
             return Err(self.error(&reply));
         }
-        let value = reply.json().ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the reply is not JSON",
-                &reply.body,
-            )
-        })?;
-        Ok(AddFileOutcome::Added(AddedFile {
-            picture_id: flex_string(value.get("picture_id")),
-            file_name: str_field(value.get("file_name")),
-            content_md5: str_field(value.get("content_md5")),
-            size: flex_u64(value.get("size"))
-                .or_else(|| flex_f64(value.get("size")).map(|s| s as u64)),
-            raw: value,
-        }))
+        let call = "POST /api/upload_sets/{id}/files";
+        let value: Value = decode(SERVICE, call, reply.status.as_u16(), &reply.body)?;
+        let mut added: AddedFile = decode_value(SERVICE, call, reply.status.as_u16(), &value)?;
+        added.raw = value;
+        Ok(AddFileOutcome::Added(added))
     }
 
     /// `POST /api/upload_sets/{id}/complete`: forces completion (queues `dispatch`).
@@ -545,17 +713,11 @@ impl PanoramaxClient {
 
     /// `GET /api/upload_sets/{id}`: poll until `ready`.
     pub async fn upload_set(&self, set_id: &str) -> Result<UploadSet, ProviderError> {
+        let call = "GET /api/upload_sets/{id}";
         let value = self
-            .call_json(self.http.get(self.url(&["upload_sets", set_id])?))
+            .call_json(call, self.http.get(self.url(&["upload_sets", set_id])?))
             .await?;
-        UploadSet::from_json(&value).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the upload set reply has no id",
-                value.to_string().as_bytes(),
-            )
-        })
+        UploadSet::decode(call, &value)
     }
 
     /// `GET /api/upload_sets/{id}/files`, with the reasons of rejected files.
@@ -563,38 +725,40 @@ impl PanoramaxClient {
         &self,
         set_id: &str,
     ) -> Result<Vec<UploadSetFile>, ProviderError> {
-        let value = self
-            .call_json(self.http.get(self.url(&["upload_sets", set_id, "files"])?))
+        let reply: FilesReply = self
+            .call_typed(
+                "GET /api/upload_sets/{id}/files",
+                self.http.get(self.url(&["upload_sets", set_id, "files"])?),
+            )
             .await?;
-        let files = value
-            .get("files")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ProviderError::unexpected_reply(
-                    SERVICE,
-                    200,
-                    "the reply has no files list",
-                    value.to_string().as_bytes(),
-                )
-            })?;
-        Ok(files
-            .iter()
-            .map(|f| UploadSetFile {
-                picture_id: flex_string(f.get("picture_id")),
-                file_name: str_field(f.get("file_name")),
-                content_md5: str_field(f.get("content_md5")),
-                size: flex_u64(f.get("size")),
-                rejected: f
-                    .get("rejected")
-                    .filter(|r| r.is_object())
-                    .map(|r| Rejection {
-                        reason: str_field(r.get("reason"))
-                            .unwrap_or_else(|| "other_error".to_string()),
-                        severity: str_field(r.get("severity")),
-                        message: str_field(r.get("message")),
-                    }),
-            })
-            .collect())
+        Ok(reply.files)
+    }
+
+    /// `GET /api/collections/{id}`: one sequence.
+    pub async fn collection(&self, collection_id: &str) -> Result<Collection, ProviderError> {
+        self.call_typed(
+            "GET /api/collections/{id}",
+            self.http.get(self.url(&["collections", collection_id])?),
+        )
+        .await
+    }
+
+    /// `GET /api/collections/{id}/items?limit=n`: the first pictures of a sequence, in
+    /// sequence order.
+    pub async fn collection_items(
+        &self,
+        collection_id: &str,
+        limit: u32,
+    ) -> Result<Vec<CollectionItem>, ProviderError> {
+        let reply: CollectionItems = self
+            .call_typed(
+                "GET /api/collections/{id}/items",
+                self.http
+                    .get(self.url(&["collections", collection_id, "items"])?)
+                    .query(&[("limit", limit.to_string())]),
+            )
+            .await?;
+        Ok(reply.features)
     }
 
     /// `DELETE /api/upload_sets/{id}` → 204.
@@ -607,5 +771,91 @@ impl PanoramaxClient {
         } else {
             Err(self.error(&reply))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! GeoVisio 2.15.1 replies (PROTOCOLS §4) decode into the typed replies.
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn upload_sets_and_files() {
+        let set = json!({
+            "id": "0a3c1e2d-1111-2222-3333-444455556666", "completed": false, "dispatched": false, "ready": false,
+            "nb_items": 0, "associated_collections": [], "estimated_nb_files": 3, "sort_method": "time-asc",
+            "title": "Walk", "visibility": "anyone",
+            "items_status": {"prepared": 0, "preparing": 0, "broken": 0, "rejected": 0, "not_processed": 0},
+            "links": [{"rel": "self", "href": "…"}, {"rel": "add_files", "href": "…"}]
+        });
+        let s = UploadSet::decode("POST /api/upload_sets", &set).unwrap();
+        assert_eq!(s.id, "0a3c1e2d-1111-2222-3333-444455556666");
+        assert!(!s.completed && !s.ready);
+        assert_eq!(s.items_status, Some(ItemsStatus::default()));
+        let ready = json!({"id": "s1", "completed": true, "dispatched": true, "ready": true, "nb_items": 3,
+            "associated_collections": [{"id": "c1", "nb_items": 3, "ready": true, "links": []}],
+            "items_status": {"prepared": 3, "preparing": 0, "broken": 0, "rejected": 1, "not_processed": 0}});
+        let s = UploadSet::decode("GET /api/upload_sets/{id}", &ready).unwrap();
+        assert_eq!(s.associated_collections, vec!["c1".to_string()]);
+        assert_eq!(s.items_status.unwrap().rejected, 1);
+        let files = json!({"files": [
+            {"picture_id": "p1", "file_name": "a.jpg", "content_md5": "abc", "size": 1234, "inserted_at": "2025-01-01T00:00:00Z"},
+            {"file_name": "b.jpg", "content_md5": "def", "size": 99, "rejected": {"reason": "file_duplicate", "severity": "info", "message": "The same picture has already been sent"}}
+        ]});
+        let f: FilesReply = decode_value(SERVICE, "GET files", 200, &files).unwrap();
+        assert_eq!(f.files[0].picture_id.as_deref(), Some("p1"));
+        assert_eq!(
+            f.files[1].rejected.as_ref().unwrap().reason,
+            "file_duplicate"
+        );
+        let added = json!({"picture_id": "p2", "file_name": "c.jpg", "content_md5": "0f", "inserted_at": "…", "file_type": "picture", "size": 2048.0, "links": []});
+        let a: AddedFile = decode_value(SERVICE, "POST files", 202, &added).unwrap();
+        assert_eq!((a.picture_id.as_deref(), a.size), (Some("p2"), Some(2048)));
+    }
+
+    #[test]
+    fn collections_and_items() {
+        let c = json!({"type": "Collection", "stac_version": "1.0.0", "id": "c1", "title": "Walk",
+            "geovisio:status": "ready", "stats:items": {"count": 3}, "geovisio:length_km": 0.42, "links": []});
+        let c: Collection = decode_value(SERVICE, "GET collection", 200, &c).unwrap();
+        assert_eq!(c.items.unwrap().count, 3);
+        assert_eq!(c.status.as_deref(), Some("ready"));
+        assert_eq!(c.length_km, Some(0.42));
+        let items = json!({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": "p1", "collection": "c1", "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
+             "properties": {"datetime": "2024-05-01T10:00:00Z", "view:azimuth": 90}, "assets": {}}
+        ], "links": []});
+        let i: CollectionItems = decode_value(SERVICE, "GET items", 200, &items).unwrap();
+        assert_eq!(i.features[0].id, "p1");
+        let e = decode_value::<Collection>(
+            SERVICE,
+            "GET /api/collections/{id}",
+            200,
+            &json!({"title": "x"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "the reply to GET /api/collections/{id} does not fit: missing field `id`"
+        );
+    }
+
+    #[test]
+    fn errors_keep_their_words() {
+        let body = json!({"message": "Impossible to parse picture metadata", "status_code": 400,
+            "details": {"error": "No GPS coordinates or broken coordinates in picture EXIF tags", "missing_fields": ["datetime", "location"]}});
+        let e = classify_error(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            body.to_string().as_bytes(),
+            0,
+        );
+        assert!(
+            e.message().contains("missing: datetime, location"),
+            "{}",
+            e.message()
+        );
     }
 }

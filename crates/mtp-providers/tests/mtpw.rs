@@ -17,7 +17,7 @@ use axum::routing::{post, put};
 use common::{Log, serve};
 use mtp_core::secret::Secret;
 use mtp_providers::ErrorKind;
-use mtp_providers::mtpw::{MtpwClient, MtpwImport, NewMtpwSequence};
+use mtp_providers::mtpw::{self, MapillaryImport, MtpwClient, MtpwImport, NewMtpwSequence};
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -142,19 +142,30 @@ async fn import_is_json_put_with_a_trailing_slash() {
         json!({"mapillary_user_token": "mly-user-token", "mapillary_sequence_key": "seqA"})
     );
 
-    // Unknown id: Django raises, HTML 500.
-    stub.replies.lock().unwrap().push((
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "text/html",
-        "<!DOCTYPE html><html><body><h1>Server Error (500)</h1></body></html>".into(),
-    ));
+    // Unknown id: Django raises, HTML 500; the empty probe raises too → unknown.
+    for _ in 0..2 {
+        stub.replies.lock().unwrap().push((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/html",
+            "<!DOCTYPE html><html><body><h1>Server Error (500)</h1></body></html>".into(),
+        ));
+    }
     let e = client
         .import("nope", &MtpwImport::default())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(e.code(), Some(mtpw::CODE_UNKNOWN_SEQUENCE));
     assert!(e.to_string().starts_with("Map the Paths Web: "), "{e}");
-    assert!(e.message().contains("create the sequence again"), "{e}");
+    assert!(
+        e.message().contains("does not know the sequence nope"),
+        "{e}"
+    );
+    assert_eq!(
+        stub.log.last().json(),
+        json!({}),
+        "the probe sends no field"
+    );
 
     stub.replies.lock().unwrap().push((
         StatusCode::OK,
@@ -166,4 +177,91 @@ async fn import_is_json_put_with_a_trailing_slash() {
         .await
         .unwrap_err();
     assert_eq!(e.message(), "You are not owner of this sequence");
+}
+
+/// Today's server: the Mapillary check fails (500 text/plain) or refuses (200 quirk); the
+/// sequence exists (the empty probe answers), so it is "could not check", not "gone".
+#[tokio::test]
+async fn a_failed_mapillary_check_is_not_an_unknown_sequence() {
+    let (stub, client) = start().await;
+    let token = Secret::from("mly-user-token");
+    let updated = (
+        StatusCode::OK,
+        "application/json",
+        json!({"message": "Sequence is updated \n", "status": true}).to_string(),
+    );
+    stub.replies.lock().unwrap().extend([
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "A server error occurred.  Please contact the administrator.".to_string(),
+        ),
+        updated.clone(),
+    ]);
+    let out = client.import_mapillary("u1", &token, "seqA").await.unwrap();
+    assert!(
+        matches!(&out, MapillaryImport::MapillaryCheckFailed { detail } if detail.contains("HTTP 500")),
+        "{out:?}"
+    );
+    let seen = stub.log.all();
+    let n = seen.len();
+    assert_eq!(
+        seen[n - 2].json(),
+        json!({"mapillary_user_token": "mly-user-token", "mapillary_sequence_key": "seqA"})
+    );
+    assert_eq!(seen[n - 1].json(), json!({}));
+    assert_eq!(seen[n - 1].path, "/mtpw/api/v1/sequence/import/u1/");
+
+    stub.replies.lock().unwrap().push((
+        StatusCode::OK,
+        "application/json",
+        json!({"error": "Mapillary token is invalid", "status": false}).to_string(),
+    ));
+    let out = client.import_mapillary("u1", &token, "seqA").await.unwrap();
+    assert!(
+        matches!(&out, MapillaryImport::MapillaryCheckFailed { detail } if detail.contains("Mapillary token is invalid")),
+        "{out:?}"
+    );
+
+    stub.replies.lock().unwrap().push((
+        StatusCode::OK,
+        "application/json",
+        json!({"status": "success", "message": "Sequence successfully was imported. Sequence will be published in about 10 minutes.", "unique_id": "u1"}).to_string(),
+    ));
+    let out = client.import_mapillary("u1", &token, "seqA").await.unwrap();
+    assert!(matches!(out, MapillaryImport::Imported { .. }), "{out:?}");
+
+    // A 403 is the account's problem: sign in to Map the Paths again.
+    stub.replies.lock().unwrap().push((
+        StatusCode::FORBIDDEN,
+        "application/json",
+        json!({"detail": "Authentication credentials were not provided."}).to_string(),
+    ));
+    let e = client
+        .import_mapillary("u1", &token, "seqA")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth);
+
+    // A create reply without `unique_id` names the call and the field.
+    stub.replies.lock().unwrap().push((
+        StatusCode::OK,
+        "application/json",
+        json!({"status": "success", "message": "Sequence successfully was created."}).to_string(),
+    ));
+    let e = client
+        .create_sequence(&NewMtpwSequence {
+            name: "x".into(),
+            transport_type: "Walk".into(),
+            description: None,
+            tags: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "Map the Paths Web: the reply to POST /api/v1/sequence/create/ does not fit: missing field `unique_id`"
+        ),
+        "{e}"
+    );
 }

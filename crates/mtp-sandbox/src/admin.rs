@@ -8,6 +8,7 @@
 //! | `GET /sandbox/faults`, `POST /sandbox/faults` (body = spec), `DELETE /sandbox/faults` | fault rules |
 //! | `POST /sandbox/tokens?service=mapillary&user=0` | an access token as if the OAuth flow had run |
 //! | `POST /sandbox/mapillary` (JSON) | Mapillary knobs: `graphql_refuses_user_tokens`, `fail_next_cluster` `{stage, error_code}`, `add_activity`, `split_next_cluster`, `drop_from_next_cluster`, `advance_clock_seconds`, `handle_max_age_seconds` |
+//! | `GET /sandbox/mtpw_import`, `PUT /sandbox/mtpw_import?mode=v3_unreachable\|v3_refuses\|fixed` | how Map the Paths Web's import answers a Mapillary link |
 
 use std::collections::HashMap;
 
@@ -37,6 +38,7 @@ pub(crate) fn router() -> Router<AppRef> {
         )
         .route("/tokens", post(token))
         .route("/mapillary", post(crate::mapillary::knobs))
+        .route("/mtpw_import", get(mtpw_import).put(set_mtpw_import))
 }
 
 async fn urls(State(app): State<AppRef>) -> Response {
@@ -44,6 +46,29 @@ async fn urls(State(app): State<AppRef>) -> Response {
         StatusCode::OK,
         &serde_json::to_value(SandboxUrls::new(&app.origin)).unwrap_or_default(),
     )
+}
+
+async fn mtpw_import(State(app): State<AppRef>) -> Response {
+    let mode = crate::state::lock(&app.mtpw).import_mode();
+    json_response(StatusCode::OK, &json!({"mode": mode.as_str()}))
+}
+
+async fn set_mtpw_import(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match q
+        .get("mode")
+        .map(String::as_str)
+        .unwrap_or_default()
+        .parse::<crate::MtpwImportMode>()
+    {
+        Ok(mode) => {
+            crate::state::lock(&app.mtpw).set_import_mode(mode);
+            json_response(StatusCode::OK, &json!({"mode": mode.as_str()}))
+        }
+        Err(e) => json_response(StatusCode::BAD_REQUEST, &json!({"error": e})),
+    }
 }
 
 async fn requests(State(app): State<AppRef>) -> Response {

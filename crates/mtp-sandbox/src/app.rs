@@ -35,6 +35,7 @@ pub(crate) type AppRef = Arc<App>;
 
 impl App {
     pub fn new(cfg: SandboxConfig, base: &Url) -> App {
+        let mtpw_import = cfg.mtpw_import;
         App {
             cfg,
             origin: base.as_str().trim_end_matches('/').to_owned(),
@@ -44,7 +45,7 @@ impl App {
             mly: Mutex::new(mapillary::MlyState::default()),
             kv: Mutex::new(kartaview::KvState::default()),
             pnx: Mutex::new(panoramax::PnxState::default()),
-            mtpw: Mutex::new(mtpw::MtpwState::default()),
+            mtpw: Mutex::new(mtpw::MtpwState::with_import_mode(mtpw_import)),
         }
     }
 

@@ -141,6 +141,15 @@ pub(crate) enum PanoramaxAuthError {
 }
 
 impl AuthStore {
+    /// Every token value handed out so far (access, refresh, Panoramax JWTs).
+    pub fn issued_values(&self) -> Vec<String> {
+        self.tokens
+            .keys()
+            .cloned()
+            .chain(self.panoramax_tokens.iter().map(|t| t.jwt.clone()))
+            .collect()
+    }
+
     /// Issues a token. `lifetime: None` = never expires (OSM, KartaView, MTPW, Panoramax).
     pub fn issue(
         &mut self,

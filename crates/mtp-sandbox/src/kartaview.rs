@@ -72,6 +72,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             ep(app, "kartaview.photo_list", post(photo_list)),
         )
         .route("/details", ep(app, "kartaview.details", post(details)))
+        .route("/details/{id}", get(details_page))
         .route("/my-list", ep(app, "kartaview.my_list", post(my_list)))
         .route(
             "/2.0/sequence/{id}",
@@ -939,4 +940,30 @@ async fn photos_v2(
         "The request has been processed without incidents",
         Some(json!({"data": data, "hasMoreData": page * per_page < total})),
     )
+}
+/// A sequence's web page (`kartaview.org/details/<id>` on the real service, here under
+/// the API base): what a "View on KartaView" link opens.
+async fn details_page(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+    use axum::response::{Html, IntoResponse};
+    let snapshot = crate::state::SandboxState { app: app.clone() }.kartaview_sequence(&id);
+    match snapshot.filter(|s| !s.deleted) {
+        Some(s) => Html(crate::html::page(
+            &format!("KartaView sequence {}", s.id),
+            &format!(
+                "<p id=\"kv-sequence\" data-sequence=\"{id}\">{n} photos · {status}</p>",
+                id = crate::html::escape(&s.id),
+                n = s.photos.len(),
+                status = crate::html::escape(&s.status),
+            ),
+        ))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Html(crate::html::page(
+                "KartaView",
+                "<p>This sequence does not exist (or not any more).</p>",
+            )),
+        )
+            .into_response(),
+    }
 }

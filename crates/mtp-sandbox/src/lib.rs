@@ -54,6 +54,7 @@ pub use auth::{SandboxUser, Service, USERS};
 pub use faults::{
     FaultAction, FaultDirective, FaultId, FaultRule, FaultSpecError, FaultTarget, Faults,
 };
+pub use mtpw::MtpwImportMode;
 pub use record::{RecordedFile, RecordedRequest};
 pub use server::{Sandbox, SandboxConfig, SandboxUrls};
 pub use state::{

@@ -4,8 +4,18 @@
 //!
 //! Errors keep mtp-web's quirk: HTTP 200 with `{"error":"<text>","status":false}`. An
 //! unknown `unique_id` on import is an HTTP 500 HTML page, as the unguarded lookup raises.
+//! A missing or bad token is HTTP 403 `{"detail":…}` (Django REST framework).
+//!
+//! An import carrying `mapillary_user_token` + `mapillary_sequence_key` answers as today's
+//! server does ([`MtpwImportMode`], PROTOCOLS §5): by default its call to Mapillary's
+//! retired v3 API fails, an HTTP 500 with a plain-text body (any `strava` or
+//! `google_street_view` in the same body is already saved); `V3Refuses` gives the HTTP 200
+//! `{"error":"Mapillary token is invalid","status":false}` of a v3 host that answers; only
+//! `Fixed` (a server whose Mapillary check works) imports, checking the sequence against
+//! the Mapillary emulator.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +34,64 @@ use crate::auth::{Service, TokenKind, USERS};
 use crate::body::{ParsedForm, read_all};
 use crate::html::{consent_page, error_page};
 use crate::state::{MtpwSequence, lock, username};
+
+/// How the import answers when asked to link a Mapillary sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MtpwImportMode {
+    /// Today's server: its Mapillary v3 call fails → HTTP 500, `text/plain`.
+    #[default]
+    V3Unreachable,
+    /// A v3 host that answers refuses → HTTP 200 `{"error":"Mapillary token is invalid"}`.
+    V3Refuses,
+    /// A server whose Mapillary check works (checks ownership, imports, publishes).
+    Fixed,
+}
+
+impl MtpwImportMode {
+    pub const ALL: [MtpwImportMode; 3] = [
+        MtpwImportMode::V3Unreachable,
+        MtpwImportMode::V3Refuses,
+        MtpwImportMode::Fixed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtpwImportMode::V3Unreachable => "v3_unreachable",
+            MtpwImportMode::V3Refuses => "v3_refuses",
+            MtpwImportMode::Fixed => "fixed",
+        }
+    }
+
+    fn from_u8(v: u8) -> MtpwImportMode {
+        match v {
+            1 => MtpwImportMode::V3Refuses,
+            2 => MtpwImportMode::Fixed,
+            _ => MtpwImportMode::V3Unreachable,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            MtpwImportMode::V3Unreachable => 0,
+            MtpwImportMode::V3Refuses => 1,
+            MtpwImportMode::Fixed => 2,
+        }
+    }
+}
+
+impl std::str::FromStr for MtpwImportMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        MtpwImportMode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown Map the Paths import mode {s:?}: use v3_unreachable, v3_refuses or fixed")
+            })
+    }
+}
 
 /// Token lifetime MTPW announces (≈19 years).
 const EXPIRES_IN: &str = "600000000";
@@ -125,6 +193,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/api/v1/sequence/import",
             ep(app, "mtpw.legacy_import", post(legacy_import)),
         )
+        .route("/sequence/{unique_id}", get(sequence_page))
 }
 
 struct Sequence {
@@ -145,6 +214,8 @@ struct Sequence {
 
 #[derive(Default)]
 pub(crate) struct MtpwState {
+    /// [`MtpwImportMode`] as a number, settable while running.
+    import_mode: AtomicU8,
     sequences: Vec<Sequence>,
     /// Every tag ever used (created on first use; matched case-insensitively).
     tags: Vec<String>,
@@ -153,6 +224,21 @@ pub(crate) struct MtpwState {
 }
 
 impl MtpwState {
+    pub(crate) fn with_import_mode(mode: MtpwImportMode) -> MtpwState {
+        MtpwState {
+            import_mode: AtomicU8::new(mode.to_u8()),
+            ..MtpwState::default()
+        }
+    }
+
+    pub(crate) fn import_mode(&self) -> MtpwImportMode {
+        MtpwImportMode::from_u8(self.import_mode.load(Ordering::SeqCst))
+    }
+
+    pub(crate) fn set_import_mode(&self, mode: MtpwImportMode) {
+        self.import_mode.store(mode.to_u8(), Ordering::SeqCst);
+    }
+
     pub fn snapshot(&self, _app: &App) -> Vec<MtpwSequence> {
         self.sequences
             .iter()
@@ -210,13 +296,32 @@ fn server_error_500() -> Response {
         .into_response()
 }
 
+/// What mtp-web's WSGI handler answers when a view raises outside Django's error page
+/// (seen with its Mapillary v3 call failing, PROTOCOLS §5).
+fn server_error_plain() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "A server error occurred.  Please contact the administrator.",
+    )
+        .into_response()
+}
+
+/// Django REST framework's token check: HTTP 403 with `{"detail":…}` for a missing or a
+/// bad token (PROTOCOLS §5, observed on mtp-web's own code).
 fn user(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
-    auth_credential(headers, &["Bearer"])
-        .and_then(|t| lock(&app.auth).access_user(&app.faults, Service::Mtpw, t))
+    let Some(token) = auth_credential(headers, &["Bearer"]) else {
+        return Err(json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"detail": "Authentication credentials were not provided."}),
+        ));
+    };
+    lock(&app.auth)
+        .access_user(&app.faults, Service::Mtpw, token)
         .ok_or_else(|| {
             json_response(
-                StatusCode::UNAUTHORIZED,
-                &json!({"detail": "Authentication credentials were not provided."}),
+                StatusCode::FORBIDDEN,
+                &json!({"detail": "Invalid token header. Token string should not contain invalid characters."}),
             )
         })
 }
@@ -494,6 +599,33 @@ async fn import(
     let text = |k: &str| body.get(k).and_then(Value::as_str);
     let wants_mapillary =
         body.contains_key("mapillary_user_token") || body.contains_key("mapillary_sequence_key");
+    let mode = lock(&app.mtpw).import_mode();
+    if wants_mapillary && mode != MtpwImportMode::Fixed {
+        if text("mapillary_user_token").is_none_or(str::is_empty) {
+            return quirk_error("Mapillary token is missing");
+        }
+        if text("mapillary_sequence_key").is_none_or(str::is_empty) {
+            return quirk_error("Sequence key is missing");
+        }
+        if mode == MtpwImportMode::V3Refuses {
+            return quirk_error("Mapillary token is invalid");
+        }
+        // The Strava / Street View fields are saved before the v3 call raises.
+        let mut st = lock(&app.mtpw);
+        if let Some(s) = st
+            .sequences
+            .iter_mut()
+            .find(|s| s.unique_id == unique_id && !s.deleted)
+        {
+            if let Some(v) = body.get("google_street_view") {
+                s.google_street_view = Some(v.clone());
+            }
+            if let Some(v) = body.get("strava") {
+                s.strava = Some(v.clone());
+            }
+        }
+        return server_error_plain();
+    }
     let mapillary = if wants_mapillary {
         match check_mapillary(
             &app,
@@ -633,6 +765,45 @@ async fn legacy_import(State(app): State<AppRef>, headers: HeaderMap, body: Body
         &json!({"status": "success", "message": "Sequence successfully was imported.",
                 "unique_id": unique_id}),
     )
+}
+
+/// The sequence's web page (`{mtpw}/sequence/<unique_id>`), where it is edited and
+/// published; unknown ids get Django's 404 page.
+async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
+    let st = lock(&app.mtpw);
+    let Some(s) = st
+        .sequences
+        .iter()
+        .find(|s| s.unique_id == unique_id && !s.deleted)
+    else {
+        return error_page(
+            StatusCode::NOT_FOUND,
+            "Not Found",
+            "The requested resource was not found on this server.",
+        );
+    };
+    let published = s.publish_at.is_some_and(|at| Instant::now() >= at);
+    let linked = match &s.mapillary_sequence_key {
+        Some(key) => format!(
+            "Mapillary sequence <code>{}</code>",
+            crate::html::escape(key)
+        ),
+        None => "not linked to Mapillary".to_owned(),
+    };
+    Html(crate::html::page(
+        &format!("Map the Paths: {}", s.name),
+        &format!(
+            "<p id=\"mtpw-sequence\" data-unique-id=\"{id}\">{transport} · {state} · {linked}</p>",
+            id = crate::html::escape(&s.unique_id),
+            transport = crate::html::escape(&s.transport_type),
+            state = if published {
+                "published"
+            } else {
+                "unpublished"
+            },
+        ),
+    ))
+    .into_response()
 }
 
 #[cfg(test)]

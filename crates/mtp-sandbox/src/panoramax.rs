@@ -36,6 +36,7 @@ const VISIBILITIES: &[&str] = &["anyone", "owner-only", "logged-only"];
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
+        .route("/", get(viewer))
         .route("/api", ep(app, "panoramax.root", get(root)))
         .route(
             "/api/configuration",
@@ -1511,4 +1512,54 @@ fn exif_rational(value: &str) -> Option<f64> {
     let (n, d) = value.trim().split_once('/')?;
     let (n, d) = (n.trim().parse::<f64>().ok()?, d.trim().parse::<f64>().ok()?);
     (d != 0.0).then(|| n / d).filter(|v| v.is_finite())
+}
+/// The instance's web viewer on one picture (`{instance}/?focus=pic&pic=<id>`, the
+/// viewer's permalink parameters): the page a "View on Panoramax" link opens.
+pub(crate) async fn viewer(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let st = lock(&app.pnx);
+    let Some(pic) = q.get("pic").filter(|p| !p.is_empty()) else {
+        return Html(page(
+            "Panoramax",
+            "<p>The sandbox instance's viewer: open a picture with <code>?pic=&lt;id&gt;</code>.</p>",
+        ))
+        .into_response();
+    };
+    let Some(p) = st.pictures.iter().find(|p| &p.id == pic) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page(
+                "Panoramax",
+                "<p>This picture does not exist (or not any more).</p>",
+            )),
+        )
+            .into_response();
+    };
+    let sequence = p
+        .collection_id
+        .as_ref()
+        .and_then(|c| st.collections.iter().find(|x| &x.id == c));
+    let body = match sequence {
+        Some(c) => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",
+            pid = escape(&p.id),
+            cid = escape(&c.id),
+            pos = c
+                .picture_ids
+                .iter()
+                .position(|x| x == &p.id)
+                .map_or(0, |i| i + 1),
+            n = c.picture_ids.len(),
+            title = escape(&c.title),
+            file = escape(&p.file_name),
+        ),
+        None => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file}, not yet in a sequence (still being processed).</p>",
+            pid = escape(&p.id),
+            file = escape(&p.file_name),
+        ),
+    };
+    Html(page("Panoramax", &body)).into_response()
 }

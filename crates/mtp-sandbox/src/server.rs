@@ -53,6 +53,9 @@ pub struct SandboxConfig {
     /// client wrote before it died still arrives. A small buffer with a `throttle_kbps`
     /// fault makes a slow link, so a client killed mid-upload leaves a partial body.
     pub recv_buffer: Option<u32>,
+    /// How Map the Paths Web's import answers a Mapillary link (default: as today's
+    /// server, HTTP 500; see [`crate::MtpwImportMode`]). Can be changed while running.
+    pub mtpw_import: crate::MtpwImportMode,
 }
 
 impl Default for SandboxConfig {
@@ -65,6 +68,7 @@ impl Default for SandboxConfig {
             auto_approve: false,
             panoramax_anonymous_uploads: false,
             recv_buffer: None,
+            mtpw_import: crate::MtpwImportMode::default(),
         }
     }
 }
@@ -183,6 +187,15 @@ impl Sandbox {
         self.app.recorder.clear();
     }
 
+    /// How Map the Paths Web's import answers a Mapillary link from now on.
+    pub fn set_mtpw_import(&self, mode: crate::MtpwImportMode) {
+        lock(&self.app.mtpw).set_import_mode(mode);
+    }
+
+    pub fn mtpw_import(&self) -> crate::MtpwImportMode {
+        lock(&self.app.mtpw).import_mode()
+    }
+
     /// Read access to the emulators' data.
     pub fn state(&self) -> SandboxState {
         SandboxState {
@@ -234,6 +247,9 @@ fn build_router(app: &AppRef) -> Router {
         .nest("/mapillary", mapillary::router(app))
         .nest("/osm", osm::router(app))
         .nest("/kartaview", kartaview::router(app))
+        // The instance's web viewer is at its root with a trailing slash
+        // (`{instance}/?pic=…`), which a nested `/` route does not match.
+        .route("/panoramax/", get(panoramax::viewer))
         .nest("/panoramax", panoramax::router(app))
         .nest("/mtpw", mtpw::router(app))
         .nest("/sandbox", admin::router())

@@ -176,6 +176,11 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
+    /// Every token the emulators issued, for tests that check none of them leaks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.app.auth).issued_values()
+    }
+
     pub fn mapillary_files(&self) -> Vec<MapillaryFile> {
         lock(&self.app.mly).files_snapshot()
     }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Photo, client, location, md5_hex, param, s, sandbox, sandbox_with};
-use mtp_sandbox::{MTPW_CLIENT_ID, Sandbox, Service};
+use mtp_sandbox::{MTPW_CLIENT_ID, MtpwImportMode, Sandbox, Service};
 use serde_json::{Value, json};
 
 fn api(sb: &Sandbox, path: &str) -> String {
@@ -210,12 +210,144 @@ async fn create_and_the_http_200_error_quirk() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    // Django REST framework: 403 with `detail`, for a missing token and for a bad one.
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"detail": "Authentication credentials were not provided."})
+    );
+    let (status, v) = create(
+        &sb,
+        "not-a-token",
+        &[("name", "x"), ("transport_type", "Walk")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(v["detail"].is_string(), "{v}");
+    // A JSON body is ignored: the form fields are what count.
+    let r = client()
+        .post(api(&sb, "/sequence/create/"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "x", "transport_type": "Walk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Sequence Name is missing", "status": false})
+    );
+}
+
+/// Today's server cannot check Mapillary accounts: by default its v3 call fails (HTTP 500,
+/// plain text; Strava/Street View fields in the same body are already saved); a v3 host
+/// that answers refuses; only the "fixed" switch imports.
+#[tokio::test]
+async fn import_with_mapillary_answers_like_todays_server() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    assert_eq!(
+        sb.mtpw_import(),
+        MtpwImportMode::V3Unreachable,
+        "strict by default"
+    );
+    let token = sb.issue_token(Service::Mtpw, 0);
+    let (seq_key, mly_token) = mapillary_sequence(&sb, 0, 2).await;
+    let (_, v) = create(&sb, &token, &[("name", "A"), ("transport_type", "Walk")]).await;
+    let a = v["unique_id"].as_str().unwrap().to_owned();
+    let body = json!({"mapillary_user_token": mly_token, "mapillary_sequence_key": seq_key, "strava": "42"});
+
+    let r = import(&sb, &token, &a, body.clone()).await;
+    assert_eq!(r.status(), 500);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        "A server error occurred.  Please contact the administrator."
+    );
+    let seq = sb.state().mtpw_sequence(&a).unwrap();
+    assert_eq!(
+        seq.strava,
+        Some(json!("42")),
+        "saved before the v3 call raised"
+    );
+    assert_eq!(seq.mapillary_sequence_key, None);
+    assert!(!seq.published);
+    // Missing fields are still checked first.
+    let v: Value = import(&sb, &token, &a, json!({"mapillary_sequence_key": seq_key}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["error"], "Mapillary token is missing");
+    // The same sequence answers an import without Mapillary fields.
+    let v: Value = import(&sb, &token, &a, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], true);
+
+    // Switched at run time through the control plane.
+    let r = client()
+        .put(format!(
+            "{}/mtpw_import?mode=v3_refuses",
+            s(&sb.urls().sandbox_admin)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = import(&sb, &token, &a, body.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "Mapillary token is invalid", "status": false})
+    );
+
+    sb.set_mtpw_import(MtpwImportMode::Fixed);
+    let v: Value = import(&sb, &token, &a, body).await.json().await.unwrap();
+    assert_eq!(v["status"], "success");
+    let seq = sb.state().mtpw_sequence(&a).unwrap();
+    assert_eq!(
+        seq.mapillary_sequence_key.as_deref(),
+        Some(seq_key.as_str())
+    );
+    assert_eq!(seq.image_count, Some(2));
+
+    // The sequence's page, as the app links it.
+    let page = client()
+        .get(format!("{}/sequence/{a}", s(&sb.urls().mtpw_base)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(&format!("data-unique-id=\"{a}\""))
+    );
+    let gone = client()
+        .get(format!(
+            "{}/sequence/00000000-0000-0000-0000-000000000000",
+            s(&sb.urls().mtpw_base)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
 }
 
 #[tokio::test]
 async fn import_checks_the_mapillary_sequence() {
-    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let sb = sandbox_with(|c| {
+        c.processing_delay = Duration::ZERO;
+        c.mtpw_import = MtpwImportMode::Fixed;
+    })
+    .await;
     let token = sb.issue_token(Service::Mtpw, 0);
     let (seq_key, mly_token) = mapillary_sequence(&sb, 0, 3).await;
     let (other_key, _) = mapillary_sequence(&sb, 1, 1).await;

@@ -7,6 +7,7 @@ use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::{App, Settings};
 use mtp_core::Destination;
 use mtp_core::engine::{EngineConfig, RetryPolicy};
+use mtp_core::engine::{ItemState, JobStatus};
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
 use mtp_core::store::{JobRow, SequenceMeta, Store};
 use mtp_sandbox::Sandbox;
@@ -29,7 +30,24 @@ impl Story {
         Story::start_with(&[]).await
     }
 
+    /// Starts the app for stories about something else than Map the Paths Web's Mapillary
+    /// link: its emulator is the "fixed" server (today's cannot check Mapillary accounts,
+    /// see `mtpw_link.rs`) and the user has allowed sending the Mapillary token.
     pub async fn start_with(extra: &[(&str, &str)]) -> Story {
+        let mut env: Vec<(&str, &str)> = vec![("MTP_SANDBOX_MTPW_IMPORT", "fixed")];
+        env.extend_from_slice(extra);
+        let story = Story::start_strict(&env, None).await;
+        story.app.set_mtpw_mapillary_consent(true).await.unwrap();
+        story
+    }
+
+    /// Starts the app with the emulators as strict as the real services (Map the Paths
+    /// Web's import answers as today's server does) and nothing asked of the user yet; on
+    /// `clock` when given.
+    pub async fn start_strict(
+        extra: &[(&str, &str)],
+        clock: Option<mtp_core::clock::SharedClock>,
+    ) -> Story {
         let dir = tempfile::tempdir().unwrap();
         let mut env: HashMap<String, String> = HashMap::new();
         env.insert("MTP_DATA_DIR".into(), dir.path().display().to_string());
@@ -40,9 +58,12 @@ impl Story {
         for (k, v) in extra {
             env.insert((*k).into(), (*v).into());
         }
-        let app = App::start(Settings::from_lookup(|k| env.get(k).cloned()))
-            .await
-            .unwrap();
+        let settings = Settings::from_lookup(|k| env.get(k).cloned());
+        let app = match clock {
+            Some(clock) => App::start_with_clock(settings, clock).await,
+            None => App::start(settings).await,
+        }
+        .unwrap();
         Story { app, dir }
     }
 
@@ -110,7 +131,7 @@ impl Story {
             .await
             .unwrap()
             .into_iter()
-            .find(|j| j.destination() == Some(d))
+            .find(|j| j.destination == d)
             .unwrap()
     }
 }
@@ -121,7 +142,6 @@ pub fn fast_engine() -> EngineConfig {
         retry: RetryPolicy {
             base_ms: 5,
             cap_ms: 200,
-            max_attempts: 40,
         },
         idle_poll_ms: 50,
         progress_interval_ms: 20,
@@ -224,14 +244,14 @@ pub async fn wait_for_photos(story: &Story, sequence_id: i64, d: Destination, ph
 /// chunk. Returns the number of photos that needed more than one POST.
 pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_most: u64) -> usize {
     let job = story.job(sequence_id, Destination::Mapillary).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let items = story.app.store().job_items(job.id).await.unwrap();
     let state = story.sandbox().state();
     let files = state.mapillary_files();
     let received = mapillary_bytes_received(story.sandbox());
     let mut resumed = 0;
     for item in &items {
-        assert_eq!(item.state, "sent", "{item:?}");
+        assert_eq!(item.state, ItemState::Sent, "{item:?}");
         let key = item.remote_key.clone().unwrap();
         let copies: Vec<_> = files.iter().filter(|f| f.key == key).collect();
         assert_eq!(copies.len(), 1, "{key}");
@@ -271,7 +291,7 @@ pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_mo
 /// Asserts that KartaView holds one sequence with each index once.
 pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) {
     let job = story.job(sequence_id, Destination::Kartaview).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let state = story.sandbox().state();
     assert_eq!(state.kartaview_sequences().len(), 1);
     let seq = state
@@ -286,7 +306,7 @@ pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) 
 /// Asserts that Panoramax holds one ready upload set with each file once.
 pub async fn assert_panoramax_once(story: &Story, sequence_id: i64, count: usize) {
     let job = story.job(sequence_id, Destination::Panoramax).await;
-    assert_eq!(job.status, "done", "{job:?}");
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let state = story.sandbox().state();
     assert_eq!(state.panoramax_upload_sets().len(), 1);
     let set = state
@@ -307,6 +327,6 @@ pub async fn job_in(store: &Store, sequence_id: i64, d: Destination) -> JobRow {
         .await
         .unwrap()
         .into_iter()
-        .find(|j| j.destination() == Some(d))
+        .find(|j| j.destination == d)
         .unwrap()
 }

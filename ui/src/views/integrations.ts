@@ -94,6 +94,44 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
       } }, connected ? "Connect again" : "Connect"),
     );
   }
+  if (c.service === "mtpw" && connected) el.append(mapillaryConsent(c, rerender));
   el.append(actions);
   return el;
+}
+
+/** Map the Paths Web links a sequence to its Mapillary imagery only with the user's
+ *  Mapillary token: asked once, here; the answer can be changed. */
+function mapillaryConsent(c: IntegrationCard, rerender: () => void): HTMLElement {
+  const set = async (allow: boolean) => {
+    try {
+      await api.setMtpwMapillaryConsent(allow);
+    } catch (e) {
+      toast((e as Error).message, "error");
+    }
+    rerender();
+  };
+  const box = h("div", { class: "consent", id: "mtpw-consent", "data-consent": String(c.mapillary_consent) });
+  if (c.mapillary_consent === null) {
+    box.append(
+      h("p", { class: "status warn" }, "To link your sequences to their Mapillary photos, Map the Paths Web needs your Mapillary access token. Send it to Map the Paths Web when linking?"),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { class: "primary", "data-action": "consent-allow", onclick: () => void set(true) }, "Allow"),
+        h("button", { class: "secondary", "data-action": "consent-deny", onclick: () => void set(false) }, "Don't send it"),
+      ),
+    );
+  } else {
+    box.append(
+      h(
+        "p",
+        { class: "muted small" },
+        c.mapillary_consent
+          ? "Your Mapillary token is sent to Map the Paths Web to link sequences. "
+          : "Your Mapillary token is not sent: sequences are created on Map the Paths Web without their Mapillary photos. ",
+        h("button", { class: "link", "data-action": c.mapillary_consent ? "consent-deny" : "consent-allow", onclick: () => void set(!c.mapillary_consent) }, c.mapillary_consent ? "Stop sending it" : "Allow it"),
+      ),
+    );
+  }
+  return box;
 }

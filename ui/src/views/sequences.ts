@@ -219,7 +219,7 @@ function statusText(j: JobView): { text: string; cls: string } {
   const stage = STAGE[j.stage] ?? j.stage;
   switch (j.status) {
     case "done":
-      return { text: "Done", cls: "ok" };
+      return j.note ? { text: j.note, cls: "warn" } : { text: "Done", cls: "ok" };
     case "failed":
       return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
     case "cancelled":
@@ -229,12 +229,16 @@ function statusText(j: JobView): { text: string; cls: string } {
     case "waiting_auth":
       return { text: `Needs sign-in: ${j.last_error ?? `integrate ${j.label} on the Integrations screen.`} Nothing is lost; it goes on once you do.`, cls: "warn" };
     case "running":
-      return { text: stage, cls: "" };
-    default: {
-      if (j.attempts > 0 && j.last_error) {
+      return { text: j.waiting ?? stage, cls: "" };
+    case "pending": {
+      if (j.last_error_kind === "retry" && j.last_error) {
+        // The service could not be reached or asked us to wait: the job never gives up on
+        // its own, it tries again (at most 5 minutes apart) and goes on when it answers.
         const wait = Math.max(0, (j.next_run_at - Date.now()) / 1000);
-        return { text: `${stage}: retry ${j.attempts} in ${formatDuration(wait)} — ${j.last_error}`, cls: "warn" };
+        const when = wait < 1 ? "trying again now" : `next try in ${formatDuration(wait)}`;
+        return { text: `Waiting for ${j.label} (${when}) — ${j.last_error}`, cls: "warn" };
       }
+      if (j.waiting) return { text: j.waiting, cls: "" };
       return { text: j.stage === "prepare" ? "Queued" : stage, cls: "" };
     }
   }

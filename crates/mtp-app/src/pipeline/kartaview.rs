@@ -18,7 +18,7 @@ use super::{
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::KartaViewClient;
 use mtp_providers::config::KartaViewConfig;
@@ -65,10 +65,9 @@ impl Driver for KartaViewDriver {
                         account.access_token.clone(),
                     )
                     .with_clock(app.clock());
-                    let sandbox = app.services().sandbox;
                     match stage {
                         Stage::Upload => self.upload(&client, ctx).await,
-                        Stage::Publish => self.publish(&client, &cfg, sandbox, ctx).await,
+                        Stage::Publish => self.publish(&client, &cfg, ctx).await,
                         _ => self.poll(&client, ctx).await,
                     }
                 }
@@ -137,7 +136,6 @@ impl KartaViewDriver {
         &self,
         client: &KartaViewClient,
         cfg: &KartaViewConfig,
-        sandbox: bool,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let mut remote = Remote::load(ctx).await?;
@@ -147,7 +145,7 @@ impl KartaViewDriver {
         let items = ctx.items().await?;
         if items
             .iter()
-            .any(|i| i.state == "sent" && i.remote_id.is_none())
+            .any(|i| i.state == ItemState::Sent && i.remote_id.is_none())
         {
             // Photos answered "duplicate" (sent before a lost reply) carry no id: read them back.
             let ids: HashMap<u32, String> = client
@@ -159,12 +157,12 @@ impl KartaViewDriver {
                 .collect();
             for item in items
                 .iter()
-                .filter(|i| i.state == "sent" && i.remote_id.is_none())
+                .filter(|i| i.state == ItemState::Sent && i.remote_id.is_none())
             {
                 if let Some(id) = u32::try_from(item.seq_index).ok().and_then(|i| ids.get(&i)) {
                     ctx.save_item(
                         item.photo_id,
-                        "sent",
+                        ItemState::Sent,
                         None,
                         item.remote_offset,
                         Some(id),
@@ -182,14 +180,8 @@ impl KartaViewDriver {
                 .map_err(provider_step_error)?;
             remote.set(ctx, "finished", json!(true)).await?;
         }
-        let url = if sandbox {
-            format!(
-                "{}/2.0/sequence/{sequence_id}",
-                cfg.api_url.as_str().trim_end_matches('/')
-            )
-        } else {
-            format!("https://kartaview.org/details/{sequence_id}")
-        };
+        // The same template in both modes (the sandbox's points at the emulator's page).
+        let url = cfg.sequence_page.fill(&[("sequence_id", &sequence_id)]);
         ctx.store
             .set_job_remote_url(ctx.job_id, &url, ctx.now())
             .await?;
@@ -206,7 +198,7 @@ impl KartaViewDriver {
             .sequence(&sequence_id)
             .await
             .map_err(provider_step_error)?;
-        let v1 = seq.raw.get("status").and_then(|s| s.as_str()).unwrap_or("");
+        let v1 = seq.status.as_deref().unwrap_or("");
         let processing = seq.processing_status.as_deref().unwrap_or("");
         if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
             return Ok(StepOutcome::Advance);
@@ -265,7 +257,7 @@ async fn upload_photo(
         Ok(PhotoOutcome::Uploaded { photo_id }) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&key),
                 len,
                 Some(&photo_id),
@@ -274,7 +266,7 @@ async fn upload_photo(
             .await
         }
         Ok(PhotoOutcome::Duplicate { .. }) => {
-            ctx.save_item(item.photo_id, "sent", Some(&key), len, None, None)
+            ctx.save_item(item.photo_id, ItemState::Sent, Some(&key), len, None, None)
                 .await
         }
         Err(e) => Err(provider_step_error(e)),

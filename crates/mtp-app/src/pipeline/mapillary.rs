@@ -49,7 +49,7 @@ use crate::mapillary_status::{
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::photo::rewrite::with_image_description;
 use mtp_core::plan::PlannedPhoto;
 use mtp_core::plan::description::{DescriptionOptions, image_description};
@@ -240,7 +240,7 @@ impl MapillaryDriver {
         photo: &PhotoRow,
     ) -> Result<(), StepError> {
         let (data, key) = upload_copy(item, photo).await?;
-        if item.state != "partial" || item.remote_key.as_deref() != Some(key.as_str()) {
+        if item.state != ItemState::Partial || item.remote_key.as_deref() != Some(key.as_str()) {
             // The key first: whatever reaches the server from now on can be resumed.
             lanes.saves.key_first(item, &key).await?;
         }
@@ -296,7 +296,7 @@ impl MapillaryDriver {
         let photos = photos_by_id(ctx).await?;
         if let Some(missing) = items
             .iter()
-            .find(|i| i.state != "sent" || i.remote_id.is_none())
+            .find(|i| i.state != ItemState::Sent || i.remote_id.is_none())
         {
             return Err(StepError::permanent(format!(
                 "{} has no Mapillary upload handle: retry the upload",
@@ -610,7 +610,7 @@ impl MapillaryDriver {
             item.remote_id = Some(h.clone());
             updates.push(ItemUpdate {
                 photo_id: item.photo_id,
-                state: "sent".into(),
+                state: ItemState::Sent,
                 remote_key: item.remote_key.clone(),
                 remote_offset: item.remote_offset,
                 remote_id: Some(h),
@@ -776,7 +776,7 @@ fn stops_the_others(e: &StepError) -> bool {
     match e {
         StepError::Retry { after_ms, .. } => after_ms.is_some_and(|ms| ms > 0),
         StepError::Auth { .. } | StepError::Interrupted => true,
-        StepError::Permanent { .. } => false,
+        StepError::Permanent { .. } | StepError::Internal { .. } => false,
     }
 }
 
@@ -807,7 +807,7 @@ impl ItemSaves {
         let (done, committed) = oneshot::channel();
         let update = ItemUpdate {
             photo_id: item.photo_id,
-            state: "partial".into(),
+            state: ItemState::Partial,
             remote_key: Some(key.to_string()),
             remote_offset: 0,
             remote_id: None,
@@ -823,7 +823,7 @@ impl ItemSaves {
     fn sent(&self, item: &JobItemRow, key: &str, len: i64, handle: &str) -> Result<(), StepError> {
         let update = ItemUpdate {
             photo_id: item.photo_id,
-            state: "sent".into(),
+            state: ItemState::Sent,
             remote_key: Some(key.to_string()),
             remote_offset: len,
             remote_id: Some(handle.to_string()),
@@ -939,7 +939,7 @@ const AHEAD_MAX_BYTES: i64 = 1024 * 1024;
 /// Saves the sequence found for chunk `i` (and, for the first chunk, the job's sequence
 /// key, first image and page).
 async fn record_found(
-    app: &App,
+    _app: &App,
     cfg: &MapillaryConfig,
     ctx: &JobCtx,
     remote: &mut Remote,
@@ -956,15 +956,7 @@ async fn record_found(
         remote
             .set(ctx, "first_image_id", json!(found.image))
             .await?;
-        let url = if app.services().sandbox {
-            format!(
-                "{}/sandbox/images/{}/original",
-                cfg.graph_url.as_str().trim_end_matches('/'),
-                found.image
-            )
-        } else {
-            format!("https://www.mapillary.com/app/?pKey={}", found.image)
-        };
+        let url = cfg.image_page.fill(&[("image_id", &found.image)]);
         ctx.store
             .set_job_remote_url(ctx.job_id, &url, ctx.now())
             .await?;

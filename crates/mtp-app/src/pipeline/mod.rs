@@ -19,7 +19,7 @@
 //! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `finish_sent_at[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
 //! | KartaView | `sequence_id`, `finished`, `polls`, `published_at`, `note` |
 //! | Panoramax | `instance_url`, `upload_set_id`, `completed`, `published_at`, `polls`, `collection_ids[]`, `collection_id`, `note` |
-//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `note` |
+//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `waiting`, `waiting_on`, `link_failures`, `link_first_failed_at`, `recreated`, `note` |
 //!
 //! Per photo (`job_items`): Mapillary `remote_key` = upload key `mly_tools_<md5>.jpg` (saved
 //! before the first byte), `remote_id` = file handle; KartaView `remote_key` =
@@ -28,13 +28,16 @@
 
 mod kartaview;
 mod mapillary;
-mod mtpw;
+pub mod mtpw;
 mod panoramax;
 
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use futures::StreamExt;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, Engine, EngineConfig, EngineEvent, JobCtx, StepError, StepOutcome};
+use mtp_core::engine::{
+    Driver, Engine, EngineConfig, EngineEvent, ItemState, JobCtx, JobStatus, Stage, StepError,
+    StepOutcome,
+};
 use mtp_core::store::{Account, JobItemRow, JobRow, NewEvent, PhotoRow};
 use mtp_providers::{ErrorKind, ProviderError};
 use serde_json::{Value, json};
@@ -68,6 +71,10 @@ pub struct PipelineOptions {
     pub mapillary_poll_fast_ms: i64,
     pub mapillary_fast_window_ms: i64,
     pub mapillary_poll_slow_ms: i64,
+    /// When Map the Paths Web's server cannot check the Mapillary account, the waits
+    /// before each new try (all within a day of the first failure); then the job ends
+    /// created but not linked.
+    pub mtpw_link_retry_ms: Vec<i64>,
 }
 
 impl PipelineOptions {
@@ -83,6 +90,7 @@ impl PipelineOptions {
             mapillary_poll_fast_ms: 30_000,
             mapillary_fast_window_ms: 5 * 60_000,
             mapillary_poll_slow_ms: 15 * 60_000,
+            mtpw_link_retry_ms: vec![3_600_000, 4 * 3_600_000, 12 * 3_600_000],
         }
     }
 
@@ -115,23 +123,22 @@ pub(crate) struct Worker {
     task: JoinHandle<()>,
 }
 
-/// Job states in which nothing happens until the user acts.
-const SETTLED: [&str; 5] = ["done", "failed", "cancelled", "waiting_auth", "paused"];
-
 /// Whether nothing will happen to `job` until the user acts: it is in a settled state, or
 /// it is a Map the Paths job waiting for a Mapillary job of its sequence that is itself
 /// waiting for the user (paused, or waiting for a new sign-in).
 fn settled(job: &JobRow, all: &[JobRow]) -> bool {
-    if SETTLED.contains(&job.status.as_str()) {
+    if !job.status.is_active() {
         return true;
     }
-    job.destination() == Some(Destination::Mtpw)
-        && matches!(job.stage.as_str(), "poll" | "sync")
-        && all.iter().any(|j| {
+    job.destination == Destination::Mtpw
+        && matches!(job.stage, Stage::Poll | Stage::Sync)
+        && (all.iter().any(|j| {
             j.sequence_id == job.sequence_id
-                && j.destination() == Some(Destination::Mapillary)
-                && matches!(j.status.as_str(), "paused" | "waiting_auth")
-        })
+                && j.destination == Destination::Mapillary
+                && matches!(j.status, JobStatus::Paused | JobStatus::WaitingAuth)
+        }) || job
+            .remote_str("waiting_on")
+            .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str())))
 }
 
 impl App {
@@ -380,7 +387,7 @@ pub(crate) async fn check_files(ctx: &JobCtx) -> Result<StepOutcome, StepError> 
     let mut problems = Vec::new();
     let mut count = 0;
     for item in &items {
-        if item.state == "sent" || item.state == "rejected" {
+        if item.state == ItemState::Sent || item.state == ItemState::Rejected {
             continue;
         }
         ctx.check()?;
@@ -670,7 +677,7 @@ fn worst(errors: Vec<StepError>) -> Option<StepError> {
     retry
 }
 
-/// How often a transfer in progress reports its bytes and looks for a pause.
+/// How often a transfer in progress reports its bytes.
 const TRANSFER_TICK: Duration = Duration::from_millis(100);
 
 /// Drives one transfer while reporting the bytes `sent` counts (the position in the file)
@@ -689,10 +696,8 @@ pub(crate) async fn watched<F: Future>(
     loop {
         tokio::select! {
             out = &mut transfer => return (Ok(out), reported),
+            _ = ctx.interrupted() => return (Err(StepError::Interrupted), reported),
             _ = tick.tick() => {
-                if ctx.is_interrupted() {
-                    return (Err(StepError::Interrupted), reported);
-                }
                 if let Some(sent) = sent {
                     let now = i64::try_from(sent.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
                     if now != reported {
@@ -713,7 +718,7 @@ pub(crate) async fn item_error(ctx: &JobCtx, item: &JobItemRow, error: StepError
             let _ = ctx
                 .save_item(
                     item.photo_id,
-                    &item.state,
+                    item.state,
                     None,
                     item.remote_offset,
                     None,
@@ -754,7 +759,7 @@ pub(crate) fn read_photo_blocking(path: &str, file_size: i64) -> Result<Vec<u8>,
 pub(crate) fn unsent(items: Vec<JobItemRow>) -> Vec<JobItemRow> {
     items
         .into_iter()
-        .filter(|i| i.state != "sent" && i.state != "rejected")
+        .filter(|i| i.state != ItemState::Sent && i.state != ItemState::Rejected)
         .collect()
 }
 

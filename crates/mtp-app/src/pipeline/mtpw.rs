@@ -2,37 +2,60 @@
 //!
 //! - `prepare`, `upload`: nothing to send.
 //! - `publish`: the MTPW sequence is created once (name, description, transport type,
-//!   tags) and its `unique_id` saved at once.
+//!   tags); its `unique_id` is saved at once and the row links to its page
+//!   (`{mtpw}/sequence/<unique_id>`).
 //! - `poll`: waits until the Mapillary upload of the same sequence knows its Mapillary
-//!   sequence key. Goes on without it when Mapillary is not a destination, failed, was
+//!   sequence key, saying in words what it waits for. A failed Mapillary upload is waited
+//!   for too (retrying it there links this one): the row never says Done while the upload
+//!   it links to failed. It ends without a link when Mapillary is not a destination, was
 //!   cancelled or gave up looking.
-//! - `sync`: imports the Mapillary sequence (the account's Mapillary token + the key) into
-//!   the MTPW sequence, once per key. A refusal fails this job only: the photo
-//!   destinations are separate jobs and are not touched.
+//! - `sync`: links the Mapillary sequence (`mapillary_user_token` + the key), once per key,
+//!   only with the user's consent to send their Mapillary token to Map the Paths Web
+//!   (asked once, on its card). Today's server cannot check Mapillary accounts any more
+//!   (its v3 call fails): that is tried again a few times over at most a day, then the job
+//!   ends "Created on Map the Paths Web, not linked to Mapillary: …" with the page link.
+//!   An id the server no longer knows is created again.
+//!
+//! What the row shows while it waits is in `waiting` (and `waiting_on`: `mapillary`,
+//! `mapillary_failed`, `consent`, `link_retry`); how it ended without a link is in `note`.
 
 use super::{Remote, Shared, account, app_step_error, provider_step_error};
+use crate::MTPW_MAPILLARY_CONSENT;
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, JobCtx, JobStatus, Stage, StepError, StepOutcome};
 use mtp_core::store::JobRow;
 use mtp_providers::MtpwClient;
-use mtp_providers::mtpw::{MtpwImport, NewMtpwSequence};
-use serde_json::json;
+use mtp_providers::mtpw::{CODE_UNKNOWN_SEQUENCE, MapillaryImport, NewMtpwSequence};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub(crate) struct MtpwDriver {
     shared: Arc<Shared>,
 }
 
+/// The end of a job whose server could not check the Mapillary account.
+pub const NOT_LINKED_CHECK: &str = "Created on Map the Paths Web, not linked to Mapillary: its server can no longer check Mapillary accounts.";
+
+/// How many times an MTPW sequence is created again after the server forgot it.
+const MAX_RECREATE: i64 = 2;
+
 /// What the Mapillary job of the same sequence tells the MTPW job.
 enum MapillaryState {
     /// Published and found: the Mapillary sequence key.
     Key(String),
-    /// Still uploading or looking for its sequence.
-    Pending,
-    /// There will be no key (not a destination, failed, cancelled, gave up).
+    /// Still uploading, processing or looking for its sequence; or waiting for the user
+    /// (paused, needs sign-in). The words say which.
+    Pending(&'static str),
+    /// Failed: retrying it there may still give a key.
+    Failed,
+    /// There will be no key (not a destination, cancelled, gave up).
     None(&'static str),
 }
+
+/// `waiting_on` values for which nothing happens until the user acts (see
+/// [`super::settled`]).
+pub(crate) const WAITING_ON_USER: [&str; 2] = ["mapillary_failed", "consent"];
 
 impl MtpwDriver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
@@ -43,7 +66,7 @@ impl MtpwDriver {
         let jobs = ctx.store.jobs_of_sequence(ctx.sequence_id).await?;
         let Some(job) = jobs
             .iter()
-            .find(|j| j.destination() == Some(Destination::Mapillary))
+            .find(|j| j.destination == Destination::Mapillary)
         else {
             return Ok(MapillaryState::None(
                 "Mapillary was not chosen for this sequence",
@@ -52,18 +75,26 @@ impl MtpwDriver {
         if let Some(key) = job.remote_str("sequence_key") {
             return Ok(MapillaryState::Key(key));
         }
-        Ok(match job.status.as_str() {
-            "failed" => MapillaryState::None("the Mapillary upload failed"),
-            "cancelled" => MapillaryState::None("the Mapillary upload was cancelled"),
-            "done" => MapillaryState::None("Mapillary did not show the published sequence in time"),
-            _ => MapillaryState::Pending,
+        Ok(match job.status {
+            JobStatus::Failed => MapillaryState::Failed,
+            JobStatus::Cancelled => MapillaryState::None("the Mapillary upload was cancelled"),
+            JobStatus::Done => {
+                MapillaryState::None("Mapillary did not show the published sequence in time")
+            }
+            JobStatus::Paused => MapillaryState::Pending("the Mapillary upload is paused"),
+            JobStatus::WaitingAuth => {
+                MapillaryState::Pending("Mapillary needs you to sign in again")
+            }
+            JobStatus::Pending | JobStatus::Running => {
+                MapillaryState::Pending("the Mapillary upload is not published yet")
+            }
         })
     }
 
-    async fn publish(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
-        if remote.str("unique_id").is_some() {
-            return Ok(StepOutcome::Advance);
+    /// Creates the MTPW sequence (if this job has none) and links the row to its page.
+    async fn ensure_created(&self, ctx: &JobCtx, remote: &mut Remote) -> Result<String, StepError> {
+        if let Some(id) = remote.str("unique_id") {
+            return Ok(id);
         }
         let app = self.shared.app()?;
         let client = client(&app).await?;
@@ -96,44 +127,100 @@ impl MtpwDriver {
             .await
             .map_err(provider_step_error)?;
         remote.set(ctx, "unique_id", json!(unique_id)).await?;
+        if let Some(url) = app.services().mtpw_page(&unique_id) {
+            ctx.store
+                .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                .await?;
+        }
+        Ok(unique_id)
+    }
+
+    async fn publish(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        self.ensure_created(ctx, &mut remote).await?;
         Ok(StepOutcome::Advance)
     }
 
     async fn poll(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
+        let mut remote = Remote::load(ctx).await?;
+        let wait = self.shared.options.mtpw_wait_ms;
         match Self::mapillary_state(ctx).await? {
-            MapillaryState::Pending => Ok(StepOutcome::Again {
-                after_ms: self.shared.options.mtpw_wait_ms,
-            }),
+            MapillaryState::Pending(why) => {
+                wait_with(
+                    ctx,
+                    &mut remote,
+                    "mapillary",
+                    &format!(
+                        "Created on Map the Paths Web; waiting for Mapillary to link it: {why}."
+                    ),
+                    wait,
+                )
+                .await
+            }
+            MapillaryState::Failed => {
+                wait_with(
+                    ctx,
+                    &mut remote,
+                    "mapillary_failed",
+                    "Created on Map the Paths Web; waiting for Mapillary to link it: the Mapillary upload failed. Retry it there; this one then goes on by itself.",
+                    wait,
+                )
+                .await
+            }
             MapillaryState::Key(_) | MapillaryState::None(_) => Ok(StepOutcome::Advance),
         }
     }
 
     async fn sync(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
         let mut remote = Remote::load(ctx).await?;
+        let options = &self.shared.options;
         let key = match Self::mapillary_state(ctx).await? {
             MapillaryState::Key(key) => key,
-            MapillaryState::Pending => {
-                return Ok(StepOutcome::Again {
-                    after_ms: self.shared.options.mtpw_wait_ms,
-                });
-            }
+            // Back to waiting (e.g. the Mapillary job was retried and runs again).
+            MapillaryState::Pending(_) | MapillaryState::Failed => return self.poll(ctx).await,
             MapillaryState::None(why) => {
-                remote
-                    .note(
-                        ctx,
-                        &format!("Created on Map the Paths Web without Mapillary imagery: {why}."),
-                    )
-                    .await?;
-                return Ok(StepOutcome::Advance);
+                return finish_unlinked(
+                    ctx,
+                    &mut remote,
+                    &format!("Created on Map the Paths Web, not linked to Mapillary: {why}."),
+                )
+                .await;
             }
         };
         if remote.str("imported_key").as_deref() == Some(key.as_str()) {
+            clear_waiting(ctx, &mut remote).await?;
             return Ok(StepOutcome::Advance);
         }
-        let unique_id = remote.str("unique_id").ok_or_else(|| {
-            StepError::permanent("The Map the Paths Web sequence was never created: retry")
-        })?;
         let app = self.shared.app()?;
+        // The user's Mapillary token goes to Map the Paths Web only with their consent.
+        let consent = ctx
+            .store
+            .setting(MTPW_MAPILLARY_CONSENT)
+            .await?
+            .and_then(|v| v.as_bool());
+        match consent {
+            None => {
+                return wait_with(
+                    ctx,
+                    &mut remote,
+                    "consent",
+                    "Created on Map the Paths Web; to link it to Mapillary, Map the Paths Web needs your Mapillary token. Answer on the Map the Paths Web card (Integrations).",
+                    options.mtpw_wait_ms,
+                )
+                .await;
+            }
+            Some(false) => {
+                remote.set(ctx, "unlinked", json!("consent")).await?;
+                return finish_unlinked(
+                    ctx,
+                    &mut remote,
+                    "Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web. Allow it on its card (Integrations) and this sequence gets linked.",
+                )
+                .await;
+            }
+            Some(true) => {}
+        }
+        let unique_id = self.ensure_created(ctx, &mut remote).await?;
         let client = client(&app).await?;
         // The import needs the Mapillary token; a Mapillary sign-in problem is not this
         // account's, so it is reported, not turned into "integrate Map the Paths again".
@@ -152,21 +239,150 @@ impl MtpwDriver {
             .set(ctx, "mapillary_sequence_key", json!(key))
             .await?;
         ctx.check()?;
-        let message = client
-            .import(
-                &unique_id,
-                &MtpwImport {
-                    mapillary_user_token: Some(mapillary.access_token.clone()),
-                    mapillary_sequence_key: Some(key.clone()),
-                    ..MtpwImport::default()
-                },
-            )
-            .await
-            .map_err(provider_step_error)?;
-        remote.set(ctx, "imported_key", json!(key)).await?;
-        remote.set(ctx, "import_message", json!(message)).await?;
-        Ok(StepOutcome::Advance)
+        let outcome = client
+            .import_mapillary(&unique_id, &mapillary.access_token, &key)
+            .await;
+        match outcome {
+            Ok(MapillaryImport::Imported { message }) => {
+                remote.set(ctx, "imported_key", json!(key)).await?;
+                remote.set(ctx, "import_message", json!(message)).await?;
+                clear_waiting(ctx, &mut remote).await?;
+                Ok(StepOutcome::Advance)
+            }
+            Ok(MapillaryImport::MapillaryCheckFailed { detail }) => {
+                self.link_failed(ctx, &mut remote, &detail).await
+            }
+            Err(e) if e.code() == Some(CODE_UNKNOWN_SEQUENCE) => {
+                // The server forgot the sequence (its data was reset, or it was deleted
+                // on the website): create it again and link that one.
+                let recreated = remote.i64("recreated").unwrap_or(0);
+                if recreated >= MAX_RECREATE {
+                    return Err(StepError::permanent(format!(
+                        "{e} It was created again {recreated} times and forgotten each time: check the sequence on the Map the Paths website."
+                    )));
+                }
+                remote.set(ctx, "recreated", json!(recreated + 1)).await?;
+                remote.set(ctx, "unique_id", Value::Null).await?;
+                log_note(ctx, &format!("{e}; creating it again.")).await?;
+                Ok(StepOutcome::Again { after_ms: 0 })
+            }
+            Err(e) => Err(provider_step_error(e)),
+        }
     }
+
+    /// The server could not check the Mapillary account: try again later, a few times
+    /// over at most a day, then end with the sequence created but not linked.
+    async fn link_failed(
+        &self,
+        ctx: &JobCtx,
+        remote: &mut Remote,
+        detail: &str,
+    ) -> Result<StepOutcome, StepError> {
+        let schedule = &self.shared.options.mtpw_link_retry_ms;
+        let now = ctx.now();
+        let failures = remote.i64("link_failures").unwrap_or(0) + 1;
+        remote.set(ctx, "link_failures", json!(failures)).await?;
+        let first = match remote.i64("link_first_failed_at") {
+            Some(at) => at,
+            None => {
+                remote.set(ctx, "link_first_failed_at", json!(now)).await?;
+                now
+            }
+        };
+        log_note(
+            ctx,
+            &format!("Map the Paths Web could not link the Mapillary sequence: {detail}."),
+        )
+        .await?;
+        let next = usize::try_from(failures - 1)
+            .ok()
+            .and_then(|i| schedule.get(i))
+            .copied();
+        match next {
+            Some(after_ms) if now + after_ms - first <= DAY_MS => {
+                let total = schedule.len() + 1;
+                wait_with(
+                    ctx,
+                    remote,
+                    "link_retry",
+                    &format!(
+                        "Created on Map the Paths Web; linking it to Mapillary failed (its server could not check the Mapillary account). Trying again in {} (attempt {} of {total}).",
+                        human_delay(after_ms),
+                        failures + 1,
+                    ),
+                    after_ms,
+                )
+                .await
+            }
+            _ => finish_unlinked(ctx, remote, NOT_LINKED_CHECK).await,
+        }
+    }
+}
+
+const DAY_MS: i64 = 24 * 3_600_000;
+
+fn human_delay(ms: i64) -> String {
+    let minutes = (ms + 59_999) / 60_000;
+    match minutes {
+        m if m >= 120 => format!("{} hours", m / 60),
+        m if m >= 60 => "1 hour".to_string(),
+        m if m > 1 => format!("{m} minutes"),
+        _ => "a minute".to_string(),
+    }
+}
+
+/// Waits, saying why in the row (`waiting`), and what on (`waiting_on`).
+async fn wait_with(
+    ctx: &JobCtx,
+    remote: &mut Remote,
+    on: &str,
+    text: &str,
+    after_ms: i64,
+) -> Result<StepOutcome, StepError> {
+    if remote.str("waiting").as_deref() != Some(text) {
+        remote.set(ctx, "waiting", json!(text)).await?;
+    }
+    if remote.str("waiting_on").as_deref() != Some(on) {
+        remote.set(ctx, "waiting_on", json!(on)).await?;
+    }
+    Ok(StepOutcome::Again { after_ms })
+}
+
+async fn clear_waiting(ctx: &JobCtx, remote: &mut Remote) -> Result<(), StepError> {
+    if remote.str("waiting").is_some() {
+        remote.set(ctx, "waiting", Value::Null).await?;
+    }
+    if remote.str("waiting_on").is_some() {
+        remote.set(ctx, "waiting_on", Value::Null).await?;
+    }
+    Ok(())
+}
+
+/// Ends the job with the sequence created but not linked, saying why.
+async fn finish_unlinked(
+    ctx: &JobCtx,
+    remote: &mut Remote,
+    why: &str,
+) -> Result<StepOutcome, StepError> {
+    clear_waiting(ctx, remote).await?;
+    remote.note(ctx, why).await?;
+    Ok(StepOutcome::Finish)
+}
+
+async fn log_note(ctx: &JobCtx, message: &str) -> Result<(), StepError> {
+    ctx.store
+        .log_event(
+            &mtp_core::store::NewEvent {
+                kind: "note",
+                sequence_id: Some(ctx.sequence_id),
+                job_id: Some(ctx.job_id),
+                message,
+                data: None,
+            },
+            ctx.now(),
+        )
+        .await?;
+    Ok(())
 }
 
 async fn client(app: &crate::App) -> Result<MtpwClient, StepError> {
@@ -200,5 +416,18 @@ impl Driver for MtpwDriver {
                 Stage::Done => Ok(StepOutcome::Finish),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_read_as_words() {
+        assert_eq!(human_delay(3_600_000), "1 hour");
+        assert_eq!(human_delay(4 * 3_600_000), "4 hours");
+        assert_eq!(human_delay(90_000), "2 minutes");
+        assert_eq!(human_delay(500), "a minute");
     }
 }

@@ -24,7 +24,7 @@ use super::{
 use crate::App;
 use futures::future::BoxFuture;
 use mtp_core::Destination;
-use mtp_core::engine::{Driver, JobCtx, Stage, StepError, StepOutcome};
+use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::secret::Secret;
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod, UploadSetFile};
@@ -168,7 +168,7 @@ impl PanoramaxDriver {
                 "{left} photos are not on Panoramax yet"
             )));
         }
-        if items.iter().all(|i| i.state == "rejected") {
+        if items.iter().all(|i| i.state == ItemState::Rejected) {
             let why = items
                 .iter()
                 .find_map(|i| i.error.clone())
@@ -249,12 +249,38 @@ impl PanoramaxDriver {
             .await?;
         let first = &set.associated_collections[0];
         remote.set(ctx, "collection_id", json!(first)).await?;
-        let url = format!("{}/api/collections/{first}", instance.url);
-        ctx.store
-            .set_job_remote_url(ctx.job_id, &url, ctx.now())
-            .await?;
+        // The instance's web page, on the sequence's first picture (not the API's JSON).
+        if let Some(picture) = first_picture(client, first, ctx).await? {
+            let url = self
+                .shared
+                .app()?
+                .services()
+                .panoramax_page(&instance.url, &picture, first);
+            ctx.store
+                .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                .await?;
+        }
         Ok(StepOutcome::Advance)
     }
+}
+
+/// The first picture of a collection, as the instance orders it; failing that, the first
+/// photo this job sent that the instance kept.
+async fn first_picture(
+    client: &PanoramaxClient,
+    collection_id: &str,
+    ctx: &JobCtx,
+) -> Result<Option<String>, StepError> {
+    match client.collection_items(collection_id, 1).await {
+        Ok(items) if !items.is_empty() => return Ok(items.into_iter().next().map(|i| i.id)),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("reading the first picture of {collection_id}: {e}"),
+    }
+    let items = ctx.store.job_items(ctx.job_id).await?;
+    Ok(items
+        .into_iter()
+        .filter(|i| i.state == ItemState::Sent)
+        .find_map(|i| i.remote_id))
 }
 
 fn set_id(remote: &Remote) -> Result<String, StepError> {
@@ -296,7 +322,7 @@ async fn add_file(
         Ok(AddFileOutcome::Added(added)) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&item.file_name),
                 len,
                 added.picture_id.as_deref(),
@@ -309,7 +335,7 @@ async fn add_file(
         }) => {
             ctx.save_item(
                 item.photo_id,
-                "sent",
+                ItemState::Sent,
                 Some(&item.file_name),
                 len,
                 existing_item_id.as_deref(),
@@ -322,7 +348,7 @@ async fn add_file(
         Err(e) if e.kind() == ErrorKind::Permanent && e.status() == Some(400) => {
             ctx.save_item(
                 item.photo_id,
-                "rejected",
+                ItemState::Rejected,
                 Some(&item.file_name),
                 len,
                 None,
@@ -358,17 +384,16 @@ async fn mark_rejected(
         let (Some(rejected), Some(picture)) = (&f.rejected, &f.picture_id) else {
             continue;
         };
-        if let Some(item) = items
-            .iter()
-            .find(|i| i.state == "sent" && i.remote_id.as_deref() == Some(picture.as_str()))
-        {
+        if let Some(item) = items.iter().find(|i| {
+            i.state == ItemState::Sent && i.remote_id.as_deref() == Some(picture.as_str())
+        }) {
             let why = match &rejected.message {
                 Some(m) => format!("{}: {m}", rejected.reason),
                 None => rejected.reason.clone(),
             };
             ctx.save_item(
                 item.photo_id,
-                "rejected",
+                ItemState::Rejected,
                 None,
                 item.remote_offset,
                 None,

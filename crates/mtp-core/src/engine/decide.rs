@@ -1,7 +1,7 @@
 //! The pipeline's decisions, as pure functions of stored state: what to run next, and how a
 //! step's outcome changes the job. Table-tested; the worker only applies them.
 
-use super::{Stage, StepError, StepOutcome};
+use super::{ErrorKind, JobStatus, Stage, StepError, StepOutcome};
 use crate::store::{JobRow, JobUpdate};
 use serde::Serialize;
 
@@ -16,13 +16,14 @@ pub enum Action {
     Idle,
 }
 
-/// Retry policy: exponential backoff with full jitter and a cap, never sooner than the server asked.
+/// Retry policy: exponential backoff with full jitter and a cap, never sooner than the server
+/// asked. There is no limit on attempts: trouble reaching a service (network, timeouts, 5xx,
+/// 429) never uses a job up; the job waits for the service, trying again at most `cap_ms`
+/// apart, and resumes by itself once the service answers. Only definite answers fail a job.
 #[derive(Debug, Clone, Serialize)]
 pub struct RetryPolicy {
     pub base_ms: i64,
     pub cap_ms: i64,
-    /// Consecutive failures of one stage before the job fails for good.
-    pub max_attempts: i64,
 }
 
 impl Default for RetryPolicy {
@@ -30,7 +31,6 @@ impl Default for RetryPolicy {
         RetryPolicy {
             base_ms: 1_000,
             cap_ms: 5 * 60_000,
-            max_attempts: 12,
         }
     }
 }
@@ -50,20 +50,13 @@ impl RetryPolicy {
 }
 
 pub fn next_action(job: &JobRow, now: i64) -> Action {
-    match job.status.as_str() {
-        "pending" | "running" => {}
-        _ => return Action::Idle,
-    }
-    let Some(stage) = Stage::parse(&job.stage) else {
-        return Action::Idle;
-    };
-    if stage == Stage::Done {
+    if !job.status.is_active() || job.stage == Stage::Done {
         return Action::Idle;
     }
     if job.next_run_at > now {
         Action::WaitUntil(job.next_run_at)
     } else {
-        Action::Run(stage)
+        Action::Run(job.stage)
     }
 }
 
@@ -80,15 +73,12 @@ pub fn apply_outcome(
         Ok(StepOutcome::Advance) => {
             let next = stage.next();
             JobUpdate {
-                stage: Some(next.as_str().into()),
-                status: Some(
-                    if next == Stage::Done {
-                        "done"
-                    } else {
-                        "pending"
-                    }
-                    .into(),
-                ),
+                stage: Some(next),
+                status: Some(if next == Stage::Done {
+                    JobStatus::Done
+                } else {
+                    JobStatus::Pending
+                }),
                 attempts: Some(0),
                 next_run_at: Some(now),
                 last_error: Some(None),
@@ -96,15 +86,15 @@ pub fn apply_outcome(
             }
         }
         Ok(StepOutcome::Finish) => JobUpdate {
-            stage: Some(Stage::Done.as_str().into()),
-            status: Some("done".into()),
+            stage: Some(Stage::Done),
+            status: Some(JobStatus::Done),
             attempts: Some(0),
             next_run_at: Some(now),
             last_error: Some(None),
             remote_url: None,
         },
         Ok(StepOutcome::Again { after_ms }) => JobUpdate {
-            status: Some("pending".into()),
+            status: Some(JobStatus::Pending),
             attempts: Some(0),
             next_run_at: Some(now + after_ms.max(&0)),
             last_error: Some(None),
@@ -112,35 +102,29 @@ pub fn apply_outcome(
         },
         Err(StepError::Retry { after_ms, message }) => {
             let attempts = job.attempts + 1;
-            if attempts >= policy.max_attempts {
-                JobUpdate {
-                    status: Some("failed".into()),
-                    attempts: Some(attempts),
-                    last_error: Some(Some((
-                        "retry_exhausted".into(),
-                        format!("Gave up after {attempts} attempts: {message}"),
-                    ))),
-                    ..JobUpdate::default()
-                }
-            } else {
-                JobUpdate {
-                    status: Some("pending".into()),
-                    attempts: Some(attempts),
-                    next_run_at: Some(now + policy.delay_ms(attempts, *after_ms, jitter)),
-                    last_error: Some(Some(("retry".into(), message.clone()))),
-                    ..JobUpdate::default()
-                }
+            JobUpdate {
+                status: Some(JobStatus::Pending),
+                attempts: Some(attempts),
+                next_run_at: Some(now + policy.delay_ms(attempts, *after_ms, jitter)),
+                last_error: Some(Some((ErrorKind::Retry, message.clone()))),
+                ..JobUpdate::default()
             }
         }
         Err(StepError::Permanent { message }) => JobUpdate {
-            status: Some("failed".into()),
+            status: Some(JobStatus::Failed),
             attempts: Some(job.attempts + 1),
-            last_error: Some(Some(("permanent".into(), message.clone()))),
+            last_error: Some(Some((ErrorKind::Permanent, message.clone()))),
             ..JobUpdate::default()
         },
         Err(StepError::Auth { message }) => JobUpdate {
-            status: Some("waiting_auth".into()),
-            last_error: Some(Some(("auth".into(), message.clone()))),
+            status: Some(JobStatus::WaitingAuth),
+            last_error: Some(Some((ErrorKind::Auth, message.clone()))),
+            ..JobUpdate::default()
+        },
+        Err(StepError::Internal { message }) => JobUpdate {
+            status: Some(JobStatus::Failed),
+            attempts: Some(job.attempts + 1),
+            last_error: Some(Some((ErrorKind::Internal, message.clone()))),
             ..JobUpdate::default()
         },
         Err(StepError::Interrupted) => JobUpdate {
@@ -154,13 +138,15 @@ pub fn apply_outcome(
 mod tests {
     use super::*;
 
-    fn job(stage: &str, status: &str, next_run_at: i64, attempts: i64) -> JobRow {
+    use crate::Destination;
+
+    fn job(stage: Stage, status: JobStatus, next_run_at: i64, attempts: i64) -> JobRow {
         JobRow {
             id: 1,
             sequence_id: 1,
-            destination: "mapillary".into(),
-            stage: stage.into(),
-            status: status.into(),
+            destination: Destination::Mapillary,
+            stage,
+            status,
             attempts,
             next_run_at,
             last_error: None,
@@ -180,17 +166,31 @@ mod tests {
     fn next_action_table() {
         let now = 1_000;
         let cases = [
-            (job("prepare", "pending", 0, 0), Action::Run(Stage::Prepare)),
-            (job("upload", "pending", 999, 0), Action::Run(Stage::Upload)),
-            (job("upload", "pending", 5_000, 2), Action::WaitUntil(5_000)),
-            (job("poll", "running", 0, 0), Action::Run(Stage::Poll)),
-            (job("upload", "paused", 0, 0), Action::Idle),
-            (job("upload", "waiting_auth", 0, 0), Action::Idle),
-            (job("upload", "failed", 0, 0), Action::Idle),
-            (job("upload", "cancelled", 0, 0), Action::Idle),
-            (job("done", "done", 0, 0), Action::Idle),
-            (job("done", "pending", 0, 0), Action::Idle),
-            (job("bogus", "pending", 0, 0), Action::Idle),
+            (
+                job(Stage::Prepare, JobStatus::Pending, 0, 0),
+                Action::Run(Stage::Prepare),
+            ),
+            (
+                job(Stage::Upload, JobStatus::Pending, 999, 0),
+                Action::Run(Stage::Upload),
+            ),
+            (
+                job(Stage::Upload, JobStatus::Pending, 5_000, 2),
+                Action::WaitUntil(5_000),
+            ),
+            (
+                job(Stage::Poll, JobStatus::Running, 0, 0),
+                Action::Run(Stage::Poll),
+            ),
+            (job(Stage::Upload, JobStatus::Paused, 0, 0), Action::Idle),
+            (
+                job(Stage::Upload, JobStatus::WaitingAuth, 0, 0),
+                Action::Idle,
+            ),
+            (job(Stage::Upload, JobStatus::Failed, 0, 0), Action::Idle),
+            (job(Stage::Upload, JobStatus::Cancelled, 0, 0), Action::Idle),
+            (job(Stage::Done, JobStatus::Done, 0, 0), Action::Idle),
+            (job(Stage::Done, JobStatus::Pending, 0, 0), Action::Idle),
         ];
         for (j, want) in cases {
             assert_eq!(next_action(&j, now), want, "{} {}", j.stage, j.status);
@@ -200,22 +200,22 @@ mod tests {
     #[test]
     fn outcomes_move_the_job_as_expected() {
         let p = RetryPolicy::default();
-        let j = job("upload", "running", 0, 3);
+        let j = job(Stage::Upload, JobStatus::Running, 0, 3);
         let adv = apply_outcome(&j, Stage::Upload, &Ok(StepOutcome::Advance), &p, 10, 0.5);
-        assert_eq!(adv.stage.as_deref(), Some("publish"));
-        assert_eq!(adv.status.as_deref(), Some("pending"));
+        assert_eq!(adv.stage, Some(Stage::Publish));
+        assert_eq!(adv.status, Some(JobStatus::Pending));
         assert_eq!(adv.attempts, Some(0));
 
         let last = apply_outcome(
-            &job("sync", "running", 0, 0),
+            &job(Stage::Sync, JobStatus::Running, 0, 0),
             Stage::Sync,
             &Ok(StepOutcome::Advance),
             &p,
             10,
             0.5,
         );
-        assert_eq!(last.stage.as_deref(), Some("done"));
-        assert_eq!(last.status.as_deref(), Some("done"));
+        assert_eq!(last.stage, Some(Stage::Done));
+        assert_eq!(last.status, Some(JobStatus::Done));
 
         let again = apply_outcome(
             &j,
@@ -240,14 +240,16 @@ mod tests {
             0.0,
         );
         assert_eq!(retry.attempts, Some(4));
-        assert_eq!(retry.status.as_deref(), Some("pending"));
+        assert_eq!(retry.status, Some(JobStatus::Pending));
         assert!(
             retry.next_run_at.is_some_and(|t| t >= 60_010),
             "server delay is a floor"
         );
 
-        let exhausted = apply_outcome(
-            &job("upload", "running", 0, p.max_attempts - 1),
+        // However long a service stays away, the job keeps waiting for it, at most
+        // `cap_ms` between tries.
+        let long_outage = apply_outcome(
+            &job(Stage::Upload, JobStatus::Running, 0, 10_000),
             Stage::Upload,
             &Err(StepError::Retry {
                 after_ms: None,
@@ -255,9 +257,30 @@ mod tests {
             }),
             &p,
             10,
+            1.0,
+        );
+        assert_eq!(long_outage.status, Some(JobStatus::Pending));
+        assert_eq!(long_outage.next_run_at, Some(10 + p.cap_ms));
+        assert_eq!(
+            long_outage.last_error,
+            Some(Some((ErrorKind::Retry, "503".into())))
+        );
+
+        let internal = apply_outcome(
+            &j,
+            Stage::Upload,
+            &Err(StepError::Internal {
+                message: "Internal error in Mapillary, upload: boom".into(),
+            }),
+            &p,
+            10,
             0.0,
         );
-        assert_eq!(exhausted.status.as_deref(), Some("failed"));
+        assert_eq!(internal.status, Some(JobStatus::Failed));
+        assert!(matches!(
+            internal.last_error,
+            Some(Some((ErrorKind::Internal, _)))
+        ));
 
         let perm = apply_outcome(
             &j,
@@ -269,7 +292,7 @@ mod tests {
             10,
             0.0,
         );
-        assert_eq!(perm.status.as_deref(), Some("failed"));
+        assert_eq!(perm.status, Some(JobStatus::Failed));
         let auth = apply_outcome(
             &j,
             Stage::Upload,
@@ -280,7 +303,7 @@ mod tests {
             10,
             0.0,
         );
-        assert_eq!(auth.status.as_deref(), Some("waiting_auth"));
+        assert_eq!(auth.status, Some(JobStatus::WaitingAuth));
         let intr = apply_outcome(&j, Stage::Upload, &Err(StepError::Interrupted), &p, 10, 0.0);
         assert!(intr.status.is_none() && intr.stage.is_none());
     }
@@ -290,7 +313,6 @@ mod tests {
         let p = RetryPolicy {
             base_ms: 1_000,
             cap_ms: 30_000,
-            max_attempts: 10,
         };
         assert_eq!(p.delay_ms(1, None, 0.0), 500);
         assert_eq!(p.delay_ms(1, None, 1.0), 1_000);

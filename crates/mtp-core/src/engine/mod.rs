@@ -5,9 +5,11 @@
 //! through [`JobCtx`] the moment they learn them, so a restart resumes instead of resending.
 
 pub mod decide;
+mod state;
 mod worker;
 
 pub use decide::{Action, RetryPolicy, apply_outcome, next_action};
+pub use state::{ErrorKind, ItemState, JobStatus, Stage};
 pub use worker::{Engine, EngineConfig};
 
 use crate::Destination;
@@ -16,55 +18,9 @@ use crate::store::{ItemUpdate, JobItemRow, JobRow, Store, StoreError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::Semaphore;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Prepare,
-    Upload,
-    Publish,
-    Poll,
-    Sync,
-    Done,
-}
-
-impl Stage {
-    pub const ORDER: [Stage; 6] = [
-        Stage::Prepare,
-        Stage::Upload,
-        Stage::Publish,
-        Stage::Poll,
-        Stage::Sync,
-        Stage::Done,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Prepare => "prepare",
-            Stage::Upload => "upload",
-            Stage::Publish => "publish",
-            Stage::Poll => "poll",
-            Stage::Sync => "sync",
-            Stage::Done => "done",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ORDER.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn next(self) -> Stage {
-        match self {
-            Stage::Prepare => Stage::Upload,
-            Stage::Upload => Stage::Publish,
-            Stage::Publish => Stage::Poll,
-            Stage::Poll => Stage::Sync,
-            Stage::Sync | Stage::Done => Stage::Done,
-        }
-    }
-}
+use tokio_util::sync::CancellationToken;
 
 /// A stage that completed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +48,9 @@ pub enum StepError {
     /// The service refused our token: the user must integrate again. The job waits.
     #[error("{message}")]
     Auth { message: String },
+    /// A bug of ours (a driver panicked): the job fails with what happened, nothing retries.
+    #[error("{message}")]
+    Internal { message: String },
     /// The user paused or cancelled the job while it ran.
     #[error("interrupted")]
     Interrupted,
@@ -125,8 +84,8 @@ pub enum EngineEvent {
     JobChanged {
         job_id: i64,
         sequence_id: i64,
-        status: String,
-        stage: String,
+        status: JobStatus,
+        stage: Stage,
     },
     Progress {
         job_id: i64,
@@ -157,7 +116,7 @@ pub struct JobCtx {
     pub job_id: i64,
     pub sequence_id: i64,
     pub destination: Destination,
-    interrupted: Arc<AtomicBool>,
+    interrupted: CancellationToken,
     transfers: Arc<Semaphore>,
     events: EventSink,
     last_progress_at: AtomicI64,
@@ -172,7 +131,7 @@ impl JobCtx {
 
     /// Err(Interrupted) once the user paused or cancelled this job: call between items.
     pub fn check(&self) -> Result<(), StepError> {
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.interrupted.is_cancelled() {
             Err(StepError::Interrupted)
         } else {
             Ok(())
@@ -180,7 +139,13 @@ impl JobCtx {
     }
 
     pub fn is_interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        self.interrupted.is_cancelled()
+    }
+
+    /// Completes once the user paused or cancelled this job (or the app shuts down): race a
+    /// transfer against it to drop the request at once.
+    pub async fn interrupted(&self) {
+        self.interrupted.cancelled().await
     }
 
     /// A slot in the app-wide limit of parallel transfers; hold it while sending bytes.
@@ -207,7 +172,7 @@ impl JobCtx {
     pub async fn save_item(
         &self,
         photo_id: i64,
-        state: &str,
+        state: ItemState,
         remote_key: Option<&str>,
         remote_offset: i64,
         remote_id: Option<&str>,
@@ -225,7 +190,7 @@ impl JobCtx {
                 self.now(),
             )
             .await?;
-        self.report_progress(state != "partial").await;
+        self.report_progress(state != ItemState::Partial).await;
         Ok(())
     }
 
@@ -235,7 +200,7 @@ impl JobCtx {
         self.store
             .update_items(self.job_id, items, self.now())
             .await?;
-        self.report_progress(items.iter().any(|i| i.state != "partial"))
+        self.report_progress(items.iter().any(|i| i.state != ItemState::Partial))
             .await;
         Ok(())
     }

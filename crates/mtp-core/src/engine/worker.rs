@@ -1,16 +1,18 @@
 //! The background worker: claims due jobs, runs one stage each, applies the outcome.
 
 use super::decide::{Action, RetryPolicy, apply_outcome, next_action};
-use super::{Driver, EngineEvent, EventSink, JobCtx, Stage, StepError};
+use super::{Driver, EngineEvent, EventSink, JobCtx, JobStatus, Stage, StepError};
 use crate::Destination;
 use crate::clock::SharedClock;
 use crate::store::{JobRow, NewEvent, Store, StoreError};
+use futures::FutureExt;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -50,8 +52,8 @@ struct Inner {
     events: EventSink,
     wake: Notify,
     transfers: Arc<Semaphore>,
-    /// Interrupt flags of the jobs running now.
-    running: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    /// How to interrupt each job running now.
+    running: Mutex<HashMap<i64, CancellationToken>>,
 }
 
 impl Engine {
@@ -86,8 +88,8 @@ impl Engine {
     pub fn interrupt(&self, job_ids: &[i64]) {
         if let Ok(running) = self.inner.running.lock() {
             for id in job_ids {
-                if let Some(flag) = running.get(id) {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(token) = running.get(id) {
+                    token.cancel();
                 }
             }
         }
@@ -138,8 +140,8 @@ impl Engine {
         }
         // Stop at the next checkpoint; whatever is mid-way is resumed at the next start.
         if let Ok(running) = inner.running.lock() {
-            for flag in running.values() {
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            for token in running.values() {
+                token.cancel();
             }
         }
         while tasks.join_next().await.is_some() {}
@@ -149,9 +151,7 @@ impl Engine {
     async fn run_job(&self, job: JobRow) {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
-        let Some(destination) = job.destination() else {
-            return;
-        };
+        let destination = job.destination;
         let stage = match next_action(&job, now) {
             Action::Run(stage) => stage,
             // Claimed but nothing to run (e.g. a corrupt stage name): park it visibly.
@@ -161,14 +161,11 @@ impl Engine {
                     .update_job(
                         job.id,
                         &crate::store::JobUpdate {
-                            status: Some(
-                                if job.stage == "done" {
-                                    "done"
-                                } else {
-                                    "failed"
-                                }
-                                .into(),
-                            ),
+                            status: Some(if job.stage == Stage::Done {
+                                JobStatus::Done
+                            } else {
+                                JobStatus::Failed
+                            }),
                             ..Default::default()
                         },
                         None,
@@ -186,25 +183,46 @@ impl Engine {
             self.finish(&job, stage, result).await;
             return;
         };
-        let flag = Arc::new(AtomicBool::new(false));
+        let token = CancellationToken::new();
         if let Ok(mut running) = inner.running.lock() {
-            running.insert(job.id, flag.clone());
+            running.insert(job.id, token.clone());
         }
-        self.emit_changed(&job, "running", stage.as_str());
+        self.emit_changed(&job, JobStatus::Running, stage);
         let ctx = JobCtx {
             store: inner.store.clone(),
             clock: inner.clock.clone(),
             job_id: job.id,
             sequence_id: job.sequence_id,
             destination,
-            interrupted: flag,
+            interrupted: token,
             transfers: inner.transfers.clone(),
             events: inner.events.clone(),
             last_progress_at: AtomicI64::new(0),
             in_flight: AtomicI64::new(0),
             progress_interval_ms: inner.config.progress_interval_ms,
         };
-        let result = driver.run(stage, &job, &ctx).await;
+        // A panicking driver is a bug of ours: the job fails and says where, the worker goes on.
+        let result = match std::panic::AssertUnwindSafe(driver.run(stage, &job, &ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(job = job.id, %destination, %stage, "driver panicked: {what}");
+                Err(StepError::Internal {
+                    message: format!(
+                        "Internal error in {}, {}: {what}",
+                        destination.label(),
+                        stage
+                    ),
+                })
+            }
+        };
         if let Ok(mut running) = inner.running.lock() {
             running.remove(&job.id);
         }
@@ -254,6 +272,7 @@ impl Engine {
                 "needs_auth",
                 format!("{} {}: {e}", job.destination, stage.as_str()),
             ),
+            Err(e @ StepError::Internal { .. }) => ("internal_error", e.to_string()),
         };
         let event = NewEvent {
             kind,
@@ -268,10 +287,26 @@ impl Engine {
             .await
         {
             Ok(Some(row)) => {
-                if let (Err(StepError::Auth { .. }), Some(d)) = (&result, row.destination()) {
-                    let _ = inner.store.mark_needs_reauth(d, now).await;
+                match &result {
+                    Err(StepError::Auth { .. }) => {
+                        let _ = inner.store.mark_needs_reauth(row.destination, now).await;
+                    }
+                    // The service answered: every job waiting for it tries again now
+                    // instead of at the end of its backoff.
+                    Ok(_) => match inner
+                        .store
+                        .wake_jobs_waiting_for(row.destination, now)
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(woken) => {
+                            tracing::info!(%row.destination, woken, "service answers again")
+                        }
+                        Err(e) => tracing::warn!("cannot wake waiting jobs: {e}"),
+                    },
+                    Err(_) => {}
                 }
-                self.emit_changed(&row, &row.status, &row.stage);
+                self.emit_changed(&row, row.status, row.stage);
             }
             Ok(None) => {}
             Err(e) => tracing::error!(job = job.id, "cannot store a step's outcome: {e}"),
@@ -279,12 +314,12 @@ impl Engine {
         self.wake();
     }
 
-    fn emit_changed(&self, job: &JobRow, status: &str, stage: &str) {
+    fn emit_changed(&self, job: &JobRow, status: JobStatus, stage: Stage) {
         (self.inner.events)(EngineEvent::JobChanged {
             job_id: job.id,
             sequence_id: job.sequence_id,
-            status: status.to_string(),
-            stage: stage.to_string(),
+            status,
+            stage,
         });
     }
 }

@@ -8,17 +8,18 @@
 //! accept and decode it. The EXIF pixel dimensions are whatever the fixture asks for; the
 //! coded image stays 16×16 (about 1 kB a file), which keeps 10,000-photo folders cheap.
 //!
-//! Not `cfg(test)`: the CLI's `bench` command and cross-crate tests use it.
+//! Built for tests and with the `fixtures` feature: `mtp dev gen-photos`, the benchmarks and
+//! cross-crate tests use it; the desktop app does not.
 
 use chrono::{DateTime, Timelike};
-use exif::experimental::Writer;
 use exif::{Field, In, Rational, Tag, Value};
 use rayon::prelude::*;
 use std::fs;
-use std::io::{self, Cursor};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::jpeg::{EXIF_HEADER, MAX_SEGMENT_PAYLOAD, XMP_HEADER};
+pub use super::rewrite::tiff_from_fields;
 
 /// DQT, SOF0, DHT, SOS, scan data and EOI of a 16×16 YCbCr 4:2:0 baseline JPEG (everything
 /// after its SOI and JFIF APP0).
@@ -309,18 +310,6 @@ pub fn gpano_xmp(width: u32, height: u32, element_form: bool) -> String {
     format!(
         "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n  {body}\n </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end=\"w\"?>"
     )
-}
-
-/// Encodes EXIF fields as a TIFF structure (little-endian, like most cameras).
-pub fn tiff_from_fields(fields: &[Field]) -> io::Result<Vec<u8>> {
-    let mut w = Writer::new();
-    for f in fields {
-        w.push_field(f);
-    }
-    let mut buf = Cursor::new(Vec::new());
-    w.write(&mut buf, true)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    Ok(buf.into_inner())
 }
 
 fn push_segment(out: &mut Vec<u8>, marker: u8, parts: &[&[u8]]) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! of a track). A photo is placed by linear interpolation between the two points around its
 //! time; more than 1 ms outside the track's span is an error, as in mapillary_tools.
 
-use super::{PhotoMeta, PositionSource};
+use super::{HeadingSource, PhotoMeta, PositionSource};
 use chrono::{DateTime, NaiveDateTime};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
@@ -130,6 +130,26 @@ impl Track {
         self.locate(time_ms).ok()
     }
 
+    /// The direction of travel at `t`: the initial bearing of the track segment around it
+    /// (the first or last segment outside the track), as mapillary_tools takes it when it
+    /// geotags from GPX. `None` for a single point, or a segment that does not move
+    /// (mapillary_tools would say 0°: a heading for standing still is noise).
+    pub fn bearing_at(&self, t: i64) -> Option<f64> {
+        let n = self.points.len();
+        if n < 2 {
+            return None;
+        }
+        let i = self
+            .points
+            .partition_point(|p| p.time_ms <= t)
+            .clamp(1, n - 1);
+        let (a, b) = (&self.points[i - 1], &self.points[i]);
+        if a.lat == b.lat && a.lon == b.lon {
+            return None;
+        }
+        Some(crate::geo::initial_bearing_deg(a.lat, a.lon, b.lat, b.lon))
+    }
+
     /// Like [`Track::position_at`], but says how far outside the track a time is.
     pub fn locate(&self, t: i64) -> Result<(f64, f64, Option<f64>), OutsideTrack> {
         let (first, last) = (self.first(), self.last());
@@ -246,8 +266,9 @@ pub struct GeotagMiss {
 /// Places every photo of `photos` that has a capture time on `track`, looking up
 /// `captured_at_ms + offset_ms` (the offset corrects a camera clock that is off; the
 /// capture time itself is left as it is). Sets lat/lon, the altitude when the track has
-/// elevations, and `position_source = Gpx`, replacing any EXIF position. Headings are left
-/// alone: the planner computes missing ones from the final positions.
+/// elevations, and `position_source = Gpx`, replacing any EXIF position. A photo without a
+/// heading gets the track's direction at its time ([`Track::bearing_at`]), as mapillary_tools
+/// does; the planner computes what is still missing from the final positions.
 ///
 /// Returns the photos that could not be placed, which are left unchanged.
 #[must_use = "photos outside the track are not placed; report them"]
@@ -261,7 +282,8 @@ pub fn geotag(photos: &mut [PhotoMeta], track: &Track, offset_ms: i64) -> Vec<Ge
             });
             continue;
         };
-        match track.locate(t.saturating_add(offset_ms)) {
+        let at = t.saturating_add(offset_ms);
+        match track.locate(at) {
             Ok((lat, lon, ele)) => {
                 p.lat = Some(lat);
                 p.lon = Some(lon);
@@ -269,6 +291,12 @@ pub fn geotag(photos: &mut [PhotoMeta], track: &Track, offset_ms: i64) -> Vec<Ge
                     p.altitude = ele;
                 }
                 p.position_source = Some(PositionSource::Gpx);
+                if p.heading.is_none()
+                    && let Some(bearing) = track.bearing_at(at)
+                {
+                    p.heading = Some(bearing);
+                    p.heading_source = Some(HeadingSource::GpxTrack);
+                }
             }
             Err(outside) => misses.push(GeotagMiss {
                 index,
@@ -629,6 +657,11 @@ mod tests {
         assert!((photos[0].altitude.unwrap() - 105.25).abs() < 1e-12);
         assert_eq!(photos[0].position_source, Some(PositionSource::Gpx));
         assert_eq!(photos[0].captured_at_ms, Some(T0 - 3_600_000 + 5_000));
+        // Heading: the direction of the track segment the photo falls in.
+        let pts = t.points();
+        let want = crate::geo::initial_bearing_deg(pts[0].lat, pts[0].lon, pts[1].lat, pts[1].lon);
+        assert!((photos[0].heading.unwrap() - want).abs() < 1e-9);
+        assert_eq!(photos[0].heading_source, Some(HeadingSource::GpxTrack));
         assert_eq!(photos[1].lat, None);
         assert_eq!(misses.len(), 2);
         assert_eq!(misses[0].index, 1);

@@ -5,14 +5,19 @@
 //!   rejected files (each with a code and a message saying what to do) and ignored sidecars.
 //! - [`gpx`] parses GPX tracks and geotags photos that lack a position.
 //! - [`rewrite`] produces the upload copy of a JPEG with a new EXIF `ImageDescription`.
-//! - [`fixture`] writes small valid JPEGs for tests and benchmarks.
+//! - `fixture` writes small valid JPEGs for tests, benchmarks and `mtp dev gen-photos`
+//!   (only built for tests or with the `fixtures` feature, never in the desktop app).
 
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod gpx;
 mod jpeg;
 mod read;
 pub mod rewrite;
 pub mod scan;
+
+#[cfg(test)]
+mod bad_input_tests;
 mod xmp;
 
 pub use read::{PhotoError, ReadOptions, read_photo, read_photo_bytes};
@@ -47,6 +52,9 @@ pub enum HeadingSource {
     GpsImgDirection,
     GpsTrack,
     XmpPose,
+    /// The direction of the GPX track at the photo's time (the segment around it), as
+    /// mapillary_tools geotags from GPX.
+    GpxTrack,
     /// Bearing to the next photo, computed while planning.
     Computed,
 }
@@ -83,6 +91,10 @@ pub struct PhotoMeta {
     pub is_360: bool,
     /// GPS horizontal accuracy in metres, if recorded.
     pub gps_accuracy_m: Option<f64>,
+    /// What was wrong in the EXIF but did not stop us reading what we need (e.g. the
+    /// missing next-IFD offsets piexif leaves): shown with the photo, never a reason to drop it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exif_warnings: Vec<String>,
 }
 
 impl PhotoMeta {
@@ -113,6 +125,7 @@ impl PhotoMeta {
             orientation: None,
             is_360: false,
             gps_accuracy_m: None,
+            exif_warnings: Vec::new(),
         }
     }
 

@@ -296,9 +296,16 @@ fn finish(
     }
 
     // When parts of the EXIF were unreadable and what we need is missing, the breakage is
-    // the real reason: say so rather than "no time"/"no GPS".
+    // the real reason: say so rather than "no time"/"no GPS". Structural slips that cost no
+    // value (piexif writes child IFDs without their next-IFD offset, so whatever value
+    // follows is read as one: exiftool and mapillary_tools read those files) only warn.
+    let (benign, harmful): (Vec<String>, Vec<String>) = exif_errors
+        .into_iter()
+        .partition(|e| is_benign_exif_error(e));
+    meta.exif_warnings = benign;
+    meta.exif_warnings.extend(harmful.iter().cloned());
     let incomplete = meta.captured_at_ms.is_none() || !matches!(position, Ok(Some(_)));
-    if incomplete && let Some(first) = exif_errors.first() {
+    if incomplete && let Some(first) = harmful.first() {
         return Err(PhotoError::BrokenExif {
             path: meta.path,
             detail: first.clone(),
@@ -319,6 +326,11 @@ fn finish(
             detail,
         }),
     }
+}
+
+/// Errors kamadak-exif reports after it has read every entry of the IFD concerned.
+fn is_benign_exif_error(e: &str) -> bool {
+    e.contains("Unexpected next IFD")
 }
 
 fn field(exif: &Exif, tag: Tag) -> Option<&Field> {
@@ -967,6 +979,37 @@ mod tests {
         let e = read(&fixture::jpeg_with_fields(&f, None).unwrap(), &UTC).unwrap_err();
         assert_eq!(e.code(), "bad_gps");
         assert!(e.to_string().contains("not a finite number"), "{e}");
+    }
+
+    /// EXIF exactly as piexif 1.1.3 dumps it (geotagging scripts, mapillary_tools): its
+    /// Exif and GPS IFDs have no next-IFD offset, so the value written after them is read
+    /// as one. exiftool and mapillary_tools read these files; so must we.
+    const PIEXIF_TIME_AND_GPS: &str = "4d4d002a000000080003010f0002000000060000003287690004000000010000003888250004000000010000005a00000000476f50726f000001900300020000001400000046323032343a30353a30312031303a30303a303000000400010002000000024e00000000020005000000030000008c0003000200000002450000000004000500000003000000a40000003000000001000000060000000100000000000000010000000b000000010000001e000000010000000000000001";
+    const PIEXIF_TIME_ONLY: &str = "4d4d002a000000080002010f0002000000060000002687690004000000010000002c00000000476f50726f00000190030002000000140000003a323032343a30353a30312031303a30303a303000";
+
+    #[test]
+    fn exif_written_by_piexif_is_read_with_a_warning_not_dropped() {
+        let jpeg = |hex_tiff: &str| {
+            fixture::jpeg_with_raw_exif(Some(&hex::decode(hex_tiff).unwrap()), None).unwrap()
+        };
+        let full =
+            read_photo_bytes(Path::new("IMG_1.jpg"), &jpeg(PIEXIF_TIME_AND_GPS), &UTC).unwrap();
+        assert_eq!(full.make.as_deref(), Some("GoPro"));
+        assert_eq!(full.captured_at_ms, Some(1_714_557_600_000));
+        assert!((full.lat.unwrap() - 48.1).abs() < 1e-9);
+        assert!((full.lon.unwrap() - 11.5).abs() < 1e-9);
+        assert!(
+            full.exif_warnings
+                .iter()
+                .any(|w| w.contains("Unexpected next IFD")),
+            "{:?}",
+            full.exif_warnings
+        );
+        // Without GPS it needs a track, like any photo without GPS: not "broken EXIF".
+        let e =
+            read_photo_bytes(Path::new("IMG_2.jpg"), &jpeg(PIEXIF_TIME_ONLY), &UTC).unwrap_err();
+        assert_eq!(e.code(), "no_gps", "{e}");
+        assert!(e.into_geotaggable().is_ok());
     }
 
     #[test]

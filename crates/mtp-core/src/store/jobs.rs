@@ -3,6 +3,7 @@
 
 use super::{NewEvent, Store, StoreError};
 use crate::Destination;
+use crate::engine::{ErrorKind, ItemState, JobStatus, Stage};
 use serde::Serialize;
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
@@ -10,13 +11,13 @@ use sqlx::{FromRow, QueryBuilder, Sqlite};
 pub struct JobRow {
     pub id: i64,
     pub sequence_id: i64,
-    pub destination: String,
-    pub stage: String,
-    pub status: String,
+    pub destination: Destination,
+    pub stage: Stage,
+    pub status: JobStatus,
     pub attempts: i64,
     pub next_run_at: i64,
     pub last_error: Option<String>,
-    pub last_error_kind: Option<String>,
+    pub last_error_kind: Option<ErrorKind>,
     pub remote_json: String,
     pub remote_url: Option<String>,
     pub photos_total: i64,
@@ -28,10 +29,6 @@ pub struct JobRow {
 }
 
 impl JobRow {
-    pub fn destination(&self) -> Option<Destination> {
-        self.destination.parse().ok()
-    }
-
     /// The remote ids saved so far, as a JSON object.
     pub fn remote(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::from_str(&self.remote_json).unwrap_or_default()
@@ -55,7 +52,7 @@ pub struct JobItemRow {
     pub path: String,
     pub file_name: String,
     pub file_size: i64,
-    pub state: String,
+    pub state: ItemState,
     pub remote_key: Option<String>,
     pub remote_offset: i64,
     pub remote_id: Option<String>,
@@ -66,12 +63,12 @@ pub struct JobItemRow {
 /// What a step changed, written in one transaction with its event.
 #[derive(Debug, Clone, Default)]
 pub struct JobUpdate {
-    pub stage: Option<String>,
-    pub status: Option<String>,
+    pub stage: Option<Stage>,
+    pub status: Option<JobStatus>,
     pub attempts: Option<i64>,
     pub next_run_at: Option<i64>,
     /// `Some(None)` clears the error.
-    pub last_error: Option<Option<(String, String)>>,
+    pub last_error: Option<Option<(ErrorKind, String)>>,
     pub remote_url: Option<String>,
 }
 
@@ -105,7 +102,7 @@ impl Store {
                  VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sequence_id, destination) DO NOTHING RETURNING id",
             )
             .bind(sequence_id)
-            .bind(d.as_str())
+            .bind(d)
             .bind(p)
             .bind(b)
             .bind(now)
@@ -186,8 +183,8 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Claims the next runnable job (pending and due), marking it running, in one statement.
-    /// `busy` lists destinations that may not take another job right now.
+    /// Claims the next runnable job (pending and due, the longest overdue first), marking it
+    /// running, in one statement: two workers can never claim the same job.
     pub async fn claim_next_job(&self, now: i64) -> Result<Option<JobRow>, StoreError> {
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE jobs SET status = 'running', updated_at = ?1
@@ -209,8 +206,9 @@ impl Store {
         )
     }
 
-    /// Applies a step's outcome and logs it, atomically. Only touches the row while it is still
-    /// `running` (a pause or cancel that happened meanwhile wins) unless `force` is set.
+    /// Applies a step's outcome and logs it, atomically. The status changes only while the row
+    /// is still `running`, so a pause or cancel that happened meanwhile wins; the other fields
+    /// (stage, attempts, next run, error, link) are written whatever the status.
     pub async fn update_job(
         &self,
         id: i64,
@@ -222,7 +220,7 @@ impl Store {
         let (clear_error, err_kind, err_msg) = match &update.last_error {
             None => (false, None, None),
             Some(None) => (true, None, None),
-            Some(Some((kind, msg))) => (false, Some(kind.clone()), Some(msg.clone())),
+            Some(Some((kind, msg))) => (false, Some(*kind), Some(msg.clone())),
         };
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE jobs SET
@@ -236,8 +234,8 @@ impl Store {
                 updated_at = ?
              WHERE id = ? RETURNING *",
         )
-        .bind(&update.stage)
-        .bind(&update.status)
+        .bind(update.stage)
+        .bind(update.status)
         .bind(update.attempts)
         .bind(update.next_run_at)
         .bind(clear_error)
@@ -261,8 +259,8 @@ impl Store {
     pub async fn set_jobs_status(
         &self,
         ids: &[i64],
-        from: &[&str],
-        to: &str,
+        from: &[JobStatus],
+        to: JobStatus,
         now: i64,
     ) -> Result<Vec<JobRow>, StoreError> {
         let mut changed = Vec::new();
@@ -308,7 +306,26 @@ impl Store {
         )
         .bind(now)
         .bind(now)
-        .bind(d.as_str())
+        .bind(d)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Jobs of `destination` waiting out trouble reaching it (their last error was a retry)
+    /// become due now: the service just answered another job. Returns how many.
+    pub async fn wake_jobs_waiting_for(
+        &self,
+        destination: Destination,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET next_run_at = ?1, updated_at = ?1
+             WHERE destination = ?2 AND status = 'pending' AND last_error_kind = 'retry'
+               AND next_run_at > ?1",
+        )
+        .bind(now)
+        .bind(destination)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -329,7 +346,7 @@ impl Store {
         )
         .bind(now)
         .bind(sequence_id)
-        .bind(destination.as_str())
+        .bind(destination)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -374,7 +391,7 @@ impl Store {
         &self,
         job_id: i64,
         photo_id: i64,
-        state: &str,
+        state: ItemState,
         remote_key: Option<&str>,
         remote_offset: i64,
         remote_id: Option<&str>,
@@ -383,7 +400,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let update = ItemUpdate {
             photo_id,
-            state: state.to_string(),
+            state,
             remote_key: remote_key.map(str::to_string),
             remote_offset,
             remote_id: remote_id.map(str::to_string),
@@ -444,7 +461,7 @@ impl Store {
             QueryBuilder::<Sqlite>::new("WITH new(photo_id, state, remote_offset) AS (");
         totals.push_values(items, |mut row, u| {
             row.push_bind(u.photo_id)
-                .push_bind(&u.state)
+                .push_bind(u.state)
                 .push_bind(u.remote_offset);
         });
         totals.push(
@@ -476,7 +493,7 @@ impl Store {
         rows.push_bind(now).push(" FROM (");
         rows.push_values(items, |mut row, u| {
             row.push_bind(u.photo_id)
-                .push_bind(&u.state)
+                .push_bind(u.state)
                 .push_bind(&u.remote_key)
                 .push_bind(u.remote_offset)
                 .push_bind(&u.remote_id)
@@ -500,7 +517,7 @@ const ITEMS_PER_UPDATE: usize = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemUpdate {
     pub photo_id: i64,
-    pub state: String,
+    pub state: ItemState,
     pub remote_key: Option<String>,
     pub remote_offset: i64,
     pub remote_id: Option<String>,
@@ -526,7 +543,7 @@ impl Store {
             )
             .bind(now)
             .bind(sequence_id)
-            .bind(d.as_str())
+            .bind(d)
             .execute(self.pool())
             .await?;
             touched += done.rows_affected();

@@ -8,6 +8,7 @@ mod jobs;
 mod oauth;
 mod pipeline;
 mod sequences;
+mod settings;
 
 pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};

@@ -419,7 +419,10 @@ async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
             .await
             .unwrap()
     );
-    assert_eq!(store.job(web).await.unwrap().unwrap().status, "running");
+    assert_eq!(
+        store.job(web).await.unwrap().unwrap().status,
+        crate::engine::JobStatus::Running
+    );
     assert!(
         !store
             .wake_waiting_job(seq, Destination::Panoramax, 3_000)

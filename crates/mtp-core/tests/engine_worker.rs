@@ -1,0 +1,247 @@
+//! The worker with stand-in drivers: a driver that panics fails its job and says where, and a
+//! service that answers again wakes every job that was waiting for it.
+
+#![allow(clippy::unwrap_used)]
+
+use futures::future::BoxFuture;
+use mtp_core::Destination;
+use mtp_core::clock::{Clock, ManualClock, SharedClock};
+use mtp_core::engine::{
+    Driver, Engine, EngineConfig, ErrorKind, JobCtx, JobStatus, RetryPolicy, Stage, StepError,
+    StepOutcome,
+};
+use mtp_core::photo::PhotoMeta;
+use mtp_core::plan::{PlanOptions, plan_sequences};
+use mtp_core::store::{JobRow, JobUpdate, NewImport, SequenceMeta, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A sequence of three photos, saved, with a job for each of `destinations`.
+async fn sequence(store: &Store, folder: &str, destinations: &[Destination]) -> Vec<i64> {
+    let photos: Vec<PhotoMeta> = (0..3u32)
+        .map(|i| {
+            let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
+            p.file_size = 1_000;
+            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+            p.lat = Some(48.0 + f64::from(i) * 2e-5);
+            p.lon = Some(11.0);
+            p
+        })
+        .collect();
+    let plan = plan_sequences(photos, &PlanOptions::default());
+    let import = NewImport {
+        folder,
+        fingerprint: folder,
+        options_json: "{}",
+        files_seen: 3,
+    };
+    let (_, ids) = store
+        .save_plan(&import, &plan, &[], &SequenceMeta::default(), T0)
+        .await
+        .unwrap();
+    store.create_jobs(ids[0], destinations, T0).await.unwrap()
+}
+
+struct Panicking;
+
+impl Driver for Panicking {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        _ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            if stage == Stage::Upload {
+                panic!("index out of bounds: the len is 0 but the index is 3");
+            }
+            Ok(StepOutcome::Advance)
+        })
+    }
+}
+
+/// A service that is down while `down` is set: every stage answers "try later".
+struct Flaky {
+    down: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Driver for Flaky {
+    fn run<'a>(
+        &'a self,
+        _stage: Stage,
+        _job: &'a JobRow,
+        _ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                Err(StepError::retry("connection refused"))
+            } else {
+                Ok(StepOutcome::Advance)
+            }
+        })
+    }
+}
+
+fn engine(
+    store: &Store,
+    clock: SharedClock,
+    drivers: Vec<(Destination, Arc<dyn Driver>)>,
+) -> Engine {
+    Engine::new(
+        store.clone(),
+        clock,
+        drivers.into_iter().collect::<HashMap<_, _>>(),
+        EngineConfig {
+            retry: RetryPolicy {
+                base_ms: 1_000,
+                cap_ms: 5 * 60_000,
+            },
+            idle_poll_ms: 20,
+            ..EngineConfig::default()
+        },
+        Arc::new(|_| {}),
+    )
+}
+
+async fn wait_for(store: &Store, id: i64, what: impl Fn(&JobRow) -> bool) -> JobRow {
+    for _ in 0..2_000 {
+        let job = store.job(id).await.unwrap().unwrap();
+        if what(&job) {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("job {id} never got there: {:?}", store.job(id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_driver_fails_its_job_and_the_worker_goes_on() {
+    let store = Store::open_in_memory().await.unwrap();
+    let jobs = sequence(
+        &store,
+        "/walk",
+        &[Destination::Mapillary, Destination::Kartaview],
+    )
+    .await;
+    let clock = ManualClock::at(T0);
+    let healthy = Arc::new(Flaky {
+        down: Arc::new(AtomicBool::new(false)),
+        calls: Arc::new(AtomicUsize::new(0)),
+    });
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![
+            (Destination::Mapillary, Arc::new(Panicking)),
+            (Destination::Kartaview, healthy),
+        ],
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(shutdown).await }
+    });
+
+    let failed = wait_for(&store, jobs[0], |j| j.status == JobStatus::Failed).await;
+    assert_eq!(failed.stage, Stage::Upload);
+    assert_eq!(failed.last_error_kind, Some(ErrorKind::Internal));
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some(
+            "Internal error in Mapillary, upload: index out of bounds: the len is 0 but the index is 3"
+        )
+    );
+    // The other destination is not held up by it.
+    wait_for(&store, jobs[1], |j| j.status == JobStatus::Done).await;
+    let events = store.events(None, 100).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "internal_error" && e.job_id == Some(jobs[0])),
+        "{events:#?}"
+    );
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_for_a_service_never_give_up_and_resume_when_it_answers() {
+    let store = Store::open_in_memory().await.unwrap();
+    let a = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
+    let b = sequence(&store, "/b", &[Destination::Kartaview]).await[0];
+    let clock = ManualClock::at(T0);
+    let down = Arc::new(AtomicBool::new(true));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![(
+            Destination::Kartaview,
+            Arc::new(Flaky {
+                down: down.clone(),
+                calls: calls.clone(),
+            }),
+        )],
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(shutdown).await }
+    });
+
+    // Thirty minutes of outage on the injected clock, from one try to the next: the jobs
+    // keep waiting, never more than five minutes between tries, and never fail.
+    while clock.now_ms() - T0 <= 30 * 60_000 {
+        let job = wait_for(&store, a, |j| {
+            j.status == JobStatus::Pending && j.next_run_at > clock.now_ms()
+        })
+        .await;
+        assert!(job.next_run_at - clock.now_ms() <= 5 * 60_000, "{job:?}");
+        assert_eq!(job.last_error_kind, Some(ErrorKind::Retry));
+        clock.set_ms(job.next_run_at);
+    }
+    let a_row = store.job(a).await.unwrap().unwrap();
+    assert!(a_row.attempts > 12, "{a_row:?}");
+    for id in [a, b] {
+        let job = store.job(id).await.unwrap().unwrap();
+        assert!(job.status.is_active(), "{job:?}");
+        assert_eq!(job.last_error.as_deref(), Some("connection refused"));
+    }
+
+    // `b` is told to wait another hour; the service comes back, `a` gets through, and `b`
+    // is woken by it instead of sleeping out its backoff.
+    wait_for(&store, b, |j| j.status == JobStatus::Pending).await;
+    store
+        .update_job(
+            b,
+            &JobUpdate {
+                next_run_at: Some(clock.now_ms() + 3_600_000),
+                ..JobUpdate::default()
+            },
+            None,
+            clock.now_ms(),
+        )
+        .await
+        .unwrap();
+    down.store(false, Ordering::SeqCst);
+    let due = wait_for(&store, a, |j| j.status == JobStatus::Pending)
+        .await
+        .next_run_at;
+    clock.set_ms(due.max(clock.now_ms()));
+    wait_for(&store, a, |j| j.status == JobStatus::Done).await;
+    let done = wait_for(&store, b, |j| j.status == JobStatus::Done).await;
+    assert!(done.updated_at < due + 3_600_000, "{done:?}");
+    assert_eq!(done.last_error, None);
+    assert!(calls.load(Ordering::SeqCst) > 24);
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}
