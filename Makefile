@@ -90,7 +90,7 @@ geovisio-test: system-deps tools
 # The real window: Xvfb for the display, a private D-Bus session for single-instance,
 # tests one at a time (two apps in one session would hand over to each other).
 e2e: deps build
-	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+	xvfb-run -a -s "-screen 0 1920x1200x24" dbus-run-session -- \
 	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 

@@ -117,6 +117,17 @@ impl Desktop {
             .with_context(|| format!("type into {css}"))
     }
 
+    /// Replaces the text of the field `css` selects (clears it first), robust to
+    /// re-rendering like [`Self::click`].
+    pub async fn replace_text(&self, css: &str, text: &str) -> Result<()> {
+        self.on_element(css, |el| async move {
+            el.clear().await?;
+            el.send_keys(text).await
+        })
+        .await
+        .with_context(|| format!("replace the text of {css}"))
+    }
+
     /// Runs `act` on a freshly found `css` element; when the element went stale, vanished
     /// or could not be interacted with, finds it again and retries until 15 s have passed.
     async fn on_element<'a, F, Fut>(&self, css: &str, act: F) -> Result<()>
@@ -192,6 +203,65 @@ impl Desktop {
         Ok(path)
     }
 
+    /// Resizes the window (the web view's viewport follows: there are no decorations under
+    /// Xvfb) and waits until the page has laid itself out at the new size.
+    pub async fn resize(&self, width: u32, height: u32) -> Result<()> {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .with_context(|| format!("resize to {width}x{height}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self
+                .client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await?;
+            let (w, h) = (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0));
+            if w == u64::from(width) && h == u64::from(height) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the window is {w}x{h}, not {width}x{height}, after resizing");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What a person would see as broken on the current screen: a horizontal scroll, a
+    /// squeezed progress bar, text running over its neighbour or out of its box.
+    pub async fn layout_problems(&self) -> Result<Vec<String>> {
+        let v = self.client.execute(LAYOUT_CHECK, vec![]).await?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Screenshots the current screen at the window's minimum size (900 × 600) and at
+    /// 1920 × 1080, as `<name>-900x600.png` and `<name>-1920x1080.png`, and fails on any
+    /// layout problem at either size. Leaves the window at its default 1200 × 780.
+    pub async fn screenshots(&self, name: &str) -> Result<()> {
+        let mut problems = Vec::new();
+        for (w, h) in [(900, 600), (1920, 1080)] {
+            self.resize(w, h).await?;
+            self.screenshot(&format!("{name}-{w}x{h}")).await?;
+            problems.extend(
+                self.layout_problems()
+                    .await?
+                    .into_iter()
+                    .map(|p| format!("{name} at {w}x{h}: {p}")),
+            );
+        }
+        self.resize(1200, 780).await?;
+        if !problems.is_empty() {
+            bail!("layout problems:\n{}", problems.join("\n"));
+        }
+        Ok(())
+    }
+
     /// Runs the app binary a second time with `args`, in the same environment, and returns
     /// its exit status (single instance: it should hand over and exit).
     pub fn second_instance(
@@ -243,6 +313,37 @@ impl Drop for Desktop {
         self.stop_all();
     }
 }
+
+/// Finds what would look broken: run in the page, returns a list of descriptions.
+const LAYOUT_CHECK: &str = r#"
+const problems = [];
+const visible = (el) => el.offsetParent !== null && el.getClientRects().length > 0;
+const label = (el) => (el.id ? '#' + el.id : el.className ? '.' + String(el.className).split(' ')[0] : el.tagName)
+  + ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+const main = document.getElementById('main');
+if (main.scrollWidth > main.clientWidth + 1) problems.push('the page scrolls sideways (' + main.scrollWidth + ' > ' + main.clientWidth + ' px)');
+for (const bar of document.querySelectorAll('.job .progress')) {
+  if (!visible(bar)) continue;
+  const w = bar.getBoundingClientRect().width;
+  if (w < 120) problems.push('a progress bar is only ' + Math.round(w) + ' px wide');
+}
+const overlap = (a, b) => a.width > 0 && b.width > 0 && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+for (const row of document.querySelectorAll('.job')) {
+  if (!visible(row)) continue;
+  const parts = [...row.querySelectorAll('.job-dest, .job-status, .job-numbers, .job-speed, .job-link > *, .job-actions > *')].filter(visible);
+  for (let i = 0; i < parts.length; i++) for (let j = i + 1; j < parts.length; j++) {
+    if (parts[i].contains(parts[j]) || parts[j].contains(parts[i])) continue;
+    if (overlap(parts[i].getBoundingClientRect(), parts[j].getBoundingClientRect())) problems.push(label(parts[i]) + ' overlaps ' + label(parts[j]));
+  }
+}
+for (const el of document.querySelectorAll('button, .job-status, .mode-banner, .plan-stats, .card, .plan-seq, .save-form, .rescue, .left-out, .warn-box, .notice, .dialog, .map-legend')) {
+  if (!visible(el)) continue;
+  const cs = getComputedStyle(el);
+  if (cs.textOverflow === 'ellipsis' || cs.overflowX === 'auto' || cs.overflowX === 'scroll') continue;
+  if (el.scrollWidth > el.clientWidth + 2) problems.push(label(el) + ' overflows its box (' + el.scrollWidth + ' > ' + el.clientWidth + ' px)');
+}
+return problems;
+"#;
 
 /// A D-Bus session bus of our own: `dbus-daemon --session --print-address`.
 /// WebDriver errors that a re-render explains: look the element up again and retry.

@@ -95,6 +95,50 @@ pub async fn start_integration(
     state.app()?.start_integration(service).await
 }
 
+/// Panoramax's Integrate: generate a token, open its claim page, wait for the claim.
+#[tauri::command]
+pub async fn start_panoramax_claim(
+    state: Shared<'_>,
+    instance_url: Option<String>,
+) -> Result<mtp_app::accounts::StartedIntegration, AppError> {
+    state.app()?.start_panoramax_claim(instance_url, true).await
+}
+
+/// Stops waiting for a sign-in (closes its loopback listener or claim poll).
+#[tauri::command]
+pub async fn cancel_sign_in(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+) -> Result<(), AppError> {
+    state.app()?.cancel_sign_in(service).await
+}
+
+/// Where a service's sign-in comes back (`None` = the default, the deep link).
+#[tauri::command]
+pub async fn set_redirect_uri(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+    redirect_uri: Option<String>,
+) -> Result<Option<String>, AppError> {
+    state.app()?.set_redirect_uri(service, redirect_uri).await
+}
+
+/// Asks KartaView again with the kept OpenStreetMap sign-in.
+#[tauri::command]
+pub async fn retry_kartaview(state: Shared<'_>) -> Result<String, AppError> {
+    state.app()?.retry_kartaview().await
+}
+
+/// Connects a service with a token the user pasted (KartaView: upload-scripts' `osc.token`).
+#[tauri::command]
+pub async fn connect_with_token(
+    state: Shared<'_>,
+    service: mtp_core::Destination,
+    token: String,
+) -> Result<String, AppError> {
+    state.app()?.connect_with_token(service, &token).await
+}
+
 #[tauri::command]
 pub async fn connect_panoramax(
     state: Shared<'_>,
@@ -133,4 +177,28 @@ pub async fn queue_upload(
 #[tauri::command]
 pub fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
     state.app()?.open_external(&url)
+}
+
+/// The answer to "uploads are running: keep them going in the background or stop?".
+#[tauri::command]
+pub fn close_choice(
+    app: tauri::AppHandle,
+    choice: crate::window::CloseChoice,
+) -> Result<(), AppError> {
+    crate::window::apply_close_choice(&app, choice)
+        .map_err(|e| AppError::new("window", format!("could not close the window: {e}")))
+}
+
+/// For each dropped path: "dir", "file" or "missing" (folders and photo files are read
+/// differently).
+#[tauri::command]
+pub fn path_kinds(paths: Vec<String>) -> Vec<&'static str> {
+    paths
+        .iter()
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => "dir",
+            Ok(_) => "file",
+            Err(_) => "missing",
+        })
+        .collect()
 }

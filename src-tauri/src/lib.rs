@@ -3,6 +3,7 @@
 
 mod commands;
 mod deep_link;
+mod window;
 
 use mtp_app::{App, AppError, Settings};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub fn run() {
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!(?argv, "second instance forwarded its arguments");
             if let Some(window) = app.get_webview_window("main") {
+                // It may be hidden, uploading in the background.
+                let _ = window.show();
                 let _ = window.unminimize();
                 let _ = window.set_focus();
             }
@@ -58,8 +61,18 @@ pub fn run() {
                 }
             }
             tauri_app.manage(Arc::new(AppState(state)));
+            window::create_main(tauri_app)?;
             deep_link::install(tauri_app)?;
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
+                && !window::close_confirmed()
+            {
+                api.prevent_close();
+                window::close_requested(window.app_handle());
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_overview,
@@ -75,10 +88,17 @@ pub fn run() {
             commands::transport_types,
             commands::start_integration,
             commands::connect_panoramax,
+            commands::start_panoramax_claim,
+            commands::cancel_sign_in,
+            commands::set_redirect_uri,
+            commands::retry_kartaview,
+            commands::connect_with_token,
             commands::disconnect,
             commands::job_action,
             commands::queue_upload,
             commands::open_external,
+            commands::close_choice,
+            commands::path_kinds,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

@@ -76,7 +76,7 @@ fn photo_folder() -> Result<tempfile::TempDir> {
 async fn drop_paths(app: &Desktop, paths: &[&std::path::Path]) -> Result<()> {
     // The window listens for drops once it has booted.
     app.wait_for(
-        fantoccini::Locator::Css("body[data-ready=true] #dropzone"),
+        fantoccini::Locator::Css("body[data-ready=true]"),
         Duration::from_secs(10),
     )
     .await?;
@@ -218,10 +218,19 @@ async fn integrating_through_the_browser_and_the_deep_link_connects_the_account(
     for (n, service) in ["mapillary", "kartaview"].iter().enumerate() {
         integrate(&app, service, &log, n + 1).await?;
     }
-    app.screenshot("07-integrations-connected").await?;
+    app.screenshots("07-integrations-connected").await?;
 
     // A forged link (a state this app never issued) changes nothing and says so.
     app.click(".service-mapillary .danger").await?;
+    // Disconnecting asks first.
+    app.wait_for_text(
+        "#confirm-dialog",
+        "Disconnect Mapillary?",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshots("09-disconnect-asks").await?;
+    app.click("#confirm-yes").await?;
     app.wait_for_text(
         ".service-mapillary",
         "Not connected",
@@ -327,7 +336,952 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         )
         .await?;
     }
-    app.screenshot("08-uploads-done").await?;
+    app.screenshots("08-uploads-done").await?;
+    app.quit().await
+}
+
+/// The app's own page and the same document as before (nothing was loaded in its place).
+async fn still_the_app(app: &Desktop, start: &url::Url) -> Result<()> {
+    // Give a navigation that was not stopped time to happen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = app.client.current_url().await?;
+    assert_eq!(
+        (url.scheme(), url.host_str()),
+        (start.scheme(), start.host_str()),
+        "the window left the app for {url}"
+    );
+    app.wait_for(
+        fantoccini::Locator::Css("#plan-stats"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn every_link_opens_in_the_browser_and_the_window_stays_the_app() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-import").await?;
+    let start = app.client.current_url().await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+
+    // The map's credit links.
+    let mut opened = 0;
+    app.click(".leaflet-control-attribution a[href*='leafletjs.com']")
+        .await?;
+    opened += 1;
+    let url = wait_for_opened(&log, opened).await?;
+    assert!(url.starts_with("https://leafletjs.com"), "{url}");
+    still_the_app(&app, &start).await?;
+    if let Ok(osm) = app
+        .client
+        .find(fantoccini::Locator::Css(
+            ".leaflet-control-attribution a[href*='openstreetmap.org']",
+        ))
+        .await
+    {
+        osm.click().await?;
+        opened += 1;
+        let url = wait_for_opened(&log, opened).await?;
+        assert!(url.contains("openstreetmap.org/copyright"), "{url}");
+        still_the_app(&app, &start).await?;
+    }
+
+    // Any other kind: a plain link, one asking for a new window, a script navigating.
+    app.client
+        .execute(
+            "const add = (id, href, target) => {
+               const a = document.createElement('a');
+               a.id = id; a.href = href; a.textContent = ' ' + id;
+               if (target) a.target = target;
+               document.getElementById('plan-stats').append(a);
+             };
+             add('plain-link', 'https://example.org/plain');
+             add('blank-link', 'https://example.org/blank', '_blank');",
+            vec![],
+        )
+        .await?;
+    for (css, expected) in [
+        ("#plain-link", "https://example.org/plain"),
+        ("#blank-link", "https://example.org/blank"),
+    ] {
+        app.click(css).await?;
+        opened += 1;
+        assert_eq!(wait_for_opened(&log, opened).await?, expected);
+        still_the_app(&app, &start).await?;
+    }
+    app.client
+        .execute(
+            "setTimeout(() => { window.location.href = 'https://example.org/script'; }, 0); return true;",
+            vec![],
+        )
+        .await?;
+    opened += 1;
+    assert_eq!(
+        wait_for_opened(&log, opened).await?,
+        "https://example.org/script"
+    );
+    still_the_app(&app, &start).await?;
+    app.quit().await
+}
+
+/// Writes `photos` as JPEGs into `dir`, named `<prefix>NNN.jpg`.
+fn write_photos(
+    dir: &std::path::Path,
+    prefix: &str,
+    photos: &[mtp_core::photo::fixture::FixturePhoto],
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (i, p) in photos.iter().enumerate() {
+        mtp_core::photo::fixture::write_jpeg(&dir.join(format!("{prefix}{i:03}.jpg")), p)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn left_out_files_are_grouped_by_reason_in_the_windows_words() -> Result<()> {
+    use mtp_core::photo::fixture::{TrackSpec, track_photos, write_track_folder};
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("Mixed card");
+    write_track_folder(&folder, 20, &TrackSpec::default())?;
+    // Three photos without GPS, in a sub-folder; READMEs in two sub-folders; a video.
+    let mut no_gps = track_photos(3, &TrackSpec::default());
+    for p in &mut no_gps {
+        p.lat = None;
+        p.lon = None;
+    }
+    write_photos(&folder.join("phone"), "PXL_", &no_gps)?;
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(folder.join(sub))?;
+        std::fs::write(folder.join(sub).join("README"), "notes about the trip\n")?;
+    }
+    std::fs::write(
+        folder.join("clip.mp4"),
+        b"\0\0\0\x18ftypisom\0\0\0\0isomiso2",
+    )?;
+    std::fs::write(folder.join("broken.jpg"), b"\xff\xd8\xff\xe1 not really")?;
+
+    let app = Desktop::launch(&[]).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    let stats = app
+        .wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    assert!(stats.contains("20 photos kept"), "{stats}");
+    assert!(stats.contains("4 left out"), "{stats}");
+    assert!(stats.contains("3 not photos, ignored"), "{stats}");
+
+    let group = app
+        .wait_for_text(
+            ".left-out-group[data-code=no_gps] summary",
+            "No GPS position",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(group.contains('3'), "{group}");
+    // Expanded: paths relative to the folder, each once; a GUI action.
+    app.click(".left-out-group[data-code=no_gps] summary")
+        .await?;
+    let rows = app
+        .wait_for_text(
+            ".left-out-group[data-code=no_gps]",
+            "phone/PXL_000.jpg",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(rows.contains("Add a GPX track"), "{rows}");
+    assert_eq!(rows.matches("PXL_000").count(), 1, "{rows}");
+    app.click("#not-photos summary").await?;
+    let ignored = app
+        .wait_for_text("#not-photos", "a/README", Duration::from_secs(5))
+        .await?;
+    assert!(
+        ignored.contains("b/README") && ignored.contains("clip.mp4"),
+        "{ignored}"
+    );
+    // Nothing speaks to the command line, nothing tells a README to become a JPEG.
+    let page = app
+        .wait_for(
+            fantoccini::Locator::Css("#place-import"),
+            Duration::from_secs(5),
+        )
+        .await?
+        .text()
+        .await?;
+    for cli in [
+        "--gpx",
+        "--time-offset",
+        "exiftool",
+        "convert it to JPEG",
+        "or drop it",
+    ] {
+        assert!(!page.contains(cli), "the window says {cli:?}: {page}");
+    }
+    app.screenshots("10-import-left-out-grouped").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn a_gpx_track_and_a_time_zone_rescue_photos_without_position_on_the_plan() -> Result<()> {
+    use mtp_core::photo::fixture::{TrackSpec, gpx_for, track_photos};
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("Bike ride");
+    // A camera without GPS, set to local time (+02:00) and not recording its zone.
+    let spec = TrackSpec {
+        utc_offset_minutes: None,
+        ..TrackSpec::default()
+    };
+    let truth = track_photos(30, &spec);
+    let mut photos = truth.clone();
+    for p in &mut photos {
+        p.lat = None;
+        p.lon = None;
+        p.captured_at_ms = p.captured_at_ms.map(|t| t + 2 * 3_600_000);
+    }
+    write_photos(&folder, "DSC", &photos)?;
+    let track = dir.path().join("ride.gpx");
+    std::fs::write(&track, gpx_for(&truth))?;
+
+    let app = Desktop::launch(&[("TZ", "UTC")]).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text(
+        "#gpx-rescue",
+        "30 photos have no usable position",
+        Duration::from_secs(30),
+    )
+    .await?;
+    app.screenshots("11-import-needs-gpx").await?;
+
+    // The track, dropped on the plan: the photos are two hours off its time.
+    drop_paths(&app, &[&track]).await?;
+    app.wait_for_text("#gpx-used", "ride.gpx", Duration::from_secs(30))
+        .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".left-out-group[data-code=outside_track]"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    // The camera's zone, typed as a person would, then re-plan in place.
+    let zone = app
+        .wait_for(
+            fantoccini::Locator::Css("#rescue-tz"),
+            Duration::from_secs(5),
+        )
+        .await?;
+    zone.send_keys("+02:00").await?;
+    app.client
+        .execute(
+            "document.getElementById('rescue-tz').dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    app.click("#rescue-apply").await?;
+    app.wait_for_text(
+        "#gpx-used",
+        "Positions of 30 photos came from the GPX track",
+        Duration::from_secs(30),
+    )
+    .await?;
+    let stats = app
+        .wait_for_text("#plan-stats", "30 photos kept", Duration::from_secs(5))
+        .await?;
+    assert!(stats.contains("0 left out"), "{stats}");
+    app.wait_for_text(
+        "#plan-sequences",
+        "30 positions from the GPX track",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshots("12-import-placed-by-gpx").await?;
+
+    // A new folder starts clean: the track and zone were for that folder only.
+    let other = photo_folder()?;
+    app.click(".plan-head button").await?;
+    drop_paths(&app, &[&other.path().join("Morning walk")]).await?;
+    app.wait_for_text("#plan-stats", "40 photos kept", Duration::from_secs(30))
+        .await?;
+    assert!(
+        app.client
+            .find(fantoccini::Locator::Css("#gpx-rescue"))
+            .await
+            .is_err(),
+        "the previous folder's GPX track was applied to a new folder"
+    );
+    app.quit().await
+}
+
+/// The `checked` property of `css`.
+async fn checked(app: &Desktop, css: &str) -> Result<bool> {
+    let v = app
+        .client
+        .execute(
+            "const el = document.querySelector(arguments[0]); return el ? el.checked : null;",
+            vec![serde_json::json!(css)],
+        )
+        .await?;
+    v.as_bool()
+        .ok_or_else(|| anyhow::anyhow!("{css} is not on screen"))
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn stray_photos_are_unticked_named_sequences_are_saved_and_copies_are_flagged() -> Result<()>
+{
+    use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, write_track_folder};
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("Holiday mix");
+    let walk = write_track_folder(&folder, 20, &TrackSpec::default())?;
+    // Three stray photos from other years, far apart.
+    let strays = [
+        (1_215_000_000_000_i64, 51.5, -0.12),
+        (1_430_000_000_000, 40.4, -3.7),
+        (1_590_000_000_000, 52.5, 13.4),
+    ]
+    .map(|(t, lat, lon)| FixturePhoto {
+        make: Some("Old".into()),
+        model: Some("Phone".into()),
+        ..FixturePhoto::at(lat, lon, t)
+    });
+    write_photos(&folder, "OLD_", &strays)?;
+
+    let app = Desktop::launch(&[]).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "4 sequences", Duration::from_secs(30))
+        .await?;
+    app.wait_for_text("#plan-warnings", "years", Duration::from_secs(5))
+        .await?;
+    // The walk is ticked, each stray one-photo sequence is not, and says why.
+    let cards = app
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.plan-seq')].map(c => [c.dataset.index, c.textContent]);",
+            vec![],
+        )
+        .await?;
+    let mut walk_index = None;
+    for c in cards.as_array().unwrap() {
+        let (index, text) = (c[0].as_str().unwrap(), c[1].as_str().unwrap());
+        let i: usize = index.parse()?;
+        let ticked = checked(&app, &format!("#seq-include-{i}")).await?;
+        if text.contains("20 photos") {
+            assert!(ticked, "the walk is unticked: {text}");
+            walk_index = Some(i);
+        } else {
+            assert!(!ticked, "a stray photo is ticked: {text}");
+            assert!(text.contains("Only 1 photo:"), "{text}");
+        }
+    }
+    let walk_index = walk_index.expect("the walk is on the plan");
+    app.wait_for_text("#save-import", "Save 1 sequence", Duration::from_secs(5))
+        .await?;
+    app.screenshots("13-import-unintended-sequences").await?;
+
+    let part = app
+        .wait_for(
+            fantoccini::Locator::Css(&format!("#seq-part-name-{walk_index}")),
+            Duration::from_secs(5),
+        )
+        .await?;
+    part.send_keys("Harbour walk").await?;
+    app.click("#save-import").await?;
+    app.wait_for_text("#place-sequences", "Harbour walk", Duration::from_secs(15))
+        .await?;
+    let names = app
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.seq-card h2')].map(h => h.textContent);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(names, serde_json::json!(["Harbour walk"]));
+    // Keyboard focus is on the saved sequence, not lost on the page body.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let focused = app
+            .client
+            .execute("return document.activeElement.textContent;", vec![])
+            .await?;
+        if focused == serde_json::json!("Harbour walk") {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "keyboard focus is on {focused:?}, not on the saved sequence"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The same photos, copied to another folder and renamed: flagged by content.
+    let copy = dir.path().join("Copy for the club");
+    std::fs::create_dir_all(&copy)?;
+    for (i, p) in walk.iter().enumerate() {
+        std::fs::copy(p, copy.join(format!("walk-{i}.jpg")))?;
+    }
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&copy]).await?;
+    let flagged = app
+        .wait_for_text("#already-saved", "Harbour walk", Duration::from_secs(30))
+        .await?;
+    assert!(flagged.contains("20 photos in"), "{flagged}");
+    app.screenshots("14-import-already-saved").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn two_cameras_are_told_apart_by_name_colour_and_order() -> Result<()> {
+    use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().join("Two cameras");
+    write_track_folder(
+        &folder,
+        15,
+        &TrackSpec {
+            make: Some("GoPro".into()),
+            model: Some("GoPro MAX".into()),
+            serial: Some("GP1".into()),
+            file_prefix: "GP_".into(),
+            ..TrackSpec::default()
+        },
+    )?;
+    write_track_folder(
+        &folder.join("rear"),
+        15,
+        &TrackSpec {
+            make: Some("Insta360".into()),
+            model: Some("ONE X2".into()),
+            serial: Some("IN1".into()),
+            file_prefix: "IN_".into(),
+            start_lon: 2.3530,
+            bearing_deg: 135.0,
+            ..TrackSpec::default()
+        },
+    )?;
+    let app = Desktop::launch(&[]).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "2 sequences", Duration::from_secs(30))
+        .await?;
+    let cards = app
+        .client
+        .execute(
+            "return document.getElementById('plan-sequences').textContent;",
+            vec![],
+        )
+        .await?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(cards.contains("GoPro MAX"), "{cards}");
+    assert!(cards.contains("Insta360 ONE X2"), "{cards}");
+    assert!(
+        cards.contains("rear/") && cards.contains("top folder"),
+        "{cards}"
+    );
+    let legend = app
+        .wait_for_text("#map-legend", "Sequence 2", Duration::from_secs(5))
+        .await?;
+    assert!(
+        legend.contains("GoPro MAX") && legend.contains("ONE X2"),
+        "{legend}"
+    );
+    let colours = app
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#map-legend .swatch')].map(s => s.style.background);",
+            vec![],
+        )
+        .await?;
+    let colours = colours.as_array().unwrap();
+    assert_eq!(colours.len(), 2);
+    assert_ne!(colours[0], colours[1]);
+    app.screenshots("15-import-two-cameras").await?;
+
+    app.click("#save-import").await?;
+    app.wait_for_text("#place-sequences", "Part 2", Duration::from_secs(15))
+        .await?;
+    let names = app
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.seq-card h2')].map(h => h.textContent);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        names,
+        serde_json::json!(["Two cameras Part 1", "Two cameras Part 2"])
+    );
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn every_screen_holds_at_900x600_and_1920x1080_and_closing_asks_about_uploads() -> Result<()>
+{
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[("MTP_SANDBOX_PROCESSING_MS", "600000")]).await?;
+    app.wait_for_text("#mode-banner", "Sandbox mode", Duration::from_secs(10))
+        .await?;
+    app.click("#nav-integrations").await?;
+    app.wait_for_text(
+        "#place-integrations",
+        "Map the Paths Web",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshots("20-integrations").await?;
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.click("#nav-sequences").await?;
+    app.wait_for_text(
+        "#place-sequences",
+        "No sequences yet",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshots("21-sequences-empty").await?;
+    app.click("#nav-import").await?;
+    app.wait_for_text("#place-import", "Drop a folder", Duration::from_secs(10))
+        .await?;
+    app.screenshots("22-import-start").await?;
+
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    // Services that are not connected are offered unticked, with the way to connect them.
+    assert!(!checked(&app, "#dest-mapillary").await?);
+    app.wait_for_text(
+        "label.dest:has(#dest-mapillary)",
+        "not connected",
+        Duration::from_secs(5),
+    )
+    .await?;
+    assert!(checked(&app, "#dest-panoramax").await?);
+    app.screenshots("23-import-plan").await?;
+    // Mapillary too, to have a row waiting for sign-in with its long message.
+    app.client
+        .execute(
+            "const m = document.getElementById('dest-mapillary'); m.checked = true; m.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    app.click("#save-import").await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".job[data-destination=mapillary][data-status=waiting_auth]"),
+        Duration::from_secs(30),
+    )
+    .await?;
+    // Panoramax uploads, then waits for the (slow) processing: an active upload.
+    app.wait_for(
+        fantoccini::Locator::Css(".job[data-destination=panoramax][data-stage=poll]"),
+        Duration::from_secs(60),
+    )
+    .await?;
+    app.screenshots("24-sequences-uploading").await?;
+
+    // Closing the window now asks, and says what happens to the uploads.
+    let close =
+        "return window.__TAURI_INTERNALS__.invoke('plugin:window|close', { label: 'main' });";
+    app.client.execute(close, vec![]).await?;
+    let dialog = app
+        .wait_for_text("#close-dialog", "resume", Duration::from_secs(10))
+        .await?;
+    assert!(
+        dialog.contains("Keep uploading in the background"),
+        "{dialog}"
+    );
+    app.screenshots("25-close-while-uploading").await?;
+    app.click("#close-cancel").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        app.client
+            .find(fantoccini::Locator::Css("#close-dialog"))
+            .await
+            .is_err()
+    );
+    // In the background: the window goes away (seen from X, as a person would: the web
+    // view is not asked while hidden), the app keeps running, a new launch shows it again.
+    app.client.execute(close, vec![]).await?;
+    app.wait_for(
+        fantoccini::Locator::Css("#close-background"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.client
+        .execute(
+            "setTimeout(() => document.getElementById('close-background').click(), 50); return true;",
+            vec![],
+        )
+        .await?;
+    wait_for_window_mapped(false).await?;
+    let status = app.second_instance(&[], Duration::from_secs(20))?;
+    assert!(status.success());
+    wait_for_window_mapped(true).await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".job[data-destination=panoramax]"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn photos_already_on_panoramax_say_so_and_link_to_where_they_are() -> Result<()> {
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    for (n, source) in [folder.clone(), photos.path().join("Copy")]
+        .iter()
+        .enumerate()
+    {
+        if n == 1 {
+            std::fs::create_dir_all(source)?;
+            for e in std::fs::read_dir(&folder)? {
+                let e = e?;
+                std::fs::copy(e.path(), source.join(e.file_name()))?;
+            }
+        }
+        app.click("#nav-import").await?;
+        drop_paths(&app, &[source]).await?;
+        app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+            .await?;
+        if n == 1 {
+            app.wait_for_text("#already-saved", "40 photos in", Duration::from_secs(5))
+                .await?;
+        }
+        app.click("#save-import").await?;
+        app.wait_for(
+            fantoccini::Locator::Css(&format!(
+                ".seq-card:nth-child({}) .job[data-destination=panoramax][data-status=done]",
+                1
+            )),
+            Duration::from_secs(90),
+        )
+        .await?;
+    }
+    // The newest card (on top) is the copy: nothing new was made, and the row says so.
+    let row = ".seq-card:first-child .job[data-destination=panoramax]";
+    app.wait_for_text(row, "Already on Panoramax", Duration::from_secs(10))
+        .await?;
+    let link = app
+        .wait_for(
+            fantoccini::Locator::Css(&format!("{row} .job-link button")),
+            Duration::from_secs(5),
+        )
+        .await?;
+    let title = link.attr("title").await?.unwrap_or_default();
+    assert!(title.contains("focus=pic&pic="), "{title}");
+    app.screenshots("16-sequences-already-on-panoramax").await?;
+    app.quit().await
+}
+
+/// Waits until the app's window is shown (`true`) or hidden (`false`) on the X display.
+async fn wait_for_window_mapped(shown: bool) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^MTP Desktop$"])
+            .output()?;
+        let visible = !String::from_utf8_lossy(&out.stdout).trim().is_empty();
+        if visible == shown {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the window was never {}",
+            if shown { "shown again" } else { "hidden" }
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn dropped_photo_files_and_several_folders_are_understood() -> Result<()> {
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[]).await?;
+    // Dragging over any screen highlights the whole window.
+    app.click("#nav-sequences").await?;
+    app.wait_for(
+        fantoccini::Locator::Css("body[data-ready=true]"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.client
+        .execute(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:event|emit_to', {
+                target: { kind: 'Webview', label: 'main' },
+                event: 'tauri://drag-enter',
+                payload: { paths: arguments[0], position: { x: 200, y: 200 } }
+            });",
+            vec![serde_json::json!([folder.display().to_string()])],
+        )
+        .await?;
+    app.wait_for(
+        fantoccini::Locator::Css("body.drag-hover"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("17-drag-over-sequences").await?;
+
+    // Ten photo files, not a folder: just those are read.
+    let files: Vec<std::path::PathBuf> = (0..10)
+        .map(|i| folder.join(format!("IMG_{i:05}.jpg")))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(files.len(), 10, "fixture names changed");
+    let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    drop_paths(&app, &refs).await?;
+    let stats = app
+        .wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    assert!(
+        stats.contains("10 photos kept") && stats.contains("0 left out"),
+        "{stats}"
+    );
+
+    // Two folders: the first is read and the window says what happened to the other.
+    let other = tempfile::tempdir()?;
+    app.click(".plan-head button").await?;
+    drop_paths(&app, &[&folder, other.path()]).await?;
+    app.wait_for_text(
+        "#toasts",
+        "Drop the others one at a time",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for_text("#plan-stats", "40 photos kept", Duration::from_secs(30))
+        .await?;
+    app.quit().await
+}
+
+/// The sandbox's origin, read from a page the app opened (its emulators run inside it).
+fn sandbox_origin(opened: &str) -> Result<String> {
+    let u = url::Url::parse(opened)?;
+    Ok(u.origin().ascii_serialization())
+}
+
+async fn sandbox_faults(origin: &str, spec: &str) -> Result<()> {
+    let resp = reqwest::Client::new()
+        .post(format!("{origin}/sandbox/faults"))
+        .body(spec.to_string())
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "faults: {}", resp.status());
+    Ok(())
+}
+
+fn free_loopback() -> Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(format!(
+        "http://127.0.0.1:{}/callback",
+        l.local_addr()?.port()
+    ))
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+
+    // Deep link: Mapillary. While it waits, the card offers a loopback address in case the
+    // link never comes back.
+    app.click(".service-mapillary [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-mapillary details.redirect[open]",
+        "Nothing came back to the app?",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("09-deep-link-waiting").await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(
+        deep_link.starts_with("app.mtp.desktop://app"),
+        "{deep_link}"
+    );
+    assert!(
+        app.second_instance(&[&deep_link], Duration::from_secs(20))?
+            .success()
+    );
+    app.wait_for_text(
+        ".service-mapillary .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    // Loopback: KartaView comes back to http://127.0.0.1:<port>/callback.
+    let loopback = free_loopback()?;
+    app.click(".service-kartaview details.redirect summary")
+        .await?;
+    app.replace_text("#redirect-kartaview", &loopback).await?;
+    app.click(".service-kartaview [data-action=use-loopback]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview details.redirect summary",
+        &loopback,
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .listening",
+        &format!("Listening on {loopback}"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.screenshot("10-loopback-listening").await?;
+    let authorize = wait_for_opened(&log, 2).await?;
+    let location = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(location.starts_with(&loopback), "{location}");
+    let (status, page) = mtp_app::sandbox_browser::follow(&location).await?;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("You can close this tab"), "{page}");
+    app.wait_for_text(
+        ".service-kartaview .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.wait_for_text(
+        ".service-mapillary .status.ok",
+        "Connected as",
+        Duration::from_secs(5),
+    )
+    .await?;
+    // The listener is gone once the sign-in is done.
+    assert!(
+        std::net::TcpStream::connect(url::Url::parse(&loopback)?.socket_addrs(|| None)?[0])
+            .is_err()
+    );
+    app.screenshot("11-loopback-connected").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    let origin = sandbox_origin(&authorize)?;
+    sandbox_faults(&origin, "kartaview_refuse_osm_apps=400").await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
+    assert!(status.success());
+    let text = app
+        .wait_for_text(
+            ".service-kartaview .sign-in-error",
+            "KartaView said",
+            Duration::from_secs(20),
+        )
+        .await?;
+    assert!(
+        text.contains(
+            "\u{201c}Unexpected error. Please try again later.\u{201d} (HTTP 400, apiCode 690)"
+        ),
+        "{text}"
+    );
+    app.wait_for_text(
+        ".service-kartaview .sign-in",
+        "osc.token",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(".service-kartaview [data-action=retry]"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("12-kartaview-refused").await?;
+
+    // Paste a KartaView token (as upload-scripts keeps it).
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{origin}/sandbox/tokens?service=kartaview&user=0"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = token["access_token"].as_str().unwrap().to_string();
+    app.type_into("#kartaview-token", &token).await?;
+    app.click(".service-kartaview [data-action=paste-token]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.screenshot("13-kartaview-token-pasted").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-panoramax [data-action=integrate]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax",
+        "Waiting for you to claim the token",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let claim = wait_for_opened(&log, 1).await?;
+    assert!(claim.ends_with("/claim"), "{claim}");
+    app.screenshot("14-panoramax-claim-waiting").await?;
+    let page = mtp_app::sandbox_browser::claim(&claim).await?;
+    assert!(page.contains("Token claimed"), "{page}");
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as sandbox-user",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.screenshot("15-panoramax-claimed").await?;
     app.quit().await
 }
 

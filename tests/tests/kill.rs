@@ -7,13 +7,13 @@
 //! what was in flight at a kill, one sequence (cluster, upload set) per service, and every
 //! job done with its remote ids in the database. One more run must find nothing to do.
 //!
-//! One thing no client can prevent: a kill between a service creating a sequence (KartaView
-//! sequence, Panoramax upload set, Map the Paths sequence) and `mtp` saving its id leaves
-//! that sequence behind, empty, and the next run creates another (those calls have no
-//! idempotency key and nothing lists what was created). The test accepts such a leftover
-//! only if it is empty and its create call was answered in a run that was killed, and
-//! says so. (Mapillary's `finish_upload` has the same gap; there `mtp` looks for the
-//! published sequence before finishing again, so the test allows no second cluster.)
+//! A kill between a service creating a sequence and `mtp` saving its id leaves that
+//! sequence on the service, empty. `mtp` records each create before sending it; the next
+//! run looks for what the lost reply named (KartaView's `my-list`, the Panoramax account's
+//! upload sets) and uses it, so the test allows no second KartaView sequence or Panoramax
+//! upload set, and no second Mapillary cluster (`mtp` finds the published sequence before
+//! finishing again). Map the Paths Web lists nothing: there a leftover is accepted only if
+//! its create was answered to a run that was killed, and the row must say a copy may exist.
 //!
 //! `MTP_KILL_SEED=<n>` replays another schedule; `MTP_BIN=<path>` tests that binary instead
 //! of building `mtp` (with the profile this test was built with).
@@ -194,8 +194,8 @@ async fn killed_again_and_again_every_photo_lands_once_everywhere() {
     let store = Store::open(&data.join("mtp.db")).await.unwrap();
     let local = local_files(&folder);
     check_mapillary(&store, &sandbox, sequence_id, &local, kills.len()).await;
-    check_kartaview(&store, &sandbox, sequence_id, &local, &kills).await;
-    check_panoramax(&store, &sandbox, sequence_id, &local, &kills).await;
+    check_kartaview(&store, &sandbox, sequence_id, &local).await;
+    check_panoramax(&store, &sandbox, sequence_id, &local).await;
     check_mtpw(&store, &sandbox, sequence_id, &kills).await;
     store.close().await;
 }
@@ -442,16 +442,18 @@ async fn check_kartaview(
     sandbox: &Sandbox,
     sequence_id: i64,
     local: &HashMap<String, (u64, String)>,
-    kills: &[Kill],
 ) {
     let kv = job_in(store, sequence_id, Destination::Kartaview).await;
     assert_eq!(kv.remote().get("finished"), Some(&serde_json::json!(true)));
     let id = kv.remote_str("sequence_id").unwrap();
     let sequences = sandbox.state().kartaview_sequences();
-    let lost = lost_creates(&sandbox.requests(), kills, "kartaview.sequence");
-    assert_eq!(sequences.len(), 1 + lost, "{sequences:#?}");
-    for other in sequences.iter().filter(|s| s.id != id) {
-        assert!(other.photos.is_empty(), "{other:#?}");
+    assert_eq!(
+        sequences.len(),
+        1,
+        "a lost create was not found again: {sequences:#?}"
+    );
+    if kv.remote().get("adopted_after_crash").is_some() {
+        println!("KartaView: a create cut by a kill was found again with my-list and used");
     }
     let seq = sequences.iter().find(|s| s.id == id).unwrap();
     assert_ne!(seq.status, "NEW");
@@ -475,16 +477,20 @@ async fn check_panoramax(
     sandbox: &Sandbox,
     sequence_id: i64,
     local: &HashMap<String, (u64, String)>,
-    kills: &[Kill],
 ) {
     let px = job_in(store, sequence_id, Destination::Panoramax).await;
     assert!(px.remote_str("collection_id").is_some(), "{px:#?}");
     let id = px.remote_str("upload_set_id").unwrap();
     let sets = sandbox.state().panoramax_upload_sets();
-    let lost = lost_creates(&sandbox.requests(), kills, "panoramax.create_upload_set");
-    assert_eq!(sets.len(), 1 + lost, "{sets:#?}");
-    for other in sets.iter().filter(|s| s.id != id) {
-        assert!(other.files.is_empty(), "{other:#?}");
+    assert_eq!(
+        sets.len(),
+        1,
+        "a lost create was not found again: {sets:#?}"
+    );
+    if px.remote().get("adopted_after_crash").is_some() {
+        println!(
+            "Panoramax: a create cut by a kill was found again among the account's upload sets and used"
+        );
     }
     let set = sets.iter().find(|s| s.id == id).unwrap();
     assert!(set.ready && set.collection_ids.len() == 1, "{set:#?}");
@@ -521,6 +527,12 @@ async fn check_mtpw(store: &Store, sandbox: &Sandbox, sequence_id: i64, kills: &
     let sequences = sandbox.state().mtpw_sequences();
     let lost = lost_creates(&sandbox.requests(), kills, "mtpw.create");
     assert_eq!(sequences.len(), 1 + lost, "{sequences:#?}");
+    if lost > 0 {
+        assert!(
+            web.remote_str("possible_duplicate").is_some(),
+            "the row must say an empty copy may exist: {web:#?}"
+        );
+    }
     for other in sequences.iter().filter(|s| s.unique_id != id) {
         assert!(
             !other.published && other.mapillary_sequence_key.is_none(),

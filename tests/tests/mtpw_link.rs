@@ -103,7 +103,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     let mly = story.job(seq, Destination::Mapillary).await;
     assert_eq!(mly.status, JobStatus::Done);
     // Not Done, not a raw error: its own words, and the page it can already be seen on.
-    assert_eq!(job.status, JobStatus::Pending);
+    assert!(job.status.is_active(), "{job:#?}");
     assert_eq!(job.last_error, None);
     assert_eq!(
         job.remote_str("waiting").as_deref(),
@@ -206,7 +206,7 @@ async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
     })
     .await;
     ticking.store(false, Ordering::SeqCst);
-    assert_eq!(job.status, JobStatus::Pending);
+    assert!(job.status.is_active(), "{job:#?}");
     assert_eq!(import_requests_with_mapillary(&story), vec![Some(200)]);
 
     // The server gets fixed: the next try links it.
@@ -251,7 +251,8 @@ async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
         .iter()
         .find(|j| j.destination == Destination::Mtpw)
         .unwrap();
-    assert_eq!(mtpw.status, JobStatus::Pending, "{mtpw:#?}");
+    // (Waiting: it looks again every few milliseconds here, so it may be running now.)
+    assert!(mtpw.status.is_active(), "{mtpw:#?}");
     assert_eq!(mtpw.remote_str("waiting_on").as_deref(), Some("consent"));
     assert!(
         mtpw.remote_str("waiting")

@@ -282,6 +282,7 @@ async fn upload_folder(app: &App, folder: &Path) -> JobRow {
         .unwrap();
     let saved = app
         .save_import(SaveImport {
+            sequences: Vec::new(),
             token: preview.token,
             meta: SequenceMeta {
                 name: "A walk to GeoVisio".into(),
@@ -452,4 +453,35 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
         })
         .collect();
     assert_eq!(again_ids, our_ids, "{again_items:?}");
+}
+
+/// Panoramax's Integrate (panoramax-cli `login`, PROTOCOLS §4.2) against the real server:
+/// `POST /api/auth/tokens/generate` gives a JWT and a claim link, and until someone claims
+/// it (which needs the instance's OAuth, absent here) `GET /api/users/me` refuses it with
+/// 401/403, which the app's poll reads as "not claimed yet".
+#[tokio::test]
+#[ignore = "needs a real GeoVisio: run make geovisio-test"]
+async fn generating_a_token_to_claim_gives_a_claim_link_and_an_unclaimed_jwt() {
+    let (url, _) = server();
+    let cfg = mtp_providers::PanoramaxConfig::new(url.clone());
+    let generated =
+        mtp_providers::panoramax_login::generate_token(&http(), &cfg, "MTP Desktop test")
+            .await
+            .unwrap();
+    assert!(!generated.id.is_empty());
+    assert_eq!(generated.jwt.expose().split('.').count(), 3, "a JWT");
+    assert!(
+        generated
+            .claim_url
+            .path()
+            .ends_with(&format!("/api/auth/tokens/{}/claim", generated.id)),
+        "{}",
+        generated.claim_url
+    );
+    let err = PanoramaxClient::new(http(), &cfg, Some(generated.jwt.clone()))
+        .me()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(matches!(err.status(), Some(401 | 403)), "{err}");
 }

@@ -61,3 +61,29 @@ export function formatDuration(seconds: number): string {
   if (m < 60) return `${m} min ${Math.round(seconds % 60)} s`;
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
+
+/** A modal question with two answers; resolves true when the first (the action) is chosen. */
+export function confirmDialog(title: string, body: string, action: string, cancel = "Cancel"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "dialog", id: "confirm-dialog", "aria-labelledby": "confirm-title" });
+    const finish = (answer: boolean) => {
+      dialog.close();
+      resolve(answer);
+    };
+    dialog.append(
+      h("h2", { id: "confirm-title" }, title),
+      h("p", {}, body),
+      h(
+        "div",
+        { class: "dialog-actions" },
+        h("button", { class: "primary danger-fill", id: "confirm-yes", onclick: () => finish(true) }, action),
+        h("button", { class: "secondary", id: "confirm-no", onclick: () => finish(false) }, cancel),
+      ),
+    );
+    dialog.addEventListener("cancel", () => resolve(false));
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    (dialog.querySelector("#confirm-no") as HTMLButtonElement | null)?.focus();
+  });
+}

@@ -32,8 +32,25 @@ export interface IntegrationCard {
   needs_reauth: boolean;
   instance_url: string | null;
   uses_browser: boolean;
+  /** Where the browser comes back: the deep link or a loopback address. */
+  redirect_uri: string | null;
+  suggested_loopback: string | null;
+  sign_in: SignInStatus | null;
   /** Map the Paths Web: may the app send the Mapillary token to it (null: not asked yet). */
   mapillary_consent: boolean | null;
+}
+
+/** A sign-in in progress, or why the last one failed (kept until the user acts). */
+export interface SignInStatus {
+  phase: "waiting" | "failed";
+  page_url: string | null;
+  redirect_uri: string | null;
+  listening: boolean;
+  browser_opened: boolean;
+  browser_error: string | null;
+  message: string | null;
+  offer_token: boolean;
+  can_retry: boolean;
 }
 
 export interface StartedIntegration {
@@ -41,6 +58,8 @@ export interface StartedIntegration {
   authorize_url: string;
   browser_opened: boolean;
   browser_error: string | null;
+  redirect_uri: string | null;
+  listening: boolean;
 }
 
 export interface DeepLinkOutcome {
@@ -67,6 +86,7 @@ export interface PhotoPoint {
   lon: number;
   captured_at: number;
   heading: number | null;
+  from_gpx: boolean;
 }
 
 export interface SequenceView {
@@ -80,6 +100,18 @@ export interface SequenceView {
   split_message: string;
   photos: PhotoPoint[];
   checks: DestinationCheck[];
+  camera: string | null;
+  sub_folder: string;
+  from_gpx: number;
+  warnings: string[];
+  include_by_default: boolean;
+}
+
+export interface LeftOutGroup {
+  code: string;
+  title: string;
+  action: string;
+  files: { rel_path: string; detail: string }[];
 }
 
 export interface LeftOut {
@@ -101,6 +133,18 @@ export interface PreparedImport {
   sequences: SequenceView[];
   left_out: LeftOut[];
   already_imported: { import_id: number; sequence_ids: number[]; names: string[] } | null;
+  left_out_groups: LeftOutGroup[];
+  not_photos: string[];
+  warnings: string[];
+  already_saved: { sequence_id: number; name: string; folder: string | null; photos: number }[];
+  gpx: string | null;
+  gpx_placed: number;
+}
+
+export interface SequenceChoice {
+  index: number;
+  include: boolean;
+  name: string;
 }
 
 export interface PrepareOptions {
@@ -108,6 +152,7 @@ export interface PrepareOptions {
   gpx_offset_s?: number;
   camera_utc_offset_minutes?: number | null;
   transport_type?: string | null;
+  files?: string[];
   plan?: { min_distance_m?: number | null; min_interval_s?: number | null; heading_offset_deg?: number };
 }
 
@@ -178,8 +223,8 @@ export const api = {
   setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
-  saveImport: (token: string, meta: SequenceMeta, destinations: Destination[]) =>
-    call<SavedImport>("save_import", { request: { token, meta, destinations } }),
+  saveImport: (token: string, meta: SequenceMeta, destinations: Destination[], sequences: SequenceChoice[]) =>
+    call<SavedImport>("save_import", { request: { token, meta, destinations, sequences } }),
   sequences: () => call<SequenceSummary[]>("sequences"),
   sequence: (id: number) => call<SequenceSummary>("sequence", { id }),
   transportTypes: () => call<TransportType[]>("transport_types"),
@@ -187,12 +232,26 @@ export const api = {
   connectPanoramax: (instanceUrl: string | null, token: string | null) =>
     call<string>("connect_panoramax", { instanceUrl, token }),
   disconnect: (service: Destination) => call<void>("disconnect", { service }),
+  startPanoramaxClaim: (instanceUrl: string | null) => call<StartedIntegration>("start_panoramax_claim", { instanceUrl }),
+  cancelSignIn: (service: Destination) => call<void>("cancel_sign_in", { service }),
+  setRedirectUri: (service: Destination, redirectUri: string | null) =>
+    call<string | null>("set_redirect_uri", { service, redirectUri }),
+  retryKartaview: () => call<string>("retry_kartaview"),
+  connectWithToken: (service: Destination, token: string) => call<string>("connect_with_token", { service, token }),
   jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
     call<number>("job_action", { target, action }),
+  pathKinds: (paths: string[]) => call<("dir" | "file" | "missing")[]>("path_kinds", { paths }),
   openExternal: (url: string) => call<void>("open_external", { url }),
   queueUpload: (sequenceId: number, destinations: Destination[]) =>
     call<string[]>("queue_upload", { sequenceId, destinations }),
 };
+
+/** The window's close button while uploads run: `active` uploads would stop. */
+export function onCloseRequested(handler: (active: number) => void): Promise<UnlistenFn> {
+  return listen<number>("mtp://close-requested", (msg) => handler(msg.payload));
+}
+
+export const closeChoice = (choice: "background" | "quit") => call<void>("close_choice", { choice });
 
 /** The system folder picker; null when the user cancels. */
 export async function pickFolder(): Promise<string | null> {

@@ -1,5 +1,5 @@
 import "./style.css";
-import { api, onAppEvent, type AppEvent } from "./ipc";
+import { api, closeChoice, onAppEvent, onCloseRequested, type AppEvent } from "./ipc";
 import { h, toast } from "./dom";
 import { renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
@@ -57,11 +57,35 @@ function handleEvent(e: AppEvent): void {
   }
 }
 
+/** The window is being closed while uploads run: keep them going in the background, or stop. */
+function askBeforeClosing(active: number): void {
+  document.getElementById("close-dialog")?.remove();
+  const dialog = h(
+    "dialog",
+    { id: "close-dialog", class: "dialog", "aria-labelledby": "close-title" },
+    h("h2", { id: "close-title" }, active === 1 ? "An upload is still running" : `${active} uploads are still running`),
+    h("p", {}, "Keep uploading in the background: the window closes and MTP Desktop stays in the system tray (open it again from there, or by starting MTP Desktop)."),
+    h("p", {}, "Or stop now: unfinished uploads resume where they stopped the next time you start MTP Desktop. Nothing is sent twice."),
+    h(
+      "div",
+      { class: "dialog-actions" },
+      h("button", { class: "primary", id: "close-background", onclick: () => { dialog.close(); void closeChoice("background"); } }, "Keep uploading in the background"),
+      h("button", { class: "secondary", id: "close-quit", onclick: () => { dialog.close(); void closeChoice("quit"); } }, "Stop and quit"),
+      h("button", { class: "link", id: "close-cancel", onclick: () => dialog.close() }, "Cancel"),
+    ),
+  );
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  (dialog.querySelector("#close-background") as HTMLButtonElement | null)?.focus();
+}
+
 async function boot(): Promise<void> {
   for (const btn of document.querySelectorAll<HTMLButtonElement>(".nav-item")) {
     btn.addEventListener("click", () => void show(btn.dataset.place as Place));
   }
   await onAppEvent(handleEvent);
+  await onCloseRequested(askBeforeClosing);
   const importRoot = document.getElementById("place-import");
   if (importRoot) await listenForDrops(importRoot);
   document.body.dataset.ready = "true";
@@ -71,7 +95,7 @@ async function boot(): Promise<void> {
     if (banner && o.mode.mode === "sandbox") {
       banner.hidden = false;
       banner.title = o.mode.reason;
-      banner.replaceChildren(h("strong", {}, "Sandbox mode"), " — nothing leaves this computer. ", o.mode.reason);
+      banner.replaceChildren(h("strong", {}, "Sandbox mode"), " — a practice run: uploads go to test services inside this app and nothing is published.");
     }
     const loc = document.getElementById("data-location");
     if (loc) loc.textContent = `v${o.version} · data in ${o.data_dir}`;

@@ -4,7 +4,12 @@ import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 import type { LeftOut, SequenceView } from "./ipc";
 
-const COLOURS = ["#1f6feb", "#8250df", "#1a7f37", "#bf3989", "#0a7ea4", "#9a6700"];
+const COLOURS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#0a7ea4", "#bf3989", "#57606a"];
+
+/** The colour of sequence `i` on the map, its legend and its card on the plan. */
+export function colourOf(i: number): string {
+  return COLOURS[i % COLOURS.length];
+}
 
 export interface TrackMap {
   destroy(): void;
@@ -13,17 +18,29 @@ export interface TrackMap {
 export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: LeftOut[]): TrackMap {
   const renderer = L.canvas({ padding: 0.5 });
   const map = L.map(el, { preferCanvas: true, zoomControl: true, attributionControl: true });
+  const note = (text: string) => {
+    if (el.querySelector(".map-note")) return;
+    el.append(Object.assign(document.createElement("div"), { className: "map-note", textContent: text }));
+  };
   if (navigator.onLine) {
-    L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
+    let loaded = 0;
+    let failed = 0;
+    const tiles = L.tileLayer("https://tile.openstreetmap.org/{z}/{x}/{y}.png", {
       maxZoom: 19,
-      attribution: "© OpenStreetMap contributors",
-    }).addTo(map);
+      attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+    });
+    tiles.on("tileload", () => loaded++);
+    tiles.on("tileerror", () => {
+      failed++;
+      if (loaded === 0 && failed >= 2) note("No map background: the map tiles cannot be loaded (offline?). The track is drawn without it.");
+    });
+    tiles.addTo(map);
   } else {
-    map.attributionControl.addAttribution("Offline: track only");
+    note("Offline: no map background, the track is drawn without it.");
   }
   const bounds = L.latLngBounds([]);
   sequences.forEach((seq, i) => {
-    const colour = COLOURS[i % COLOURS.length];
+    const colour = colourOf(i);
     const line = seq.photos.map((p) => L.latLng(p.lat, p.lon));
     line.forEach((ll) => bounds.extend(ll));
     L.polyline(line, { color: colour, weight: 3, opacity: 0.8, renderer }).addTo(map);
@@ -31,7 +48,7 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
     if (seq.photos.length <= 3000) {
       for (const p of seq.photos) {
         L.circleMarker([p.lat, p.lon], { radius: 3, color: colour, weight: 1, fillOpacity: 0.9, renderer })
-          .bindTooltip(`${p.file_name} · ${new Date(p.captured_at).toISOString().replace("T", " ").slice(0, 19)} UTC`)
+          .bindTooltip(`${p.file_name} · ${new Date(p.captured_at).toISOString().replace("T", " ").slice(0, 19)} UTC${p.from_gpx ? " · position from the GPX track" : ""}`)
           .addTo(map);
       }
     }
@@ -51,9 +68,35 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
       .bindTooltip(`Dropped ${d.file_name}: ${d.message}`)
       .addTo(map);
   }
+  if (sequences.length > 1) {
+    const legend = new L.Control({ position: "bottomleft" });
+    legend.onAdd = () => {
+      const box = L.DomUtil.create("div", "map-legend");
+      box.id = "map-legend";
+      sequences.forEach((seq, i) => {
+        const row = L.DomUtil.create("div", "legend-row", box);
+        const sw = L.DomUtil.create("span", "swatch", row);
+        sw.style.background = colourOf(i);
+        const where = [seq.camera, seq.sub_folder].filter(Boolean).join(" · ");
+        row.append(`Sequence ${i + 1}${where ? ` — ${where}` : ""}`);
+      });
+      return box;
+    };
+    legend.addTo(map);
+  }
   if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
   else map.setView([20, 0], 2);
   // The container may have just become visible.
-  setTimeout(() => map.invalidateSize(), 50);
+  // The container may have just become visible; and when the window is resized the whole
+  // track stays in view, unless the person has moved the map themselves.
+  let moved = false;
+  map.on("dragstart", () => (moved = true));
+  map.on("resize", () => {
+    if (!moved && bounds.isValid()) map.fitBounds(bounds.pad(0.1));
+  });
+  setTimeout(() => {
+    map.invalidateSize();
+    if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
+  }, 50);
   return { destroy: () => map.remove() };
 }

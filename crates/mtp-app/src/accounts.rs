@@ -2,6 +2,7 @@
 //! link that comes back is accepted only if it matches one that has not expired. Tokens stay
 //! on this side; the web view only ever sees "connected as NAME".
 
+use crate::signin::{self, SignInPhase, SignInStatus};
 use crate::{App, AppError, AppEvent, AppResult};
 use mtp_core::Destination;
 use mtp_core::deeplink::DeepLink;
@@ -23,6 +24,10 @@ pub struct StartedIntegration {
     pub authorize_url: String,
     pub browser_opened: bool,
     pub browser_error: Option<String>,
+    /// Where the browser comes back (deep link or loopback); `None` for Panoramax's claim.
+    pub redirect_uri: Option<String>,
+    /// The app listens on `redirect_uri` (a loopback redirect) until the sign-in ends.
+    pub listening: bool,
 }
 
 pub(crate) fn provider_error(e: ProviderError) -> AppError {
@@ -54,30 +59,62 @@ impl App {
 
     /// As [`App::start_integration`]; `open_browser: false` only returns the address (the
     /// CLI's sandbox sign-in approves the emulator's page itself).
+    ///
+    /// With a loopback redirect URI, the app listens there now (the port must be free) and
+    /// until the sign-in ends or is abandoned. Starting again ends the previous sign-in of
+    /// this service. Panoramax starts its token claim ([`App::start_panoramax_claim`]).
     pub async fn start_integration_with(
         &self,
         service: Destination,
         open_browser: bool,
     ) -> AppResult<StartedIntegration> {
+        if service == Destination::Panoramax {
+            return self.start_panoramax_claim(None, open_browser).await;
+        }
         let s = self.services();
+        let redirect_uri = self
+            .redirect_uri(service)
+            .await?
+            .ok_or_else(|| self.not_configured(service))?;
+        let loopback = signin::loopback_uri(&redirect_uri).map_err(AppError::invalid)?;
+        // A new sign-in ends the last one (and frees its port) before binding.
+        self.sign_ins().stop(service).await;
+        let listener = match &loopback {
+            Some(lb) => match signin::bind(service, lb).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    let mut status = SignInStatus::failed(e.message.clone());
+                    status.redirect_uri = Some(redirect_uri.clone());
+                    self.sign_ins().set(service, None, status);
+                    self.emit(AppEvent::AccountsChanged);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let pending = match service {
             Destination::Mapillary => {
-                let cfg = s.mapillary.clone().ok_or_else(|| self.not_configured(service))?;
+                let mut cfg = s
+                    .mapillary
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
+                cfg.redirect_uri = redirect_uri.clone();
                 MapillaryOAuth::new(s.http.clone(), cfg).authorize()
             }
             Destination::Kartaview => {
-                let cfg = s.kartaview.clone().ok_or_else(|| self.not_configured(service))?;
+                let mut cfg = s
+                    .kartaview
+                    .clone()
+                    .ok_or_else(|| self.not_configured(service))?;
+                cfg.redirect_uri = redirect_uri.clone();
                 OsmOAuth::new(s.http.clone(), cfg).authorize()
             }
             Destination::Mtpw => {
-                let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
+                let mut cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
+                cfg.redirect_uri = redirect_uri.clone();
                 MtpwOAuth::new(cfg).authorize()
             }
-            Destination::Panoramax => {
-                return Err(AppError::invalid(
-                    "Panoramax connects with an instance address and an API token, not a browser sign-in.",
-                ));
-            }
+            Destination::Panoramax => unreachable!("handled above"),
         }
         .map_err(provider_error)?;
         let now = self.now_ms();
@@ -88,9 +125,48 @@ impl App {
                 pkce_verifier: pending.pkce_verifier.clone(),
                 created_at: now,
                 expires_at: now + ATTEMPT_TTL_MS,
+                redirect_uri: Some(redirect_uri.clone()),
             })
             .await?;
         let url = pending.authorize_url.to_string();
+        let generation = self.sign_ins().begin(
+            service,
+            SignInStatus {
+                phase: SignInPhase::Waiting,
+                page_url: Some(url.clone()),
+                redirect_uri: Some(redirect_uri.clone()),
+                listening: listener.is_some(),
+                browser_opened: false,
+                browser_error: None,
+                message: None,
+                offer_token: false,
+                can_retry: false,
+            },
+        );
+        if let (Some(listener), Some(lb)) = (listener, loopback) {
+            let task = tokio::spawn(signin::serve_loopback(
+                self.downgrade(),
+                listener,
+                lb,
+                service,
+                pending.state.clone(),
+                generation,
+                self.sign_ins().timeouts().loopback,
+            ));
+            self.sign_ins().attach(service, generation, task);
+        }
+        Ok(self.opened(service, generation, url, Some(redirect_uri), open_browser))
+    }
+
+    /// Opens `url` (unless told not to) and records on the card whether a browser opened.
+    fn opened(
+        &self,
+        service: Destination,
+        generation: u64,
+        url: String,
+        redirect_uri: Option<String>,
+        open_browser: bool,
+    ) -> StartedIntegration {
         let (browser_opened, browser_error) = if !open_browser {
             (false, None)
         } else {
@@ -99,12 +175,87 @@ impl App {
                 Err(e) => (false, Some(e)),
             }
         };
-        Ok(StartedIntegration {
+        let mut status = self.sign_ins().status(service);
+        if let Some(status) = status.as_mut().filter(|s| s.phase == SignInPhase::Waiting) {
+            status.browser_opened = browser_opened;
+            status.browser_error = browser_error.clone();
+            self.sign_ins()
+                .set(service, Some(generation), status.clone());
+        }
+        self.emit(AppEvent::AccountsChanged);
+        StartedIntegration {
             service,
             authorize_url: url,
             browser_opened,
             browser_error,
-        })
+            listening: status.is_some_and(|s| s.listening),
+            redirect_uri,
+        }
+    }
+
+    /// Where `service`'s browser sign-in comes back: the address chosen on its card, else
+    /// the configured one (`…_REDIRECT_URI`, default the deep link). `None` when the
+    /// service is not configured (or is Panoramax, which has no redirect).
+    pub async fn redirect_uri(&self, service: Destination) -> AppResult<Option<String>> {
+        let s = self.services();
+        let configured = match service {
+            Destination::Mapillary => s.mapillary.as_ref().map(|c| c.redirect_uri.clone()),
+            Destination::Kartaview => s.kartaview.as_ref().map(|c| c.redirect_uri.clone()),
+            Destination::Mtpw => s.mtpw.as_ref().map(|c| c.redirect_uri.clone()),
+            Destination::Panoramax => return Ok(None),
+        };
+        let Some(configured) = configured else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.store()
+                .redirect_uri_setting(service)
+                .await?
+                .unwrap_or(configured),
+        ))
+    }
+
+    /// Chooses where `service`'s sign-in comes back: a loopback address
+    /// `http://127.0.0.1:<port>/<path>` (which must be registered with the service's app),
+    /// or `None` for the configured default (the deep link).
+    pub async fn set_redirect_uri(
+        &self,
+        service: Destination,
+        redirect_uri: Option<String>,
+    ) -> AppResult<Option<String>> {
+        if service == Destination::Panoramax {
+            return Err(AppError::invalid(
+                "Panoramax signs in by claiming a token, without a redirect.",
+            ));
+        }
+        let chosen = redirect_uri
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(uri) = &chosen
+            && uri != crate::config::DEEP_LINK_REDIRECT
+            && signin::loopback_uri(uri)
+                .map_err(AppError::invalid)?
+                .is_none()
+        {
+            return Err(AppError::invalid(format!(
+                "{uri:?} cannot bring the sign-in back: use {} or http://127.0.0.1:<port>/<path>.",
+                crate::config::DEEP_LINK_REDIRECT
+            )));
+        }
+        let normalized = match &chosen {
+            Some(uri) => signin::loopback_uri(uri)
+                .map_err(AppError::invalid)?
+                .map(|lb| lb.uri)
+                .or(Some(uri.clone())),
+            None => None,
+        };
+        self.store()
+            .set_redirect_uri_setting(service, normalized.as_deref(), self.now_ms())
+            .await?;
+        // A sign-in waiting on the old address cannot come back anymore.
+        self.sign_ins().stop(service).await;
+        self.emit(AppEvent::AccountsChanged);
+        self.redirect_uri(service).await
     }
 
     /// Opens a link to a published sequence in the browser (http and https only).
@@ -174,10 +325,13 @@ impl App {
         }
         let account = match (service, link) {
             (Destination::Mapillary, DeepLink::AuthorizationCode { code, .. }) => {
-                let cfg = s
+                let mut cfg = s
                     .mapillary
                     .clone()
                     .ok_or_else(|| self.not_configured(service))?;
+                if let Some(uri) = &attempt.redirect_uri {
+                    cfg.redirect_uri = uri.clone();
+                }
                 let oauth =
                     MapillaryOAuth::new(s.http.clone(), cfg.clone()).with_clock(self.clock());
                 let tokens = oauth
@@ -191,26 +345,23 @@ impl App {
                 account(service, Some(me.id), me.username, tokens, None)
             }
             (Destination::Kartaview, DeepLink::AuthorizationCode { code, .. }) => {
-                let cfg = s
+                let mut cfg = s
                     .kartaview
                     .clone()
                     .ok_or_else(|| self.not_configured(service))?;
+                if let Some(uri) = &attempt.redirect_uri {
+                    cfg.redirect_uri = uri.clone();
+                }
                 let oauth = OsmOAuth::new(s.http.clone(), cfg.clone()).with_clock(self.clock());
-                let (_osm, kv) = oauth
-                    .login_kartaview(&pending(cfg.osm_authorize_url.clone()), code)
+                let osm = oauth
+                    .exchange_code(&pending(cfg.osm_authorize_url.clone()), code)
                     .await
                     .map_err(provider_error)?;
-                let tokens = TokenSet {
-                    access_token: kv.access_token.clone(),
-                    refresh_token: None,
-                    expires_at_ms: None,
-                };
-                let name = kv
-                    .full_name
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(kv.username.clone());
-                account(service, Some(kv.id), Some(name), tokens, None)
+                // Kept (never shown) so that client_auth can be retried without the browser.
+                self.store()
+                    .set_kartaview_osm_token(Some(&osm.access_token), now)
+                    .await?;
+                return self.kartaview_client_auth(&osm.access_token).await;
             }
             (Destination::Mtpw, DeepLink::ImplicitToken { .. }) => {
                 let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
@@ -241,6 +392,232 @@ impl App {
         Ok(name)
     }
 
+    /// Turns an OpenStreetMap token into a KartaView account (`client_auth`). A refusal
+    /// keeps KartaView's own words and the code `kartaview_refused`: the card then offers
+    /// to retry and to paste a KartaView token.
+    async fn kartaview_client_auth(&self, osm_token: &Secret<String>) -> AppResult<String> {
+        let service = Destination::Kartaview;
+        let s = self.services();
+        let cfg = s
+            .kartaview
+            .clone()
+            .ok_or_else(|| self.not_configured(service))?;
+        let kv = mtp_providers::kartaview::client_auth(
+            &s.http,
+            &cfg.api_url,
+            osm_token,
+            &cfg.osm_client_secret,
+            self.clock().as_ref(),
+        )
+        .await
+        .map_err(|e| {
+            let mut said = format!("\u{201c}{}\u{201d}", e.message().trim());
+            if let Some(body) = e.body().filter(|b| !b.trim().is_empty()) {
+                said = format!("{said}: {}", body.trim());
+            }
+            let mut how = Vec::new();
+            if let Some(status) = e.status() {
+                how.push(format!("HTTP {status}"));
+            }
+            if let Some(code) = e.code() {
+                how.push(code.to_string());
+            }
+            let how = if how.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", how.join(", "))
+            };
+            AppError::new(
+                "kartaview_refused",
+                format!(
+                    "KartaView did not accept the OpenStreetMap sign-in. KartaView said: {said}{how}. \
+                     Your OpenStreetMap sign-in is kept, so you can ask KartaView again, or paste a KartaView token instead."
+                ),
+            )
+        })?;
+        let tokens = TokenSet {
+            access_token: kv.access_token.clone(),
+            refresh_token: None,
+            expires_at_ms: None,
+        };
+        // The login name, not the full name: KartaView's calls (`my-list`) take it.
+        let name = kv.username.clone();
+        let account = account(service, Some(kv.id), Some(name.clone()), tokens, None);
+        let now = self.now_ms();
+        self.store().save_account(&account, now).await?;
+        self.store().release_waiting_auth(service, now).await?;
+        self.sign_ins().end(service, None);
+        self.emit(AppEvent::AccountsChanged);
+        self.wake_engine();
+        Ok(name)
+    }
+
+    /// Asks KartaView again with the OpenStreetMap token kept from the last sign-in, without
+    /// another browser round.
+    pub async fn retry_kartaview(&self) -> AppResult<String> {
+        let Some(osm) = self.store().kartaview_osm_token().await? else {
+            return Err(AppError::invalid(
+                "No OpenStreetMap sign-in is kept: click Integrate to sign in again.",
+            ));
+        };
+        match self.kartaview_client_auth(&osm).await {
+            Ok(name) => Ok(name),
+            Err(e) => {
+                let mut status = SignInStatus::failed(e.message.clone());
+                status.offer_token = e.code == "kartaview_refused";
+                status.can_retry = true;
+                self.sign_ins().set(Destination::Kartaview, None, status);
+                self.emit(AppEvent::AccountsChanged);
+                Err(e)
+            }
+        }
+    }
+
+    fn panoramax_config(
+        &self,
+        instance_url: Option<&str>,
+    ) -> AppResult<mtp_providers::PanoramaxConfig> {
+        let mut cfg = self.services().panoramax.clone();
+        if let Some(u) = instance_url.map(str::trim).filter(|u| !u.is_empty()) {
+            let url = url::Url::parse(u.trim_end_matches('/')).map_err(|e| {
+                AppError::invalid(format!(
+                    "{u:?} is not an address (e.g. https://panoramax.openstreetmap.fr): {e}"
+                ))
+            })?;
+            cfg = Some(mtp_providers::PanoramaxConfig::new(url));
+        }
+        cfg.ok_or_else(|| AppError::invalid("Enter the address of your Panoramax instance."))
+    }
+
+    /// Panoramax's Integrate (what panoramax-cli's `login` does, PROTOCOLS §4.2): generates
+    /// a token on the instance, opens its claim page in the browser, then polls
+    /// `GET /api/users/me` with it until the user has claimed it (401/403 = not yet), and
+    /// connects the account. Gives up, with a message on the card, after
+    /// [`signin::SignInTimeouts::claim`].
+    pub async fn start_panoramax_claim(
+        &self,
+        instance_url: Option<String>,
+        open_browser: bool,
+    ) -> AppResult<StartedIntegration> {
+        let service = Destination::Panoramax;
+        let cfg = self.panoramax_config(instance_url.as_deref())?;
+        self.sign_ins().stop(service).await;
+        let generated = match mtp_providers::panoramax_login::generate_token(
+            &self.services().http,
+            &cfg,
+            "MTP Desktop",
+        )
+        .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                let e = AppError::new(
+                    "service",
+                    format!(
+                        "{} could not give MTP Desktop a token to claim: {e}. Paste an API token from the instance instead.",
+                        cfg.instance_url
+                    ),
+                );
+                self.sign_ins()
+                    .set(service, None, SignInStatus::failed(e.message.clone()));
+                self.emit(AppEvent::AccountsChanged);
+                return Err(e);
+            }
+        };
+        let claim_url = generated.claim_url.to_string();
+        let generation = self.sign_ins().begin(
+            service,
+            SignInStatus {
+                phase: SignInPhase::Waiting,
+                page_url: Some(claim_url.clone()),
+                redirect_uri: None,
+                listening: false,
+                browser_opened: false,
+                browser_error: None,
+                message: None,
+                offer_token: false,
+                can_retry: false,
+            },
+        );
+        let timeouts = self.sign_ins().timeouts();
+        let weak = self.downgrade();
+        let task = tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + timeouts.claim;
+            let mut last_error: Option<String> = None;
+            loop {
+                let Some(app) = weak.upgrade() else { return };
+                let client = PanoramaxClient::new(
+                    app.services().http.clone(),
+                    &cfg,
+                    Some(generated.jwt.clone()),
+                );
+                match client.me().await {
+                    Ok(me) => {
+                        let name = me.name.clone().unwrap_or(me.id.clone());
+                        let account = account(
+                            service,
+                            Some(me.id),
+                            Some(name.clone()),
+                            TokenSet {
+                                access_token: generated.jwt.clone(),
+                                refresh_token: None,
+                                expires_at_ms: None,
+                            },
+                            Some(cfg.instance_url.to_string()),
+                        );
+                        let now = app.now_ms();
+                        let saved = async {
+                            app.store().save_account(&account, now).await?;
+                            app.store().release_waiting_auth(service, now).await
+                        }
+                        .await;
+                        match saved {
+                            Ok(_) => {
+                                app.sign_ins().end(service, Some(generation));
+                                app.notify(&crate::DeepLinkOutcome {
+                                    accepted: true,
+                                    service: Some(service),
+                                    message: format!("Panoramax connected as {name}."),
+                                });
+                                app.wake_engine();
+                            }
+                            Err(e) => app.sign_ins().set(
+                                service,
+                                Some(generation),
+                                SignInStatus::failed(format!(
+                                    "The token was claimed but could not be saved: {e}"
+                                )),
+                            ),
+                        }
+                        app.emit(AppEvent::AccountsChanged);
+                        return;
+                    }
+                    // 401/403: not claimed yet.
+                    Err(e) if e.kind() == mtp_providers::ErrorKind::Auth => {}
+                    Err(e) => last_error = Some(e.to_string()),
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let mut message = format!(
+                        "Panoramax sign-in abandoned: the token was not claimed within {} (claim page: {}), so MTP Desktop stopped waiting. Click Integrate to start again, or paste an API token.",
+                        signin::human(timeouts.claim),
+                        generated.claim_url
+                    );
+                    if let Some(e) = last_error {
+                        message.push_str(&format!(" The last answer from the instance: {e}"));
+                    }
+                    app.sign_ins()
+                        .set(service, Some(generation), SignInStatus::failed(message));
+                    app.emit(AppEvent::AccountsChanged);
+                    return;
+                }
+                drop(app);
+                tokio::time::sleep(timeouts.claim_poll).await;
+            }
+        });
+        self.sign_ins().attach(service, generation, task);
+        Ok(self.opened(service, generation, claim_url, None, open_browser))
+    }
+
     /// Connects a Panoramax instance with an API token (or anonymously, where allowed),
     /// after checking it with the instance.
     pub async fn connect_panoramax(
@@ -249,21 +626,7 @@ impl App {
         token: Option<String>,
     ) -> AppResult<String> {
         let s = self.services();
-        let mut cfg = s.panoramax.clone();
-        if let Some(u) = instance_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        {
-            let url = url::Url::parse(u.trim_end_matches('/')).map_err(|e| {
-                AppError::invalid(format!(
-                    "{u:?} is not an address (e.g. https://panoramax.openstreetmap.fr): {e}"
-                ))
-            })?;
-            cfg = Some(mtp_providers::PanoramaxConfig::new(url));
-        }
-        let cfg =
-            cfg.ok_or_else(|| AppError::invalid("Enter the address of your Panoramax instance."))?;
+        let cfg = self.panoramax_config(instance_url.as_deref())?;
         let token = match token
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
@@ -297,6 +660,7 @@ impl App {
         self.store()
             .release_waiting_auth(Destination::Panoramax, now)
             .await?;
+        self.sign_ins().end(Destination::Panoramax, None);
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
         Ok(name)
@@ -369,6 +733,7 @@ impl App {
         let now = self.now_ms();
         self.store().save_account(&account, now).await?;
         self.store().release_waiting_auth(service, now).await?;
+        self.sign_ins().end(service, None);
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
         Ok(name)
@@ -376,6 +741,12 @@ impl App {
 
     pub async fn disconnect(&self, service: Destination) -> AppResult<()> {
         self.store().delete_account(service).await?;
+        if service == Destination::Kartaview {
+            self.store()
+                .set_kartaview_osm_token(None, self.now_ms())
+                .await?;
+        }
+        self.sign_ins().end(service, None);
         self.emit(AppEvent::AccountsChanged);
         Ok(())
     }

@@ -90,4 +90,15 @@ impl App {
         });
         Ok(skipped)
     }
+
+    /// How many uploads are queued or running (what quitting would interrupt).
+    pub async fn active_uploads(&self) -> AppResult<usize> {
+        Ok(self
+            .store()
+            .jobs()
+            .await?
+            .iter()
+            .filter(|j| matches!(j.status.as_str(), "pending" | "running"))
+            .count())
+    }
 }

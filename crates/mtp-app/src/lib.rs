@@ -12,6 +12,7 @@ pub mod prepare;
 pub mod sandbox_browser;
 pub mod sequences;
 pub mod services;
+pub mod signin;
 
 pub use config::{Mode, ModeReason, Settings};
 pub use error::{AppError, AppResult};
@@ -54,6 +55,8 @@ struct Inner {
     /// Held while the Mapillary token is refreshed: one refresh at a time for the jobs,
     /// the Map the Paths sync and the card (the service revokes the token it replaces).
     mapillary_refresh: tokio::sync::Mutex<()>,
+    /// Sign-ins in progress or just failed, per service.
+    sign_ins: signin::SignIns,
 }
 
 /// An `App` that does not keep it alive (the pipeline's drivers hold one, so that the
@@ -90,6 +93,12 @@ pub struct IntegrationCard {
     pub instance_url: Option<String>,
     /// Browser sign-in (OAuth) rather than an address and a token.
     pub uses_browser: bool,
+    /// OAuth services: where the browser comes back (the deep link, or a loopback address).
+    pub redirect_uri: Option<String>,
+    /// The loopback address the card offers when the deep link does not come back.
+    pub suggested_loopback: Option<String>,
+    /// The sign-in in progress, or why the last one failed.
+    pub sign_in: Option<signin::SignInStatus>,
     /// Map the Paths Web only: whether the user lets the app send their Mapillary token to
     /// Map the Paths Web so it can link sequences (`None`: not asked yet).
     pub mapillary_consent: Option<bool>,
@@ -179,6 +188,7 @@ impl App {
                 engine: Default::default(),
                 worker: Default::default(),
                 mapillary_refresh: Default::default(),
+                sign_ins: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;
@@ -345,11 +355,23 @@ impl App {
         let accounts = self.inner.store.accounts().await?;
         let consent = self.mtpw_mapillary_consent().await?;
         let sandbox = self.inner.mode.mode == Mode::Sandbox;
+        let mut redirects = std::collections::HashMap::new();
+        for service in Destination::ALL {
+            if service != Destination::Panoramax {
+                redirects.insert(service, self.redirect_uri(service).await?);
+            }
+        }
         Ok(Destination::ALL
             .iter()
             .map(|&service| {
                 let account = accounts.iter().find(|a| a.service == service);
+                let redirect_uri = redirects.get(&service).cloned().flatten();
                 IntegrationCard {
+                    suggested_loopback: redirect_uri
+                        .as_ref()
+                        .map(|_| signin::SUGGESTED_LOOPBACK.to_string()),
+                    redirect_uri,
+                    sign_in: self.sign_in_status(service),
                     service,
                     label: service.label(),
                     blurb: blurb(service),
@@ -391,43 +413,67 @@ impl App {
                 tracing::warn!(reason = %e, "refused a deep link");
                 DeepLinkOutcome::refused(format!("Ignored a link: {e}."))
             }
-            Ok(link) => {
-                let now = self.now_ms();
-                let attempt = match link.state() {
-                    Some(state) => self.inner.store.take_oauth_attempt(state, now).await?,
-                    None => None,
-                };
-                match attempt {
-                    None => {
-                        tracing::warn!("refused a deep link with an unknown or expired state");
-                        DeepLinkOutcome::refused(
-                            "Refused a sign-in link: it does not match a sign-in started from this app \
-                             (or it expired). Click Integrate again to retry."
-                                .to_string(),
-                        )
+            Ok(link) => return self.finish_redirect(link, raw).await,
+        };
+        self.notify(&outcome);
+        Ok(outcome)
+    }
+
+    /// Finishes a sign-in whose browser came back (deep link or loopback redirect): the
+    /// `state` must match a pending attempt, then the code or token is used. The outcome
+    /// is a notice for the UI, and a failure stays on the service's card.
+    pub(crate) async fn finish_redirect(
+        &self,
+        link: DeepLink,
+        raw: &str,
+    ) -> AppResult<DeepLinkOutcome> {
+        let now = self.now_ms();
+        let attempt = match link.state() {
+            Some(state) => self.inner.store.take_oauth_attempt(state, now).await?,
+            None => None,
+        };
+        let outcome = match attempt {
+            None => {
+                tracing::warn!("refused a deep link with an unknown or expired state");
+                DeepLinkOutcome::refused(
+                    "Refused a sign-in link: it does not match a sign-in started from this app \
+                     (or it expired). Click Integrate again to retry."
+                        .to_string(),
+                )
+            }
+            Some(attempt) => {
+                let service = attempt.service;
+                match self.complete_integration(attempt, &link, raw).await {
+                    Ok(name) => {
+                        self.sign_ins().end(service, None);
+                        DeepLinkOutcome {
+                            accepted: true,
+                            service: Some(service),
+                            message: format!("{} connected as {name}.", service.label()),
+                        }
                     }
-                    Some(attempt) => {
-                        let service = attempt.service;
-                        match self.complete_integration(attempt, &link, raw).await {
-                            Ok(name) => DeepLinkOutcome {
-                                accepted: true,
-                                service: Some(service),
-                                message: format!("{} connected as {name}.", service.label()),
-                            },
-                            Err(e) => DeepLinkOutcome {
-                                accepted: false,
-                                service: Some(service),
-                                message: format!(
-                                    "{} sign-in failed: {}",
-                                    service.label(),
-                                    e.message
-                                ),
-                            },
+                    Err(e) => {
+                        let message = format!("{} sign-in failed: {}", service.label(), e.message);
+                        let mut status = signin::SignInStatus::failed(message.clone());
+                        if e.code == "kartaview_refused" {
+                            status.offer_token = true;
+                            status.can_retry = true;
+                        }
+                        self.sign_ins().set(service, None, status);
+                        DeepLinkOutcome {
+                            accepted: false,
+                            service: Some(service),
+                            message,
                         }
                     }
                 }
             }
         };
+        self.notify(&outcome);
+        Ok(outcome)
+    }
+
+    fn notify(&self, outcome: &DeepLinkOutcome) {
         if let Ok(mut notices) = self.inner.notices.lock() {
             notices.push_back(outcome.clone());
             while notices.len() > 20 {
@@ -435,7 +481,6 @@ impl App {
             }
         }
         self.emit(AppEvent::DeepLink(outcome.clone()));
-        Ok(outcome)
     }
 }
 

@@ -1,19 +1,26 @@
 //! Plays the user's browser on a sandbox sign-in page: opens it, clicks "Approve" (as the
 //! first sandbox account) and returns where the emulator redirects — the
-//! `app.mtp.desktop://` deep link — without following it. Used by `mtp accounts login` in
-//! sandbox mode and by the tests; the real services always get a real browser.
+//! `app.mtp.desktop://` deep link or a loopback address — without following it
+//! ([`follow`] then plays the browser on a loopback address; [`claim`] approves a
+//! Panoramax claim page). Used by `mtp accounts login` in sandbox mode and by the tests;
+//! the real services always get a real browser.
 
 use crate::{AppError, AppResult};
 
-pub async fn approve(authorize_url: &str) -> AppResult<String> {
-    let http = reqwest::Client::builder()
+fn browser() -> AppResult<reqwest::Client> {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| AppError::new("internal", e.to_string()))?;
+        .map_err(|e| AppError::new("internal", e.to_string()))
+}
+
+fn net(e: reqwest::Error) -> AppError {
+    AppError::new("network", format!("the sign-in page did not answer: {e}"))
+}
+
+pub async fn approve(authorize_url: &str) -> AppResult<String> {
+    let http = browser()?;
     let page_url = url::Url::parse(authorize_url).map_err(|e| AppError::invalid(e.to_string()))?;
-    let net = |e: reqwest::Error| {
-        AppError::new("network", format!("the sign-in page did not answer: {e}"))
-    };
     let resp = http.get(page_url.clone()).send().await.map_err(net)?;
     if resp.status().is_redirection() {
         return location(&resp);
@@ -48,6 +55,74 @@ pub async fn approve(authorize_url: &str) -> AppResult<String> {
         ));
     }
     location(&resp)
+}
+
+/// Approves a Panoramax claim page (as the first sandbox account); returns the page the
+/// instance answers with ("Token claimed"), or an error when it refuses or fails.
+pub async fn claim(claim_url: &str) -> AppResult<String> {
+    let http = browser()?;
+    let page_url = url::Url::parse(claim_url).map_err(|e| AppError::invalid(e.to_string()))?;
+    let resp = http.get(page_url.clone()).send().await.map_err(net)?;
+    let status = resp.status();
+    let html = resp.text().await.map_err(net)?;
+    if !status.is_success() {
+        return Err(AppError::new(
+            "service",
+            format!("the claim page answered HTTP {status}: {html}"),
+        ));
+    }
+    let Some(form) = html.split("<form").nth(1) else {
+        // Auto-approving sandbox: the token is claimed already.
+        return Ok(html);
+    };
+    let action = attribute(form, "action")
+        .ok_or_else(|| AppError::new("service", "the claim form has no action"))?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for input in form.split("<input").skip(1) {
+        if let (Some(name), Some(value)) = (attribute(input, "name"), attribute(input, "value")) {
+            fields.push((name, value));
+        }
+    }
+    fields.push(("user".into(), "0".into()));
+    let target = page_url
+        .join(&action)
+        .map_err(|e| AppError::invalid(e.to_string()))?;
+    let resp = http.post(target).form(&fields).send().await.map_err(net)?;
+    let status = resp.status();
+    let html = resp.text().await.map_err(net)?;
+    if !status.is_success() {
+        return Err(AppError::new(
+            "service",
+            format!("claiming answered HTTP {status}: {html}"),
+        ));
+    }
+    Ok(html)
+}
+
+/// Plays the browser on a loopback redirect (`http://127.0.0.1:<port>/<path>?…` or
+/// `…#…`): a fragment is not sent, so the page the app answers must move it into the
+/// query, which is then requested as its script does. Returns the final status and page.
+pub async fn follow(redirect: &str) -> AppResult<(u16, String)> {
+    let http = browser()?;
+    let mut url = url::Url::parse(redirect).map_err(|e| AppError::invalid(e.to_string()))?;
+    let fragment = url.fragment().map(str::to_string);
+    url.set_fragment(None);
+    let resp = http.get(url.clone()).send().await.map_err(net)?;
+    let mut status = resp.status().as_u16();
+    let mut html = resp.text().await.map_err(net)?;
+    if let Some(fragment) = fragment.filter(|f| !f.is_empty()) {
+        if !html.contains("location.hash") {
+            return Err(AppError::new(
+                "service",
+                format!("the page at {url} does not read the fragment back: {html}"),
+            ));
+        }
+        url.set_query(Some(&fragment));
+        let resp = http.get(url).send().await.map_err(net)?;
+        status = resp.status().as_u16();
+        html = resp.text().await.map_err(net)?;
+    }
+    Ok((status, html))
 }
 
 fn location(resp: &reqwest::Response) -> AppResult<String> {

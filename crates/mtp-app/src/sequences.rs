@@ -80,7 +80,10 @@ impl From<&JobRow> for JobView {
             last_error_kind: j.last_error_kind,
             remote_url: j.remote_url.clone(),
             remote_id,
-            note: j.remote_str("note"),
+            note: match (j.remote_str("note"), j.remote_str("possible_duplicate")) {
+                (Some(note), Some(copy)) => Some(format!("{note} {copy}")),
+                (note, copy) => note.or(copy),
+            },
             waiting: j.remote_str("waiting"),
             photos_total: j.photos_total,
             photos_done: j.photos_done,

@@ -11,6 +11,7 @@ pub enum AccountsCommand {
     /// List the services and who is connected.
     List,
     /// Sign in to a service through the browser (in sandbox mode, the emulator's page is approved for you).
+    /// Panoramax: claims a new token on the configured instance (or use `mtp accounts panoramax --token`).
     Login { service: Destination },
     /// Connect a Panoramax instance with an API token.
     Panoramax {
@@ -48,16 +49,34 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                 println!("{:<20} {state}", c.label);
             }
         }
-        AccountsCommand::Login {
-            service: Destination::Panoramax,
-        } => {
-            anyhow::bail!(
-                "Panoramax uses an API token: mtp accounts panoramax --url URL --token TOKEN"
-            );
-        }
         AccountsCommand::Login { service } => {
             let sandbox = app.overview().mode.mode == Mode::Sandbox;
             let started = app.start_integration_with(service, !sandbox).await?;
+            if sandbox && service == Destination::Panoramax {
+                mtp_app::sandbox_browser::claim(&started.authorize_url).await?;
+                return wait_for_account(app, service).await;
+            }
+            if started.listening {
+                if sandbox {
+                    let location =
+                        mtp_app::sandbox_browser::approve(&started.authorize_url).await?;
+                    mtp_app::sandbox_browser::follow(&location).await?;
+                } else {
+                    eprintln!(
+                        "Approve MTP Desktop in your browser:\n  {}\nWaiting for it to come back to {}…",
+                        started.authorize_url,
+                        started.redirect_uri.as_deref().unwrap_or_default()
+                    );
+                }
+                return wait_for_account(app, service).await;
+            }
+            if !sandbox && service == Destination::Panoramax {
+                eprintln!(
+                    "Claim the token in your browser:\n  {}\nWaiting for it…",
+                    started.authorize_url
+                );
+                return wait_for_account(app, service).await;
+            }
             let link = if sandbox {
                 mtp_app::sandbox_browser::approve(&started.authorize_url).await?
             } else {
@@ -111,4 +130,35 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until the sign-in started in the background (loopback listener, Panoramax claim)
+/// connects the account, or fails.
+async fn wait_for_account(app: &mtp_app::App, service: Destination) -> anyhow::Result<ExitCode> {
+    loop {
+        let cards = app.integrations().await?;
+        let card = cards
+            .iter()
+            .find(|c| c.service == service)
+            .ok_or_else(|| anyhow::anyhow!("no card for {service}"))?;
+        match &card.sign_in {
+            None if card.connected_as.is_some() => {
+                println!(
+                    "{} connected as {}.",
+                    service.label(),
+                    card.connected_as.clone().unwrap_or_default()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(s) if s.phase == mtp_app::signin::SignInPhase::Failed => {
+                eprintln!("{}", s.message.clone().unwrap_or_default());
+                return Ok(ExitCode::from(1));
+            }
+            None => {
+                eprintln!("{} sign-in was cancelled.", service.label());
+                return Ok(ExitCode::from(1));
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }

@@ -75,6 +75,7 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(
             app.save_import(SaveImport {
+                sequences: Vec::new(),
                 token: view.token.clone(),
                 meta: SequenceMeta {
                     name: args

@@ -56,6 +56,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
             }
             let saved = app
                 .save_import(SaveImport {
+                    sequences: Vec::new(),
                     token: view.token.clone(),
                     meta: SequenceMeta {
                         name: args.name.clone().unwrap_or(view.suggested_name.clone()),

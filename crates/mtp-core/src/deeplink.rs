@@ -76,8 +76,22 @@ impl TryFrom<&Url> for DeepLink {
                 url.path()
             )));
         }
-        let query = Params::parse(url.query().unwrap_or_default())?;
-        let fragment = Params::parse(url.fragment().unwrap_or_default())?;
+        DeepLink::from_params(
+            url.query().unwrap_or_default(),
+            url.fragment().unwrap_or_default(),
+        )
+    }
+}
+
+impl DeepLink {
+    /// Reads an OAuth result from a redirect's raw query and fragment: the deep link's, or
+    /// a loopback redirect's (`http://127.0.0.1:<port>/<path>?…`, RFC 8252 §7.3).
+    pub fn from_params(query: &str, fragment: &str) -> Result<DeepLink, DeepLinkError> {
+        if query.len() + fragment.len() > MAX_LEN {
+            return Err(DeepLinkError::TooLong(query.len() + fragment.len()));
+        }
+        let query = Params::parse(query)?;
+        let fragment = Params::parse(fragment)?;
         let get = |name: &str| query.get(name).or_else(|| fragment.get(name));
 
         if let Some(error) = get("error") {

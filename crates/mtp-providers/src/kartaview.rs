@@ -133,6 +133,26 @@ struct ClientAuthOsv {
 }
 
 /// A v2 reply: `{"status":{…},"result":{"data":…,"hasMoreData":…}}`.
+/// One of the user's own sequences, as `/my-list` lists them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OwnSequence {
+    #[serde(deserialize_with = "flex::id")]
+    pub id: String,
+    #[serde(rename = "uploadSource", default, deserialize_with = "flex::opt_text")]
+    pub upload_source: Option<String>,
+    /// How many photos it holds.
+    #[serde(rename = "photo_no", default, deserialize_with = "flex::opt_u64")]
+    pub photo_count: Option<u64>,
+    #[serde(rename = "dateAdded", default, deserialize_with = "flex::opt_text")]
+    pub date_added: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MyList {
+    #[serde(rename = "currentPageItems", default)]
+    current_page_items: Vec<OwnSequence>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct V2Reply<T> {
     result: V2Result<T>,
@@ -613,6 +633,24 @@ impl KartaViewClient {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `POST /my-list`: one page (1-based) of `username`'s own sequences, newest first,
+    /// 100 a page (upload-scripts' size).
+    pub async fn my_list(
+        &self,
+        username: &str,
+        page: u32,
+    ) -> Result<Vec<OwnSequence>, ProviderError> {
+        let request = self.http.post(self.url(&["my-list"])?).form(&[
+            ("access_token", self.token.expose().as_str()),
+            ("username", username),
+            ("ipp", "100"),
+            ("page", &page.to_string()),
+        ]);
+        let (reply, value) = self.call_ok(request).await?;
+        let list: MyList = decode_value(SERVICE, "POST /my-list", reply.status.as_u16(), &value)?;
+        Ok(list.current_page_items)
     }
 
     fn v2_get(&self, url: Url) -> reqwest::RequestBuilder {

@@ -16,6 +16,7 @@ pub mod mapillary;
 pub mod mtpw;
 pub mod oauth;
 pub mod panoramax;
+pub mod panoramax_login;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
 pub use error::{ErrorKind, ProviderError};

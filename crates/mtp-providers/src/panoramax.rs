@@ -254,6 +254,8 @@ pub struct UploadSet {
     pub associated_collections: Vec<String>,
     #[serde(default)]
     pub items_status: Option<ItemsStatus>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub title: Option<String>,
     #[serde(skip)]
     pub raw: Value,
 }
@@ -712,6 +714,25 @@ impl PanoramaxClient {
     }
 
     /// `GET /api/upload_sets/{id}`: poll until `ready`.
+    /// `GET /api/users/me/upload_sets`: the account's upload sets.
+    pub async fn my_upload_sets(&self) -> Result<Vec<UploadSet>, ProviderError> {
+        let call = "GET /api/users/me/upload_sets";
+        let value = self
+            .call_json(
+                call,
+                self.http.get(self.url(&["users", "me", "upload_sets"])?),
+            )
+            .await?;
+        let sets = value
+            .get("upload_sets")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        sets.iter()
+            .map(|raw| UploadSet::decode(call, raw))
+            .collect()
+    }
+
     pub async fn upload_set(&self, set_id: &str) -> Result<UploadSet, ProviderError> {
         let call = "GET /api/upload_sets/{id}";
         let value = self

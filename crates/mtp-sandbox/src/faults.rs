@@ -15,6 +15,10 @@
 //!            | 'seed=' u64                      reseed the RNG used by `rate`/`error_rate`
 //!            | 'expire_tokens'                  every access token issued so far expires now
 //!            | 'revoke_tokens'                  every token issued so far (refresh ones too) dies now
+//!            | 'kartaview_refuse_osm_apps=' ('400' | '401' | 'off')
+//!                                               KartaView's client_auth refuses OSM tokens issued to
+//!                                               any OSM app but its own (ours included), as 400
+//!                                               apiCode 690 or 401 "Invalid access token" (PROTOCOLS §3.1)
 //! target    := '*' | service | service '.' endpoint | service '.*'
 //! service   := mapillary | osm | kartaview | panoramax | mtpw
 //! ```
@@ -33,7 +37,9 @@
 //! | `times=N`, `after=N`, `rate=P` | fire at most `N` times / skip the first `N` matches / probability |
 //!
 //! Examples: `mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2`,
-//! `mapillary.upload:reset_after=4096,times=2`, `*:latency_ms=200`, `mapillary.offset:fail_next=3,status=500`.
+//! `mapillary.upload:reset_after=4096,times=2`, `*:latency_ms=200`, `mapillary.offset:fail_next=3,status=500`,
+//! `panoramax.claim_decision:status=503` (a Panoramax token claim that never comes: the
+//! claim page fails, so the token stays unclaimed), `kartaview_refuse_osm_apps=401`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -226,6 +232,18 @@ pub enum FaultDirective {
     Seed(u64),
     ExpireTokens,
     RevokeTokens,
+    /// `kartaview_refuse_osm_apps=400|401|off`.
+    KartaViewRefuseOsmApps(Option<OsmAppRefusal>),
+}
+
+/// How KartaView's `client_auth` refuses an OSM token issued to an app it does not know
+/// (both seen on the real service, PROTOCOLS §3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum OsmAppRefusal {
+    /// HTTP 400, `apiCode "690"` (unexpected error).
+    Unexpected690,
+    /// HTTP 401 `"Invalid access token"`.
+    InvalidToken401,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -264,6 +282,7 @@ struct Inner {
     token_serial: AtomicU64,
     expired_through: AtomicU64,
     revoked_through: AtomicU64,
+    kartaview_refuse_osm_apps: Mutex<Option<OsmAppRefusal>>,
 }
 
 /// The fault-injection handle (cheap to clone; all clones share the rules).
@@ -282,6 +301,7 @@ impl Default for Faults {
                 token_serial: AtomicU64::new(1),
                 expired_through: AtomicU64::new(0),
                 revoked_through: AtomicU64::new(0),
+                kartaview_refuse_osm_apps: Mutex::new(None),
             }),
         }
     }
@@ -444,6 +464,16 @@ impl Faults {
         self.inner.expired_through.fetch_max(last, Ordering::SeqCst);
     }
 
+    /// Makes KartaView's `client_auth` refuse OSM tokens from any OSM app but KartaView's
+    /// own (`Some`), or accept the sandbox's OSM app again (`None`, the default).
+    pub fn kartaview_refuse_osm_apps(&self, refusal: Option<OsmAppRefusal>) {
+        *lock(&self.inner.kartaview_refuse_osm_apps) = refusal;
+    }
+
+    pub(crate) fn kartaview_osm_app_refusal(&self) -> Option<OsmAppRefusal> {
+        *lock(&self.inner.kartaview_refuse_osm_apps)
+    }
+
     pub(crate) fn next_token_serial(&self) -> u64 {
         self.inner.token_serial.fetch_add(1, Ordering::SeqCst)
     }
@@ -484,6 +514,7 @@ impl Faults {
                 FaultDirective::Seed(s) => self.seed(s),
                 FaultDirective::ExpireTokens => self.expire_tokens(),
                 FaultDirective::RevokeTokens => self.revoke_tokens(),
+                FaultDirective::KartaViewRefuseOsmApps(r) => self.kartaview_refuse_osm_apps(r),
             }
         }
         ids
@@ -537,6 +568,19 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             .parse()
             .map(FaultDirective::Seed)
             .map_err(|_| FaultSpecError::BadValue("seed".into(), v.into())),
+        Some(("kartaview_refuse_osm_apps", v)) => match v.trim() {
+            "400" | "690" => Ok(FaultDirective::KartaViewRefuseOsmApps(Some(
+                OsmAppRefusal::Unexpected690,
+            ))),
+            "401" => Ok(FaultDirective::KartaViewRefuseOsmApps(Some(
+                OsmAppRefusal::InvalidToken401,
+            ))),
+            "off" => Ok(FaultDirective::KartaViewRefuseOsmApps(None)),
+            _ => Err(FaultSpecError::BadValue(
+                "kartaview_refuse_osm_apps".into(),
+                v.into(),
+            )),
+        },
         None if item == "expire_tokens" => Ok(FaultDirective::ExpireTokens),
         None if item == "revoke_tokens" => Ok(FaultDirective::RevokeTokens),
         _ => Err(FaultSpecError::Malformed(item.to_owned())),

@@ -25,7 +25,12 @@ use tokio::time::Instant;
 
 use crate::OSM_CLIENT_SECRET;
 use crate::app::{App, AppRef, ep, json_response};
-use crate::auth::{Service, TokenKind, USERS};
+use crate::auth::{Service, TokenCheck, TokenKind, USERS};
+use crate::faults::OsmAppRefusal;
+
+/// The OSM app KartaView's own clients sign in with; with `kartaview_refuse_osm_apps` set,
+/// `client_auth` accepts only tokens issued to it.
+pub const KARTAVIEW_OWN_OSM_CLIENT_ID: &str = "kartaview-upload-scripts";
 use crate::body::{FormError, ParsedForm};
 use crate::photo;
 use crate::state::{KartaViewPhoto, KartaViewSequence, lock, username};
@@ -373,7 +378,31 @@ async fn client_auth(State(app): State<AppRef>, headers: HeaderMap, body: Body) 
             None,
         );
     }
-    let user = lock(&app.auth).access_user(&app.faults, Service::Osm, request_token);
+    let checked = lock(&app.auth).check(&app.faults, Service::Osm, request_token);
+    if let (TokenCheck::Valid(t), Some(refusal)) =
+        (&checked, app.faults.kartaview_osm_app_refusal())
+        && t.client_id != KARTAVIEW_OWN_OSM_CLIENT_ID
+    {
+        // KartaView only knows the OSM apps of its own clients (PROTOCOLS §3.1).
+        return match refusal {
+            OsmAppRefusal::Unexpected690 => v1(
+                StatusCode::BAD_REQUEST,
+                "690",
+                " Unexpected error. Please try again later.",
+                None,
+            ),
+            OsmAppRefusal::InvalidToken401 => v1(
+                StatusCode::UNAUTHORIZED,
+                "401",
+                "Invalid access token",
+                None,
+            ),
+        };
+    }
+    let user = match checked {
+        TokenCheck::Valid(t) if t.kind == TokenKind::Access => Some(t.user),
+        _ => None,
+    };
     let Some(user) = user else {
         return v1(
             StatusCode::UNAUTHORIZED,

@@ -53,6 +53,7 @@ mod state;
 pub use auth::{SandboxUser, Service, USERS};
 pub use faults::{
     FaultAction, FaultDirective, FaultId, FaultRule, FaultSpecError, FaultTarget, Faults,
+    OsmAppRefusal,
 };
 pub use mtpw::MtpwImportMode;
 pub use record::{RecordedFile, RecordedRequest};

@@ -1037,7 +1037,12 @@ async fn add_file(
                     "existing_item": {"id": existing.id}, "status_code": 409}),
         );
     }
-    if st.pictures.iter().any(|p| p.md5 == md5) {
+    if let Some((existing_id, existing_set)) = st
+        .pictures
+        .iter()
+        .find(|p| p.md5 == md5)
+        .map(|p| (p.id.clone(), p.set_id.clone()))
+    {
         track(
             &mut st,
             set_idx,
@@ -1054,10 +1059,13 @@ async fn add_file(
                 }),
             },
         );
-        return err_details(
+        // GeoVisio 2.15.1 also says where the bytes are: the picture and its upload set.
+        return json_response(
             StatusCode::CONFLICT,
-            "The same picture has already been sent in a past upload",
-            json!({"error": "file_duplicate"}),
+            &json!({"message": "The same picture has already been sent in a past upload",
+                    "details": {"error": "file_duplicate"},
+                    "upload_sets": [{"existing_item_id": existing_id, "upload_set_id": existing_set}],
+                    "status_code": 409}),
         );
     }
     let mut meta = photo::read_meta(&file.data);

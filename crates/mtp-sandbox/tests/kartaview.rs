@@ -520,3 +520,48 @@ async fn lists_details_and_removal() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn client_auth_can_refuse_osm_tokens_from_apps_kartaview_does_not_know() {
+    let sb = sandbox().await;
+    let osm = osm_token(&sb).await;
+    let auth = |osm: String| {
+        let sb = &sb;
+        async move {
+            post_form(
+                sb,
+                "/auth/openstreetmap/client_auth",
+                &[("request_token", &osm), ("secret_token", OSM_CLIENT_SECRET)],
+            )
+            .await
+        }
+    };
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=400")
+        .unwrap();
+    let (code, v) = auth(osm.clone()).await;
+    assert_eq!(
+        (code, v["status"]["apiCode"].as_str()),
+        (400, Some("690")),
+        "{v}"
+    );
+    assert!(v.get("osv").is_none(), "{v}");
+
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=401")
+        .unwrap();
+    let (code, v) = auth(osm.clone()).await;
+    assert_eq!(code, 401, "{v}");
+    assert_eq!(v["status"]["apiMessage"], "Invalid access token");
+
+    // The same token works again once KartaView accepts the app.
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=off")
+        .unwrap();
+    let (code, v) = auth(osm).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        mtp_sandbox::Faults::parse_spec("kartaview_refuse_osm_apps=maybe").is_err(),
+        "a bad value is refused"
+    );
+}

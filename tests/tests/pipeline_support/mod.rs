@@ -100,6 +100,7 @@ impl Story {
         let saved = self
             .app
             .save_import(SaveImport {
+                sequences: Vec::new(),
                 token: preview.token,
                 meta: SequenceMeta {
                     name: name.into(),

@@ -1,15 +1,12 @@
-import { api, type Destination, type IntegrationCard, type StartedIntegration } from "../ipc";
-import { clear, h, toast } from "../dom";
+import { api, type IntegrationCard, type SignInStatus } from "../ipc";
+import { clear, confirmDialog, h, toast } from "../dom";
 import { mapillaryStatsLine } from "./mapillary";
 
-/** Sign-ins started from this window and not finished yet, by service. */
-const waiting = new Map<Destination, StartedIntegration>();
 let sandbox = false;
 
 export async function renderIntegrations(root: HTMLElement): Promise<void> {
   const [cards, overview] = await Promise.all([api.integrations(), api.overview()]);
   sandbox = overview.mode.mode === "sandbox";
-  for (const c of cards) if (c.connected_as !== null && !c.needs_reauth) waiting.delete(c.service);
   clear(root);
   root.append(
     h("h1", {}, "Integrations"),
@@ -24,11 +21,26 @@ export async function renderIntegrations(root: HTMLElement): Promise<void> {
   );
 }
 
+/** Runs an action, shows its error as a toast, then re-reads the cards. */
+function act(root: HTMLElement, f: () => Promise<unknown>, ok?: (v: unknown) => string): (ev: Event) => Promise<void> {
+  return async (ev: Event) => {
+    const btn = ev.currentTarget as HTMLButtonElement | null;
+    if (btn) btn.disabled = true;
+    try {
+      const v = await f();
+      if (ok) toast(ok(v), "ok");
+    } catch (e) {
+      toast((e as Error).message, "error");
+    }
+    void renderIntegrations(root);
+  };
+}
+
 function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
-  const rerender = () => void renderIntegrations(root);
   const el = h("article", { class: `card service-${c.service}`, "data-service": c.service }, h("h2", {}, c.label), h("p", { class: "blurb" }, c.blurb));
   const actions = h("div", { class: "actions" });
   const connected = c.connected_as !== null;
+  const s = c.sign_in;
   if (connected && c.needs_reauth) {
     el.append(h("p", { class: "status warn" }, `Sign-in expired for ${c.connected_as || "this account"}: integrate again. Your queued uploads wait and are kept.`));
   } else if (connected) {
@@ -42,61 +54,105 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
     }
   } else if (c.missing_settings.length > 0) {
     el.append(h("p", { class: "status muted" }, `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your .env file (see .env.example), then restart the app.`));
-  } else {
+  } else if (!s) {
     el.append(h("p", { class: "status muted" }, "Not connected"));
   }
+
+  if (s) el.append(signInBox(c, s, root));
 
   if (connected && !c.needs_reauth) {
     actions.append(
       h("button", { class: "secondary danger", onclick: async () => {
+        if (!(await confirmDisconnect(c))) return;
         try { await api.disconnect(c.service); toast(`${c.label} disconnected.`); } catch (e) { toast((e as Error).message, "error"); }
-        rerender();
+        void renderIntegrations(root);
       } }, "Disconnect"),
     );
   } else if (c.uses_browser) {
-    const pending = waiting.get(c.service);
-    if (pending) {
-      el.append(
-        h("p", { class: "status", role: "status" }, "Waiting for you to approve in your browser…"),
-        h("p", { class: "muted small" }, pending.browser_opened ? "No browser? Open this address:" : `${pending.browser_error ?? "The browser did not open."}`),
-        h("input", { class: "url", type: "text", readonly: true, value: pending.authorize_url }),
-      );
-    }
+    const waiting = s?.phase === "waiting";
     actions.append(
-      h("button", { class: "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: async () => {
-        try {
-          const started = await api.startIntegration(c.service);
-          waiting.set(c.service, started);
-        } catch (e) {
-          toast((e as Error).message, "error");
-        }
-        rerender();
-      } }, pending ? "Open sign-in again" : connected ? "Integrate again" : "Integrate"),
+      h("button", { class: "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: act(root, () => api.startIntegration(c.service)) },
+        waiting ? "Open sign-in again" : connected ? "Integrate again" : "Integrate"),
     );
-    if (pending) actions.append(h("button", { class: "link", onclick: () => { waiting.delete(c.service); rerender(); } }, "Cancel"));
   } else {
-    // Panoramax: an instance address and an API token.
+    // Panoramax: claim a token in the browser (Integrate), or paste one.
     const url = h("input", { type: "text", id: "panoramax-url", placeholder: "https://panoramax.openstreetmap.fr", value: c.instance_url ?? "" });
-    const token = h("input", { type: "password", id: "panoramax-token", placeholder: sandbox ? "not needed in sandbox mode" : "API token from your instance" });
+    const token = h("input", { type: "password", id: "panoramax-token", placeholder: sandbox ? "not needed in sandbox mode" : "or paste an API token from your instance" });
     if (sandbox) url.readOnly = true;
-    el.append(h("label", { class: "small" }, "Instance"), url, h("label", { class: "small" }, "API token"), token);
+    el.append(h("label", { class: "small" }, "Instance"), url, h("label", { class: "small" }, "API token (optional: Integrate gets one for you)"), token);
     actions.append(
-      h("button", { class: "primary", "data-action": "connect", onclick: async (ev: Event) => {
-        const btn = ev.currentTarget as HTMLButtonElement;
-        btn.disabled = true;
-        try {
-          const name = await api.connectPanoramax(url.value.trim() || null, token.value.trim() || null);
-          toast(`Panoramax connected as ${name}.`, "ok");
-        } catch (e) {
-          toast((e as Error).message, "error");
-        }
-        rerender();
-      } }, connected ? "Connect again" : "Connect"),
+      h("button", { class: "primary", "data-action": "integrate", onclick: act(root, () => api.startPanoramaxClaim(url.value.trim() || null)) },
+        s?.phase === "waiting" ? "Open again" : connected ? "Integrate again" : "Integrate"),
+      h("button", { class: "secondary", "data-action": "connect", onclick: act(root, () => api.connectPanoramax(url.value.trim() || null, token.value.trim() || null), (name) => `Panoramax connected as ${name}.`) },
+        "Connect with token"),
     );
   }
-  if (c.service === "mtpw" && connected) el.append(mapillaryConsent(c, rerender));
+  if (s) actions.append(h("button", { class: "link", "data-action": "cancel", onclick: act(root, () => api.cancelSignIn(c.service)) }, s.phase === "waiting" ? "Cancel" : "Dismiss"));
+  if (c.service === "mtpw" && connected) el.append(mapillaryConsent(c, () => void renderIntegrations(root)));
   el.append(actions);
+  if (c.uses_browser && c.redirect_uri && !(connected && !c.needs_reauth)) el.append(redirectBox(c, s, root));
   return el;
+}
+
+function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTMLElement {
+  const box = h("div", { class: `sign-in sign-in-${s.phase}`, "data-phase": s.phase });
+  if (s.phase === "waiting") {
+    box.append(
+      h("p", { class: "status", role: "status" }, c.uses_browser ? "Waiting for you to approve in your browser…" : "Waiting for you to claim the token in your browser…"),
+    );
+    if (s.listening && s.redirect_uri) box.append(h("p", { class: "muted small listening" }, `Listening on ${s.redirect_uri} for this sign-in only.`));
+    box.append(
+      h("p", { class: "muted small" }, s.browser_opened ? "No browser? Open this address:" : `${s.browser_error ?? "The browser did not open."} Open this address:`),
+      h("input", { class: "url", type: "text", readonly: true, value: s.page_url ?? "" }),
+    );
+    return box;
+  }
+  box.append(h("p", { class: "status bad sign-in-error", role: "alert" }, s.message ?? "The sign-in failed."));
+  if (s.offer_token) {
+    const token = h("input", { class: "wide", type: "password", id: `${c.service}-token`, placeholder: "KartaView token" });
+    box.append(
+      h("p", { class: "small" },
+        "Have a KartaView token? KartaView's upload-scripts keep one as ", h("code", {}, "osc.token"), " in their ", h("code", {}, "credentials.json"),
+        ". Paste it here (it stays on this computer)."),
+      token,
+      h("div", { class: "actions" },
+        h("button", { class: "primary", "data-action": "paste-token", onclick: act(root, () => api.connectWithToken(c.service, token.value), (name) => `${c.label} connected as ${name}.`) }, "Connect with this token"),
+        s.can_retry ? h("button", { class: "secondary", "data-action": "retry", onclick: act(root, () => api.retryKartaview(), (name) => `${c.label} connected as ${name}.`) }, "Ask KartaView again") : null,
+      ),
+    );
+  }
+  return box;
+}
+
+/** Where the sign-in comes back: the app link, or a loopback address when the link does not work. */
+function redirectBox(c: IntegrationCard, s: SignInStatus | null, root: HTMLElement): HTMLElement {
+  const loopback = c.redirect_uri?.startsWith("http://") ?? false;
+  const input = h("input", { class: "url wide", type: "text", id: `redirect-${c.service}`, value: loopback ? c.redirect_uri ?? "" : c.suggested_loopback ?? "" });
+  // Waiting on the app link: perhaps it never comes back, so offer the loopback address.
+  const stuck = s?.phase === "waiting" && !loopback;
+  const details = h("details", { class: "redirect small", open: stuck },
+    h("summary", {}, `Sign-in comes back to ${c.redirect_uri}`),
+    h("p", { class: "muted" }, stuck
+      ? "Nothing came back to the app? Your browser may not hand app.mtp.desktop:// links over. Use a loopback address instead (register it with the service's app first), then integrate again:"
+      : "If the app link does not work on this computer, use a loopback address (register it with the service's app first):"),
+    input,
+    h("div", { class: "actions" },
+      h("button", { class: "secondary small-btn", "data-action": "use-loopback", onclick: act(root, () => api.setRedirectUri(c.service, input.value), (v) => `${c.label} sign-in now comes back to ${v}.`) }, "Use this address"),
+      loopback ? h("button", { class: "link small-btn", "data-action": "use-deep-link", onclick: act(root, () => api.setRedirectUri(c.service, null), (v) => `${c.label} sign-in now comes back to ${v}.`) }, "Use the app link") : null,
+    ),
+  );
+  return details;
+}
+
+/** Disconnecting stops this service's uploads until it is integrated again: ask first, and say so. */
+async function confirmDisconnect(c: IntegrationCard): Promise<boolean> {
+  const waiting = (await api.sequences().catch(() => []))
+    .flatMap((s) => s.jobs)
+    .filter((j) => j.destination === c.service && ["pending", "running", "paused"].includes(j.status)).length;
+  const body = waiting > 0
+    ? `${waiting === 1 ? "An upload" : `${waiting} uploads`} to ${c.label} ${waiting === 1 ? "is" : "are"} not finished: ${waiting === 1 ? "it waits" : "they wait"} until you integrate ${c.label} again. Nothing already sent is removed.`
+    : `MTP Desktop forgets this ${c.label} sign-in. Nothing already sent is removed.`;
+  return confirmDialog(`Disconnect ${c.label}?`, body, "Disconnect");
 }
 
 /** Map the Paths Web links a sequence to its Mapillary imagery only with the user's

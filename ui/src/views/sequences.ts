@@ -9,7 +9,7 @@ let root: HTMLElement | null = null;
 let listEl: HTMLElement | null = null;
 const cards = new Map<number, HTMLElement>();
 const sequences = new Map<number, SequenceSummary>();
-const speeds = new Map<number, { at: number; bytes: number; rate: number }>();
+const speeds = new Map<number, { at: number; bytes: number; rate: number; since: number; sinceBytes: number }>();
 const pendingRefresh = new Set<number>();
 let refreshTimer: number | null = null;
 
@@ -30,7 +30,8 @@ const ALL: { id: Destination; label: string }[] = [
 
 export async function renderSequences(el: HTMLElement): Promise<void> {
   root = el;
-  const list = await api.sequences();
+  // Newest import first; the parts of one import in their natural order (Part 1, Part 2…).
+  const list = (await api.sequences()).sort((a, b) => b.created_at - a.created_at || a.id - b.id);
   sequences.clear();
   cards.clear();
   clear(el);
@@ -127,10 +128,18 @@ async function refresh(id: number): Promise<void> {
   sequences.set(id, s);
   const fresh = sequenceCard(s);
   const old = cards.get(id);
-  // Keep the keyboard focus (e.g. on a stepper step) across the re-render.
+  // Keyboard focus stays on the sequence, or on a stepper step, when its card is re-drawn.
+  const focusedHead = old !== undefined && document.activeElement === old.querySelector("h2");
   const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
   if (old) old.replaceWith(fresh);
   else listEl.prepend(fresh);
+  if (focusedHead) {
+    const head = fresh.querySelector<HTMLElement>("h2");
+    if (head) {
+      head.tabIndex = -1;
+      head.focus();
+    }
+  }
   if (focusKey) fresh.querySelector<HTMLElement>(`[data-focus-key="${focusKey}"]`)?.focus();
   cards.set(id, fresh);
   updateCount(sequences.size);
@@ -175,7 +184,7 @@ function sequenceCard(s: SequenceSummary): HTMLElement {
       })()
     : null;
   const meta = [
-    `${s.photo_count} photos`,
+    s.photo_count === 1 ? "1 photo" : `${s.photo_count} photos`,
     `${(s.distance_m / 1000).toFixed(2)} km`,
     formatBytes(s.total_bytes),
     s.transport_type ?? "no transport type",
@@ -274,15 +283,21 @@ function jobRow(j: JobView): HTMLElement {
       h(
         "div",
         { class: "job-line" },
-        h("span", { class: `job-status ${st.cls}` }, st.text),
+        h("span", { class: `job-status ${st.cls}`, title: st.text }, st.text),
         h("span", { class: "job-numbers muted small" }, numbers(j.photos_done, j.photos_total, j.bytes_done, j.bytes_total, j.destination === "mtpw")),
-        h("span", { class: "job-speed muted small" }),
+        h("span", { class: "job-speed muted small" }, j.status === "running" ? speedText(j.id, j.bytes_total - j.bytes_done) : ""),
       ),
     ),
     h("div", { class: "job-link" }, link),
     h("div", { class: "job-actions" }, ...actions),
     j.destination === "mapillary" ? mapillaryStepper(j) : null,
   );
+}
+
+/** The last speed shown for a running row, kept across re-renders of its card. */
+function speedText(jobId: number, left: number): string {
+  const sp = speeds.get(jobId);
+  return sp && sp.rate > 0 ? `${formatBytes(sp.rate)}/s · ${formatDuration(left / sp.rate)} left` : "";
 }
 
 function numbers(pd: number, pt: number, bd: number, bt: number, metadataOnly: boolean): string {
@@ -299,14 +314,27 @@ function progress(jobId: number, pd: number, pt: number, bd: number, bt: number)
   const nums = row.querySelector(".job-numbers");
   if (nums) nums.textContent = numbers(pd, pt, bd, bt, false);
   const now = performance.now();
-  const prev = speeds.get(jobId);
-  if (prev && now > prev.at) {
-    const inst = ((bd - prev.bytes) * 1000) / (now - prev.at);
-    const rate = prev.rate > 0 ? prev.rate * 0.7 + inst * 0.3 : inst;
-    speeds.set(jobId, { at: now, bytes: bd, rate });
-    const sp = row.querySelector(".job-speed");
-    if (sp && rate > 0) sp.textContent = `${formatBytes(rate)}/s · ${formatDuration((bt - bd) / rate)} left`;
-  } else {
-    speeds.set(jobId, { at: now, bytes: bd, rate: 0 });
+  const sp = row.querySelector(".job-speed");
+  if (row.dataset.status !== "running") {
+    speeds.delete(jobId);
+    if (sp) sp.textContent = "";
+    return;
   }
+  const prev = speeds.get(jobId);
+  if (!prev) {
+    speeds.set(jobId, { at: now, bytes: bd, rate: 0, since: now, sinceBytes: bd });
+    return;
+  }
+  if (now <= prev.at) return;
+  // The first events of an upload come in a burst (small files, buffers filling): measure
+  // over at least two seconds before showing a speed, then smooth it.
+  const elapsed = now - prev.since;
+  if (elapsed < 2000) {
+    speeds.set(jobId, { ...prev, at: now, bytes: bd });
+    return;
+  }
+  const inst = prev.rate > 0 ? ((bd - prev.bytes) * 1000) / (now - prev.at) : ((bd - prev.sinceBytes) * 1000) / elapsed;
+  const rate = prev.rate > 0 ? prev.rate * 0.8 + inst * 0.2 : inst;
+  speeds.set(jobId, { ...prev, at: now, bytes: bd, rate });
+  if (sp && rate > 0) sp.textContent = `${formatBytes(rate)}/s · ${formatDuration((bt - bd) / rate)} left`;
 }

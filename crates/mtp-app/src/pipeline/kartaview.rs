@@ -78,6 +78,47 @@ impl Driver for KartaViewDriver {
     }
 }
 
+/// The empty sequence a lost create left on KartaView, if any: the newest of the account's
+/// sequences that holds no photo, came from this app, and no job of ours knows.
+async fn find_lost_sequence(
+    client: &KartaViewClient,
+    ctx: &JobCtx,
+) -> Result<Option<String>, StepError> {
+    let Some(username) = ctx
+        .store
+        .account(Destination::Kartaview)
+        .await?
+        .and_then(|a| a.username)
+    else {
+        return Ok(None);
+    };
+    let known: Vec<String> = ctx
+        .store
+        .jobs()
+        .await?
+        .iter()
+        .filter(|j| j.destination == Destination::Kartaview)
+        .filter_map(|j| j.remote_str("sequence_id"))
+        .collect();
+    let mine = client
+        .my_list(&username, 1)
+        .await
+        .map_err(provider_step_error)?;
+    let found = mine.into_iter().find(|s| {
+        s.photo_count == Some(0)
+            && s.upload_source.as_deref() == Some(UPLOAD_SOURCE)
+            && !known.contains(&s.id)
+    });
+    if let Some(s) = &found {
+        tracing::info!(
+            job = ctx.job_id,
+            sequence = %s.id,
+            "KartaView: using the empty sequence a lost create left behind"
+        );
+    }
+    Ok(found.map(|s| s.id))
+}
+
 impl KartaViewDriver {
     async fn upload(
         &self,
@@ -87,6 +128,19 @@ impl KartaViewDriver {
         let mut remote = Remote::load(ctx).await?;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
+        let lost = match remote.str("sequence_id") {
+            // A create was sent before and its reply never stored (a crash or a kill in
+            // between): KartaView may hold that sequence, empty. Use it rather than leave it
+            // behind and make another.
+            None if remote.i64("create_started_at").is_some() => {
+                find_lost_sequence(client, ctx).await?
+            }
+            _ => None,
+        };
+        if let Some(id) = &lost {
+            remote.set(ctx, "sequence_id", json!(id)).await?;
+            remote.set(ctx, "adopted_after_crash", json!(true)).await?;
+        }
         let sequence_id = match remote.str("sequence_id") {
             Some(id) => id,
             None => {
@@ -95,6 +149,9 @@ impl KartaViewDriver {
                     .ok_or_else(|| StepError::permanent("This sequence has no photos to send."))?;
                 let first = photo_of(&photos, first)?;
                 ctx.check()?;
+                remote
+                    .set(ctx, "create_started_at", json!(ctx.now()))
+                    .await?;
                 let id = client
                     .create_sequence(&NewSequence {
                         upload_source: UPLOAD_SOURCE.to_string(),

@@ -117,6 +117,24 @@ impl MtpwDriver {
                 )
             })?;
         ctx.check()?;
+        // Map the Paths Web cannot list a user's sequences: when a create was sent before
+        // and its reply never stored (a crash in between), an empty copy may exist there.
+        // Nothing can find it, so the row says so.
+        if remote.i64("create_started_at").is_some() {
+            remote
+                .set(
+                    ctx,
+                    "possible_duplicate",
+                    json!(format!(
+                        "Map the Paths Web may also hold an empty copy of \"{}\" from an attempt whose reply was lost: delete it there if you see it.",
+                        seq.name
+                    )),
+                )
+                .await?;
+        }
+        remote
+            .set(ctx, "create_started_at", json!(ctx.now()))
+            .await?;
         let unique_id = client
             .create_sequence(&NewMtpwSequence {
                 name: seq.name.clone(),
@@ -220,6 +238,15 @@ impl MtpwDriver {
             }
             Some(true) => {}
         }
+        if let Some(at) = remote.i64("link_retry_at")
+            && at > ctx.now()
+        {
+            // Woken early (the Mapillary job wakes this one whenever it learns something):
+            // the retry keeps its time.
+            return Ok(StepOutcome::Again {
+                after_ms: at - ctx.now(),
+            });
+        }
         let unique_id = self.ensure_created(ctx, &mut remote).await?;
         let client = client(&app).await?;
         // The import needs the Mapillary token; a Mapillary sign-in problem is not this
@@ -301,6 +328,9 @@ impl MtpwDriver {
         match next {
             Some(after_ms) if now + after_ms - first <= DAY_MS => {
                 let total = schedule.len() + 1;
+                remote
+                    .set(ctx, "link_retry_at", json!(now + after_ms))
+                    .await?;
                 wait_with(
                     ctx,
                     remote,

@@ -113,6 +113,41 @@ impl Instance {
     }
 }
 
+/// The empty upload set a lost create left on the instance, if any: one of the account's
+/// sets with this sequence's title, not completed, holding no file, that no job of ours
+/// knows.
+async fn find_lost_upload_set(
+    client: &PanoramaxClient,
+    ctx: &JobCtx,
+) -> Result<Option<String>, StepError> {
+    let Some(seq) = ctx.store.sequence(ctx.sequence_id).await? else {
+        return Ok(None);
+    };
+    let known: Vec<String> = ctx
+        .store
+        .jobs()
+        .await?
+        .iter()
+        .filter(|j| j.destination == Destination::Panoramax)
+        .filter_map(|j| j.remote_str("upload_set_id"))
+        .collect();
+    let sets = client.my_upload_sets().await.map_err(provider_step_error)?;
+    let found = sets.into_iter().rev().find(|s| {
+        s.title.as_deref() == Some(seq.name.as_str())
+            && !s.completed
+            && s.nb_items.unwrap_or(0) == 0
+            && !known.contains(&s.id)
+    });
+    if let Some(s) = &found {
+        tracing::info!(
+            job = ctx.job_id,
+            upload_set = %s.id,
+            "Panoramax: using the empty upload set a lost create left behind"
+        );
+    }
+    Ok(found.map(|s| s.id))
+}
+
 impl PanoramaxDriver {
     async fn upload(
         &self,
@@ -123,6 +158,16 @@ impl PanoramaxDriver {
         let client = &instance.client;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
+        if remote.str("upload_set_id").is_none() && remote.i64("create_started_at").is_some() {
+            // A create was sent before and its reply never stored (a crash or a kill in
+            // between): the instance may hold that upload set, empty. Use it rather than
+            // leave it behind and make another.
+            if let Some(id) = find_lost_upload_set(client, ctx).await? {
+                remote.set(ctx, "upload_set_id", json!(id)).await?;
+                remote.set(ctx, "instance_url", json!(instance.url)).await?;
+                remote.set(ctx, "adopted_after_crash", json!(true)).await?;
+            }
+        }
         let set_id = match remote.str("upload_set_id") {
             Some(id) => id,
             None => {
@@ -132,6 +177,9 @@ impl PanoramaxDriver {
                     .await?
                     .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
                 ctx.check()?;
+                remote
+                    .set(ctx, "create_started_at", json!(ctx.now()))
+                    .await?;
                 let set = client
                     .create_upload_set(&NewUploadSet {
                         title: seq.name.clone(),
@@ -237,11 +285,31 @@ impl PanoramaxDriver {
                         .is_some_and(|r| r.reason == "file_duplicate")
                 });
             let note = if all_known {
-                "Every photo was already on this Panoramax instance (sent in an earlier upload), so no new sequence was made."
+                "Already on Panoramax: every photo was there from an earlier upload, so no new sequence was made."
             } else {
                 "Panoramax made no sequence of this upload: it refused every photo (see each photo's reason)."
             };
             remote.note(ctx, note).await?;
+            if all_known {
+                // Where they are: the picture the instance said has the first photo's bytes.
+                let first = ctx
+                    .store
+                    .job_items(ctx.job_id)
+                    .await?
+                    .into_iter()
+                    .find_map(|i| i.remote_id);
+                if let Some(pic) = first {
+                    // The picture's page on the instance (its sequence is not known here).
+                    let url = self
+                        .shared
+                        .app()?
+                        .services()
+                        .panoramax_page(&instance.url, &pic, "");
+                    ctx.store
+                        .set_job_remote_url(ctx.job_id, &url, ctx.now())
+                        .await?;
+                }
+            }
             return Ok(StepOutcome::Finish);
         }
         remote

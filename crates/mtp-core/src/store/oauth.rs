@@ -12,19 +12,23 @@ pub struct OAuthAttempt {
     pub pkce_verifier: Option<Secret<String>>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The redirect URI sent with the authorize request (the token exchange repeats it);
+    /// `None` for attempts stored before it was kept.
+    pub redirect_uri: Option<String>,
 }
 
 impl Store {
     pub async fn save_oauth_attempt(&self, a: &OAuthAttempt) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO oauth_attempts (state, service, pkce_verifier, created_at, expires_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO oauth_attempts (state, service, pkce_verifier, created_at, expires_at, redirect_uri)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&a.state)
         .bind(a.service.as_str())
         .bind(a.pkce_verifier.as_ref().map(|v| v.expose().clone()))
         .bind(a.created_at)
         .bind(a.expires_at)
+        .bind(&a.redirect_uri)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -61,6 +65,84 @@ impl Store {
                 .map(Secret::new),
             created_at: row.get("created_at"),
             expires_at: row.get("expires_at"),
+            redirect_uri: row.get("redirect_uri"),
         }))
+    }
+}
+
+impl Store {
+    /// Forgets every pending attempt of `service` (the user cancelled its sign-in): a reply
+    /// that still comes back is then refused.
+    pub async fn delete_oauth_attempts(&self, service: Destination) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM oauth_attempts WHERE service = ?")
+            .bind(service.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The redirect URI chosen for `service` on its card (`None` = the configured default).
+    pub async fn redirect_uri_setting(
+        &self,
+        service: Destination,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT redirect_uri FROM sign_in_settings WHERE service = ?")
+                .bind(service.as_str())
+                .fetch_optional(self.pool())
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Sets (or with `None` clears) the redirect URI of `service`.
+    pub async fn set_redirect_uri_setting(
+        &self,
+        service: Destination,
+        redirect_uri: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sign_in_settings (service, redirect_uri, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (service) DO UPDATE SET redirect_uri = excluded.redirect_uri,
+                updated_at = excluded.updated_at",
+        )
+        .bind(service.as_str())
+        .bind(redirect_uri)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The OpenStreetMap access token the last KartaView sign-in got, if kept.
+    pub async fn kartaview_osm_token(&self) -> Result<Option<Secret<String>>, StoreError> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT osm_token FROM sign_in_settings WHERE service = 'kartaview'",
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .flatten()
+        .map(Secret::new))
+    }
+
+    /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in.
+    pub async fn set_kartaview_osm_token(
+        &self,
+        token: Option<&Secret<String>>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sign_in_settings (service, osm_token, osm_token_at, updated_at)
+             VALUES ('kartaview', ?, ?, ?)
+             ON CONFLICT (service) DO UPDATE SET osm_token = excluded.osm_token,
+                osm_token_at = excluded.osm_token_at, updated_at = excluded.updated_at",
+        )
+        .bind(token.map(|t| t.expose().clone()))
+        .bind(token.map(|_| now))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 }

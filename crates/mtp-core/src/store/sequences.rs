@@ -149,7 +149,52 @@ const SEQUENCE_COLUMNS: &str =
     s.tags_json, s.state, s.is_360, s.photo_count, s.total_bytes, s.distance_m, s.started_at,
     s.ended_at, s.split_reason, s.created_at, s.updated_at, i.folder";
 
+/// A saved sequence that already holds some photos of a new import.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SequenceHolding {
+    pub sequence_id: i64,
+    pub name: String,
+    pub folder: Option<String>,
+    pub photos: i64,
+}
+
 impl Store {
+    /// The saved sequences holding photos with these (file size, original capture time)
+    /// keys: the same photos, wherever they were imported from and whatever their names.
+    pub async fn sequences_holding(
+        &self,
+        keys: &[(i64, i64)],
+    ) -> Result<Vec<SequenceHolding>, StoreError> {
+        let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+        for chunk in keys.chunks(400) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT sequence_id, COUNT(*) FROM photos WHERE (file_size, original_captured_at) IN (",
+            );
+            qb.push_values(chunk, |mut row, (size, t)| {
+                row.push_bind(*size).push_bind(*t);
+            });
+            qb.push(") GROUP BY sequence_id");
+            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(self.pool()).await?;
+            for (id, n) in rows {
+                *counts.entry(id).or_default() += n;
+            }
+        }
+        let mut out = Vec::new();
+        for (id, photos) in counts {
+            if let Some(s) = self.sequence(id).await?
+                && s.state != "archived"
+            {
+                out.push(SequenceHolding {
+                    sequence_id: id,
+                    name: s.name,
+                    folder: s.folder,
+                    photos,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// The import of a folder with this fingerprint, if it was imported before.
     pub async fn import_by_fingerprint(
         &self,

@@ -203,6 +203,7 @@ async fn oauth_state_is_single_use_and_expires() {
                 pkce_verifier: Some(Secret::from("v")),
                 created_at: 0,
                 expires_at,
+                redirect_uri: Some(format!("http://127.0.0.1:8763/{state}")),
             })
             .await
             .unwrap();
@@ -210,6 +211,10 @@ async fn oauth_state_is_single_use_and_expires() {
     assert!(store.take_oauth_attempt("old", 50).await.unwrap().is_none());
     let live = store.take_oauth_attempt("live", 50).await.unwrap().unwrap();
     assert_eq!(live.service, Destination::Kartaview);
+    assert_eq!(
+        live.redirect_uri.as_deref(),
+        Some("http://127.0.0.1:8763/live")
+    );
     assert!(
         store
             .take_oauth_attempt("live", 50)
@@ -223,6 +228,43 @@ async fn oauth_state_is_single_use_and_expires() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn sign_in_settings_keep_the_redirect_and_the_osm_token_apart() {
+    let store = Store::open_in_memory().await.unwrap();
+    let d = Destination::Kartaview;
+    assert_eq!(store.redirect_uri_setting(d).await.unwrap(), None);
+    assert!(store.kartaview_osm_token().await.unwrap().is_none());
+    store
+        .set_redirect_uri_setting(d, Some("http://127.0.0.1:8763/callback"), 1)
+        .await
+        .unwrap();
+    store
+        .set_kartaview_osm_token(Some(&Secret::from("osm-tok")), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.redirect_uri_setting(d).await.unwrap().as_deref(),
+        Some("http://127.0.0.1:8763/callback")
+    );
+    assert_eq!(
+        store.kartaview_osm_token().await.unwrap().unwrap().expose(),
+        "osm-tok"
+    );
+    store.set_kartaview_osm_token(None, 3).await.unwrap();
+    assert!(store.kartaview_osm_token().await.unwrap().is_none());
+    // Forgetting the token keeps the redirect; clearing the redirect keeps others apart.
+    assert!(store.redirect_uri_setting(d).await.unwrap().is_some());
+    store.set_redirect_uri_setting(d, None, 4).await.unwrap();
+    assert_eq!(store.redirect_uri_setting(d).await.unwrap(), None);
+    assert_eq!(
+        store
+            .redirect_uri_setting(Destination::Mapillary)
+            .await
+            .unwrap(),
+        None
     );
 }
 

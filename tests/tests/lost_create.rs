@@ -1,0 +1,116 @@
+//! Story: a create whose reply was lost (the app was killed after the service made the
+//! sequence, before the id was saved). The next run finds the empty sequence the lost reply
+//! named and uses it: no second KartaView sequence or Panoramax upload set. Map the Paths
+//! Web cannot list sequences, so its row says a copy may exist.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_core::Destination;
+use mtp_core::engine::JobStatus;
+use mtp_providers::kartaview::{KartaViewClient, NewSequence, UPLOAD_SOURCE};
+use mtp_providers::panoramax::{NewUploadSet, PanoramaxClient};
+use pipeline_support::{Story, walk};
+use serde_json::json;
+
+/// The job of `d` for the sequence, with a create recorded as sent before the "crash".
+async fn crashed_after_create(story: &Story, sequence_id: i64, d: Destination) -> i64 {
+    let job = story.job(sequence_id, d).await;
+    story
+        .app
+        .store()
+        .set_job_remote(job.id, "create_started_at", &json!(story.app.now_ms()), 0)
+        .await
+        .unwrap();
+    job.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_is_found_again_instead_of_made_twice() {
+    let story = Story::start().await;
+    let dests = [
+        Destination::Kartaview,
+        Destination::Panoramax,
+        Destination::Mtpw,
+    ];
+    story.connect(&dests).await;
+    let folder = story.photos("walk", 5, &walk(31));
+    let ids = story.import(&folder, "Lost reply walk", &dests).await;
+    let seq = ids[0];
+    let services = story.app.services();
+
+    // What the killed run's creates did on the services before their replies were lost.
+    let kv = story
+        .app
+        .store()
+        .account(Destination::Kartaview)
+        .await
+        .unwrap()
+        .unwrap();
+    let kv_client = KartaViewClient::new(
+        services.http.clone(),
+        services.kartaview.as_ref().unwrap(),
+        kv.access_token.clone(),
+    );
+    let orphan = kv_client
+        .create_sequence(&NewSequence {
+            upload_source: UPLOAD_SOURCE.to_string(),
+            first_latitude: 48.0,
+            first_longitude: 2.0,
+            platform_name: None,
+            device_name: None,
+            track_txt: None,
+        })
+        .await
+        .unwrap();
+    let px = story
+        .app
+        .store()
+        .account(Destination::Panoramax)
+        .await
+        .unwrap()
+        .unwrap();
+    let px_client = PanoramaxClient::with_url(
+        services.http.clone(),
+        url::Url::parse(px.instance_url.as_deref().unwrap()).unwrap(),
+        Some(px.access_token.clone()),
+    );
+    let orphan_set = px_client
+        .create_upload_set(&NewUploadSet {
+            title: "Lost reply walk".into(),
+            estimated_nb_files: Some(5),
+            ..NewUploadSet::default()
+        })
+        .await
+        .unwrap();
+    for d in dests {
+        crashed_after_create(&story, seq, d).await;
+    }
+
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    for j in &jobs {
+        assert_eq!(j.status, JobStatus::Done, "{j:#?}");
+    }
+    let state = story.sandbox().state();
+
+    let kv_job = story.job(seq, Destination::Kartaview).await;
+    assert_eq!(kv_job.remote_str("sequence_id"), Some(orphan));
+    assert_eq!(state.kartaview_sequences().len(), 1);
+    assert_eq!(state.kartaview_sequences()[0].photos.len(), 5);
+
+    let px_job = story.job(seq, Destination::Panoramax).await;
+    assert_eq!(px_job.remote_str("upload_set_id"), Some(orphan_set.id));
+    assert_eq!(state.panoramax_upload_sets().len(), 1);
+
+    // Map the Paths Web: nothing to find; the row says what may be there.
+    let view = story.app.sequence(seq).await.unwrap();
+    let web = view
+        .jobs
+        .iter()
+        .find(|j| j.destination == Destination::Mtpw)
+        .unwrap();
+    let note = web.note.clone().unwrap_or_default();
+    assert!(note.contains("may also hold an empty copy"), "{web:#?}");
+}
