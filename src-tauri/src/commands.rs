@@ -18,6 +18,14 @@ pub async fn integrations(state: Shared<'_>) -> Result<Vec<IntegrationCard>, App
     state.app()?.integrations().await
 }
 
+/// The Mapillary card's account stats (images, km); null when unavailable.
+#[tauri::command]
+pub async fn mapillary_stats(
+    state: Shared<'_>,
+) -> Result<Option<mtp_app::mapillary_status::AccountStats>, AppError> {
+    Ok(state.app()?.mapillary_stats().await)
+}
+
 /// The user's answer to "send my Mapillary token to Map the Paths Web" (its card).
 #[tauri::command]
 pub async fn set_mtpw_mapillary_consent(state: Shared<'_>, allow: bool) -> Result<(), AppError> {

@@ -77,6 +77,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::app_overview,
             commands::integrations,
+            commands::mapillary_stats,
             commands::set_mtpw_mapillary_consent,
             commands::db_info,
             commands::notices,

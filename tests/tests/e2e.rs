@@ -1284,3 +1284,133 @@ async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()>
     app.screenshot("15-panoramax-claimed").await?;
     app.quit().await
 }
+
+/// Issue 9: a Mapillary row shows mapillary.com's four processing stages as a stepper that
+/// moves through them (the emulator takes 8 s; each stage 2 s), with the times and raw
+/// statuses on hover or focus.
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn the_mapillary_stepper_goes_through_the_four_stages() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[
+        ("MTP_OPENER", &opener.display().to_string()),
+        ("MTP_SANDBOX_PROCESSING_MS", "8000"),
+    ])
+    .await?;
+    app.click("#nav-integrations").await?;
+    integrate(&app, "mapillary", &log, 1).await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    app.client
+        .execute(
+            "const s = document.getElementById('seq-transport'); s.value = 'Walk'; s.dispatchEvent(new Event('change'));
+             for (const d of ['kartaview', 'panoramax', 'mtpw']) {
+               const b = document.getElementById('dest-' + d);
+               if (b && b.checked) { b.checked = false; b.dispatchEvent(new Event('change')); }
+             }",
+            vec![],
+        )
+        .await?;
+    app.click("#save-import").await?;
+
+    // Watch the stepper: every state it shows, in order.
+    let stepper = ".job[data-destination=mapillary] .mly-stepper";
+    app.wait_for(fantoccini::Locator::Css(stepper), Duration::from_secs(60))
+        .await?;
+    let mut seen: Vec<String> = Vec::new();
+    let mut shot_midway = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        // Read in the page: the row is re-rendered as the job changes.
+        let stages = app
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.dataset.stages : '';",
+                vec![serde_json::json!(stepper)],
+            )
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !stages.is_empty() && seen.last() != Some(&stages) {
+            seen.push(stages.clone());
+        }
+        if !shot_midway && stages.starts_with("done,done,running") {
+            // Focus the running step: its times and raw statuses show.
+            app.client
+                .execute(
+                    "document.querySelector('.mly-stepper .step-running').focus();",
+                    vec![],
+                )
+                .await?;
+            app.screenshot("09-mapillary-stepper-midway").await?;
+            shot_midway = true;
+        }
+        if stages == "done,done,done,done" {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the stepper stopped at {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It went through the stages one after the other, never back.
+    let rank = |s: &str| -> Vec<u8> {
+        s.split(',')
+            .map(|x| match x {
+                "waiting" => 0,
+                "running" => 1,
+                "done" => 2,
+                _ => 9,
+            })
+            .collect()
+    };
+    for w in seen.windows(2) {
+        let (a, b) = (rank(&w[0]), rank(&w[1]));
+        assert!(a.iter().zip(&b).all(|(x, y)| x <= y), "{seen:?}");
+    }
+    for stage in 0..4 {
+        assert!(
+            seen.iter().any(|s| rank(s)[stage] == 1),
+            "stage {stage} was never shown running: {seen:?}"
+        );
+    }
+    assert!(shot_midway, "{seen:?}");
+    app.wait_for(
+        fantoccini::Locator::Css(".job[data-destination=mapillary][data-status=done]"),
+        Duration::from_secs(30),
+    )
+    .await?;
+    app.client
+        .execute(
+            "document.querySelector('.mly-stepper .step:last-child').focus();",
+            vec![],
+        )
+        .await?;
+    let tip = app
+        .wait_for_text(
+            ".mly-stepper .step:last-child .step-tip",
+            "FINISHED",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(tip.contains("Map update"), "{tip}");
+    app.screenshot("10-mapillary-stepper-done").await?;
+
+    // The card shows the account's stats from Mapillary.
+    app.click("#nav-integrations").await?;
+    app.wait_for_text(
+        ".service-mapillary .mly-stats",
+        "images",
+        Duration::from_secs(15),
+    )
+    .await?;
+    app.screenshot("11-mapillary-card-stats").await?;
+    app.quit().await
+}

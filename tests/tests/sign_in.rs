@@ -13,10 +13,19 @@ use pipeline_support::Story;
 use std::time::Duration;
 
 /// A loopback address on a port nobody listens on right now.
+/// A free port below Linux's ephemeral range (32768–60999), as a user would register one:
+/// a port from bind(0) may be taken again at any moment by another process's outgoing
+/// connection, between a sign-in closing its listener and the next one binding it.
 fn free_loopback(path: &str) -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    format!("http://127.0.0.1:{port}{path}")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("http://127.0.0.1:{port}{path}");
+        }
+    }
 }
 
 fn port_of(uri: &str) -> u16 {

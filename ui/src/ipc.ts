@@ -5,10 +5,11 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open } from "@tauri-apps/plugin-dialog";
 import { isPermissionGranted, requestPermission, sendNotification } from "@tauri-apps/plugin-notification";
 
-import type { Destination, JobStatus, SequenceSummary, Stage } from "./gen/types";
+import type { Destination, JobStatus, SequenceSummary, Stage, StageRecord } from "./gen/types";
 
 // The job table's types are generated from the Rust ones (crates/mtp-app/tests/ui_types.rs).
 export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
+export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
 
 export interface AppError {
   code: string;
@@ -174,6 +175,14 @@ export interface TransportType {
   group: string;
 }
 
+export type StageState = StageRecord["state"];
+export interface MapillaryStats {
+  user_id: string;
+  username: string;
+  images: number | null;
+  km: number | null;
+}
+
 export type AppEvent =
   | ({ type: "deep_link" } & DeepLinkOutcome)
   | { type: "accounts_changed" }
@@ -210,6 +219,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
+  mapillaryStats: () => call<MapillaryStats | null>("mapillary_stats"),
   setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),

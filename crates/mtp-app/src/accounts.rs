@@ -774,13 +774,85 @@ impl App {
             ));
         }
         let now = self.now_ms();
-        let tokens = TokenSet {
-            access_token: account.access_token.clone(),
-            refresh_token: account.refresh_token.clone(),
-            expires_at_ms: account.expires_at,
-        };
-        if service != Destination::Mapillary || !tokens.should_refresh(now) {
+        if service != Destination::Mapillary || !token_set(&account).should_refresh(now) {
             return Ok(account);
+        }
+        match self.refresh_mapillary(&account, false).await {
+            Ok(fresh) => Ok(fresh),
+            Err(e) if e.code == "needs_reauth" || token_set(&account).is_expired(now) => Err(e),
+            // Not expired yet: keep using the current token, refresh again later.
+            Err(_) => Ok(account),
+        }
+    }
+
+    /// The Mapillary account's stats for its card (images, km), from the `getData` query of
+    /// mapillary.com's own pages: with the user's token, then the web client token when
+    /// one is set. `None`, never an error, when Mapillary is not connected or the stats are
+    /// unavailable (the query is undocumented, PROTOCOLS §2.6).
+    pub async fn mapillary_stats(
+        &self,
+    ) -> Option<mtp_providers::mapillary::activity::AccountStats> {
+        let account = self.store().account(Destination::Mapillary).await.ok()??;
+        if account.needs_reauth {
+            return None;
+        }
+        let username = account.username.clone()?;
+        let account = self.access_token(Destination::Mapillary).await.ok()?;
+        let s = self.services();
+        let cfg = s.mapillary.clone()?;
+        let mut tokens = vec![account.access_token.clone()];
+        tokens.extend(cfg.web_client_token.clone());
+        for token in tokens {
+            let client = MapillaryClient::new(s.http.clone(), &cfg, token).with_clock(self.clock());
+            let asked = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.account_stats(&username),
+            )
+            .await;
+            match asked {
+                Ok(Ok(stats)) => return stats,
+                Ok(Err(e)) if e.kind() == mtp_providers::ErrorKind::Auth => continue,
+                Ok(Err(e)) => {
+                    tracing::info!("Mapillary account stats unavailable: {e}");
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
+    /// answered that it expired. A refusal marks the account as needing a new sign-in.
+    pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {
+        self.refresh_mapillary(account, true).await
+    }
+
+    /// The one way a Mapillary token is refreshed: single-flight. Jobs, the Map the Paths
+    /// sync and the card may all find the token expired at once, and the service revokes
+    /// the token a refresh replaces, so a second refresh with the old one would fail and
+    /// ask the user to sign in again. Whoever comes second finds the stored token changed
+    /// since it read `seen` and takes that one.
+    async fn refresh_mapillary(&self, seen: &Account, force: bool) -> AppResult<Account> {
+        let service = Destination::Mapillary;
+        let _one_at_a_time = self.inner.mapillary_refresh.lock().await;
+        let stored = self.store().account(service).await?.ok_or_else(|| {
+            AppError::new(
+                "not_connected",
+                "Mapillary is not integrated: integrate it on the Integrations screen.",
+            )
+        })?;
+        if stored.needs_reauth {
+            return Err(AppError::new(
+                "needs_reauth",
+                "Mapillary needs you to integrate again (the sign-in expired or was revoked).",
+            ));
+        }
+        let now = self.now_ms();
+        if stored.access_token.expose() != seen.access_token.expose()
+            || (!force && !token_set(&stored).should_refresh(now))
+        {
+            return Ok(stored);
         }
         let s = self.services();
         let cfg = s
@@ -789,15 +861,16 @@ impl App {
             .ok_or_else(|| self.not_configured(service))?;
         match MapillaryOAuth::new(s.http.clone(), cfg)
             .with_clock(self.clock())
-            .refresh(&tokens)
+            .refresh(&token_set(&stored))
             .await
         {
             Ok(fresh) => {
-                let mut updated = account.clone();
+                let mut updated = stored.clone();
                 updated.access_token = fresh.access_token;
-                updated.refresh_token = fresh.refresh_token.or(account.refresh_token.clone());
+                updated.refresh_token = fresh.refresh_token.or(stored.refresh_token.clone());
                 updated.expires_at = fresh.expires_at_ms;
                 self.store().save_account(&updated, now).await?;
+                tracing::info!("Mapillary token refreshed");
                 Ok(updated)
             }
             Err(e) if matches!(e.kind(), mtp_providers::ErrorKind::Auth) => {
@@ -808,10 +881,16 @@ impl App {
                     format!("{e} — integrate {} again.", service.label()),
                 ))
             }
-            Err(e) if tokens.is_expired(now) => Err(provider_error(e)),
-            // Not expired yet: keep using the current token, refresh again later.
-            Err(_) => Ok(account),
+            Err(e) => Err(provider_error(e)),
         }
+    }
+}
+
+fn token_set(account: &Account) -> TokenSet {
+    TokenSet {
+        access_token: account.access_token.clone(),
+        refresh_token: account.refresh_token.clone(),
+        expires_at_ms: account.expires_at,
     }
 }
 

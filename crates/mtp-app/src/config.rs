@@ -32,6 +32,9 @@ pub struct Settings {
     pub mapillary_secret: Option<Secret<String>>,
     pub mapillary_redirect_uri: Option<String>,
     pub mapillary_scope: Option<String>,
+    /// `MAPILLARY_WEB_CLIENT_TOKEN`: for Mapillary's activity feed when it refuses the
+    /// user's token (PROTOCOLS §2.6).
+    pub mapillary_web_client_token: Option<Secret<String>>,
     pub mapillary_authorize_url: Option<String>,
     pub mapillary_graph_url: Option<String>,
     pub mapillary_upload_url: Option<String>,
@@ -86,6 +89,9 @@ impl Settings {
             mapillary_secret: secret("MAPILLARY_SECRET"),
             mapillary_redirect_uri: get("MAPILLARY_REDIRECT_URI"),
             mapillary_scope: get("MAPILLARY_SCOPE"),
+            mapillary_web_client_token: get("MAPILLARY_WEB_CLIENT_TOKEN")
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| Secret::new(t.trim().to_string())),
             mapillary_authorize_url: get("MAPILLARY_AUTHORIZE_URL"),
             mapillary_graph_url: get("MAPILLARY_GRAPH_URL"),
             mapillary_upload_url: get("MAPILLARY_UPLOAD_URL"),

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod mapillary_status;
 pub mod pipeline;
 pub mod prepare;
 pub mod sandbox_browser;
@@ -54,6 +55,9 @@ struct Inner {
     engine: std::sync::OnceLock<mtp_core::engine::Engine>,
     /// The task running the pipeline, while it runs.
     worker: std::sync::Mutex<Option<pipeline::Worker>>,
+    /// Held while the Mapillary token is refreshed: one refresh at a time for the jobs,
+    /// the Map the Paths sync and the card (the service revokes the token it replaces).
+    mapillary_refresh: tokio::sync::Mutex<()>,
     /// Sign-ins in progress or just failed, per service.
     sign_ins: signin::SignIns,
 }
@@ -195,7 +199,14 @@ impl App {
                         )
                         .await?;
                 }
-                let services = services::Services::sandbox(&sandbox.urls(), http);
+                let mut services = services::Services::sandbox(&sandbox.urls(), http);
+                // MAPILLARY_SCOPE applies to the emulator too (it grants what is asked).
+                if let Some(c) = services.mapillary.as_mut() {
+                    if let Some(scope) = &settings.mapillary_scope {
+                        c.scope = scope.clone();
+                    }
+                    c.web_client_token = settings.mapillary_web_client_token.clone();
+                }
                 (Some(sandbox), services)
             }
             Mode::Live => (None, services::Services::live(&settings, http)),
@@ -215,6 +226,7 @@ impl App {
                 prepared: Default::default(),
                 engine: Default::default(),
                 worker: Default::default(),
+                mapillary_refresh: Default::default(),
                 sign_ins: Default::default(),
             }),
         };

@@ -52,6 +52,8 @@ pub struct JobView {
     pub bytes_total: i64,
     pub bytes_done: i64,
     pub updated_at: i64,
+    /// Mapillary jobs: the processing stages (the row's stepper).
+    pub mapillary: Option<crate::mapillary_status::MapillaryStatus>,
 }
 
 impl From<&JobRow> for JobView {
@@ -88,6 +90,9 @@ impl From<&JobRow> for JobView {
             bytes_total: j.bytes_total,
             bytes_done: j.bytes_done,
             updated_at: j.updated_at,
+            mapillary: (j.destination == Destination::Mapillary)
+                .then(|| crate::mapillary_status::MapillaryStatus::of_job(j))
+                .flatten(),
         }
     }
 }

@@ -41,6 +41,7 @@ impl Services {
                 if let Some(s) = &settings.mapillary_scope {
                     c.scope = s.clone();
                 }
+                c.web_client_token = settings.mapillary_web_client_token.clone();
                 if let Some(u) = parse(&settings.mapillary_authorize_url) {
                     c.authorize_url = u;
                 }

@@ -272,7 +272,19 @@ pub fn loopback_uri(uri: &str) -> Result<Option<LoopbackUri>, String> {
 /// Binds the loopback address for one sign-in, with the message the card shows when it
 /// cannot.
 pub(crate) async fn bind(service: Destination, lb: &LoopbackUri) -> AppResult<TcpListener> {
-    TcpListener::bind(lb.addr).await.map_err(|e| {
+    // The previous sign-in's listener on this port may take a moment to be gone; a port
+    // another program holds stays taken for the whole second.
+    let mut result = TcpListener::bind(lb.addr).await;
+    for _ in 0..20 {
+        match &result {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                result = TcpListener::bind(lb.addr).await;
+            }
+            _ => break,
+        }
+    }
+    result.map_err(|e| {
         let why = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
                 "port {} is in use by another program. Close that program, or choose another port below and register the new address with {}",

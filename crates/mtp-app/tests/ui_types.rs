@@ -3,6 +3,9 @@
 //! `ui/src/gen/types.ts` and fails when what was committed was out of date: run it again
 //! (or `make ui-types`) and commit the file.
 
+use mtp_app::mapillary_status::{
+    ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord,
+};
 use mtp_app::sequences::{JobView, SequenceSummary};
 use mtp_core::Destination;
 use mtp_core::engine::{ErrorKind, ItemState, JobStatus, Stage};
@@ -17,6 +20,11 @@ fn generated() -> String {
         JobStatus::decl(&cfg),
         ItemState::decl(&cfg),
         ErrorKind::decl(&cfg),
+        StageRecord::decl(&cfg),
+        ChunkStatus::decl(&cfg),
+        StageDetail::decl(&cfg),
+        StageFailure::decl(&cfg),
+        MapillaryStatus::decl(&cfg),
         JobView::decl(&cfg),
         SequenceSummary::decl(&cfg),
     ];

@@ -200,6 +200,18 @@ fn print_sequence(s: &SequenceSummary) {
             "    {:<18} {:<8} {:<13} {:<16} {}",
             j.label, j.stage, j.status, photos, detail
         );
+        // Mapillary: the four processing stages of each chunk, raw statuses in brackets.
+        if let Some(m) = &j.mapillary {
+            for line in m.lines() {
+                println!("        {line}");
+            }
+            if let Some(at) = m.next_check_at {
+                println!(
+                    "        next look at Mapillary: {}",
+                    mtp_app::mapillary_status::utc(at)
+                );
+            }
+        }
     }
 }
 

@@ -76,10 +76,14 @@ pub struct MapillaryConfig {
     pub authorize_url: Url,
     pub graph_url: Url,
     pub upload_url: Url,
-    /// Sent verbatim as `scope=`. The multi-scope string is undocumented (PROTOCOLS §2.1),
-    /// so it is a setting; the default is the one verified value (JOSM's `read`). A 401/403
-    /// on upload then reads as "no UPLOAD permission".
+    /// Sent verbatim as `scope=` when not empty (`MAPILLARY_SCOPE`). Empty by default: no
+    /// `scope` is sent, so the token gets every permission the app was registered with
+    /// (PROTOCOLS §2.1; JOSM's `read` would give a token that cannot upload). How several
+    /// scopes are joined is undocumented, hence a setting.
     pub scope: String,
+    /// `MAPILLARY_WEB_CLIENT_TOKEN`: the token mapillary.com's web app embeds, tried on the
+    /// activity feed when the user's token is refused there (PROTOCOLS §2.6). None by default.
+    pub web_client_token: Option<Secret<String>>,
     /// An image's page; `{image_id}`.
     pub image_page: PageTemplate,
 }
@@ -96,7 +100,8 @@ impl MapillaryConfig {
             authorize_url: url("https://www.mapillary.com/connect"),
             graph_url: url("https://graph.mapillary.com"),
             upload_url: url("https://rupload.facebook.com/mapillary_public_uploads"),
-            scope: "read".to_string(),
+            scope: String::new(),
+            web_client_token: None,
             image_page: PageTemplate::new(MAPILLARY_IMAGE_PAGE),
         }
     }

@@ -81,12 +81,6 @@ pub(crate) struct Reply {
     pub body: Bytes,
 }
 
-impl Reply {
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-}
-
 /// Sends a request and reads the whole reply; transport failures become retryable errors.
 pub(crate) async fn send(
     service: Destination,
@@ -115,15 +109,6 @@ pub(crate) async fn send(
     })
 }
 
-/// An id that may come as a JSON string (KartaView v1, Mapillary Graph) or a number.
-pub(crate) fn flex_string(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// An integer that may come as a number or a string of digits.
 pub(crate) fn flex_i64(value: Option<&Value>) -> Option<i64> {
     match value? {
@@ -137,14 +122,6 @@ pub(crate) fn flex_i64(value: Option<&Value>) -> Option<i64> {
 
 pub(crate) fn flex_u64(value: Option<&Value>) -> Option<u64> {
     flex_i64(value).and_then(|n| u64::try_from(n).ok())
-}
-
-pub(crate) fn flex_f64(value: Option<&Value>) -> Option<f64> {
-    match value? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 /// A boolean that may come as `true`, `"true"`, `1` or `"1"`.

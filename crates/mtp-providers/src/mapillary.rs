@@ -20,12 +20,58 @@ use url::Url;
 
 use crate::config::MapillaryConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
-use crate::http::{
-    self, Reply, body_text, flex_bool, flex_f64, flex_i64, flex_string, flex_u64, str_field,
-    transfer_timeout,
-};
+use crate::http::{self, Reply, body_text, flex_bool, flex_u64, str_field, transfer_timeout};
+
+pub mod activity;
 
 const SERVICE: Destination = Destination::Mapillary;
+
+/// Decodes a Mapillary reply into its typed shape; one that does not fit names the call and
+/// the field (`Mapillary getLatestActivity: field data.fetch__User.feed.nodes[3].cluster_id: …`).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    call: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, ProviderError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let what = if inner.is_syntax() || inner.is_eof() {
+            format!("{call}: the reply is not JSON ({inner})")
+        } else if path == "." {
+            format!("{call}: the reply does not have the expected shape ({inner})")
+        } else {
+            format!("{call}: field {path} of the reply does not fit ({inner})")
+        };
+        ProviderError::unexpected_reply(SERVICE, status, what, body)
+    })
+}
+
+/// An id that arrives as a string or a number (Graph ids are strings of digits, but a few
+/// replies send numbers): the one place both are accepted.
+pub(crate) fn flex_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        N(serde_json::Number),
+    }
+    match <Id as serde::Deserialize>::deserialize(d)? {
+        Id::S(s) if !s.is_empty() => Ok(s),
+        Id::S(_) => Err(serde::de::Error::custom("empty id")),
+        Id::N(n) => Ok(n.to_string()),
+    }
+}
+
+/// [`flex_id`] for an optional field (`null` or absent = `None`).
+pub(crate) fn flex_id_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "flex_id")] String);
+    Ok(<Option<Wrap> as serde::Deserialize>::deserialize(d)?.map(|w| w.0))
+}
 
 /// Size of the pieces a byte buffer is streamed in; also the progress granularity.
 pub const UPLOAD_CHUNK: usize = 64 * 1024;
@@ -139,38 +185,110 @@ pub struct MapillaryImage {
     pub is_pano: Option<bool>,
 }
 
-impl MapillaryImage {
-    fn from_json(value: &Value) -> Option<Self> {
-        let id = flex_string(value.get("id"))?;
-        let point = |v: Option<&Value>| {
-            let coords = v?.get("coordinates")?.as_array()?;
-            Some(LonLat {
-                lon: coords.first()?.as_f64()?,
-                lat: coords.get(1)?.as_f64()?,
-            })
-        };
-        let sequence_id = match value.get("sequence") {
-            Some(Value::Object(o)) => flex_string(o.get("id")),
-            other => flex_string(other),
-        };
-        let creator = value.get("creator").and_then(|c| {
-            Some(MapillaryUser {
-                id: flex_string(c.get("id"))?,
-                username: str_field(c.get("username")),
-            })
-        });
-        Some(MapillaryImage {
-            id,
-            captured_at_ms: flex_i64(value.get("captured_at")),
-            compass_angle: flex_f64(value.get("compass_angle")),
-            geometry: point(value.get("geometry")),
-            computed_geometry: point(value.get("computed_geometry")),
-            altitude: flex_f64(value.get("altitude")),
-            sequence_id,
-            creator,
-            is_pano: flex_bool(value.get("is_pano")),
-        })
+/// An image node as the Graph API sends it; every field but `id` depends on `fields`.
+#[derive(Debug, serde::Deserialize)]
+struct ImageReply {
+    #[serde(deserialize_with = "flex_id")]
+    id: String,
+    captured_at: Option<Millis>,
+    compass_angle: Option<f64>,
+    geometry: Option<PointReply>,
+    computed_geometry: Option<PointReply>,
+    altitude: Option<f64>,
+    sequence: Option<SequenceRef>,
+    creator: Option<UserReply>,
+    is_pano: Option<bool>,
+}
+
+/// GeoJSON `{"type":"Point","coordinates":[lon, lat]}`.
+#[derive(Debug, serde::Deserialize)]
+struct PointReply {
+    coordinates: (f64, f64),
+}
+
+/// An image's `sequence`: the key, or `{"id": key}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum SequenceRef {
+    Key(#[serde(deserialize_with = "flex_id")] String),
+    Node {
+        #[serde(deserialize_with = "flex_id")]
+        id: String,
+    },
+}
+
+/// `{"id","username"}` (`/me`, an image's `creator`).
+#[derive(Debug, serde::Deserialize)]
+struct UserReply {
+    #[serde(deserialize_with = "flex_id")]
+    id: String,
+    username: Option<String>,
+}
+
+impl From<UserReply> for MapillaryUser {
+    fn from(u: UserReply) -> Self {
+        MapillaryUser {
+            id: u.id,
+            username: u.username,
+        }
     }
+}
+
+impl From<ImageReply> for MapillaryImage {
+    fn from(i: ImageReply) -> Self {
+        let point = |p: Option<PointReply>| {
+            p.map(|p| LonLat {
+                lon: p.coordinates.0,
+                lat: p.coordinates.1,
+            })
+        };
+        MapillaryImage {
+            id: i.id,
+            captured_at_ms: i.captured_at,
+            compass_angle: i.compass_angle,
+            geometry: point(i.geometry),
+            computed_geometry: point(i.computed_geometry),
+            altitude: i.altitude,
+            sequence_id: i.sequence.map(|s| match s {
+                SequenceRef::Key(k) | SequenceRef::Node { id: k } => k,
+            }),
+            creator: i.creator.map(MapillaryUser::from),
+            is_pano: i.is_pano,
+        }
+    }
+}
+
+/// `{"data":[…]}`.
+#[derive(Debug, serde::Deserialize)]
+struct DataList<T> {
+    data: Vec<T>,
+}
+
+/// `{"id"}` entries of `/image_ids`.
+#[derive(Debug, serde::Deserialize)]
+struct IdReply {
+    #[serde(deserialize_with = "flex_id")]
+    id: String,
+}
+
+/// `{"offset":n}` from the upload host.
+#[derive(Debug, serde::Deserialize)]
+struct OffsetReply {
+    offset: u64,
+}
+
+/// `{"h":"<handle>"}` from the upload host.
+#[derive(Debug, serde::Deserialize)]
+struct HandleReply {
+    #[serde(deserialize_with = "flex_id")]
+    h: String,
+}
+
+/// `{"cluster_id":"…"}` from `finish_upload`.
+#[derive(Debug, serde::Deserialize)]
+struct FinishReply {
+    #[serde(deserialize_with = "flex_id")]
+    cluster_id: String,
 }
 
 /// `GET {graph}/images?bbox=…` (small boxes only).
@@ -350,52 +468,34 @@ impl MapillaryClient {
         }
     }
 
-    async fn get_json(&self, url: Url, query: &[(&str, String)]) -> Result<Value, ProviderError> {
+    /// `GET`, then the reply decoded as `T` (an error names `call` and the field).
+    async fn get_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &str,
+        url: Url,
+        query: &[(&str, String)],
+    ) -> Result<T, ProviderError> {
         let reply = self.call(self.http.get(url).query(query)).await?;
-        reply.json().ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the reply is not JSON",
-                &reply.body,
-            )
-        })
+        decode(call, reply.status.as_u16(), &reply.body)
     }
 
     /// Checks the token: `GET {graph}/me?fields=id,username`.
     pub async fn me(&self) -> Result<MapillaryUser, ProviderError> {
-        let value = self
-            .get_json(
+        let user: UserReply = self
+            .get_typed(
+                "me",
                 self.graph(&["me"])?,
                 &[("fields", "id,username".to_string())],
             )
             .await?;
-        let id = flex_string(value.get("id")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the account reply has no id",
-                value.to_string().as_bytes(),
-            )
-        })?;
-        Ok(MapillaryUser {
-            id,
-            username: str_field(value.get("username")),
-        })
+        Ok(user.into())
     }
 
     /// `GET {upload}/{key}` → `{"offset":n}`: how many bytes of this session the server
     /// already holds. A reply without `offset` is an error.
     pub async fn get_offset(&self, key: &str) -> Result<u64, ProviderError> {
-        let value = self.get_json(self.upload(key)?, &[]).await?;
-        flex_u64(value.get("offset")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the offset reply has no offset",
-                value.to_string().as_bytes(),
-            )
-        })
+        let reply: OffsetReply = self.get_typed("offset", self.upload(key)?, &[]).await?;
+        Ok(reply.offset)
     }
 
     /// `POST {upload}/{key}` with `Offset` and `X-Entity-Name`, streaming `data[offset..]`
@@ -466,15 +566,8 @@ impl MapillaryClient {
             .timeout(transfer_timeout(remaining))
             .body(reqwest::Body::wrap_stream(counted));
         let reply = self.call(request).await?;
-        let value = reply.json().unwrap_or(Value::Null);
-        flex_string(value.get("h")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the upload reply has no handle (h)",
-                &reply.body,
-            )
-        })
+        let handle: HandleReply = decode("upload", reply.status.as_u16(), &reply.body)?;
+        Ok(handle.h)
     }
 
     /// Offset, then the rest of the bytes: the resume step of PROTOCOLS §2.2. A 412 (the
@@ -502,6 +595,25 @@ impl MapillaryClient {
                 result => return result,
             }
         }
+    }
+
+    /// Refreshes the handle of a complete upload before a manifest uses it (handles expire
+    /// server-side; mapillary_tools keeps them 2 days, PROTOCOLS §2.6): GET the offset and,
+    /// when the server holds all `size` bytes, POST an empty body for a current handle.
+    /// `None` when it does not hold them all: the bytes must be sent again.
+    pub async fn refresh_handle(
+        &self,
+        key: &str,
+        size: u64,
+    ) -> Result<Option<String>, ProviderError> {
+        let offset = self.get_offset(key).await?;
+        if offset != size {
+            return Ok(None);
+        }
+        let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
+        self.upload_stream(key, offset, 0, empty, None)
+            .await
+            .map(Some)
     }
 
     /// Uploads a sequence's manifest under `key` (see [`new_manifest_key`]; persist it so a
@@ -534,25 +646,8 @@ impl MapillaryClient {
         let reply = self
             .call(self.http.post(self.graph(&["finish_upload"])?).json(&body))
             .await?;
-        let value = reply.json().unwrap_or(Value::Null);
-        flex_string(value.get("cluster_id")).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                reply.status.as_u16(),
-                "the finish reply has no cluster_id",
-                &reply.body,
-            )
-        })
-    }
-
-    fn data_list(value: &Value, body: &[u8]) -> Result<Vec<Value>, ProviderError> {
-        value
-            .get("data")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| {
-                ProviderError::unexpected_reply(SERVICE, 200, "the list reply has no data", body)
-            })
+        let finish: FinishReply = decode("finish_upload", reply.status.as_u16(), &reply.body)?;
+        Ok(finish.cluster_id)
     }
 
     /// Images in a small bounding box, optionally within a capture-time window.
@@ -582,24 +677,22 @@ impl MapillaryClient {
         if let Some(sequence) = &query.sequence_id {
             params.push(("sequence_id", sequence.clone()));
         }
-        let value = self.get_json(self.graph(&["images"])?, &params).await?;
-        let data = Self::data_list(&value, value.to_string().as_bytes())?;
-        Ok(data.iter().filter_map(MapillaryImage::from_json).collect())
+        let list: DataList<ImageReply> = self
+            .get_typed("images", self.graph(&["images"])?, &params)
+            .await?;
+        Ok(list.data.into_iter().map(MapillaryImage::from).collect())
     }
 
     /// `GET {graph}/image_ids?sequence_id=` → the ids of a sequence's images, in order.
     pub async fn image_ids(&self, sequence_id: &str) -> Result<Vec<String>, ProviderError> {
-        let value = self
-            .get_json(
+        let list: DataList<IdReply> = self
+            .get_typed(
+                "image_ids",
                 self.graph(&["image_ids"])?,
                 &[("sequence_id", sequence_id.to_string())],
             )
             .await?;
-        let data = Self::data_list(&value, value.to_string().as_bytes())?;
-        Ok(data
-            .iter()
-            .filter_map(|d| flex_string(d.get("id")))
-            .collect())
+        Ok(list.data.into_iter().map(|i| i.id).collect())
     }
 
     /// `GET {graph}/{id}?fields=…` (defaults to [`IMAGE_FIELDS`] when `fields` is empty).
@@ -609,17 +702,10 @@ impl MapillaryClient {
         } else {
             fields
         };
-        let value = self
-            .get_json(self.graph(&[id])?, &[("fields", fields.join(","))])
+        let image: ImageReply = self
+            .get_typed("image", self.graph(&[id])?, &[("fields", fields.join(","))])
             .await?;
-        MapillaryImage::from_json(&value).ok_or_else(|| {
-            ProviderError::unexpected_reply(
-                SERVICE,
-                200,
-                "the image reply has no id",
-                value.to_string().as_bytes(),
-            )
-        })
+        Ok(image.into())
     }
 
     /// `GET {graph}/images?image_ids=a,b&fields=…` (JOSM's batch read).
@@ -636,13 +722,16 @@ impl MapillaryClient {
         } else {
             fields
         };
-        let value = self
-            .get_json(
+        let list: DataList<ImageReply> = self
+            .get_typed(
+                "images",
                 self.graph(&["images"])?,
                 &[("image_ids", ids.join(",")), ("fields", fields.join(","))],
             )
             .await?;
-        let data = Self::data_list(&value, value.to_string().as_bytes())?;
-        Ok(data.iter().filter_map(MapillaryImage::from_json).collect())
+        Ok(list.data.into_iter().map(MapillaryImage::from).collect())
     }
 }
+
+#[cfg(test)]
+mod typed_replies;

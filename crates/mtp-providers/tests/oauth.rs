@@ -61,7 +61,9 @@ fn mapillary_authorize_url() {
     let q = query(url);
     assert_eq!(q["client_id"], "123456");
     assert_eq!(q["response_type"], "code");
-    assert_eq!(q["scope"], "read");
+    // No scope by default: the token gets what the app was registered with (PROTOCOLS
+    // §2.1); `read` (JOSM's) would give a token that cannot upload.
+    assert!(!q.contains_key("scope"), "{url}");
     assert_eq!(q["redirect_uri"], "app.mtp.desktop://app");
     assert_eq!(q["state"], pending.state);
     assert!(pending.state.len() >= 16);

@@ -65,6 +65,7 @@ pub const ENDPOINTS: &[&str] = &[
     "mapillary.offset",
     "mapillary.upload",
     "mapillary.cluster",
+    "mapillary.graphql",
     "mapillary.image_file",
     "osm.authorize",
     "osm.authorize_decision",

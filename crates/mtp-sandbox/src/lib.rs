@@ -11,7 +11,7 @@
 //! | Prefix | Service | Client setting |
 //! |---|---|---|
 //! | `/mapillary/connect` | Mapillary authorize page (Approve / Deny) | authorize URL |
-//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `sandbox/clusters/{id}` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
+//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `graphql` (mapillary.com's activity feed), `sandbox/clusters/{id}` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
 //! | `/mapillary/upload/{key}` | upload host (GET offset, POST bytes) | `MAPILLARY_UPLOAD_ENDPOINT=<base>/mapillary/upload` |
 //! | `/osm/oauth2/authorize`, `/osm/oauth2/token` | OpenStreetMap OAuth2 | |
 //! | `/kartaview/…` | KartaView API (`/1.0/…`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`) | API base `<base>/kartaview` |
@@ -79,6 +79,9 @@ pub const MTPW_CLIENT_ID: &str = "mtp-sandbox-mtpw-client";
 pub const SANDBOX_USERNAME: &str = "sandbox-user";
 /// Display name of the default sandbox account.
 pub const SANDBOX_DISPLAY_NAME: &str = "Sandbox User";
+/// The client token Mapillary's own web app embeds (public in its page source): the one
+/// token the emulator's `/graphql` always accepts (`MAPILLARY_WEB_CLIENT_TOKEN`).
+pub const MAPILLARY_WEB_CLIENT_TOKEN: &str = "MLY|4223665974375089|sandboxwebclient";
 /// Username of the second sandbox account, non-ASCII on purpose (kartaview/android#46).
 pub const SANDBOX_UTF8_USERNAME: &str = "sandbøx-ünïcode";
 /// Display name of the second sandbox account.

@@ -61,6 +61,8 @@ pub struct MapillaryCluster {
     pub image_count: usize,
     /// Images dropped for lack of a position.
     pub dropped_images: usize,
+    /// Images received but never published (Mapillary loses a few).
+    pub unpublished_images: usize,
     /// For manifests: whether the JSON was compact with sorted keys, as mapillary_tools sends it.
     pub manifest_canonical: Option<bool>,
 }

@@ -12,33 +12,46 @@ use serde_json::{Value, json};
 const REDIRECT: &str = "app.mtp.desktop://app";
 
 async fn authorize_code(sb: &Sandbox, user: &str, state: &str) -> String {
+    authorize_code_scoped(sb, user, state, None).await
+}
+
+/// The authorize page, then its Approve button; `scope` is sent on both when given.
+async fn authorize_code_scoped(
+    sb: &Sandbox,
+    user: &str,
+    state: &str,
+    scope: Option<&str>,
+) -> String {
     let c = client();
     let urls = sb.urls();
+    let mut query = vec![
+        ("client_id", "1001"),
+        ("response_type", "code"),
+        ("state", state),
+        ("redirect_uri", REDIRECT),
+    ];
+    query.extend(scope.map(|s| ("scope", s)));
     let page = c
         .get(urls.mapillary_authorize.clone())
-        .query(&[
-            ("client_id", "1001"),
-            ("response_type", "code"),
-            ("scope", "read"),
-            ("state", state),
-            ("redirect_uri", REDIRECT),
-        ])
+        .query(&query)
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Approve as sandbox-user"), "{html}");
+    let mut form = vec![
+        ("client_id", "1001"),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("state", state),
+        ("decision", "approve"),
+        ("user", user),
+    ];
+    form.extend(scope.map(|s| ("scope", s)));
     let resp = c
         .post(format!("{}/mapillary/connect/decision", s(&urls.base)))
-        .form(&[
-            ("client_id", "1001"),
-            ("redirect_uri", REDIRECT),
-            ("response_type", "code"),
-            ("state", state),
-            ("decision", "approve"),
-            ("user", user),
-        ])
+        .form(&form)
         .send()
         .await
         .unwrap();
@@ -111,25 +124,30 @@ async fn upload(sb: &Sandbox, token: &str, key: &str, bytes: &[u8]) -> String {
 
 /// Uploads the photos and a manifest, then finishes: returns the cluster id.
 async fn upload_sequence(sb: &Sandbox, token: &str, photos: &[Vec<u8>]) -> String {
-    let mut handles = Vec::new();
-    for p in photos {
-        let key = format!("mly_tools_{}.jpg", md5_hex(p));
-        handles.push(upload(sb, token, &key, p).await);
-    }
-    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
-    let mh = upload(
-        sb,
-        token,
-        &format!("uuid_{}.json", uuid::Uuid::new_v4().simple()),
-        manifest.to_string().as_bytes(),
-    )
-    .await;
+    let mh = upload_manifest(sb, token, photos).await;
     let r = finish(sb, token, &mh, "mly_bundle_manifest").await;
     assert_eq!(r.status(), 200);
     r.json::<Value>().await.unwrap()["cluster_id"]
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Uploads the photos and a manifest: returns the manifest's handle.
+async fn upload_manifest(sb: &Sandbox, token: &str, photos: &[Vec<u8>]) -> String {
+    let mut handles = Vec::new();
+    for p in photos {
+        let key = format!("mly_tools_{}.jpg", md5_hex(p));
+        handles.push(upload(sb, token, &key, p).await);
+    }
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    upload(
+        sb,
+        token,
+        &format!("uuid_{}.json", uuid::Uuid::new_v4().simple()),
+        manifest.to_string().as_bytes(),
+    )
+    .await
 }
 
 async fn finish(sb: &Sandbox, token: &str, handle: &str, file_type: &str) -> reqwest::Response {
@@ -311,25 +329,55 @@ async fn token_exchange_refresh_and_errors() {
         .unwrap();
     assert_eq!(j.status(), 200);
 
-    // Refresh with the refresh token, and JOSM-style with the access token.
-    for rt in [&refresh, &access] {
-        let r = client()
-            .post(sb.urls().mapillary_token)
-            .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("client_id", "1001"),
-                ("refresh_token", rt),
-            ])
-            .send()
+    // Refresh with the refresh token: the old access and refresh tokens are revoked at once
+    // (the strict service); then JOSM-style, with the current access token.
+    let refresh_with = |rt: String| {
+        let sb = &sb;
+        async move {
+            client()
+                .post(sb.urls().mapillary_token)
+                .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "1001"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = refresh_with(refresh.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let second = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        graph_get(&sb, &second, "/me?fields=id,username")
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        let t = v["access_token"].as_str().unwrap();
-        let me = graph_get(&sb, t, "/me?fields=id,username").await;
-        assert_eq!(me.status(), 200);
+            .status(),
+        200
+    );
+    let old = graph_get(&sb, &access, "/me?fields=id,username").await;
+    assert_eq!(old.status(), 401);
+    let e: Value = old.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 190);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalidated"),
+        "{e}"
+    );
+    for stale in [&refresh, &access] {
+        let r = refresh_with(stale.clone()).await;
+        assert_eq!(r.status(), 400, "a replaced token refreshed");
     }
+    let r = refresh_with(second.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let third = v["access_token"].as_str().unwrap();
+    assert_eq!(graph_get(&sb, third, "/me").await.status(), 200);
+    assert_eq!(graph_get(&sb, &second, "/me").await.status(), 401);
     let r = client()
         .post(sb.urls().mapillary_token)
         .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
@@ -342,6 +390,92 @@ async fn token_exchange_refresh_and_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// PROTOCOLS §2.1: `scope` is optional and a subset of the app's registered scopes; a token
+/// without `upload` signs in (`/me`) but the upload host and `finish_upload` refuse it.
+#[tokio::test]
+async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
+    let sb = sandbox().await;
+    let token_for = |scope: Option<&'static str>| {
+        let sb = &sb;
+        async move {
+            let code = authorize_code_scoped(sb, "0", "sc", scope).await;
+            let v: Value = exchange(sb, &code).await.json().await.unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let read = token_for(Some("read")).await;
+    assert_eq!(graph_get(&sb, &read, "/me?fields=id").await.status(), 200);
+    let bytes = vec![9u8; 300];
+    let key = format!("mly_tools_{}.jpg", md5_hex(&bytes));
+    let r = post_bytes(&sb, &read, &key, 0, bytes.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 200);
+    assert_eq!(e["debug_info"]["type"], "NotAuthorizedError");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload permission")
+    );
+    // Reading the offset is allowed; nothing was stored.
+    assert_eq!(offset(&sb, &read, &key).await, 0);
+
+    // A full token uploads; a read token may not finish it.
+    for scope in [None, Some("read,write,upload"), Some("read upload")] {
+        let full = token_for(scope).await;
+        let photos = walk(2, 0);
+        let handle = upload_manifest(&sb, &full, &photos).await;
+        let refused = finish(&sb, &read, &handle, "mly_bundle_manifest").await;
+        assert_eq!(refused.status(), 403);
+        let ok = finish(&sb, &full, &handle, "mly_bundle_manifest").await;
+        assert_eq!(ok.status(), 200, "scope {scope:?}");
+    }
+
+    // A refreshed read token stays read-only.
+    let code = authorize_code_scoped(&sb, "0", "sc", Some("read")).await;
+    let v: Value = exchange(&sb, &code).await.json().await.unwrap();
+    let r: Value = client()
+        .post(sb.urls().mapillary_token)
+        .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "1001"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed = r["access_token"].as_str().unwrap();
+    let r = post_bytes(&sb, refreshed, &key, 0, bytes.into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A scope the app is not registered with: the redirect carries invalid_scope.
+    let resp = client()
+        .get(sb.urls().mapillary_authorize)
+        .query(&[
+            ("client_id", "1001"),
+            ("response_type", "code"),
+            ("state", "bad"),
+            ("scope", "read,admin"),
+            ("redirect_uri", REDIRECT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let loc = location(&resp);
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_scope"));
+    assert_eq!(param(&loc, "state").as_deref(), Some("bad"));
 }
 
 #[tokio::test]
@@ -592,10 +726,16 @@ async fn cluster_moves_through_the_stages_then_reads_back() {
     let data = v["data"].as_array().unwrap();
     assert_eq!(data.len(), 2, "the time window holds the first two: {v}");
     assert_eq!(data[0]["sequence"], seq.as_str());
-    assert_eq!(data[0]["captured_at"], 1_715_936_400_250i64);
+    // Published as Mapillary does: the capture time cut to the second, the position moved
+    // by up to 5 m (PROTOCOLS §2.6).
+    assert_eq!(data[0]["captured_at"], 1_715_936_400_000i64);
     assert_eq!(data[0]["compass_angle"], 45.0);
     assert_eq!(data[0]["geometry"]["type"], "Point");
-    assert!((data[0]["geometry"]["coordinates"][1].as_f64().unwrap() - 46.5).abs() < 1e-9);
+    let lat = data[0]["geometry"]["coordinates"][1].as_f64().unwrap();
+    let lon = data[0]["geometry"]["coordinates"][0].as_f64().unwrap();
+    let moved_m =
+        ((lat - 46.5) * 111_320.0).hypot((lon - 6.6) * 111_320.0 * 46.5f64.to_radians().cos());
+    assert!(moved_m <= 5.0 + 1e-6, "moved {moved_m} m");
     assert_eq!(data[0]["creator"]["username"], "sandbox-user");
 
     let ids: Value = graph_get(&sb, &token, &format!("/image_ids?sequence_id={seq}"))
@@ -691,7 +831,10 @@ async fn finish_upload_validates_and_splits_at_1000() {
     );
     assert_eq!(finish(&sb, &token, &h, "tarball").await.status(), 400);
 
-    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order.
+    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order
+    // (the publishing quirks turned off: no split, nothing lost).
+    sb.state().mapillary_split_next_cluster(usize::MAX);
+    sb.state().mapillary_drop_from_next_cluster(0);
     let handles = vec![h.clone(); 1001];
     let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
     let mh = upload(
@@ -717,6 +860,35 @@ async fn finish_upload_validates_and_splits_at_1000() {
         .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
         .collect();
     assert_eq!(lens, [1000, 1]);
+
+    // Mapillary's own ways: a chunk split in two (418 → 361 + 57 was seen) and one photo in
+    // four never published.
+    sb.state().mapillary_split_next_cluster(6);
+    sb.state().mapillary_drop_from_next_cluster(4);
+    let handles = vec![h.clone(); 8];
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_quirks.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+    let cluster = r.json::<Value>().await.unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = sb.state().mapillary_cluster(&cluster).unwrap();
+    assert_eq!(c.image_count, 8);
+    assert_eq!(c.unpublished_images, 2);
+    let seqs = sb.state().mapillary_sequences();
+    let lens: Vec<usize> = c
+        .sequence_ids
+        .iter()
+        .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
+        .collect();
+    assert_eq!(lens, [5, 1], "images 0-5 less #2, then 6-7 less #6");
 }
 
 #[tokio::test]
@@ -826,4 +998,282 @@ async fn read_back_parameter_errors_and_logging() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+async fn graphql(sb: &Sandbox, token: &str, op: &str, doc: &str, vars: Value) -> reqwest::Response {
+    client()
+        .get(format!("{}/graphql", s(&sb.urls().mapillary_graph)))
+        .header("Authorization", format!("OAuth {token}"))
+        .query(&[
+            ("doc", doc.to_string()),
+            ("operationName", op.to_string()),
+            ("variables", vars.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+const FEED_DOC: &str = "query getLatestActivity($id: ID!, $first: Int, $after: ID, $hide_after: Int) { fetch__User(id: $id) { id feed(first: $first, after: $after, hide_failed_sequences_after_days: $hide_after) { page_info { start_cursor end_cursor has_next_page has_previous_page } nodes { cluster_id type created_at_seconds captured_at_seconds thumb_url item_count image_id status initial_processing_status anonymization_status tiler_status error_code timezone } } } }";
+
+/// PROTOCOLS §2.6: the activity feed as mapillary.com reads it — request form, reply
+/// shapes with `__typename`s, opaque cursors, `extensions.is_final`, stages that advance
+/// with the processing delay, a failed stage with its error code, and the token knob.
+#[tokio::test]
+async fn graphql_feed_stages_paging_and_tokens() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_millis(800)).await;
+    let token = login(&sb).await;
+    let cluster = upload_sequence(&sb, &token, &walk(3, 0)).await;
+    let state = sb.state();
+    state.mapillary_fail_next_cluster(1, "CORRUPT_IMAGES");
+    let failing = upload_sequence(&sb, &token, &walk(2, 100)).await;
+
+    let vars = json!({"id": "104729000000001", "first": 50, "after": null, "hide_after": 14});
+    let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["extensions"], json!({"is_final": true}));
+    let user = &v["data"]["fetch__User"];
+    assert_eq!(user["__typename"], "User");
+    let feed = &user["feed"];
+    assert_eq!(feed["page_info"]["__typename"], "PageInfo");
+    assert_eq!(feed["page_info"]["has_next_page"], false);
+    let nodes = feed["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    // Newest first; every field of the observed node, stages not started yet.
+    assert_eq!(nodes[0]["cluster_id"], failing.as_str());
+    let node = &nodes[1];
+    assert_eq!(node["__typename"], "ClusterLatestActivityItem");
+    assert_eq!(node["cluster_id"], cluster.as_str());
+    assert_eq!(node["type"], "UPLOAD");
+    assert_eq!(node["item_count"], 3);
+    assert_eq!(node["error_code"], "UNSET");
+    for key in [
+        "created_at_seconds",
+        "captured_at_seconds",
+        "timezone",
+        "image_id",
+        "thumb_url",
+    ] {
+        assert!(node.get(key).is_some(), "{key} missing: {node}");
+    }
+    assert_eq!(node["status"], "IN_PROGRESS");
+    assert_eq!(node["tiler_status"], "PENDING");
+
+    // After the processing delay: FINISHED everywhere, an image id; the failing one FAILED
+    // at its stage, with its error code.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let nodes = v["data"]["fetch__User"]["feed"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for f in [
+        "status",
+        "initial_processing_status",
+        "anonymization_status",
+        "tiler_status",
+    ] {
+        assert_eq!(nodes[1][f], "FINISHED", "{f}");
+    }
+    let image_id = nodes[1]["image_id"].as_str().unwrap();
+    let seq: Value = graph_get(&sb, &token, &format!("/{image_id}?fields=sequence"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seq["sequence"].is_string());
+    assert_eq!(nodes[0]["status"], "FINISHED");
+    assert_eq!(nodes[0]["initial_processing_status"], "FAILED");
+    assert_eq!(nodes[0]["anonymization_status"], "PENDING");
+    assert_eq!(nodes[0]["error_code"], "CORRUPT_IMAGES");
+
+    // Paging: 250 more, newer; pages of 100 with opaque cursors.
+    state.mapillary_add_activity(0, 250);
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let vars = json!({"id": "104729000000001", "first": 100, "after": after, "hide_after": 14});
+        let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let feed = &v["data"]["fetch__User"]["feed"];
+        for n in feed["nodes"].as_array().unwrap() {
+            seen.push(n["cluster_id"].as_str().unwrap().to_string());
+        }
+        let end = feed["page_info"]["end_cursor"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(end.parse::<u64>().is_err(), "cursor {end} is not opaque");
+        assert_eq!(feed["page_info"]["has_previous_page"], after.is_some());
+        if feed["page_info"]["has_next_page"] == false {
+            break;
+        }
+        after = Some(end);
+    }
+    assert_eq!(seen.len(), 252);
+    assert_eq!(seen.last().map(String::as_str), Some(cluster.as_str()));
+
+    // getData: the account's stats.
+    let data_doc = "query getData($username: String!) { user_by_username(username: $username) { id username created_at_seconds description stats { distance { km } images } } }";
+    let v: Value = graphql(
+        &sb,
+        &token,
+        "getData",
+        data_doc,
+        json!({"username": "sandbox-user"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let u = &v["data"]["user_by_username"];
+    assert_eq!(u["id"], "104729000000001");
+    assert_eq!(u["stats"]["images"], 3);
+    assert!(u["stats"]["distance"]["km"].as_f64().unwrap() > 0.0);
+
+    // A GraphQL error is a 200 with errors; a missing variable names it.
+    let v: Value = graphql(&sb, &token, "getLatestActivity", FEED_DOC, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("$id"));
+    let v: Value = graphql(&sb, &token, "getOther", FEED_DOC, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("getOther")
+    );
+
+    // The knob: user tokens refused, the web client token still answers.
+    state.mapillary_graphql_refuses_user_tokens(true);
+    let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
+    assert_eq!(r.status(), 403);
+    let r = graphql(
+        &sb,
+        mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN,
+        "getLatestActivity",
+        FEED_DOC,
+        vars,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+/// PROTOCOLS §2.6: handles expire (2 days by default) on a sandbox clock that tests move;
+/// the bytes stay, and an empty POST on the complete key gives a current handle.
+#[tokio::test]
+async fn handles_expire_and_an_empty_post_renews_them() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = login(&sb).await;
+    let photos = walk(2, 0);
+    let mut keys = Vec::new();
+    let mut handles = Vec::new();
+    for p in &photos {
+        let key = format!("mly_tools_{}.jpg", md5_hex(p));
+        handles.push(upload(&sb, &token, &key, p).await);
+        keys.push(key);
+    }
+    sb.state()
+        .advance_mapillary_clock(Duration::from_secs(3 * 24 * 3600));
+    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_old.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("expired"),
+        "{e}"
+    );
+
+    // The bytes are still there; an empty POST gives a new handle.
+    let mut fresh = Vec::new();
+    for (key, p) in keys.iter().zip(&photos) {
+        assert_eq!(offset(&sb, &token, key).await, p.len() as u64);
+        let r = post_bytes(&sb, &token, key, p.len() as u64, Vec::new().into())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.json::<Value>().await.unwrap()["h"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!handles.contains(&h));
+        fresh.push(h);
+    }
+    // While valid, the same handle comes back.
+    let again = post_bytes(
+        &sb,
+        &token,
+        &keys[0],
+        photos[0].len() as u64,
+        Vec::new().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.json::<Value>().await.unwrap()["h"], fresh[0].as_str());
+    let manifest = json!({"image_handles": fresh, "upload_type": "images", "version": "1"});
+    let mh = upload(
+        &sb,
+        &token,
+        "uuid_new.json",
+        manifest.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        finish(&sb, &token, &mh, "mly_bundle_manifest")
+            .await
+            .status(),
+        200
+    );
+}
+
+/// The Mapillary knobs on the control plane (for `mtp sandbox` and demos).
+#[tokio::test]
+async fn mapillary_knobs_on_the_control_plane() {
+    let sb = sandbox().await;
+    let token = login(&sb).await;
+    let knobs = format!("{}/mapillary", s(&sb.urls().sandbox_admin));
+    let r = client()
+        .post(&knobs)
+        .json(&json!({"graphql_refuses_user_tokens": true, "fail_next_cluster": {"stage": 3, "error_code": "X"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = graphql(
+        &sb,
+        &token,
+        "getLatestActivity",
+        FEED_DOC,
+        json!({"id": "104729000000001"}),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .post(&knobs)
+        .json(&json!({"nope": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }

@@ -10,6 +10,52 @@ export type ItemState = "pending" | "partial" | "sent" | "rejected";
 
 export type ErrorKind = "retry" | "retry_exhausted" | "permanent" | "auth" | "internal";
 
+export type StageRecord = { state: "waiting" | "running" | "done" | "failed", 
+/**
+ * The raw status from the feed (`FINISHED`, `UNSET`, …).
+ */
+raw: string | null, 
+/**
+ * When we first saw it in its current state (epoch ms).
+ */
+changed_at: number | null, };
+
+export type ChunkStatus = { cluster_id: string | null, 
+/**
+ * Photos sent in this chunk.
+ */
+sent: number, stages: Array<StageRecord>, 
+/**
+ * The raw `error_code` when it is not `UNSET`.
+ */
+error_code: string | null, 
+/**
+ * Photos Mapillary counted in the cluster (`item_count`).
+ */
+item_count: number | null, 
+/**
+ * One published image of the cluster.
+ */
+image_id: string | null, 
+/**
+ * Every sequence the chunk became (Mapillary sometimes splits one).
+ */
+sequence_keys: Array<string>, 
+/**
+ * Photos of the chunk found published.
+ */
+published: number | null, };
+
+export type StageDetail = "user_token" | "web_client_token" | "unavailable";
+
+export type StageFailure = { chunk: number, stage: number, error_code: string | null, reason: string, };
+
+export type MapillaryStatus = { stage_names: Array<string>, chunks: Array<ChunkStatus>, detail: StageDetail | null, failure: StageFailure | null, 
+/**
+ * Mapillary did not confirm in time: the row offers "Check again".
+ */
+unconfirmed: boolean, next_check_at: number | null, };
+
 export type JobView = { id: number, destination: Destination, label: string, stage: Stage, status: JobStatus, attempts: number, next_run_at: number, last_error: string | null, last_error_kind: ErrorKind | null, remote_url: string | null, remote_id: string | null, 
 /**
  * Why a job that is done ended without the result it aims for (e.g. "Created on Map
@@ -19,6 +65,10 @@ note: string | null,
 /**
  * What a waiting job waits for, in words (shown instead of the stage name).
  */
-waiting: string | null, photos_total: number, photos_done: number, bytes_total: number, bytes_done: number, updated_at: number, };
+waiting: string | null, photos_total: number, photos_done: number, bytes_total: number, bytes_done: number, updated_at: number, 
+/**
+ * Mapillary jobs: the processing stages (the row's stepper).
+ */
+mapillary: MapillaryStatus | null, };
 
 export type SequenceSummary = { id: number, name: string, description: string, transport_type: string | null, tags: Array<string>, folder: string | null, photo_count: number, total_bytes: number, distance_m: number, started_at: number | null, ended_at: number | null, is_360: boolean, created_at: number, jobs: Array<JobView>, };

@@ -1,5 +1,6 @@
 import { api, type IntegrationCard, type SignInStatus } from "../ipc";
 import { clear, confirmDialog, h, toast } from "../dom";
+import { mapillaryStatsLine } from "./mapillary";
 
 let sandbox = false;
 
@@ -45,6 +46,12 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   } else if (connected) {
     el.append(h("p", { class: "status ok" }, `Connected as ${c.connected_as || "(unnamed account)"}`));
     if (c.instance_url) el.append(h("p", { class: "muted small" }, c.instance_url));
+    if (c.service === "mapillary") {
+      // Account stats when Mapillary gives them; nothing otherwise.
+      const slot = h("div", { class: "mly-stats-slot" });
+      el.append(slot);
+      void mapillaryStatsLine().then((line) => { if (line) slot.append(line); });
+    }
   } else if (c.missing_settings.length > 0) {
     el.append(h("p", { class: "status muted" }, `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your .env file (see .env.example), then restart the app.`));
   } else if (!s) {

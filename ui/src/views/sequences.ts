@@ -3,6 +3,7 @@
 // sequence it concerns.
 import { api, notify, type AppEvent, type Destination, type JobView, type SequenceSummary } from "../ipc";
 import { clear, formatBytes, formatDuration, h, toast } from "../dom";
+import { mapillaryNotice, mapillaryRetryLabel, mapillaryStepper } from "./mapillary";
 
 let root: HTMLElement | null = null;
 let listEl: HTMLElement | null = null;
@@ -87,7 +88,7 @@ export function onSequencesEvent(e: AppEvent): void {
       break;
     case "job_changed":
       scheduleRefresh(e.sequence_id);
-      if (e.status === "done" || e.status === "failed") void maybeNotify(e.sequence_id, e.status);
+      if (e.status === "done" || e.status === "failed") void maybeNotify(e.sequence_id, e.status, e.job_id);
       break;
     case "sequences_changed":
       for (const id of e.ids) scheduleRefresh(id);
@@ -127,8 +128,9 @@ async function refresh(id: number): Promise<void> {
   sequences.set(id, s);
   const fresh = sequenceCard(s);
   const old = cards.get(id);
-  // Keyboard focus stays on the sequence when its card is re-drawn.
+  // Keyboard focus stays on the sequence, or on a stepper step, when its card is re-drawn.
   const focusedHead = old !== undefined && document.activeElement === old.querySelector("h2");
+  const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
   if (old) old.replaceWith(fresh);
   else listEl.prepend(fresh);
   if (focusedHead) {
@@ -138,13 +140,21 @@ async function refresh(id: number): Promise<void> {
       head.focus();
     }
   }
+  if (focusKey) fresh.querySelector<HTMLElement>(`[data-focus-key="${focusKey}"]`)?.focus();
   cards.set(id, fresh);
   updateCount(sequences.size);
 }
 
-async function maybeNotify(sequenceId: number, status: string): Promise<void> {
+async function maybeNotify(sequenceId: number, status: string, jobId: number): Promise<void> {
   const s = await api.sequence(sequenceId).catch(() => null);
   if (!s) return;
+  const job = s.jobs.find((x) => x.id === jobId);
+  const mly = job && job.destination === "mapillary" ? mapillaryNotice(s.name, job) : null;
+  if (mly) {
+    // Published on the map or refused by Mapillary: said as Mapillary says it.
+    void notify(mly.title, mly.body);
+    return;
+  }
   if (status === "failed") {
     const j = s.jobs.find((x) => x.status === "failed");
     void notify(`${s.name}: upload failed`, `${j?.label ?? "A destination"}: ${j?.last_error ?? "see MTP Desktop"}`);
@@ -259,7 +269,7 @@ function jobRow(j: JobView): HTMLElement {
   const actions: HTMLElement[] = [];
   if (j.status === "pending" || j.status === "running") actions.push(button("Pause", () => act({ kind: "job", id: j.id }, "pause")));
   if (j.status === "paused") actions.push(button("Resume", () => act({ kind: "job", id: j.id }, "resume")));
-  if (j.status === "failed" || j.status === "cancelled") actions.push(button("Retry", () => act({ kind: "job", id: j.id }, "retry")));
+  if (j.status === "failed" || j.status === "cancelled") actions.push(button((j.status === "failed" && mapillaryRetryLabel(j)) || "Retry", () => act({ kind: "job", id: j.id }, "retry")));
   if (j.status === "waiting_auth") actions.push(button("Integrate…", () => document.getElementById("nav-integrations")?.click()));
   if (j.status !== "done" && j.status !== "cancelled") actions.push(button("Cancel", () => act({ kind: "job", id: j.id }, "cancel"), "secondary danger"));
   return h(
@@ -280,6 +290,7 @@ function jobRow(j: JobView): HTMLElement {
     ),
     h("div", { class: "job-link" }, link),
     h("div", { class: "job-actions" }, ...actions),
+    j.destination === "mapillary" ? mapillaryStepper(j) : null,
   );
 }
 

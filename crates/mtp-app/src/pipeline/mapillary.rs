@@ -16,21 +16,37 @@
 //!   (`finish_sent_at[i]`), then its cluster id (`cluster_ids[i]`). After a call whose reply
 //!   was never saved, the chunk's sequence is looked for (as in `poll`) before calling
 //!   again: a second call would publish the photos twice.
-//! - `poll`: Mapillary says nothing about a cluster (the sandbox's cluster page has no real
-//!   counterpart), so each chunk's sequence is found as Trek View does: images in a small
-//!   box around the chunk's first photo, within a second of its capture time, by this
-//!   account; the match's `sequence` is the key, and Map the Paths Web's job, which waits
-//!   for it, is woken. Gives up gracefully after 72 h.
+//! - `publish` also refreshes upload handles older than a day before a manifest uses them
+//!   (an empty POST per complete key; bytes are sent again only where the host lost them).
+//! - `poll`: what Mapillary made of each chunk, from the activity feed of mapillary.com's
+//!   own page (`getLatestActivity`, joined by cluster id; the user's token, then
+//!   `MAPILLARY_WEB_CLIENT_TOKEN`): the four stages with their raw statuses and the time each
+//!   changed, `error_code`, `item_count` (all stored typed with the job, see
+//!   [`crate::mapillary_status`]). Once a chunk's map update is done, every sequence it
+//!   became is found (the feed's image, then photos probed by position and time, tolerating
+//!   Mapillary's moved positions, cut times, lost photos and split chunks), and Map the Paths
+//!   Web's job is woken. Without the feed, the probes alone find it and the row says stage
+//!   detail is unavailable. A failed stage fails the job (its retry is "Upload again": a new
+//!   manifest and `finish_upload` for the failed chunks). Looks every 30 s for 5 minutes,
+//!   then every 15 minutes; after 72 h the job is "Not confirmed by Mapillary after 3 days"
+//!   (its retry is "Check again"), never "Done".
 //! - `sync`: nothing.
 //!
 //! A refused token is refreshed once per stage (the emulator and the real service expire
-//! tokens server-side); if the refresh is refused too, the job waits for a new sign-in.
+//! tokens server-side; refreshes are single-flight per account, see `App::access_token`);
+//! if the refresh is refused too, the job waits for a new sign-in. An upload refused with a
+//! token that otherwise works (`/me` answers) is a missing permission: the job waits with
+//! "This Mapillary connection may not upload photos", without refreshing.
 
 use super::{
     PipelineOptions, Remote, Shared, account, app_step_error, check_files, item_error, photo_of,
     photos_by_id, provider_step_error, run_items, unsent, watched,
 };
 use crate::App;
+use crate::mapillary_status::{
+    CHUNKS_KEY, ChunkStatus, DETAIL_KEY, FAILURE_KEY, NEXT_CHECK_KEY, NOT_CONFIRMED, StageDetail,
+    StageFailure, UNCONFIRMED_KEY,
+};
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
@@ -40,20 +56,27 @@ use mtp_core::plan::description::{DescriptionOptions, image_description};
 use mtp_core::store::{Account, ItemUpdate, JobItemRow, JobRow, PhotoRow};
 use mtp_providers::MapillaryClient;
 use mtp_providers::config::MapillaryConfig;
+use mtp_providers::mapillary::activity::{
+    ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
+};
 use mtp_providers::mapillary::{BboxQuery, FileType, Progress, new_manifest_key, session_key_for};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+/// What a job waits with when Mapillary refuses uploads from a token that can sign in.
+pub(crate) const MAY_NOT_UPLOAD: &str =
+    "This Mapillary connection may not upload photos: integrate again and allow uploads";
+
 /// Half the side of the box searched around a chunk's first photo, in degrees (≈ 30 m).
 const SEARCH_BOX_DEG: f64 = 0.0003;
-/// How far a found image may be from the photo we sent (MAP* positions have 7 decimals).
-const SAME_PLACE_DEG: f64 = 0.000_01;
-/// How far its capture time may be (MAPCaptureTime has milliseconds).
-const SAME_TIME_MS: i64 = 1_000;
-/// Candidate sequences whose image count is checked.
-const CANDIDATES: usize = 3;
+/// How far a published image may be from where we said the photo was: Mapillary moves
+/// positions by up to 5 m.
+const SAME_PLACE_M: f64 = 6.0;
+/// How far its capture time may be: Mapillary cuts capture times to the second.
+const SAME_TIME_MS: i64 = 1_500;
 
 pub(crate) struct MapillaryDriver {
     shared: Arc<Shared>,
@@ -112,6 +135,21 @@ impl MapillaryDriver {
                 _ => self.poll(&app, &cfg, &client, &account, ctx).await,
             };
             match result {
+                // A refusal to upload with a token that otherwise works (`/me` answers) is
+                // a missing permission, not an expired token: refreshing would give a
+                // token with the same permissions (PROTOCOLS §2.1).
+                Err(StepError::Auth { message })
+                    if matches!(stage, Stage::Upload | Stage::Publish)
+                        && client.me().await.is_ok() =>
+                {
+                    tracing::info!(
+                        job = ctx.job_id,
+                        "Mapillary refused an upload with a working token: {message}"
+                    );
+                    return Err(StepError::Auth {
+                        message: MAY_NOT_UPLOAD.to_string(),
+                    });
+                }
                 Err(StepError::Auth { message }) if !refreshed => {
                     refreshed = true;
                     tracing::info!(
@@ -184,6 +222,11 @@ impl MapillaryDriver {
             return Err(StepError::retry(format!(
                 "{left} photos are not on Mapillary yet"
             )));
+        }
+        // The handles' age: they are refreshed before a manifest uses them a day later.
+        let mut remote = Remote::load(ctx).await?;
+        if remote.i64("uploaded_at").is_none() {
+            remote.set(ctx, "uploaded_at", json!(ctx.now())).await?;
         }
         Ok(StepOutcome::Advance)
     }
@@ -268,6 +311,31 @@ impl MapillaryDriver {
                 continue;
             }
             ctx.check()?;
+            let mut chunk: Vec<JobItemRow> = chunk.to_vec();
+            // Handles expire server-side: older than a day, they are refreshed first (an
+            // empty POST on each complete key; the bytes are sent again only where the host
+            // no longer holds them), and the manifest gets a new key.
+            let handles_at = remote
+                .at("handles_at", i)
+                .and_then(|at| at.parse::<i64>().ok())
+                .or_else(|| remote.i64("uploaded_at"));
+            if handles_at.is_some_and(|at| ctx.now() - at > HANDLE_REFRESH_MS) {
+                self.refresh_handles(client, ctx, &mut chunk, &photos)
+                    .await?;
+                let key = new_manifest_key();
+                remote.set_at(ctx, "manifest_keys", i, &key).await?;
+                if let Some(Value::Array(mut list)) = remote.0.get("manifest_handles").cloned()
+                    && i < list.len()
+                {
+                    list[i] = Value::Null;
+                    remote
+                        .set(ctx, "manifest_handles", Value::Array(list))
+                        .await?;
+                }
+                remote
+                    .set_at(ctx, "handles_at", i, &ctx.now().to_string())
+                    .await?;
+            }
             let handle = match remote.at("manifest_handles", i) {
                 Some(h) => h,
                 None => {
@@ -296,18 +364,26 @@ impl MapillaryDriver {
             // made, and after a marked call the published sequence is looked for first
             // (found once Mapillary has processed it; if not, finishing again is the lesser
             // evil). The cluster id is saved the instant it arrives.
-            if remote.at("finish_sent_at", i).is_some() {
-                let first = photo_of(&photos, &chunk[0])?;
-                if let Some(found) = find_sequence(client, account, first, chunk.len()).await? {
-                    tracing::info!(
-                        job = ctx.job_id,
-                        chunk = i,
-                        sequence = found.sequence,
-                        "an interrupted finish_upload went through: not finishing again"
-                    );
-                    record_found(app, cfg, ctx, &mut remote, i, &found).await?;
-                    continue;
-                }
+            if remote.at("finish_sent_at", i).is_some()
+                && let Some(found) = find_sequences(client, account, &chunk, &photos, None).await?
+            {
+                tracing::info!(
+                    job = ctx.job_id,
+                    chunk = i,
+                    sequences = ?found.sequences,
+                    "an interrupted finish_upload went through: not finishing again"
+                );
+                let mut status = load_chunks(&remote, &chunks);
+                status[i].sequence_keys = found.sequences.clone();
+                status[i].published = Some(found.published);
+                status[i].cluster_id = None;
+                save_chunks(ctx, &mut remote, &status).await?;
+                let first = Found {
+                    sequence: found.sequences[0].clone(),
+                    image: found.image.clone(),
+                };
+                record_found(app, cfg, ctx, &mut remote, i, &first).await?;
+                continue;
             }
             remote
                 .set_at(ctx, "finish_sent_at", i, &ctx.now().to_string())
@@ -320,11 +396,20 @@ impl MapillaryDriver {
             if i == 0 {
                 remote.set(ctx, "cluster_id", json!(cluster)).await?;
             }
+            let mut status = load_chunks(&remote, &chunks);
+            status[i].stages = Default::default();
+            save_chunks(ctx, &mut remote, &status).await?;
         }
         remote.published_at(ctx).await?;
         Ok(StepOutcome::Advance)
     }
 
+    /// Reads what Mapillary made of each chunk: the four stages from the activity feed
+    /// (joined by the cluster id `finish_upload` returned), then, once a chunk's map update
+    /// is done, every sequence it became. A failed stage fails the job (its retry is "Upload
+    /// again"); no answer within the publish timeout fails it as not confirmed (its retry
+    /// is "Check again"). Looks every 30 s for 5 minutes, then every 15 minutes: the next
+    /// look is stored with the job, so the schedule survives a restart.
     async fn poll(
         &self,
         app: &App,
@@ -334,35 +419,353 @@ impl MapillaryDriver {
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let mut remote = Remote::load(ctx).await?;
+        if remote.0.contains_key(FAILURE_KEY) {
+            // "Upload again" (the retry of a failed stage): the failed chunks anew.
+            self.upload_again(app, cfg, client, account, ctx, &mut remote)
+                .await?;
+            remote = Remote::load(ctx).await?;
+        }
         let items = ctx.items().await?;
         let photos = photos_by_id(ctx).await?;
-        let mut missing = 0;
-        for (i, chunk) in items
+        let chunks: Vec<&[JobItemRow]> = items
             .chunks(self.options().mapillary_chunk.max(1))
+            .collect();
+        let now = ctx.now();
+        let published_at = remote.published_at(ctx).await?;
+        if remote.flag(UNCONFIRMED_KEY) {
+            // "Check again" after the timeout: another window from now.
+            remote.set(ctx, UNCONFIRMED_KEY, json!(false)).await?;
+            remote.set(ctx, "poll_since", json!(now)).await?;
+        }
+        let since = remote.i64("poll_since").unwrap_or(published_at);
+        let mut status = load_chunks(&remote, &chunks);
+        let mut detail: Option<StageDetail> = remote
+            .0
+            .get(DETAIL_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+
+        // The activity feed, for the chunks not on the map yet.
+        let wanted: Vec<String> = status
+            .iter()
+            .filter(|c| !c.map_updated() && c.sequence_keys.is_empty())
+            .filter_map(|c| c.cluster_id.clone())
+            .collect();
+        if !wanted.is_empty() {
+            ctx.check()?;
+            let user_id = match &account.user_id {
+                Some(id) => id.clone(),
+                None => client.me().await.map_err(provider_step_error)?.id,
+            };
+            let web = cfg.web_client_token.clone().map(|token| {
+                MapillaryClient::new(app.services().http.clone(), cfg, token)
+                    .with_clock(app.clock())
+            });
+            let not_before_s = remote
+                .at("finish_sent_at", 0)
+                .and_then(|at| at.parse::<i64>().ok())
+                .unwrap_or(published_at)
+                / 1000;
+            let lookup = lookup_clusters(client, web.as_ref(), &user_id, &wanted, not_before_s)
+                .await
+                .map_err(provider_step_error)?;
+            match lookup {
+                Some(found) => {
+                    detail = Some(match found.token {
+                        ActivityToken::User => StageDetail::UserToken,
+                        ActivityToken::WebClient => StageDetail::WebClientToken,
+                    });
+                    for chunk in status.iter_mut() {
+                        if let Some(node) =
+                            chunk.cluster_id.as_ref().and_then(|id| found.nodes.get(id))
+                        {
+                            apply_node(chunk, node, now);
+                        }
+                    }
+                }
+                None => detail = Some(StageDetail::Unavailable),
+            }
+            remote.set(ctx, DETAIL_KEY, json!(detail)).await?;
+            save_chunks(ctx, &mut remote, &status).await?;
+        }
+
+        // A failed stage ends the job, with what Mapillary said.
+        if let Some((i, stage)) = status
+            .iter()
             .enumerate()
+            .find_map(|(i, c)| c.failed_stage().map(|s| (i, s)))
         {
-            if remote.at("sequence_keys", i).is_some() {
+            let code = status[i].error_code.clone();
+            let reason = failure_reason(i, chunks.len(), stage, code.as_deref());
+            let failure = StageFailure {
+                chunk: i,
+                stage,
+                error_code: code,
+                reason: reason.clone(),
+            };
+            remote.set(ctx, FAILURE_KEY, json!(failure)).await?;
+            return Err(StepError::permanent(reason));
+        }
+
+        // Every sequence a chunk became, once it is on the map.
+        let unavailable =
+            detail != Some(StageDetail::UserToken) && detail != Some(StageDetail::WebClientToken);
+        for (i, chunk) in chunks.iter().enumerate() {
+            if !status[i].sequence_keys.is_empty() || status[i].cluster_id.is_none() {
+                continue;
+            }
+            if !unavailable && !status[i].map_updated() {
                 continue;
             }
             ctx.check()?;
-            let first = photo_of(&photos, &chunk[0])?;
-            match find_sequence(client, account, first, chunk.len()).await? {
-                Some(found) => record_found(app, cfg, ctx, &mut remote, i, &found).await?,
-                None => missing += 1,
+            let hint = status[i].image_id.clone();
+            let Some(found) =
+                find_sequences(client, account, chunk, &photos, hint.as_deref()).await?
+            else {
+                continue;
+            };
+            if unavailable {
+                // Found published: every stage is behind it, whatever we could not see.
+                for stage in status[i].stages.iter_mut() {
+                    if stage.state != StageState::Done {
+                        stage.state = StageState::Done;
+                        stage.changed_at = Some(now);
+                    }
+                }
             }
+            status[i].sequence_keys = found.sequences.clone();
+            status[i].published = Some(found.published);
+            save_chunks(ctx, &mut remote, &status).await?;
+            record_found(
+                app,
+                cfg,
+                ctx,
+                &mut remote,
+                i,
+                &Found {
+                    sequence: found.sequences[0].clone(),
+                    image: found.image.clone(),
+                },
+            )
+            .await?;
         }
-        if missing == 0 {
-            // Map the Paths Web waits for the sequence key (checking now and then): it can
-            // go on at once.
+        if status.iter().all(|c| !c.sequence_keys.is_empty()) {
+            let all: Vec<&String> = status.iter().flat_map(|c| &c.sequence_keys).collect();
+            remote.set(ctx, "sequence_keys_all", json!(all)).await?;
+            remote.set(ctx, NEXT_CHECK_KEY, Value::Null).await?;
+            // Map the Paths Web waits for the sequence keys: it can go on at once.
             ctx.store
                 .wake_waiting_job(ctx.sequence_id, Destination::Mtpw, ctx.now())
                 .await?;
             return Ok(StepOutcome::Advance);
         }
-        remote
-            .wait_more(ctx, self.options(), "The sequence on Mapillary")
-            .await
+        if now - since >= self.options().publish_timeout_ms {
+            remote.set(ctx, UNCONFIRMED_KEY, json!(true)).await?;
+            remote.set(ctx, NEXT_CHECK_KEY, Value::Null).await?;
+            return Err(StepError::permanent(format!(
+                "{NOT_CONFIRMED}: the photos are uploaded, but Mapillary has not shown them on the map. Check again later."
+            )));
+        }
+        let options = self.options();
+        let after = if now - published_at < options.mapillary_fast_window_ms {
+            options.mapillary_poll_fast_ms
+        } else {
+            options.mapillary_poll_slow_ms
+        };
+        remote.set(ctx, NEXT_CHECK_KEY, json!(now + after)).await?;
+        Ok(StepOutcome::Again { after_ms: after })
     }
+
+    /// Gets a current handle for every photo of a chunk: an empty POST on its complete key,
+    /// or, where the host no longer holds the bytes, the photo sent again.
+    async fn refresh_handles(
+        &self,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+        chunk: &mut [JobItemRow],
+        photos: &HashMap<i64, PhotoRow>,
+    ) -> Result<(), StepError> {
+        use futures::StreamExt as _;
+        let parallel = self.options().parallel_uploads.max(1);
+        let mut refreshed: Vec<Result<(usize, String, bool), StepError>> = Vec::new();
+        for (group_start, group) in chunk.chunks(parallel).enumerate() {
+            let mut running = futures::stream::FuturesUnordered::new();
+            for (k, item) in group.iter().enumerate() {
+                let n = group_start * parallel + k;
+                running.push(async move {
+                    refresh_one(client, ctx, item, photos)
+                        .await
+                        .map(|(h, again)| (n, h, again))
+                });
+            }
+            while let Some(r) = running.next().await {
+                refreshed.push(r);
+            }
+        }
+        let mut updates = Vec::new();
+        let mut resent = 0;
+        for r in refreshed {
+            let (n, h, again) = r?;
+            resent += usize::from(again);
+            let item = &mut chunk[n];
+            item.remote_id = Some(h.clone());
+            updates.push(ItemUpdate {
+                photo_id: item.photo_id,
+                state: ItemState::Sent,
+                remote_key: item.remote_key.clone(),
+                remote_offset: item.remote_offset,
+                remote_id: Some(h),
+                error: None,
+            });
+        }
+        ctx.save_items(&updates).await?;
+        tracing::info!(
+            job = ctx.job_id,
+            photos = chunk.len(),
+            resent,
+            "Mapillary: refreshed upload handles older than a day"
+        );
+        Ok(())
+    }
+
+    /// "Upload again" after a failed stage: the failed chunks lose their cluster and are
+    /// published anew (a new manifest and `finish_upload`; handles that aged are refreshed,
+    /// and photos whose bytes the upload host no longer holds are sent again).
+    async fn upload_again(
+        &self,
+        app: &App,
+        cfg: &MapillaryConfig,
+        client: &MapillaryClient,
+        account: &Account,
+        ctx: &JobCtx,
+        remote: &mut Remote,
+    ) -> Result<(), StepError> {
+        let failure: Option<StageFailure> = remote
+            .0
+            .get(FAILURE_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let items = ctx.items().await?;
+        let chunks: Vec<&[JobItemRow]> = items
+            .chunks(self.options().mapillary_chunk.max(1))
+            .collect();
+        let mut status = load_chunks(remote, &chunks);
+        let failed: Vec<usize> = status
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| {
+                c.failed_stage().is_some() || failure.as_ref().is_some_and(|f| f.chunk == *i)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &failed {
+            for key in [
+                "cluster_ids",
+                "manifest_keys",
+                "manifest_handles",
+                "finish_sent_at",
+                "sequence_keys",
+            ] {
+                if let Some(Value::Array(list)) = remote.0.get(key).cloned() {
+                    let mut list = list;
+                    if i < list.len() {
+                        list[i] = Value::Null;
+                    }
+                    remote.set(ctx, key, Value::Array(list)).await?;
+                }
+            }
+            status[i] = ChunkStatus {
+                sent: chunks[i].len(),
+                ..ChunkStatus::default()
+            };
+        }
+        save_chunks(ctx, remote, &status).await?;
+        remote.0.remove(FAILURE_KEY);
+        ctx.store
+            .set_job_remote(ctx.job_id, FAILURE_KEY, &Value::Null, ctx.now())
+            .await?;
+        tracing::info!(
+            job = ctx.job_id,
+            ?failed,
+            "Mapillary: uploading failed chunks again"
+        );
+        self.publish(app, cfg, client, account, ctx).await?;
+        Ok(())
+    }
+}
+
+/// The job's chunks as stored, with what `publish` saved (cluster ids, photos sent).
+fn load_chunks(remote: &Remote, chunks: &[&[JobItemRow]]) -> Vec<ChunkStatus> {
+    let mut stored: Vec<ChunkStatus> = remote
+        .0
+        .get(CHUNKS_KEY)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    stored.resize(chunks.len(), ChunkStatus::default());
+    for (i, chunk) in stored.iter_mut().enumerate() {
+        chunk.sent = chunks[i].len();
+        chunk.cluster_id = remote.at("cluster_ids", i);
+        if chunk.sequence_keys.is_empty()
+            && let Some(key) = remote.at("sequence_keys", i)
+        {
+            chunk.sequence_keys = vec![key];
+        }
+    }
+    stored
+}
+
+async fn save_chunks(
+    ctx: &JobCtx,
+    remote: &mut Remote,
+    status: &[ChunkStatus],
+) -> Result<(), StepError> {
+    remote.set(ctx, CHUNKS_KEY, json!(status)).await
+}
+
+/// Takes a feed node's stages into a chunk, noting when each changed.
+fn apply_node(chunk: &mut ChunkStatus, node: &ActivityNode, now: i64) {
+    for ((record, state), raw) in chunk
+        .stages
+        .iter_mut()
+        .zip(node.stages())
+        .zip(node.raw_stages())
+    {
+        if record.state != state || (record.changed_at.is_none() && state != StageState::Waiting) {
+            record.changed_at = Some(now);
+        }
+        record.state = state;
+        record.raw = raw.map(str::to_string);
+    }
+    if let Some(stage) = node.failed_stage() {
+        // An error code on a stage that does not read as failed still fails it.
+        if chunk.stages[stage].state != StageState::Failed {
+            chunk.stages[stage].state = StageState::Failed;
+            chunk.stages[stage].changed_at = Some(now);
+        }
+    }
+    chunk.error_code = node.error().map(str::to_string);
+    chunk.item_count = node.item_count;
+    if node.image_id.is_some() {
+        chunk.image_id = node.image_id.clone();
+    }
+}
+
+/// Why the job failed, in words.
+fn failure_reason(chunk: usize, chunks: usize, stage: usize, code: Option<&str>) -> String {
+    let which = if chunks > 1 {
+        format!(" (part {} of {chunks})", chunk + 1)
+    } else {
+        String::new()
+    };
+    let code = match code {
+        Some(c) => match explain_error_code(c) {
+            Some(words) => format!(" with error {c}: {words}"),
+            None => format!(" with error {c}"),
+        },
+        None => String::new(),
+    };
+    format!(
+        "Mapillary could not process this upload{which}: {} failed{code}. Upload again to send it anew.",
+        STAGE_NAMES[stage]
+    )
 }
 
 /// Whether a failed transfer holds back the photos of the stage that have not started
@@ -487,6 +890,46 @@ async fn upload_copy(
         .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
 }
 
+/// A current handle for one photo (see `refresh_handles`), and whether its bytes went again.
+async fn refresh_one(
+    client: &MapillaryClient,
+    ctx: &JobCtx,
+    item: &JobItemRow,
+    photos: &HashMap<i64, PhotoRow>,
+) -> Result<(String, bool), StepError> {
+    ctx.check()?;
+    let key = item.remote_key.clone().ok_or_else(|| {
+        StepError::permanent(format!(
+            "{} has no Mapillary upload key: retry the upload",
+            item.file_name
+        ))
+    })?;
+    let size = u64::try_from(item.remote_offset).unwrap_or_default();
+    if let Some(h) = client
+        .refresh_handle(&key, size)
+        .await
+        .map_err(provider_step_error)?
+    {
+        return Ok((h, false));
+    }
+    let (data, copy_key) = upload_copy(item, photo_of(photos, item)?).await?;
+    if copy_key != key {
+        return Err(StepError::permanent(format!(
+            "{} changed since it was uploaded: read the folder again",
+            item.file_name
+        )));
+    }
+    let h = client
+        .upload_resumable(&key, data, None)
+        .await
+        .map_err(provider_step_error)?;
+    Ok((h, true))
+}
+
+/// Upload handles older than this are refreshed before a manifest uses them (the service
+/// expires unfinished uploads; mapillary_tools keeps handles 2 days, PROTOCOLS §2.6).
+const HANDLE_REFRESH_MS: i64 = 24 * 3_600_000;
+
 /// Photos up to this size are read, rewritten and hashed on the async thread.
 const INLINE_COPY_BYTES: i64 = 64 * 1024;
 
@@ -527,21 +970,109 @@ struct Found {
     image: String,
 }
 
-/// The sequence holding the image we sent as `first` (by this account), preferring one
-/// with exactly `count` images when several match (the same photos uploaded twice).
-async fn find_sequence(
+/// Every sequence a chunk became, and how many of its photos were published.
+struct FoundSequences {
+    /// The first is the one holding the earliest photo found.
+    sequences: Vec<String>,
+    /// A published image of the first sequence.
+    image: String,
+    published: usize,
+}
+
+/// Finds what a chunk became, tolerating what Mapillary does to published photos
+/// (positions moved by up to 5 m, capture times cut to the second, a few photos never
+/// published, a chunk split into several sequences; PROTOCOLS §2.6). `hint` is an image the
+/// activity feed named: its sequence is certainly this chunk's. Then photos are probed
+/// (first, middle, last; every tenth when none of those is found) by position and time, and
+/// every sequence they are in is kept.
+async fn find_sequences(
     client: &MapillaryClient,
     account: &Account,
-    first: &PhotoRow,
-    count: usize,
-) -> Result<Option<Found>, StepError> {
+    chunk: &[JobItemRow],
+    photos: &HashMap<i64, PhotoRow>,
+    hint: Option<&str>,
+) -> Result<Option<FoundSequences>, StepError> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(id) = hint {
+        let image = client
+            .image(id, &["id", "sequence"])
+            .await
+            .map_err(provider_step_error)?;
+        if let Some(sequence) = image.sequence_id {
+            found.push((sequence, image.id));
+        }
+    }
+    let n = chunk.len();
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut probes: Vec<usize> = vec![0, n / 2, n - 1];
+    probes.dedup();
+    let mut next = 0;
+    let mut widened = false;
+    let mut missed: Vec<usize> = Vec::new();
+    let mut second_pass = false;
+    while next < probes.len() {
+        let index = probes[next];
+        next += 1;
+        let photo = photo_of(photos, &chunk[index])?;
+        match probe(client, account, photo).await? {
+            Some((sequence, image)) => {
+                if !found.iter().any(|(s, _)| *s == sequence) {
+                    found.push((sequence, image));
+                }
+            }
+            None => missed.push(index),
+        }
+        if next == probes.len() && found.is_empty() && !widened {
+            widened = true;
+            let more: Vec<usize> = (1..10)
+                .map(|k| k * n / 10)
+                .filter(|i| !probes.contains(i))
+                .collect();
+            probes.extend(more);
+        } else if next == probes.len() && !found.is_empty() && !missed.is_empty() && !second_pass {
+            // Published while we looked (the probes before the first hit may have come too
+            // early): those that missed, once more.
+            second_pass = true;
+            probes.append(&mut missed);
+        }
+    }
+    let Some((first_sequence, first_image)) = found.first().cloned() else {
+        return Ok(None);
+    };
+    let mut published = 0;
+    for (sequence, _) in &found {
+        published += client
+            .image_ids(sequence)
+            .await
+            .map_err(provider_step_error)?
+            .len();
+    }
+    let mut sequences = vec![first_sequence];
+    sequences.extend(found.into_iter().skip(1).map(|(s, _)| s));
+    Ok(Some(FoundSequences {
+        sequences,
+        image: first_image,
+        published: published.min(n),
+    }))
+}
+
+/// The published image of `photo` (by this account): within [`SAME_PLACE_M`] of where it
+/// was taken and [`SAME_TIME_MS`] of its capture time; of several (the same photos uploaded
+/// twice), the newest.
+async fn probe(
+    client: &MapillaryClient,
+    account: &Account,
+    photo: &PhotoRow,
+) -> Result<Option<(String, String)>, StepError> {
     let query = BboxQuery {
-        min_lon: first.lon - SEARCH_BOX_DEG,
-        min_lat: first.lat - SEARCH_BOX_DEG,
-        max_lon: first.lon + SEARCH_BOX_DEG,
-        max_lat: first.lat + SEARCH_BOX_DEG,
-        start_captured_at_ms: Some(first.captured_at - SAME_TIME_MS),
-        end_captured_at_ms: Some(first.captured_at + SAME_TIME_MS),
+        min_lon: photo.lon - SEARCH_BOX_DEG,
+        min_lat: photo.lat - SEARCH_BOX_DEG,
+        max_lon: photo.lon + SEARCH_BOX_DEG,
+        max_lat: photo.lat + SEARCH_BOX_DEG,
+        start_captured_at_ms: Some(photo.captured_at - SAME_TIME_MS),
+        end_captured_at_ms: Some(photo.captured_at + SAME_TIME_MS),
         sequence_id: None,
         limit: 100,
     };
@@ -549,7 +1080,7 @@ async fn find_sequence(
         .images_in_bbox(&query)
         .await
         .map_err(provider_step_error)?;
-    let mut candidates: Vec<(i64, f64, String, String)> = images
+    let mut candidates: Vec<(i64, String, String)> = images
         .into_iter()
         .filter(|img| match (&img.creator, &account.user_id) {
             (Some(creator), Some(me)) => creator.id == *me,
@@ -557,41 +1088,20 @@ async fn find_sequence(
         })
         .filter_map(|img| {
             let at = img.geometry.or(img.computed_geometry)?;
-            let dist = (at.lat - first.lat).abs().max((at.lon - first.lon).abs());
-            let dt = (img.captured_at_ms? - first.captured_at).abs();
+            let dist = metres_between(photo.lat, photo.lon, at.lat, at.lon);
+            let dt = (img.captured_at_ms? - photo.captured_at).abs();
             let sequence = img.sequence_id.clone()?;
-            (dist <= SAME_PLACE_DEG && dt <= SAME_TIME_MS).then_some((dt, dist, sequence, img.id))
+            (dist <= SAME_PLACE_M && dt <= SAME_TIME_MS).then_some((dt, sequence, img.id))
         })
         .collect();
-    candidates.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(a.1.total_cmp(&b.1))
-            // Newer images have larger ids: the latest upload of the same photos first.
-            .then_with(|| b.3.len().cmp(&a.3.len()).then(b.3.cmp(&a.3)))
-    });
-    let mut seen = Vec::new();
-    for (_, _, sequence, image) in &candidates {
-        if seen.contains(sequence) {
-            continue;
-        }
-        seen.push(sequence.clone());
-        if seen.len() > CANDIDATES {
-            break;
-        }
-        let ids = client
-            .image_ids(sequence)
-            .await
-            .map_err(provider_step_error)?;
-        if ids.len() == count {
-            return Ok(Some(Found {
-                sequence: sequence.clone(),
-                image: image.clone(),
-            }));
-        }
-    }
-    // Mapillary may have dropped a few images: the best match by place and time.
-    Ok(candidates
-        .into_iter()
-        .next()
-        .map(|(_, _, sequence, image)| Found { sequence, image }))
+    // Newer images have larger ids: the latest upload of the same photos first.
+    candidates.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.2.cmp(&a.2)));
+    Ok(candidates.into_iter().next().map(|(_, s, i)| (s, i)))
+}
+
+/// Distance in metres (equirectangular: exact enough over a few metres).
+fn metres_between(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let x = (lon2 - lon1).to_radians() * ((lat1 + lat2) / 2.0).to_radians().cos();
+    let y = (lat2 - lat1).to_radians();
+    6_371_000.0 * (x * x + y * y).sqrt()
 }

@@ -31,7 +31,6 @@ mod mapillary;
 pub mod mtpw;
 mod panoramax;
 
-use crate::accounts::provider_error;
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use futures::StreamExt;
 use mtp_core::Destination;
@@ -40,7 +39,7 @@ use mtp_core::engine::{
     StepOutcome,
 };
 use mtp_core::store::{Account, JobItemRow, JobRow, NewEvent, PhotoRow};
-use mtp_providers::{ErrorKind, ProviderError, TokenSet};
+use mtp_providers::{ErrorKind, ProviderError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
@@ -67,6 +66,11 @@ pub struct PipelineOptions {
     pub publish_timeout_ms: i64,
     /// How often Map the Paths Web looks whether Mapillary has published the sequence.
     pub mtpw_wait_ms: i64,
+    /// Mapillary's processing stages are read this often for `mapillary_fast_window_ms`
+    /// after `finish_upload`, then every `mapillary_poll_slow_ms`.
+    pub mapillary_poll_fast_ms: i64,
+    pub mapillary_fast_window_ms: i64,
+    pub mapillary_poll_slow_ms: i64,
     /// When Map the Paths Web's server cannot check the Mapillary account, the waits
     /// before each new try (all within a day of the first failure); then the job ends
     /// created but not linked.
@@ -83,6 +87,9 @@ impl PipelineOptions {
             poll_max_ms: 10 * 60_000,
             publish_timeout_ms: 72 * 3_600_000,
             mtpw_wait_ms: 60_000,
+            mapillary_poll_fast_ms: 30_000,
+            mapillary_fast_window_ms: 5 * 60_000,
+            mapillary_poll_slow_ms: 15 * 60_000,
             mtpw_link_retry_ms: vec![3_600_000, 4 * 3_600_000, 12 * 3_600_000],
         }
     }
@@ -93,6 +100,9 @@ impl PipelineOptions {
             poll_first_ms: 500,
             poll_max_ms: 5_000,
             mtpw_wait_ms: 500,
+            mapillary_poll_fast_ms: 250,
+            mapillary_fast_window_ms: 60_000,
+            mapillary_poll_slow_ms: 2_000,
             ..PipelineOptions::live()
         }
     }
@@ -315,49 +325,6 @@ impl App {
             // Re-read on every job event, and at least every 200 ms.
             let wait = (deadline - now).min(Duration::from_millis(200));
             let _ = tokio::time::timeout(wait, events.recv()).await;
-        }
-    }
-
-    /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
-    /// answered that it expired. A refusal marks the account as needing a new sign-in.
-    pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {
-        let s = self.services();
-        let cfg = s.mapillary.clone().ok_or_else(|| {
-            AppError::new(
-                "not_configured",
-                "Mapillary is not configured in this mode.",
-            )
-        })?;
-        let tokens = TokenSet {
-            access_token: account.access_token.clone(),
-            refresh_token: account.refresh_token.clone(),
-            expires_at_ms: account.expires_at,
-        };
-        let now = self.now_ms();
-        match mtp_providers::oauth::MapillaryOAuth::new(s.http.clone(), cfg)
-            .with_clock(self.clock())
-            .refresh(&tokens)
-            .await
-        {
-            Ok(fresh) => {
-                let mut updated = account.clone();
-                updated.access_token = fresh.access_token;
-                updated.refresh_token = fresh.refresh_token.or(account.refresh_token.clone());
-                updated.expires_at = fresh.expires_at_ms;
-                self.store().save_account(&updated, now).await?;
-                Ok(updated)
-            }
-            Err(e) if e.kind() == ErrorKind::Auth => {
-                self.store()
-                    .mark_needs_reauth(Destination::Mapillary, now)
-                    .await?;
-                self.emit(AppEvent::AccountsChanged);
-                Err(AppError::new(
-                    "needs_reauth",
-                    format!("{e} — integrate Mapillary again."),
-                ))
-            }
-            Err(e) => Err(provider_error(e)),
         }
     }
 }

@@ -125,6 +125,9 @@ pub(super) async fn finish_upload(
         Ok(u) => u,
         Err(r) => return r,
     };
+    if let Err(r) = super::may_upload(&app, &headers) {
+        return r;
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

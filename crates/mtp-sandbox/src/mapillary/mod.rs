@@ -1,6 +1,7 @@
 //! Mapillary: the authorize page, the Graph API (token, me, finish_upload, read-back) and the
 //! resumable upload host, under `/mapillary`.
 
+mod activity;
 mod graph;
 mod oauth;
 mod processing;
@@ -16,6 +17,7 @@ use crate::app::{AppRef, auth_credential, ep, json_response};
 use crate::auth::{Service, TokenCheck};
 use crate::state::lock;
 
+pub(crate) use activity::knobs;
 pub(crate) use processing::MlyState;
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
@@ -56,6 +58,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/graph/sandbox/images/{image_id}/original",
             ep(app, "mapillary.image_file", get(graph::image_file)),
+        )
+        .route(
+            "/graph/graphql",
+            ep(app, "mapillary.graphql", get(activity::graphql)),
         )
         .route("/graph/{id}", ep(app, "mapillary.node", get(graph::node)))
         .route(
@@ -98,6 +104,53 @@ pub(crate) fn bad_request(message: &str) -> Response {
     )
 }
 
+/// The permissions the sandbox Mapillary app is registered with (the Trek View guide has
+/// app owners tick user read/write and public write/upload): what a token gets when the
+/// authorize request carries no `scope`.
+pub(crate) const APP_SCOPES: [&str; 3] = ["read", "write", "upload"];
+
+/// The scopes of an authorize request: none = every scope the app is registered with;
+/// otherwise a subset of them, joined by spaces, commas or `+` (the separator is
+/// undocumented). `Err` = `invalid_scope`, as the real authorize page redirects.
+pub(crate) fn requested_scopes(scope: Option<&str>) -> Result<Vec<String>, String> {
+    let asked: Vec<String> = scope
+        .unwrap_or_default()
+        .split([' ', ',', '+'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if asked.is_empty() {
+        return Ok(APP_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+    }
+    match asked.iter().find(|s| !APP_SCOPES.contains(&s.as_str())) {
+        Some(bad) => Err(format!(
+            "The scope {bad} is not among the scopes this application is registered with ({})",
+            APP_SCOPES.join(", ")
+        )),
+        None => Ok(asked),
+    }
+}
+
+/// Refuses a token that lacks `upload` (the upload host's POST and `finish_upload`), as the
+/// service does: the token itself is fine (`/me` answers), its permission is not.
+pub(crate) fn may_upload(app: &AppRef, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = auth_credential(headers, &["OAuth", "Bearer"]) else {
+        return Ok(());
+    };
+    let st = lock(&app.mly);
+    match st.grants.get(token) {
+        Some(scopes) if !scopes.iter().any(|s| s == "upload") => Err(graph_error(
+            StatusCode::FORBIDDEN,
+            "(#200) Permission denied: this access token was not granted the upload permission",
+            "OAuthException",
+            200,
+            "NotAuthorizedError",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The user behind `Authorization: OAuth <token>` (or `Bearer`, or `?access_token=`).
 pub(crate) fn user(
     app: &AppRef,
@@ -113,6 +166,21 @@ pub(crate) fn user(
             "NotAuthorizedError",
         ));
     };
+    {
+        let st = lock(&app.mly);
+        if st.revoked.contains(token) {
+            return Err(revoked_token());
+        }
+        if st.expired.contains(token) {
+            return Err(graph_error(
+                StatusCode::UNAUTHORIZED,
+                "Error validating access token: Session has expired.",
+                "OAuthException",
+                190,
+                "NotAuthorizedError",
+            ));
+        }
+    }
     match lock(&app.auth).check(&app.faults, Service::Mapillary, token) {
         TokenCheck::Valid(t) if t.kind == crate::auth::TokenKind::Access => Ok(t.user),
         TokenCheck::Expired => Err(graph_error(
@@ -129,5 +197,35 @@ pub(crate) fn user(
             190,
             "NotAuthorizedError",
         )),
+    }
+}
+
+/// A token that a refresh replaced (the strict service revokes the old one at once).
+pub(crate) fn revoked_token() -> Response {
+    graph_error(
+        StatusCode::UNAUTHORIZED,
+        "Error validating access token: The session has been invalidated because a newer access token was issued.",
+        "OAuthException",
+        190,
+        "NotAuthorizedError",
+    )
+}
+
+impl crate::SandboxState {
+    /// Makes one Mapillary access token expire now (its refresh token still works), unlike
+    /// [`crate::Faults::expire_tokens`], which expires every service's tokens.
+    pub fn expire_mapillary_token(&self, token: &str) {
+        lock(&self.app.mly).expired.insert(token.to_owned());
+    }
+
+    /// Issues a Mapillary access token for sandbox account `user` with only `scopes`
+    /// (`read`, `write`, `upload`), as a sign-in that asked for them would.
+    pub fn issue_mapillary_token_with_scopes(&self, user: usize, scopes: &[&str]) -> String {
+        let token = self.issue_token(Service::Mapillary, user);
+        lock(&self.app.mly).grants.insert(
+            token.clone(),
+            scopes.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        token
     }
 }

@@ -67,7 +67,13 @@ fn validate(q: &HashMap<String, String>) -> Result<String, Response> {
     Ok(redirect_uri.clone())
 }
 
-fn approve(app: &AppRef, user: usize, redirect_uri: &str, state: Option<&str>) -> String {
+fn approve(
+    app: &AppRef,
+    user: usize,
+    redirect_uri: &str,
+    state: Option<&str>,
+    scopes: Vec<String>,
+) -> String {
     let code = lock(&app.auth).add_code(AuthCode {
         service: Service::Mapillary,
         client_id: MAPILLARY_CLIENT_ID.to_owned(),
@@ -76,6 +82,7 @@ fn approve(app: &AppRef, user: usize, redirect_uri: &str, state: Option<&str>) -
         expires_at: Instant::now() + CODE_LIFETIME,
         code_challenge: None,
     });
+    lock(&app.mly).grants.insert(code.clone(), scopes);
     let mut params = vec![("code", code.as_str())];
     if let Some(s) = state {
         params.push(("state", s));
@@ -84,10 +91,16 @@ fn approve(app: &AppRef, user: usize, redirect_uri: &str, state: Option<&str>) -
 }
 
 fn deny(redirect_uri: &str, state: Option<&str>) -> String {
-    let mut params = vec![
-        ("error", "access_denied"),
-        ("error_description", "The user denied the request"),
-    ];
+    redirect_error(
+        redirect_uri,
+        state,
+        "access_denied",
+        "The user denied the request",
+    )
+}
+
+fn redirect_error(redirect_uri: &str, state: Option<&str>, error: &str, why: &str) -> String {
+    let mut params = vec![("error", error), ("error_description", why)];
     if let Some(s) = state {
         params.push(("state", s));
     }
@@ -103,8 +116,20 @@ pub(super) async fn authorize(
         Err(resp) => return resp,
     };
     let state = q.get("state").map(String::as_str);
+    let scopes = match super::requested_scopes(q.get("scope").map(String::as_str)) {
+        Ok(s) => s,
+        Err(why) => {
+            return redirect(
+                StatusCode::FOUND,
+                &redirect_error(&redirect_uri, state, "invalid_scope", &why),
+            );
+        }
+    };
     if app.cfg.auto_approve {
-        return redirect(StatusCode::FOUND, &approve(&app, 0, &redirect_uri, state));
+        return redirect(
+            StatusCode::FOUND,
+            &approve(&app, 0, &redirect_uri, state, scopes),
+        );
     }
     let mut fields: Vec<(&str, &str)> = vec![
         ("client_id", MAPILLARY_CLIENT_ID),
@@ -143,6 +168,15 @@ pub(super) async fn decision(
         Err(resp) => return resp,
     };
     let state = q.get("state").map(String::as_str);
+    let scopes = match super::requested_scopes(q.get("scope").map(String::as_str)) {
+        Ok(s) => s,
+        Err(why) => {
+            return redirect(
+                StatusCode::SEE_OTHER,
+                &redirect_error(&redirect_uri, state, "invalid_scope", &why),
+            );
+        }
+    };
     if q.get("decision").map(String::as_str) != Some("approve") {
         return redirect(StatusCode::SEE_OTHER, &deny(&redirect_uri, state));
     }
@@ -153,7 +187,7 @@ pub(super) async fn decision(
         .unwrap_or(0);
     redirect(
         StatusCode::SEE_OTHER,
-        &approve(&app, user, &redirect_uri, state),
+        &approve(&app, user, &redirect_uri, state, scopes),
     )
 }
 
@@ -227,7 +261,9 @@ pub(super) async fn token(
         );
     }
 
-    let user = match params.get("grant_type").map(String::as_str) {
+    // The tokens issued here get the code's (or the replaced token's) permissions; a
+    // refresh revokes the tokens it replaces.
+    let (user, scopes, replaced) = match params.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(code) = params.get("code") else {
                 return oauth_error(StatusCode::BAD_REQUEST, "Missing code parameter", 100);
@@ -239,7 +275,8 @@ pub(super) async fn token(
                         && c.client_id == MAPILLARY_CLIENT_ID
                         && Instant::now() < c.expires_at =>
                 {
-                    c.user
+                    let scopes = lock(&app.mly).grants.remove(code);
+                    (c.user, scopes, Vec::new())
                 }
                 Some(c) if Instant::now() >= c.expires_at => {
                     return oauth_error(
@@ -266,8 +303,20 @@ pub(super) async fn token(
                 );
             };
             // A distinct refresh token, or (as JOSM does) the current access token.
+            if lock(&app.mly).revoked.contains(rt) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "Error validating refresh token: The session has been invalidated because a newer access token was issued.",
+                    190,
+                );
+            }
             match lock(&app.auth).check(&app.faults, Service::Mapillary, rt) {
-                TokenCheck::Valid(t) if t.client_id == MAPILLARY_CLIENT_ID => t.user,
+                TokenCheck::Valid(t) if t.client_id == MAPILLARY_CLIENT_ID => {
+                    let st = lock(&app.mly);
+                    let mut replaced = vec![rt.clone()];
+                    replaced.extend(st.refresh_pairs.get(rt).cloned());
+                    (t.user, st.grants.get(rt).cloned(), replaced)
+                }
                 TokenCheck::Expired => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
@@ -312,6 +361,18 @@ pub(super) async fn token(
         );
         (access, refresh)
     };
+    {
+        let mut st = lock(&app.mly);
+        if let Some(scopes) = scopes {
+            st.grants.insert(access.clone(), scopes.clone());
+            st.grants.insert(refresh.clone(), scopes);
+        }
+        st.refresh_pairs.insert(refresh.clone(), access.clone());
+        for old in replaced {
+            st.refresh_pairs.remove(&old);
+            st.revoked.insert(old);
+        }
+    }
     json_response(
         StatusCode::OK,
         &json!({

@@ -6,7 +6,7 @@
 //! `processing_delay` (stage *i* succeeds at `(i+1)/4` of it). Its sequences and images
 //! become visible to the Graph read-back endpoints when the last stage succeeds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read as _};
 
 use bytes::Bytes;
@@ -31,6 +31,40 @@ pub(crate) const MAX_SEQUENCE_IMAGES: usize = 1000;
 /// The one organization the sandbox accounts belong to.
 pub(crate) const ORGANIZATION_ID: &str = "200000000000001";
 
+/// How long an upload handle stays valid by default.
+pub(crate) const HANDLE_MAX_AGE: std::time::Duration =
+    std::time::Duration::from_secs(2 * 24 * 3600);
+
+/// Clusters this big are split in two, one time in two (seen: 418 photos → 361 + 57).
+const SPLIT_MIN_IMAGES: usize = 300;
+/// In clusters this big, about one photo in a hundred is never published.
+const DROP_MIN_IMAGES: usize = 50;
+/// How far a published position may be from the one sent.
+const MAX_SHIFT_M: f64 = 5.0;
+
+/// A stable number from a string (the same upload is published the same way).
+fn hash_of(s: &str) -> u64 {
+    let d = Md5::digest(s.as_bytes());
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// An image as Mapillary shows it: moved by up to [`MAX_SHIFT_M`] in some direction, its
+/// capture time cut to the second.
+fn as_published(key: &str, mut meta: PhotoMeta) -> PhotoMeta {
+    let h = hash_of(key);
+    let dist = MAX_SHIFT_M * ((h % 1000) as f64 / 1000.0);
+    let bearing = ((h >> 16) % 360) as f64;
+    if let (Some(lat), Some(lon)) = (meta.lat, meta.lon) {
+        let dlat = dist * bearing.to_radians().cos() / 111_320.0;
+        let dlon =
+            dist * bearing.to_radians().sin() / (111_320.0 * lat.to_radians().cos().max(0.01));
+        meta.lat = Some(lat + dlat);
+        meta.lon = Some(lon + dlon);
+    }
+    meta.captured_at = meta.captured_at.and_then(|t| t.replace_nanosecond(0).ok());
+    meta
+}
+
 static IMAGE_IDS: Counter = Counter::new(300_000_000_000_001);
 static CLUSTER_IDS: Counter = Counter::new(5_000_000_001);
 
@@ -39,6 +73,8 @@ pub(crate) struct UploadFile {
     pub key: String,
     pub data: Vec<u8>,
     pub handle: Option<String>,
+    /// When the handle was issued, on the sandbox clock ([`MlyState::now`]).
+    pub handle_at: Option<Instant>,
     pub posts: u32,
 }
 
@@ -55,7 +91,19 @@ pub(crate) struct Cluster {
     pub dropped: usize,
     /// Stage index that fails, and why.
     pub failure: Option<(usize, String)>,
+    /// Photos received but never published.
+    pub unpublished: usize,
+    /// The activity feed's `error_code` once a stage failed (`UNSET` otherwise).
+    pub error_code: Option<String>,
     pub manifest_canonical: Option<bool>,
+}
+
+/// A finished upload that only the activity feed knows of.
+pub(crate) struct ExtraActivity {
+    pub cluster_id: String,
+    pub user: usize,
+    pub created_at: time::OffsetDateTime,
+    pub item_count: usize,
 }
 
 pub(crate) struct Sequence {
@@ -93,6 +141,32 @@ pub(crate) struct MlyState {
     pub clusters: Vec<Cluster>,
     pub sequences: Vec<Sequence>,
     pub images: Vec<Image>,
+    /// The permissions granted to each authorization code, access token and refresh token
+    /// (PROTOCOLS §2.1). A token issued outside the OAuth flow (tests, sandbox mode) has no
+    /// entry and may do everything the app was registered for.
+    pub grants: HashMap<String, Vec<String>>,
+    /// The access token issued together with each refresh token.
+    pub refresh_pairs: HashMap<String, String>,
+    /// Tokens a refresh replaced: refused from then on.
+    pub revoked: HashSet<String>,
+    /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
+    /// service did in 2023 (PROTOCOLS §2.6).
+    pub graphql_refuses_user_tokens: bool,
+    /// How far the sandbox clock is ahead of real time (tests move it forward).
+    pub clock_offset: std::time::Duration,
+    /// How long an upload handle stays valid (mapillary_tools keeps them 2 days: unfinished
+    /// uploads expire server-side, PROTOCOLS §2.6). `None` = [`HANDLE_MAX_AGE`].
+    pub handle_max_age: Option<std::time::Duration>,
+    /// Knob: the next cluster is split into two sequences before this image.
+    pub publish_split_next: Option<usize>,
+    /// Knob: of the next cluster, one image in this many is never published (0 = none).
+    pub publish_drop_next: Option<usize>,
+    /// Knob: the next cluster fails at this stage (0–3) with this `error_code`.
+    pub next_failure: Option<(usize, String)>,
+    /// Finished clusters from other uploads, in the activity feed only (to make it long).
+    pub extra_activity: Vec<ExtraActivity>,
+    /// Access tokens made to expire early ([`crate::SandboxState::expire_mapillary_token`]).
+    pub expired: HashSet<String>,
 }
 
 /// Why a `finish_upload` is refused (HTTP 400 with this message).
@@ -109,6 +183,7 @@ impl MlyState {
             key: key.to_owned(),
             data: Vec::new(),
             handle: None,
+            handle_at: None,
             posts: 0,
         })
     }
@@ -117,6 +192,32 @@ impl MlyState {
         self.files
             .values()
             .find(|f| f.user == user && f.handle.as_deref() == Some(handle))
+    }
+
+    /// Now on the sandbox clock.
+    pub fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
+    /// Whether a file's handle is missing or older than the handle lifetime.
+    pub fn handle_expired(&self, f: &UploadFile) -> bool {
+        let max = self.handle_max_age.unwrap_or(HANDLE_MAX_AGE);
+        f.handle_at
+            .is_none_or(|at| self.now().saturating_duration_since(at) > max)
+    }
+
+    /// A file by a handle that is still valid.
+    fn by_live_handle(&self, user: usize, handle: &str) -> Result<&UploadFile, FinishError> {
+        let f = self
+            .by_handle(user, handle)
+            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+        if self.handle_expired(f) {
+            return Err(FinishError(format!(
+                "File handle {handle} has expired: upload {} again (GET its offset, POST the rest) for a current handle",
+                f.key
+            )));
+        }
+        Ok(f)
     }
 
     /// Creates a cluster from a finished file; returns its id.
@@ -128,9 +229,7 @@ impl MlyState {
         file_type: &str,
         organization_id: Option<String>,
     ) -> Result<String, FinishError> {
-        let file = self
-            .by_handle(user, handle)
-            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+        let file = self.by_live_handle(user, handle)?;
         let mut manifest_canonical = None;
         // (upload key, bytes) of each image, in sequence order; `None` = a video.
         let items: Option<Vec<(String, Bytes)>> = match file_type {
@@ -139,8 +238,11 @@ impl MlyState {
                 manifest_canonical = Some(canonical);
                 let mut items = Vec::with_capacity(handles.len());
                 for h in &handles {
-                    let f = self.by_handle(user, h).ok_or_else(|| {
-                        FinishError(format!("Manifest references an unknown image handle: {h}"))
+                    let f = self.by_live_handle(user, h).map_err(|e| {
+                        FinishError(format!(
+                            "Manifest references an image handle that is not valid: {}",
+                            e.0
+                        ))
                     })?;
                     if !photo::is_jpeg(&f.data) {
                         return Err(FinishError(format!(
@@ -178,7 +280,13 @@ impl MlyState {
 
         let cluster_id = CLUSTER_IDS.next_string();
         let created = Instant::now();
-        let visible_at = created + app.cfg.processing_delay;
+        let forced = self.next_failure.take();
+        // A cluster that fails is never published.
+        let visible_at = if forced.is_some() {
+            created + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+        } else {
+            created + app.cfg.processing_delay
+        };
         let mut cluster = Cluster {
             id: cluster_id.clone(),
             user,
@@ -190,7 +298,11 @@ impl MlyState {
             sequence_ids: Vec::new(),
             image_count: 0,
             dropped: 0,
-            failure: None,
+            failure: forced
+                .as_ref()
+                .map(|(stage, code)| (*stage, format!("{} failed: {code}", STAGES[*stage]))),
+            error_code: forced.map(|(_, code)| code),
+            unpublished: 0,
             manifest_canonical,
         };
         match items {
@@ -222,13 +334,48 @@ impl MlyState {
                         1,
                         "No image has a position (MAPLatitude/MAPLongitude or GPS EXIF)".into(),
                     ));
+                    cluster.error_code = Some("NO_VALID_IMAGES".into());
                 }
                 cluster.image_count = kept.len();
-                let mut rest = kept.into_iter().peekable();
-                while rest.peek().is_some() {
+                // What Mapillary publishes is not exactly what was sent (PROTOCOLS §2.6):
+                // positions moved by up to 5 m, capture times cut to the second, a few
+                // photos never published, and a chunk sometimes split in two.
+                let split_knob = self.publish_split_next.take();
+                let drop_knob = self.publish_drop_next.take();
+                let n = kept.len();
+                let split_at = split_knob.or_else(|| {
+                    (n >= SPLIT_MIN_IMAGES && hash_of(&cluster_id).is_multiple_of(2))
+                        .then_some(n * 86 / 100)
+                });
+                let dropped: Vec<bool> = kept
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (key, _, _))| match drop_knob {
+                        Some(every) if every > 0 => i % every == every / 2,
+                        Some(_) => false,
+                        None => n >= DROP_MIN_IMAGES && hash_of(key).is_multiple_of(100),
+                    })
+                    .collect();
+                cluster.unpublished = dropped.iter().filter(|d| **d).count();
+                let mut groups: Vec<Vec<(String, Bytes, PhotoMeta)>> = Vec::new();
+                for (i, (key, bytes, meta)) in kept.into_iter().enumerate() {
+                    let new_group = groups.last().is_none_or(|g| g.len() >= MAX_SEQUENCE_IMAGES)
+                        || split_at == Some(i);
+                    if new_group {
+                        groups.push(Vec::new());
+                    }
+                    if dropped[i] {
+                        continue;
+                    }
+                    let meta = as_published(&key, meta);
+                    if let Some(g) = groups.last_mut() {
+                        g.push((key, bytes, meta));
+                    }
+                }
+                for group in groups.into_iter().filter(|g| !g.is_empty()) {
                     let seq_id = ids::base62(22);
                     let mut image_ids = Vec::new();
-                    for (key, bytes, meta) in rest.by_ref().take(MAX_SEQUENCE_IMAGES) {
+                    for (key, bytes, meta) in group {
                         let id = IMAGE_IDS.next_string();
                         image_ids.push(id.clone());
                         self.images.push(Image {
@@ -294,6 +441,7 @@ impl MlyState {
                     sequence_ids: c.sequence_ids.clone(),
                     image_count: c.image_count,
                     dropped_images: c.dropped,
+                    unpublished_images: c.unpublished,
                     manifest_canonical: c.manifest_canonical,
                 }
             })

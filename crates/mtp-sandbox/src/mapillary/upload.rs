@@ -58,6 +58,9 @@ pub(super) async fn upload(
         Ok(u) => u,
         Err(resp) => return resp,
     };
+    if let Err(resp) = super::may_upload(&app, &headers) {
+        return resp;
+    }
     let Some(offset) = headers
         .get("offset")
         .and_then(|v| v.to_str().ok())
@@ -131,11 +134,19 @@ pub(super) async fn upload(
     }
 
     let mut st = lock(&app.mly);
-    let Some(f) = st
-        .files
-        .get_mut(&(user, key))
-        .filter(|f| !f.data.is_empty())
-    else {
+    let now = st.now();
+    let expired = match st.files.get(&(user, key.clone())) {
+        Some(f) if !f.data.is_empty() => st.handle_expired(f),
+        _ => {
+            return upload_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestError",
+                "Empty upload",
+                false,
+            );
+        }
+    };
+    let Some(f) = st.files.get_mut(&(user, key)) else {
         return upload_error(
             StatusCode::BAD_REQUEST,
             "InvalidRequestError",
@@ -143,6 +154,12 @@ pub(super) async fn upload(
             false,
         );
     };
-    let handle = f.handle.get_or_insert_with(|| ids::base62(40)).clone();
+    // A complete key POSTed again (an empty body) gets a current handle: the same one
+    // while it is valid, a new one once it expired (the bytes are kept).
+    if expired {
+        f.handle = Some(ids::base62(40));
+        f.handle_at = Some(now);
+    }
+    let handle = f.handle.clone().unwrap_or_default();
     json_response(StatusCode::OK, &json!({"h": handle}))
 }

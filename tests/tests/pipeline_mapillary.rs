@@ -1,0 +1,671 @@
+//! Stories of Mapillary as strict as the real service (issue 8 items 1 and 8, issue 9): a
+//! token without the upload permission, one refresh shared by everyone who meets an
+//! expired token, and the processing stages read from the activity feed.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_app::PipelineOptions;
+use mtp_app::jobs::{JobAction, JobTarget};
+use mtp_app::mapillary_status::{MapillaryStatus, StageDetail};
+use mtp_core::Destination;
+use mtp_core::engine::{JobStatus, Stage};
+use mtp_providers::mapillary::activity::StageState;
+use mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN;
+use pipeline_support::{Story, walk};
+
+/// Requests to the Mapillary token endpoint that refreshed a token.
+fn refreshes(story: &Story) -> Vec<Option<u16>> {
+    story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.token")
+                && r.field("grant_type") == Some("refresh_token")
+        })
+        .map(|r| r.status)
+        .collect()
+}
+
+/// MAPILLARY_SCOPE=read (what JOSM asks for): the sign-in works, the upload host refuses
+/// the photos. The job waits for a new sign-in with a message that says why, and nothing
+/// refreshes the token over and over; a token that may upload lets it go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
+    let story = Story::start_with(&[("MAPILLARY_SCOPE", "read")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 6, &walk(3));
+    let ids = story
+        .import(&folder, "Read-only walk", &[Destination::Mapillary])
+        .await;
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::WaitingAuth, "{jobs:#?}");
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some("This Mapillary connection may not upload photos: integrate again and allow uploads"),
+    );
+    assert!(
+        refreshes(&story).is_empty(),
+        "a refresh cannot add a permission"
+    );
+    let refused = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.upload") && r.status == Some(403))
+        .count();
+    assert!(
+        (1..=4).contains(&refused),
+        "{refused} refused uploads: one per photo lane at most, no loop"
+    );
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 0);
+
+    // The user signs in with a token that may upload: the job goes on.
+    let token = story
+        .sandbox()
+        .issue_token(mtp_sandbox::Service::Mapillary, 0);
+    story
+        .app
+        .connect_with_token(Destination::Mapillary, &token)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
+}
+
+/// Three Mapillary jobs, the Map the Paths sync and the integrations card meet an expired
+/// token together. The strict service revokes the token a refresh replaces, so a second
+/// refresh would fail: exactly one happens, and nobody is asked to sign in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_who_meets_an_expired_mapillary_token_shares_one_refresh() {
+    let story = Story::start().await;
+    story
+        .connect(&[Destination::Mapillary, Destination::Mtpw])
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let folder = story.photos(&format!("walk{i}"), 4, &walk(10 + i));
+        let destinations: &[Destination] = if i == 0 {
+            &[Destination::Mapillary, Destination::Mtpw]
+        } else {
+            &[Destination::Mapillary]
+        };
+        ids.extend(
+            story
+                .import(&folder, &format!("Walk {i}"), destinations)
+                .await,
+        );
+    }
+    // Expired both here (the stored expiry) and there (the service refuses it).
+    let store = story.app.store();
+    let mut account = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    let before = account.access_token.expose().clone();
+    account.expires_at = Some(1);
+    store.save_account(&account, 2).await.unwrap();
+    story.sandbox().state().expire_mapillary_token(&before);
+
+    story.start_engine();
+    // Meanwhile the card and the Map the Paths sync ask for the token too.
+    let (a, b) = tokio::join!(
+        story.app.access_token(Destination::Mapillary),
+        story.app.access_token(Destination::Mapillary),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.access_token.expose(), b.access_token.expose());
+    assert_ne!(a.access_token.expose(), &before);
+
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    assert_eq!(refreshes(&story), vec![Some(200)], "exactly one refresh");
+    let account = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!account.needs_reauth);
+    for &id in &ids {
+        let events = store.events(Some(id), 500).await.unwrap();
+        assert!(
+            !events.iter().any(|e| e.kind == "needs_auth"),
+            "{events:#?}"
+        );
+    }
+    let web: Vec<_> = story
+        .sandbox()
+        .state()
+        .mtpw_sequences()
+        .into_iter()
+        .filter(|s| !s.deleted)
+        .collect();
+    assert_eq!(web.len(), 1);
+    assert!(web[0].mapillary_sequence_key.is_some(), "{web:?}");
+}
+
+/// The Mapillary job's stored stages.
+async fn mapillary_status(story: &Story, id: i64) -> MapillaryStatus {
+    let job = story.job(id, Destination::Mapillary).await;
+    MapillaryStatus::of_job(&job).unwrap_or_else(|| panic!("no stages stored: {job:#?}"))
+}
+
+/// The `/graphql` requests: (operationName, reply status, `after` variable). (Tokens are
+/// redacted in the record: which one was used shows in the status when one is refused.)
+fn graphql_requests(story: &Story) -> Vec<(String, u16, Option<String>)> {
+    story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.graphql"))
+        .map(|r| {
+            let q: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(r.query.as_deref().unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+            let vars: serde_json::Value =
+                serde_json::from_str(q.get("variables").map_or("{}", String::as_str)).unwrap();
+            (
+                q.get("operationName").cloned().unwrap_or_default(),
+                r.status.unwrap_or_default(),
+                vars["after"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Uploads a short walk to Mapillary (and Map the Paths Web) and waits for the jobs.
+async fn upload_walk(story: &Story, seed: i64, photos: usize) -> Vec<i64> {
+    story
+        .connect(&[Destination::Mapillary, Destination::Mtpw])
+        .await;
+    let folder = story.photos(&format!("walk{seed}"), photos, &walk(seed));
+    let ids = story
+        .import(
+            &folder,
+            "Staged walk",
+            &[Destination::Mapillary, Destination::Mtpw],
+        )
+        .await;
+    story.start_engine();
+    ids
+}
+
+/// Every stage read from the feed with the user's token: each is done with the raw status
+/// and the time it changed, the photos Mapillary counted match those sent, the sequence
+/// key comes from the feed's image, and Map the Paths Web is linked to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_stages_are_read_from_the_activity_feed_with_the_users_token() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "800")]).await;
+    let ids = upload_walk(&story, 20, 5).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::UserToken));
+    assert_eq!(status.chunks.len(), 1);
+    let chunk = &status.chunks[0];
+    for stage in &chunk.stages {
+        assert_eq!(stage.state, StageState::Done, "{chunk:?}");
+        assert_eq!(stage.raw.as_deref(), Some("FINISHED"));
+        assert!(stage.changed_at.is_some());
+    }
+    assert_eq!(chunk.item_count, Some(5));
+    assert_eq!(chunk.sent, 5);
+    assert_eq!(chunk.error_code, None);
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(chunk.cluster_id.as_deref(), Some(clusters[0].id.as_str()));
+    assert_eq!(chunk.sequence_keys, clusters[0].sequence_ids);
+    assert_eq!(chunk.published, Some(5));
+    let requests = graphql_requests(&story);
+    assert!(!requests.is_empty());
+    // No web client token is set: the user's token read the feed.
+    for (op, status, _) in &requests {
+        assert_eq!(op, "getLatestActivity");
+        assert_eq!(*status, 200);
+    }
+    // The stepper went through the stages: the row saw them change at different times.
+    let web = story.sandbox().state().mtpw_sequences();
+    assert_eq!(
+        web[0].mapillary_sequence_key.as_deref(),
+        Some(clusters[0].sequence_ids[0].as_str())
+    );
+    let lines = status.lines().join("\n");
+    assert!(lines.contains("Map update: done [FINISHED]"), "{lines}");
+    assert!(lines.contains("5 of 5 photos counted"), "{lines}");
+}
+
+/// A stage that fails: the job fails with Mapillary's reason and error code; its retry
+/// ("Upload again") publishes a new manifest from the same handles, without sending a
+/// photo again, and the new cluster goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "400")]).await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_fail_next_cluster(2, "CORRUPT_IMAGES");
+    let ids = upload_walk(&story, 21, 4).await;
+    story.settle(&ids).await;
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(job.status, JobStatus::Failed, "{job:#?}");
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(
+            "Mapillary could not process this upload: Map data processing failed with error CORRUPT_IMAGES: Mapillary could not read the photos. Upload again to send it anew."
+        )
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    let failure = status.failure.clone().unwrap();
+    assert_eq!((failure.chunk, failure.stage), (0, 2));
+    assert_eq!(failure.error_code.as_deref(), Some("CORRUPT_IMAGES"));
+    let stages: Vec<StageState> = status.chunks[0].stages.iter().map(|s| s.state).collect();
+    assert_eq!(
+        stages,
+        [
+            StageState::Done,
+            StageState::Done,
+            StageState::Failed,
+            StageState::Waiting
+        ]
+    );
+    assert_eq!(status.chunks[0].stages[2].raw.as_deref(), Some("FAILED"));
+
+    // Upload again.
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Retry)
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 2);
+    let status = mapillary_status(&story, ids[0]).await;
+    assert!(status.failure.is_none());
+    assert_eq!(
+        status.chunks[0].cluster_id.as_deref(),
+        Some(clusters[1].id.as_str())
+    );
+    assert_eq!(status.chunks[0].sequence_keys, clusters[1].sequence_ids);
+    let photo_posts = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+                && r.body_len > 0
+        })
+        .count();
+    assert_eq!(photo_posts, 4, "no photo was sent twice");
+}
+
+/// The feed refuses user tokens (as in 2023): with `MAPILLARY_WEB_CLIENT_TOKEN` set, the
+/// stages come with that token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
+    let story = Story::start_with(&[
+        ("MTP_SANDBOX_PROCESSING_MS", "400"),
+        ("MAPILLARY_WEB_CLIENT_TOKEN", MAPILLARY_WEB_CLIENT_TOKEN),
+    ])
+    .await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_graphql_refuses_user_tokens(true);
+    let ids = upload_walk(&story, 22, 3).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::WebClientToken));
+    assert!(
+        status.chunks[0]
+            .stages
+            .iter()
+            .all(|s| s.raw.as_deref() == Some("FINISHED"))
+    );
+    // The user's token first (refused), then the web client token (answered).
+    let requests = graphql_requests(&story);
+    assert!(requests.iter().any(|(_, status, _)| *status == 403));
+    assert!(requests.iter().any(|(_, status, _)| *status == 200));
+}
+
+/// Neither token may read the feed: the sequence is found by the image search and the row
+/// says that stage detail is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_feed_the_image_search_finds_the_sequence_and_says_detail_is_unavailable() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    story
+        .sandbox()
+        .state()
+        .mapillary_graphql_refuses_user_tokens(true);
+    let ids = upload_walk(&story, 23, 3).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::Unavailable));
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(status.chunks[0].sequence_keys, clusters[0].sequence_ids);
+    assert!(status.chunks[0].stages.iter().all(|s| s.raw.is_none()));
+    assert!(
+        status.lines()[0].starts_with("stage detail unavailable"),
+        "{:?}",
+        status.lines()
+    );
+}
+
+/// 250 newer uploads in the feed: the job's cluster is on the sixth page, reached with
+/// `after` = the previous `end_cursor`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_is_paged_until_the_jobs_cluster_is_found() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "1500")]).await;
+    let ids = upload_walk(&story, 24, 3).await;
+    let state = story.sandbox().state();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state.mapillary_clusters().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no cluster");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    state.mapillary_add_activity(0, 250);
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.chunks[0].stages[3].raw.as_deref(), Some("FINISHED"));
+    let requests = graphql_requests(&story);
+    let cursors: Vec<&String> = requests.iter().filter_map(|(_, _, a)| a.as_ref()).collect();
+    assert!(cursors.len() >= 5, "{requests:?}");
+    // Opaque cursors, sent back as they came.
+    assert!(
+        cursors
+            .iter()
+            .all(|c| !c.chars().all(|ch| ch.is_ascii_digit()))
+    );
+}
+
+/// The app stops in the middle of polling: the stages seen so far and the next look are
+/// stored, and the job goes on from there after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_polling_keeps_the_stages_and_the_schedule() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "4000")]).await;
+    let ids = upload_walk(&story, 25, 3).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let seen = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if let Some(s) = MapillaryStatus::of_job(&job)
+            && s.chunks[0].stages[0].state == StageState::Done
+            && s.next_check_at.is_some()
+        {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    story.app.kill_engine().await;
+    let first_change = seen.chunks[0].stages[0].changed_at;
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    assert_eq!(job.stage, Stage::Poll);
+    assert!(seen.chunks[0].stages[3].state != StageState::Done);
+
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.chunks[0].stages[0].changed_at, first_change);
+    assert!(
+        status.chunks[0]
+            .stages
+            .iter()
+            .all(|s| s.state == StageState::Done)
+    );
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
+}
+
+/// The schedule with the live settings: every 30 s for the first 5 minutes after
+/// `finish_upload`, then every 15 minutes; the next look is stored with the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_looks_every_30_seconds_then_every_15_minutes() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "600000")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 2, &walk(26));
+    let ids = story
+        .import(&folder, "Scheduled walk", &[Destination::Mapillary])
+        .await;
+    story
+        .app
+        .start_pipeline(pipeline_support::fast_engine(), PipelineOptions::live())
+        .unwrap();
+    let next_look = |job: &mtp_core::store::JobRow| {
+        job.remote()
+            .get("mly_next_check_at")
+            .and_then(serde_json::Value::as_i64)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if next_look(&job).is_some() && job.status == JobStatus::Pending {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // The engine stores the same delay from its own reading of the clock.
+    assert_eq!(job.next_run_at - job.updated_at, 30_000, "{job:#?}");
+    assert!((next_look(&job).unwrap() - job.next_run_at).abs() < 1_000);
+    story.app.kill_engine().await;
+
+    // Six minutes after finish_upload: every 15 minutes.
+    let published = job.remote()["published_at"].as_i64().unwrap();
+    let store = story.app.store();
+    store
+        .set_job_remote(
+            job.id,
+            "published_at",
+            &serde_json::json!(published - 6 * 60_000),
+            job.updated_at,
+        )
+        .await
+        .unwrap();
+    store
+        .set_job_remote(
+            job.id,
+            "mly_next_check_at",
+            &serde_json::Value::Null,
+            job.updated_at,
+        )
+        .await
+        .unwrap();
+    store
+        .nudge_jobs(ids[0], &[Destination::Mapillary], job.updated_at)
+        .await
+        .unwrap();
+    story
+        .app
+        .start_pipeline(pipeline_support::fast_engine(), PipelineOptions::live())
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if next_look(&job).is_some() && job.status == JobStatus::Pending {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(job.next_run_at - job.updated_at, 15 * 60_000, "{job:#?}");
+}
+
+/// Issue 8.6: Mapillary publishes a chunk its own way — split into two sequences, a few
+/// photos never published, positions moved, times cut to the second. The client finds
+/// every sequence of the chunk and how many photos were published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    let state = story.sandbox().state();
+    state.mapillary_split_next_cluster(6);
+    state.mapillary_drop_from_next_cluster(4);
+    let ids = upload_walk(&story, 27, 10).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters[0].sequence_ids.len(), 2);
+    assert_eq!(clusters[0].unpublished_images, 2);
+    let status = mapillary_status(&story, ids[0]).await;
+    let chunk = &status.chunks[0];
+    let mut found = chunk.sequence_keys.clone();
+    found.sort();
+    let mut expected = clusters[0].sequence_ids.clone();
+    expected.sort();
+    assert_eq!(found, expected, "every sequence the chunk became");
+    assert_eq!(chunk.published, Some(8));
+    assert_eq!(chunk.item_count, Some(10));
+    let job = story.job(ids[0], Destination::Mapillary).await;
+    let all: Vec<String> =
+        serde_json::from_value(job.remote()["sequence_keys_all"].clone()).unwrap();
+    assert_eq!(all.len(), 2);
+}
+
+/// The same without the activity feed: the probes (first, middle, last photo) find both
+/// sequences by position and time despite the moved positions and cut times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_feed_the_probes_find_a_split_chunk() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    let state = story.sandbox().state();
+    state.mapillary_graphql_refuses_user_tokens(true);
+    state.mapillary_split_next_cluster(6);
+    state.mapillary_drop_from_next_cluster(4);
+    let ids = upload_walk(&story, 28, 10).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(status.detail, Some(StageDetail::Unavailable));
+    assert_eq!(status.chunks[0].sequence_keys.len(), 2, "{status:#?}");
+    assert_eq!(status.chunks[0].published, Some(8));
+}
+
+/// Issue 8.7: upload handles age. A job paused for three days (on the emulator's clock and
+/// in the job's stored upload time) gets current handles before its manifest — one empty
+/// POST per photo — and the cluster is made without sending a photo's bytes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photos_again() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 5, &walk(29));
+    let ids = story
+        .import(&folder, "Paused walk", &[Destination::Mapillary])
+        .await;
+    let faults = story.sandbox().faults();
+    let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
+    story.start_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if job.stage == Stage::Publish && job.attempts >= 1 {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Pause)
+        .await
+        .unwrap();
+    // Nothing in flight any more (a finish_upload already sent would race the clock).
+    story.app.kill_engine().await;
+    faults.remove(refusing);
+    let uploaded_at = job.remote()["uploaded_at"].as_i64().unwrap();
+
+    // Three days later.
+    const DAYS_3: i64 = 3 * 24 * 3_600_000;
+    let state = story.sandbox().state();
+    state.advance_mapillary_clock(std::time::Duration::from_millis(DAYS_3 as u64));
+    story
+        .app
+        .store()
+        .set_job_remote(
+            job.id,
+            "uploaded_at",
+            &serde_json::json!(uploaded_at - DAYS_3),
+            uploaded_at,
+        )
+        .await
+        .unwrap();
+    story.sandbox().clear_requests();
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Resume)
+        .await
+        .unwrap();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].image_count, 5);
+
+    let photo_posts: Vec<u64> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+        })
+        .map(|r| r.body_len)
+        .collect();
+    assert_eq!(
+        photo_posts,
+        vec![0; 5],
+        "one empty POST per photo, no bytes again"
+    );
+    let finishes: Vec<Option<u16>> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        finishes,
+        vec![Some(200)],
+        "the manifest's handles were all current"
+    );
+}
