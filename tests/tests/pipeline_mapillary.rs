@@ -553,6 +553,18 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     let all: Vec<String> =
         serde_json::from_value(job.remote()["sequence_keys_all"].clone()).unwrap();
     assert_eq!(all.len(), 2);
+    // Map the Paths Web links one of them, and its row names the other.
+    let view = story.app.sequence(ids[0]).await.unwrap();
+    let web = view
+        .jobs
+        .iter()
+        .find(|j| j.destination == Destination::Mtpw)
+        .unwrap();
+    let note = web.note.clone().unwrap_or_default();
+    assert!(
+        note.contains("Mapillary made 2 sequences") && all.iter().all(|k| note.contains(k)),
+        "{web:#?}"
+    );
 }
 
 /// The same without the activity feed: the probes (first, middle, last photo) find both

@@ -80,9 +80,12 @@ impl From<&JobRow> for JobView {
             last_error_kind: j.last_error_kind,
             remote_url: j.remote_url.clone(),
             remote_id,
-            note: match (j.remote_str("note"), j.remote_str("possible_duplicate")) {
-                (Some(note), Some(copy)) => Some(format!("{note} {copy}")),
-                (note, copy) => note.or(copy),
+            note: {
+                let parts: Vec<String> = ["note", "other_keys", "possible_duplicate"]
+                    .iter()
+                    .filter_map(|k| j.remote_str(k))
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
             },
             waiting: j.remote_str("waiting"),
             photos_total: j.photos_total,

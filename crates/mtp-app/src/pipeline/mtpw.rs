@@ -193,7 +193,10 @@ impl MtpwDriver {
         let mut remote = Remote::load(ctx).await?;
         let options = &self.shared.options;
         let key = match Self::mapillary_state(ctx).await? {
-            MapillaryState::Key(key) => key,
+            MapillaryState::Key(key) => {
+                self.note_other_keys(ctx, &mut remote, &key).await?;
+                key
+            }
             // Back to waiting (e.g. the Mapillary job was retried and runs again).
             MapillaryState::Pending(_) | MapillaryState::Failed => return self.poll(ctx).await,
             MapillaryState::None(why) => {
@@ -243,9 +246,7 @@ impl MtpwDriver {
         {
             // Woken early (the Mapillary job wakes this one whenever it learns something):
             // the retry keeps its time.
-            return Ok(StepOutcome::Again {
-                after_ms: at - ctx.now(),
-            });
+            return Ok(StepOutcome::AgainAt { at_ms: at });
         }
         let unique_id = self.ensure_created(ctx, &mut remote).await?;
         let client = client(&app).await?;
@@ -295,6 +296,43 @@ impl MtpwDriver {
             }
             Err(e) => Err(provider_step_error(e)),
         }
+    }
+
+    /// Mapillary may make several sequences of one upload (a chunk it split, or a sequence
+    /// sent in chunks). A Map the Paths Web sequence links one Mapillary sequence: the row
+    /// says which one, and names the others so that nothing is silently left out.
+    async fn note_other_keys(
+        &self,
+        ctx: &JobCtx,
+        remote: &mut Remote,
+        linked: &str,
+    ) -> Result<(), StepError> {
+        let jobs = ctx.store.jobs_of_sequence(ctx.sequence_id).await?;
+        let all: Vec<String> = jobs
+            .iter()
+            .find(|j| j.destination == Destination::Mapillary)
+            .and_then(|j| j.remote().get("sequence_keys_all").cloned())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let others: Vec<&String> = all.iter().filter(|k| k.as_str() != linked).collect();
+        if others.is_empty() || remote.str("other_keys").is_some() {
+            return Ok(());
+        }
+        let list = others
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        remote
+            .set(
+                ctx,
+                "other_keys",
+                json!(format!(
+                    "Mapillary made {} sequences of these photos; Map the Paths Web links one sequence to one of them ({linked}). The others on Mapillary: {list}.",
+                    all.len()
+                )),
+            )
+            .await
     }
 
     /// The server could not check the Mapillary account: try again later, a few times

@@ -100,6 +100,13 @@ pub fn apply_outcome(
             last_error: Some(None),
             ..JobUpdate::default()
         },
+        Ok(StepOutcome::AgainAt { at_ms }) => JobUpdate {
+            status: Some(JobStatus::Pending),
+            attempts: Some(0),
+            next_run_at: Some(*at_ms.max(&now)),
+            last_error: Some(None),
+            ..JobUpdate::default()
+        },
         Err(StepError::Retry { after_ms, message }) => {
             let attempts = job.attempts + 1;
             JobUpdate {
@@ -226,6 +233,15 @@ mod tests {
             0.5,
         );
         assert_eq!(again.next_run_at, Some(510));
+        let at = apply_outcome(
+            &j,
+            Stage::Poll,
+            &Ok(StepOutcome::AgainAt { at_ms: 400 }),
+            &p,
+            10,
+            0.5,
+        );
+        assert_eq!(at.next_run_at, Some(400), "an absolute deadline stays put");
         assert_eq!(again.stage, None);
 
         let retry = apply_outcome(

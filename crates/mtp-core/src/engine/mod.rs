@@ -31,6 +31,9 @@ pub enum StepOutcome {
     Finish,
     /// Run this same stage again later (polling).
     Again { after_ms: i64 },
+    /// Run this same stage again at this time (a deadline set earlier, which time spent in
+    /// the stage must not push back).
+    AgainAt { at_ms: i64 },
 }
 
 /// A stage that did not complete, classified so the engine knows what to do.
