@@ -277,12 +277,14 @@ fn reencode(exif: &Exif, desc: &[u8]) -> Result<Vec<u8>, RewriteError> {
     let mut w = Writer::new();
     let mut seen = HashSet::new();
     // The writer must not get a tag twice. Readers (kamadak-exif included) keep the last
-    // occurrence, so keep that one.
+    // occurrence, so keep that one; when it cannot be written (an unknown type), the tag
+    // goes, rather than an earlier occurrence coming back (found by fuzzing: a photo whose
+    // second GPSImgDirection was unreadable got a heading of 0° in its upload copy).
     for f in fields.into_iter().rev() {
         if f.ifd_num == In::PRIMARY
             && f.tag != Tag::ImageDescription
-            && !matches!(f.value, Value::Unknown(..))
             && seen.insert(f.tag)
+            && !matches!(f.value, Value::Unknown(..))
         {
             w.push_field(f);
         }
