@@ -50,10 +50,10 @@ GRAPH="$(url mapillary_graph)"; UPLOAD="$(url mapillary_upload)"
 AUTHZ="$(url mapillary_authorize)"; ADMIN="$(url sandbox_admin)"
 echo "sandbox: $(url base)"
 
-# --- 2. A token through the real OAuth code flow ----------------------------------------
+# --- 2. A token through the real OAuth code flow (no scope: the app's registered ones, upload included) --
 REDIRECT="http://127.0.0.1:8763/callback"
 LOCATION="$(curl -sS -o /dev/null -w '%{redirect_url}' \
-  "$AUTHZ?client_id=1001&response_type=code&scope=read&state=fidelity&redirect_uri=$REDIRECT")"
+  "$AUTHZ?client_id=1001&response_type=code&state=fidelity&redirect_uri=$REDIRECT")"
 CODE="$(printf '%s' "$LOCATION" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')"
 [ -n "$CODE" ] || fail "no code in redirect: $LOCATION"
 TOKEN="$(curl -sS -X POST "$GRAPH/token" -H 'Authorization: OAuth MLY|1001|sandboxsecret' \

@@ -553,17 +553,23 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     let all: Vec<String> =
         serde_json::from_value(job.remote()["sequence_keys_all"].clone()).unwrap();
     assert_eq!(all.len(), 2);
-    // Map the Paths Web links one of them, and its row names the other.
-    let view = story.app.sequence(ids[0]).await.unwrap();
-    let web = view
-        .jobs
+    // Map the Paths Web: one sequence per Mapillary sequence, each linked ("Part 2" for the
+    // second), and the row is Done.
+    let web = story.job(ids[0], Destination::Mtpw).await;
+    assert_eq!(web.status, JobStatus::Done, "{web:#?}");
+    let mtpw = state.mtpw_sequences();
+    assert_eq!(mtpw.len(), 2, "{mtpw:#?}");
+    let mut linked: Vec<String> = mtpw
         .iter()
-        .find(|j| j.destination == Destination::Mtpw)
-        .unwrap();
-    let note = web.note.clone().unwrap_or_default();
+        .filter_map(|s| s.mapillary_sequence_key.clone())
+        .collect();
+    linked.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(linked, want);
     assert!(
-        note.contains("Mapillary made 2 sequences") && all.iter().all(|k| note.contains(k)),
-        "{web:#?}"
+        mtpw.iter().any(|s| s.name == "Staged walk Part 2"),
+        "{mtpw:#?}"
     );
 }
 

@@ -24,6 +24,7 @@ use crate::MTPW_MAPILLARY_CONSENT;
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, JobCtx, JobStatus, Stage, StepError, StepOutcome};
+use mtp_core::secret::Secret;
 use mtp_core::store::JobRow;
 use mtp_providers::MtpwClient;
 use mtp_providers::mtpw::{CODE_UNKNOWN_SEQUENCE, MapillaryImport, NewMtpwSequence};
@@ -103,19 +104,7 @@ impl MtpwDriver {
             .sequence(ctx.sequence_id)
             .await?
             .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
-        let transport = seq
-            .transport_type
-            .as_deref()
-            .map(|t| {
-                mtp_core::transport::lookup(t)
-                    .map(|known| known.name.to_string())
-                    .unwrap_or_else(|| t.to_string())
-            })
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "Map the Paths Web needs a transport type: set one on the sequence, then retry.",
-                )
-            })?;
+        let transport = transport_name(&seq)?;
         ctx.check()?;
         // Map the Paths Web cannot list a user's sequences: when a create was sent before
         // and its reply never stored (a crash in between), an empty copy may exist there.
@@ -193,10 +182,7 @@ impl MtpwDriver {
         let mut remote = Remote::load(ctx).await?;
         let options = &self.shared.options;
         let key = match Self::mapillary_state(ctx).await? {
-            MapillaryState::Key(key) => {
-                self.note_other_keys(ctx, &mut remote, &key).await?;
-                key
-            }
+            MapillaryState::Key(key) => key,
             // Back to waiting (e.g. the Mapillary job was retried and runs again).
             MapillaryState::Pending(_) | MapillaryState::Failed => return self.poll(ctx).await,
             MapillaryState::None(why) => {
@@ -274,6 +260,8 @@ impl MtpwDriver {
             Ok(MapillaryImport::Imported { message }) => {
                 remote.set(ctx, "imported_key", json!(key)).await?;
                 remote.set(ctx, "import_message", json!(message)).await?;
+                self.link_parts(ctx, &mut remote, &client, &mapillary.access_token, &key)
+                    .await?;
                 clear_waiting(ctx, &mut remote).await?;
                 Ok(StepOutcome::Advance)
             }
@@ -299,12 +287,15 @@ impl MtpwDriver {
     }
 
     /// Mapillary may make several sequences of one upload (a chunk it split, or a sequence
-    /// sent in chunks). A Map the Paths Web sequence links one Mapillary sequence: the row
-    /// says which one, and names the others so that nothing is silently left out.
-    async fn note_other_keys(
+    /// sent in chunks), and a Map the Paths Web sequence links one. Every other Mapillary
+    /// sequence gets a Map the Paths Web sequence of its own, named "<name> Part N" as MTPDU
+    /// named parts, and is linked there; one that cannot be linked is named in the row.
+    async fn link_parts(
         &self,
         ctx: &JobCtx,
         remote: &mut Remote,
+        client: &MtpwClient,
+        token: &Secret<String>,
         linked: &str,
     ) -> Result<(), StepError> {
         let jobs = ctx.store.jobs_of_sequence(ctx.sequence_id).await?;
@@ -315,24 +306,69 @@ impl MtpwDriver {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         let others: Vec<&String> = all.iter().filter(|k| k.as_str() != linked).collect();
-        if others.is_empty() || remote.str("other_keys").is_some() {
+        if others.is_empty() {
             return Ok(());
         }
-        let list = others
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        remote
-            .set(
-                ctx,
-                "other_keys",
-                json!(format!(
-                    "Mapillary made {} sequences of these photos; Map the Paths Web links one sequence to one of them ({linked}). The others on Mapillary: {list}.",
-                    all.len()
-                )),
-            )
-            .await
+        let seq = ctx
+            .store
+            .sequence(ctx.sequence_id)
+            .await?
+            .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
+        let mut unlinked = Vec::new();
+        for (i, key) in others.iter().enumerate() {
+            let (part_key, linked_key) = (format!("part:{key}"), format!("part_linked:{key}"));
+            if remote.flag(&linked_key) {
+                continue;
+            }
+            let id = match remote.str(&part_key) {
+                Some(id) => id,
+                None => {
+                    ctx.check()?;
+                    let id = client
+                        .create_sequence(&NewMtpwSequence {
+                            name: format!("{} Part {}", seq.name, i + 2),
+                            transport_type: transport_name(&seq)?,
+                            description: Some(seq.description.clone())
+                                .filter(|d| !d.trim().is_empty()),
+                            tags: seq.tags(),
+                        })
+                        .await
+                        .map_err(provider_step_error)?;
+                    remote.set(ctx, &part_key, json!(id)).await?;
+                    id
+                }
+            };
+            match client.import_mapillary(&id, token, key).await {
+                Ok(MapillaryImport::Imported { .. }) => {
+                    remote.set(ctx, &linked_key, json!(true)).await?;
+                    log_note(
+                        ctx,
+                        &format!(
+                            "Mapillary sequence {key} is linked to \"{} Part {}\" on Map the Paths Web.",
+                            seq.name,
+                            i + 2
+                        ),
+                    )
+                    .await?;
+                }
+                Ok(MapillaryImport::MapillaryCheckFailed { .. }) => unlinked.push(key.as_str()),
+                Err(e) => return Err(provider_step_error(e)),
+            }
+        }
+        if !unlinked.is_empty() {
+            remote
+                .set(
+                    ctx,
+                    "other_keys",
+                    json!(format!(
+                        "Mapillary made {} sequences of these photos; Map the Paths Web could not link {}.",
+                        all.len(),
+                        unlinked.join(", ")
+                    )),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// The server could not check the Mapillary account: try again later, a few times
@@ -388,6 +424,22 @@ impl MtpwDriver {
 }
 
 const DAY_MS: i64 = 24 * 3_600_000;
+
+/// The sequence's transport type as Map the Paths Web spells it (it is required there).
+fn transport_name(seq: &mtp_core::store::SequenceRow) -> Result<String, StepError> {
+    seq.transport_type
+        .as_deref()
+        .map(|t| {
+            mtp_core::transport::lookup(t)
+                .map(|known| known.name.to_string())
+                .unwrap_or_else(|| t.to_string())
+        })
+        .ok_or_else(|| {
+            StepError::permanent(
+                "Map the Paths Web needs a transport type: set one on the sequence, then retry.",
+            )
+        })
+}
 
 fn human_delay(ms: i64) -> String {
     let minutes = (ms + 59_999) / 60_000;
