@@ -1,6 +1,7 @@
 //! Story: quitting sandbox mode in the middle of an upload. The emulators come back on the
-//! same address, but what they held is gone; every job notices, starts again cleanly, and
-//! ends Done with every photo once, with no raw error for the user to retry by hand.
+//! same address, but what they held is gone; every job notices (KartaView and Panoramax:
+//! their sequence is gone; Mapillary: its upload handles are unknown), starts again cleanly,
+//! and ends Done with every photo once, with no raw error for the user to retry by hand.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +14,11 @@ use pipeline_support::{Story, fast_engine, walk};
 use std::collections::HashMap;
 use std::time::Duration;
 
-const DESTINATIONS: [Destination; 2] = [Destination::Kartaview, Destination::Panoramax];
+const DESTINATIONS: [Destination; 3] = [
+    Destination::Mapillary,
+    Destination::Kartaview,
+    Destination::Panoramax,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_jobs_whose_remote_state_is_gone_start_again_cleanly() {
@@ -31,6 +36,10 @@ async fn after_a_restart_jobs_whose_remote_state_is_gone_start_again_cleanly() {
         .sandbox()
         .faults()
         .latency("panoramax.files", Duration::from_millis(150));
+    story
+        .sandbox()
+        .faults()
+        .latency("mapillary.upload", Duration::from_millis(150));
     story.start_engine();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -79,6 +88,11 @@ async fn after_a_restart_jobs_whose_remote_state_is_gone_start_again_cleanly() {
     let sequences = state.kartaview_sequences();
     assert_eq!(sequences.len(), 1, "{sequences:#?}");
     assert_eq!(sequences[0].photos.len(), 8);
+    // Mapillary: the new upload host held none of the photos; they were sent again under
+    // new handles and published once.
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1, "{clusters:#?}");
+    assert_eq!(clusters[0].image_count, 8);
     let sets = state.panoramax_upload_sets();
     assert_eq!(sets.len(), 1, "{sets:#?}");
     assert_eq!(sets[0].files.len(), 8);

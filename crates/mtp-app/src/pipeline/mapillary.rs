@@ -388,10 +388,31 @@ impl MapillaryDriver {
             remote
                 .set_at(ctx, "finish_sent_at", i, &ctx.now().to_string())
                 .await?;
-            let cluster = client
+            let cluster = match client
                 .finish_upload(&handle, FileType::BundleManifest, None)
                 .await
-                .map_err(provider_step_error)?;
+            {
+                Ok(cluster) => cluster,
+                // The upload host no longer knows the handles (they expired early, or a
+                // sandbox emulator started again empty): get new ones, sending the photos
+                // again only where the host lost their bytes, and finish then.
+                Err(e) if e.status() == Some(400) && e.message().contains("handle") => {
+                    remote.set_at(ctx, "handles_at", i, "0").await?;
+                    for key in ["manifest_handles", "finish_sent_at"] {
+                        if let Some(Value::Array(mut list)) = remote.0.get(key).cloned()
+                            && i < list.len()
+                        {
+                            list[i] = Value::Null;
+                            remote.set(ctx, key, Value::Array(list)).await?;
+                        }
+                    }
+                    return Err(StepError::retry(format!(
+                        "Mapillary no longer knows this upload's handles ({}): getting new ones",
+                        e.message()
+                    )));
+                }
+                Err(e) => return Err(provider_step_error(e)),
+            };
             remote.set_at(ctx, "cluster_ids", i, &cluster).await?;
             if i == 0 {
                 remote.set(ctx, "cluster_id", json!(cluster)).await?;
