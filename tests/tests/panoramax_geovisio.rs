@@ -363,11 +363,12 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
         "{}",
         job.remote_json
     );
+    // The link is the instance's viewer on a picture of the sequence, not the API's JSON.
     let base = url.as_str().trim_end_matches('/');
-    assert_eq!(
-        job.remote_url,
-        Some(format!("{base}/api/collections/{collection}"))
-    );
+    let link = job.remote_url.clone().unwrap_or_default();
+    let viewer = format!("{base}/?focus=pic&pic=");
+    assert!(link.starts_with(&viewer), "{link}");
+    let linked_picture = link[viewer.len()..].to_string();
 
     // GeoVisio agrees: the set is ready, and its collection holds every photo.
     let client = PanoramaxClient::with_url(http(), url.clone(), Some(Secret::new(token.clone())));
@@ -382,6 +383,10 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
         .collect();
     let our_ids: BTreeSet<String> = items.iter().filter_map(|i| i.remote_id.clone()).collect();
     assert_eq!(stac_ids, our_ids);
+    assert!(
+        stac_ids.contains(&linked_picture),
+        "{link} is not in the sequence"
+    );
 
     // Each picture has the heading the app computed, and its capture time.
     let photos = app.store().photos(job.sequence_id).await.unwrap();
