@@ -444,7 +444,7 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
     );
     let note = again.remote_str("note").unwrap_or_default();
     assert!(
-        note.contains("already on this Panoramax"),
+        note.contains("Already on Panoramax"),
         "{}",
         again.remote_json
     );
