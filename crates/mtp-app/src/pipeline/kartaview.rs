@@ -14,7 +14,7 @@
 
 use super::{
     PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photos_by_id,
-    provider_step_error, read_photo, run_items, unsent, watched,
+    provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
@@ -102,14 +102,7 @@ async fn find_lost_sequence(
     else {
         return Ok(None);
     };
-    let known: Vec<String> = ctx
-        .store
-        .jobs()
-        .await?
-        .iter()
-        .filter(|j| j.destination == Destination::Kartaview)
-        .filter_map(|j| j.remote_str("sequence_id"))
-        .collect();
+    let known = remote_ids_of(ctx, Destination::Kartaview, "sequence_id").await?;
     let mine = client
         .my_list(&username, 1)
         .await

@@ -677,6 +677,23 @@ fn worst(errors: Vec<StepError>) -> Option<StepError> {
     retry
 }
 
+/// The remote ids (`key` of their remote state) that the jobs of `destination` hold: what
+/// the lookup for a lost create must not take for its own.
+pub(crate) async fn remote_ids_of(
+    ctx: &JobCtx,
+    destination: Destination,
+    key: &str,
+) -> Result<Vec<String>, StepError> {
+    Ok(ctx
+        .store
+        .jobs()
+        .await?
+        .iter()
+        .filter(|j| j.destination == destination)
+        .filter_map(|j| j.remote_str(key))
+        .collect())
+}
+
 /// How often a transfer in progress reports its bytes.
 const TRANSFER_TICK: Duration = Duration::from_millis(100);
 

@@ -19,7 +19,7 @@
 
 use super::{
     PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
-    photos_by_id, provider_step_error, read_photo, run_items, unsent, watched,
+    photos_by_id, provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
 };
 use crate::App;
 use futures::future::BoxFuture;
@@ -129,14 +129,7 @@ async fn find_lost_upload_set(
     let Some(seq) = ctx.store.sequence(ctx.sequence_id).await? else {
         return Ok(None);
     };
-    let known: Vec<String> = ctx
-        .store
-        .jobs()
-        .await?
-        .iter()
-        .filter(|j| j.destination == Destination::Panoramax)
-        .filter_map(|j| j.remote_str("upload_set_id"))
-        .collect();
+    let known = remote_ids_of(ctx, Destination::Panoramax, "upload_set_id").await?;
     let sets = client.my_upload_sets().await.map_err(provider_step_error)?;
     let found = sets.into_iter().rev().find(|s| {
         s.title.as_deref() == Some(seq.name.as_str())
