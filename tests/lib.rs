@@ -19,3 +19,39 @@ pub fn artifacts_dir(kind: &str) -> PathBuf {
     let _ = std::fs::create_dir_all(&dir);
     dir
 }
+
+/// A job's remote state, typed, for assertions (panics when it cannot be read: a test
+/// failure, with the job's id).
+pub trait JobRemote {
+    fn mly(&self) -> mtp_app::remote::MapillaryRemote;
+    fn kv(&self) -> mtp_app::remote::KartaViewRemote;
+    fn px(&self) -> mtp_app::remote::PanoramaxRemote;
+    fn web(&self) -> mtp_app::remote::MtpwRemote;
+    /// The note of a job of any destination.
+    fn note(&self) -> Option<String>;
+}
+
+impl JobRemote for mtp_core::store::JobRow {
+    fn mly(&self) -> mtp_app::remote::MapillaryRemote {
+        typed(self)
+    }
+    fn kv(&self) -> mtp_app::remote::KartaViewRemote {
+        typed(self)
+    }
+    fn px(&self) -> mtp_app::remote::PanoramaxRemote {
+        typed(self)
+    }
+    fn web(&self) -> mtp_app::remote::MtpwRemote {
+        typed(self)
+    }
+    fn note(&self) -> Option<String> {
+        match mtp_app::remote::RemoteState::of(self) {
+            Ok(state) => state.common().note.clone(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn typed<T: mtp_app::remote::DestinationRemote>(job: &mtp_core::store::JobRow) -> T {
+    T::of(job).unwrap_or_else(|e| panic!("{e}"))
+}

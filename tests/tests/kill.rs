@@ -28,6 +28,7 @@ use mtp_core::engine::{ItemState, JobStatus, Stage};
 use mtp_core::secret::Secret;
 use mtp_core::store::{Account, JobRow, Store};
 use mtp_sandbox::{RecordedRequest, Sandbox, SandboxConfig, SandboxUrls, Service, USERS};
+use mtp_tests::JobRemote;
 use pipeline_support::{job_in, pad_photos, walk};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -344,9 +345,13 @@ async fn check_mapillary(
     kills: usize,
 ) {
     let mly = job_in(store, sequence_id, Destination::Mapillary).await;
-    for key in ["sequence_key", "first_image_id", "manifest_handles"] {
-        assert!(mly.remote().contains_key(key), "Mapillary {key}: {mly:#?}");
-    }
+    let remote = mly.mly();
+    assert!(remote.sequence_key.is_some(), "{mly:#?}");
+    assert!(remote.first_image_id.is_some(), "{mly:#?}");
+    assert!(
+        !remote.chunks.is_empty() && remote.chunks.iter().all(|c| c.manifest_handle.is_some()),
+        "{mly:#?}"
+    );
     let items = store.job_items(mly.id).await.unwrap();
     let state = sandbox.state();
     let files = state.mapillary_files();
@@ -395,10 +400,10 @@ async fn check_mapillary(
     assert_eq!(clusters.len(), 1, "{clusters:#?}");
     assert_eq!(clusters[0].image_count, PHOTOS);
     assert_eq!(
-        mly.remote_str("sequence_key").as_deref(),
+        mly.mly().sequence_key.as_deref(),
         Some(clusters[0].sequence_ids[0].as_str())
     );
-    let recovered = mly.remote_str("cluster_id").is_none();
+    let recovered = mly.mly().cluster_id.is_none();
     println!(
         "Mapillary: {PHOTOS} photos once ({resumed} resumed mid-photo; {resent} bytes sent twice, \
          {refused} POSTs refused 412 as a killed run's bytes were still arriving), 1 cluster{}",
@@ -444,15 +449,15 @@ async fn check_kartaview(
     local: &HashMap<String, (u64, String)>,
 ) {
     let kv = job_in(store, sequence_id, Destination::Kartaview).await;
-    assert_eq!(kv.remote().get("finished"), Some(&serde_json::json!(true)));
-    let id = kv.remote_str("sequence_id").unwrap();
+    assert!(kv.kv().finished, "{kv:#?}");
+    let id = kv.kv().sequence_id.unwrap();
     let sequences = sandbox.state().kartaview_sequences();
     assert_eq!(
         sequences.len(),
         1,
         "a lost create was not found again: {sequences:#?}"
     );
-    if kv.remote().get("adopted_after_crash").is_some() {
+    if kv.kv().common.adopted_after_crash {
         println!("KartaView: a create cut by a kill was found again with my-list and used");
     }
     let seq = sequences.iter().find(|s| s.id == id).unwrap();
@@ -479,15 +484,15 @@ async fn check_panoramax(
     local: &HashMap<String, (u64, String)>,
 ) {
     let px = job_in(store, sequence_id, Destination::Panoramax).await;
-    assert!(px.remote_str("collection_id").is_some(), "{px:#?}");
-    let id = px.remote_str("upload_set_id").unwrap();
+    assert!(px.px().collection_id.is_some(), "{px:#?}");
+    let id = px.px().upload_set_id.unwrap();
     let sets = sandbox.state().panoramax_upload_sets();
     assert_eq!(
         sets.len(),
         1,
         "a lost create was not found again: {sets:#?}"
     );
-    if px.remote().get("adopted_after_crash").is_some() {
+    if px.px().common.adopted_after_crash {
         println!(
             "Panoramax: a create cut by a kill was found again among the account's upload sets and used"
         );
@@ -520,16 +525,16 @@ async fn check_panoramax(
 async fn check_mtpw(store: &Store, sandbox: &Sandbox, sequence_id: i64, kills: &[Kill]) {
     let web = job_in(store, sequence_id, Destination::Mtpw).await;
     let mly = job_in(store, sequence_id, Destination::Mapillary).await;
-    let key = mly.remote_str("sequence_key");
+    let key = mly.mly().sequence_key;
     assert!(key.is_some());
-    assert_eq!(web.remote_str("imported_key"), key);
-    let id = web.remote_str("unique_id").unwrap();
+    assert_eq!(web.web().imported_key, key);
+    let id = web.web().unique_id.unwrap();
     let sequences = sandbox.state().mtpw_sequences();
     let lost = lost_creates(&sandbox.requests(), kills, "mtpw.create");
     assert_eq!(sequences.len(), 1 + lost, "{sequences:#?}");
     if lost > 0 {
         assert!(
-            web.remote_str("possible_duplicate").is_some(),
+            web.web().possible_duplicate.is_some(),
             "the row must say an empty copy may exist: {web:#?}"
         );
     }

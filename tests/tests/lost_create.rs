@@ -11,6 +11,7 @@ use mtp_core::Destination;
 use mtp_core::engine::JobStatus;
 use mtp_providers::kartaview::{KartaViewClient, NewSequence, UPLOAD_SOURCE};
 use mtp_providers::panoramax::{NewUploadSet, PanoramaxClient};
+use mtp_tests::JobRemote;
 use pipeline_support::{Story, walk};
 use serde_json::json;
 
@@ -96,12 +97,12 @@ async fn a_lost_create_is_found_again_instead_of_made_twice() {
     let state = story.sandbox().state();
 
     let kv_job = story.job(seq, Destination::Kartaview).await;
-    assert_eq!(kv_job.remote_str("sequence_id"), Some(orphan));
+    assert_eq!(kv_job.kv().sequence_id, Some(orphan));
     assert_eq!(state.kartaview_sequences().len(), 1);
     assert_eq!(state.kartaview_sequences()[0].photos.len(), 5);
 
     let px_job = story.job(seq, Destination::Panoramax).await;
-    assert_eq!(px_job.remote_str("upload_set_id"), Some(orphan_set.id));
+    assert_eq!(px_job.px().upload_set_id, Some(orphan_set.id));
     assert_eq!(state.panoramax_upload_sets().len(), 1);
 
     // Map the Paths Web: nothing to find; the row says what may be there.

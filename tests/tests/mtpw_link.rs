@@ -13,6 +13,7 @@ use mtp_core::clock::{Clock, ManualClock, SystemClock};
 use mtp_core::engine::{JobStatus, Stage};
 use mtp_core::store::JobRow;
 use mtp_sandbox::MtpwImportMode;
+use mtp_tests::JobRemote;
 use pipeline_support::{SETTLE, Story, fast_engine, walk};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,7 +97,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     assert_eq!(story.sandbox().mtpw_import(), MtpwImportMode::V3Unreachable);
 
     let job = mtpw_until(&story, seq, "its first link retry", |j| {
-        j.remote_str("waiting_on").as_deref() == Some("link_retry")
+        j.web().waiting_on.as_deref() == Some("link_retry")
     })
     .await;
     ticking.store(false, Ordering::SeqCst);
@@ -106,12 +107,12 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     assert!(job.status.is_active(), "{job:#?}");
     assert_eq!(job.last_error, None);
     assert_eq!(
-        job.remote_str("waiting").as_deref(),
+        job.web().waiting.as_deref(),
         Some(
             "Created on Map the Paths Web; linking it to Mapillary failed (its server could not check the Mapillary account). Trying again in 1 hour (attempt 2 of 4)."
         )
     );
-    let unique_id = job.remote_str("unique_id").unwrap();
+    let unique_id = job.web().unique_id.unwrap();
     let mtpw_base = story
         .sandbox()
         .urls()
@@ -131,7 +132,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
         .iter()
         .find(|j| j.destination == Destination::Mtpw)
         .unwrap();
-    assert_eq!(row.waiting, job.remote_str("waiting"));
+    assert_eq!(row.waiting, job.web().waiting);
 
     // Nothing happens before the hour is up.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -149,14 +150,14 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
             Some(words) => {
                 let want = format!("Trying again in {words}.");
                 mtpw_until(&story, seq, "its next try", |j| {
-                    j.remote_str("waiting").is_some_and(|w| w.ends_with(&want))
+                    j.web().waiting.is_some_and(|w| w.ends_with(&want))
                 })
                 .await;
             }
             None => {
                 let job = mtpw_until(&story, seq, "its end", |j| j.status == JobStatus::Done).await;
-                assert_eq!(job.remote_str("note").as_deref(), Some(NOT_LINKED));
-                assert_eq!(job.remote_str("waiting"), None);
+                assert_eq!(job.note().as_deref(), Some(NOT_LINKED));
+                assert_eq!(job.web().waiting, None);
                 assert_eq!(
                     job.remote_url,
                     Some(format!("{mtpw_base}/sequence/{unique_id}"))
@@ -199,7 +200,7 @@ async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
     let seq = story.import(&folder, "Dock walk", &BOTH).await[0];
     story.app.start_pipeline(fast_engine(), options()).unwrap();
     let job = mtpw_until(&story, seq, "its first link retry", |j| {
-        j.remote_str("waiting_on").as_deref() == Some("link_retry")
+        j.web().waiting_on.as_deref() == Some("link_retry")
     })
     .await;
     ticking.store(false, Ordering::SeqCst);
@@ -211,18 +212,15 @@ async fn a_v3_refusal_waits_too_and_a_fixed_server_then_links_it() {
     clock.advance_ms(HOUR);
     let job = mtpw_until(&story, seq, "done", |j| j.status == JobStatus::Done).await;
     let mly = story.job(seq, Destination::Mapillary).await;
-    assert_eq!(
-        job.remote_str("imported_key"),
-        mly.remote_str("sequence_key")
-    );
-    assert_eq!(job.remote_str("note"), None);
-    assert_eq!(job.remote_str("waiting"), None);
+    assert_eq!(job.web().imported_key, mly.mly().sequence_key);
+    assert_eq!(job.note(), None);
+    assert_eq!(job.web().waiting, None);
     let web = story
         .sandbox()
         .state()
-        .mtpw_sequence(&job.remote_str("unique_id").unwrap())
+        .mtpw_sequence(&job.web().unique_id.unwrap())
         .unwrap();
-    assert_eq!(web.mapillary_sequence_key, mly.remote_str("sequence_key"));
+    assert_eq!(web.mapillary_sequence_key, mly.mly().sequence_key);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,13 +248,14 @@ async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
         .unwrap();
     // (Waiting: it looks again every few milliseconds here, so it may be running now.)
     assert!(mtpw.status.is_active(), "{mtpw:#?}");
-    assert_eq!(mtpw.remote_str("waiting_on").as_deref(), Some("consent"));
+    assert_eq!(mtpw.web().waiting_on.as_deref(), Some("consent"));
     assert!(
-        mtpw.remote_str("waiting")
+        mtpw.web()
+            .waiting
             .unwrap()
             .contains("Answer on the Map the Paths Web card")
     );
-    assert!(mtpw.remote_str("unique_id").is_some(), "created already");
+    assert!(mtpw.web().unique_id.is_some(), "created already");
     assert!(import_requests_with_mapillary(&story).is_empty());
 
     // Refused: created only, and the row says why it is not linked.
@@ -272,7 +271,7 @@ async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
     assert_eq!(card.mapillary_consent, Some(false));
     let job = mtpw_until(&story, seq, "done", |j| j.status == JobStatus::Done).await;
     assert_eq!(
-        job.remote_str("note").as_deref(),
+        job.note().as_deref(),
         Some(
             "Created on Map the Paths Web, not linked to Mapillary: you chose not to send your Mapillary token to Map the Paths Web. Allow it on its card (Integrations) and this sequence gets linked."
         )
@@ -285,12 +284,12 @@ async fn the_mapillary_token_goes_to_map_the_paths_only_with_consent() {
     // Allowed later on the card: that sequence gets linked, without a retry.
     story.app.set_mtpw_mapillary_consent(true).await.unwrap();
     let job = mtpw_until(&story, seq, "linked", |j| {
-        j.remote_str("imported_key").is_some() && j.status == JobStatus::Done
+        j.web().imported_key.is_some() && j.status == JobStatus::Done
     })
     .await;
     assert_eq!(import_requests_with_mapillary(&story), vec![Some(200)]);
     assert_eq!(job.stage, Stage::Done);
-    assert_eq!(job.remote_str("note"), None);
+    assert_eq!(job.note(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,9 +315,9 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
         .find(|j| j.destination == Destination::Mtpw)
         .unwrap();
     assert_ne!(mtpw.status, JobStatus::Done, "{mtpw:#?}");
-    assert_eq!(mtpw.remote_str("note"), None);
+    assert_eq!(mtpw.note(), None);
     assert_eq!(
-        mtpw.remote_str("waiting").as_deref(),
+        mtpw.web().waiting.as_deref(),
         Some(
             "Created on Map the Paths Web; waiting for Mapillary to link it: the Mapillary upload failed. Retry it there; this one then goes on by itself."
         )
@@ -338,9 +337,6 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
     );
     let mly = story.job(seq, Destination::Mapillary).await;
     let mtpw = story.job(seq, Destination::Mtpw).await;
-    assert_eq!(
-        mtpw.remote_str("imported_key"),
-        mly.remote_str("sequence_key")
-    );
-    assert_eq!(mtpw.remote_str("waiting"), None);
+    assert_eq!(mtpw.web().imported_key, mly.mly().sequence_key);
+    assert_eq!(mtpw.web().waiting, None);
 }

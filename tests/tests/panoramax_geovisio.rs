@@ -22,6 +22,7 @@ use mtp_core::store::SequenceMeta;
 use mtp_providers::ErrorKind;
 use mtp_providers::PanoramaxClient;
 use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, UploadSet};
+use mtp_tests::JobRemote;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -353,13 +354,14 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
         assert_eq!(item.state, ItemState::Sent, "{item:?}");
         assert!(item.remote_id.is_some(), "{item:?}");
     }
-    let set_id = job.remote_str("upload_set_id").unwrap();
+    let set_id = job.px().upload_set_id.unwrap();
     let collection = job
-        .remote_str("collection_id")
+        .px()
+        .collection_id
         .unwrap_or_else(|| panic!("no collection id in {}", job.remote_json));
     assert_eq!(
-        job.remote()["collection_ids"],
-        serde_json::json!([collection]),
+        job.px().collection_ids,
+        vec![collection.clone()],
         "{}",
         job.remote_json
     );
@@ -436,13 +438,8 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
     // its bytes, with a note rather than a second collection.
     let other = live_app(&dir.path().join("other"), &url, &token).await;
     let again = upload_folder(&other, &folder).await;
-    assert_eq!(
-        again.remote_str("collection_id"),
-        None,
-        "{}",
-        again.remote_json
-    );
-    let note = again.remote_str("note").unwrap_or_default();
+    assert_eq!(again.px().collection_id, None, "{}", again.remote_json);
+    let note = again.note().unwrap_or_default();
     assert!(
         note.contains("Already on Panoramax"),
         "{}",

@@ -8,6 +8,7 @@ mod pipeline_support;
 use mtp_app::PipelineOptions;
 use mtp_core::Destination;
 use mtp_core::engine::{ItemState, JobStatus, Stage};
+use mtp_tests::JobRemote;
 use pipeline_support::{Story, fast_engine, mapillary_bytes_received, walk};
 use std::collections::{BTreeSet, HashSet};
 
@@ -69,18 +70,15 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert_eq!(cluster.file_type, "mly_bundle_manifest");
     assert_eq!(cluster.image_count, 12);
     assert_eq!(cluster.manifest_canonical, Some(true));
+    assert_eq!(mly.mly().cluster_id.as_deref(), Some(cluster.id.as_str()));
     assert_eq!(
-        mly.remote_str("cluster_id").as_deref(),
-        Some(cluster.id.as_str())
-    );
-    assert_eq!(
-        mly.remote_str("sequence_key").as_deref(),
+        mly.mly().sequence_key.as_deref(),
         Some(cluster.sequence_ids[0].as_str())
     );
     let images = state.mapillary_images();
     let first = images
         .iter()
-        .find(|i| Some(&i.id) == mly.remote_str("first_image_id").as_ref())
+        .find(|i| Some(&i.id) == mly.mly().first_image_id.as_ref())
         .unwrap();
     assert_eq!(first.upload_key, items[0].remote_key.clone().unwrap());
     assert!(mly.remote_url.as_deref().unwrap().contains(&first.id));
@@ -88,7 +86,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     // KartaView: one sequence, each index once, finished and processed.
     let kv = story.job(seq, Destination::Kartaview).await;
     let kv_seq = state
-        .kartaview_sequence(&kv.remote_str("sequence_id").unwrap())
+        .kartaview_sequence(&kv.kv().sequence_id.unwrap())
         .unwrap();
     let indexes: BTreeSet<u32> = kv_seq.photos.iter().map(|p| p.sequence_index).collect();
     assert_eq!(kv_seq.photos.len(), 12);
@@ -104,7 +102,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     );
     assert_eq!(state.kartaview_sequences().len(), 1);
     // The row links to the sequence's page, from the same template as live mode.
-    let kv_id = kv.remote_str("sequence_id").unwrap();
+    let kv_id = kv.kv().sequence_id.unwrap();
     assert_eq!(
         kv.remote_url.as_deref(),
         Some(
@@ -129,7 +127,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     // Panoramax: one upload set, each file once, none rejected, ready as one collection.
     let pnx = story.job(seq, Destination::Panoramax).await;
     let set = state
-        .panoramax_upload_set(&pnx.remote_str("upload_set_id").unwrap())
+        .panoramax_upload_set(&pnx.px().upload_set_id.unwrap())
         .unwrap();
     assert_eq!(set.title, "River walk");
     assert_eq!(set.estimated_nb_files, Some(12));
@@ -139,7 +137,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     assert!(set.files.iter().all(|f| f.rejected.is_none()));
     assert_eq!(set.collection_ids.len(), 1);
     assert_eq!(
-        pnx.remote_str("collection_id").as_deref(),
+        pnx.px().collection_id.as_deref(),
         Some(set.collection_ids[0].as_str())
     );
     assert_eq!(state.panoramax_upload_sets().len(), 1);
@@ -167,23 +165,22 @@ async fn a_folder_reaches_every_destination_exactly_once() {
 
     // Map the Paths Web: created once with the metadata, and linked to the Mapillary key.
     let mtpw = story.job(seq, Destination::Mtpw).await;
-    let web = state
-        .mtpw_sequence(&mtpw.remote_str("unique_id").unwrap())
-        .unwrap();
+    let web = state.mtpw_sequence(&mtpw.web().unique_id.unwrap()).unwrap();
     assert_eq!(web.name, "River walk");
     assert_eq!(web.transport_type, "Walk");
     assert_eq!(web.tags, vec!["river".to_string(), "test".to_string()]);
-    assert_eq!(web.mapillary_sequence_key, mly.remote_str("sequence_key"));
+    assert_eq!(web.mapillary_sequence_key, mly.mly().sequence_key);
     assert_eq!(web.image_count, Some(12));
     assert!(
-        mtpw.remote_str("import_message")
+        mtpw.web()
+            .import_message
             .unwrap()
             .contains("will be published"),
         "{:?}",
-        mtpw.remote()
+        mtpw.remote_json
     );
     assert_eq!(state.mtpw_sequences().len(), 1);
-    let unique_id = mtpw.remote_str("unique_id").unwrap();
+    let unique_id = mtpw.web().unique_id.unwrap();
     assert_eq!(
         mtpw.remote_url.as_deref(),
         Some(
@@ -241,32 +238,30 @@ async fn a_long_sequence_goes_to_mapillary_in_chunks_of_one_sequence_each() {
     let jobs = story.settle(&ids).await;
     assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
     let mly = story.job(ids[0], Destination::Mapillary).await;
-    let remote = mly.remote();
+    let remote = mly.mly();
     let clusters = story.sandbox().state().mapillary_clusters();
     assert_eq!(clusters.len(), 3);
     let counts: Vec<usize> = clusters.iter().map(|c| c.image_count).collect();
     assert_eq!(counts, vec![5, 5, 2]);
-    let stored: Vec<String> = remote["cluster_ids"]
-        .as_array()
-        .unwrap()
+    let stored: Vec<String> = remote
+        .chunks
         .iter()
-        .map(|v| v.as_str().unwrap().to_string())
+        .map(|c| c.cluster_id.clone().unwrap())
         .collect();
     assert_eq!(
         stored,
         clusters.iter().map(|c| c.id.clone()).collect::<Vec<_>>()
     );
-    let keys: Vec<String> = remote["sequence_keys"]
-        .as_array()
-        .unwrap()
+    let keys: Vec<String> = remote
+        .chunks
         .iter()
-        .map(|v| v.as_str().unwrap().to_string())
+        .map(|c| c.sequence_key.clone().unwrap())
         .collect();
     let expected: Vec<String> = clusters.iter().map(|c| c.sequence_ids[0].clone()).collect();
     assert_eq!(keys, expected);
     // Map the Paths takes one Mapillary sequence: the first.
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
-    assert_eq!(mtpw.remote_str("imported_key"), Some(expected[0].clone()));
+    assert_eq!(mtpw.web().imported_key, Some(expected[0].clone()));
 }
 
 /// Issue 9: an upload Mapillary never confirms is not "Done": it ends as "Not confirmed by
@@ -312,12 +307,9 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
             .starts_with("Not confirmed by Mapillary after 3 days"),
         "{mly:?}"
     );
-    assert!(mly.remote_str("cluster_id").is_some());
-    assert!(mly.remote_str("sequence_key").is_none());
-    assert_eq!(
-        mly.remote().get("mly_unconfirmed"),
-        Some(&serde_json::json!(true))
-    );
+    assert!(mly.mly().cluster_id.is_some());
+    assert!(mly.mly().sequence_key.is_none());
+    assert!(mly.mly().unconfirmed, "{mly:#?}");
     let looks = story
         .sandbox()
         .requests()
@@ -326,7 +318,7 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
         .count();
     assert!(looks >= 2, "{looks} looks at the activity feed");
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
-    assert!(mtpw.remote_str("imported_key").is_none(), "{jobs:#?}");
+    assert!(mtpw.web().imported_key.is_none(), "{jobs:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,7 +342,7 @@ async fn panoramas_go_to_kartaview_as_spheres() {
     let seq = story
         .sandbox()
         .state()
-        .kartaview_sequence(&kv.remote_str("sequence_id").unwrap())
+        .kartaview_sequence(&kv.kv().sequence_id.unwrap())
         .unwrap();
     assert_eq!(seq.photos.len(), 4);
     for p in &seq.photos {

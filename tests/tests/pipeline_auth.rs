@@ -8,6 +8,7 @@ mod pipeline_support;
 
 use mtp_core::Destination;
 use mtp_core::engine::{ErrorKind, JobStatus};
+use mtp_tests::JobRemote;
 use pipeline_support::{
     Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, wait_for_photos,
     walk,
@@ -139,7 +140,8 @@ async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
         story
             .job(ids[0], Destination::Mapillary)
             .await
-            .remote_str("sequence_key")
+            .mly()
+            .sequence_key
     );
     // Photos sent before the sign-in broke were not sent again.
     let posts = story

@@ -10,6 +10,7 @@ use mtp_app::PipelineOptions;
 use mtp_core::Destination;
 use mtp_core::engine::{ErrorKind, JobStatus, Stage};
 use mtp_providers::mapillary::UPLOAD_CHUNK;
+use mtp_tests::JobRemote;
 use pipeline_support::{
     Story, assert_kartaview_once, assert_mapillary_once, assert_panoramax_once, fast_engine,
     pad_photos, walk,
@@ -54,7 +55,7 @@ async fn bursts_of_server_errors_are_retried_and_nothing_arrives_twice() {
     let mly = story.job(ids[0], Destination::Mapillary).await;
     assert_eq!(
         state.mtpw_sequences()[0].mapillary_sequence_key,
-        mly.remote_str("sequence_key")
+        mly.mly().sequence_key
     );
     // The log says what happened.
     let events = story.app.store().events(Some(ids[0]), 500).await.unwrap();
@@ -243,8 +244,8 @@ async fn a_refused_sync_fails_only_the_map_the_paths_job() {
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
     assert_eq!((mtpw.stage, mtpw.status), (Stage::Sync, JobStatus::Failed));
     assert_eq!(mtpw.last_error_kind, Some(ErrorKind::Permanent));
-    assert!(mtpw.remote_str("unique_id").is_some());
-    assert!(mtpw.remote_str("imported_key").is_none());
+    assert!(mtpw.web().unique_id.is_some());
+    assert!(mtpw.web().imported_key.is_none());
     for j in jobs.iter().filter(|j| j.destination != Destination::Mtpw) {
         assert_eq!(j.status, JobStatus::Done, "{j:?}");
     }
@@ -265,10 +266,7 @@ async fn a_refused_sync_fails_only_the_map_the_paths_job() {
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
     assert_eq!(mtpw.status, JobStatus::Done);
     let mly = story.job(ids[0], Destination::Mapillary).await;
-    assert_eq!(
-        mtpw.remote_str("imported_key"),
-        mly.remote_str("sequence_key")
-    );
+    assert_eq!(mtpw.web().imported_key, mly.mly().sequence_key);
     let after: Vec<_> = story
         .sandbox()
         .requests()

@@ -13,6 +13,7 @@ use mtp_core::Destination;
 use mtp_core::engine::{JobStatus, Stage};
 use mtp_providers::mapillary::activity::StageState;
 use mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN;
+use mtp_tests::JobRemote;
 use pipeline_support::{Story, walk};
 
 /// Requests to the Mapillary token endpoint that refreshed a token.
@@ -462,11 +463,7 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
         .app
         .start_pipeline(pipeline_support::fast_engine(), PipelineOptions::live())
         .unwrap();
-    let next_look = |job: &mtp_core::store::JobRow| {
-        job.remote()
-            .get("mly_next_check_at")
-            .and_then(serde_json::Value::as_i64)
-    };
+    let next_look = |job: &mtp_core::store::JobRow| job.mly().next_check_at;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
         let job = story.job(ids[0], Destination::Mapillary).await;
@@ -482,7 +479,7 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
     story.app.kill_engine().await;
 
     // Six minutes after finish_upload: every 15 minutes.
-    let published = job.remote()["published_at"].as_i64().unwrap();
+    let published = job.mly().common.published_at.unwrap();
     let store = story.app.store();
     store
         .set_job_remote(
@@ -550,8 +547,7 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     assert_eq!(chunk.published, Some(8));
     assert_eq!(chunk.item_count, Some(10));
     let job = story.job(ids[0], Destination::Mapillary).await;
-    let all: Vec<String> =
-        serde_json::from_value(job.remote()["sequence_keys_all"].clone()).unwrap();
+    let all: Vec<String> = job.mly().sequence_keys_all;
     assert_eq!(all.len(), 2);
     // Map the Paths Web: one sequence per Mapillary sequence, each linked ("Part 2" for the
     // second), and the row is Done.
@@ -625,7 +621,7 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
     // Nothing in flight any more (a finish_upload already sent would race the clock).
     story.app.kill_engine().await;
     faults.remove(refusing);
-    let uploaded_at = job.remote()["uploaded_at"].as_i64().unwrap();
+    let uploaded_at = job.mly().uploaded_at.unwrap();
 
     // Three days later.
     const DAYS_3: i64 = 3 * 24 * 3_600_000;

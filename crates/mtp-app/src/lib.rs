@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod mapillary_status;
 pub mod pipeline;
 pub mod prepare;
+pub mod remote;
 pub mod sandbox_browser;
 pub mod sequences;
 pub mod services;
@@ -363,19 +364,18 @@ impl App {
             for job in self.inner.store.jobs().await? {
                 if job.destination == Destination::Mtpw
                     && job.status == mtp_core::engine::JobStatus::Done
-                    && job.remote_str("unlinked").as_deref() == Some("consent")
+                    && let Ok(mut remote) =
+                        <remote::MtpwRemote as remote::DestinationRemote>::of(&job)
+                    && remote.unlinked.as_deref() == Some("consent")
                     && self
                         .inner
                         .store
                         .reopen_job(job.id, mtp_core::engine::Stage::Sync, now)
                         .await?
                 {
-                    for key in ["unlinked", "note"] {
-                        self.inner
-                            .store
-                            .set_job_remote(job.id, key, &serde_json::Value::Null, now)
-                            .await?;
-                    }
+                    remote.unlinked = None;
+                    remote.common.note = None;
+                    remote::save(&self.inner.store, job.id, &remote, now).await?;
                     seqs.push(job.sequence_id);
                 }
             }

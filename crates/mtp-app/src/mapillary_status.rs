@@ -1,23 +1,13 @@
-//! What Mapillary made of a job's upload, stored on the job (`remote_json`, key
-//! [`CHUNKS_KEY`]) and shown by the status row's stepper, `mtp status` and scripts
+//! What Mapillary made of a job's upload, stored on the job (see
+//! [`crate::remote::MapillaryRemote`]) and shown by the status row's stepper, `mtp status` and scripts
 //! (`mtp status --json`): per chunk (one manifest, one `finish_upload`, one cluster), the
 //! four stages of mapillary.com's activity page, the raw statuses and `error_code`, how many
 //! photos Mapillary counted against those sent, and every sequence the chunk became.
 
+use crate::remote::{DestinationRemote, MapillaryRemote};
 use mtp_core::store::JobRow;
 pub use mtp_providers::mapillary::activity::{AccountStats, STAGE_NAMES, StageState};
 use serde::{Deserialize, Serialize};
-
-/// The job's `remote_json` key holding the chunks.
-pub const CHUNKS_KEY: &str = "mly_chunks";
-/// The key telling where the stage detail comes from ([`StageDetail`]).
-pub const DETAIL_KEY: &str = "mly_stage_detail";
-/// The key of a failed stage ([`StageFailure`]).
-pub const FAILURE_KEY: &str = "mly_failure";
-/// Set when Mapillary did not confirm the upload within the publish timeout.
-pub const UNCONFIRMED_KEY: &str = "mly_unconfirmed";
-/// When the next look at Mapillary is due (epoch ms).
-pub const NEXT_CHECK_KEY: &str = "mly_next_check_at";
 
 /// The job ends this way when Mapillary has not confirmed it in time (never "Done").
 pub const NOT_CONFIRMED: &str = "Not confirmed by Mapillary after 3 days";
@@ -106,30 +96,17 @@ pub struct MapillaryStatus {
 impl MapillaryStatus {
     /// Read from a Mapillary job's remote ids; `None` before anything was published.
     pub fn of_job(job: &JobRow) -> Option<MapillaryStatus> {
-        let remote = job.remote();
-        let chunks: Vec<ChunkStatus> = remote
-            .get(CHUNKS_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
-        if chunks.is_empty() {
+        let remote = MapillaryRemote::of(job).ok()?;
+        if remote.status.is_empty() {
             return None;
         }
         Some(MapillaryStatus {
             stage_names: STAGE_NAMES,
-            chunks,
-            detail: remote
-                .get(DETAIL_KEY)
-                .and_then(|v| serde_json::from_value(v.clone()).ok()),
-            failure: remote
-                .get(FAILURE_KEY)
-                .and_then(|v| serde_json::from_value(v.clone()).ok()),
-            unconfirmed: remote
-                .get(UNCONFIRMED_KEY)
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false),
-            next_check_at: remote
-                .get(NEXT_CHECK_KEY)
-                .and_then(serde_json::Value::as_i64),
+            chunks: remote.status,
+            detail: remote.detail,
+            failure: remote.failure,
+            unconfirmed: remote.unconfirmed,
+            next_check_at: remote.next_check_at,
         })
     }
 

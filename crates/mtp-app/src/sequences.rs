@@ -1,5 +1,6 @@
 //! The Sequences list, a sequence's details, and export.
 
+use crate::remote::RemoteState;
 use crate::{App, AppError, AppEvent, AppResult};
 use mtp_core::Destination;
 use mtp_core::engine::{ErrorKind, JobStatus, Stage};
@@ -58,16 +59,7 @@ pub struct JobView {
 
 impl From<&JobRow> for JobView {
     fn from(j: &JobRow) -> Self {
-        let remote_id = match j.destination {
-            Destination::Mapillary => j
-                .remote_str("sequence_key")
-                .or_else(|| j.remote_str("cluster_id")),
-            Destination::Kartaview => j.remote_str("sequence_id"),
-            Destination::Panoramax => j
-                .remote_str("collection_id")
-                .or_else(|| j.remote_str("upload_set_id")),
-            Destination::Mtpw => j.remote_str("unique_id"),
-        };
+        let remote = RemoteState::shown(j);
         JobView {
             id: j.id,
             destination: j.destination,
@@ -79,15 +71,9 @@ impl From<&JobRow> for JobView {
             last_error: j.last_error.clone(),
             last_error_kind: j.last_error_kind,
             remote_url: j.remote_url.clone(),
-            remote_id,
-            note: {
-                let parts: Vec<String> = ["note", "other_keys", "possible_duplicate"]
-                    .iter()
-                    .filter_map(|k| j.remote_str(k))
-                    .collect();
-                (!parts.is_empty()).then(|| parts.join(" "))
-            },
-            waiting: j.remote_str("waiting"),
+            remote_id: remote.remote_id(),
+            note: remote.note(),
+            waiting: remote.waiting().map(str::to_owned),
             photos_total: j.photos_total,
             photos_done: j.photos_done,
             bytes_total: j.bytes_total,

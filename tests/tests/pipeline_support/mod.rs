@@ -11,6 +11,7 @@ use mtp_core::engine::{ItemState, JobStatus};
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
 use mtp_core::store::{JobRow, SequenceMeta, Store};
 use mtp_sandbox::Sandbox;
+use mtp_tests::JobRemote;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -283,7 +284,7 @@ pub async fn assert_mapillary_once(story: &Story, sequence_id: i64, resent_at_mo
     assert_eq!(clusters.len(), 1, "{clusters:?}");
     assert_eq!(clusters[0].image_count, items.len());
     assert_eq!(
-        job.remote_str("sequence_key").as_deref(),
+        job.mly().sequence_key.as_deref(),
         Some(clusters[0].sequence_ids[0].as_str())
     );
     resumed
@@ -296,7 +297,7 @@ pub async fn assert_kartaview_once(story: &Story, sequence_id: i64, count: u32) 
     let state = story.sandbox().state();
     assert_eq!(state.kartaview_sequences().len(), 1);
     let seq = state
-        .kartaview_sequence(&job.remote_str("sequence_id").unwrap())
+        .kartaview_sequence(&job.kv().sequence_id.unwrap())
         .unwrap();
     let mut indexes: Vec<u32> = seq.photos.iter().map(|p| p.sequence_index).collect();
     indexes.sort_unstable();
@@ -311,7 +312,7 @@ pub async fn assert_panoramax_once(story: &Story, sequence_id: i64, count: usize
     let state = story.sandbox().state();
     assert_eq!(state.panoramax_upload_sets().len(), 1);
     let set = state
-        .panoramax_upload_set(&job.remote_str("upload_set_id").unwrap())
+        .panoramax_upload_set(&job.px().upload_set_id.unwrap())
         .unwrap();
     let mut names: Vec<&str> = set.files.iter().map(|f| f.file_name.as_str()).collect();
     names.sort_unstable();

@@ -12,6 +12,8 @@
 //!   `https://kartaview.org/details/<id>`); gives up gracefully after 72 h.
 //! - `sync`: nothing.
 
+use crate::remote::KartaViewRemote;
+
 use super::{
     PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photos_by_id,
     provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
@@ -23,7 +25,6 @@ use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::KartaViewClient;
 use mtp_providers::config::KartaViewConfig;
 use mtp_providers::kartaview::{NewPhoto, NewSequence, PhotoOutcome, Projection, UPLOAD_SOURCE};
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -102,7 +103,7 @@ async fn find_lost_sequence(
     else {
         return Ok(None);
     };
-    let known = remote_ids_of(ctx, Destination::Kartaview, "sequence_id").await?;
+    let known = remote_ids_of(ctx, |r: KartaViewRemote| r.sequence_id).await?;
     let mine = client
         .my_list(&username, 1)
         .await
@@ -128,10 +129,10 @@ impl KartaViewDriver {
         client: &KartaViewClient,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
+        let mut remote = Remote::<KartaViewRemote>::load(ctx).await?;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
-        if let Some(id) = remote.str("sequence_id")
+        if let Some(id) = remote.sequence_id.clone()
             && sequence_is_gone(client, &id).await?
         {
             ctx.store
@@ -145,20 +146,24 @@ impl KartaViewDriver {
                 "KartaView no longer has sequence {id}: starting again"
             )));
         }
-        let lost = match remote.str("sequence_id") {
+        let lost = match remote.sequence_id {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): KartaView may hold that sequence, empty. Use it rather than leave it
             // behind and make another.
-            None if remote.i64("create_started_at").is_some() => {
+            None if remote.common.create_started_at.is_some() => {
                 find_lost_sequence(client, ctx).await?
             }
             _ => None,
         };
-        if let Some(id) = &lost {
-            remote.set(ctx, "sequence_id", json!(id)).await?;
-            remote.set(ctx, "adopted_after_crash", json!(true)).await?;
+        if let Some(id) = lost {
+            remote
+                .update(ctx, |r| {
+                    r.sequence_id = Some(id);
+                    r.common.adopted_after_crash = true;
+                })
+                .await?;
         }
-        let sequence_id = match remote.str("sequence_id") {
+        let sequence_id = match remote.sequence_id.clone() {
             Some(id) => id,
             None => {
                 let first = items
@@ -166,8 +171,9 @@ impl KartaViewDriver {
                     .ok_or_else(|| StepError::permanent("This sequence has no photos to send."))?;
                 let first = photo_of(&photos, first)?;
                 ctx.check()?;
+                let now = ctx.now();
                 remote
-                    .set(ctx, "create_started_at", json!(ctx.now()))
+                    .update(ctx, |r| r.common.create_started_at = Some(now))
                     .await?;
                 let id = client
                     .create_sequence(&NewSequence {
@@ -180,7 +186,9 @@ impl KartaViewDriver {
                     })
                     .await
                     .map_err(provider_step_error)?;
-                remote.set(ctx, "sequence_id", json!(id)).await?;
+                remote
+                    .update(ctx, |r| r.sequence_id = Some(id.clone()))
+                    .await?;
                 id
             }
         };
@@ -212,8 +220,8 @@ impl KartaViewDriver {
         cfg: &KartaViewConfig,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
-        let sequence_id = remote.str("sequence_id").ok_or_else(|| {
+        let mut remote = Remote::<KartaViewRemote>::load(ctx).await?;
+        let sequence_id = remote.sequence_id.clone().ok_or_else(|| {
             StepError::permanent("The KartaView sequence was never created: retry the upload")
         })?;
         let items = ctx.items().await?;
@@ -246,13 +254,13 @@ impl KartaViewDriver {
                 }
             }
         }
-        if !remote.flag("finished") {
+        if !remote.finished {
             ctx.check()?;
             client
                 .finish_sequence(&sequence_id)
                 .await
                 .map_err(provider_step_error)?;
-            remote.set(ctx, "finished", json!(true)).await?;
+            remote.update(ctx, |r| r.finished = true).await?;
         }
         // The same template in both modes (the sandbox's points at the emulator's page).
         let url = cfg.sequence_page.fill(&[("sequence_id", &sequence_id)]);
@@ -264,8 +272,8 @@ impl KartaViewDriver {
     }
 
     async fn poll(&self, client: &KartaViewClient, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
-        let sequence_id = remote.str("sequence_id").ok_or_else(|| {
+        let mut remote = Remote::<KartaViewRemote>::load(ctx).await?;
+        let sequence_id = remote.sequence_id.clone().ok_or_else(|| {
             StepError::permanent("The KartaView sequence was never created: retry the upload")
         })?;
         let seq = client

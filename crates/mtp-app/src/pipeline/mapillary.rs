@@ -43,10 +43,8 @@ use super::{
     photos_by_id, provider_step_error, run_items, unsent, watched,
 };
 use crate::App;
-use crate::mapillary_status::{
-    CHUNKS_KEY, ChunkStatus, DETAIL_KEY, FAILURE_KEY, NEXT_CHECK_KEY, NOT_CONFIRMED, StageDetail,
-    StageFailure, UNCONFIRMED_KEY,
-};
+use crate::mapillary_status::{ChunkStatus, NOT_CONFIRMED, StageDetail, StageFailure};
+use crate::remote::{MapillaryChunk, MapillaryRemote};
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
@@ -60,7 +58,6 @@ use mtp_providers::mapillary::activity::{
     ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
 };
 use mtp_providers::mapillary::{BboxQuery, FileType, Progress, new_manifest_key, session_key_for};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -224,9 +221,10 @@ impl MapillaryDriver {
             )));
         }
         // The handles' age: they are refreshed before a manifest uses them a day later.
-        let mut remote = Remote::load(ctx).await?;
-        if remote.i64("uploaded_at").is_none() {
-            remote.set(ctx, "uploaded_at", json!(ctx.now())).await?;
+        let mut remote = Remote::<MapillaryRemote>::load(ctx).await?;
+        if remote.uploaded_at.is_none() {
+            let now = ctx.now();
+            remote.update(ctx, |r| r.uploaded_at = Some(now)).await?;
         }
         Ok(StepOutcome::Advance)
     }
@@ -291,7 +289,7 @@ impl MapillaryDriver {
         account: &Account,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
+        let mut remote = Remote::<MapillaryRemote>::load(ctx).await?;
         let items = ctx.items().await?;
         let photos = photos_by_id(ctx).await?;
         if let Some(missing) = items
@@ -306,8 +304,14 @@ impl MapillaryDriver {
         let chunks: Vec<&[JobItemRow]> = items
             .chunks(self.options().mapillary_chunk.max(1))
             .collect();
+        if remote.chunks.len() < chunks.len() {
+            let n = chunks.len();
+            remote
+                .update(ctx, |r| r.chunks.resize(n, MapillaryChunk::default()))
+                .await?;
+        }
         for (i, chunk) in chunks.iter().enumerate() {
-            if remote.at("cluster_ids", i).is_some() || remote.at("sequence_keys", i).is_some() {
+            if remote.chunks[i].cluster_id.is_some() || remote.chunks[i].sequence_key.is_some() {
                 continue;
             }
             ctx.check()?;
@@ -315,35 +319,30 @@ impl MapillaryDriver {
             // Handles expire server-side: older than a day, they are refreshed first (an
             // empty POST on each complete key; the bytes are sent again only where the host
             // no longer holds them), and the manifest gets a new key.
-            let handles_at = remote
-                .at("handles_at", i)
-                .and_then(|at| at.parse::<i64>().ok())
-                .or_else(|| remote.i64("uploaded_at"));
+            let handles_at = remote.chunks[i].handles_at.or(remote.uploaded_at);
             if handles_at.is_some_and(|at| ctx.now() - at > HANDLE_REFRESH_MS) {
                 self.refresh_handles(client, ctx, &mut chunk, &photos)
                     .await?;
-                let key = new_manifest_key();
-                remote.set_at(ctx, "manifest_keys", i, &key).await?;
-                if let Some(Value::Array(mut list)) = remote.0.get("manifest_handles").cloned()
-                    && i < list.len()
-                {
-                    list[i] = Value::Null;
-                    remote
-                        .set(ctx, "manifest_handles", Value::Array(list))
-                        .await?;
-                }
+                let (key, now) = (new_manifest_key(), ctx.now());
                 remote
-                    .set_at(ctx, "handles_at", i, &ctx.now().to_string())
+                    .update(ctx, |r| {
+                        let c = &mut r.chunks[i];
+                        c.manifest_key = Some(key);
+                        c.manifest_handle = None;
+                        c.handles_at = Some(now);
+                    })
                     .await?;
             }
-            let handle = match remote.at("manifest_handles", i) {
+            let handle = match remote.chunks[i].manifest_handle.clone() {
                 Some(h) => h,
                 None => {
-                    let key = match remote.at("manifest_keys", i) {
+                    let key = match remote.chunks[i].manifest_key.clone() {
                         Some(k) => k,
                         None => {
                             let k = new_manifest_key();
-                            remote.set_at(ctx, "manifest_keys", i, &k).await?;
+                            remote
+                                .update(ctx, |r| r.chunks[i].manifest_key = Some(k.clone()))
+                                .await?;
                             k
                         }
                     };
@@ -353,7 +352,9 @@ impl MapillaryDriver {
                         .upload_manifest(&key, &handles)
                         .await
                         .map_err(provider_step_error)?;
-                    remote.set_at(ctx, "manifest_handles", i, &h).await?;
+                    remote
+                        .update(ctx, |r| r.chunks[i].manifest_handle = Some(h.clone()))
+                        .await?;
                     h
                 }
             };
@@ -364,7 +365,7 @@ impl MapillaryDriver {
             // made, and after a marked call the published sequence is looked for first
             // (found once Mapillary has processed it; if not, finishing again is the lesser
             // evil). The cluster id is saved the instant it arrives.
-            if remote.at("finish_sent_at", i).is_some()
+            if remote.chunks[i].finish_sent_at.is_some()
                 && let Some(found) = find_sequences(client, account, &chunk, &photos, None).await?
             {
                 tracing::info!(
@@ -385,8 +386,9 @@ impl MapillaryDriver {
                 record_found(app, cfg, ctx, &mut remote, i, &first).await?;
                 continue;
             }
+            let now = ctx.now();
             remote
-                .set_at(ctx, "finish_sent_at", i, &ctx.now().to_string())
+                .update(ctx, |r| r.chunks[i].finish_sent_at = Some(now))
                 .await?;
             let cluster = match client
                 .finish_upload(&handle, FileType::BundleManifest, None)
@@ -397,15 +399,14 @@ impl MapillaryDriver {
                 // sandbox emulator started again empty): get new ones, sending the photos
                 // again only where the host lost their bytes, and finish then.
                 Err(e) if e.status() == Some(400) && e.message().contains("handle") => {
-                    remote.set_at(ctx, "handles_at", i, "0").await?;
-                    for key in ["manifest_handles", "finish_sent_at"] {
-                        if let Some(Value::Array(mut list)) = remote.0.get(key).cloned()
-                            && i < list.len()
-                        {
-                            list[i] = Value::Null;
-                            remote.set(ctx, key, Value::Array(list)).await?;
-                        }
-                    }
+                    remote
+                        .update(ctx, |r| {
+                            let c = &mut r.chunks[i];
+                            c.handles_at = Some(0);
+                            c.manifest_handle = None;
+                            c.finish_sent_at = None;
+                        })
+                        .await?;
                     return Err(StepError::retry(format!(
                         "Mapillary no longer knows this upload's handles ({}): getting new ones",
                         e.message()
@@ -413,10 +414,14 @@ impl MapillaryDriver {
                 }
                 Err(e) => return Err(provider_step_error(e)),
             };
-            remote.set_at(ctx, "cluster_ids", i, &cluster).await?;
-            if i == 0 {
-                remote.set(ctx, "cluster_id", json!(cluster)).await?;
-            }
+            remote
+                .update(ctx, |r| {
+                    r.chunks[i].cluster_id = Some(cluster.clone());
+                    if i == 0 {
+                        r.cluster_id = Some(cluster.clone());
+                    }
+                })
+                .await?;
             let mut status = load_chunks(&remote, &chunks);
             status[i].stages = Default::default();
             save_chunks(ctx, &mut remote, &status).await?;
@@ -439,8 +444,8 @@ impl MapillaryDriver {
         account: &Account,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
-        if remote.0.contains_key(FAILURE_KEY) {
+        let mut remote = Remote::<MapillaryRemote>::load(ctx).await?;
+        if remote.failure.is_some() {
             // "Upload again" (the retry of a failed stage): the failed chunks anew.
             self.upload_again(app, cfg, client, account, ctx, &mut remote)
                 .await?;
@@ -453,17 +458,18 @@ impl MapillaryDriver {
             .collect();
         let now = ctx.now();
         let published_at = remote.published_at(ctx).await?;
-        if remote.flag(UNCONFIRMED_KEY) {
+        if remote.unconfirmed {
             // "Check again" after the timeout: another window from now.
-            remote.set(ctx, UNCONFIRMED_KEY, json!(false)).await?;
-            remote.set(ctx, "poll_since", json!(now)).await?;
+            remote
+                .update(ctx, |r| {
+                    r.unconfirmed = false;
+                    r.poll_since = Some(now);
+                })
+                .await?;
         }
-        let since = remote.i64("poll_since").unwrap_or(published_at);
+        let since = remote.poll_since.unwrap_or(published_at);
         let mut status = load_chunks(&remote, &chunks);
-        let mut detail: Option<StageDetail> = remote
-            .0
-            .get(DETAIL_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let mut detail: Option<StageDetail> = remote.detail;
 
         // The activity feed, for the chunks not on the map yet.
         let wanted: Vec<String> = status
@@ -482,8 +488,9 @@ impl MapillaryDriver {
                     .with_clock(app.clock())
             });
             let not_before_s = remote
-                .at("finish_sent_at", 0)
-                .and_then(|at| at.parse::<i64>().ok())
+                .chunks
+                .first()
+                .and_then(|c| c.finish_sent_at)
                 .unwrap_or(published_at)
                 / 1000;
             let lookup = lookup_clusters(client, web.as_ref(), &user_id, &wanted, not_before_s)
@@ -505,8 +512,12 @@ impl MapillaryDriver {
                 }
                 None => detail = Some(StageDetail::Unavailable),
             }
-            remote.set(ctx, DETAIL_KEY, json!(detail)).await?;
-            save_chunks(ctx, &mut remote, &status).await?;
+            remote
+                .update(ctx, |r| {
+                    r.detail = detail;
+                    r.status = status.clone();
+                })
+                .await?;
         }
 
         // A failed stage ends the job, with what Mapillary said.
@@ -523,7 +534,7 @@ impl MapillaryDriver {
                 error_code: code,
                 reason: reason.clone(),
             };
-            remote.set(ctx, FAILURE_KEY, json!(failure)).await?;
+            remote.update(ctx, |r| r.failure = Some(failure)).await?;
             return Err(StepError::permanent(reason));
         }
 
@@ -570,9 +581,16 @@ impl MapillaryDriver {
             .await?;
         }
         if status.iter().all(|c| !c.sequence_keys.is_empty()) {
-            let all: Vec<&String> = status.iter().flat_map(|c| &c.sequence_keys).collect();
-            remote.set(ctx, "sequence_keys_all", json!(all)).await?;
-            remote.set(ctx, NEXT_CHECK_KEY, Value::Null).await?;
+            let all: Vec<String> = status
+                .iter()
+                .flat_map(|c| c.sequence_keys.iter().cloned())
+                .collect();
+            remote
+                .update(ctx, |r| {
+                    r.sequence_keys_all = all;
+                    r.next_check_at = None;
+                })
+                .await?;
             // Map the Paths Web waits for the sequence keys: it can go on at once.
             ctx.store
                 .wake_waiting_job(ctx.sequence_id, Destination::Mtpw, ctx.now())
@@ -580,8 +598,12 @@ impl MapillaryDriver {
             return Ok(StepOutcome::Advance);
         }
         if now - since >= self.options().publish_timeout_ms {
-            remote.set(ctx, UNCONFIRMED_KEY, json!(true)).await?;
-            remote.set(ctx, NEXT_CHECK_KEY, Value::Null).await?;
+            remote
+                .update(ctx, |r| {
+                    r.unconfirmed = true;
+                    r.next_check_at = None;
+                })
+                .await?;
             return Err(StepError::permanent(format!(
                 "{NOT_CONFIRMED}: the photos are uploaded, but Mapillary has not shown them on the map. Check again later."
             )));
@@ -592,7 +614,9 @@ impl MapillaryDriver {
         } else {
             options.mapillary_poll_slow_ms
         };
-        remote.set(ctx, NEXT_CHECK_KEY, json!(now + after)).await?;
+        remote
+            .update(ctx, |r| r.next_check_at = Some(now + after))
+            .await?;
         Ok(StepOutcome::Again { after_ms: after })
     }
 
@@ -658,12 +682,9 @@ impl MapillaryDriver {
         client: &MapillaryClient,
         account: &Account,
         ctx: &JobCtx,
-        remote: &mut Remote,
+        remote: &mut Remote<MapillaryRemote>,
     ) -> Result<(), StepError> {
-        let failure: Option<StageFailure> = remote
-            .0
-            .get(FAILURE_KEY)
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let failure: Option<StageFailure> = remote.failure.clone();
         let items = ctx.items().await?;
         let chunks: Vec<&[JobItemRow]> = items
             .chunks(self.options().mapillary_chunk.max(1))
@@ -678,30 +699,25 @@ impl MapillaryDriver {
             .map(|(i, _)| i)
             .collect();
         for &i in &failed {
-            for key in [
-                "cluster_ids",
-                "manifest_keys",
-                "manifest_handles",
-                "finish_sent_at",
-                "sequence_keys",
-            ] {
-                if let Some(Value::Array(list)) = remote.0.get(key).cloned() {
-                    let mut list = list;
-                    if i < list.len() {
-                        list[i] = Value::Null;
-                    }
-                    remote.set(ctx, key, Value::Array(list)).await?;
-                }
-            }
             status[i] = ChunkStatus {
                 sent: chunks[i].len(),
                 ..ChunkStatus::default()
             };
         }
-        save_chunks(ctx, remote, &status).await?;
-        remote.0.remove(FAILURE_KEY);
-        ctx.store
-            .set_job_remote(ctx.job_id, FAILURE_KEY, &Value::Null, ctx.now())
+        remote
+            .update(ctx, |r| {
+                for &i in &failed {
+                    if let Some(c) = r.chunks.get_mut(i) {
+                        // Keeps when the handles were last refreshed: they still age.
+                        *c = MapillaryChunk {
+                            handles_at: c.handles_at,
+                            ..MapillaryChunk::default()
+                        };
+                    }
+                }
+                r.status = status;
+                r.failure = None;
+            })
             .await?;
         tracing::info!(
             job = ctx.job_id,
@@ -714,18 +730,15 @@ impl MapillaryDriver {
 }
 
 /// The job's chunks as stored, with what `publish` saved (cluster ids, photos sent).
-fn load_chunks(remote: &Remote, chunks: &[&[JobItemRow]]) -> Vec<ChunkStatus> {
-    let mut stored: Vec<ChunkStatus> = remote
-        .0
-        .get(CHUNKS_KEY)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+fn load_chunks(remote: &MapillaryRemote, chunks: &[&[JobItemRow]]) -> Vec<ChunkStatus> {
+    let mut stored = remote.status.clone();
     stored.resize(chunks.len(), ChunkStatus::default());
     for (i, chunk) in stored.iter_mut().enumerate() {
+        let published = remote.chunks.get(i).cloned().unwrap_or_default();
         chunk.sent = chunks[i].len();
-        chunk.cluster_id = remote.at("cluster_ids", i);
+        chunk.cluster_id = published.cluster_id;
         if chunk.sequence_keys.is_empty()
-            && let Some(key) = remote.at("sequence_keys", i)
+            && let Some(key) = published.sequence_key
         {
             chunk.sequence_keys = vec![key];
         }
@@ -735,10 +748,10 @@ fn load_chunks(remote: &Remote, chunks: &[&[JobItemRow]]) -> Vec<ChunkStatus> {
 
 async fn save_chunks(
     ctx: &JobCtx,
-    remote: &mut Remote,
+    remote: &mut Remote<MapillaryRemote>,
     status: &[ChunkStatus],
 ) -> Result<(), StepError> {
-    remote.set(ctx, CHUNKS_KEY, json!(status)).await
+    remote.update(ctx, |r| r.status = status.to_vec()).await
 }
 
 /// Takes a feed node's stages into a chunk, noting when each changed.
@@ -963,20 +976,23 @@ async fn record_found(
     _app: &App,
     cfg: &MapillaryConfig,
     ctx: &JobCtx,
-    remote: &mut Remote,
+    remote: &mut Remote<MapillaryRemote>,
     i: usize,
     found: &Found,
 ) -> Result<(), StepError> {
     remote
-        .set_at(ctx, "sequence_keys", i, &found.sequence)
+        .update(ctx, |r| {
+            if r.chunks.len() <= i {
+                r.chunks.resize(i + 1, MapillaryChunk::default());
+            }
+            r.chunks[i].sequence_key = Some(found.sequence.clone());
+            if i == 0 {
+                r.sequence_key = Some(found.sequence.clone());
+                r.first_image_id = Some(found.image.clone());
+            }
+        })
         .await?;
     if i == 0 {
-        remote
-            .set(ctx, "sequence_key", json!(found.sequence))
-            .await?;
-        remote
-            .set(ctx, "first_image_id", json!(found.image))
-            .await?;
         let url = cfg.image_page.fill(&[("image_id", &found.image)]);
         ctx.store
             .set_job_remote_url(ctx.job_id, &url, ctx.now())

@@ -12,14 +12,8 @@
 //!   item, while the other photos go on; the job then fails and "retry" sends only what is
 //!   missing.
 //!
-//! What each job's `remote_json` holds:
-//!
-//! | Destination | Keys |
-//! |---|---|
-//! | Mapillary | `manifest_keys[]`, `manifest_handles[]`, `finish_sent_at[]`, `cluster_ids[]` (one per chunk of ≤1000 photos), `cluster_id`, `published_at`, `polls`, `sequence_keys[]`, `sequence_key`, `first_image_id`, `note` |
-//! | KartaView | `sequence_id`, `finished`, `polls`, `published_at`, `note` |
-//! | Panoramax | `instance_url`, `upload_set_id`, `completed`, `published_at`, `polls`, `collection_ids[]`, `collection_id`, `note` |
-//! | MTPW | `unique_id`, `mapillary_sequence_key`, `imported_key`, `import_message`, `waiting`, `waiting_on`, `link_failures`, `link_first_failed_at`, `recreated`, `note` |
+//! What each job's `remote_json` holds is one typed struct per destination, in
+//! [`crate::remote`]; drivers change it through [`Remote::update`].
 //!
 //! Per photo (`job_items`): Mapillary `remote_key` = upload key `mly_tools_<md5>.jpg` (saved
 //! before the first byte), `remote_id` = file handle; KartaView `remote_key` =
@@ -31,6 +25,7 @@ mod mapillary;
 pub mod mtpw;
 mod panoramax;
 
+use crate::remote::{DestinationRemote, MtpwRemote};
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use futures::StreamExt;
 use mtp_core::Destination;
@@ -40,7 +35,8 @@ use mtp_core::engine::{
 };
 use mtp_core::store::{Account, JobItemRow, JobRow, NewEvent, PhotoRow};
 use mtp_providers::{ErrorKind, ProviderError};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -136,9 +132,10 @@ fn settled(job: &JobRow, all: &[JobRow]) -> bool {
             j.sequence_id == job.sequence_id
                 && j.destination == Destination::Mapillary
                 && matches!(j.status, JobStatus::Paused | JobStatus::WaitingAuth)
-        }) || job
-            .remote_str("waiting_on")
-            .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str())))
+        }) || MtpwRemote::of(job).is_ok_and(|r| {
+            r.waiting_on
+                .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str()))
+        }))
 }
 
 impl App {
@@ -448,73 +445,80 @@ pub(crate) fn photo_of<'a>(
     })
 }
 
-/// A local copy of the job's remote ids that writes through: `set` saves to the database
-/// first, then updates the copy.
-pub(crate) struct Remote(serde_json::Map<String, Value>);
+/// A job's remote state (one typed struct per destination, see [`crate::remote`]) that
+/// writes through: [`Remote::update`] saves the fields it changed to the database at once.
+pub(crate) struct Remote<T> {
+    state: T,
+    /// The fields as last saved.
+    saved: serde_json::Map<String, Value>,
+}
 
-impl Remote {
-    /// The job's remote ids as stored now (a stage may run again after saving some).
-    pub(crate) async fn load(ctx: &JobCtx) -> Result<Remote, StepError> {
+impl<T> std::ops::Deref for Remote<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.state
+    }
+}
+
+fn fields<T: Serialize>(state: &T) -> Result<serde_json::Map<String, Value>, StepError> {
+    match serde_json::to_value(state) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(StepError::Internal {
+            message: format!("remote state is not an object: {other}"),
+        }),
+        Err(e) => Err(StepError::Internal {
+            message: format!("remote state cannot be written: {e}"),
+        }),
+    }
+}
+
+impl<T: DestinationRemote> Remote<T> {
+    /// The job's remote state as stored now (a stage may run again after saving some).
+    pub(crate) async fn load(ctx: &JobCtx) -> Result<Remote<T>, StepError> {
         let job = ctx
             .store
             .job(ctx.job_id)
             .await?
             .ok_or_else(|| StepError::permanent("this upload was removed from the queue"))?;
-        Ok(Remote(job.remote()))
+        let state = T::of(&job).map_err(|e| {
+            StepError::permanent(format!(
+                "{e}: remove this upload and add the sequence again"
+            ))
+        })?;
+        let saved = fields(&state)?;
+        Ok(Remote { state, saved })
     }
 
-    pub(crate) fn str(&self, key: &str) -> Option<String> {
-        as_string(self.0.get(key))
-    }
-
-    pub(crate) fn i64(&self, key: &str) -> Option<i64> {
-        self.0.get(key).and_then(Value::as_i64)
-    }
-
-    pub(crate) fn flag(&self, key: &str) -> bool {
-        self.0.get(key).and_then(Value::as_bool).unwrap_or(false)
-    }
-
-    /// Entry `index` of the list `key`.
-    pub(crate) fn at(&self, key: &str, index: usize) -> Option<String> {
-        as_string(self.0.get(key).and_then(|v| v.get(index)))
-    }
-
-    pub(crate) async fn set(
+    /// Changes the state with `change` and saves every field it changed.
+    pub(crate) async fn update(
         &mut self,
         ctx: &JobCtx,
-        key: &str,
-        value: Value,
+        change: impl FnOnce(&mut T),
     ) -> Result<(), StepError> {
-        ctx.save_remote(key, value.clone()).await?;
-        self.0.insert(key.to_string(), value);
-        Ok(())
-    }
-
-    /// Sets entry `index` of the list `key` (filling the gap with nulls).
-    pub(crate) async fn set_at(
-        &mut self,
-        ctx: &JobCtx,
-        key: &str,
-        index: usize,
-        value: &str,
-    ) -> Result<(), StepError> {
-        let mut list = self
-            .0
-            .get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if list.len() <= index {
-            list.resize(index + 1, Value::Null);
+        let mut next = std::mem::take(&mut self.state);
+        change(&mut next);
+        let now = fields(&next)?;
+        let changed: serde_json::Map<String, Value> = now
+            .iter()
+            .filter(|(k, v)| self.saved.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let saved = ctx.save_remote(&changed).await;
+        if saved.is_ok() {
+            self.saved = now;
+            self.state = next;
+        } else {
+            // Nothing was written: the copy stays as the database has it.
+            self.state =
+                serde_json::from_value(Value::Object(self.saved.clone())).unwrap_or_default();
         }
-        list[index] = Value::String(value.to_string());
-        self.set(ctx, key, Value::Array(list)).await
+        saved
     }
 
     /// Records why a job ended without the result it aims for, on the job and in the log.
     pub(crate) async fn note(&mut self, ctx: &JobCtx, message: &str) -> Result<(), StepError> {
-        self.set(ctx, "note", json!(message)).await?;
+        self.update(ctx, |r| r.common_mut().note = Some(message.to_owned()))
+            .await?;
         ctx.store
             .log_event(
                 &NewEvent {
@@ -532,11 +536,12 @@ impl Remote {
 
     /// When publishing finished (set now if it never was).
     pub(crate) async fn published_at(&mut self, ctx: &JobCtx) -> Result<i64, StepError> {
-        match self.i64("published_at") {
+        match self.common().published_at {
             Some(at) => Ok(at),
             None => {
                 let now = ctx.now();
-                self.set(ctx, "published_at", json!(now)).await?;
+                self.update(ctx, |r| r.common_mut().published_at = Some(now))
+                    .await?;
                 Ok(now)
             }
         }
@@ -563,19 +568,12 @@ impl Remote {
             .await?;
             return Ok(StepOutcome::Finish);
         }
-        let polls = self.i64("polls").unwrap_or(0);
-        self.set(ctx, "polls", json!(polls + 1)).await?;
+        let polls = self.common().polls;
+        self.update(ctx, |r| r.common_mut().polls = polls + 1)
+            .await?;
         Ok(StepOutcome::Again {
             after_ms: options.poll_delay(polls),
         })
-    }
-}
-
-fn as_string(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 
@@ -677,20 +675,20 @@ fn worst(errors: Vec<StepError>) -> Option<StepError> {
     retry
 }
 
-/// The remote ids (`key` of their remote state) that the jobs of `destination` hold: what
-/// the lookup for a lost create must not take for its own.
-pub(crate) async fn remote_ids_of(
+/// The remote ids (`id` of their remote state) that the jobs of destination `T` hold:
+/// what the lookup for a lost create must not take for its own.
+pub(crate) async fn remote_ids_of<T: DestinationRemote>(
     ctx: &JobCtx,
-    destination: Destination,
-    key: &str,
+    id: impl Fn(T) -> Option<String>,
 ) -> Result<Vec<String>, StepError> {
     Ok(ctx
         .store
         .jobs()
         .await?
         .iter()
-        .filter(|j| j.destination == destination)
-        .filter_map(|j| j.remote_str(key))
+        .filter(|j| j.destination == T::DESTINATION)
+        .filter_map(|j| T::of(j).ok())
+        .filter_map(id)
         .collect())
 }
 

@@ -21,6 +21,7 @@
 
 use super::{Remote, Shared, account, app_step_error, provider_step_error};
 use crate::MTPW_MAPILLARY_CONSENT;
+use crate::remote::{DestinationRemote, MapillaryRemote, MtpwRemote};
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, JobCtx, JobStatus, Stage, StepError, StepOutcome};
@@ -28,7 +29,6 @@ use mtp_core::secret::Secret;
 use mtp_core::store::JobRow;
 use mtp_providers::MtpwClient;
 use mtp_providers::mtpw::{CODE_UNKNOWN_SEQUENCE, MapillaryImport, NewMtpwSequence};
-use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub(crate) struct MtpwDriver {
@@ -73,7 +73,7 @@ impl MtpwDriver {
                 "Mapillary was not chosen for this sequence",
             ));
         };
-        if let Some(key) = job.remote_str("sequence_key") {
+        if let Some(key) = MapillaryRemote::of(job).ok().and_then(|r| r.sequence_key) {
             return Ok(MapillaryState::Key(key));
         }
         Ok(match job.status {
@@ -93,8 +93,12 @@ impl MtpwDriver {
     }
 
     /// Creates the MTPW sequence (if this job has none) and links the row to its page.
-    async fn ensure_created(&self, ctx: &JobCtx, remote: &mut Remote) -> Result<String, StepError> {
-        if let Some(id) = remote.str("unique_id") {
+    async fn ensure_created(
+        &self,
+        ctx: &JobCtx,
+        remote: &mut Remote<MtpwRemote>,
+    ) -> Result<String, StepError> {
+        if let Some(id) = remote.unique_id.clone() {
             return Ok(id);
         }
         let app = self.shared.app()?;
@@ -109,20 +113,18 @@ impl MtpwDriver {
         // Map the Paths Web cannot list a user's sequences: when a create was sent before
         // and its reply never stored (a crash in between), an empty copy may exist there.
         // Nothing can find it, so the row says so.
-        if remote.i64("create_started_at").is_some() {
+        if remote.common.create_started_at.is_some() {
+            let text = format!(
+                "Map the Paths Web may also hold an empty copy of \"{}\" from an attempt whose reply was lost: delete it there if you see it.",
+                seq.name
+            );
             remote
-                .set(
-                    ctx,
-                    "possible_duplicate",
-                    json!(format!(
-                        "Map the Paths Web may also hold an empty copy of \"{}\" from an attempt whose reply was lost: delete it there if you see it.",
-                        seq.name
-                    )),
-                )
+                .update(ctx, |r| r.possible_duplicate = Some(text))
                 .await?;
         }
+        let now = ctx.now();
         remote
-            .set(ctx, "create_started_at", json!(ctx.now()))
+            .update(ctx, |r| r.common.create_started_at = Some(now))
             .await?;
         let unique_id = client
             .create_sequence(&NewMtpwSequence {
@@ -133,7 +135,9 @@ impl MtpwDriver {
             })
             .await
             .map_err(provider_step_error)?;
-        remote.set(ctx, "unique_id", json!(unique_id)).await?;
+        remote
+            .update(ctx, |r| r.unique_id = Some(unique_id.clone()))
+            .await?;
         if let Some(url) = app.services().mtpw_page(&unique_id) {
             ctx.store
                 .set_job_remote_url(ctx.job_id, &url, ctx.now())
@@ -143,13 +147,13 @@ impl MtpwDriver {
     }
 
     async fn publish(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
+        let mut remote = Remote::<MtpwRemote>::load(ctx).await?;
         self.ensure_created(ctx, &mut remote).await?;
         Ok(StepOutcome::Advance)
     }
 
     async fn poll(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
+        let mut remote = Remote::<MtpwRemote>::load(ctx).await?;
         let wait = self.shared.options.mtpw_wait_ms;
         match Self::mapillary_state(ctx).await? {
             MapillaryState::Pending(why) => {
@@ -179,7 +183,7 @@ impl MtpwDriver {
     }
 
     async fn sync(&self, ctx: &JobCtx) -> Result<StepOutcome, StepError> {
-        let mut remote = Remote::load(ctx).await?;
+        let mut remote = Remote::<MtpwRemote>::load(ctx).await?;
         let options = &self.shared.options;
         let key = match Self::mapillary_state(ctx).await? {
             MapillaryState::Key(key) => key,
@@ -194,7 +198,7 @@ impl MtpwDriver {
                 .await;
             }
         };
-        if remote.str("imported_key").as_deref() == Some(key.as_str()) {
+        if remote.imported_key.as_deref() == Some(key.as_str()) {
             clear_waiting(ctx, &mut remote).await?;
             return Ok(StepOutcome::Advance);
         }
@@ -217,7 +221,9 @@ impl MtpwDriver {
                 .await;
             }
             Some(false) => {
-                remote.set(ctx, "unlinked", json!("consent")).await?;
+                remote
+                    .update(ctx, |r| r.unlinked = Some("consent".to_owned()))
+                    .await?;
                 return finish_unlinked(
                     ctx,
                     &mut remote,
@@ -227,7 +233,7 @@ impl MtpwDriver {
             }
             Some(true) => {}
         }
-        if let Some(at) = remote.i64("link_retry_at")
+        if let Some(at) = remote.link_retry_at
             && at > ctx.now()
         {
             // Woken early (the Mapillary job wakes this one whenever it learns something):
@@ -250,7 +256,7 @@ impl MtpwDriver {
                 other => other,
             })?;
         remote
-            .set(ctx, "mapillary_sequence_key", json!(key))
+            .update(ctx, |r| r.mapillary_sequence_key = Some(key.clone()))
             .await?;
         ctx.check()?;
         let outcome = client
@@ -258,8 +264,12 @@ impl MtpwDriver {
             .await;
         match outcome {
             Ok(MapillaryImport::Imported { message }) => {
-                remote.set(ctx, "imported_key", json!(key)).await?;
-                remote.set(ctx, "import_message", json!(message)).await?;
+                remote
+                    .update(ctx, |r| {
+                        r.imported_key = Some(key.clone());
+                        r.import_message = Some(message);
+                    })
+                    .await?;
                 self.link_parts(ctx, &mut remote, &client, &mapillary.access_token, &key)
                     .await?;
                 clear_waiting(ctx, &mut remote).await?;
@@ -271,14 +281,18 @@ impl MtpwDriver {
             Err(e) if e.code() == Some(CODE_UNKNOWN_SEQUENCE) => {
                 // The server forgot the sequence (its data was reset, or it was deleted
                 // on the website): create it again and link that one.
-                let recreated = remote.i64("recreated").unwrap_or(0);
+                let recreated = remote.recreated;
                 if recreated >= MAX_RECREATE {
                     return Err(StepError::permanent(format!(
                         "{e} It was created again {recreated} times and forgotten each time: check the sequence on the Map the Paths website."
                     )));
                 }
-                remote.set(ctx, "recreated", json!(recreated + 1)).await?;
-                remote.set(ctx, "unique_id", Value::Null).await?;
+                remote
+                    .update(ctx, |r| {
+                        r.recreated = recreated + 1;
+                        r.unique_id = None;
+                    })
+                    .await?;
                 log_note(ctx, &format!("{e}; creating it again.")).await?;
                 Ok(StepOutcome::Again { after_ms: 0 })
             }
@@ -293,7 +307,7 @@ impl MtpwDriver {
     async fn link_parts(
         &self,
         ctx: &JobCtx,
-        remote: &mut Remote,
+        remote: &mut Remote<MtpwRemote>,
         client: &MtpwClient,
         token: &Secret<String>,
         linked: &str,
@@ -302,8 +316,8 @@ impl MtpwDriver {
         let all: Vec<String> = jobs
             .iter()
             .find(|j| j.destination == Destination::Mapillary)
-            .and_then(|j| j.remote().get("sequence_keys_all").cloned())
-            .and_then(|v| serde_json::from_value(v).ok())
+            .and_then(|j| MapillaryRemote::of(j).ok())
+            .map(|r| r.sequence_keys_all)
             .unwrap_or_default();
         let others: Vec<&String> = all.iter().filter(|k| k.as_str() != linked).collect();
         if others.is_empty() {
@@ -316,11 +330,11 @@ impl MtpwDriver {
             .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
         let mut unlinked = Vec::new();
         for (i, key) in others.iter().enumerate() {
-            let (part_key, linked_key) = (format!("part:{key}"), format!("part_linked:{key}"));
-            if remote.flag(&linked_key) {
+            let part = remote.parts.get(key.as_str()).cloned().unwrap_or_default();
+            if part.linked {
                 continue;
             }
-            let id = match remote.str(&part_key) {
+            let id = match part.unique_id {
                 Some(id) => id,
                 None => {
                     ctx.check()?;
@@ -334,13 +348,22 @@ impl MtpwDriver {
                         })
                         .await
                         .map_err(provider_step_error)?;
-                    remote.set(ctx, &part_key, json!(id)).await?;
+                    remote
+                        .update(ctx, |r| {
+                            r.parts.entry(key.to_string()).or_default().unique_id =
+                                Some(id.clone());
+                        })
+                        .await?;
                     id
                 }
             };
             match client.import_mapillary(&id, token, key).await {
                 Ok(MapillaryImport::Imported { .. }) => {
-                    remote.set(ctx, &linked_key, json!(true)).await?;
+                    remote
+                        .update(ctx, |r| {
+                            r.parts.entry(key.to_string()).or_default().linked = true
+                        })
+                        .await?;
                     log_note(
                         ctx,
                         &format!(
@@ -356,17 +379,12 @@ impl MtpwDriver {
             }
         }
         if !unlinked.is_empty() {
-            remote
-                .set(
-                    ctx,
-                    "other_keys",
-                    json!(format!(
-                        "Mapillary made {} sequences of these photos; Map the Paths Web could not link {}.",
-                        all.len(),
-                        unlinked.join(", ")
-                    )),
-                )
-                .await?;
+            let text = format!(
+                "Mapillary made {} sequences of these photos; Map the Paths Web could not link {}.",
+                all.len(),
+                unlinked.join(", ")
+            );
+            remote.update(ctx, |r| r.other_keys = Some(text)).await?;
         }
         Ok(())
     }
@@ -376,20 +394,19 @@ impl MtpwDriver {
     async fn link_failed(
         &self,
         ctx: &JobCtx,
-        remote: &mut Remote,
+        remote: &mut Remote<MtpwRemote>,
         detail: &str,
     ) -> Result<StepOutcome, StepError> {
         let schedule = &self.shared.options.mtpw_link_retry_ms;
         let now = ctx.now();
-        let failures = remote.i64("link_failures").unwrap_or(0) + 1;
-        remote.set(ctx, "link_failures", json!(failures)).await?;
-        let first = match remote.i64("link_first_failed_at") {
-            Some(at) => at,
-            None => {
-                remote.set(ctx, "link_first_failed_at", json!(now)).await?;
-                now
-            }
-        };
+        let failures = remote.link_failures + 1;
+        let first = remote.link_first_failed_at.unwrap_or(now);
+        remote
+            .update(ctx, |r| {
+                r.link_failures = failures;
+                r.link_first_failed_at = Some(first);
+            })
+            .await?;
         log_note(
             ctx,
             &format!("Map the Paths Web could not link the Mapillary sequence: {detail}."),
@@ -403,7 +420,7 @@ impl MtpwDriver {
             Some(after_ms) if now + after_ms - first <= DAY_MS => {
                 let total = schedule.len() + 1;
                 remote
-                    .set(ctx, "link_retry_at", json!(now + after_ms))
+                    .update(ctx, |r| r.link_retry_at = Some(now + after_ms))
                     .await?;
                 wait_with(
                     ctx,
@@ -454,34 +471,33 @@ fn human_delay(ms: i64) -> String {
 /// Waits, saying why in the row (`waiting`), and what on (`waiting_on`).
 async fn wait_with(
     ctx: &JobCtx,
-    remote: &mut Remote,
+    remote: &mut Remote<MtpwRemote>,
     on: &str,
     text: &str,
     after_ms: i64,
 ) -> Result<StepOutcome, StepError> {
-    if remote.str("waiting").as_deref() != Some(text) {
-        remote.set(ctx, "waiting", json!(text)).await?;
-    }
-    if remote.str("waiting_on").as_deref() != Some(on) {
-        remote.set(ctx, "waiting_on", json!(on)).await?;
-    }
+    remote
+        .update(ctx, |r| {
+            r.waiting = Some(text.to_owned());
+            r.waiting_on = Some(on.to_owned());
+        })
+        .await?;
     Ok(StepOutcome::Again { after_ms })
 }
 
-async fn clear_waiting(ctx: &JobCtx, remote: &mut Remote) -> Result<(), StepError> {
-    if remote.str("waiting").is_some() {
-        remote.set(ctx, "waiting", Value::Null).await?;
-    }
-    if remote.str("waiting_on").is_some() {
-        remote.set(ctx, "waiting_on", Value::Null).await?;
-    }
-    Ok(())
+async fn clear_waiting(ctx: &JobCtx, remote: &mut Remote<MtpwRemote>) -> Result<(), StepError> {
+    remote
+        .update(ctx, |r| {
+            r.waiting = None;
+            r.waiting_on = None;
+        })
+        .await
 }
 
 /// Ends the job with the sequence created but not linked, saying why.
 async fn finish_unlinked(
     ctx: &JobCtx,
-    remote: &mut Remote,
+    remote: &mut Remote<MtpwRemote>,
     why: &str,
 ) -> Result<StepOutcome, StepError> {
     clear_waiting(ctx, remote).await?;

@@ -17,6 +17,8 @@
 //!   Gives up gracefully after 72 h.
 //! - `sync`: nothing.
 
+use crate::remote::PanoramaxRemote;
+
 use super::{
     PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
     photos_by_id, provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
@@ -29,7 +31,6 @@ use mtp_core::secret::Secret;
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod, UploadSetFile};
 use mtp_providers::{ErrorKind, PanoramaxClient};
-use serde_json::json;
 use std::sync::Arc;
 use url::Url;
 
@@ -59,7 +60,7 @@ impl Driver for PanoramaxDriver {
                 Stage::Prepare => check_files(ctx).await,
                 Stage::Upload | Stage::Publish | Stage::Poll => {
                     let app = self.shared.app()?;
-                    let mut remote = Remote::load(ctx).await?;
+                    let mut remote = Remote::<PanoramaxRemote>::load(ctx).await?;
                     let instance = Instance::of(&app, &remote).await?;
                     match stage {
                         Stage::Upload => self.upload(&instance, &mut remote, ctx).await,
@@ -82,7 +83,7 @@ struct Instance {
 }
 
 impl Instance {
-    async fn of(app: &App, remote: &Remote) -> Result<Instance, StepError> {
+    async fn of(app: &App, remote: &Remote<PanoramaxRemote>) -> Result<Instance, StepError> {
         let s = app.services();
         let (account_instance, token): (Option<String>, Option<Secret<String>>) =
             match app.access_token(Destination::Panoramax).await {
@@ -99,7 +100,7 @@ impl Instance {
             .then(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
             .flatten();
         let url = sandbox_instance
-            .or_else(|| remote.str("instance_url"))
+            .or_else(|| remote.instance_url.clone())
             .or(account_instance)
             .or_else(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
             .ok_or_else(|| {
@@ -129,7 +130,7 @@ async fn find_lost_upload_set(
     let Some(seq) = ctx.store.sequence(ctx.sequence_id).await? else {
         return Ok(None);
     };
-    let known = remote_ids_of(ctx, Destination::Panoramax, "upload_set_id").await?;
+    let known = remote_ids_of(ctx, |r: PanoramaxRemote| r.upload_set_id).await?;
     let sets = client.my_upload_sets().await.map_err(provider_step_error)?;
     let found = sets.into_iter().rev().find(|s| {
         s.title.as_deref() == Some(seq.name.as_str())
@@ -151,13 +152,13 @@ impl PanoramaxDriver {
     async fn upload(
         &self,
         instance: &Instance,
-        remote: &mut Remote,
+        remote: &mut Remote<PanoramaxRemote>,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let client = &instance.client;
         let photos = photos_by_id(ctx).await?;
         let items = ctx.items().await?;
-        if let Some(id) = remote.str("upload_set_id") {
+        if let Some(id) = remote.upload_set_id.clone() {
             match client.upload_set(&id).await {
                 Err(e) if e.status() == Some(404) => {
                     ctx.store
@@ -175,17 +176,21 @@ impl PanoramaxDriver {
                 Ok(_) => {}
             }
         }
-        if remote.str("upload_set_id").is_none() && remote.i64("create_started_at").is_some() {
+        if remote.upload_set_id.is_none() && remote.common.create_started_at.is_some() {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): the instance may hold that upload set, empty. Use it rather than
             // leave it behind and make another.
             if let Some(id) = find_lost_upload_set(client, ctx).await? {
-                remote.set(ctx, "upload_set_id", json!(id)).await?;
-                remote.set(ctx, "instance_url", json!(instance.url)).await?;
-                remote.set(ctx, "adopted_after_crash", json!(true)).await?;
+                remote
+                    .update(ctx, |r| {
+                        r.upload_set_id = Some(id);
+                        r.instance_url = Some(instance.url.clone());
+                        r.common.adopted_after_crash = true;
+                    })
+                    .await?;
             }
         }
-        let set_id = match remote.str("upload_set_id") {
+        let set_id = match remote.upload_set_id.clone() {
             Some(id) => id,
             None => {
                 let seq = ctx
@@ -194,8 +199,9 @@ impl PanoramaxDriver {
                     .await?
                     .ok_or_else(|| StepError::permanent("This sequence no longer exists."))?;
                 ctx.check()?;
+                let now = ctx.now();
                 remote
-                    .set(ctx, "create_started_at", json!(ctx.now()))
+                    .update(ctx, |r| r.common.create_started_at = Some(now))
                     .await?;
                 let set = client
                     .create_upload_set(&NewUploadSet {
@@ -208,8 +214,12 @@ impl PanoramaxDriver {
                     })
                     .await
                     .map_err(provider_step_error)?;
-                remote.set(ctx, "upload_set_id", json!(set.id)).await?;
-                remote.set(ctx, "instance_url", json!(instance.url)).await?;
+                remote
+                    .update(ctx, |r| {
+                        r.upload_set_id = Some(set.id.clone());
+                        r.instance_url = Some(instance.url.clone());
+                    })
+                    .await?;
                 set.id
             }
         };
@@ -248,11 +258,11 @@ impl PanoramaxDriver {
     async fn publish(
         &self,
         client: &PanoramaxClient,
-        remote: &mut Remote,
+        remote: &mut Remote<PanoramaxRemote>,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let set_id = set_id(remote)?;
-        if !remote.flag("completed") {
+        if !remote.completed {
             let set = client
                 .upload_set(&set_id)
                 .await
@@ -264,7 +274,7 @@ impl PanoramaxDriver {
                     .await
                     .map_err(provider_step_error)?;
             }
-            remote.set(ctx, "completed", json!(true)).await?;
+            remote.update(ctx, |r| r.completed = true).await?;
         }
         remote.published_at(ctx).await?;
         Ok(StepOutcome::Advance)
@@ -273,7 +283,7 @@ impl PanoramaxDriver {
     async fn poll(
         &self,
         instance: &Instance,
-        remote: &mut Remote,
+        remote: &mut Remote<PanoramaxRemote>,
         ctx: &JobCtx,
     ) -> Result<StepOutcome, StepError> {
         let client = &instance.client;
@@ -329,11 +339,13 @@ impl PanoramaxDriver {
             }
             return Ok(StepOutcome::Finish);
         }
-        remote
-            .set(ctx, "collection_ids", json!(set.associated_collections))
-            .await?;
         let first = &set.associated_collections[0];
-        remote.set(ctx, "collection_id", json!(first)).await?;
+        remote
+            .update(ctx, |r| {
+                r.collection_ids = set.associated_collections.clone();
+                r.collection_id = Some(first.clone());
+            })
+            .await?;
         // The instance's web page, on the sequence's first picture (not the API's JSON).
         if let Some(picture) = first_picture(client, first, ctx).await? {
             let url = self
@@ -368,8 +380,8 @@ async fn first_picture(
         .find_map(|i| i.remote_id))
 }
 
-fn set_id(remote: &Remote) -> Result<String, StepError> {
-    remote.str("upload_set_id").ok_or_else(|| {
+fn set_id(remote: &PanoramaxRemote) -> Result<String, StepError> {
+    remote.upload_set_id.clone().ok_or_else(|| {
         StepError::permanent("The Panoramax upload set was never created: retry the upload")
     })
 }

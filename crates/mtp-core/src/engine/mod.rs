@@ -159,11 +159,14 @@ impl JobCtx {
             .map_err(|_| StepError::Interrupted)
     }
 
-    /// Saves a remote id on the job now, before doing anything else with it.
-    pub async fn save_remote(&self, key: &str, value: serde_json::Value) -> Result<(), StepError> {
+    /// Saves remote ids on the job now, before doing anything else with them.
+    pub async fn save_remote(
+        &self,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StepError> {
         Ok(self
             .store
-            .set_job_remote(self.job_id, key, &value, self.now())
+            .patch_job_remote(self.job_id, changes, self.now())
             .await?)
     }
 

@@ -28,21 +28,6 @@ pub struct JobRow {
     pub updated_at: i64,
 }
 
-impl JobRow {
-    /// The remote ids saved so far, as a JSON object.
-    pub fn remote(&self) -> serde_json::Map<String, serde_json::Value> {
-        serde_json::from_str(&self.remote_json).unwrap_or_default()
-    }
-
-    pub fn remote_str(&self, key: &str) -> Option<String> {
-        self.remote().get(key).and_then(|v| match v {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
-    }
-}
-
 /// A photo of a job, with what the remote already has of it.
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct JobItemRow {
@@ -391,7 +376,7 @@ impl Store {
         Ok(())
     }
 
-    /// Merges `key: value` into the job's remote ids, immediately.
+    /// Merges `key: value` into the job's remote state, immediately.
     pub async fn set_job_remote(
         &self,
         id: i64,
@@ -399,15 +384,36 @@ impl Store {
         value: &serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET remote_json = json_set(remote_json, '$.' || json_quote(?), json(?)), updated_at = ? WHERE id = ?",
-        )
-        .bind(key)
-        .bind(value.to_string())
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let mut one = serde_json::Map::new();
+        one.insert(key.to_owned(), value.clone());
+        self.patch_job_remote(id, &one, now).await
+    }
+
+    /// Merges every `key: value` of `changes` into the job's remote state in one statement
+    /// (other keys, including ones written meanwhile by someone else, are kept).
+    pub async fn patch_job_remote(
+        &self,
+        id: i64,
+        changes: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut q =
+            QueryBuilder::<Sqlite>::new("UPDATE jobs SET remote_json = json_set(remote_json");
+        for (key, value) in changes {
+            q.push(", '$.' || json_quote(")
+                .push_bind(key.as_str())
+                .push("), json(")
+                .push_bind(value.to_string())
+                .push(")");
+        }
+        q.push("), updated_at = ")
+            .push_bind(now)
+            .push(" WHERE id = ")
+            .push_bind(id);
+        q.build().execute(self.pool()).await?;
         Ok(())
     }
 
