@@ -2,14 +2,16 @@
 //! in its life.
 
 use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use crate::app::App;
+use crate::clock;
 use crate::state::{KartaViewPhoto, KartaViewSequence, username};
 
 use super::{not_allowed, out_of_range};
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Photo {
     pub(super) id: u64,
     pub(super) index: u32,
@@ -27,6 +29,7 @@ pub(super) struct Photo {
     pub(super) date_added: OffsetDateTime,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Sequence {
     pub(super) id: u64,
     pub(super) user: usize,
@@ -36,13 +39,15 @@ pub(super) struct Sequence {
     pub(super) current_coordinate: String,
     pub(super) metadata_len: Option<u64>,
     pub(super) date_added: OffsetDateTime,
-    pub(super) finished_at: Option<Instant>,
+    pub(super) finished_at: Option<u64>,
     pub(super) deleted: bool,
     pub(super) photos: Vec<Photo>,
     pub(super) videos: Vec<(u32, u64)>,
     pub(super) duplicate_attempts: Vec<u32>,
 }
 
+#[derive(Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct KvState {
     pub(super) sequences: Vec<Sequence>,
     pub(super) next_sequence: u64,
@@ -70,7 +75,7 @@ pub(super) enum Phase {
 pub(super) fn phase(app: &App, s: &Sequence) -> Phase {
     match s.finished_at {
         None => Phase::Uploading,
-        Some(at) if at.elapsed() < app.cfg.processing_delay => Phase::Processing,
+        Some(at) if clock::since(at) < app.cfg.processing_delay => Phase::Processing,
         Some(_) => Phase::Finished,
     }
 }

@@ -8,10 +8,10 @@ use md5::{Digest as _, Md5};
 use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::format_description;
-use tokio::time::Instant;
 
 use crate::app::AppRef;
 use crate::auth::USERS;
+use crate::clock;
 use crate::photo;
 use crate::state::lock;
 
@@ -263,7 +263,7 @@ pub(super) async fn finished_uploading(
         Err(r) => return r,
     };
     // Idempotent: finishing twice keeps the first time.
-    seq.finished_at.get_or_insert_with(Instant::now);
+    seq.finished_at.get_or_insert_with(clock::now_ms);
     let status = v1_status(phase(&app, seq));
     ok(json!({"sequence": {"id": seq_id.to_string(), "status": status}}))
 }

@@ -2,8 +2,8 @@
 //! collections; and the file tracking that completes (or reopens) a set.
 
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
+use crate::clock;
 use crate::geo;
 
 use super::state::{Collection, PnxState, Rejection, SetFile};
@@ -117,8 +117,8 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
             .find(|f| f.picture_id.as_deref() == Some(pid.as_str()))
         {
             f.rejected = Some(Rejection {
-                reason: "capture_duplicate",
-                severity: "info",
+                reason: "capture_duplicate".into(),
+                severity: "info".into(),
                 message: "The picture is too similar to another one (nearly at the same position and heading)".into(),
             });
         }
@@ -128,7 +128,7 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
 
 pub(super) fn mark_complete(st: &mut PnxState, set_idx: usize) {
     if st.sets[set_idx].completed_at.is_none() {
-        st.sets[set_idx].completed_at = Some(Instant::now());
+        st.sets[set_idx].completed_at = Some(clock::now_ms());
         dispatch(st, set_idx);
     }
 }

@@ -2,21 +2,23 @@
 //! collections a dispatch made, and where a set is in its life.
 
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use crate::app::App;
+use crate::clock;
 use crate::photo::PhotoMeta;
 use crate::state::{PanoramaxFile, PanoramaxUploadSet, username};
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Rejection {
-    pub(super) reason: &'static str,
-    pub(super) severity: &'static str,
+    pub(super) reason: String,
+    pub(super) severity: String,
     pub(super) message: String,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct SetFile {
     pub(super) file_name: String,
     pub(super) picture_id: Option<String>,
@@ -26,18 +28,22 @@ pub(super) struct SetFile {
     pub(super) rejected: Option<Rejection>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Picture {
     pub(super) id: String,
     pub(super) set_id: String,
     pub(super) user: usize,
     pub(super) file_name: String,
+    /// Kept in a blob file, not in the saved JSON ([`crate::persist`]).
+    #[serde(skip)]
     pub(super) bytes: Bytes,
     pub(super) md5: String,
     pub(super) meta: PhotoMeta,
-    pub(super) inserted: Instant,
+    pub(super) inserted: u64,
     pub(super) collection_id: Option<String>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct Collection {
     pub(super) id: String,
     pub(super) set_id: String,
@@ -47,6 +53,7 @@ pub(super) struct Collection {
     pub(super) created_at: OffsetDateTime,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(super) struct UploadSet {
     pub(super) id: String,
     pub(super) user: usize,
@@ -64,13 +71,14 @@ pub(super) struct UploadSet {
     pub(super) semantics: Value,
     pub(super) metadata: Value,
     pub(super) created_at: OffsetDateTime,
-    pub(super) completed_at: Option<Instant>,
+    pub(super) completed_at: Option<u64>,
     pub(super) deleted: bool,
     pub(super) files: Vec<SetFile>,
     pub(super) collection_ids: Vec<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct PnxState {
     pub(super) sets: Vec<UploadSet>,
     pub(super) pictures: Vec<Picture>,
@@ -89,7 +97,7 @@ pub(super) fn set_phase(app: &App, s: &UploadSet) -> SetPhase {
     match s.completed_at {
         None => SetPhase::Open,
         Some(at) => {
-            let e = at.elapsed();
+            let e = clock::since(at);
             if e >= app.cfg.processing_delay {
                 SetPhase::Ready
             } else if e >= app.step(2) {
@@ -102,6 +110,20 @@ pub(super) fn set_phase(app: &App, s: &UploadSet) -> SetPhase {
 }
 
 impl PnxState {
+    /// Each picture's id and bytes (the bytes are saved apart, see [`crate::persist`]).
+    pub(crate) fn picture_bytes(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.pictures.iter().map(|p| (p.id.as_str(), &p.bytes))
+    }
+
+    /// Puts the bytes back into the pictures of a loaded state (`read` gets a picture id).
+    pub(crate) fn restore_picture_bytes(&mut self, mut read: impl FnMut(&str) -> Option<Bytes>) {
+        for p in &mut self.pictures {
+            if let Some(b) = read(&p.id) {
+                p.bytes = b;
+            }
+        }
+    }
+
     pub fn snapshot(&self, app: &App) -> Vec<PanoramaxUploadSet> {
         self.sets
             .iter()
@@ -124,7 +146,7 @@ impl PnxState {
                             picture_id: f.picture_id.clone(),
                             content_md5: f.content_md5.clone(),
                             size: f.size,
-                            rejected: f.rejected.as_ref().map(|r| r.reason.to_owned()),
+                            rejected: f.rejected.as_ref().map(|r| r.reason.clone()),
                         })
                         .collect(),
                     collection_ids: s.collection_ids.clone(),

@@ -9,11 +9,11 @@ use md5::{Digest as _, Md5};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc3339};
-use tokio::time::Instant;
 
 use crate::app::{App, AppRef, json_response};
 use crate::auth::USERS;
 use crate::body::{FormError, ParsedForm, read_all};
+use crate::clock;
 use crate::photo;
 use crate::state::lock;
 
@@ -178,7 +178,7 @@ fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
     let accepted: Vec<&Picture> = st.pictures.iter().filter(|p| p.set_id == s.id).collect();
     let prepared = accepted
         .iter()
-        .filter(|p| p.inserted.elapsed() >= quarter)
+        .filter(|p| clock::since(p.inserted) >= quarter)
         .count();
     let rejected = s.files.iter().filter(|f| f.rejected.is_some()).count();
     let collections: Vec<Value> = if matches!(phase, SetPhase::Dispatched | SetPhase::Ready) {
@@ -393,8 +393,8 @@ pub(super) async fn add_file(
                 size,
                 inserted_at: now,
                 rejected: Some(Rejection {
-                    reason,
-                    severity: "error",
+                    reason: reason.into(),
+                    severity: "error".into(),
                     message: msg.to_owned(),
                 }),
             },
@@ -433,8 +433,8 @@ pub(super) async fn add_file(
                 size,
                 inserted_at: now,
                 rejected: Some(Rejection {
-                    reason: "file_duplicate",
-                    severity: "info",
+                    reason: "file_duplicate".into(),
+                    severity: "info".into(),
                     message: "The same picture has already been sent in a past upload".into(),
                 }),
             },
@@ -548,7 +548,7 @@ pub(super) async fn add_file(
         bytes: file.data.clone(),
         md5: md5.clone(),
         meta,
-        inserted: Instant::now(),
+        inserted: clock::now_ms(),
         collection_id: None,
     });
     track(
