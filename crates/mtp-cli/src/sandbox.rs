@@ -2,6 +2,7 @@
 
 use clap::Args;
 use mtp_sandbox::{Sandbox, SandboxConfig};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -19,6 +20,10 @@ pub struct SandboxArgs {
     /// Faults to inject, e.g. "mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2".
     #[arg(long)]
     pub faults: Option<String>,
+    /// Keep the emulators' state in this folder, so that a restart resumes where the last
+    /// run stopped (default: in memory only).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
@@ -26,6 +31,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
         port: args.port,
         processing_delay: Duration::from_millis(args.processing_delay_ms),
         auto_approve: args.auto_approve,
+        state_dir: args.state_dir,
         ..SandboxConfig::default()
     })
     .await?;

@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::auth::{AuthStore, Service, TokenKind};
 use crate::faults::{ENDPOINTS, FaultAction, Faults};
+use crate::persist::Persist;
 use crate::record::{Recorder, ReqCtx};
 use crate::server::SandboxConfig;
 use crate::state::lock;
@@ -29,12 +30,14 @@ pub(crate) struct App {
     pub kv: Mutex<kartaview::KvState>,
     pub pnx: Mutex<panoramax::PnxState>,
     pub mtpw: Mutex<mtpw::MtpwState>,
+    /// Where the state is saved (`None` = in memory only).
+    pub persist: Option<Persist>,
 }
 
 pub(crate) type AppRef = Arc<App>;
 
 impl App {
-    pub fn new(cfg: SandboxConfig, base: &Url) -> App {
+    pub fn new(cfg: SandboxConfig, base: &Url, persist: Option<Persist>) -> App {
         let mtpw_import = cfg.mtpw_import;
         App {
             cfg,
@@ -46,6 +49,14 @@ impl App {
             kv: Mutex::new(kartaview::KvState::default()),
             pnx: Mutex::new(panoramax::PnxState::default()),
             mtpw: Mutex::new(mtpw::MtpwState::with_import_mode(mtpw_import)),
+            persist,
+        }
+    }
+
+    /// Notes that the state changed: it is saved shortly (if it is saved at all).
+    pub fn touch(&self) {
+        if let Some(p) = &self.persist {
+            p.touch();
         }
     }
 
@@ -60,14 +71,16 @@ impl App {
             Service::Mapillary => Some(self.cfg.token_lifetime),
             _ => None,
         };
-        lock(&self.auth).issue(
+        let token = lock(&self.auth).issue(
             &self.faults,
             service,
             TokenKind::Access,
             user,
             client_id,
             lifetime,
-        )
+        );
+        self.touch();
+        token
     }
 
     /// The processing delay split into `parts` equal steps.

@@ -81,20 +81,21 @@ pub static USERS: [SandboxUser; 2] = [
 /// Secret used to sign the Panoramax JWTs (GeoVisio's `FLASK_SECRET_KEY`).
 const PANORAMAX_SECRET: &[u8] = b"mtp-sandbox-flask-secret";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TokenKind {
     Access,
     Refresh,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Token {
     pub service: Service,
     pub kind: TokenKind,
     pub user: usize,
     pub client_id: String,
     pub serial: u64,
-    pub expires_at: Option<Instant>,
+    /// Unix ms ([`crate::clock`]).
+    pub expires_at: Option<u64>,
 }
 
 /// Result of checking a presented token.
@@ -116,7 +117,7 @@ pub(crate) struct AuthCode {
 }
 
 /// A Panoramax API token row (GeoVisio's `tokens` table).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct PanoramaxToken {
     pub id: String,
     pub jwt: String,
@@ -125,9 +126,13 @@ pub(crate) struct PanoramaxToken {
     pub generated_at: time::OffsetDateTime,
 }
 
-#[derive(Default)]
+/// Issued tokens survive a restart ([`crate::persist`]); authorization codes (minutes-long,
+/// mid-sign-in) do not.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct AuthStore {
     tokens: HashMap<String, Token>,
+    #[serde(skip)]
     codes: HashMap<String, AuthCode>,
     pub panoramax_tokens: Vec<PanoramaxToken>,
 }
@@ -148,6 +153,12 @@ impl AuthStore {
             .cloned()
             .chain(self.panoramax_tokens.iter().map(|t| t.jwt.clone()))
             .collect()
+    }
+
+    /// The highest token serial issued (0 = none), so that a loaded state's tokens keep
+    /// answering to [`Faults::expire_tokens`] after a restart.
+    pub fn max_serial(&self) -> u64 {
+        self.tokens.values().map(|t| t.serial).max().unwrap_or(0)
     }
 
     /// Issues a token. `lifetime: None` = never expires (OSM, KartaView, MTPW, Panoramax).
@@ -178,7 +189,7 @@ impl AuthStore {
             user,
             client_id: client_id.to_owned(),
             serial: faults.next_token_serial(),
-            expires_at: lifetime.map(|l| Instant::now() + l),
+            expires_at: lifetime.map(crate::clock::after),
         };
         self.tokens.insert(value.clone(), token);
         value
@@ -198,7 +209,7 @@ impl AuthStore {
         if token.kind == TokenKind::Access && faults.token_expired(token.serial) {
             return TokenCheck::Expired;
         }
-        if token.expires_at.is_some_and(|at| Instant::now() >= at) {
+        if token.expires_at.is_some_and(crate::clock::reached) {
             return TokenCheck::Expired;
         }
         TokenCheck::Valid(token.clone())

@@ -478,6 +478,14 @@ impl Faults {
         self.inner.token_serial.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Makes every later token serial greater than `serial` (tokens loaded from a saved
+    /// state keep theirs).
+    pub(crate) fn reserve_token_serials(&self, serial: u64) {
+        self.inner
+            .token_serial
+            .fetch_max(serial.saturating_add(1), Ordering::SeqCst);
+    }
+
     pub(crate) fn token_expired(&self, serial: u64) -> bool {
         serial <= self.inner.expired_through.load(Ordering::SeqCst)
     }

@@ -29,6 +29,11 @@ impl Counter {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Makes every later id greater than `id`.
+    pub fn advance_past(&self, id: u64) {
+        self.0.fetch_max(id.saturating_add(1), Ordering::Relaxed);
+    }
+
     pub fn next_string(&self) -> String {
         self.next().to_string()
     }

@@ -23,6 +23,12 @@
 //! endpoint URLs by string concatenation (`format!("{base}/me")`), as `mapillary_tools`
 //! does, not with `Url::join` (which would drop the last path segment).
 //!
+//! # State
+//!
+//! In memory by default; with [`SandboxConfig::state_dir`] the emulators keep their state in
+//! that folder and a restart resumes (tokens, uploads including partial ones, processing,
+//! ids), as the real services do. See the `persist` module for the layout.
+//!
 //! # Fault injection
 //!
 //! See [`Faults`] for the API and [`faults`] for the spec syntax used by the CLI, e.g.
@@ -36,6 +42,7 @@ mod admin;
 mod app;
 mod auth;
 mod body;
+mod clock;
 pub mod faults;
 mod geo;
 mod html;
@@ -45,6 +52,7 @@ mod mapillary;
 mod mtpw;
 mod osm;
 mod panoramax;
+mod persist;
 mod photo;
 mod record;
 mod server;

@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use crate::MTPW_CLIENT_ID;
 use crate::app::{
@@ -32,6 +31,7 @@ use crate::app::{
 };
 use crate::auth::{Service, TokenKind, USERS};
 use crate::body::{ParsedForm, read_all};
+use crate::clock;
 use crate::html::{consent_page, error_page};
 use crate::state::{MtpwSequence, lock, username};
 
@@ -196,6 +196,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route("/sequence/{unique_id}", get(sequence_page))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Sequence {
     unique_id: String,
     user: usize,
@@ -203,7 +204,7 @@ struct Sequence {
     description: Option<String>,
     transport_type: String,
     tags: Vec<String>,
-    publish_at: Option<Instant>,
+    publish_at: Option<u64>,
     deleted: bool,
     google_street_view: Option<Value>,
     strava: Option<Value>,
@@ -212,9 +213,11 @@ struct Sequence {
     captured_at: Option<String>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct MtpwState {
-    /// [`MtpwImportMode`] as a number, settable while running.
+    /// [`MtpwImportMode`] as a number, settable while running (a setting: not saved).
+    #[serde(skip)]
     import_mode: AtomicU8,
     sequences: Vec<Sequence>,
     /// Every tag ever used (created on first use; matched case-insensitively).
@@ -249,7 +252,7 @@ impl MtpwState {
                 description: s.description.clone(),
                 transport_type: s.transport_type.clone(),
                 tags: s.tags.clone(),
-                published: s.publish_at.is_some_and(|at| Instant::now() >= at),
+                published: s.publish_at.is_some_and(clock::reached),
                 deleted: s.deleted,
                 google_street_view: s.google_street_view.clone(),
                 strava: s.strava.clone(),
@@ -667,7 +670,7 @@ async fn import(
     s.mapillary_sequence_key = Some(key);
     s.image_count = Some(info.image_count);
     s.captured_at = info.captured_at;
-    s.publish_at = Some(Instant::now() + app.cfg.processing_delay);
+    s.publish_at = Some(clock::after(app.cfg.processing_delay));
     json_response(
         StatusCode::OK,
         &json!({"status": "success",
@@ -724,7 +727,7 @@ async fn legacy_import(State(app): State<AppRef>, headers: HeaderMap, body: Body
     };
     let mut st = lock(&app.mtpw);
     let tags = st.tags(form.get("tag"));
-    let publish_at = Some(Instant::now() + app.cfg.processing_delay);
+    let publish_at = Some(clock::after(app.cfg.processing_delay));
     let existing = st.sequences.iter().position(|s| {
         !s.deleted && s.user == user && s.mapillary_sequence_key.as_deref() == Some(key.as_str())
     });
@@ -782,7 +785,7 @@ async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>)
             "The requested resource was not found on this server.",
         );
     };
-    let published = s.publish_at.is_some_and(|at| Instant::now() >= at);
+    let published = s.publish_at.is_some_and(clock::reached);
     let linked = match &s.mapillary_sequence_key {
         Some(key) => format!(
             "Mapillary sequence <code>{}</code>",

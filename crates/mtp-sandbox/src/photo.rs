@@ -5,7 +5,7 @@ use std::io::Cursor;
 use exif::{In, Tag, Value};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PhotoMeta {
     pub lat: Option<f64>,
     pub lon: Option<f64>,

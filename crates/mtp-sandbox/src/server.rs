@@ -2,13 +2,14 @@
 //! reset fault can kill) and the recording layer every request goes through.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -27,6 +28,7 @@ use crate::auth::Service;
 use crate::body::{SharedBody, drain};
 use crate::faults::Faults;
 use crate::html::{escape, page};
+use crate::persist::{self, Persist};
 use crate::record::RecordedRequest;
 use crate::state::{SandboxState, lock};
 use crate::{admin, kartaview, mapillary, mtpw, osm, panoramax};
@@ -56,6 +58,11 @@ pub struct SandboxConfig {
     /// How Map the Paths Web's import answers a Mapillary link (default: as today's
     /// server, HTTP 500; see [`crate::MtpwImportMode`]). Can be changed while running.
     pub mtpw_import: crate::MtpwImportMode,
+    /// Folder where the emulators keep their state, so that a restart resumes (tokens,
+    /// uploads, partial ones included, processing, …; see `state.json` and `blobs/` in
+    /// it). Created if missing; an unreadable state is moved aside and the sandbox starts
+    /// empty. `None` (the default) = in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -69,6 +76,7 @@ impl Default for SandboxConfig {
             panoramax_anonymous_uploads: false,
             recv_buffer: None,
             mtpw_import: crate::MtpwImportMode::default(),
+            state_dir: None,
         }
     }
 }
@@ -130,6 +138,8 @@ pub struct Sandbox {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// Saves the state after changes (with a `state_dir`).
+    saver: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -139,12 +149,18 @@ impl std::fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Binds and starts serving every emulator.
+    /// Binds and starts serving every emulator. With a [`SandboxConfig::state_dir`], first
+    /// loads what a previous run saved there.
     pub async fn start(cfg: SandboxConfig) -> std::io::Result<Sandbox> {
+        let persist = cfg.state_dir.as_deref().map(Persist::open).transpose()?;
         let listener = listen(&cfg)?;
         let addr = listener.local_addr()?;
         let base = Url::parse(&format!("http://{addr}/")).map_err(std::io::Error::other)?;
-        let app: AppRef = Arc::new(App::new(cfg, &base));
+        let app: AppRef = Arc::new(App::new(cfg, &base, persist));
+        let saver = app.persist.as_ref().map(|p| {
+            p.load(&app);
+            tokio::spawn(persist::run_saver(app.clone()))
+        });
         let router = build_router(&app);
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, router, stop_rx));
@@ -154,6 +170,7 @@ impl Sandbox {
             addr,
             stop,
             task: Some(task),
+            saver,
         })
     }
 
@@ -214,6 +231,19 @@ impl Sandbox {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.final_save();
+    }
+
+    /// Stops the background saver and saves the state one last time.
+    fn final_save(&mut self) {
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+            if let Some(p) = &self.app.persist
+                && let Err(e) = p.save(&self.app)
+            {
+                tracing::warn!(error = %e, "could not save the sandbox state");
+            }
+        }
     }
 }
 
@@ -223,6 +253,7 @@ impl Drop for Sandbox {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        self.final_save();
     }
 }
 
@@ -257,6 +288,10 @@ fn build_router(app: &AppRef) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             record_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            persist_layer,
         ))
         .with_state(app.clone())
 }
@@ -335,6 +370,31 @@ async fn record_layer(State(app): State<AppRef>, req: Request, next: Next) -> Re
     ctx.finish(Some(resp.status().as_u16())).await;
     unfinished.0 = None;
     resp
+}
+
+/// Marks the state changed once a request that may have changed it is answered (or
+/// dropped): every method but `GET`/`HEAD`/`OPTIONS`, and the `GET`s of the authorize and
+/// claim pages (which issue codes or claim tokens when auto-approving).
+async fn persist_layer(State(app): State<AppRef>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let may_change = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || path.contains("/authorize")
+        || path.contains("/connect")
+        || path.ends_with("/claim");
+    if app.persist.is_none() || !may_change {
+        return next.run(req).await;
+    }
+    let _touch = Touch(app.clone());
+    next.run(req).await
+}
+
+/// Marks the state changed when dropped.
+struct Touch(AppRef);
+
+impl Drop for Touch {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
 }
 
 /// Records a request whose handling was dropped midway (see [`ReqCtx::finish_dropped`]).

@@ -5,6 +5,7 @@
 //! ```text
 //! mtp-sandbox-server [--host 127.0.0.1] [--port 0] [--processing-delay-ms 3000]
 //!                    [--auto-approve] [--panoramax-anonymous] [--faults SPEC]
+//!                    [--state-dir DIR]
 //! ```
 
 use std::io::Write as _;
@@ -16,7 +17,7 @@ use mtp_sandbox::{Faults, Sandbox, SandboxConfig};
 fn usage() -> ExitCode {
     eprintln!(
         "usage: mtp-sandbox-server [--host IP] [--port N] [--processing-delay-ms MS] \
-         [--auto-approve] [--panoramax-anonymous] [--faults SPEC]"
+         [--auto-approve] [--panoramax-anonymous] [--faults SPEC] [--state-dir DIR]"
     );
     ExitCode::from(2)
 }
@@ -42,6 +43,10 @@ async fn main() -> ExitCode {
                 None => return usage(),
             },
             "--auto-approve" => cfg.auto_approve = true,
+            "--state-dir" => match value() {
+                Some(dir) => cfg.state_dir = Some(dir.into()),
+                None => return usage(),
+            },
             "--panoramax-anonymous" => cfg.panoramax_anonymous_uploads = true,
             "--faults" => match value() {
                 Some(spec) => match Faults::parse_spec(&spec) {

@@ -139,7 +139,7 @@ pub(super) async fn graphql(
                 return reply(json!({"fetch__User": null}));
             };
             let st = lock(&app.mly);
-            let now = tokio::time::Instant::now();
+            let now = crate::clock::now_ms();
             let nodes: Vec<Value> = st
                 .sequences
                 .iter()
@@ -164,7 +164,7 @@ fn user_by_username(app: &App, username: &str) -> Value {
         return Value::Null;
     };
     let st = lock(&app.mly);
-    let now = tokio::time::Instant::now();
+    let now = crate::clock::now_ms();
     let mut images = 0usize;
     let mut km = 0.0;
     for seq in st
@@ -256,7 +256,7 @@ fn feed(app: &App, u: usize, first: usize, after: usize) -> Value {
 /// The raw status of each stage now: `PENDING` before it starts, `IN_PROGRESS`, then
 /// `FINISHED` (or `FAILED` for the failing stage; those after it stay `PENDING`).
 pub(crate) fn stage_statuses(app: &App, c: &Cluster) -> [&'static str; 4] {
-    let elapsed = c.created.elapsed();
+    let elapsed = crate::clock::since(c.created);
     let step = app.step(4);
     let mut out = ["PENDING"; 4];
     for (i, slot) in out.iter_mut().enumerate() {

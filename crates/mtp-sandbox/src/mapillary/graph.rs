@@ -293,7 +293,7 @@ pub(super) async fn image_ids(
     let ids: Vec<Value> = st
         .sequences
         .iter()
-        .find(|s| &s.id == seq && tokio::time::Instant::now() >= s.visible_at)
+        .find(|s| &s.id == seq && crate::clock::reached(s.visible_at))
         .map(|s| s.image_ids.iter().map(|id| json!({"id": id})).collect())
         .unwrap_or_default();
     json_response(StatusCode::OK, &json!({"data": ids}))

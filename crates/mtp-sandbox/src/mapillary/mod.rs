@@ -18,7 +18,7 @@ use crate::auth::{Service, TokenCheck};
 use crate::state::lock;
 
 pub(crate) use activity::knobs;
-pub(crate) use processing::MlyState;
+pub(crate) use processing::{MlyState, UploadFile};
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
@@ -216,6 +216,7 @@ impl crate::SandboxState {
     /// [`crate::Faults::expire_tokens`], which expires every service's tokens.
     pub fn expire_mapillary_token(&self, token: &str) {
         lock(&self.app.mly).expired.insert(token.to_owned());
+        self.app.touch();
     }
 
     /// Issues a Mapillary access token for sandbox account `user` with only `scopes`
@@ -226,6 +227,7 @@ impl crate::SandboxState {
             token.clone(),
             scopes.iter().map(|s| (*s).to_owned()).collect(),
         );
+        self.app.touch();
         token
     }
 }

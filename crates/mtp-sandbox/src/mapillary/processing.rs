@@ -9,9 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read as _};
 
+use crate::clock;
 use bytes::Bytes;
 use md5::{Digest as _, Md5};
-use tokio::time::Instant;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::ids::{self, Counter};
@@ -73,18 +74,20 @@ pub(crate) struct UploadFile {
     pub key: String,
     pub data: Vec<u8>,
     pub handle: Option<String>,
-    /// When the handle was issued, on the sandbox clock ([`MlyState::now`]).
-    pub handle_at: Option<Instant>,
+    /// When the handle was issued, in unix ms on the sandbox clock ([`MlyState::now`]).
+    pub handle_at: Option<u64>,
     pub posts: u32,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Cluster {
     pub id: String,
     pub user: usize,
     pub file_type: String,
     pub handle: String,
     pub organization_id: Option<String>,
-    pub created: Instant,
+    /// Unix ms.
+    pub created: u64,
     pub created_at: time::OffsetDateTime,
     pub sequence_ids: Vec<String>,
     pub image_count: usize,
@@ -106,37 +109,48 @@ pub(crate) struct ExtraActivity {
     pub item_count: usize,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Sequence {
     pub id: String,
     pub cluster_id: String,
     pub user: usize,
     pub image_ids: Vec<String>,
-    pub visible_at: Instant,
+    /// Unix ms.
+    pub visible_at: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 pub(crate) struct Image {
     pub id: String,
     pub sequence_id: String,
     pub cluster_id: String,
     pub user: usize,
     pub key: String,
+    /// Kept in a blob file, not in the saved JSON ([`crate::persist`]).
+    #[serde(skip)]
     pub bytes: Bytes,
     pub meta: PhotoMeta,
     pub organization_id: Option<String>,
-    pub visible_at: Instant,
+    /// Unix ms.
+    pub visible_at: u64,
 }
 
 impl Image {
     pub fn visible(&self) -> bool {
-        Instant::now() >= self.visible_at
+        clock::reached(self.visible_at)
     }
 }
 
-#[derive(Default)]
+/// Saved by [`crate::persist`], except the files (saved apart, with their bytes in blob
+/// files) and the test knobs.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 pub(crate) struct MlyState {
     /// Files by (user, key).
+    #[serde(skip)]
     pub files: HashMap<(usize, String), UploadFile>,
     /// Upload order of the keys, for stable snapshots.
+    #[serde(skip)]
     pub file_order: Vec<(usize, String)>,
     pub clusters: Vec<Cluster>,
     pub sequences: Vec<Sequence>,
@@ -151,19 +165,26 @@ pub(crate) struct MlyState {
     pub revoked: HashSet<String>,
     /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
     /// service did in 2023 (PROTOCOLS §2.6).
+    #[serde(skip)]
     pub graphql_refuses_user_tokens: bool,
     /// How far the sandbox clock is ahead of real time (tests move it forward).
+    #[serde(skip)]
     pub clock_offset: std::time::Duration,
     /// How long an upload handle stays valid (mapillary_tools keeps them 2 days: unfinished
     /// uploads expire server-side, PROTOCOLS §2.6). `None` = [`HANDLE_MAX_AGE`].
+    #[serde(skip)]
     pub handle_max_age: Option<std::time::Duration>,
     /// Knob: the next cluster is split into two sequences before this image.
+    #[serde(skip)]
     pub publish_split_next: Option<usize>,
     /// Knob: of the next cluster, one image in this many is never published (0 = none).
+    #[serde(skip)]
     pub publish_drop_next: Option<usize>,
     /// Knob: the next cluster fails at this stage (0–3) with this `error_code`.
+    #[serde(skip)]
     pub next_failure: Option<(usize, String)>,
     /// Finished clusters from other uploads, in the activity feed only (to make it long).
+    #[serde(skip)]
     pub extra_activity: Vec<ExtraActivity>,
     /// Access tokens made to expire early ([`crate::SandboxState::expire_mapillary_token`]).
     pub expired: HashSet<String>,
@@ -173,6 +194,20 @@ pub(crate) struct MlyState {
 pub(crate) struct FinishError(pub String);
 
 impl MlyState {
+    /// Moves the id counters past every id this state holds (after loading a saved state:
+    /// ids are never handed out twice).
+    pub fn reserve_ids(&self) {
+        let max = |ids: &mut dyn Iterator<Item = &String>| {
+            ids.filter_map(|id| id.parse::<u64>().ok()).max()
+        };
+        if let Some(m) = max(&mut self.images.iter().map(|i| &i.id)) {
+            IMAGE_IDS.advance_past(m);
+        }
+        if let Some(m) = max(&mut self.clusters.iter().map(|c| &c.id)) {
+            CLUSTER_IDS.advance_past(m);
+        }
+    }
+
     pub fn file_mut(&mut self, user: usize, key: &str) -> &mut UploadFile {
         let id = (user, key.to_owned());
         if !self.files.contains_key(&id) {
@@ -194,16 +229,16 @@ impl MlyState {
             .find(|f| f.user == user && f.handle.as_deref() == Some(handle))
     }
 
-    /// Now on the sandbox clock.
-    pub fn now(&self) -> Instant {
-        Instant::now() + self.clock_offset
+    /// Now on the sandbox clock, in unix ms.
+    pub fn now(&self) -> u64 {
+        clock::now_ms().saturating_add(clock::ms(self.clock_offset))
     }
 
     /// Whether a file's handle is missing or older than the handle lifetime.
     pub fn handle_expired(&self, f: &UploadFile) -> bool {
         let max = self.handle_max_age.unwrap_or(HANDLE_MAX_AGE);
         f.handle_at
-            .is_none_or(|at| self.now().saturating_duration_since(at) > max)
+            .is_none_or(|at| self.now().saturating_sub(at) > clock::ms(max))
     }
 
     /// A file by a handle that is still valid.
@@ -279,13 +314,13 @@ impl MlyState {
         }
 
         let cluster_id = CLUSTER_IDS.next_string();
-        let created = Instant::now();
+        let created = clock::now_ms();
         let forced = self.next_failure.take();
         // A cluster that fails is never published.
         let visible_at = if forced.is_some() {
-            created + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+            created.saturating_add(100 * 365 * 24 * 3600 * 1000)
         } else {
-            created + app.cfg.processing_delay
+            created.saturating_add(clock::ms(app.cfg.processing_delay))
         };
         let mut cluster = Cluster {
             id: cluster_id.clone(),
@@ -449,7 +484,7 @@ impl MlyState {
     }
 
     pub fn sequences_snapshot(&self) -> Vec<MapillarySequence> {
-        let now = Instant::now();
+        let now = clock::now_ms();
         self.sequences
             .iter()
             .map(|s| MapillarySequence {
@@ -487,7 +522,7 @@ pub(crate) fn cluster_stages(
     app: &App,
     c: &Cluster,
 ) -> (Vec<(&'static str, &'static str)>, &'static str) {
-    let elapsed = c.created.elapsed();
+    let elapsed = clock::since(c.created);
     let step = app.step(4);
     let mut out = Vec::with_capacity(4);
     let mut overall = "done";

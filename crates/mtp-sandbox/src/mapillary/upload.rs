@@ -131,6 +131,9 @@ pub(super) async fn upload(
             counted = true;
         }
         pos += chunk.len() as u64;
+        drop(st);
+        // Saved as it arrives: a sandbox that stops mid-body resumes from here.
+        app.touch();
     }
 
     let mut st = lock(&app.mly);

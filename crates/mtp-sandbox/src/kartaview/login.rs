@@ -1,0 +1,93 @@
+//! `client_auth`: an OSM access token becomes a KartaView token.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+use crate::OSM_CLIENT_SECRET;
+use crate::app::AppRef;
+use crate::auth::{Service, TokenCheck, TokenKind, USERS};
+use crate::faults::OsmAppRefusal;
+use crate::state::lock;
+
+use super::{form_and_user, missing, ok, v1};
+
+/// The OSM app KartaView's own clients sign in with; with `kartaview_refuse_osm_apps` set,
+/// `client_auth` accepts only tokens issued to it.
+pub const KARTAVIEW_OWN_OSM_CLIENT_ID: &str = "kartaview-upload-scripts";
+
+pub(super) async fn client_auth(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (form, _) = match form_and_user(&app, &headers, body, false).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(request_token) = form.get("request_token") else {
+        return missing("request_token");
+    };
+    let Some(secret) = form.get("secret_token") else {
+        return missing("secret_token");
+    };
+    if secret != OSM_CLIENT_SECRET {
+        return v1(
+            StatusCode::BAD_REQUEST,
+            "690",
+            " Unexpected error: the OSM application is not accepted",
+            None,
+        );
+    }
+    let checked = lock(&app.auth).check(&app.faults, Service::Osm, request_token);
+    if let (TokenCheck::Valid(t), Some(refusal)) =
+        (&checked, app.faults.kartaview_osm_app_refusal())
+        && t.client_id != KARTAVIEW_OWN_OSM_CLIENT_ID
+    {
+        // KartaView only knows the OSM apps of its own clients (PROTOCOLS §3.1).
+        return match refusal {
+            OsmAppRefusal::Unexpected690 => v1(
+                StatusCode::BAD_REQUEST,
+                "690",
+                " Unexpected error. Please try again later.",
+                None,
+            ),
+            OsmAppRefusal::InvalidToken401 => v1(
+                StatusCode::UNAUTHORIZED,
+                "401",
+                "Invalid access token",
+                None,
+            ),
+        };
+    }
+    let user = match checked {
+        TokenCheck::Valid(t) if t.kind == TokenKind::Access => Some(t.user),
+        _ => None,
+    };
+    let Some(user) = user else {
+        return v1(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Invalid access token",
+            None,
+        );
+    };
+    let token = lock(&app.auth).issue(
+        &app.faults,
+        Service::KartaView,
+        TokenKind::Access,
+        user,
+        "",
+        None,
+    );
+    ok(json!({
+        "access_token": token,
+        "id": USERS[user].kartaview_id.to_string(),
+        "username": USERS[user].username,
+        "full_name": USERS[user].display_name,
+        "type": "user",
+        "role": "ROLE_USER",
+    }))
+}

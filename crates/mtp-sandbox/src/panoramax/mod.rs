@@ -1,0 +1,171 @@
+//! Panoramax (GeoVisio 2.15) under `/panoramax/api`: configuration, tokens (including the
+//! generate → claim flow), upload sets with their files, and the STAC read-back.
+//!
+//! Timeline of an upload set, once completed (automatically when accepted + tracked-rejected
+//! files reach `estimated_nb_files`, or by `POST …/complete`): `dispatched` after half of
+//! `processing_delay` (the pictures are sorted, deduplicated and split into collections), then
+//! `ready` after all of it. A file added to a completed set reopens it. Pictures count as
+//! `prepared` a quarter of `processing_delay` after upload. Anonymous uploads (if enabled)
+//! belong to the first sandbox account.
+
+mod account;
+mod dispatch;
+mod stac;
+mod state;
+mod upload;
+
+pub(crate) use stac::viewer;
+pub(crate) use state::PnxState;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::{AppRef, auth_credential, ep, json_response};
+use crate::auth::PanoramaxAuthError;
+use crate::state::lock;
+
+use account::{
+    claim_decision, claim_page, configuration, create_token, generate_token, get_token,
+    list_tokens, me, root,
+};
+use stac::{collection, collections, geovisio_status, items, picture_file, search};
+use upload::{
+    add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
+    my_upload_sets,
+};
+
+pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
+    Router::new()
+        .route("/", get(viewer))
+        .route("/api", ep(app, "panoramax.root", get(root)))
+        .route(
+            "/api/configuration",
+            ep(app, "panoramax.configuration", get(configuration)),
+        )
+        .route("/api/users/me", ep(app, "panoramax.me", get(me)))
+        .route(
+            "/api/users/me/tokens",
+            ep(app, "panoramax.me_tokens", get(list_tokens)).merge(ep(
+                app,
+                "panoramax.create_token",
+                post(create_token),
+            )),
+        )
+        .route(
+            "/api/users/me/tokens/{id}",
+            ep(app, "panoramax.me_token", get(get_token)),
+        )
+        .route(
+            "/api/auth/tokens/generate",
+            ep(app, "panoramax.generate_token", post(generate_token)),
+        )
+        .route(
+            "/api/auth/tokens/{id}/claim",
+            ep(app, "panoramax.claim_token", get(claim_page)).merge(ep(
+                app,
+                "panoramax.claim_decision",
+                post(claim_decision),
+            )),
+        )
+        .route(
+            "/api/upload_sets",
+            ep(app, "panoramax.create_upload_set", post(create_upload_set)),
+        )
+        .route(
+            "/api/users/me/upload_sets",
+            ep(app, "panoramax.my_upload_sets", get(my_upload_sets)),
+        )
+        .route(
+            "/api/upload_sets/{id}",
+            ep(app, "panoramax.upload_set", get(get_upload_set)).merge(ep(
+                app,
+                "panoramax.delete",
+                axum::routing::delete(delete_upload_set),
+            )),
+        )
+        .route(
+            "/api/upload_sets/{id}/files",
+            ep(app, "panoramax.files", post(add_file)).merge(ep(
+                app,
+                "panoramax.list_files",
+                get(list_files),
+            )),
+        )
+        .route(
+            "/api/upload_sets/{id}/complete",
+            ep(app, "panoramax.complete", post(complete)),
+        )
+        .route(
+            "/api/collections",
+            ep(app, "panoramax.collections", get(collections)),
+        )
+        .route(
+            "/api/collections/{id}",
+            ep(app, "panoramax.collection", get(collection)),
+        )
+        .route(
+            "/api/collections/{id}/items",
+            ep(app, "panoramax.items", get(items)),
+        )
+        .route(
+            "/api/collections/{id}/geovisio_status",
+            ep(app, "panoramax.geovisio_status", get(geovisio_status)),
+        )
+        .route(
+            "/api/pictures/{id}/{asset}",
+            ep(app, "panoramax.picture_file", get(picture_file)),
+        )
+        .route("/api/search", ep(app, "panoramax.search", get(search)))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn err(status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"message": message, "status_code": status.as_u16()}),
+    )
+}
+
+fn err_details(status: StatusCode, message: &str, details: Value) -> Response {
+    json_response(
+        status,
+        &json!({"message": message, "status_code": status.as_u16(), "details": details}),
+    )
+}
+
+/// `Ok(None)` = no token; `Err` = a token that is refused.
+fn token_user(app: &AppRef, headers: &HeaderMap) -> Result<Option<usize>, Response> {
+    let Some(jwt) = auth_credential(headers, &["Bearer"]) else {
+        return Ok(None);
+    };
+    match lock(&app.auth).panoramax_user(&app.faults, jwt) {
+        Ok(u) => Ok(Some(u)),
+        Err(PanoramaxAuthError::Invalid) => Err(err(StatusCode::UNAUTHORIZED, "Token not valid")),
+        Err(PanoramaxAuthError::Forbidden) => Err(err(
+            StatusCode::FORBIDDEN,
+            "Token is not valid for this account, it may not have been claimed or may have been revoked",
+        )),
+    }
+}
+
+fn require_user(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
+    token_user(app, headers)?
+        .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "Authentication is mandatory"))
+}
+
+/// Writers: a token, or (if enabled) anonymous on the first account.
+fn writer(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
+    match token_user(app, headers)? {
+        Some(u) => Ok(u),
+        None if app.cfg.panoramax_anonymous_uploads => Ok(0),
+        None => Err(err(StatusCode::UNAUTHORIZED, "Authentication is mandatory")),
+    }
+}

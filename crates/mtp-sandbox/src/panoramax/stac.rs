@@ -1,0 +1,311 @@
+//! The STAC read-back: collections, their items and processing status, picture assets, the
+//! search endpoint and the instance's web viewer.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::app::{App, AppRef, json_response};
+use crate::auth::USERS;
+use crate::html::{escape, page};
+use crate::state::lock;
+
+use super::state::{Collection, Picture, PnxState, SetPhase, set_phase};
+use super::{err, rfc3339};
+
+pub(super) fn collection_summary(
+    app: &App,
+    st: &PnxState,
+    c: &Collection,
+    phase: SetPhase,
+) -> Value {
+    let pics: Vec<&Picture> = c
+        .picture_ids
+        .iter()
+        .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
+        .collect();
+    let ready = phase == SetPhase::Ready;
+    json!({
+        "id": c.id,
+        "title": c.title,
+        "nb_items": pics.len(),
+        "ready": ready,
+        "extent": extent(&pics),
+        "items_status": {"prepared": if ready { pics.len() } else { 0 },
+                         "preparing": if ready { 0 } else { pics.len() },
+                         "preparing_error": 0, "not_processed": 0},
+        "links": [{"rel": "self", "type": "application/json",
+                   "href": app.url(&format!("/panoramax/api/collections/{}", c.id))}],
+    })
+}
+
+fn extent(pics: &[&Picture]) -> Value {
+    let pos: Vec<(f64, f64)> = pics.iter().filter_map(|p| p.meta.position()).collect();
+    let bbox = if pos.is_empty() {
+        Value::Null
+    } else {
+        let min_lat = pos.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let max_lat = pos.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+        let min_lon = pos.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let max_lon = pos.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        json!([[min_lon, min_lat, max_lon, max_lat]])
+    };
+    let times: Vec<OffsetDateTime> = pics.iter().filter_map(|p| p.meta.captured_at).collect();
+    let interval = match (times.iter().min(), times.iter().max()) {
+        (Some(a), Some(b)) => json!([[rfc3339(*a), rfc3339(*b)]]),
+        _ => json!([[null, null]]),
+    };
+    json!({"spatial": {"bbox": bbox}, "temporal": {"interval": interval}})
+}
+
+/// A collection, if its set has been dispatched (ready or not).
+fn visible_collection<'a>(
+    app: &App,
+    st: &'a PnxState,
+    id: &str,
+) -> Option<(&'a Collection, SetPhase)> {
+    let c = st.collections.iter().find(|c| c.id == id)?;
+    let set = st.sets.iter().find(|s| s.id == c.set_id && !s.deleted)?;
+    let phase = set_phase(app, set);
+    matches!(phase, SetPhase::Dispatched | SetPhase::Ready).then_some((c, phase))
+}
+
+fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: SetPhase) -> Value {
+    let pics: Vec<&Picture> = c
+        .picture_ids
+        .iter()
+        .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
+        .collect();
+    let href = app.url(&format!("/panoramax/api/collections/{}", c.id));
+    json!({
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "id": c.id,
+        "title": c.title,
+        "description": "A sequence of pictures",
+        "license": "CC-BY-SA-4.0",
+        "created": rfc3339(c.created_at),
+        "geovisio:status": if phase == SetPhase::Ready { "ready" } else { "preparing" },
+        "geovisio:upload-software": "unknown",
+        "extent": extent(&pics),
+        "stats:items": {"count": pics.len()},
+        "providers": [{"name": USERS[c.user].username, "roles": ["producer"]}],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": href},
+            {"rel": "items", "type": "application/geo+json", "href": format!("{href}/items")},
+            {"rel": "parent", "type": "application/json", "href": app.url("/panoramax/api")},
+        ],
+    })
+}
+
+fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
+    let geometry = p
+        .meta
+        .position()
+        .map(|(lat, lon)| json!({"type": "Point", "coordinates": [lon, lat]}));
+    let asset = |kind: &str| {
+        json!({"href": app.url(&format!("/panoramax/api/pictures/{}/{kind}.jpg", p.id)),
+               "type": "image/jpeg", "roles": ["data"]})
+    };
+    json!({
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": p.id,
+        "collection": p.collection_id,
+        "geometry": geometry,
+        "bbox": p.meta.position().map(|(lat, lon)| json!([lon, lat, lon, lat])),
+        "properties": {
+            "datetime": p.meta.captured_at.map(rfc3339),
+            "view:azimuth": p.meta.heading,
+            "pers:interior_orientation": {"field_of_view": if p.meta.is_pano { json!(360) } else { Value::Null }},
+            "original_file:name": p.file_name,
+            "original_file:size": p.bytes.len(),
+            "geovisio:status": if ready { "ready" } else { "preparing" },
+            "geovisio:producer": USERS[p.user].username,
+        },
+        "assets": {"hd": asset("hd"), "sd": asset("sd"), "thumb": asset("thumb")},
+        "links": [],
+    })
+}
+
+pub(super) async fn collections(State(app): State<AppRef>) -> Response {
+    let st = lock(&app.pnx);
+    let list: Vec<Value> = st
+        .collections
+        .iter()
+        .filter_map(|c| visible_collection(&app, &st, &c.id))
+        .map(|(c, phase)| collection_json(&app, &st, c, phase))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"collections": list, "links": [{"rel": "root", "href": app.url("/panoramax/api")}]}),
+    )
+}
+
+pub(super) async fn collection(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+    let st = lock(&app.pnx);
+    match visible_collection(&app, &st, &id) {
+        Some((c, phase)) => json_response(StatusCode::OK, &collection_json(&app, &st, c, phase)),
+        None => err(StatusCode::NOT_FOUND, "Collection doesn't exist"),
+    }
+}
+
+pub(super) async fn items(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+    let st = lock(&app.pnx);
+    let Some((c, phase)) = visible_collection(&app, &st, &id) else {
+        return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
+    };
+    let features: Vec<Value> = c
+        .picture_ids
+        .iter()
+        .filter_map(|pid| st.pictures.iter().find(|p| &p.id == pid))
+        .map(|p| item_json(&app, p, phase == SetPhase::Ready))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"type": "FeatureCollection", "features": features, "links": []}),
+    )
+}
+
+pub(super) async fn geovisio_status(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+    let st = lock(&app.pnx);
+    let Some((c, phase)) = visible_collection(&app, &st, &id) else {
+        return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
+    };
+    let status = if phase == SetPhase::Ready {
+        "ready"
+    } else {
+        "preparing"
+    };
+    let items: Vec<Value> = c
+        .picture_ids
+        .iter()
+        .enumerate()
+        .map(|(i, pid)| json!({"id": pid, "rank": i + 1, "status": status, "processing_in_progress": status != "ready", "nb_errors": 0}))
+        .collect();
+    json_response(StatusCode::OK, &json!({"status": status, "items": items}))
+}
+
+pub(super) async fn picture_file(
+    State(app): State<AppRef>,
+    Path((id, asset)): Path<(String, String)>,
+) -> Response {
+    if !["hd.jpg", "sd.jpg", "thumb.jpg"].contains(&asset.as_str()) {
+        return err(StatusCode::NOT_FOUND, "Unknown picture asset");
+    }
+    let st = lock(&app.pnx);
+    match st.pictures.iter().find(|p| p.id == id) {
+        Some(p) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "image/jpeg")],
+            p.bytes.clone(),
+        )
+            .into_response(),
+        None => err(StatusCode::NOT_FOUND, "Picture doesn't exist"),
+    }
+}
+
+pub(super) async fn search(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let bbox = match q.get("bbox") {
+        Some(b) => {
+            let v: Option<Vec<f64>> = b.split(',').map(|x| x.trim().parse().ok()).collect();
+            match v.as_deref() {
+                Some(&[a, b, c, d]) => Some((a, b, c, d)),
+                _ => {
+                    return err(
+                        StatusCode::BAD_REQUEST,
+                        "Parameter bbox must be minx,miny,maxx,maxy",
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let limit: usize = q
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(10)
+        .min(10_000);
+    let st = lock(&app.pnx);
+    let features: Vec<Value> = st
+        .pictures
+        .iter()
+        .filter_map(|p| {
+            let cid = p.collection_id.as_ref()?;
+            let (_, phase) = visible_collection(&app, &st, cid)?;
+            (phase == SetPhase::Ready).then_some(p)
+        })
+        .filter(|p| {
+            bbox.is_none_or(|(min_lon, min_lat, max_lon, max_lat)| {
+                p.meta.position().is_some_and(|(lat, lon)| {
+                    (min_lat..=max_lat).contains(&lat) && (min_lon..=max_lon).contains(&lon)
+                })
+            })
+        })
+        .take(limit)
+        .map(|p| item_json(&app, p, true))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"type": "FeatureCollection", "features": features, "links": []}),
+    )
+}
+
+/// The instance's web viewer on one picture (`{instance}/?focus=pic&pic=<id>`, the
+/// viewer's permalink parameters): the page a "View on Panoramax" link opens.
+pub(crate) async fn viewer(
+    State(app): State<AppRef>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let st = lock(&app.pnx);
+    let Some(pic) = q.get("pic").filter(|p| !p.is_empty()) else {
+        return Html(page(
+            "Panoramax",
+            "<p>The sandbox instance's viewer: open a picture with <code>?pic=&lt;id&gt;</code>.</p>",
+        ))
+        .into_response();
+    };
+    let Some(p) = st.pictures.iter().find(|p| &p.id == pic) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page(
+                "Panoramax",
+                "<p>This picture does not exist (or not any more).</p>",
+            )),
+        )
+            .into_response();
+    };
+    let sequence = p
+        .collection_id
+        .as_ref()
+        .and_then(|c| st.collections.iter().find(|x| &x.id == c));
+    let body = match sequence {
+        Some(c) => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",
+            pid = escape(&p.id),
+            cid = escape(&c.id),
+            pos = c
+                .picture_ids
+                .iter()
+                .position(|x| x == &p.id)
+                .map_or(0, |i| i + 1),
+            n = c.picture_ids.len(),
+            title = escape(&c.title),
+            file = escape(&p.file_name),
+        ),
+        None => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file}, not yet in a sequence (still being processed).</p>",
+            pid = escape(&p.id),
+            file = escape(&p.file_name),
+        ),
+    };
+    Html(page("Panoramax", &body)).into_response()
+}

@@ -1,0 +1,157 @@
+//! What the Panoramax emulator holds: upload sets with their tracked files, pictures and the
+//! collections a dispatch made, and where a set is in its life.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::clock;
+use crate::photo::PhotoMeta;
+use crate::state::{PanoramaxFile, PanoramaxUploadSet, username};
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct Rejection {
+    pub(super) reason: String,
+    pub(super) severity: String,
+    pub(super) message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SetFile {
+    pub(super) file_name: String,
+    pub(super) picture_id: Option<String>,
+    pub(super) content_md5: String,
+    pub(super) size: u64,
+    pub(super) inserted_at: OffsetDateTime,
+    pub(super) rejected: Option<Rejection>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct Picture {
+    pub(super) id: String,
+    pub(super) set_id: String,
+    pub(super) user: usize,
+    pub(super) file_name: String,
+    /// Kept in a blob file, not in the saved JSON ([`crate::persist`]).
+    #[serde(skip)]
+    pub(super) bytes: Bytes,
+    pub(super) md5: String,
+    pub(super) meta: PhotoMeta,
+    pub(super) inserted: u64,
+    pub(super) collection_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct Collection {
+    pub(super) id: String,
+    pub(super) set_id: String,
+    pub(super) user: usize,
+    pub(super) title: String,
+    pub(super) picture_ids: Vec<String>,
+    pub(super) created_at: OffsetDateTime,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct UploadSet {
+    pub(super) id: String,
+    pub(super) user: usize,
+    pub(super) title: String,
+    pub(super) estimated_nb_files: Option<u64>,
+    pub(super) sort_method: String,
+    pub(super) split_distance: f64,
+    pub(super) split_time: f64,
+    pub(super) no_split: bool,
+    pub(super) duplicate_distance: f64,
+    pub(super) duplicate_rotation: f64,
+    pub(super) no_deduplication: bool,
+    pub(super) relative_heading: Option<f64>,
+    pub(super) visibility: String,
+    pub(super) semantics: Value,
+    pub(super) metadata: Value,
+    pub(super) created_at: OffsetDateTime,
+    pub(super) completed_at: Option<u64>,
+    pub(super) deleted: bool,
+    pub(super) files: Vec<SetFile>,
+    pub(super) collection_ids: Vec<String>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct PnxState {
+    pub(super) sets: Vec<UploadSet>,
+    pub(super) pictures: Vec<Picture>,
+    pub(super) collections: Vec<Collection>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum SetPhase {
+    Open,
+    Completed,
+    Dispatched,
+    Ready,
+}
+
+pub(super) fn set_phase(app: &App, s: &UploadSet) -> SetPhase {
+    match s.completed_at {
+        None => SetPhase::Open,
+        Some(at) => {
+            let e = clock::since(at);
+            if e >= app.cfg.processing_delay {
+                SetPhase::Ready
+            } else if e >= app.step(2) {
+                SetPhase::Dispatched
+            } else {
+                SetPhase::Completed
+            }
+        }
+    }
+}
+
+impl PnxState {
+    /// Each picture's id and bytes (the bytes are saved apart, see [`crate::persist`]).
+    pub(crate) fn picture_bytes(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.pictures.iter().map(|p| (p.id.as_str(), &p.bytes))
+    }
+
+    /// Puts the bytes back into the pictures of a loaded state (`read` gets a picture id).
+    pub(crate) fn restore_picture_bytes(&mut self, mut read: impl FnMut(&str) -> Option<Bytes>) {
+        for p in &mut self.pictures {
+            if let Some(b) = read(&p.id) {
+                p.bytes = b;
+            }
+        }
+    }
+
+    pub fn snapshot(&self, app: &App) -> Vec<PanoramaxUploadSet> {
+        self.sets
+            .iter()
+            .map(|s| {
+                let phase = set_phase(app, s);
+                PanoramaxUploadSet {
+                    id: s.id.clone(),
+                    user: username(s.user),
+                    title: s.title.clone(),
+                    estimated_nb_files: s.estimated_nb_files,
+                    completed: phase != SetPhase::Open,
+                    dispatched: matches!(phase, SetPhase::Dispatched | SetPhase::Ready),
+                    ready: phase == SetPhase::Ready,
+                    deleted: s.deleted,
+                    files: s
+                        .files
+                        .iter()
+                        .map(|f| PanoramaxFile {
+                            file_name: f.file_name.clone(),
+                            picture_id: f.picture_id.clone(),
+                            content_md5: f.content_md5.clone(),
+                            size: f.size,
+                            rejected: f.rejected.as_ref().map(|r| r.reason.clone()),
+                        })
+                        .collect(),
+                    collection_ids: s.collection_ids.clone(),
+                }
+            })
+            .collect()
+    }
+}
