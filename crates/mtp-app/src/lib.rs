@@ -31,6 +31,8 @@ use tokio::sync::broadcast;
 
 /// The emulators' port in sandbox mode, kept from one start to the next.
 const SANDBOX_PORT_SETTING: &str = "sandbox_port";
+/// Where sandbox mode's emulators keep what they hold, inside the sandbox data folder.
+pub const SANDBOX_STATE_DIR: &str = "emulators";
 
 /// Everything a running app (window or CLI) holds.
 #[derive(Clone)]
@@ -150,6 +152,8 @@ impl App {
         let (sandbox, services) = match mode.mode {
             Mode::Sandbox => {
                 let mut config = mtp_sandbox::SandboxConfig::default();
+                // What the emulators hold survives a restart, as on the real services.
+                config.state_dir = Some(data_dir.join(SANDBOX_STATE_DIR));
                 if let Some(ms) = settings.sandbox_processing_ms {
                     config.processing_delay = std::time::Duration::from_millis(ms);
                 }
