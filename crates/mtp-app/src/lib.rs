@@ -151,9 +151,11 @@ impl App {
             .map_err(|e| AppError::new("internal", format!("cannot set up HTTP: {e}")))?;
         let (sandbox, services) = match mode.mode {
             Mode::Sandbox => {
-                let mut config = mtp_sandbox::SandboxConfig::default();
-                // What the emulators hold survives a restart, as on the real services.
-                config.state_dir = Some(data_dir.join(SANDBOX_STATE_DIR));
+                let mut config = mtp_sandbox::SandboxConfig {
+                    // What the emulators hold survives a restart, as on the real services.
+                    state_dir: Some(data_dir.join(SANDBOX_STATE_DIR)),
+                    ..mtp_sandbox::SandboxConfig::default()
+                };
                 if let Some(ms) = settings.sandbox_processing_ms {
                     config.processing_delay = std::time::Duration::from_millis(ms);
                 }

@@ -1,0 +1,240 @@
+//! The engine's life in the app: starting it with the drivers, stopping it, and waiting
+//! for jobs to settle.
+
+use super::{PipelineOptions, kartaview, mapillary, mtpw, panoramax};
+use crate::remote::{DestinationRemote, MtpwRemote};
+use crate::{App, AppError, AppEvent, AppResult, WeakApp};
+use mtp_core::Destination;
+use mtp_core::engine::{Driver, Engine, EngineConfig, EngineEvent, JobStatus, Stage, StepError};
+use mtp_core::store::JobRow;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The task that runs the engine, while it runs.
+pub(crate) struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Whether nothing will happen to `job` until the user acts: it is in a settled state, or
+/// it is a Map the Paths job waiting for a Mapillary job of its sequence that is itself
+/// waiting for the user (paused, or waiting for a new sign-in).
+fn settled(job: &JobRow, all: &[JobRow]) -> bool {
+    if !job.status.is_active() {
+        return true;
+    }
+    job.destination == Destination::Mtpw
+        && matches!(job.stage, Stage::Poll | Stage::Sync)
+        && (all.iter().any(|j| {
+            j.sequence_id == job.sequence_id
+                && j.destination == Destination::Mapillary
+                && matches!(j.status, JobStatus::Paused | JobStatus::WaitingAuth)
+        }) || MtpwRemote::of(job).is_ok_and(|r| {
+            r.waiting_on
+                .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str()))
+        }))
+}
+
+impl App {
+    /// Starts the upload pipeline in the background (idempotent). Needs a tokio runtime.
+    pub fn start_engine(&self) -> AppResult<()> {
+        self.start_engine_with(EngineConfig::default())
+    }
+
+    /// [`App::start_engine`] with the engine's settings given (tests use a short retry
+    /// policy). The drivers pace themselves for the mode (sandbox or live).
+    pub fn start_engine_with(&self, config: EngineConfig) -> AppResult<()> {
+        let options = if self.services().sandbox {
+            PipelineOptions::sandbox()
+        } else {
+            PipelineOptions::live()
+        };
+        self.start_pipeline(config, options)
+    }
+
+    /// Starts the pipeline with both the engine's and the drivers' settings. The engine is
+    /// built once per app: after a [`App::shutdown`] this runs the same engine again (its
+    /// settings stay those of the first start) and it resumes whatever was left running.
+    pub fn start_pipeline(&self, config: EngineConfig, options: PipelineOptions) -> AppResult<()> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            AppError::new(
+                "internal",
+                "the upload pipeline needs an async runtime to run in",
+            )
+        })?;
+        let engine = self
+            .inner
+            .engine
+            .get_or_init(|| self.build_engine(config, options))
+            .clone();
+        let mut worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if worker.as_ref().is_some_and(|w| !w.task.is_finished()) {
+            return Ok(());
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let task = runtime.spawn(async move {
+            if let Err(e) = engine.run(stop_rx).await {
+                tracing::error!("the upload pipeline stopped: {e}");
+            }
+        });
+        *worker = Some(Worker { stop, task });
+        Ok(())
+    }
+
+    fn build_engine(&self, config: EngineConfig, options: PipelineOptions) -> Engine {
+        let shared = Arc::new(Shared {
+            app: self.downgrade(),
+            options,
+        });
+        let mut drivers: HashMap<Destination, Arc<dyn Driver>> = HashMap::new();
+        drivers.insert(
+            Destination::Mapillary,
+            Arc::new(mapillary::MapillaryDriver::new(shared.clone())),
+        );
+        drivers.insert(
+            Destination::Kartaview,
+            Arc::new(kartaview::KartaViewDriver::new(shared.clone())),
+        );
+        drivers.insert(
+            Destination::Panoramax,
+            Arc::new(panoramax::PanoramaxDriver::new(shared.clone())),
+        );
+        drivers.insert(Destination::Mtpw, Arc::new(mtpw::MtpwDriver::new(shared)));
+        let events = self.inner.events.clone();
+        let sink = Arc::new(move |event: EngineEvent| {
+            let event = match event {
+                EngineEvent::JobChanged {
+                    job_id,
+                    sequence_id,
+                    status,
+                    stage,
+                } => AppEvent::JobChanged {
+                    job_id,
+                    sequence_id,
+                    status,
+                    stage,
+                },
+                EngineEvent::Progress {
+                    job_id,
+                    sequence_id,
+                    photos_done,
+                    photos_total,
+                    bytes_done,
+                    bytes_total,
+                } => AppEvent::JobProgress {
+                    job_id,
+                    sequence_id,
+                    photos_done,
+                    photos_total,
+                    bytes_done,
+                    bytes_total,
+                },
+            };
+            // No receiver is fine (the CLI often has none).
+            let _ = events.send(event);
+        });
+        Engine::new(self.store().clone(), self.clock(), drivers, config, sink)
+    }
+
+    /// Whether the pipeline is running.
+    pub fn engine_running(&self) -> bool {
+        self.inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|w| !w.task.is_finished())
+    }
+
+    /// Stops the pipeline and waits for it: running stages stop at their next checkpoint
+    /// (between photos, or mid-photo for a transfer) and resume at the next start.
+    pub async fn shutdown(&self) {
+        let worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker {
+            let _ = worker.stop.send(true);
+            let _ = worker.task.await;
+        }
+    }
+
+    /// Stops the pipeline the way a crash or a kill would: no stage reaches a checkpoint,
+    /// requests in flight are dropped and jobs stay `running` in the database (the next
+    /// start puts them back in the queue). For tests of crash recovery.
+    #[doc(hidden)]
+    pub async fn kill_engine(&self) {
+        let worker = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(worker) = worker {
+            worker.task.abort();
+            let _ = worker.task.await;
+        }
+    }
+
+    /// Waits until every job of these sequences is done, failed, cancelled, paused or
+    /// waiting for the user to integrate again (a Map the Paths job waiting for such a
+    /// Mapillary job counts as waiting too), and returns them. Errors with code
+    /// `timeout` (listing where each job is) if that takes longer than `timeout`.
+    pub async fn wait_for_jobs(
+        &self,
+        sequence_ids: &[i64],
+        timeout: Duration,
+    ) -> AppResult<Vec<JobRow>> {
+        let mut events = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut jobs = Vec::new();
+            for &id in sequence_ids {
+                jobs.extend(self.store().jobs_of_sequence(id).await?);
+            }
+            if jobs.iter().all(|j| settled(j, &jobs)) {
+                return Ok(jobs);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let states: Vec<String> = jobs
+                    .iter()
+                    .map(|j| format!("{} {} {}", j.destination, j.stage, j.status))
+                    .collect();
+                return Err(AppError::new(
+                    "timeout",
+                    format!(
+                        "the uploads did not settle in {} s: {}",
+                        timeout.as_secs(),
+                        states.join(", ")
+                    ),
+                ));
+            }
+            // Re-read on every job event, and at least every 200 ms.
+            let wait = (deadline - now).min(Duration::from_millis(200));
+            let _ = tokio::time::timeout(wait, events.recv()).await;
+        }
+    }
+}
+
+/// What every driver holds: the app (weakly) and the pacing.
+pub(crate) struct Shared {
+    pub(super) app: WeakApp,
+    pub(super) options: PipelineOptions,
+}
+
+impl Shared {
+    /// The app, or "stop" when it is going away.
+    pub(super) fn app(&self) -> Result<App, StepError> {
+        self.app.upgrade().ok_or(StepError::Interrupted)
+    }
+}
