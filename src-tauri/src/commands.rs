@@ -175,8 +175,8 @@ pub async fn queue_upload(
 }
 
 #[tauri::command]
-pub fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
-    state.app()?.open_external(&url)
+pub async fn open_external(state: Shared<'_>, url: String) -> Result<(), AppError> {
+    state.app()?.open_external(&url).await
 }
 
 /// The answer to "uploads are running: keep them going in the background or stop?".

@@ -46,6 +46,7 @@ pub fn run() {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
         .setup(|tauri_app| {
             let settings = Settings::from_env();
             let state = tauri::async_runtime::block_on(App::start(settings));
@@ -54,6 +55,16 @@ pub fn run() {
             }
             if let Ok(app) = &state {
                 forward_events(tauri_app.handle().clone(), app.clone());
+                // Web pages open the platform's way (Linux, macOS, Windows) through the
+                // opener plugin; the web view itself gets no opener permission.
+                let handle = tauri_app.handle().clone();
+                app.set_opener(Arc::new(move |url: &str| {
+                    use tauri_plugin_opener::OpenerExt;
+                    handle
+                        .opener()
+                        .open_url(url, None::<&str>)
+                        .map_err(|e| e.to_string())
+                }));
                 // Uploads left mid-way by the last run resume now.
                 let _guard = tauri::async_runtime::handle().inner().enter();
                 if let Err(e) = app.start_engine() {

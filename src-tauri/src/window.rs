@@ -28,14 +28,21 @@ pub fn is_app_url(url: &Url, dev_url: Option<&Url>) -> bool {
     }
 }
 
-/// Opens `url` outside the app (http/https only; anything else is refused and logged).
+/// Opens `url` outside the app (web links to the services' sites only; anything else is
+/// refused and logged).
 fn open_outside(handle: &AppHandle, url: &Url) {
     let state = handle.state::<Arc<AppState>>().inner().clone();
-    let result = state.app().and_then(|app| app.open_external(url.as_str()));
-    match result {
-        Ok(()) => tracing::info!(%url, "opened a link in the system browser"),
-        Err(e) => tracing::warn!(%url, "not opening a link: {}", e.message),
-    }
+    let url = url.clone();
+    tauri::async_runtime::spawn(async move {
+        let result = match state.app() {
+            Ok(app) => app.open_external(url.as_str()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(%url, "opened a link in the system browser"),
+            Err(e) => tracing::warn!(%url, "not opening a link: {}", e.message),
+        }
+    });
 }
 
 /// Builds the main window from its configuration, with the navigation guard.

@@ -258,8 +258,16 @@ impl App {
         self.redirect_uri(service).await
     }
 
-    /// Opens a link to a published sequence in the browser (http and https only).
-    pub fn open_external(&self, url: &str) -> AppResult<()> {
+    /// Sets how the shell opens web pages (once; the desktop app uses its opener plugin).
+    pub fn set_opener(&self, opener: crate::Opener) {
+        if self.inner.opener.set(opener).is_err() {
+            tracing::warn!("the opener was set already");
+        }
+    }
+
+    /// Opens a link in the browser: only web links (http, https) to the sites of the
+    /// services this app talks to (see [`crate::services::Services::link_sites`]).
+    pub async fn open_external(&self, url: &str) -> AppResult<()> {
         let parsed = url::Url::parse(url)
             .map_err(|e| AppError::invalid(format!("{url:?} is not a link: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -267,15 +275,40 @@ impl App {
                 "Refusing to open {url:?}: only web links are opened."
             )));
         }
+        let instances: Vec<String> = self
+            .store()
+            .accounts()
+            .await?
+            .into_iter()
+            .filter_map(|a| a.instance_url)
+            .collect();
+        let sites = self.services().link_sites(&instances);
+        let same_site = |site: &url::Url| {
+            site.host_str().is_some()
+                && site.host_str() == parsed.host_str()
+                && site.port_or_known_default() == parsed.port_or_known_default()
+        };
+        if !sites.iter().any(same_site) {
+            return Err(AppError::invalid(format!(
+                "Refusing to open {url:?}: {} is not one of the services this app works with.",
+                parsed.host_str().unwrap_or("that address")
+            )));
+        }
         self.open_browser(parsed.as_str())
             .map_err(|e| AppError::new("opener", e))
     }
 
-    /// Opens `url` in the system browser (the platform's own way: `xdg-open`/`gio` on Linux,
-    /// `open` on macOS, the shell on Windows), or with `MTP_OPENER <url>` when that is set
-    /// (tests set it to a program that records the address).
+    /// Opens `url` in the system browser: with `MTP_OPENER <url>` when that is set (tests
+    /// set it to a program that records the address), else with the shell's opener (see
+    /// [`App::set_opener`]), else the platform's own way (`xdg-open`/`gio` on Linux, `open`
+    /// on macOS, the shell on Windows).
     fn open_browser(&self, url: &str) -> Result<(), String> {
         let Some(opener) = self.settings().opener.clone() else {
+            if let Some(shell) = self.inner.opener.get() {
+                return shell(url).map_err(|e| {
+                    format!("could not open the browser ({e}). Open the address yourself.")
+                });
+            }
             return open::that_detached(url).map_err(|e| {
                 format!("could not open the browser ({e}). Open the address yourself.")
             });

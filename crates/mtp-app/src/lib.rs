@@ -63,7 +63,13 @@ struct Inner {
     mapillary_refresh: tokio::sync::Mutex<()>,
     /// Sign-ins in progress or just failed, per service.
     sign_ins: signin::SignIns,
+    /// How the shell opens a web page (the desktop app's opener plugin); without one, the
+    /// platform's own way (the `open` crate).
+    opener: std::sync::OnceLock<Opener>,
 }
+
+/// Opens a web page in the system browser; the error says what went wrong, for a person.
+pub type Opener = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// An `App` that does not keep it alive (the pipeline's drivers hold one, so that the
 /// engine inside the app does not own the app).
@@ -235,6 +241,7 @@ impl App {
                 worker: Default::default(),
                 mapillary_refresh: Default::default(),
                 sign_ins: Default::default(),
+                opener: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;

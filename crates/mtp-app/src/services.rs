@@ -191,6 +191,40 @@ impl Services {
             .map(|c| c.sequence_page.fill(&[("unique_id", unique_id)]))
     }
 
+    /// The web sites a link may open in the browser: each configured service's pages and
+    /// API hosts, the Panoramax instances in `instances` (the accounts'), the built-in
+    /// emulators in sandbox mode, and OpenStreetMap (the map's attribution).
+    pub fn link_sites(&self, instances: &[String]) -> Vec<Url> {
+        let mut sites: Vec<Url> = ["https://www.openstreetmap.org", "https://openstreetmap.org"]
+            .iter()
+            .filter_map(|u| Url::parse(u).ok())
+            .collect();
+        let page = |t: &PageTemplate| Url::parse(&t.fill(&[])).ok();
+        if let Some(c) = &self.mapillary {
+            sites.extend([c.authorize_url.clone(), c.graph_url.clone()]);
+            sites.extend(page(&c.image_page));
+        }
+        if let Some(c) = &self.kartaview {
+            sites.extend([c.api_url.clone(), c.osm_authorize_url.clone()]);
+            sites.extend(page(&c.sequence_page));
+        }
+        let mut instances: Vec<String> = instances.to_vec();
+        if let Some(c) = &self.panoramax {
+            instances.push(c.instance_url.to_string());
+        }
+        for instance in &instances {
+            sites.extend(Url::parse(instance).ok());
+            sites.extend(
+                Url::parse(&self.panoramax_picture_page.fill(&[("instance", instance)])).ok(),
+            );
+        }
+        if let Some(c) = &self.mtpw {
+            sites.push(c.base_url.clone());
+            sites.extend(page(&c.sequence_page));
+        }
+        sites
+    }
+
     pub fn is_configured(&self, d: Destination) -> bool {
         match d {
             Destination::Mapillary => self.mapillary.is_some(),
