@@ -13,19 +13,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TAURI_DRIVER_VERSION := 2.1.0
 
 # Debian 12 packages: WebKitGTK to build and run the app; Xvfb, D-Bus, WebKitWebDriver for
-# the end-to-end tests; xdg-utils for deep-link registration; ImageMagick/xdotool for screenshots.
+# the end-to-end tests; xdg-utils for deep-link registration; ImageMagick/xdotool for screenshots;
+# gnome-keyring for the Secret Service the keychain test keeps tokens in.
 APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev \
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev \
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
-  imagemagick xdotool python3-venv jq time
+  imagemagick xdotool python3-venv jq time gnome-keyring
 
-.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit fidelity geovisio-test e2e fuzz clean
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit keyring-test fidelity geovisio-test e2e fuzz clean
 
 help:
 	@echo "make run    build and open MTP Desktop"
 	@echo "make test   run every check and test (installs what it needs)"
 	@echo "make e2e    only the real-window tests"
 	@echo "make fidelity, make geovisio-test: the emulators and clients against the real peers"
+	@echo "make keyring-test: tokens in a real Secret Service (gnome-keyring)"
 
 deps: system-deps node-deps tools
 
@@ -70,6 +72,18 @@ machete: tools
 unit: system-deps ui tools
 	$(CARGO) nextest run --workspace --no-fail-fast
 
+# Tokens in a real OS keychain: gnome-keyring's Secret Service in a D-Bus session of its own,
+# unlocked with a throwaway password, its keyring files under target/ (never the user's).
+# The tests ask for the keychain with MTP_KEYCHAIN=on semantics: without one they fail.
+KEYRING_TEST_DIR := $(CURDIR)/target/keyring-test
+keyring-test: system-deps tools
+	rm -rf $(KEYRING_TEST_DIR)
+	mkdir -p $(KEYRING_TEST_DIR)/data $(KEYRING_TEST_DIR)/runtime
+	chmod 700 $(KEYRING_TEST_DIR)/runtime
+	XDG_DATA_HOME=$(KEYRING_TEST_DIR)/data XDG_RUNTIME_DIR=$(KEYRING_TEST_DIR)/runtime \
+	  dbus-run-session -- sh -c 'printf testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+	    $(CARGO) nextest run -p mtp-core -p mtp-cli --test keychain --run-ignored only'
+
 # The Mapillary emulator must take uploads from the real mapillary_tools (PyPI), unchanged.
 MLY_VENV := .venv-mly
 $(MLY_VENV)/bin/mapillary_tools:
@@ -94,7 +108,7 @@ e2e: deps build
 	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
-test: deps fmt-check clippy machete unit fidelity geovisio-test e2e
+test: deps fmt-check clippy machete unit keyring-test fidelity geovisio-test e2e
 
 # Fuzz what reads untrusted bytes (JPEG walker + EXIF/XMP, GPX, the EXIF rewrite round trip,
 # deep links) for FUZZ_SECONDS each (default 600). Not part of `make test`: what it finds is

@@ -697,6 +697,7 @@ async fn seed_accounts(data: &Path, sandbox: &Sandbox) {
             needs_reauth: false,
             instance_url: (service == Destination::Panoramax)
                 .then(|| panoramax.as_str().trim_end_matches('/').to_string()),
+            reauth_reason: None,
         };
         store.save_account(&account, 0).await.unwrap();
     }

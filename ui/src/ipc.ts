@@ -30,6 +30,8 @@ export interface IntegrationCard {
   missing_settings: string[];
   connected_as: string | null;
   needs_reauth: boolean;
+  /** Why a new sign-in is needed when the service did not say so (token in an OS keychain that does not answer). */
+  reauth_reason: string | null;
   instance_url: string | null;
   uses_browser: boolean;
   /** Where the browser comes back: the deep link or a loopback address. */

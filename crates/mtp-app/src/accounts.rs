@@ -800,10 +800,12 @@ impl App {
         if account.needs_reauth {
             return Err(AppError::new(
                 "needs_reauth",
-                format!(
-                    "{} needs you to integrate again (the sign-in expired or was revoked).",
-                    service.label()
-                ),
+                account.reauth_reason.clone().unwrap_or_else(|| {
+                    format!(
+                        "{} needs you to integrate again (the sign-in expired or was revoked).",
+                        service.label()
+                    )
+                }),
             ));
         }
         let now = self.now_ms();
@@ -878,7 +880,10 @@ impl App {
         if stored.needs_reauth {
             return Err(AppError::new(
                 "needs_reauth",
-                "Mapillary needs you to integrate again (the sign-in expired or was revoked).",
+                stored.reauth_reason.clone().unwrap_or_else(|| {
+                    "Mapillary needs you to integrate again (the sign-in expired or was revoked)."
+                        .to_string()
+                }),
             ));
         }
         let now = self.now_ms();
@@ -943,5 +948,6 @@ fn account(
         expires_at: tokens.expires_at_ms,
         needs_reauth: false,
         instance_url,
+        reauth_reason: None,
     }
 }

@@ -28,6 +28,11 @@ pub struct Settings {
     /// Sandbox mode: how long the emulators take to "process" an upload (ms). Default 3 s.
     pub sandbox_processing_ms: Option<u64>,
     pub opener: Option<String>,
+    /// `MTP_KEYCHAIN`: `auto` (default), `on` or `off` — whether tokens go to the OS keychain.
+    pub keychain: Option<String>,
+    /// `MTP_KEYCHAIN_SERVICE`: the keychain service name the entries are filed under
+    /// (default `app.mtp.desktop`; tests use their own).
+    pub keychain_service: Option<String>,
     pub mapillary_app_id: Option<String>,
     pub mapillary_secret: Option<Secret<String>>,
     pub mapillary_redirect_uri: Option<String>,
@@ -85,6 +90,8 @@ impl Settings {
                 .map(|v| !matches!(v.as_str(), "0" | "false" | "no" | "off")),
             sandbox_processing_ms: get("MTP_SANDBOX_PROCESSING_MS").and_then(|v| v.parse().ok()),
             opener: get("MTP_OPENER"),
+            keychain: get("MTP_KEYCHAIN"),
+            keychain_service: get("MTP_KEYCHAIN_SERVICE"),
             mapillary_app_id: get("MAPILLARY_APP_ID"),
             mapillary_secret: secret("MAPILLARY_SECRET"),
             mapillary_redirect_uri: get("MAPILLARY_REDIRECT_URI"),

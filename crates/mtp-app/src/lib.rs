@@ -23,7 +23,9 @@ pub use pipeline::PipelineOptions;
 use mtp_core::Destination;
 use mtp_core::clock::{SharedClock, SystemClock};
 use mtp_core::deeplink::DeepLink;
-use mtp_core::store::{DbInfo, Store, default_db_path};
+use mtp_core::store::{
+    DEFAULT_KEYCHAIN_SERVICE, DbInfo, KeychainMode, SecretsChoice, Store, default_db_path,
+};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,6 +103,9 @@ pub struct IntegrationCard {
     pub missing_settings: Vec<&'static str>,
     pub connected_as: Option<String>,
     pub needs_reauth: bool,
+    /// Why a new sign-in is needed when the service did not say so (the token is in an OS
+    /// keychain that does not answer now, or no longer there).
+    pub reauth_reason: Option<String>,
     /// Panoramax: the instance in use (the account's, else the configured one).
     pub instance_url: Option<String>,
     /// Browser sign-in (OAuth) rather than an address and a token.
@@ -114,6 +119,34 @@ pub struct IntegrationCard {
     /// Map the Paths Web only: whether the user lets the app send their Mapillary token to
     /// Map the Paths Web so it can link sequences (`None`: not asked yet).
     pub mapillary_consent: Option<bool>,
+}
+
+/// Where the store keeps tokens (`MTP_KEYCHAIN`): the OS keychain when one answers, else the
+/// database. Sandbox mode keeps the emulators' throwaway tokens in its own database unless
+/// `MTP_KEYCHAIN=on` (so that tests and demos leave nothing in the user's keychain), and so
+/// does an in-memory database, which ends with the process.
+async fn secrets_choice(settings: &Settings, mode: Mode) -> AppResult<SecretsChoice> {
+    let keychain: KeychainMode = settings
+        .keychain
+        .as_deref()
+        .unwrap_or("auto")
+        .parse()
+        .map_err(AppError::invalid)?;
+    if settings.db_url.as_deref().is_some_and(Store::is_memory_url) {
+        return Ok(SecretsChoice::database(None));
+    }
+    if mode == Mode::Sandbox && keychain == KeychainMode::Auto {
+        return Ok(SecretsChoice::database(Some(
+            "sandbox mode: the built-in emulators' tokens stay in its own database (MTP_KEYCHAIN=on puts them in the OS keychain)".into(),
+        )));
+    }
+    let service = settings
+        .keychain_service
+        .clone()
+        .unwrap_or_else(|| DEFAULT_KEYCHAIN_SERVICE.to_string());
+    SecretsChoice::choose(keychain, &service)
+        .await
+        .map_err(|e| AppError::new("keychain", e))
 }
 
 /// The settings key of the user's answer to "send my Mapillary token to Map the Paths Web".
@@ -149,10 +182,17 @@ impl App {
             Mode::Sandbox => base_dir.join("sandbox"),
             Mode::Live => base_dir,
         };
+        let secrets = secrets_choice(&settings, mode.mode).await?;
         let store = match &settings.db_url {
-            Some(url) => Store::open_url(url).await?,
-            None => Store::open(&default_db_path(&data_dir)).await?,
+            Some(url) => Store::open_url_with_secrets(url, secrets).await?,
+            None => Store::open_with_secrets(&default_db_path(&data_dir), secrets).await?,
         };
+        tracing::info!("tokens: {}", store.token_place().description);
+        for account in store.accounts().await? {
+            if let Some(reason) = &account.reauth_reason {
+                tracing::warn!("{reason}");
+            }
+        }
         let http = mtp_providers::http::build_client()
             .map_err(|e| AppError::new("internal", format!("cannot set up HTTP: {e}")))?;
         let (sandbox, services) = match mode.mode {
@@ -434,6 +474,7 @@ impl App {
                     },
                     connected_as: account.map(|a| a.username.clone().unwrap_or_default()),
                     needs_reauth: account.is_some_and(|a| a.needs_reauth),
+                    reauth_reason: account.and_then(|a| a.reauth_reason.clone()),
                     instance_url: match service {
                         Destination::Panoramax => {
                             account.and_then(|a| a.instance_url.clone()).or_else(|| {

@@ -40,7 +40,10 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
             for c in app.integrations().await? {
                 let state = match (&c.connected_as, c.needs_reauth) {
                     (Some(name), false) => format!("connected as {name}"),
-                    (Some(_), true) => "sign-in expired: `mtp accounts login` again".into(),
+                    (Some(_), true) => match &c.reauth_reason {
+                        Some(reason) => format!("needs a new sign-in: {reason}"),
+                        None => "sign-in expired: `mtp accounts login` again".into(),
+                    },
                     (None, _) if !c.missing_settings.is_empty() => {
                         format!("not configured: set {}", c.missing_settings.join(", "))
                     }

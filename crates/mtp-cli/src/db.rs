@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
-    /// Print the database path, schema version and row counts.
+    /// Print the database path, schema version, where tokens are kept and row counts.
     Info {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -26,6 +26,10 @@ pub async fn run(app: &App, command: DbCommand) -> anyhow::Result<ExitCode> {
                     "schema version:  {} (this build knows up to {})",
                     info.schema_version, info.latest_known_version
                 );
+                println!("Tokens: {}", info.tokens.description);
+                if let Some(service) = &info.tokens.keychain_service {
+                    println!("  keychain service name: {service}");
+                }
                 println!("rows:");
                 for (table, n) in &info.counts {
                     println!("  {table:<16}{n}");

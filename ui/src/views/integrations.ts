@@ -42,7 +42,8 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   const connected = c.connected_as !== null;
   const s = c.sign_in;
   if (connected && c.needs_reauth) {
-    el.append(h("p", { class: "status warn" }, `Sign-in expired for ${c.connected_as || "this account"}: integrate again. Your queued uploads wait and are kept.`));
+    const why = c.reauth_reason ?? `Sign-in expired for ${c.connected_as || "this account"}: integrate again.`;
+    el.append(h("p", { class: "status warn" }, `${why} Your queued uploads wait and are kept.`));
   } else if (connected) {
     el.append(h("p", { class: "status ok" }, `Connected as ${c.connected_as || "(unnamed account)"}`));
     if (c.instance_url) el.append(h("p", { class: "muted small" }, c.instance_url));

@@ -1,4 +1,5 @@
-//! Connected services and their tokens.
+//! Connected services and their tokens. The token columns hold the tokens themselves, or
+//! references to OS keychain entries (see `secrets`).
 
 use super::{Store, StoreError};
 use crate::Destination;
@@ -17,6 +18,10 @@ pub struct Account {
     pub expires_at: Option<i64>,
     pub needs_reauth: bool,
     pub instance_url: Option<String>,
+    /// Why the account needs a new sign-in although the service never said so: its token is
+    /// in an OS keychain that does not answer now, or no longer there. `needs_reauth` is then
+    /// true and the tokens are empty. Never stored.
+    pub reauth_reason: Option<String>,
 }
 
 /// What the web view may know about an account.
@@ -41,29 +46,82 @@ impl Account {
     }
 }
 
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Account, StoreError> {
-    let service: String = row.get("service");
-    Ok(Account {
-        service: service
-            .parse()
-            .map_err(|e: crate::destination::UnknownDestination| {
-                StoreError::Invalid(e.to_string())
-            })?,
-        user_id: row.get("user_id"),
-        username: row.get("username"),
-        access_token: Secret::new(row.get("access_token")),
-        refresh_token: row
-            .get::<Option<String>, _>("refresh_token")
-            .map(Secret::new),
-        expires_at: row.get("expires_at"),
-        needs_reauth: row.get::<i64, _>("needs_reauth") != 0,
-        instance_url: row.get("instance_url"),
-    })
-}
-
 impl Store {
-    /// Inserts or replaces the account of `account.service`.
+    /// The account of a row, its tokens read from the keychain where the row refers to it.
+    async fn account_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<Account, StoreError> {
+        let service: String = row.get("service");
+        let service: Destination =
+            service
+                .parse()
+                .map_err(|e: crate::destination::UnknownDestination| {
+                    StoreError::Invalid(e.to_string())
+                })?;
+        let mut account = Account {
+            service,
+            user_id: row.get("user_id"),
+            username: row.get("username"),
+            access_token: Secret::default(),
+            refresh_token: None,
+            expires_at: row.get("expires_at"),
+            needs_reauth: row.get::<i64, _>("needs_reauth") != 0,
+            instance_url: row.get("instance_url"),
+            reauth_reason: None,
+        };
+        let label = service.label();
+        let access: String = row.get("access_token");
+        let refresh: Option<String> = row.get("refresh_token");
+        let tokens = match self.reveal_secret(label, &access).await {
+            Ok(access) => match refresh {
+                Some(r) => self
+                    .reveal_secret(label, &r)
+                    .await
+                    .map(|r| (access, Some(r))),
+                None => Ok((access, None)),
+            },
+            Err(e) => Err(e),
+        };
+        match tokens {
+            Ok((access, refresh)) => {
+                account.access_token = access;
+                account.refresh_token = refresh;
+            }
+            Err(reason) => {
+                tracing::debug!("{reason}");
+                account.needs_reauth = true;
+                account.reauth_reason = Some(reason);
+            }
+        }
+        Ok(account)
+    }
+
+    /// Inserts or replaces the account of `account.service`. With the OS keychain, the
+    /// tokens go there and the row keeps references. An account whose tokens could not be
+    /// read (`reauth_reason`) keeps the row's tokens and sign-in state: they come back with
+    /// the keychain.
     pub async fn save_account(&self, account: &Account, now: i64) -> Result<(), StoreError> {
+        let service = account.service.as_str();
+        let before: Option<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT access_token, refresh_token, needs_reauth FROM accounts WHERE service = ?",
+        )
+        .bind(service)
+        .fetch_optional(self.pool())
+        .await?;
+        let (access, refresh, needs_reauth) = match (&account.reauth_reason, &before) {
+            (Some(_), Some((access, refresh, needs_reauth))) => {
+                (access.clone(), refresh.clone(), *needs_reauth != 0)
+            }
+            (Some(reason), None) => return Err(StoreError::Invalid(reason.clone())),
+            (None, _) => {
+                let access = self
+                    .stash_secret(&format!("{service}:access"), &account.access_token)
+                    .await;
+                let refresh = match &account.refresh_token {
+                    Some(r) => Some(self.stash_secret(&format!("{service}:refresh"), r).await),
+                    None => None,
+                };
+                (access, refresh, account.needs_reauth)
+            }
+        };
         sqlx::query(
             "INSERT INTO accounts (service, user_id, username, access_token, refresh_token, expires_at,
                                    needs_reauth, instance_url, created_at, updated_at)
@@ -74,18 +132,24 @@ impl Store {
                 expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
                 instance_url = excluded.instance_url, updated_at = excluded.updated_at",
         )
-        .bind(account.service.as_str())
+        .bind(service)
         .bind(&account.user_id)
         .bind(&account.username)
-        .bind(account.access_token.expose())
-        .bind(account.refresh_token.as_ref().map(|t| t.expose().clone()))
+        .bind(&access)
+        .bind(&refresh)
         .bind(account.expires_at)
-        .bind(account.needs_reauth as i64)
+        .bind(needs_reauth as i64)
         .bind(&account.instance_url)
         .bind(now)
         .bind(now)
         .execute(self.pool())
         .await?;
+        // A refresh token the account no longer has: its keychain entry goes too.
+        if refresh.is_none()
+            && let Some((_, old_refresh, _)) = &before
+        {
+            self.forget_secret(old_refresh.as_deref()).await;
+        }
         Ok(())
     }
 
@@ -94,14 +158,21 @@ impl Store {
             .bind(service.as_str())
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(from_row).transpose()
+        match row {
+            Some(row) => Ok(Some(self.account_from_row(&row).await?)),
+            None => Ok(None),
+        }
     }
 
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query("SELECT * FROM accounts ORDER BY service")
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(from_row).collect()
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            accounts.push(self.account_from_row(row).await?);
+        }
+        Ok(accounts)
     }
 
     /// Marks an account as needing the user to integrate again (revoked or unrefreshable token).
@@ -118,11 +189,19 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the account of `service`, and its tokens' keychain entries.
     pub async fn delete_account(&self, service: Destination) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM accounts WHERE service = ?")
-            .bind(service.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let gone: Option<(String, Option<String>)> = sqlx::query_as(
+            "DELETE FROM accounts WHERE service = ? RETURNING access_token, refresh_token",
+        )
+        .bind(service.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((access, refresh)) = gone else {
+            return Ok(false);
+        };
+        self.forget_secret(Some(&access)).await;
+        self.forget_secret(refresh.as_deref()).await;
+        Ok(true)
     }
 }

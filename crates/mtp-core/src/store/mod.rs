@@ -7,6 +7,7 @@ mod events;
 mod jobs;
 mod oauth;
 mod pipeline;
+mod secrets;
 mod sequences;
 mod settings;
 
@@ -14,6 +15,10 @@ pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};
 pub use jobs::{ItemUpdate, JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
+pub use secrets::{
+    DEFAULT_KEYCHAIN_SERVICE, KeychainMode, PROBE_TIMEOUT, SecretBackend, SecretsChoice,
+    TokenPlace, keychain_name, probe_keychain,
+};
 pub use sequences::{
     DroppedFile, DroppedRow, NewImport, PhotoRow, SequenceMeta, SequenceRow, part_name,
 };
@@ -91,6 +96,8 @@ pub struct Store {
     /// Taken around the pipeline's frequent write transactions, so that they queue here
     /// instead of in SQLite's busy handler, which polls with sleeps of 1 to 100 ms.
     busy_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Where token values go (the OS keychain or the database).
+    secrets: std::sync::Arc<secrets::Secrets>,
 }
 
 /// What `mtp db info` prints.
@@ -100,6 +107,8 @@ pub struct DbInfo {
     pub schema_version: i64,
     pub latest_known_version: i64,
     pub counts: Vec<(String, i64)>,
+    /// Where the tokens are kept.
+    pub tokens: TokenPlace,
 }
 
 const COUNTED_TABLES: [&str; 8] = [
@@ -115,8 +124,18 @@ const COUNTED_TABLES: [&str; 8] = [
 
 impl Store {
     /// Opens (creating if needed, with mode 0600) the database file at `path` and brings its
-    /// schema up to date.
+    /// schema up to date. Tokens stay in the file; see [`Store::open_with_secrets`].
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_secrets(path, SecretsChoice::database(None)).await
+    }
+
+    /// [`Store::open`], keeping tokens where `secrets` says. With the OS keychain, tokens
+    /// the file still holds (written by an earlier version, or when the keychain refused
+    /// them) move there now.
+    pub async fn open_with_secrets(
+        path: &Path,
+        secrets: SecretsChoice,
+    ) -> Result<Store, StoreError> {
         let display = path.display().to_string();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -139,12 +158,14 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::classify(e, &display))?;
-        let store = Store {
+        let mut store = Store {
             pool,
             location: display,
             busy_writes: Default::default(),
+            secrets: std::sync::Arc::new(secrets::Secrets::database(&secrets, false)),
         };
         store.migrate().await?;
+        store.use_secrets(secrets).await?;
         // WAL and shared-memory files are created by SQLite with the process umask.
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
@@ -157,14 +178,28 @@ impl Store {
     /// Opens from a URL: `sqlite::memory:` for a throwaway database (tests, e2e), else a file path
     /// or `sqlite://path`.
     pub async fn open_url(url: &str) -> Result<Store, StoreError> {
-        if url == "sqlite::memory:" || url == ":memory:" {
+        Store::open_url_with_secrets(url, SecretsChoice::database(None)).await
+    }
+
+    /// [`Store::open_url`], keeping tokens where `secrets` says; an in-memory database keeps
+    /// its own (they end with it).
+    pub async fn open_url_with_secrets(
+        url: &str,
+        secrets: SecretsChoice,
+    ) -> Result<Store, StoreError> {
+        if Store::is_memory_url(url) {
             return Store::open_in_memory().await;
         }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        Store::open(Path::new(path)).await
+        Store::open_with_secrets(Path::new(path), secrets).await
+    }
+
+    /// Whether `url` names a throwaway in-memory database.
+    pub fn is_memory_url(url: &str) -> bool {
+        url == "sqlite::memory:" || url == ":memory:"
     }
 
     /// A private in-memory database (one connection that lives as long as the pool).
@@ -177,12 +212,29 @@ impl Store {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
+        let choice = SecretsChoice::database(None);
         let store = Store {
             pool,
             location: "sqlite::memory:".into(),
             busy_writes: Default::default(),
+            secrets: std::sync::Arc::new(secrets::Secrets::database(&choice, true)),
         };
         store.migrate().await?;
+        Ok(store)
+    }
+
+    /// An in-memory store whose tokens go to `vault` (tests of the keychain's paths).
+    #[cfg(test)]
+    pub(crate) async fn open_in_memory_with_vault(
+        vault: std::sync::Arc<dyn secrets::Vault>,
+    ) -> Result<Store, StoreError> {
+        let mut store = Store::open_in_memory().await?;
+        let place = TokenPlace {
+            in_keychain: true,
+            keychain_service: Some("test".into()),
+            description: "OS keychain (test)".into(),
+        };
+        store.use_vault(vault, place).await?;
         Ok(store)
     }
 
@@ -255,6 +307,7 @@ impl Store {
             schema_version: self.schema_version().await?,
             latest_known_version: latest_known_version(),
             counts,
+            tokens: self.token_place().clone(),
         })
     }
 }

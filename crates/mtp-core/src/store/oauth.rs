@@ -5,6 +5,11 @@ use crate::Destination;
 use crate::secret::Secret;
 use sqlx::Row;
 
+/// The KartaView sign-in's OpenStreetMap token, as a keychain entry (`kartaview:osm@<id>`).
+pub(crate) const KARTAVIEW_OSM_SECRET: &str = "kartaview:osm";
+
+/// A sign-in waiting for the browser. Its PKCE verifier stays in the database: it lives
+/// minutes, is taken once, and is worth nothing without the code the browser brings back.
 #[derive(Debug, Clone)]
 pub struct OAuthAttempt {
     pub state: String,
@@ -115,34 +120,59 @@ impl Store {
         Ok(())
     }
 
-    /// The OpenStreetMap access token the last KartaView sign-in got, if kept.
+    /// The OpenStreetMap access token the last KartaView sign-in got, if kept (and, when it
+    /// is in the OS keychain, if the keychain gives it).
     pub async fn kartaview_osm_token(&self) -> Result<Option<Secret<String>>, StoreError> {
+        let Some(stored) = self.stored_kartaview_osm_token().await? else {
+            return Ok(None);
+        };
+        match self
+            .reveal_secret("OpenStreetMap (for KartaView)", &stored)
+            .await
+        {
+            Ok(token) => Ok(Some(token)),
+            Err(reason) => {
+                tracing::warn!("{reason}");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn stored_kartaview_osm_token(&self) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
             "SELECT osm_token FROM sign_in_settings WHERE service = 'kartaview'",
         )
         .fetch_optional(self.pool())
         .await?
-        .flatten()
-        .map(Secret::new))
+        .flatten())
     }
 
-    /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in.
+    /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in; in
+    /// the OS keychain when the store uses it.
     pub async fn set_kartaview_osm_token(
         &self,
         token: Option<&Secret<String>>,
         now: i64,
     ) -> Result<(), StoreError> {
+        let before = self.stored_kartaview_osm_token().await?;
+        let stored = match token {
+            Some(t) => Some(self.stash_secret(KARTAVIEW_OSM_SECRET, t).await),
+            None => None,
+        };
         sqlx::query(
             "INSERT INTO sign_in_settings (service, osm_token, osm_token_at, updated_at)
              VALUES ('kartaview', ?, ?, ?)
              ON CONFLICT (service) DO UPDATE SET osm_token = excluded.osm_token,
                 osm_token_at = excluded.osm_token_at, updated_at = excluded.updated_at",
         )
-        .bind(token.map(|t| t.expose().clone()))
+        .bind(&stored)
         .bind(token.map(|_| now))
         .bind(now)
         .execute(self.pool())
         .await?;
+        if stored.is_none() {
+            self.forget_secret(before.as_deref()).await;
+        }
         Ok(())
     }
 }

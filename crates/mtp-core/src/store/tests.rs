@@ -166,6 +166,7 @@ async fn accounts_round_trip_and_hide_tokens_from_status() {
         expires_at: Some(10),
         needs_reauth: false,
         instance_url: None,
+        reauth_reason: None,
     };
     store.save_account(&account, 1).await.unwrap();
     let got = store
