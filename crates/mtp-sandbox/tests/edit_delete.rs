@@ -496,7 +496,7 @@ async fn panoramax_delete_collection_hides_it_everywhere() {
         404
     );
     let (_, v) = pnx_get(&sb, None, "/collections").await;
-    assert_eq!(ids(&v, "collections"), [keep.clone()]);
+    assert_eq!(ids(&v, "collections"), [keep]);
     let (_, v) = pnx_get(&sb, None, "/search?bbox=2.3,48.8,2.4,48.9&limit=100").await;
     let found = ids(&v, "features");
     assert_eq!(found.len(), 1, "{found:?}");
