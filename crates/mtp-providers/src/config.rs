@@ -184,6 +184,21 @@ impl MtpwConfig {
         }
     }
 
+    /// A sequence's page (`{unique_id}` filled in).
+    pub fn sequence_page_url(&self, unique_id: &str) -> String {
+        self.sequence_page.fill(&[("unique_id", unique_id)])
+    }
+
+    /// A sequence's delete page: its page + `/delete` (mtp-web's
+    /// `/sequence/<unique_id>/delete`, a logged-in page with a confirm button; MTPW has no
+    /// delete API, PROTOCOLS §5), to open in the browser.
+    pub fn delete_page_url(&self, unique_id: &str) -> String {
+        format!(
+            "{}/delete",
+            self.sequence_page_url(unique_id).trim_end_matches('/')
+        )
+    }
+
     /// The sequence page template of an MTPW served at `base_url`.
     pub fn page_under(base_url: &Url) -> PageTemplate {
         PageTemplate::new(format!(
@@ -217,6 +232,14 @@ mod tests {
         assert_eq!(
             m.sequence_page.fill(&[("unique_id", "5f0c")]),
             "https://www.mapthepaths.com/sequence/5f0c"
+        );
+        assert_eq!(
+            m.sequence_page_url("5f0c"),
+            "https://www.mapthepaths.com/sequence/5f0c"
+        );
+        assert_eq!(
+            m.delete_page_url("5f0c"),
+            "https://www.mapthepaths.com/sequence/5f0c/delete"
         );
         let mly = MapillaryConfig::production_defaults("1", Secret::from("s"));
         assert_eq!(

@@ -55,6 +55,9 @@ pub struct ProviderError {
     code: Option<String>,
     message: String,
     body: Option<String>,
+    /// Set by a client that recognised the service's own "does not exist" reply (see
+    /// [`ProviderError::is_not_found`]).
+    not_found: bool,
 }
 
 impl std::error::Error for ProviderError {}
@@ -78,6 +81,7 @@ impl ProviderError {
             code,
             message: message.into(),
             body,
+            not_found: false,
         }
     }
 
@@ -103,6 +107,7 @@ impl ProviderError {
             code: None,
             message: format!("{what}: {}", error_chain(error)),
             body: None,
+            not_found: false,
         }
     }
 
@@ -121,6 +126,7 @@ impl ProviderError {
             code: None,
             message: what.into(),
             body: Some(String::from_utf8_lossy(body).into_owned()),
+            not_found: false,
         }
     }
 
@@ -133,6 +139,7 @@ impl ProviderError {
             code: None,
             message: message.into(),
             body: None,
+            not_found: false,
         }
     }
 
@@ -145,6 +152,7 @@ impl ProviderError {
             code: None,
             message: message.into(),
             body: None,
+            not_found: false,
         }
     }
 
@@ -175,6 +183,32 @@ impl ProviderError {
     /// The full reply body when it was opaque.
     pub fn body(&self) -> Option<&str> {
         self.body.as_deref()
+    }
+
+    /// The service says the thing addressed does not exist, or not any more: HTTP 404, or a
+    /// service's own "unknown id" reply where the client recognised one (KartaView answers
+    /// `/1.0/sequence/remove/` and `/1.0/photo/remove/` for an unknown or removed id with
+    /// HTTP 400 `apiCode` 612, "argument out of range"). For a delete this means "already
+    /// gone", i.e. done. The [`ErrorKind`] is unchanged (`Permanent`).
+    pub fn is_not_found(&self) -> bool {
+        self.not_found || self.status == Some(404)
+    }
+
+    /// The service refuses this account this action: HTTP 403 (Panoramax: not the owner, or
+    /// a token that was never claimed or was revoked; KartaView `apiCode` 618 "not
+    /// allowed", e.g. another user's sequence). Its kind stays [`ErrorKind::Auth`], since
+    /// signing in with the right account is the way out; a delete or an edit shows it as
+    /// "not yours" rather than asking to reconnect.
+    pub fn is_forbidden(&self) -> bool {
+        self.status == Some(403)
+            || (self.service == Destination::Kartaview
+                && self.code.as_deref() == Some("apiCode 618"))
+    }
+
+    /// Marks the error as the service's "does not exist" ([`ProviderError::is_not_found`]).
+    pub(crate) fn into_not_found(mut self) -> Self {
+        self.not_found = true;
+        self
     }
 
     fn advice(&self) -> String {

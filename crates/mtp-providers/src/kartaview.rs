@@ -45,6 +45,10 @@ pub mod api_code {
     pub const NOT_AUTHENTICATED: i64 = 401;
     pub const DUPLICATE_V1: i64 = 660;
     pub const DUPLICATE_V2: i64 = 406;
+    /// An argument out of range; for an id, "no such item" (unknown or removed).
+    pub const OUT_OF_RANGE: i64 = 612;
+    /// Not allowed, e.g. another user's sequence.
+    pub const NOT_ALLOWED: i64 = 618;
     pub const WRONG_STATUS: i64 = 671;
 }
 
@@ -181,6 +185,10 @@ struct V2Result<T> {
 /// | HTTP 2xx with another `apiCode` (610, 611, 612, 618, 671, 690, …) | `Permanent` with `apiMessage` |
 /// | HTTP 2xx that is not JSON | `Permanent`, with the body |
 /// | other 4xx | `Permanent` with `apiMessage`, or the full body when opaque |
+///
+/// A 403 / `apiCode` 618 (not allowed: another user's item) also answers
+/// [`ProviderError::is_forbidden`]; the remove calls turn a 612 on the id into
+/// [`ProviderError::is_not_found`] (the item is unknown or already removed).
 pub fn interpret_reply(
     status: StatusCode,
     headers: &HeaderMap,
@@ -632,6 +640,52 @@ impl KartaViewClient {
                 })
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /1.0/sequence/remove/` with `sequenceId`: removes a sequence and its photos
+    /// (PROTOCOLS §6). Success is `apiCode` 600. Errors to tell apart:
+    /// [`ProviderError::is_not_found`] (unknown or already removed: done),
+    /// [`ProviderError::is_forbidden`] (another user's sequence), and retryable kinds
+    /// (5xx, 429, network).
+    pub async fn remove_sequence(&self, sequence_id: &str) -> Result<(), ProviderError> {
+        self.remove(
+            &["1.0", "sequence", "remove", ""],
+            "sequenceId",
+            sequence_id,
+        )
+        .await
+    }
+
+    /// `POST /1.0/photo/remove/` with `photoId`: removes one photo. Replies as
+    /// [`Self::remove_sequence`].
+    pub async fn remove_photo(&self, photo_id: &str) -> Result<(), ProviderError> {
+        self.remove(&["1.0", "photo", "remove", ""], "photoId", photo_id)
+            .await
+    }
+
+    async fn remove(&self, path: &[&str], field: &str, id: &str) -> Result<(), ProviderError> {
+        let request = self
+            .http
+            .post(self.url(path)?)
+            .form(&[("access_token", self.token.expose().as_str()), (field, id)]);
+        let out_of_range = format!("apiCode {}", api_code::OUT_OF_RANGE);
+        let (reply, _) = match self.call_ok(request).await {
+            Ok(ok) => ok,
+            Err(e) if e.code() == Some(out_of_range.as_str()) => return Err(e.into_not_found()),
+            Err(e) => return Err(e),
+        };
+        match api_fields(&reply.body).0 {
+            Some(api_code::OK) => Ok(()),
+            _ => Err(ProviderError::unexpected_reply(
+                SERVICE,
+                reply.status.as_u16(),
+                format!(
+                    "the removal was not confirmed with apiCode {}",
+                    api_code::OK
+                ),
+                &reply.body,
+            )),
         }
     }
 

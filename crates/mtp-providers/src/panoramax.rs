@@ -33,6 +33,9 @@ const SERVICE: Destination = Destination::Panoramax;
 /// | 429 | `Retry` after `Retry-After`, else 10 s |
 /// | 5xx | `Retry` after `Retry-After` if present |
 /// | 400 (no GPS, no date, not a JPEG), 404, 415, other 4xx | `Permanent`, with `message`, `details.error` as the code and `missing_fields` |
+///
+/// For edits and deletes, [`ProviderError::is_not_found`] (404: unknown or already
+/// deleted) and [`ProviderError::is_forbidden`] (403: not the owner) say which.
 pub fn classify_error(
     status: StatusCode,
     headers: &HeaderMap,
@@ -218,6 +221,20 @@ pub struct NewUploadSet {
     pub semantics: Vec<Semantic>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+}
+
+/// `PATCH /api/collections/{id}` body (PROTOCOLS §6): only the fields set are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct CollectionPatch {
+    /// The sequence's title (GeoVisio allows at most 250 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Who may see the sequence (GeoVisio 2.11+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// Shown or hidden, for instances older than 2.11 (no `visibility` there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visible: Option<bool>,
 }
 
 /// `items_status` of an upload set.
@@ -713,7 +730,6 @@ impl PanoramaxClient {
         }
     }
 
-    /// `GET /api/upload_sets/{id}`: poll until `ready`.
     /// `GET /api/users/me/upload_sets`: the account's upload sets.
     pub async fn my_upload_sets(&self) -> Result<Vec<UploadSet>, ProviderError> {
         let call = "GET /api/users/me/upload_sets";
@@ -733,6 +749,7 @@ impl PanoramaxClient {
             .collect()
     }
 
+    /// `GET /api/upload_sets/{id}`: poll until `ready`.
     pub async fn upload_set(&self, set_id: &str) -> Result<UploadSet, ProviderError> {
         let call = "GET /api/upload_sets/{id}";
         let value = self
@@ -782,11 +799,38 @@ impl PanoramaxClient {
         Ok(reply.features)
     }
 
-    /// `DELETE /api/upload_sets/{id}` → 204.
+    /// `PATCH /api/collections/{id}` (JSON) → 200 with the edited collection (PROTOCOLS
+    /// §6). 404: unknown or deleted ([`ProviderError::is_not_found`]); 403: not the
+    /// owner's ([`ProviderError::is_forbidden`]); 401: no or bad token.
+    pub async fn patch_collection(
+        &self,
+        collection_id: &str,
+        patch: &CollectionPatch,
+    ) -> Result<Collection, ProviderError> {
+        self.call_typed(
+            "PATCH /api/collections/{id}",
+            self.http
+                .patch(self.url(&["collections", collection_id])?)
+                .json(patch),
+        )
+        .await
+    }
+
+    /// `DELETE /api/collections/{id}` → 204: the sequence is hidden at once and deleted in
+    /// the background. Errors as [`Self::patch_collection`]; a 404 means already gone.
+    pub async fn delete_collection(&self, collection_id: &str) -> Result<(), ProviderError> {
+        self.delete(self.url(&["collections", collection_id])?)
+            .await
+    }
+
+    /// `DELETE /api/upload_sets/{id}` → 204, with its pictures. Errors as
+    /// [`Self::delete_collection`].
     pub async fn delete_upload_set(&self, set_id: &str) -> Result<(), ProviderError> {
-        let reply = self
-            .send(self.http.delete(self.url(&["upload_sets", set_id])?))
-            .await?;
+        self.delete(self.url(&["upload_sets", set_id])?).await
+    }
+
+    async fn delete(&self, url: Url) -> Result<(), ProviderError> {
+        let reply = self.send(self.http.delete(url)).await?;
         if reply.status.is_success() {
             Ok(())
         } else {

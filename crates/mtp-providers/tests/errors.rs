@@ -467,3 +467,48 @@ fn retry_kinds_carry_the_servers_delay() {
         }
     );
 }
+
+#[test]
+fn not_found_and_forbidden_helpers() {
+    // Panoramax: 404 is "gone", 403 "not yours"; neither for other codes.
+    let gone = pmx(
+        404,
+        r#"{"message":"Collection doesn't exist","status_code":404}"#,
+    );
+    assert!(gone.is_not_found() && !gone.is_forbidden());
+    let theirs = pmx(
+        403,
+        r#"{"message":"You're not authorized to delete this sequence","status_code":403}"#,
+    );
+    assert!(theirs.is_forbidden() && !theirs.is_not_found());
+    assert_eq!(theirs.kind(), ErrorKind::Auth);
+    for code in [400, 401, 429, 500, 503] {
+        let e = pmx(code, "");
+        assert!(!e.is_not_found() && !e.is_forbidden(), "{code}");
+    }
+    // KartaView: 618 is "not yours" whatever the HTTP status; a bare 612 is not "gone"
+    // (only the remove calls read it so).
+    let e = kv(
+        403,
+        r#"{"status":{"apiCode":"618","apiMessage":"not allowed"}}"#,
+    )
+    .unwrap_err();
+    assert!(e.is_forbidden() && !e.is_not_found());
+    let e = kv(
+        200,
+        r#"{"status":{"apiCode":"618","apiMessage":"not allowed"}}"#,
+    )
+    .unwrap_err();
+    assert!(e.is_forbidden());
+    let e = kv(
+        400,
+        r#"{"status":{"apiCode":"612","apiMessage":"out of range"}}"#,
+    )
+    .unwrap_err();
+    assert!(!e.is_not_found() && !e.is_forbidden());
+    let e = kv(404, "Not Found").unwrap_err();
+    assert!(e.is_not_found());
+    // No reply at all: neither.
+    let e = ProviderError::invalid(Destination::Kartaview, "bad URL");
+    assert!(!e.is_not_found() && !e.is_forbidden());
+}

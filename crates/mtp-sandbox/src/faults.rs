@@ -98,9 +98,11 @@ pub const ENDPOINTS: &[&str] = &[
     "panoramax.files",
     "panoramax.list_files",
     "panoramax.complete",
-    "panoramax.delete",
+    "panoramax.upload_set_delete",
     "panoramax.collections",
     "panoramax.collection",
+    "panoramax.collection_patch",
+    "panoramax.collection_delete",
     "panoramax.items",
     "panoramax.geovisio_status",
     "panoramax.picture_file",
@@ -111,6 +113,8 @@ pub const ENDPOINTS: &[&str] = &[
     "mtpw.import",
     "mtpw.verify",
     "mtpw.legacy_import",
+    "mtpw.sequence_delete_page",
+    "mtpw.sequence_delete",
 ];
 
 const SERVICES: &[&str] = &["mapillary", "osm", "kartaview", "panoramax", "mtpw"];

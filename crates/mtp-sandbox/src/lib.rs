@@ -16,7 +16,7 @@
 //! | `/osm/oauth2/authorize`, `/osm/oauth2/token` | OpenStreetMap OAuth2 | |
 //! | `/kartaview/…` | KartaView API (`/1.0/…`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`) | API base `<base>/kartaview` |
 //! | `/panoramax/api/…` | GeoVisio API | instance `<base>/panoramax` |
-//! | `/mtpw/accounts/authorize/`, `/mtpw/api/v1/…` | Map the Paths Web | base `<base>/mtpw` |
+//! | `/mtpw/accounts/authorize/`, `/mtpw/api/v1/…`, `/mtpw/sequence/<id>[/delete]` | Map the Paths Web (API and web pages) | base `<base>/mtpw` |
 //! | `/sandbox/…` | control plane: `urls`, `requests`, `faults`, `tokens` | |
 //!
 //! The URLs have no trailing slash, like the production settings they replace: build
@@ -68,7 +68,8 @@ pub use record::{RecordedFile, RecordedRequest};
 pub use server::{Sandbox, SandboxConfig, SandboxUrls};
 pub use state::{
     KartaViewPhoto, KartaViewSequence, MapillaryCluster, MapillaryFile, MapillaryImage,
-    MapillarySequence, MtpwSequence, PanoramaxFile, PanoramaxUploadSet, SandboxState,
+    MapillarySequence, MtpwSequence, PanoramaxCollection, PanoramaxFile, PanoramaxUploadSet,
+    SandboxState,
 };
 
 /// Client id of the sandbox Mapillary app (what the app uses in sandbox mode).

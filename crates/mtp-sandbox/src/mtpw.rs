@@ -1,6 +1,8 @@
 //! Map the Paths Web under `/mtpw`: the implicit-grant authorize page, sequence create
 //! (form-encoded; JSON bodies ignored), import (JSON; checks the Mapillary sequence against
-//! the Mapillary emulator), the Mapillary token check and the older import flow.
+//! the Mapillary emulator), the Mapillary token check and the older import flow, and the
+//! web pages a browser opens: a sequence's page and its delete page (a form that POSTs
+//! back; mtp-web has no API to edit or delete).
 //!
 //! Errors keep mtp-web's quirk: HTTP 200 with `{"error":"<text>","status":false}`. An
 //! unknown `unique_id` on import is an HTTP 500 HTML page, as the unguarded lookup raises.
@@ -194,6 +196,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             ep(app, "mtpw.legacy_import", post(legacy_import)),
         )
         .route("/sequence/{unique_id}", get(sequence_page))
+        .route(
+            "/sequence/{unique_id}/delete",
+            ep(app, "mtpw.sequence_delete_page", get(delete_page)).merge(ep(
+                app,
+                "mtpw.sequence_delete",
+                post(delete_sequence),
+            )),
+        )
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -770,40 +780,108 @@ async fn legacy_import(State(app): State<AppRef>, headers: HeaderMap, body: Body
     )
 }
 
-/// The sequence's web page (`{mtpw}/sequence/<unique_id>`), where it is edited and
-/// published; unknown ids get Django's 404 page.
+/// Django's 404 page, for an unknown or deleted sequence.
+fn not_found_page() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not Found",
+        "The requested resource was not found on this server.",
+    )
+}
+
+/// The sequence's web page (`{mtpw}/sequence/<unique_id>`), where it is edited, published
+/// and deleted (mtp-web has no API for those, PROTOCOLS §5); unknown or deleted ids get
+/// Django's 404 page.
 async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
+    use crate::html::escape;
     let st = lock(&app.mtpw);
     let Some(s) = st
         .sequences
         .iter()
         .find(|s| s.unique_id == unique_id && !s.deleted)
     else {
-        return error_page(
-            StatusCode::NOT_FOUND,
-            "Not Found",
-            "The requested resource was not found on this server.",
-        );
+        return not_found_page();
     };
     let published = s.publish_at.is_some_and(clock::reached);
     let linked = match &s.mapillary_sequence_key {
-        Some(key) => format!(
-            "Mapillary sequence <code>{}</code>",
-            crate::html::escape(key)
-        ),
+        Some(key) => format!("Mapillary sequence <code>{}</code>", escape(key)),
         None => "not linked to Mapillary".to_owned(),
+    };
+    let description = s
+        .description
+        .as_deref()
+        .map(|d| format!("<p id=\"mtpw-description\">{}</p>", escape(d)))
+        .unwrap_or_default();
+    let tags = if s.tags.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p id=\"mtpw-tags\">Tags: {}</p>",
+            escape(&s.tags.join(", "))
+        )
     };
     Html(crate::html::page(
         &format!("Map the Paths: {}", s.name),
         &format!(
-            "<p id=\"mtpw-sequence\" data-unique-id=\"{id}\">{transport} · {state} · {linked}</p>",
-            id = crate::html::escape(&s.unique_id),
-            transport = crate::html::escape(&s.transport_type),
+            "<p id=\"mtpw-sequence\" data-unique-id=\"{id}\">{transport} · {state} · {linked}</p>\n\
+             {description}{tags}\n\
+             <p><a id=\"mtpw-delete\" href=\"{delete}\">Delete this sequence</a></p>",
+            id = escape(&s.unique_id),
+            transport = escape(&s.transport_type),
             state = if published {
                 "published"
             } else {
                 "unpublished"
             },
+            delete = escape(&app.url(&format!("/mtpw/sequence/{}/delete", s.unique_id))),
+        ),
+    ))
+    .into_response()
+}
+
+/// `GET {mtpw}/sequence/<unique_id>/delete`: the confirmation page, whose button POSTs back
+/// to the same URL. A logged-in page on mtp-web; the sandbox's browser is always signed in.
+async fn delete_page(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
+    use crate::html::escape;
+    let st = lock(&app.mtpw);
+    let Some(s) = st
+        .sequences
+        .iter()
+        .find(|s| s.unique_id == unique_id && !s.deleted)
+    else {
+        return not_found_page();
+    };
+    let action = app.url(&format!("/mtpw/sequence/{}/delete", s.unique_id));
+    Html(crate::html::page(
+        &format!("Delete {}?", s.name),
+        &format!(
+            "<p>This deletes the sequence <b>{name}</b> from Map the Paths for good.</p>\n\
+             <form method=\"post\" action=\"{action}\"><button class=\"approve\" type=\"submit\" id=\"confirm-delete\">Delete</button></form>",
+            name = escape(&s.name),
+            action = escape(&action),
+        ),
+    ))
+    .into_response()
+}
+
+/// `POST {mtpw}/sequence/<unique_id>/delete`: deletes the sequence; a second time, 404.
+async fn delete_sequence(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
+    use crate::html::escape;
+    let mut st = lock(&app.mtpw);
+    let Some(s) = st
+        .sequences
+        .iter_mut()
+        .find(|s| s.unique_id == unique_id && !s.deleted)
+    else {
+        return not_found_page();
+    };
+    s.deleted = true;
+    Html(crate::html::page(
+        "Sequence deleted",
+        &format!(
+            "<p id=\"mtpw-deleted\" data-unique-id=\"{id}\">The sequence <b>{name}</b> was deleted.</p>",
+            id = escape(&s.unique_id),
+            name = escape(&s.name),
         ),
     ))
     .into_response()

@@ -151,6 +151,21 @@ pub struct PanoramaxUploadSet {
     pub collection_ids: Vec<String>,
 }
 
+/// A Panoramax collection (a sequence a dispatch made out of an upload set).
+#[derive(Clone, Debug, Serialize)]
+pub struct PanoramaxCollection {
+    pub id: String,
+    pub upload_set_id: String,
+    pub user: String,
+    pub title: String,
+    /// `anyone`, `owner-only` or `logged-only`.
+    pub visibility: String,
+    /// Deleted by `DELETE /api/collections/{id}` (a deleted upload set's collections are
+    /// removed altogether).
+    pub deleted: bool,
+    pub picture_ids: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct MtpwSequence {
     pub unique_id: String,
@@ -222,6 +237,17 @@ impl SandboxState {
         self.panoramax_upload_sets()
             .into_iter()
             .find(|s| s.id == id)
+    }
+
+    /// Every collection, deleted ones included, whether dispatched yet or not.
+    pub fn panoramax_collections(&self) -> Vec<PanoramaxCollection> {
+        lock(&self.app.pnx).collections_snapshot()
+    }
+
+    pub fn panoramax_collection(&self, id: &str) -> Option<PanoramaxCollection> {
+        self.panoramax_collections()
+            .into_iter()
+            .find(|c| c.id == id)
     }
 
     pub fn mtpw_sequences(&self) -> Vec<MtpwSequence> {

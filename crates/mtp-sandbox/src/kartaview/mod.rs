@@ -8,6 +8,12 @@
 //! `processingStatus` (`UPLOADING` → `PROCESSING` → `FINISHED`); `imageProcessingStatus`,
 //! `metadataStatus`, `qualityStatus` and each photo's `autoImgProcessingStatus` go
 //! `NEW` → `PROCESSING` → `FINISHED` (`autoImgProcessingResult` `ORIGINAL` → `BLURRED`).
+//!
+//! `/1.0/sequence/remove/` and `/1.0/photo/remove/` (owner only: 403 `apiCode` 618 for
+//! anyone else) answer `apiCode` 600; what they remove leaves every read-back (v1 details
+//! and photo list, my-list, v2 sequence and photos, the details page), and an id that is
+//! unknown or already removed answers 400 `apiCode` 612 (argument out of range), as every
+//! call does for an unknown `sequenceId`.
 
 mod login;
 mod read;

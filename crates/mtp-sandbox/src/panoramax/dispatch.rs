@@ -105,6 +105,8 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
             title: title.clone(),
             picture_ids: g.iter().map(|&i| st.pictures[i].id.clone()).collect(),
             created_at: OffsetDateTime::now_utc(),
+            visibility: None,
+            deleted: false,
         });
         ids.push(id);
     }

@@ -1,5 +1,6 @@
 //! Panoramax (GeoVisio 2.15) under `/panoramax/api`: configuration, tokens (including the
-//! generate → claim flow), upload sets with their files, and the STAC read-back.
+//! generate → claim flow), upload sets with their files, the STAC read-back, and editing
+//! and deleting collections and upload sets (PROTOCOLS §6).
 //!
 //! Timeline of an upload set, once completed (automatically when accepted + tracked-rejected
 //! files reach `estimated_nb_files`, or by `POST …/complete`): `dispatched` after half of
@@ -10,6 +11,7 @@
 
 mod account;
 mod dispatch;
+mod edit;
 mod stac;
 mod state;
 mod upload;
@@ -33,6 +35,7 @@ use account::{
     claim_decision, claim_page, configuration, create_token, generate_token, get_token,
     list_tokens, me, root,
 };
+use edit::{delete_collection, patch_collection};
 use stac::{collection, collections, geovisio_status, items, picture_file, search};
 use upload::{
     add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
@@ -84,7 +87,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/api/upload_sets/{id}",
             ep(app, "panoramax.upload_set", get(get_upload_set)).merge(ep(
                 app,
-                "panoramax.delete",
+                "panoramax.upload_set_delete",
                 axum::routing::delete(delete_upload_set),
             )),
         )
@@ -106,7 +109,17 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
         .route(
             "/api/collections/{id}",
-            ep(app, "panoramax.collection", get(collection)),
+            ep(app, "panoramax.collection", get(collection))
+                .merge(ep(
+                    app,
+                    "panoramax.collection_patch",
+                    axum::routing::patch(patch_collection),
+                ))
+                .merge(ep(
+                    app,
+                    "panoramax.collection_delete",
+                    axum::routing::delete(delete_collection),
+                )),
         )
         .route(
             "/api/collections/{id}/items",

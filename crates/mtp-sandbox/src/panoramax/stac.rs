@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use crate::html::{escape, page};
 use crate::state::lock;
 
 use super::state::{Collection, Picture, PnxState, SetPhase, set_phase};
-use super::{err, rfc3339};
+use super::{err, rfc3339, token_user};
 
 pub(super) fn collection_summary(
     app: &App,
@@ -62,19 +62,31 @@ fn extent(pics: &[&Picture]) -> Value {
     json!({"spatial": {"bbox": bbox}, "temporal": {"interval": interval}})
 }
 
-/// A collection, if its set has been dispatched (ready or not).
-fn visible_collection<'a>(
+/// A collection, if its set has been dispatched (ready or not), it is not deleted, and
+/// `viewer` may see it (`owner-only`: its owner; `logged-only`: anyone with a token).
+pub(super) fn visible_collection<'a>(
     app: &App,
     st: &'a PnxState,
     id: &str,
+    viewer: Option<usize>,
 ) -> Option<(&'a Collection, SetPhase)> {
-    let c = st.collections.iter().find(|c| c.id == id)?;
+    let c = st.collections.iter().find(|c| c.id == id && !c.deleted)?;
     let set = st.sets.iter().find(|s| s.id == c.set_id && !s.deleted)?;
+    let allowed = match st.collection_visibility(c) {
+        "owner-only" => viewer == Some(c.user),
+        "logged-only" => viewer.is_some(),
+        _ => true,
+    };
     let phase = set_phase(app, set);
-    matches!(phase, SetPhase::Dispatched | SetPhase::Ready).then_some((c, phase))
+    (allowed && matches!(phase, SetPhase::Dispatched | SetPhase::Ready)).then_some((c, phase))
 }
 
-fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: SetPhase) -> Value {
+/// Who is reading: public reads treat a refused token as no token.
+fn reader(app: &AppRef, headers: &HeaderMap) -> Option<usize> {
+    token_user(app, headers).ok().flatten()
+}
+
+pub(super) fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: SetPhase) -> Value {
     let pics: Vec<&Picture> = c
         .picture_ids
         .iter()
@@ -87,6 +99,7 @@ fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: SetPhase) ->
         "id": c.id,
         "title": c.title,
         "description": "A sequence of pictures",
+        "geovisio:visibility": st.collection_visibility(c),
         "license": "CC-BY-SA-4.0",
         "created": rfc3339(c.created_at),
         "geovisio:status": if phase == SetPhase::Ready { "ready" } else { "preparing" },
@@ -132,12 +145,13 @@ fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
     })
 }
 
-pub(super) async fn collections(State(app): State<AppRef>) -> Response {
+pub(super) async fn collections(State(app): State<AppRef>, headers: HeaderMap) -> Response {
+    let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
     let list: Vec<Value> = st
         .collections
         .iter()
-        .filter_map(|c| visible_collection(&app, &st, &c.id))
+        .filter_map(|c| visible_collection(&app, &st, &c.id, viewer))
         .map(|(c, phase)| collection_json(&app, &st, c, phase))
         .collect();
     json_response(
@@ -146,17 +160,27 @@ pub(super) async fn collections(State(app): State<AppRef>) -> Response {
     )
 }
 
-pub(super) async fn collection(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+pub(super) async fn collection(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
-    match visible_collection(&app, &st, &id) {
+    match visible_collection(&app, &st, &id, viewer) {
         Some((c, phase)) => json_response(StatusCode::OK, &collection_json(&app, &st, c, phase)),
         None => err(StatusCode::NOT_FOUND, "Collection doesn't exist"),
     }
 }
 
-pub(super) async fn items(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+pub(super) async fn items(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
-    let Some((c, phase)) = visible_collection(&app, &st, &id) else {
+    let Some((c, phase)) = visible_collection(&app, &st, &id, viewer) else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
     };
     let features: Vec<Value> = c
@@ -171,9 +195,14 @@ pub(super) async fn items(State(app): State<AppRef>, Path(id): Path<String>) -> 
     )
 }
 
-pub(super) async fn geovisio_status(State(app): State<AppRef>, Path(id): Path<String>) -> Response {
+pub(super) async fn geovisio_status(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
-    let Some((c, phase)) = visible_collection(&app, &st, &id) else {
+    let Some((c, phase)) = visible_collection(&app, &st, &id, viewer) else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
     };
     let status = if phase == SetPhase::Ready {
@@ -211,8 +240,10 @@ pub(super) async fn picture_file(
 
 pub(super) async fn search(
     State(app): State<AppRef>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let viewer = reader(&app, &headers);
     let bbox = match q.get("bbox") {
         Some(b) => {
             let v: Option<Vec<f64>> = b.split(',').map(|x| x.trim().parse().ok()).collect();
@@ -240,7 +271,7 @@ pub(super) async fn search(
         .iter()
         .filter_map(|p| {
             let cid = p.collection_id.as_ref()?;
-            let (_, phase) = visible_collection(&app, &st, cid)?;
+            let (_, phase) = visible_collection(&app, &st, cid, viewer)?;
             (phase == SetPhase::Ready).then_some(p)
         })
         .filter(|p| {
@@ -286,7 +317,7 @@ pub(crate) async fn viewer(
     let sequence = p
         .collection_id
         .as_ref()
-        .and_then(|c| st.collections.iter().find(|x| &x.id == c));
+        .and_then(|c| st.collections.iter().find(|x| &x.id == c && !x.deleted));
     let body = match sequence {
         Some(c) => format!(
             "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::clock;
 use crate::photo::PhotoMeta;
-use crate::state::{PanoramaxFile, PanoramaxUploadSet, username};
+use crate::state::{PanoramaxCollection, PanoramaxFile, PanoramaxUploadSet, username};
 
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Rejection {
@@ -51,6 +51,14 @@ pub(super) struct Collection {
     pub(super) title: String,
     pub(super) picture_ids: Vec<String>,
     pub(super) created_at: OffsetDateTime,
+    /// `anyone`, `owner-only` or `logged-only` once set by a `PATCH`; `None` = the upload
+    /// set's.
+    #[serde(default)]
+    pub(super) visibility: Option<String>,
+    /// Deleted by `DELETE /api/collections/{id}`: hidden from every read at once (GeoVisio
+    /// then deletes it in the background), its pictures gone.
+    #[serde(default)]
+    pub(super) deleted: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -110,6 +118,31 @@ pub(super) fn set_phase(app: &App, s: &UploadSet) -> SetPhase {
 }
 
 impl PnxState {
+    /// The visibility that applies to a collection: its own once patched, else its set's.
+    pub(super) fn collection_visibility<'a>(&'a self, c: &'a Collection) -> &'a str {
+        c.visibility.as_deref().unwrap_or_else(|| {
+            self.sets
+                .iter()
+                .find(|s| s.id == c.set_id)
+                .map_or("anyone", |s| s.visibility.as_str())
+        })
+    }
+
+    pub fn collections_snapshot(&self) -> Vec<PanoramaxCollection> {
+        self.collections
+            .iter()
+            .map(|c| PanoramaxCollection {
+                id: c.id.clone(),
+                upload_set_id: c.set_id.clone(),
+                user: username(c.user),
+                title: c.title.clone(),
+                visibility: self.collection_visibility(c).to_owned(),
+                deleted: c.deleted,
+                picture_ids: c.picture_ids.clone(),
+            })
+            .collect()
+    }
+
     /// Each picture's id and bytes (the bytes are saved apart, see [`crate::persist`]).
     pub(crate) fn picture_bytes(&self) -> impl Iterator<Item = (&str, &Bytes)> {
         self.pictures.iter().map(|p| (p.id.as_str(), &p.bytes))

@@ -24,10 +24,10 @@ use super::{err, err_details, require_user, rfc3339, token_user, writer};
 
 const SORT_METHODS: &[&str] = &["filename-asc", "filename-desc", "time-asc", "time-desc"];
 
-const VISIBILITIES: &[&str] = &["anyone", "owner-only", "logged-only"];
+pub(super) const VISIBILITIES: &[&str] = &["anyone", "owner-only", "logged-only"];
 
 /// A JSON or form body as a map of JSON values.
-async fn object_body(
+pub(super) async fn object_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Map<String, Value>, Response> {
@@ -184,7 +184,7 @@ fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
     let collections: Vec<Value> = if matches!(phase, SetPhase::Dispatched | SetPhase::Ready) {
         s.collection_ids
             .iter()
-            .filter_map(|id| st.collections.iter().find(|c| &c.id == id))
+            .filter_map(|id| st.collections.iter().find(|c| &c.id == id && !c.deleted))
             .map(|c| collection_summary(app, st, c, phase))
             .collect()
     } else {
@@ -642,12 +642,14 @@ pub(super) async fn complete(
     json_response(StatusCode::OK, &v)
 }
 
+/// `DELETE /api/upload_sets/{id}` → 204; its pictures and collections go with it. Needs a
+/// token even where anonymous uploads are allowed.
 pub(super) async fn delete_upload_set(
     State(app): State<AppRef>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let user = match writer(&app, &headers) {
+    let user = match require_user(&app, &headers) {
         Ok(u) => u,
         Err(r) => return r,
     };
