@@ -202,3 +202,47 @@ pub fn path_kinds(paths: Vec<String>) -> Vec<&'static str> {
         })
         .collect()
 }
+
+#[tauri::command]
+pub async fn sequence_page(
+    state: Shared<'_>,
+    id: i64,
+) -> Result<mtp_app::manage::SequencePage, AppError> {
+    state.app()?.sequence_page(id).await
+}
+
+#[tauri::command]
+pub async fn photo_thumbnail(state: Shared<'_>, id: i64, path: String) -> Result<String, AppError> {
+    state.app()?.photo_thumbnail(id, &path).await
+}
+
+#[tauri::command]
+pub async fn edit_sequence(
+    state: Shared<'_>,
+    id: i64,
+    meta: mtp_core::store::SequenceMeta,
+) -> Result<mtp_app::manage::ChangeOutcome, AppError> {
+    state.app()?.edit_sequence(id, meta).await
+}
+
+#[tauri::command]
+pub async fn delete_plan(
+    state: Shared<'_>,
+    id: i64,
+) -> Result<mtp_app::manage::DeletePlan, AppError> {
+    state.app()?.delete_plan(id).await
+}
+
+#[tauri::command]
+pub async fn delete_sequence(
+    state: Shared<'_>,
+    id: i64,
+    everywhere: bool,
+) -> Result<mtp_app::manage::ChangeOutcome, AppError> {
+    state.app()?.delete_sequence(id, everywhere).await
+}
+
+#[tauri::command]
+pub async fn retry_remote_actions(state: Shared<'_>, id: i64) -> Result<u64, AppError> {
+    state.app()?.retry_remote_actions(id).await
+}

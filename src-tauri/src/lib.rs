@@ -110,6 +110,12 @@ pub fn run() {
             commands::open_external,
             commands::close_choice,
             commands::path_kinds,
+            commands::sequence_page,
+            commands::photo_thumbnail,
+            commands::edit_sequence,
+            commands::delete_plan,
+            commands::delete_sequence,
+            commands::retry_remote_actions,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

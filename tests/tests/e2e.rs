@@ -1414,3 +1414,134 @@ async fn the_mapillary_stepper_goes_through_the_four_stages() -> Result<()> {
     app.screenshot("11-mapillary-card-stats").await?;
     app.quit().await
 }
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn a_sequence_page_steps_through_photos_renames_and_deletes_everywhere() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[
+        ("MTP_OPENER", &opener.display().to_string()),
+        ("MTP_SANDBOX_PROCESSING_MS", "300"),
+    ])
+    .await?;
+    app.click("#nav-integrations").await?;
+    integrate(&app, "kartaview", &log, 1).await?;
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    app.click("#save-import").await?;
+    for d in ["kartaview", "panoramax"] {
+        app.wait_for(
+            fantoccini::Locator::Css(&format!(".job[data-destination={d}][data-status=done]")),
+            Duration::from_secs(90),
+        )
+        .await?;
+    }
+
+    // The page: the track, the first photo with its thumbnail and EXIF, where it is.
+    app.click(".seq-card [data-action=open]").await?;
+    app.wait_for_text("#page-title", "Morning walk", Duration::from_secs(10))
+        .await?;
+    app.wait_for_text("#photo-pos", "Photo 1 of 40", Duration::from_secs(10))
+        .await?;
+    app.wait_for(
+        fantoccini::Locator::Css("#photo-thumb[src^='data:image/jpeg']"),
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.wait_for_text("#photo-exif", "Taken", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text(
+        ".page-dest[data-destination=kartaview]",
+        "View on KartaView",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("20-sequence-page").await?;
+    // The arrow keys step through the photos.
+    let body = app.client.find(fantoccini::Locator::Css("body")).await?;
+    body.send_keys("\u{E014}").await?;
+    body.send_keys("\u{E014}").await?;
+    app.wait_for_text("#photo-pos", "Photo 3 of 40", Duration::from_secs(5))
+        .await?;
+    body.send_keys("\u{E012}").await?;
+    app.wait_for_text("#photo-pos", "Photo 2 of 40", Duration::from_secs(5))
+        .await?;
+    // Past the last kept photo: the ones left out, with why.
+    app.client
+        .execute(
+            "for (let i = 0; i < 45; i++) document.getElementById('photo-next').click();",
+            vec![],
+        )
+        .await?;
+    app.wait_for_text("#photo-pos", "Left out", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text("#photo-reason", "Left out:", Duration::from_secs(5))
+        .await?;
+    app.screenshot("21-sequence-page-left-out").await?;
+
+    // Renamed here and on Panoramax; the dialog says what the others cannot do.
+    app.click("#page-edit").await?;
+    app.wait_for_text(
+        "#edit-dialog",
+        "KartaView has no API to rename",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.replace_text("#edit-name", "Morning walk by the river")
+        .await?;
+    app.screenshot("22-sequence-edit").await?;
+    app.click("#edit-save").await?;
+    app.wait_for_text(
+        "#page-title",
+        "Morning walk by the river",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(
+            ".page-dest[data-destination=panoramax] [data-action-status=done]",
+        ),
+        Duration::from_secs(30),
+    )
+    .await?;
+    app.wait_for_text("#page-history", "Edited", Duration::from_secs(5))
+        .await?;
+
+    // Deleted everywhere: the confirmation lists what goes where, then the list is empty.
+    app.click("#page-delete").await?;
+    app.wait_for_text("#delete-remote", "KartaView sequence", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text("#delete-remote", "Panoramax", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text("#delete-local", "are not touched", Duration::from_secs(5))
+        .await?;
+    app.screenshot("23-sequence-delete-confirm").await?;
+    app.click("#delete-everywhere").await?;
+    app.wait_for_text(
+        "#place-sequences",
+        "No sequences yet",
+        Duration::from_secs(60),
+    )
+    .await?;
+    app.wait_for_text("#toasts", "deleted everywhere", Duration::from_secs(5))
+        .await?;
+    app.screenshot("24-sequence-deleted").await?;
+    assert!(
+        folder.join("IMG_00001.jpg").is_file() || std::fs::read_dir(&folder)?.count() >= 40,
+        "the photo files stay"
+    );
+    app.quit().await
+}

@@ -5,11 +5,30 @@ import { getCurrentWebview } from "@tauri-apps/api/webview";
 import { open } from "@tauri-apps/plugin-dialog";
 import { isPermissionGranted, requestPermission, sendNotification } from "@tauri-apps/plugin-notification";
 
-import type { Destination, JobStatus, SequenceSummary, Stage, StageRecord } from "./gen/types";
+import type {
+  ChangeOutcome,
+  DeletePlan,
+  Destination,
+  JobStatus,
+  SequencePage,
+  SequenceSummary,
+  Stage,
+  StageRecord,
+} from "./gen/types";
 
 // The job table's types are generated from the Rust ones (crates/mtp-app/tests/ui_types.rs).
 export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
 export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
+export type {
+  ChangeOutcome,
+  DeletePlan,
+  HistoryLine,
+  PagePhoto,
+  RemoteActionView,
+  RemoteHow,
+  RemotePlan,
+  SequencePage,
+} from "./gen/types";
 
 export interface AppError {
   code: string;
@@ -246,6 +265,12 @@ export const api = {
   openExternal: (url: string) => call<void>("open_external", { url }),
   queueUpload: (sequenceId: number, destinations: Destination[]) =>
     call<string[]>("queue_upload", { sequenceId, destinations }),
+  sequencePage: (id: number) => call<SequencePage>("sequence_page", { id }),
+  photoThumbnail: (id: number, path: string) => call<string>("photo_thumbnail", { id, path }),
+  editSequence: (id: number, meta: SequenceMeta) => call<ChangeOutcome>("edit_sequence", { id, meta }),
+  deletePlan: (id: number) => call<DeletePlan>("delete_plan", { id }),
+  deleteSequence: (id: number, everywhere: boolean) => call<ChangeOutcome>("delete_sequence", { id, everywhere }),
+  retryRemoteActions: (id: number) => call<number>("retry_remote_actions", { id }),
 };
 
 /** The window's close button while uploads run: `active` uploads would stop. */

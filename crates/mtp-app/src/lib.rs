@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod manage;
 pub mod mapillary_status;
 pub mod pipeline;
 pub mod prepare;
@@ -68,6 +69,8 @@ struct Inner {
     /// How the shell opens a web page (the desktop app's opener plugin); without one, the
     /// platform's own way (the `open` crate).
     opener: std::sync::OnceLock<Opener>,
+    /// Wakes the runner of edits and deletes on the services (see [`manage`]).
+    actions_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Opens a web page in the system browser; the error says what went wrong, for a person.
@@ -282,6 +285,7 @@ impl App {
                 mapillary_refresh: Default::default(),
                 sign_ins: Default::default(),
                 opener: Default::default(),
+                actions_wake: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;

@@ -269,20 +269,7 @@ impl App {
     /// Saves a previewed plan: sequences, photos and what was left out, then queues the chosen
     /// destinations. Saving a folder that was imported before creates nothing new.
     pub async fn save_import(&self, req: SaveImport) -> AppResult<SavedImport> {
-        let name = req.meta.name.trim();
-        if name.is_empty() {
-            return Err(AppError::invalid("Give the sequence a name."));
-        }
-        if let Some(t) = &req.meta.transport_type
-            && mtp_core::transport::lookup(t).is_none()
-        {
-            return Err(AppError::invalid(format!(
-                "{t:?} is not a Map the Paths transport type: pick one from the list."
-            )));
-        }
-        let mut meta = req.meta.clone();
-        meta.name = name.to_string();
-        meta.tags = normalize_tags(&meta.tags);
+        let meta = checked_meta(req.meta.clone())?;
         let prepared = {
             let mut stash = self
                 .inner
@@ -454,6 +441,27 @@ impl App {
         self.wake_engine();
         Ok(skipped)
     }
+}
+
+/// What the user typed about a sequence, checked and tidied: a name, a known transport
+/// type (or none), tags split on commas, trimmed, without repeats.
+pub(crate) fn checked_meta(mut meta: SequenceMeta) -> AppResult<SequenceMeta> {
+    let name = meta.name.trim();
+    if name.is_empty() {
+        return Err(AppError::invalid("Give the sequence a name."));
+    }
+    meta.name = name.to_string();
+    if let Some(t) = &meta.transport_type {
+        if t.trim().is_empty() {
+            meta.transport_type = None;
+        } else if mtp_core::transport::lookup(t).is_none() {
+            return Err(AppError::invalid(format!(
+                "{t:?} is not a Map the Paths transport type: pick one from the list."
+            )));
+        }
+    }
+    meta.tags = normalize_tags(&meta.tags);
+    Ok(meta)
 }
 
 fn normalize_tags(tags: &[String]) -> Vec<String> {

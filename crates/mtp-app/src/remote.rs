@@ -5,7 +5,7 @@
 //!
 //! The JSON layout is the struct's: every field is written, absent or `null` fields read
 //! as their default, and keys this version does not know are kept untouched. The migration
-//! `20261206600001_typed_remote_state.sql` converted the earlier loose layout (Mapillary's
+//! `20261220100001_typed_remote_state.sql` converted the earlier loose layout (Mapillary's
 //! parallel per-chunk lists, Map the Paths Web's `part:<key>` entries).
 
 use crate::mapillary_status::{ChunkStatus, StageDetail, StageFailure};
@@ -443,7 +443,7 @@ mod tests {
             .unwrap();
         }
         sqlx::raw_sql(include_str!(
-            "../../../migrations/20261206600001_typed_remote_state.sql"
+            "../../../migrations/20261220100001_typed_remote_state.sql"
         ))
         .execute(pool)
         .await

@@ -26,6 +26,8 @@ pub struct SequenceSummary {
     pub ended_at: Option<i64>,
     pub is_360: bool,
     pub created_at: i64,
+    /// Being deleted everywhere (since when): it goes once every service confirmed.
+    pub deleting_at: Option<i64>,
     pub jobs: Vec<JobView>,
 }
 
@@ -101,6 +103,7 @@ fn summary(s: &SequenceRow, jobs: Vec<JobView>) -> SequenceSummary {
         ended_at: s.ended_at,
         is_360: s.is_360,
         created_at: s.created_at,
+        deleting_at: s.deleting_at,
         jobs,
     }
 }

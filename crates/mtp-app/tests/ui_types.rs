@@ -3,6 +3,10 @@
 //! `ui/src/gen/types.ts` and fails when what was committed was out of date: run it again
 //! (or `make ui-types`) and commit the file.
 
+use mtp_app::manage::{
+    ChangeOutcome, DeletePlan, HistoryLine, PagePhoto, RemoteActionView, RemoteHow, RemotePlan,
+    SequencePage,
+};
 use mtp_app::mapillary_status::{
     ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord,
 };
@@ -27,6 +31,14 @@ fn generated() -> String {
         MapillaryStatus::decl(&cfg),
         JobView::decl(&cfg),
         SequenceSummary::decl(&cfg),
+        RemoteHow::decl(&cfg),
+        RemotePlan::decl(&cfg),
+        DeletePlan::decl(&cfg),
+        ChangeOutcome::decl(&cfg),
+        RemoteActionView::decl(&cfg),
+        PagePhoto::decl(&cfg),
+        HistoryLine::decl(&cfg),
+        SequencePage::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by crates/mtp-app/tests/ui_types.rs (ts-rs). Do not edit.\n",

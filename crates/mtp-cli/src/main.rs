@@ -5,6 +5,7 @@ mod db;
 mod dev;
 mod prepare;
 mod sandbox;
+mod sequence;
 mod upload;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,11 @@ enum Command {
     Upload(upload::UploadArgs),
     /// Show every sequence and the state of its uploads.
     Status(upload::StatusArgs),
+    /// One sequence after its upload: show, edit, delete (here and on the services).
+    Sequence {
+        #[command(subcommand)]
+        command: sequence::SequenceCommand,
+    },
     /// Integrate services: list, login, panoramax, logout.
     Accounts {
         #[command(subcommand)]
@@ -86,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => prepare::export(&app, args).await,
         Command::Upload(args) => upload::upload(&app, args).await,
         Command::Status(args) => upload::status(&app, args).await,
+        Command::Sequence { command } => sequence::run(&app, command).await,
         Command::Accounts { command } => accounts::run(&app, command).await,
         Command::Dev { .. } | Command::Sandbox(_) => unreachable!("handled above"),
     }

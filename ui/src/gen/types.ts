@@ -71,4 +71,84 @@ waiting: string | null, photos_total: number, photos_done: number, bytes_total: 
  */
 mapillary: MapillaryStatus | null, };
 
-export type SequenceSummary = { id: number, name: string, description: string, transport_type: string | null, tags: Array<string>, folder: string | null, photo_count: number, total_bytes: number, distance_m: number, started_at: number | null, ended_at: number | null, is_360: boolean, created_at: number, jobs: Array<JobView>, };
+export type SequenceSummary = { id: number, name: string, description: string, transport_type: string | null, tags: Array<string>, folder: string | null, photo_count: number, total_bytes: number, distance_m: number, started_at: number | null, ended_at: number | null, is_360: boolean, created_at: number, 
+/**
+ * Being deleted everywhere (since when): it goes once every service confirmed.
+ */
+deleting_at: number | null, jobs: Array<JobView>, };
+
+export type RemoteHow = { "kind": "api" } | { "kind": "open_page", url: string, } | { "kind": "no_api", link: string | null, };
+
+export type RemotePlan = { destination: Destination, label: string, 
+/**
+ * What is there (e.g. "KartaView sequence 4000001 with 8 photos").
+ */
+what: string, how: RemoteHow, 
+/**
+ * One sentence for the confirmation.
+ */
+says: string, };
+
+export type DeletePlan = { sequence_id: number, name: string, 
+/**
+ * What "Remove from MTP Desktop" removes.
+ */
+local: string, 
+/**
+ * Per destination where something of this sequence is, what "Delete everywhere" does.
+ */
+remote: Array<RemotePlan>, 
+/**
+ * Uploads still running for it (cancelled first).
+ */
+running_uploads: number, };
+
+export type ChangeOutcome = { sequence_id: number, 
+/**
+ * Remote actions queued (their ids).
+ */
+actions: Array<number>, 
+/**
+ * Per destination, what happens there.
+ */
+remote: Array<RemotePlan>, 
+/**
+ * The local records are gone already (nothing had to be asked of a service first).
+ */
+removed_locally: boolean, };
+
+export type RemoteActionView = { id: number, destination: Destination, label: string, action: "edit" | "delete", status: "pending" | "running" | "done" | "failed", attempts: number, next_run_at: number, last_error: string | null, outcome: string | null, updated_at: number, };
+
+export type PagePhoto = { 
+/**
+ * Position in the sequence (kept photos), or `None` (left out).
+ */
+index: number | null, file_name: string, path: string, lat: number | null, lon: number | null, captured_at: number | null, heading: number | null, altitude: number | null, 
+/**
+ * Camera make and model, as one text.
+ */
+camera: string | null, width: number | null, height: number | null, is_360: boolean, file_size: number | null, 
+/**
+ * Why it was left out (a left-out photo).
+ */
+reason: string | null, };
+
+export type HistoryLine = { at: number, kind: string, message: string, };
+
+export type SequencePage = { summary: SequenceSummary, 
+/**
+ * Kept photos in sequence order, then the photos of its import left out.
+ */
+photos: Array<PagePhoto>, actions: Array<RemoteActionView>, 
+/**
+ * Newest first.
+ */
+history: Array<HistoryLine>, 
+/**
+ * Being deleted everywhere (since when).
+ */
+deleting_at: number | null, 
+/**
+ * Per destination, what an edit does there.
+ */
+edit_plan: Array<RemotePlan>, };

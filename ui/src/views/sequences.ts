@@ -4,6 +4,7 @@
 import { api, notify, type AppEvent, type Destination, type JobView, type SequenceSummary } from "../ipc";
 import { clear, formatBytes, formatDuration, h, toast } from "../dom";
 import { mapillaryNotice, mapillaryRetryLabel, mapillaryStepper } from "./mapillary";
+import { closePage, openPageId, refreshPage, renderSequencePage } from "./sequence-page";
 
 let root: HTMLElement | null = null;
 let listEl: HTMLElement | null = null;
@@ -30,6 +31,7 @@ const ALL: { id: Destination; label: string }[] = [
 
 export async function renderSequences(el: HTMLElement): Promise<void> {
   root = el;
+  closePage();
   // Newest import first; the parts of one import in their natural order (Part 1, Part 2…).
   const list = (await api.sequences()).sort((a, b) => b.created_at - a.created_at || a.id - b.id);
   sequences.clear();
@@ -81,7 +83,24 @@ function updateCount(n: number): void {
   badge.textContent = String(n);
 }
 
+/** Opens the page of sequence `id` in place of the list. */
+function openPage(id: number): void {
+  if (!root) return;
+  const el = root;
+  listEl = null;
+  cards.clear();
+  void renderSequencePage(el, id, () => void renderSequences(el));
+}
+
 export function onSequencesEvent(e: AppEvent): void {
+  const pageId = openPageId();
+  if (pageId !== null) {
+    const ids =
+      e.type === "job_changed" ? [e.sequence_id] :
+      e.type === "sequences_changed" ? e.ids : [];
+    if (ids.includes(pageId)) refreshPage();
+    return;
+  }
   switch (e.type) {
     case "job_progress":
       progress(e.job_id, e.photos_done, e.photos_total, e.bytes_done, e.bytes_total);
@@ -201,11 +220,15 @@ function sequenceCard(s: SequenceSummary): HTMLElement {
       h(
         "div",
         { class: "seq-actions" },
+        h("button", { class: "secondary small-btn", "data-action": "open", onclick: () => openPage(s.id) }, "Open"),
         active ? button("Pause all", () => act({ kind: "sequence", id: s.id }, "pause")) : null,
         paused ? button("Resume all", () => act({ kind: "sequence", id: s.id }, "resume")) : null,
         add,
       ),
     ),
+    s.deleting_at !== null
+      ? h("p", { class: "notice small", "data-deleting": "true" }, "Being deleted everywhere: it leaves this list once every service confirmed. Open it to follow.")
+      : null,
     s.jobs.length === 0
       ? h("p", { class: "muted" }, "Not sent anywhere yet: choose a destination with “Send to…”.")
       : h("div", { class: "jobs" }, ...s.jobs.map(jobRow)),

@@ -12,6 +12,7 @@
 //!   `https://kartaview.org/details/<id>`); gives up gracefully after 72 h.
 //! - `sync`: nothing.
 
+use crate::App;
 use crate::remote::KartaViewRemote;
 
 use super::{
@@ -54,18 +55,7 @@ impl Driver for KartaViewDriver {
                 Stage::Prepare => check_files(ctx).await,
                 Stage::Upload | Stage::Publish | Stage::Poll => {
                     let app = self.shared.app()?;
-                    let cfg = app.services().kartaview.clone().ok_or_else(|| {
-                        StepError::permanent(
-                            "KartaView is not configured: set KARTAVIEW_OSM_CLIENT_ID and KARTAVIEW_OSM_CLIENT_SECRET, restart, then retry.",
-                        )
-                    })?;
-                    let account = account(&app, Destination::Kartaview).await?;
-                    let client = KartaViewClient::new(
-                        app.services().http.clone(),
-                        &cfg,
-                        account.access_token.clone(),
-                    )
-                    .with_clock(app.clock());
+                    let (client, cfg) = client(&app).await?;
                     match stage {
                         Stage::Upload => self.upload(&client, ctx).await,
                         Stage::Publish => self.publish(&client, &cfg, ctx).await,
@@ -77,6 +67,19 @@ impl Driver for KartaViewDriver {
             }
         })
     }
+}
+
+/// A client with the account's token, and the settings it was made from.
+pub(crate) async fn client(app: &App) -> Result<(KartaViewClient, KartaViewConfig), StepError> {
+    let cfg = app.services().kartaview.clone().ok_or_else(|| {
+        StepError::permanent(
+            "KartaView is not configured: set KARTAVIEW_OSM_CLIENT_ID and KARTAVIEW_OSM_CLIENT_SECRET, restart, then retry.",
+        )
+    })?;
+    let account = account(app, Destination::Kartaview).await?;
+    let client = KartaViewClient::new(app.services().http.clone(), &cfg, account.access_token)
+        .with_clock(app.clock());
+    Ok((client, cfg))
 }
 
 /// Whether KartaView says the sequence does not exist (deleted on its website, or a

@@ -79,10 +79,15 @@ impl App {
             return Ok(());
         }
         let (stop, stop_rx) = watch::channel(false);
+        let actions = crate::manage::run(self.downgrade(), stop_rx.clone());
         let task = runtime.spawn(async move {
-            if let Err(e) = engine.run(stop_rx).await {
-                tracing::error!("the upload pipeline stopped: {e}");
-            }
+            let engine = async move {
+                if let Err(e) = engine.run(stop_rx).await {
+                    tracing::error!("the upload pipeline stopped: {e}");
+                }
+            };
+            // The uploads, and the edits and deletes of sequences already on the services.
+            tokio::join!(engine, actions);
         });
         *worker = Some(Worker { stop, task });
         Ok(())

@@ -22,11 +22,11 @@
 
 mod errors;
 mod items;
-mod kartaview;
+pub(crate) mod kartaview;
 mod lifecycle;
 mod mapillary;
 pub mod mtpw;
-mod panoramax;
+pub(crate) mod panoramax;
 mod remote_state;
 mod transfer;
 

@@ -84,40 +84,47 @@ struct Instance {
 
 impl Instance {
     async fn of(app: &App, remote: &Remote<PanoramaxRemote>) -> Result<Instance, StepError> {
-        let s = app.services();
-        let (account_instance, token): (Option<String>, Option<Secret<String>>) =
-            match app.access_token(Destination::Panoramax).await {
-                Ok(acc) => (acc.instance_url.clone(), Some(acc.access_token)),
-                Err(e) if e.code == "not_connected" && s.panoramax_token.is_some() => {
-                    (None, s.panoramax_token.clone())
-                }
-                Err(e) => return Err(app_step_error(e)),
-            };
-        // In sandbox mode the emulator is the only instance there is; an address saved by an
-        // earlier start (on another port) means that one.
-        let sandbox_instance = s
-            .sandbox
-            .then(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
-            .flatten();
-        let url = sandbox_instance
-            .or_else(|| remote.instance_url.clone())
-            .or(account_instance)
-            .or_else(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
-            .ok_or_else(|| {
-                StepError::permanent(
-                    "No Panoramax instance is set: connect Panoramax on the Integrations screen, then retry.",
-                )
-            })?;
-        let url = url.trim_end_matches('/').to_string();
-        let parsed = Url::parse(&url).map_err(|e| {
-            StepError::permanent(format!("{url:?} is not a Panoramax address: {e}"))
-        })?;
-        Ok(Instance {
-            client: PanoramaxClient::with_url(s.http.clone(), parsed, token)
-                .with_clock(app.clock()),
-            url,
-        })
+        let (url, client) = instance_client(app, remote.instance_url.clone()).await?;
+        Ok(Instance { url, client })
     }
+}
+
+/// The instance a sequence lives on (`saved`: the one its upload set was made on, if any)
+/// and a client for it with the account's token (or, if none is connected, the settings'
+/// token).
+pub(crate) async fn instance_client(
+    app: &App,
+    saved: Option<String>,
+) -> Result<(String, PanoramaxClient), StepError> {
+    let s = app.services();
+    let (account_instance, token): (Option<String>, Option<Secret<String>>) =
+        match app.access_token(Destination::Panoramax).await {
+            Ok(acc) => (acc.instance_url.clone(), Some(acc.access_token)),
+            Err(e) if e.code == "not_connected" && s.panoramax_token.is_some() => {
+                (None, s.panoramax_token.clone())
+            }
+            Err(e) => return Err(app_step_error(e)),
+        };
+    // In sandbox mode the emulator is the only instance there is; an address saved by an
+    // earlier start (on another port) means that one.
+    let sandbox_instance = s
+        .sandbox
+        .then(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
+        .flatten();
+    let url = sandbox_instance
+        .or(saved)
+        .or(account_instance)
+        .or_else(|| s.panoramax.as_ref().map(|p| p.instance_url.to_string()))
+        .ok_or_else(|| {
+            StepError::permanent(
+                "No Panoramax instance is set: connect Panoramax on the Integrations screen, then retry.",
+            )
+        })?;
+    let url = url.trim_end_matches('/').to_string();
+    let parsed = Url::parse(&url)
+        .map_err(|e| StepError::permanent(format!("{url:?} is not a Panoramax address: {e}")))?;
+    let client = PanoramaxClient::with_url(s.http.clone(), parsed, token).with_clock(app.clock());
+    Ok((url, client))
 }
 
 /// The empty upload set a lost create left on the instance, if any: one of the account's

@@ -7,6 +7,7 @@ mod events;
 mod jobs;
 mod oauth;
 mod pipeline;
+mod remote_actions;
 mod secrets;
 mod sequences;
 mod settings;
@@ -15,6 +16,7 @@ pub use accounts::{Account, AccountStatus};
 pub use events::{Event, NewEvent};
 pub use jobs::{ItemUpdate, JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
+pub use remote_actions::{NewRemoteAction, RemoteActionKind, RemoteActionRow, RemoteActionStatus};
 pub use secrets::{
     DEFAULT_KEYCHAIN_SERVICE, KeychainMode, PROBE_TIMEOUT, SecretBackend, SecretsChoice,
     TokenPlace, keychain_name, probe_keychain,

@@ -59,6 +59,8 @@ pub struct SequenceRow {
     pub split_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the user asked to delete it everywhere (it goes once every service confirmed).
+    pub deleting_at: Option<i64>,
     pub folder: Option<String>,
 }
 
@@ -147,7 +149,7 @@ const _: () = assert!(20 * ROWS_PER_INSERT <= 32_766);
 const SEQUENCE_COLUMNS: &str =
     "s.id, s.uuid, s.import_id, s.plan_index, s.name, s.description, s.transport_type,
     s.tags_json, s.state, s.is_360, s.photo_count, s.total_bytes, s.distance_m, s.started_at,
-    s.ended_at, s.split_reason, s.created_at, s.updated_at, i.folder";
+    s.ended_at, s.split_reason, s.created_at, s.updated_at, s.deleting_at, i.folder";
 
 /// A saved sequence that already holds some photos of a new import.
 #[derive(Debug, Clone, PartialEq, Serialize)]

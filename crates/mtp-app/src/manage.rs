@@ -1,0 +1,878 @@
+//! After the upload: a sequence's page, editing it, and deleting it here and on the
+//! services.
+//!
+//! What each service allows (PROTOCOLS §5, §6): Panoramax takes a new title (`PATCH` on
+//! the collection) and deletes (`DELETE` on the collections and the upload set); KartaView
+//! deletes (`1.0/sequence/remove/`) but cannot rename; Mapillary has no API for either;
+//! Map the Paths Web does both on its own web pages, which the app opens. What goes
+//! through an API is a remote action (`remote_actions` table): it survives a quit or a
+//! crash, is tried again while the service is unreachable, and "already gone" counts as
+//! done. Once every delete a sequence asked for is done, its local records go.
+
+use crate::jobs::{JobAction, JobTarget};
+use crate::pipeline::{kartaview, panoramax, provider_step_error};
+use crate::remote::RemoteState;
+use crate::{App, AppError, AppEvent, AppResult, WeakApp};
+use mtp_core::Destination;
+use mtp_core::engine::StepError;
+use mtp_core::store::{
+    JobRow, NewEvent, NewRemoteAction, RemoteActionKind, RemoteActionRow, RemoteActionStatus,
+    SequenceMeta,
+};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How a change reaches one destination.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RemoteHow {
+    /// Through the service's API, as a remote action the app runs.
+    Api,
+    /// On the service's own web page, which the app opens in the browser.
+    OpenPage { url: String },
+    /// The service has no way to do it from here; `link` is where to do it by hand.
+    NoApi { link: Option<String> },
+}
+
+/// What a change does on one destination, in words.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct RemotePlan {
+    pub destination: Destination,
+    pub label: &'static str,
+    /// What is there (e.g. "KartaView sequence 4000001 with 8 photos").
+    pub what: String,
+    pub how: RemoteHow,
+    /// One sentence for the confirmation.
+    pub says: String,
+}
+
+/// What "Delete" will do, before the user confirms.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct DeletePlan {
+    pub sequence_id: i64,
+    pub name: String,
+    /// What "Remove from MTP Desktop" removes.
+    pub local: String,
+    /// Per destination where something of this sequence is, what "Delete everywhere" does.
+    pub remote: Vec<RemotePlan>,
+    /// Uploads still running for it (cancelled first).
+    pub running_uploads: usize,
+}
+
+/// What an edit or a delete set going.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct ChangeOutcome {
+    pub sequence_id: i64,
+    /// Remote actions queued (their ids).
+    pub actions: Vec<i64>,
+    /// Per destination, what happens there.
+    pub remote: Vec<RemotePlan>,
+    /// The local records are gone already (nothing had to be asked of a service first).
+    pub removed_locally: bool,
+}
+
+/// A remote action as the page and the CLI show it.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct RemoteActionView {
+    pub id: i64,
+    pub destination: Destination,
+    pub label: &'static str,
+    #[ts(type = "\"edit\" | \"delete\"")]
+    pub action: RemoteActionKind,
+    #[ts(type = "\"pending\" | \"running\" | \"done\" | \"failed\"")]
+    pub status: RemoteActionStatus,
+    pub attempts: i64,
+    pub next_run_at: i64,
+    pub last_error: Option<String>,
+    pub outcome: Option<String>,
+    pub updated_at: i64,
+}
+
+impl From<&RemoteActionRow> for RemoteActionView {
+    fn from(r: &RemoteActionRow) -> Self {
+        RemoteActionView {
+            id: r.id,
+            destination: r.destination,
+            label: r.destination.label(),
+            action: r.action,
+            status: r.status,
+            attempts: r.attempts,
+            next_run_at: r.next_run_at,
+            last_error: r.last_error.clone(),
+            outcome: r.outcome.clone(),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// What an edit sends (Panoramax: the collection's title).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct EditPayload {
+    title: String,
+}
+
+/// The longest wait between two tries of an action while its service is unreachable.
+const MAX_BACKOFF_MS: i64 = 5 * 60_000;
+
+impl App {
+    /// What deleting sequence `id` would do, here and on each service.
+    pub async fn delete_plan(&self, id: i64) -> AppResult<DeletePlan> {
+        let seq = self.existing_sequence(id).await?;
+        let jobs = self.store().jobs_of_sequence(id).await?;
+        let folder = seq.folder.clone().unwrap_or_else(|| "its folder".into());
+        Ok(DeletePlan {
+            sequence_id: id,
+            name: seq.name.clone(),
+            local: format!(
+                "Removes \"{}\" and its upload records from MTP Desktop. The {} photos in {folder} are not touched.",
+                seq.name, seq.photo_count
+            ),
+            remote: jobs
+                .iter()
+                .filter_map(|j| self.remote_plan(j, RemoteActionKind::Delete))
+                .collect(),
+            running_uploads: jobs.iter().filter(|j| j.status.is_active()).count(),
+        })
+    }
+
+    /// Deletes sequence `id`: its uploads still running are cancelled first; then either
+    /// only its local records (`everywhere == false`; the photo files are never touched),
+    /// or also what the services hold of it: API deletes run as remote actions and the
+    /// local records go once they are all confirmed; for the services without an API the
+    /// outcome says where to do it (pages to open, links).
+    pub async fn delete_sequence(&self, id: i64, everywhere: bool) -> AppResult<ChangeOutcome> {
+        let seq = self.existing_sequence(id).await?;
+        self.job_action(JobTarget::Sequence(id), JobAction::Cancel)
+            .await?;
+        let now = self.now_ms();
+        let mut outcome = ChangeOutcome {
+            sequence_id: id,
+            actions: Vec::new(),
+            remote: Vec::new(),
+            removed_locally: false,
+        };
+        if everywhere {
+            for job in self.store().jobs_of_sequence(id).await? {
+                let Some(plan) = self.remote_plan(&job, RemoteActionKind::Delete) else {
+                    continue;
+                };
+                if plan.how == RemoteHow::Api {
+                    let action = self
+                        .store()
+                        .add_remote_action(
+                            &NewRemoteAction {
+                                sequence_id: id,
+                                sequence_name: &seq.name,
+                                destination: job.destination,
+                                action: RemoteActionKind::Delete,
+                                remote_json: &job.remote_json,
+                                payload_json: "{}",
+                            },
+                            now,
+                        )
+                        .await?;
+                    outcome.actions.push(action);
+                }
+                outcome.remote.push(plan);
+            }
+        }
+        self.log(
+            id,
+            "delete",
+            &if everywhere {
+                format!(
+                    "Deleting \"{}\" everywhere: {}",
+                    seq.name,
+                    describe(&outcome.remote)
+                )
+            } else {
+                format!("Removed \"{}\" from MTP Desktop.", seq.name)
+            },
+        )
+        .await?;
+        if outcome.actions.is_empty() {
+            self.store().delete_sequence(id).await?;
+            outcome.removed_locally = true;
+        } else {
+            self.store().set_sequence_deleting(id, now).await?;
+            self.wake_remote_actions();
+        }
+        self.emit(AppEvent::SequencesChanged { ids: vec![id] });
+        Ok(outcome)
+    }
+
+    /// Saves a sequence's name, description, transport type and tags (validated as at
+    /// import), and sends them where a service can take them (Panoramax: the title).
+    pub async fn edit_sequence(&self, id: i64, meta: SequenceMeta) -> AppResult<ChangeOutcome> {
+        let seq = self.existing_sequence(id).await?;
+        if seq.deleting_at.is_some() {
+            return Err(AppError::invalid(format!(
+                "\"{}\" is being deleted: it cannot be edited any more.",
+                seq.name
+            )));
+        }
+        let meta = crate::prepare::checked_meta(meta)?;
+        self.update_sequence(id, meta.clone()).await?;
+        let now = self.now_ms();
+        let mut outcome = ChangeOutcome {
+            sequence_id: id,
+            actions: Vec::new(),
+            remote: Vec::new(),
+            removed_locally: false,
+        };
+        let payload = serde_json::to_string(&EditPayload {
+            title: meta.name.clone(),
+        })
+        .map_err(|e| AppError::new("internal", e.to_string()))?;
+        for job in self.store().jobs_of_sequence(id).await? {
+            let Some(plan) = self.remote_plan(&job, RemoteActionKind::Edit) else {
+                continue;
+            };
+            if plan.how == RemoteHow::Api {
+                outcome.actions.push(
+                    self.store()
+                        .add_remote_action(
+                            &NewRemoteAction {
+                                sequence_id: id,
+                                sequence_name: &meta.name,
+                                destination: job.destination,
+                                action: RemoteActionKind::Edit,
+                                remote_json: &job.remote_json,
+                                payload_json: &payload,
+                            },
+                            now,
+                        )
+                        .await?,
+                );
+            }
+            outcome.remote.push(plan);
+        }
+        self.log(
+            id,
+            "edit",
+            &format!("Edited \"{}\". {}", meta.name, describe(&outcome.remote)),
+        )
+        .await?;
+        if !outcome.actions.is_empty() {
+            self.wake_remote_actions();
+        }
+        Ok(outcome)
+    }
+
+    /// The edits and deletes asked of the services for sequence `id`.
+    pub async fn remote_action_views(&self, id: i64) -> AppResult<Vec<RemoteActionView>> {
+        Ok(self
+            .store()
+            .remote_actions(id)
+            .await?
+            .iter()
+            .map(RemoteActionView::from)
+            .collect())
+    }
+
+    /// Tries the failed edits and deletes of sequence `id` again.
+    pub async fn retry_remote_actions(&self, id: i64) -> AppResult<u64> {
+        let n = self.store().retry_remote_actions(id, self.now_ms()).await?;
+        self.wake_remote_actions();
+        Ok(n)
+    }
+
+    /// Waits until sequence `id` has no pending or running remote action (the CLI waits
+    /// for its deletes), or `timeout` passed.
+    pub async fn wait_for_remote_actions(
+        &self,
+        id: i64,
+        timeout: Duration,
+    ) -> AppResult<Vec<RemoteActionView>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = self.subscribe();
+        loop {
+            let actions = self.remote_action_views(id).await?;
+            if actions.iter().all(|a| {
+                matches!(
+                    a.status,
+                    RemoteActionStatus::Done | RemoteActionStatus::Failed
+                )
+            }) {
+                return Ok(actions);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AppError::new(
+                    "timeout",
+                    "The services did not answer in time; the app goes on trying when it runs.",
+                ));
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+        }
+    }
+
+    async fn existing_sequence(&self, id: i64) -> AppResult<mtp_core::store::SequenceRow> {
+        self.store()
+            .sequence(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("There is no sequence {id}.")))
+    }
+
+    async fn log(&self, sequence_id: i64, kind: &str, message: &str) -> AppResult<()> {
+        self.store()
+            .log_event(
+                &NewEvent {
+                    kind,
+                    sequence_id: Some(sequence_id),
+                    job_id: None,
+                    message,
+                    data: None,
+                },
+                self.now_ms(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// What `action` would do for `job`'s destination; `None` when nothing of the sequence
+    /// is there (never created, or the job was never started).
+    fn remote_plan(&self, job: &JobRow, action: RemoteActionKind) -> Option<RemotePlan> {
+        let delete = action == RemoteActionKind::Delete;
+        let d = job.destination;
+        let label = d.label();
+        let plan = |what: String, how: RemoteHow, says: String| {
+            Some(RemotePlan {
+                destination: d,
+                label,
+                what,
+                how,
+                says,
+            })
+        };
+        match RemoteState::shown(job) {
+            RemoteState::Mapillary(r) => {
+                let key = r.sequence_key.clone().or(r.cluster_id.clone())?;
+                plan(
+                    format!("Mapillary sequence {key}"),
+                    RemoteHow::NoApi {
+                        link: job.remote_url.clone(),
+                    },
+                    format!(
+                        "Mapillary has no API to {} a sequence: {} it on mapillary.com, signed in as you.",
+                        if delete { "delete" } else { "edit" },
+                        if delete { "delete" } else { "edit" }
+                    ),
+                )
+            }
+            RemoteState::Kartaview(r) => {
+                let id = r.sequence_id?;
+                let what = format!("KartaView sequence {id} ({} photos)", job.photos_done);
+                if delete {
+                    plan(
+                        what,
+                        RemoteHow::Api,
+                        format!("Deletes KartaView sequence {id} and its photos."),
+                    )
+                } else {
+                    plan(
+                        what,
+                        RemoteHow::NoApi {
+                            link: job.remote_url.clone(),
+                        },
+                        "KartaView has no API to rename a sequence: its name stays as it was."
+                            .into(),
+                    )
+                }
+            }
+            RemoteState::Panoramax(r) => {
+                let set = r.upload_set_id.clone()?;
+                let what = match r.collection_ids.len() {
+                    0 => format!("Panoramax upload set {set}"),
+                    1 => format!("Panoramax sequence {}", r.collection_ids[0]),
+                    n => format!("{n} Panoramax sequences"),
+                };
+                if delete {
+                    plan(
+                        what,
+                        RemoteHow::Api,
+                        "Deletes the sequence and its pictures from the Panoramax instance.".into(),
+                    )
+                } else if r.collection_ids.is_empty() {
+                    // No sequence yet: the title goes with the next upload set only.
+                    None
+                } else {
+                    plan(
+                        what,
+                        RemoteHow::Api,
+                        "Sets the new name as the sequence's title on Panoramax.".into(),
+                    )
+                }
+            }
+            RemoteState::Mtpw(r) => {
+                let id = r.unique_id?;
+                let cfg = self.services().mtpw.as_ref()?;
+                let url = if delete {
+                    cfg.delete_page_url(&id)
+                } else {
+                    cfg.sequence_page_url(&id)
+                };
+                plan(
+                    format!("Map the Paths Web sequence {id}"),
+                    RemoteHow::OpenPage { url },
+                    if delete {
+                        "Map the Paths Web deletes on its own page: it opens in your browser; confirm there."
+                            .into()
+                    } else {
+                        "Map the Paths Web edits on its own page: it opens in your browser.".into()
+                    },
+                )
+            }
+        }
+    }
+
+    fn wake_remote_actions(&self) {
+        self.inner.actions_wake.notify_one();
+    }
+}
+
+fn describe(plans: &[RemotePlan]) -> String {
+    if plans.is_empty() {
+        return "nothing was on any service yet.".into();
+    }
+    plans
+        .iter()
+        .map(|p| format!("{}: {}", p.label, p.says))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs due remote actions until `stop` turns true: one at a time, woken when one is
+/// queued, sleeping until the next is due otherwise.
+pub(crate) async fn run(app: WeakApp, mut stop: watch::Receiver<bool>) {
+    let wake = match app.upgrade() {
+        Some(a) => {
+            if let Err(e) = a.store().requeue_running_remote_actions(a.now_ms()).await {
+                tracing::warn!("remote actions: {e}");
+            }
+            a.inner.actions_wake.clone()
+        }
+        None => return,
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(a) = app.upgrade() else { return };
+        let next = match run_due(&a).await {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::warn!("remote actions: {}", e.message);
+                Some(a.now_ms() + 5_000)
+            }
+        };
+        let sleep = next
+            .map(|at| (at - a.now_ms()).clamp(0, MAX_BACKOFF_MS))
+            .unwrap_or(MAX_BACKOFF_MS);
+        drop(a);
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(u64::try_from(sleep).unwrap_or(0))) => {}
+        }
+    }
+}
+
+/// Runs every action due now; returns when the next one is due.
+async fn run_due(app: &App) -> AppResult<Option<i64>> {
+    while let Some(action) = app.store().claim_remote_action(app.now_ms()).await? {
+        let result = execute(app, &action).await;
+        let now = app.now_ms();
+        let (status, next, error, outcome) = match result {
+            Ok(outcome) => (RemoteActionStatus::Done, now, None, Some(outcome)),
+            Err(StepError::Retry { after_ms, message }) => {
+                let backoff = 1_000_i64
+                    .saturating_mul(1 << action.attempts.clamp(0, 20))
+                    .min(MAX_BACKOFF_MS);
+                let wait = after_ms.unwrap_or(backoff).clamp(0, MAX_BACKOFF_MS);
+                (
+                    RemoteActionStatus::Pending,
+                    now + wait,
+                    Some(format!(
+                        "Waiting for {}: {message}",
+                        action.destination.label()
+                    )),
+                    None,
+                )
+            }
+            Err(StepError::Interrupted) => (RemoteActionStatus::Pending, now, None, None),
+            Err(e) => (RemoteActionStatus::Failed, now, Some(e.to_string()), None),
+        };
+        app.store()
+            .finish_remote_action(
+                action.id,
+                status,
+                next,
+                error.as_deref(),
+                outcome.as_deref(),
+                now,
+            )
+            .await?;
+        if status != RemoteActionStatus::Pending {
+            let verb = match action.action {
+                RemoteActionKind::Edit => "edit",
+                RemoteActionKind::Delete => "delete",
+            };
+            let message = match (&outcome, &error) {
+                (Some(o), _) => format!("{}: {o}", action.destination.label()),
+                (None, Some(e)) => {
+                    format!("{} could not {verb} it: {e}", action.destination.label())
+                }
+                (None, None) => String::new(),
+            };
+            app.log(action.sequence_id, &format!("remote_{verb}"), &message)
+                .await?;
+        }
+        finish_deleting(app, action.sequence_id).await?;
+        app.emit(AppEvent::SequencesChanged {
+            ids: vec![action.sequence_id],
+        });
+    }
+    Ok(app.store().next_remote_action_at().await?)
+}
+
+/// Removes a sequence being deleted once every delete it asked for is done.
+async fn finish_deleting(app: &App, sequence_id: i64) -> AppResult<()> {
+    let Some(seq) = app.store().sequence(sequence_id).await? else {
+        return Ok(());
+    };
+    if seq.deleting_at.is_none() {
+        return Ok(());
+    }
+    let actions = app.store().remote_actions(sequence_id).await?;
+    let deletes: Vec<&RemoteActionRow> = actions
+        .iter()
+        .filter(|a| a.action == RemoteActionKind::Delete)
+        .collect();
+    if deletes.iter().all(|a| a.status == RemoteActionStatus::Done) {
+        app.store().delete_sequence(sequence_id).await?;
+        app.log(
+            sequence_id,
+            "deleted",
+            &format!(
+                "\"{}\" is deleted everywhere it could be, and removed from MTP Desktop.",
+                seq.name
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs one action; `Ok` carries what the service said, in words.
+async fn execute(app: &App, action: &RemoteActionRow) -> Result<String, StepError> {
+    let job = JobRow {
+        id: 0,
+        sequence_id: action.sequence_id,
+        destination: action.destination,
+        stage: mtp_core::engine::Stage::Done,
+        status: mtp_core::engine::JobStatus::Done,
+        attempts: 0,
+        next_run_at: 0,
+        last_error: None,
+        last_error_kind: None,
+        remote_json: action.remote_json.clone(),
+        remote_url: None,
+        photos_total: 0,
+        photos_done: 0,
+        bytes_total: 0,
+        bytes_done: 0,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let state = RemoteState::of(&job).map_err(|e| StepError::permanent(e.0))?;
+    match (state, action.action) {
+        (RemoteState::Kartaview(r), RemoteActionKind::Delete) => {
+            let id = r
+                .sequence_id
+                .ok_or_else(|| StepError::permanent("no KartaView sequence id was saved"))?;
+            let (client, _) = kartaview::client(app).await?;
+            match client.remove_sequence(&id).await {
+                Ok(()) => Ok(format!("deleted sequence {id}")),
+                Err(e) if is_gone(&e) => Ok(format!("sequence {id} was already gone")),
+                Err(e) => Err(action_error(e, &format!("sequence {id}"))),
+            }
+        }
+        (RemoteState::Panoramax(r), RemoteActionKind::Delete) => {
+            let (_, client) = panoramax::instance_client(app, r.instance_url.clone()).await?;
+            let mut done = Vec::new();
+            for id in &r.collection_ids {
+                match client.delete_collection(id).await {
+                    Ok(()) => done.push(format!("deleted sequence {id}")),
+                    Err(e) if is_gone(&e) => {
+                        done.push(format!("sequence {id} was already gone"));
+                    }
+                    Err(e) => return Err(action_error(e, &format!("sequence {id}"))),
+                }
+            }
+            if let Some(set) = &r.upload_set_id {
+                match client.delete_upload_set(set).await {
+                    Ok(()) => done.push(format!("deleted upload set {set} and its pictures")),
+                    Err(e) if is_gone(&e) => {
+                        done.push(format!("upload set {set} was already gone"));
+                    }
+                    Err(e) => return Err(action_error(e, &format!("upload set {set}"))),
+                }
+            }
+            Ok(done.join("; "))
+        }
+        (RemoteState::Panoramax(r), RemoteActionKind::Edit) => {
+            let payload: EditPayload = serde_json::from_str(&action.payload_json)
+                .map_err(|e| StepError::permanent(format!("the saved edit cannot be read: {e}")))?;
+            let (_, client) = panoramax::instance_client(app, r.instance_url.clone()).await?;
+            let patch = mtp_providers::panoramax::CollectionPatch {
+                title: Some(payload.title.clone()),
+                ..Default::default()
+            };
+            let mut done = Vec::new();
+            for id in &r.collection_ids {
+                match client.patch_collection(id, &patch).await {
+                    Ok(_) => {
+                        done.push(format!("sequence {id} is now titled \"{}\"", payload.title))
+                    }
+                    Err(e) if is_gone(&e) => done.push(format!("sequence {id} is gone")),
+                    Err(e) => return Err(action_error(e, &format!("sequence {id}"))),
+                }
+            }
+            Ok(done.join("; "))
+        }
+        (state, kind) => Err(StepError::permanent(format!(
+            "{} cannot {} through an API",
+            state_label(&state),
+            match kind {
+                RemoteActionKind::Edit => "edit",
+                RemoteActionKind::Delete => "delete",
+            }
+        ))),
+    }
+}
+
+fn state_label(state: &RemoteState) -> &'static str {
+    match state {
+        RemoteState::Mapillary(_) => "Mapillary",
+        RemoteState::Kartaview(_) => "KartaView",
+        RemoteState::Panoramax(_) => "Panoramax",
+        RemoteState::Mtpw(_) => "Map the Paths Web",
+    }
+}
+
+/// The service says the thing is not there (any more).
+fn is_gone(e: &mtp_providers::ProviderError) -> bool {
+    e.is_not_found()
+}
+
+/// A provider error as the runner treats it: "not yours" is final, whatever else the
+/// error's kind says (a 403 is otherwise read as "sign in again").
+fn action_error(e: mtp_providers::ProviderError, what: &str) -> StepError {
+    if e.is_forbidden() {
+        return StepError::permanent(format!(
+            "the service refused: this account does not own {what} ({e})"
+        ));
+    }
+    provider_step_error(e)
+}
+
+/// One photo of the page: where it is, what its EXIF said, and whether it was kept.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct PagePhoto {
+    /// Position in the sequence (kept photos), or `None` (left out).
+    pub index: Option<i64>,
+    pub file_name: String,
+    pub path: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub captured_at: Option<i64>,
+    pub heading: Option<f64>,
+    pub altitude: Option<f64>,
+    /// Camera make and model, as one text.
+    pub camera: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub is_360: bool,
+    pub file_size: Option<i64>,
+    /// Why it was left out (a left-out photo).
+    pub reason: Option<String>,
+}
+
+/// One line of a sequence's history.
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
+pub struct HistoryLine {
+    pub at: i64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// Everything the sequence page shows.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct SequencePage {
+    pub summary: crate::sequences::SequenceSummary,
+    /// Kept photos in sequence order, then the photos of its import left out.
+    pub photos: Vec<PagePhoto>,
+    pub actions: Vec<RemoteActionView>,
+    /// Newest first.
+    pub history: Vec<HistoryLine>,
+    /// Being deleted everywhere (since when).
+    pub deleting_at: Option<i64>,
+    /// Per destination, what an edit does there.
+    pub edit_plan: Vec<RemotePlan>,
+}
+
+/// How big a thumbnail is (its longer side, in pixels).
+pub const THUMBNAIL_PX: u32 = 480;
+
+impl App {
+    /// The page of sequence `id`.
+    pub async fn sequence_page(&self, id: i64) -> AppResult<SequencePage> {
+        let seq = self.existing_sequence(id).await?;
+        let summary = self.sequence(id).await?;
+        let mut photos: Vec<PagePhoto> = self
+            .store()
+            .photos(id)
+            .await?
+            .into_iter()
+            .map(|p| PagePhoto {
+                index: Some(p.seq_index),
+                camera: camera(p.make.as_deref(), p.model.as_deref()),
+                file_name: p.file_name,
+                path: p.path,
+                lat: Some(p.lat),
+                lon: Some(p.lon),
+                captured_at: Some(p.captured_at),
+                heading: p.heading,
+                altitude: p.altitude,
+                width: p.width,
+                height: p.height,
+                is_360: p.is_360,
+                file_size: Some(p.file_size),
+                reason: None,
+            })
+            .collect();
+        if let Some(import) = seq.import_id {
+            photos.extend(
+                self.store()
+                    .dropped(import)
+                    .await?
+                    .into_iter()
+                    .map(|d| PagePhoto {
+                        index: None,
+                        file_name: d.file_name,
+                        path: d.path,
+                        lat: d.lat,
+                        lon: d.lon,
+                        captured_at: d.captured_at,
+                        heading: None,
+                        altitude: None,
+                        camera: None,
+                        width: None,
+                        height: None,
+                        is_360: false,
+                        file_size: None,
+                        reason: Some(d.message),
+                    }),
+            );
+        }
+        let history = self
+            .store()
+            .events(Some(id), 200)
+            .await?
+            .into_iter()
+            .map(|e| HistoryLine {
+                at: e.at,
+                kind: e.kind,
+                message: e.message,
+            })
+            .collect();
+        let jobs = self.store().jobs_of_sequence(id).await?;
+        Ok(SequencePage {
+            summary,
+            photos,
+            actions: self.remote_action_views(id).await?,
+            history,
+            deleting_at: seq.deleting_at,
+            edit_plan: jobs
+                .iter()
+                .filter_map(|j| self.remote_plan(j, RemoteActionKind::Edit))
+                .collect(),
+        })
+    }
+
+    /// A small JPEG of a photo of sequence `id` (kept or left out), as a `data:` URL: the
+    /// photo scaled down (the file is only read). Only photos the sequence knows can be
+    /// asked for.
+    pub async fn photo_thumbnail(&self, id: i64, path: &str) -> AppResult<String> {
+        let seq = self.existing_sequence(id).await?;
+        let mut known = self
+            .store()
+            .photos(id)
+            .await?
+            .into_iter()
+            .any(|p| p.path == path);
+        if !known && let Some(import) = seq.import_id {
+            known = self
+                .store()
+                .dropped(import)
+                .await?
+                .iter()
+                .any(|d| d.path == path);
+        }
+        if !known {
+            return Err(AppError::not_found(format!(
+                "{path} is not a photo of \"{}\".",
+                seq.name
+            )));
+        }
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || thumbnail(std::path::Path::new(&owned)))
+            .await
+            .map_err(|e| AppError::new("internal", e.to_string()))?
+            .map_err(|e| AppError::new("thumbnail", format!("{path}: {e}")))
+    }
+}
+
+fn camera(make: Option<&str>, model: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [make, model]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// The thumbnail of the photo at `path` as a `data:image/jpeg;base64,…` URL.
+pub fn thumbnail(path: &std::path::Path) -> Result<String, String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it ({e})"))?;
+    // Decoding holds the whole photo in memory: refuse what no camera writes.
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > 200 * 1024 * 1024 {
+        return Err("it is larger than 200 MB".into());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    let mut decoder =
+        image::ImageReader::with_format(std::io::Cursor::new(&bytes), image::ImageFormat::Jpeg);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(1024 * 1024 * 1024);
+    decoder.limits(limits);
+    let img = decoder
+        .decode()
+        .map_err(|e| format!("it is not a readable JPEG ({e})"))?;
+    let small = img.thumbnail(THUMBNAIL_PX, THUMBNAIL_PX).to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&small)
+        .map_err(|e| format!("cannot make its thumbnail ({e})"))?;
+    Ok(format!(
+        "data:image/jpeg;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    ))
+}

@@ -1,0 +1,381 @@
+//! Stories: after the upload, a sequence is renamed and deleted, here and on the services.
+//! Deletes through an API are remote actions: they survive a quit, wait out an outage,
+//! and "already gone" counts as done. The photo files are never touched.
+
+#![allow(clippy::unwrap_used)]
+
+mod pipeline_support;
+
+use mtp_app::manage::RemoteHow;
+use mtp_app::{App, Settings};
+use mtp_core::Destination;
+use mtp_core::engine::JobStatus;
+use mtp_core::store::{RemoteActionKind, RemoteActionStatus, SequenceMeta};
+use mtp_tests::JobRemote;
+use pipeline_support::{Story, fast_engine, walk};
+use std::collections::HashMap;
+use std::time::Duration;
+
+const ALL: [Destination; 4] = [
+    Destination::Mapillary,
+    Destination::Kartaview,
+    Destination::Panoramax,
+    Destination::Mtpw,
+];
+
+/// A sequence uploaded to `destinations`, every job done.
+async fn uploaded(story: &Story, seed: i64, destinations: &[Destination]) -> i64 {
+    story.connect(destinations).await;
+    let folder = story.photos(&format!("walk{seed}"), 6, &walk(seed));
+    let ids = story
+        .import(&folder, &format!("River walk {seed}"), destinations)
+        .await;
+    story.start_engine();
+    for j in story.settle(&ids).await {
+        assert_eq!(j.status, JobStatus::Done, "{j:#?}");
+    }
+    ids[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_everywhere_deletes_on_kartaview_and_panoramax_explains_the_others_then_removes_it_here()
+ {
+    let story = Story::start().await;
+    let id = uploaded(&story, 1, &ALL).await;
+    let photos: Vec<String> = story
+        .app
+        .store()
+        .photos(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.path)
+        .collect();
+    let kv = story.job(id, Destination::Kartaview).await.kv();
+    let px = story.job(id, Destination::Panoramax).await.px();
+    let web = story.job(id, Destination::Mtpw).await.web();
+    let mly_page = story.job(id, Destination::Mapillary).await.remote_url;
+    assert!(mly_page.is_some());
+
+    let plan = story.app.delete_plan(id).await.unwrap();
+    assert!(plan.local.contains("are not touched"), "{}", plan.local);
+    let how: HashMap<Destination, RemoteHow> = plan
+        .remote
+        .iter()
+        .map(|p| (p.destination, p.how.clone()))
+        .collect();
+    assert_eq!(how.len(), 4, "{plan:#?}");
+    assert_eq!(how[&Destination::Kartaview], RemoteHow::Api);
+    assert_eq!(how[&Destination::Panoramax], RemoteHow::Api);
+    assert_eq!(
+        how[&Destination::Mapillary],
+        RemoteHow::NoApi { link: mly_page },
+        "Mapillary: no API, and a link to the sequence's page"
+    );
+    let unique_id = web.unique_id.clone().unwrap();
+    assert!(
+        matches!(&how[&Destination::Mtpw], RemoteHow::OpenPage { url } if url.ends_with(&format!("{unique_id}/delete"))),
+        "{plan:#?}"
+    );
+
+    let outcome = story.app.delete_sequence(id, true).await.unwrap();
+    assert_eq!(outcome.actions.len(), 2, "{outcome:#?}");
+    assert!(!outcome.removed_locally);
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        actions.iter().all(|a| a.status == RemoteActionStatus::Done),
+        "{actions:#?}"
+    );
+    let state = story.sandbox().state();
+    let seq = state
+        .kartaview_sequence(kv.sequence_id.as_deref().unwrap())
+        .unwrap();
+    assert!(seq.deleted, "{seq:#?}");
+    let set = state
+        .panoramax_upload_set(px.upload_set_id.as_deref().unwrap())
+        .unwrap();
+    assert!(set.deleted, "{set:#?}");
+    // Here: gone, with its history kept; the photo files untouched.
+    assert!(story.app.store().sequence(id).await.unwrap().is_none());
+    assert!(story.app.sequences().await.unwrap().is_empty());
+    let events = story.app.store().events(Some(id), 100).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "deleted"), "{events:#?}");
+    for p in &photos {
+        assert!(std::path::Path::new(p).is_file(), "{p} is gone");
+    }
+    story.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_from_mtp_desktop_only_leaves_the_services_alone() {
+    let story = Story::start().await;
+    let id = uploaded(&story, 2, &[Destination::Kartaview]).await;
+    let kv = story.job(id, Destination::Kartaview).await.kv();
+    let outcome = story.app.delete_sequence(id, false).await.unwrap();
+    assert!(outcome.removed_locally && outcome.actions.is_empty());
+    assert!(story.app.store().sequence(id).await.unwrap().is_none());
+    let seq = story
+        .sandbox()
+        .state()
+        .kartaview_sequence(kv.sequence_id.as_deref().unwrap())
+        .unwrap();
+    assert!(!seq.deleted);
+    story.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_already_deleted_on_the_service_counts_as_deleted() {
+    let story = Story::start().await;
+    let id = uploaded(&story, 3, &[Destination::Kartaview]).await;
+    let kv = story.job(id, Destination::Kartaview).await.kv();
+    // Deleted on KartaView's website meanwhile.
+    let account = story
+        .app
+        .store()
+        .account(Destination::Kartaview)
+        .await
+        .unwrap()
+        .unwrap();
+    let cfg = story.app.services().kartaview.clone().unwrap();
+    let client = mtp_providers::KartaViewClient::new(
+        story.app.services().http.clone(),
+        &cfg,
+        account.access_token,
+    );
+    client
+        .remove_sequence(kv.sequence_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    story.app.delete_sequence(id, true).await.unwrap();
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 1);
+    assert_eq!(actions[0].status, RemoteActionStatus::Done, "{actions:#?}");
+    assert!(
+        actions[0]
+            .outcome
+            .as_deref()
+            .unwrap()
+            .contains("already gone"),
+        "{actions:#?}"
+    );
+    assert!(story.app.store().sequence(id).await.unwrap().is_none());
+    story.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_cut_by_a_quit_and_an_outage_finishes_after_the_restart() {
+    let story = Story::start().await;
+    let id = uploaded(&story, 4, &[Destination::Kartaview, Destination::Panoramax]).await;
+    let kv = story.job(id, Destination::Kartaview).await.kv();
+    // KartaView is down: its delete waits, Panoramax's goes through.
+    story
+        .sandbox()
+        .faults()
+        .error_rate("kartaview.sequence_remove", 1.0, 503);
+    story.app.delete_sequence(id, true).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let actions = story.app.remote_action_views(id).await.unwrap();
+        let kv_action = actions
+            .iter()
+            .find(|a| a.destination == Destination::Kartaview)
+            .unwrap();
+        let px_done = actions.iter().any(|a| {
+            a.destination == Destination::Panoramax && a.status == RemoteActionStatus::Done
+        });
+        if kv_action.attempts >= 2 && px_done {
+            assert_eq!(
+                kv_action.status,
+                RemoteActionStatus::Pending,
+                "{actions:#?}"
+            );
+            assert!(
+                kv_action
+                    .last_error
+                    .as_deref()
+                    .unwrap()
+                    .contains("Waiting for KartaView"),
+                "{actions:#?}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{actions:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still listed, as being deleted.
+    assert!(
+        story
+            .app
+            .store()
+            .sequence(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleting_at
+            .is_some()
+    );
+    story.app.shutdown().await;
+    let pipeline_support::Story { app, dir } = story;
+    drop(app);
+
+    // The next start: KartaView answers again (the emulators kept their state, not the fault).
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("MTP_DATA_DIR".into(), dir.path().display().to_string());
+    env.insert("MTP_SANDBOX".into(), "1".into());
+    env.insert("MTP_SANDBOX_PROCESSING_MS".into(), "200".into());
+    env.insert("MTP_OPENER".into(), "true".into());
+    let app = App::start(Settings::from_lookup(|k| env.get(k).cloned()))
+        .await
+        .unwrap();
+    app.start_engine_with(fast_engine()).unwrap();
+    let actions = app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.status == RemoteActionStatus::Done && a.action == RemoteActionKind::Delete),
+        "{actions:#?}"
+    );
+    let seq = app
+        .sandbox()
+        .unwrap()
+        .state()
+        .kartaview_sequence(kv.sequence_id.as_deref().unwrap())
+        .unwrap();
+    assert!(seq.deleted);
+    assert!(app.store().sequence(id).await.unwrap().is_none());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_sets_the_panoramax_title_and_says_what_the_others_cannot() {
+    let story = Story::start().await;
+    let id = uploaded(&story, 5, &ALL).await;
+    let px = story.job(id, Destination::Panoramax).await.px();
+    let outcome = story
+        .app
+        .edit_sequence(
+            id,
+            SequenceMeta {
+                name: "  Along the Seine ".into(),
+                description: "Morning light".into(),
+                transport_type: Some("bicycle".into()),
+                tags: vec!["river, city".into(), "City".into()],
+            },
+        )
+        .await
+        .unwrap();
+    let says: HashMap<Destination, String> = outcome
+        .remote
+        .iter()
+        .map(|p| (p.destination, p.says.clone()))
+        .collect();
+    assert!(
+        says[&Destination::Mapillary].contains("no API"),
+        "{says:#?}"
+    );
+    assert!(
+        says[&Destination::Kartaview].contains("no API"),
+        "{says:#?}"
+    );
+    assert!(
+        says[&Destination::Mtpw].contains("its own page"),
+        "{says:#?}"
+    );
+    assert_eq!(outcome.actions.len(), 1, "{outcome:#?}");
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions[0].status, RemoteActionStatus::Done, "{actions:#?}");
+    let collection = px.collection_id.unwrap();
+    let remote = story
+        .sandbox()
+        .state()
+        .panoramax_collection(&collection)
+        .unwrap();
+    assert_eq!(remote.title, "Along the Seine");
+    // Here: saved as validated at import.
+    let s = story.app.sequence(id).await.unwrap();
+    assert_eq!(s.name, "Along the Seine");
+    assert_eq!(s.tags, vec!["river".to_owned(), "city".to_owned()]);
+    // A transport type Map the Paths does not know is refused, with what to do.
+    let e = story
+        .app
+        .edit_sequence(
+            id,
+            SequenceMeta {
+                name: "x".into(),
+                transport_type: Some("Teleporter".into()),
+                ..SequenceMeta::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("pick one from the list"),
+        "{}",
+        e.message
+    );
+    story.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_kept_and_left_out_photos_with_thumbnails_and_the_history() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 6, &walk(6));
+    std::fs::write(folder.join("broken.jpg"), b"\xff\xd8\xff\xe1 not really").unwrap();
+    let ids = story
+        .import(&folder, "With a broken file", &[Destination::Kartaview])
+        .await;
+    story.start_engine();
+    story.settle(&ids).await;
+    let page = story.app.sequence_page(ids[0]).await.unwrap();
+    let kept: Vec<_> = page.photos.iter().filter(|p| p.index.is_some()).collect();
+    let left: Vec<_> = page.photos.iter().filter(|p| p.index.is_none()).collect();
+    assert_eq!(kept.len(), 6);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].file_name, "broken.jpg");
+    assert!(
+        left[0].reason.as_deref().unwrap().contains("broken.jpg"),
+        "{left:#?}"
+    );
+    assert!(!page.history.is_empty());
+    let thumb = story
+        .app
+        .photo_thumbnail(ids[0], &kept[0].path)
+        .await
+        .unwrap();
+    assert!(
+        thumb.starts_with("data:image/jpeg;base64,/9j/"),
+        "{}",
+        &thumb[..40]
+    );
+    // Only photos of the sequence: nothing else on the disk can be read through it.
+    let e = story
+        .app
+        .photo_thumbnail(ids[0], "/etc/passwd")
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("is not a photo of"), "{}", e.message);
+    // A left-out file that is not a JPEG says so.
+    let e = story
+        .app
+        .photo_thumbnail(ids[0], &left[0].path)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("broken.jpg"), "{}", e.message);
+    story.app.shutdown().await;
+}
