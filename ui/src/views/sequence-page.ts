@@ -15,6 +15,8 @@ interface Open {
   map: L.Map | null;
   marker: L.CircleMarker | null;
   thumbs: Map<string, string>;
+  /** "Delete everywhere" was asked here: the page going away means it is done. */
+  deleteAsked: boolean;
 }
 
 let open: Open | null = null;
@@ -28,7 +30,7 @@ export function openPageId(): number | null {
 /** Shows sequence `id` in `root`; `back` returns to the list. */
 export async function renderSequencePage(root: HTMLElement, id: number, back: () => void): Promise<void> {
   closePage();
-  open = { id, root, back, page: null, selected: 0, map: null, marker: null, thumbs: new Map() };
+  open = { id, root, back, page: null, selected: 0, map: null, marker: null, thumbs: new Map(), deleteAsked: false };
   document.addEventListener("keydown", onKey);
   await load(true);
 }
@@ -58,8 +60,8 @@ async function load(first: boolean): Promise<void> {
     page = await api.sequencePage(o.id);
   } catch (e) {
     const err = e as { code?: string; message: string };
-    if (err.code === "not_found" && o.page?.deleting_at) {
-      toast(`“${o.page.summary.name}” is deleted everywhere it could be, and removed from MTP Desktop.`, "ok");
+    if (err.code === "not_found" && (o.deleteAsked || o.page?.deleting_at)) {
+      toast(`“${o.page?.summary.name ?? "The sequence"}” is deleted everywhere it could be, and removed from MTP Desktop.`, "ok");
     } else if (err.code !== "not_found") {
       toast(err.message, "error");
     }
@@ -370,7 +372,7 @@ function reportOutcome(outcome: ChangeOutcome, done: string): void {
   toast(done, "ok");
   for (const p of outcome.remote) {
     if (p.how.kind === "open_page") void api.openExternal(p.how.url);
-    else if (p.how.kind === "no_api") toast(`${p.label}: ${p.says}`, "info");
+    else if (p.how.kind === "no_api") toast(p.says, "info");
   }
 }
 
@@ -465,6 +467,7 @@ async function deleteDialog(): Promise<void> {
   async function go(everywhere: boolean): Promise<void> {
     try {
       const outcome = await api.deleteSequence(o!.id, everywhere);
+      if (everywhere) o!.deleteAsked = true;
       dialog.close();
       reportOutcome(
         outcome,
