@@ -139,7 +139,10 @@ async fn finish(
         app.start_engine()?;
         actions = app
             .wait_for_remote_actions(outcome.sequence_id, Duration::from_secs(600))
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|a| outcome.actions.contains(&a.id))
+            .collect();
         failed = actions
             .iter()
             .any(|a| a.status == RemoteActionStatus::Failed);
@@ -201,7 +204,7 @@ async fn show(app: &App, id: i64, json: bool) -> anyhow::Result<ExitCode> {
         println!("  {}", s.description);
     }
     println!(
-        "  {} photos, {:.1} km, transport: {}, tags: {}",
+        "  {} photos, {:.2} km, transport: {}, tags: {}",
         s.photo_count,
         s.distance_m / 1000.0,
         s.transport_type.as_deref().unwrap_or("none"),
