@@ -143,6 +143,12 @@ impl App {
     /// outcome says where to do it (pages to open, links).
     pub async fn delete_sequence(&self, id: i64, everywhere: bool) -> AppResult<ChangeOutcome> {
         let seq = self.existing_sequence(id).await?;
+        if everywhere && seq.deleting_at.is_some() {
+            return Err(AppError::invalid(format!(
+                "\"{}\" is already being deleted everywhere: its page shows how far it got.",
+                seq.name
+            )));
+        }
         self.job_action(JobTarget::Sequence(id), JobAction::Cancel)
             .await?;
         let now = self.now_ms();
@@ -500,7 +506,7 @@ async fn run_due(app: &App) -> AppResult<Option<i64>> {
                     None,
                 )
             }
-            Err(StepError::Interrupted) => (RemoteActionStatus::Pending, now, None, None),
+            Err(StepError::Interrupted) => (RemoteActionStatus::Pending, now + 1_000, None, None),
             Err(e) => (RemoteActionStatus::Failed, now, Some(e.to_string()), None),
         };
         app.store()
@@ -566,26 +572,8 @@ async fn finish_deleting(app: &App, sequence_id: i64) -> AppResult<()> {
 
 /// Runs one action; `Ok` carries what the service said, in words.
 async fn execute(app: &App, action: &RemoteActionRow) -> Result<String, StepError> {
-    let job = JobRow {
-        id: 0,
-        sequence_id: action.sequence_id,
-        destination: action.destination,
-        stage: mtp_core::engine::Stage::Done,
-        status: mtp_core::engine::JobStatus::Done,
-        attempts: 0,
-        next_run_at: 0,
-        last_error: None,
-        last_error_kind: None,
-        remote_json: action.remote_json.clone(),
-        remote_url: None,
-        photos_total: 0,
-        photos_done: 0,
-        bytes_total: 0,
-        bytes_done: 0,
-        created_at: 0,
-        updated_at: 0,
-    };
-    let state = RemoteState::of(&job).map_err(|e| StepError::permanent(e.0))?;
+    let state = RemoteState::parse(action.destination, &action.remote_json)
+        .map_err(|e| StepError::permanent(e.0))?;
     match (state, action.action) {
         (RemoteState::Kartaview(r), RemoteActionKind::Delete) => {
             let id = r

@@ -259,6 +259,22 @@ impl RemoteState {
         })
     }
 
+    /// The state `json` of a `destination` job (as a remote action keeps it).
+    pub fn parse(destination: Destination, json: &str) -> Result<RemoteState, RemoteStateError> {
+        let wrap = |e: serde_json::Error| {
+            RemoteStateError(format!(
+                "a saved {} state cannot be read ({e})",
+                destination.label()
+            ))
+        };
+        Ok(match destination {
+            Destination::Mapillary => RemoteState::Mapillary(parse(json).map_err(wrap)?),
+            Destination::Kartaview => RemoteState::Kartaview(parse(json).map_err(wrap)?),
+            Destination::Panoramax => RemoteState::Panoramax(parse(json).map_err(wrap)?),
+            Destination::Mtpw => RemoteState::Mtpw(parse(json).map_err(wrap)?),
+        })
+    }
+
     /// As [`RemoteState::of`], for display: a state that cannot be read shows as empty
     /// (and is logged); the driver reports it when the job runs.
     pub fn shown(job: &JobRow) -> RemoteState {

@@ -203,6 +203,7 @@ function fillDestinations(page: SequencePage): void {
                 action.status === "failed" ? `failed — ${action.last_error ?? ""}` :
                 action.last_error ?? (action.status === "running" ? "sending…" : "waiting")
               }`,
+              action.status === "failed" ? h("button", { class: "link", onclick: () => void retryActions() }, " Try again") : null,
             )
           : null,
       ),
