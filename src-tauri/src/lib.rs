@@ -46,7 +46,13 @@ pub fn run() {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_opener::init())
+        // Links are opened from Rust only (window.rs and `open_external`): the plugin's own
+        // click handler for target=_blank links would call a command the window may not use.
+        .plugin(
+            tauri_plugin_opener::Builder::new()
+                .open_js_links_on_click(false)
+                .build(),
+        )
         .setup(|tauri_app| {
             let settings = Settings::from_env();
             let state = tauri::async_runtime::block_on(App::start(settings));

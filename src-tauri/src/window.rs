@@ -69,6 +69,7 @@ pub fn create_main(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>> {
         })
         .on_new_window(move |url, _features| {
             // target=_blank and window.open: never a second web view, always the browser.
+            tracing::debug!(%url, "the page asked for a new window");
             if !is_app_url(&url, dev_url.as_ref()) {
                 open_outside(&popup_handle, &url);
             }

@@ -394,7 +394,8 @@ async fn every_link_opens_in_the_browser_and_the_window_stays_the_app() -> Resul
         still_the_app(&app, &start).await?;
     }
 
-    // Any other kind: a plain link, one asking for a new window, a script navigating.
+    // Any other kind: a plain link, one asking for a new window, a script navigating. To a
+    // site the app works with, they open in the browser; to any other site, nowhere.
     app.client
         .execute(
             "const add = (id, href, target) => {
@@ -403,14 +404,15 @@ async fn every_link_opens_in_the_browser_and_the_window_stays_the_app() -> Resul
                if (target) a.target = target;
                document.getElementById('plan-stats').append(a);
              };
-             add('plain-link', 'https://example.org/plain');
-             add('blank-link', 'https://example.org/blank', '_blank');",
+             add('plain-link', 'https://www.openstreetmap.org/plain');
+             add('blank-link', 'https://openstreetmap.org/blank', '_blank');
+             add('elsewhere-link', 'https://example.org/elsewhere');",
             vec![],
         )
         .await?;
     for (css, expected) in [
-        ("#plain-link", "https://example.org/plain"),
-        ("#blank-link", "https://example.org/blank"),
+        ("#plain-link", "https://www.openstreetmap.org/plain"),
+        ("#blank-link", "https://openstreetmap.org/blank"),
     ] {
         app.click(css).await?;
         opened += 1;
@@ -419,15 +421,20 @@ async fn every_link_opens_in_the_browser_and_the_window_stays_the_app() -> Resul
     }
     app.client
         .execute(
-            "setTimeout(() => { window.location.href = 'https://example.org/script'; }, 0); return true;",
+            "setTimeout(() => { window.location.href = 'https://www.openstreetmap.org/script'; }, 0); return true;",
             vec![],
         )
         .await?;
     opened += 1;
     assert_eq!(
         wait_for_opened(&log, opened).await?,
-        "https://example.org/script"
+        "https://www.openstreetmap.org/script"
     );
+    still_the_app(&app, &start).await?;
+    app.click("#elsewhere-link").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lines = std::fs::read_to_string(&log)?.lines().count();
+    assert_eq!(lines, opened, "a link to another site was opened");
     still_the_app(&app, &start).await?;
     app.quit().await
 }

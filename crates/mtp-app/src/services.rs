@@ -193,12 +193,16 @@ impl Services {
 
     /// The web sites a link may open in the browser: each configured service's pages and
     /// API hosts, the Panoramax instances in `instances` (the accounts'), the built-in
-    /// emulators in sandbox mode, and OpenStreetMap (the map's attribution).
+    /// emulators in sandbox mode, and the map's credits (OpenStreetMap, Leaflet).
     pub fn link_sites(&self, instances: &[String]) -> Vec<Url> {
-        let mut sites: Vec<Url> = ["https://www.openstreetmap.org", "https://openstreetmap.org"]
-            .iter()
-            .filter_map(|u| Url::parse(u).ok())
-            .collect();
+        let mut sites: Vec<Url> = [
+            "https://www.openstreetmap.org",
+            "https://openstreetmap.org",
+            "https://leafletjs.com",
+        ]
+        .iter()
+        .filter_map(|u| Url::parse(u).ok())
+        .collect();
         let page = |t: &PageTemplate| Url::parse(&t.fill(&[])).ok();
         if let Some(c) = &self.mapillary {
             sites.extend([c.authorize_url.clone(), c.graph_url.clone()]);
