@@ -1522,8 +1522,12 @@ async fn a_sequence_page_steps_through_photos_renames_and_deletes_everywhere() -
 
     // Deleted everywhere: the confirmation lists what goes where, then the list is empty.
     app.click("#page-delete").await?;
-    app.wait_for_text("#delete-remote", "KartaView sequence", Duration::from_secs(5))
-        .await?;
+    app.wait_for_text(
+        "#delete-remote",
+        "KartaView sequence",
+        Duration::from_secs(5),
+    )
+    .await?;
     app.wait_for_text("#delete-remote", "Panoramax", Duration::from_secs(5))
         .await?;
     app.wait_for_text("#delete-local", "are not touched", Duration::from_secs(5))
