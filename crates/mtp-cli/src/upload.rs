@@ -333,7 +333,11 @@ fn print_dry_run(result: &DryRun) {
                 }
             }
             if !d.fields.is_empty() {
-                println!("    fields of the first photo:");
+                if d.destination == Destination::Mtpw {
+                    println!("    fields sent with the sequence:");
+                } else {
+                    println!("    fields of the first photo:");
+                }
                 for (k, v) in &d.fields {
                     println!("      {k} = {v}");
                 }
