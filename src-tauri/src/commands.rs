@@ -63,6 +63,21 @@ pub async fn save_import(
     state.app()?.save_import(request).await
 }
 
+/// "Check" on the Import screen: what saving and uploading the preview would send to each
+/// destination; nothing is saved or sent.
+#[tauri::command]
+pub async fn dry_run(
+    state: Shared<'_>,
+    token: String,
+    meta: mtp_core::store::SequenceMeta,
+    destinations: Vec<mtp_core::Destination>,
+) -> Result<mtp_app::dry_run::DryRun, AppError> {
+    state
+        .app()?
+        .dry_run_prepared(&token, &meta, &destinations)
+        .await
+}
+
 #[tauri::command]
 pub async fn sequences(
     state: Shared<'_>,

@@ -100,6 +100,7 @@ pub fn run() {
             commands::notices,
             commands::prepare_folder,
             commands::save_import,
+            commands::dry_run,
             commands::sequences,
             commands::sequence,
             commands::transport_types,

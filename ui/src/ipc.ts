@@ -9,6 +9,7 @@ import type {
   ChangeOutcome,
   DeletePlan,
   Destination,
+  DryRun,
   JobStatus,
   SequencePage,
   SequenceSummary,
@@ -19,6 +20,7 @@ import type {
 // The job table's types are generated from the Rust ones (crates/mtp-app/tests/ui_types.rs).
 export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
 export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
+export type { AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun } from "./gen/types";
 export type {
   ChangeOutcome,
   DeletePlan,
@@ -246,6 +248,8 @@ export const api = {
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),
   saveImport: (token: string, meta: SequenceMeta, destinations: Destination[], sequences: SequenceChoice[]) =>
     call<SavedImport>("save_import", { request: { token, meta, destinations, sequences } }),
+  dryRun: (token: string, meta: SequenceMeta, destinations: Destination[]) =>
+    call<DryRun>("dry_run", { token, meta, destinations }),
   sequences: () => call<SequenceSummary[]>("sequences"),
   sequence: (id: number) => call<SequenceSummary>("sequence", { id }),
   transportTypes: () => call<TransportType[]>("transport_types"),

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod dry_run;
 pub mod error;
 pub mod events;
 pub mod jobs;

@@ -3,6 +3,9 @@
 //! `ui/src/gen/types.ts` and fails when what was committed was out of date: run it again
 //! (or `make ui-types`) and commit the file.
 
+use mtp_app::dry_run::{
+    AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun,
+};
 use mtp_app::manage::{
     ChangeOutcome, DeletePlan, HistoryLine, PagePhoto, RemoteActionView, RemoteHow, RemotePlan,
     SequencePage,
@@ -39,6 +42,12 @@ fn generated() -> String {
         PagePhoto::decl(&cfg),
         HistoryLine::decl(&cfg),
         SequencePage::decl(&cfg),
+        AccountCheck::decl(&cfg),
+        ChunkPlan::decl(&cfg),
+        Refusal::decl(&cfg),
+        DestinationDryRun::decl(&cfg),
+        SequenceDryRun::decl(&cfg),
+        DryRun::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by crates/mtp-app/tests/ui_types.rs (ts-rs). Do not edit.\n",

@@ -1,6 +1,7 @@
 //! `mtp upload` and `mtp status`.
 
 use clap::Args;
+use mtp_app::dry_run::DryRun;
 use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::sequences::SequenceSummary;
 use mtp_app::{App, AppEvent};
@@ -31,9 +32,19 @@ pub struct UploadArgs {
     /// Give up waiting after this many seconds (the queue is kept).
     #[arg(long, default_value_t = 24 * 3600)]
     pub timeout: u64,
+    /// Send nothing: show per destination what would be sent, what would be refused and
+    /// whether the account can upload now (a folder is read, not saved).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the result as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
 }
 
 pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
+    if args.dry_run {
+        return dry_run(app, &args).await;
+    }
     let ids = match args.target.parse::<i64>() {
         Ok(id) => vec![id],
         Err(_) => {
@@ -239,4 +250,104 @@ pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mtp upload --dry-run`: nothing is saved or sent.
+async fn dry_run(app: &App, args: &UploadArgs) -> anyhow::Result<ExitCode> {
+    let result = match args.target.parse::<i64>() {
+        Ok(id) => app.dry_run_sequence(id, &args.to).await?,
+        Err(_) => {
+            let folder = PathBuf::from(&args.target);
+            let view = app
+                .prepare_folder(
+                    &folder,
+                    PrepareOptions {
+                        transport_type: args.transport.clone(),
+                        ..PrepareOptions::default()
+                    },
+                )
+                .await?;
+            if view.sequences.is_empty() {
+                anyhow::bail!(
+                    "no photo in {} can be uploaded: run `mtp prepare {}` to see why",
+                    folder.display(),
+                    folder.display()
+                );
+            }
+            let meta = SequenceMeta {
+                name: args.name.clone().unwrap_or(view.suggested_name.clone()),
+                description: String::new(),
+                transport_type: args.transport.clone(),
+                tags: Vec::new(),
+            };
+            app.dry_run_prepared(&view.token, &meta, &args.to).await?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print_dry_run(&result);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+fn print_dry_run(result: &DryRun) {
+    println!("Dry run: nothing was sent.");
+    for s in &result.sequences {
+        println!();
+        println!("{} — {} photos, {}", s.name, s.photos, mib(s.bytes));
+        for d in &s.destinations {
+            let account = if d.account.can_upload {
+                "ok"
+            } else {
+                "PROBLEM"
+            };
+            println!("  {}", d.label);
+            println!("    account: {account} — {}", d.account.says);
+            if d.destination == Destination::Mtpw {
+                println!("    sends: the sequence's details (no photo)");
+            } else {
+                let chunks: Vec<String> = d.chunks.iter().map(|c| c.photos.to_string()).collect();
+                println!(
+                    "    sends: {} photos, {}, {} chunk(s) ({})",
+                    d.photos,
+                    mib(d.bytes),
+                    d.chunks.len(),
+                    chunks.join(" + ")
+                );
+            }
+            if !d.accepted {
+                println!(
+                    "    REFUSED: saving leaves {} out for this sequence",
+                    d.label
+                );
+            }
+            for r in &d.refused {
+                match &r.file {
+                    Some(file) => println!("    refused {file}: {}", r.reason),
+                    None => println!("    refused: {}", r.reason),
+                }
+            }
+            if !d.fields.is_empty() {
+                if d.destination == Destination::Mtpw {
+                    println!("    fields sent with the sequence:");
+                } else {
+                    println!("    fields of the first photo:");
+                }
+                for (k, v) in &d.fields {
+                    println!("      {k} = {v}");
+                }
+            }
+            if let Some(desc) = &d.first_description {
+                println!("    MAP* description of the first photo: {desc}");
+            }
+            for n in &d.notes {
+                println!("    note: {n}");
+            }
+        }
+    }
 }

@@ -357,6 +357,42 @@ pub struct NewPhoto {
     pub bytes: Bytes,
 }
 
+impl NewPhoto {
+    /// The text fields of the multipart upload, in the order they are sent, without
+    /// `access_token` (the account's token) and the `photo` file part.
+    pub fn form_fields(&self) -> Result<Vec<(&'static str, String)>, ProviderError> {
+        let shot_date = format_shot_date(self.shot_at_ms).ok_or_else(|| {
+            ProviderError::invalid(
+                SERVICE,
+                format!("capture time {} ms is out of range", self.shot_at_ms),
+            )
+        })?;
+        let mut fields = vec![
+            ("sequenceId", self.sequence_id.clone()),
+            ("sequenceIndex", self.sequence_index.to_string()),
+            (
+                "coordinate",
+                format_coordinate(self.latitude, self.longitude),
+            ),
+            ("shotDate", shot_date),
+        ];
+        if let Some(heading) = self.heading {
+            fields.push(("headers", heading.to_string()));
+        }
+        if let Some(accuracy) = self.gps_accuracy {
+            fields.push(("gpsAccuracy", accuracy.to_string()));
+        }
+        if self.projection == Projection::Sphere {
+            fields.push(("projection", "SPHERE".to_string()));
+            fields.push(("fieldOfView", "360".to_string()));
+        }
+        if let Some(yaw) = self.projection_yaw {
+            fields.push(("projectionYaw", yaw.to_string()));
+        }
+        Ok(fields)
+    }
+}
+
 /// Result of a photo upload: both mean "the photo is on KartaView".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhotoOutcome {
@@ -560,32 +596,9 @@ impl KartaViewClient {
     /// Uploads one photo. Success is HTTP 200 **and** `osv.photo.id`; a duplicate is
     /// success too.
     pub async fn upload_photo(&self, photo: &NewPhoto) -> Result<PhotoOutcome, ProviderError> {
-        let shot_date = format_shot_date(photo.shot_at_ms).ok_or_else(|| {
-            ProviderError::invalid(
-                SERVICE,
-                format!("capture time {} ms is out of range", photo.shot_at_ms),
-            )
-        })?;
-        let mut form = Form::new()
-            .text("access_token", self.token.expose().clone())
-            .text("sequenceId", photo.sequence_id.clone())
-            .text("sequenceIndex", photo.sequence_index.to_string())
-            .text(
-                "coordinate",
-                format_coordinate(photo.latitude, photo.longitude),
-            )
-            .text("shotDate", shot_date);
-        if let Some(heading) = photo.heading {
-            form = form.text("headers", heading.to_string());
-        }
-        if let Some(accuracy) = photo.gps_accuracy {
-            form = form.text("gpsAccuracy", accuracy.to_string());
-        }
-        if photo.projection == Projection::Sphere {
-            form = form.text("projection", "SPHERE").text("fieldOfView", "360");
-        }
-        if let Some(yaw) = photo.projection_yaw {
-            form = form.text("projectionYaw", yaw.to_string());
+        let mut form = Form::new().text("access_token", self.token.expose().clone());
+        for (name, value) in photo.form_fields()? {
+            form = form.text(name, value);
         }
         let part = Part::stream_with_length(
             reqwest::Body::from(photo.bytes.clone()),

@@ -186,6 +186,30 @@ pub struct NewMtpwSequence {
     pub tags: Vec<String>,
 }
 
+impl NewMtpwSequence {
+    /// The form fields of the create call, in the order they are sent.
+    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+        let tags: Vec<&str> = self
+            .tags
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut form = vec![
+            ("name", self.name.clone()),
+            ("transport_type", self.transport_type.clone()),
+        ];
+        if let Some(description) = &self.description {
+            form.push(("description", description.clone()));
+        }
+        if !tags.is_empty() {
+            form.push(("tag", tags.join(",")));
+        }
+        form.push(("source", SOURCE.to_string()));
+        form
+    }
+}
+
 /// `PUT /api/v1/sequence/import/<unique_id>/` (JSON). Every field is optional; fields
 /// sent overwrite, others are kept.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -285,23 +309,7 @@ impl MtpwClient {
         if sequence.name.trim().is_empty() {
             return Err(ProviderError::invalid(SERVICE, "Sequence Name is missing"));
         }
-        let tags: Vec<&str> = sequence
-            .tags
-            .iter()
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-            .collect();
-        let mut form = vec![
-            ("name", sequence.name.clone()),
-            ("transport_type", sequence.transport_type.clone()),
-        ];
-        if let Some(description) = &sequence.description {
-            form.push(("description", description.clone()));
-        }
-        if !tags.is_empty() {
-            form.push(("tag", tags.join(",")));
-        }
-        form.push(("source", SOURCE.to_string()));
+        let form = sequence.form_fields();
         let url = http::endpoint(
             SERVICE,
             &self.base_url,

@@ -383,6 +383,42 @@ pub struct NewFile {
     pub picture_id: Option<String>,
 }
 
+impl NewFile {
+    /// The text fields of the multipart upload, in the order they are sent (the `file`
+    /// part follows them).
+    pub fn form_fields(&self) -> Result<Vec<(String, String)>, ProviderError> {
+        let mut fields = vec![(
+            "isBlurred".to_string(),
+            if self.is_blurred { "true" } else { "false" }.to_string(),
+        )];
+        if let Some((latitude, longitude)) = self.override_position {
+            fields.push(("override_latitude".to_string(), format_number(latitude)));
+            fields.push(("override_longitude".to_string(), format_number(longitude)));
+        }
+        if let Some(ms) = self.override_capture_time_ms {
+            let at = rfc3339_utc(ms).ok_or_else(|| {
+                ProviderError::invalid(SERVICE, format!("capture time {ms} ms is out of range"))
+            })?;
+            fields.push(("override_capture_time".to_string(), at));
+        }
+        for (tag, value) in &self.exif_overrides {
+            fields.push((format!("override_Exif.{tag}"), value.clone()));
+        }
+        for (tag, value) in &self.xmp_overrides {
+            fields.push((format!("override_Xmp.{tag}"), value.clone()));
+        }
+        if let Some(picture_id) = &self.picture_id {
+            fields.push(("picture_id".to_string(), picture_id.clone()));
+        }
+        Ok(fields)
+    }
+
+    /// The name the file part is sent with.
+    pub fn part_name(&self) -> String {
+        jpeg_name(&self.file_name)
+    }
+}
+
 /// The 202 reply to a file: `{"picture_id","file_name","content_md5","inserted_at",
 /// "file_type","size","links"}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -647,27 +683,9 @@ impl PanoramaxClient {
         set_id: &str,
         file: &NewFile,
     ) -> Result<AddFileOutcome, ProviderError> {
-        let mut form =
-            Form::new().text("isBlurred", if file.is_blurred { "true" } else { "false" });
-        if let Some((latitude, longitude)) = file.override_position {
-            form = form
-                .text("override_latitude", format_number(latitude))
-                .text("override_longitude", format_number(longitude));
-        }
-        if let Some(ms) = file.override_capture_time_ms {
-            let at = rfc3339_utc(ms).ok_or_else(|| {
-                ProviderError::invalid(SERVICE, format!("capture time {ms} ms is out of range"))
-            })?;
-            form = form.text("override_capture_time", at);
-        }
-        for (tag, value) in &file.exif_overrides {
-            form = form.text(format!("override_Exif.{tag}"), value.clone());
-        }
-        for (tag, value) in &file.xmp_overrides {
-            form = form.text(format!("override_Xmp.{tag}"), value.clone());
-        }
-        if let Some(picture_id) = &file.picture_id {
-            form = form.text("picture_id", picture_id.clone());
+        let mut form = Form::new();
+        for (name, value) in file.form_fields()? {
+            form = form.text(name, value);
         }
         let part = Part::stream_with_length(
             reqwest::Body::from(file.bytes.clone()),

@@ -152,3 +152,51 @@ deleting_at: number | null,
  * Per destination, what an edit does there.
  */
 edit_plan: Array<RemotePlan>, };
+
+export type AccountCheck = { connected: boolean, username: string | null, can_upload: boolean, 
+/**
+ * What the check found, in words (and what to do about a problem).
+ */
+says: string, };
+
+export type ChunkPlan = { photos: number, bytes: number, };
+
+export type Refusal = { file: string | null, reason: string, };
+
+export type DestinationDryRun = { destination: Destination, label: string, account: AccountCheck, 
+/**
+ * The destination's rules accept the sequence; otherwise saving leaves this
+ * destination out for it, and `refused` says why.
+ */
+accepted: boolean, 
+/**
+ * Photos and bytes (the files' sizes) that would be sent; 0 for Map the Paths Web,
+ * which receives the sequence's details only.
+ */
+photos: number, bytes: number, 
+/**
+ * How the photos go: Mapillary in chunks (one manifest and one Mapillary sequence
+ * each), the others in one.
+ */
+chunks: Array<ChunkPlan>, 
+/**
+ * The fields sent with the first photo (Map the Paths Web: with the sequence), in the
+ * order they are sent; tokens are not shown.
+ */
+fields: Array<[string, string]>, 
+/**
+ * Mapillary: the `MAP*` JSON written into the first photo's EXIF `ImageDescription`.
+ */
+first_description: string | null, refused: Array<Refusal>, 
+/**
+ * Warnings of the destination's rules, and what else happens around the photos.
+ */
+notes: Array<string>, };
+
+export type SequenceDryRun = { 
+/**
+ * The name it gets when saved ("<name> Part N" when the folder makes several).
+ */
+name: string, photos: number, bytes: number, destinations: Array<DestinationDryRun>, };
+
+export type DryRun = { sequences: Array<SequenceDryRun>, };

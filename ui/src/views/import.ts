@@ -4,6 +4,7 @@ import {
   pickFolder,
   pickGpx,
   type Destination,
+  type DryRun,
   type IntegrationCard,
   type PrepareOptions,
   type SequenceChoice,
@@ -494,6 +495,30 @@ function saveForm(p: PreparedImport, choices: SequenceChoice[]): HTMLElement {
   if (choicesListener) document.removeEventListener("plan-choices", choicesListener);
   choicesListener = saveLabel;
   document.addEventListener("plan-choices", saveLabel);
+  const currentMeta = () => ({
+    name: name.value.trim(),
+    description: description.value.trim(),
+    transport_type: transport.value || null,
+    tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+  });
+  const check = h("button", { class: "secondary", id: "check-import", type: "button" }, "Check");
+  check.addEventListener("click", () => {
+    void (async () => {
+      const chosen = boxes.filter((b) => b.box.checked && !b.box.disabled).map((b) => b.d.id);
+      if (chosen.length === 0) {
+        toast("Tick at least one destination to check.", "error");
+        return;
+      }
+      check.disabled = true;
+      try {
+        showCheck(await api.dryRun(p.token, currentMeta(), chosen));
+      } catch (e) {
+        toast((e as { message: string }).message, "error");
+      } finally {
+        check.disabled = false;
+      }
+    })();
+  });
   const form = h(
     "form",
     { class: "save-form", id: "save-form" },
@@ -509,7 +534,7 @@ function saveForm(p: PreparedImport, choices: SequenceChoice[]): HTMLElement {
     h("h2", {}, "Send to"),
     ...boxes.map((b) => b.el),
     note,
-    save,
+    h("div", { class: "save-actions" }, check, save),
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -548,6 +573,67 @@ function saveForm(p: PreparedImport, choices: SequenceChoice[]): HTMLElement {
   refresh();
   saveLabel();
   return form;
+}
+
+/** The dry run's result: per sequence and destination, what would be sent and refused. */
+function showCheck(run: DryRun): void {
+  document.getElementById("check-dialog")?.remove();
+  const body = h("div", { class: "check-body" });
+  for (const s of run.sequences) {
+    body.append(h("h3", {}, `${s.name} — ${plural(s.photos, "photo", "photos")}, ${formatBytes(s.bytes)}`));
+    for (const d of s.destinations) {
+      const section = h("section", { class: "check-dest", "data-destination": d.destination });
+      section.append(
+        h("h4", {}, d.label),
+        h(
+          "p",
+          { class: d.account.can_upload ? "check-ok" : "check-problem" },
+          `${d.account.can_upload ? "Account ok" : "Account problem"}${d.account.username ? ` (${d.account.username})` : ""}: ${d.account.says}`,
+        ),
+        h(
+          "p",
+          {},
+          d.destination === "mtpw"
+            ? "Sends the sequence's details only (no photo)."
+            : `${plural(d.photos, "photo", "photos")} · ${formatBytes(d.bytes)} · ${plural(d.chunks.length, "chunk", "chunks")}`,
+        ),
+      );
+      if (!d.accepted) section.append(h("p", { class: "check-problem" }, `Saving leaves ${d.label} out for this sequence:`));
+      if (d.refused.length > 0) {
+        section.append(h("ul", { class: "check-refused" }, ...d.refused.map((r) => h("li", {}, r.file ? `${r.file}: ${r.reason}` : r.reason))));
+      }
+      if (d.fields.length > 0) {
+        section.append(
+          h("table", { class: "check-fields" },
+            h("caption", {}, d.destination === "mtpw" ? "Fields sent" : "Fields sent with the first photo"),
+            ...d.fields.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))),
+          ),
+        );
+      }
+      if (d.first_description) {
+        let pretty = d.first_description;
+        try {
+          pretty = JSON.stringify(JSON.parse(d.first_description), null, 2);
+        } catch {
+          // Shown as it is.
+        }
+        section.append(h("details", {}, h("summary", {}, "MAP* description of the first photo"), h("pre", { class: "check-pre" }, pretty)));
+      }
+      if (d.notes.length > 0) section.append(h("ul", { class: "check-notes" }, ...d.notes.map((n) => h("li", {}, n))));
+      body.append(section);
+    }
+  }
+  const dialog = h(
+    "dialog",
+    { id: "check-dialog", class: "dialog check-dialog", "aria-labelledby": "check-title" },
+    h("h2", { id: "check-title" }, "Check: nothing was sent"),
+    body,
+    h("div", { class: "dialog-actions" }, h("button", { class: "primary", id: "check-close", onclick: () => dialog.close() }, "Close")),
+  );
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  (dialog.querySelector("#check-close") as HTMLButtonElement | null)?.focus();
 }
 
 /** After saving, keyboard focus goes to the first saved sequence, not the page body. */

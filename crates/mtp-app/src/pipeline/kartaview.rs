@@ -179,14 +179,7 @@ impl KartaViewDriver {
                     .update(ctx, |r| r.common.create_started_at = Some(now))
                     .await?;
                 let id = client
-                    .create_sequence(&NewSequence {
-                        upload_source: UPLOAD_SOURCE.to_string(),
-                        first_latitude: first.lat,
-                        first_longitude: first.lon,
-                        platform_name: None,
-                        device_name: first.model.clone().filter(|m| !m.trim().is_empty()),
-                        track_txt: None,
-                    })
+                    .create_sequence(&new_sequence(first))
                     .await
                     .map_err(provider_step_error)?;
                 remote
@@ -303,18 +296,17 @@ impl KartaViewDriver {
     }
 }
 
-async fn upload_photo(
-    client: &KartaViewClient,
-    ctx: &JobCtx,
+/// What is sent for one photo: its stored index (never recomputed), position, heading
+/// (0–360), GPS accuracy, UTC shot date and, for 360° photos, the sphere projection.
+pub(crate) fn new_photo(
     sequence_id: &str,
-    item: &JobItemRow,
     photo: &PhotoRow,
-) -> Result<(), StepError> {
+    file_name: &str,
+    bytes: bytes::Bytes,
+) -> Result<NewPhoto, StepError> {
     let index = u32::try_from(photo.seq_index)
         .map_err(|_| StepError::permanent(format!("index {} is out of range", photo.seq_index)))?;
-    let data = read_photo(item).await?;
-    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-    let new = NewPhoto {
+    Ok(NewPhoto {
         sequence_id: sequence_id.to_string(),
         sequence_index: index,
         latitude: photo.lat,
@@ -331,9 +323,35 @@ async fn upload_photo(
             Projection::Flat
         },
         projection_yaw: None,
-        file_name: item.file_name.clone(),
-        bytes: data,
-    };
+        file_name: file_name.to_string(),
+        bytes,
+    })
+}
+
+/// The sequence created before the first photo: it starts at the first photo, named after
+/// its camera model.
+pub(crate) fn new_sequence(first: &PhotoRow) -> NewSequence {
+    NewSequence {
+        upload_source: UPLOAD_SOURCE.to_string(),
+        first_latitude: first.lat,
+        first_longitude: first.lon,
+        platform_name: None,
+        device_name: first.model.clone().filter(|m| !m.trim().is_empty()),
+        track_txt: None,
+    }
+}
+
+async fn upload_photo(
+    client: &KartaViewClient,
+    ctx: &JobCtx,
+    sequence_id: &str,
+    item: &JobItemRow,
+    photo: &PhotoRow,
+) -> Result<(), StepError> {
+    let data = read_photo(item).await?;
+    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    let new = new_photo(sequence_id, photo, &item.file_name, data)?;
+    let index = new.sequence_index;
     let _slot = ctx.transfer_slot().await?;
     ctx.check()?;
     let (outcome, _) = watched(ctx, None, client.upload_photo(&new)).await;

@@ -47,12 +47,16 @@ impl App {
     /// [`App::start_engine`] with the engine's settings given (tests use a short retry
     /// policy). The drivers pace themselves for the mode (sandbox or live).
     pub fn start_engine_with(&self, config: EngineConfig) -> AppResult<()> {
-        let options = if self.services().sandbox {
+        self.start_pipeline(config, self.mode_pipeline_options())
+    }
+
+    /// How the drivers pace themselves in this mode (sandbox or live).
+    pub(crate) fn mode_pipeline_options(&self) -> PipelineOptions {
+        if self.services().sandbox {
             PipelineOptions::sandbox()
         } else {
             PipelineOptions::live()
-        };
-        self.start_pipeline(config, options)
+        }
     }
 
     /// Starts the pipeline with both the engine's and the drivers' settings. The engine is

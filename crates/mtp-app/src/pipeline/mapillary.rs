@@ -894,24 +894,36 @@ async fn write_items(
     failure.map_or(Ok(()), Err)
 }
 
+/// The `MAP*` JSON written into a photo's EXIF `ImageDescription` before it is sent.
+pub(crate) fn upload_description(photo: &PhotoRow) -> String {
+    let planned = PlannedPhoto {
+        photo: photo.to_meta(),
+        original_captured_at_ms: photo.original_captured_at.unwrap_or(photo.captured_at),
+        sequence_index: usize::try_from(photo.seq_index).unwrap_or_default(),
+    };
+    image_description(&planned, &DescriptionOptions::default())
+}
+
+/// The upload copy of a photo's bytes (`description` in its EXIF) and its upload key
+/// `mly_tools_<md5 of the copy>.jpg`.
+pub(crate) fn copy_with_key(raw: &[u8], description: &str) -> Result<(Vec<u8>, String), StepError> {
+    let copy = with_image_description(raw, description)
+        .map_err(|e| StepError::permanent(format!("cannot prepare the upload copy: {e}")))?;
+    let key = session_key_for(&copy);
+    Ok((copy, key))
+}
+
 /// The bytes to send and their key. Done off the async threads: reading, rewriting the
 /// EXIF and hashing a large photo take a while.
 async fn upload_copy(
     item: &JobItemRow,
     photo: &PhotoRow,
 ) -> Result<(bytes::Bytes, String), StepError> {
-    let planned = PlannedPhoto {
-        photo: photo.to_meta(),
-        original_captured_at_ms: photo.original_captured_at.unwrap_or(photo.captured_at),
-        sequence_index: usize::try_from(photo.seq_index).unwrap_or_default(),
-    };
-    let description = image_description(&planned, &DescriptionOptions::default());
+    let description = upload_description(photo);
     let (path, size) = (item.path.clone(), item.file_size);
     let make = move || {
         let raw = super::read_photo_blocking(&path, size)?;
-        let copy = with_image_description(&raw, &description)
-            .map_err(|e| StepError::permanent(format!("cannot prepare the upload copy: {e}")))?;
-        let key = session_key_for(&copy);
+        let (copy, key) = copy_with_key(&raw, &description)?;
         Ok((bytes::Bytes::from(copy), key))
     };
     // A small photo takes less time than handing it to another thread (a few µs of I/O

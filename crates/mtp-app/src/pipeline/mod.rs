@@ -24,7 +24,7 @@ mod errors;
 mod items;
 pub(crate) mod kartaview;
 mod lifecycle;
-mod mapillary;
+pub(crate) mod mapillary;
 pub mod mtpw;
 pub(crate) mod panoramax;
 mod remote_state;

@@ -127,12 +127,12 @@ impl MtpwDriver {
             .update(ctx, |r| r.common.create_started_at = Some(now))
             .await?;
         let unique_id = client
-            .create_sequence(&NewMtpwSequence {
-                name: seq.name.clone(),
-                transport_type: transport,
-                description: Some(seq.description.clone()).filter(|d| !d.trim().is_empty()),
-                tags: seq.tags(),
-            })
+            .create_sequence(&new_sequence(
+                seq.name.clone(),
+                transport,
+                &seq.description,
+                seq.tags(),
+            ))
             .await
             .map_err(provider_step_error)?;
         remote
@@ -339,13 +339,12 @@ impl MtpwDriver {
                 None => {
                     ctx.check()?;
                     let id = client
-                        .create_sequence(&NewMtpwSequence {
-                            name: format!("{} Part {}", seq.name, i + 2),
-                            transport_type: transport_name(&seq)?,
-                            description: Some(seq.description.clone())
-                                .filter(|d| !d.trim().is_empty()),
-                            tags: seq.tags(),
-                        })
+                        .create_sequence(&new_sequence(
+                            format!("{} Part {}", seq.name, i + 2),
+                            transport_name(&seq)?,
+                            &seq.description,
+                            seq.tags(),
+                        ))
                         .await
                         .map_err(provider_step_error)?;
                     remote
@@ -444,8 +443,12 @@ const DAY_MS: i64 = 24 * 3_600_000;
 
 /// The sequence's transport type as Map the Paths Web spells it (it is required there).
 fn transport_name(seq: &mtp_core::store::SequenceRow) -> Result<String, StepError> {
-    seq.transport_type
-        .as_deref()
+    transport_name_of(seq.transport_type.as_deref())
+}
+
+/// Map the Paths Web's name of a transport type (an unknown one is sent as it is).
+pub(crate) fn transport_name_of(transport_type: Option<&str>) -> Result<String, StepError> {
+    transport_type
         .map(|t| {
             mtp_core::transport::lookup(t)
                 .map(|known| known.name.to_string())
@@ -456,6 +459,21 @@ fn transport_name(seq: &mtp_core::store::SequenceRow) -> Result<String, StepErro
                 "Map the Paths Web needs a transport type: set one on the sequence, then retry.",
             )
         })
+}
+
+/// What creating a sequence sends: an empty description is left out.
+pub(crate) fn new_sequence(
+    name: String,
+    transport_type: String,
+    description: &str,
+    tags: Vec<String>,
+) -> NewMtpwSequence {
+    NewMtpwSequence {
+        name,
+        transport_type,
+        description: Some(description.to_string()).filter(|d| !d.trim().is_empty()),
+        tags,
+    }
 }
 
 fn human_delay(ms: i64) -> String {

@@ -211,14 +211,7 @@ impl PanoramaxDriver {
                     .update(ctx, |r| r.common.create_started_at = Some(now))
                     .await?;
                 let set = client
-                    .create_upload_set(&NewUploadSet {
-                        title: seq.name.clone(),
-                        estimated_nb_files: u32::try_from(items.len()).ok(),
-                        sort_method: Some(SortMethod::TimeAsc),
-                        no_split: Some(true),
-                        no_deduplication: Some(true),
-                        ..NewUploadSet::default()
-                    })
+                    .create_upload_set(&new_upload_set(&seq.name, items.len()))
                     .await
                     .map_err(provider_step_error)?;
                 remote
@@ -393,6 +386,41 @@ fn set_id(remote: &PanoramaxRemote) -> Result<String, StepError> {
     })
 }
 
+/// What is sent for one photo: its stored position and capture time as overrides, and the
+/// heading written into its EXIF when the photo's own EXIF did not give it.
+pub(crate) fn new_file(file_name: &str, bytes: bytes::Bytes, photo: &PhotoRow) -> NewFile {
+    let mut exif_overrides = Vec::new();
+    if let Some(h) = photo.heading.filter(|h| h.is_finite())
+        && photo.heading_source.as_deref() != Some("gps_img_direction")
+    {
+        exif_overrides.push(("GPSInfo.GPSImgDirection".to_string(), exif_direction(h)));
+        exif_overrides.push(("GPSInfo.GPSImgDirectionRef".to_string(), "T".to_string()));
+    }
+    NewFile {
+        file_name: file_name.to_string(),
+        bytes,
+        is_blurred: false,
+        override_position: Some((photo.lat, photo.lon)),
+        override_capture_time_ms: Some(photo.captured_at),
+        exif_overrides,
+        xmp_overrides: Vec::new(),
+        picture_id: None,
+    }
+}
+
+/// The upload set a sequence's photos go into: kept in capture order, neither split nor
+/// deduplicated by the instance (the app's plan already did both).
+pub(crate) fn new_upload_set(title: &str, files: usize) -> NewUploadSet {
+    NewUploadSet {
+        title: title.to_string(),
+        estimated_nb_files: u32::try_from(files).ok(),
+        sort_method: Some(SortMethod::TimeAsc),
+        no_split: Some(true),
+        no_deduplication: Some(true),
+        ..NewUploadSet::default()
+    }
+}
+
 async fn add_file(
     client: &PanoramaxClient,
     ctx: &JobCtx,
@@ -402,23 +430,7 @@ async fn add_file(
 ) -> Result<(), StepError> {
     let data = read_photo(item).await?;
     let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-    let mut exif_overrides = Vec::new();
-    if let Some(h) = photo.heading.filter(|h| h.is_finite())
-        && photo.heading_source.as_deref() != Some("gps_img_direction")
-    {
-        exif_overrides.push(("GPSInfo.GPSImgDirection".to_string(), exif_direction(h)));
-        exif_overrides.push(("GPSInfo.GPSImgDirectionRef".to_string(), "T".to_string()));
-    }
-    let file = NewFile {
-        file_name: item.file_name.clone(),
-        bytes: data,
-        is_blurred: false,
-        override_position: Some((photo.lat, photo.lon)),
-        override_capture_time_ms: Some(photo.captured_at),
-        exif_overrides,
-        xmp_overrides: Vec::new(),
-        picture_id: None,
-    };
+    let file = new_file(&item.file_name, data, photo);
     let _slot = ctx.transfer_slot().await?;
     ctx.check()?;
     let (outcome, _) = watched(ctx, None, client.add_file(set_id, &file)).await;
