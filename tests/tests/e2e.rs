@@ -1448,6 +1448,17 @@ async fn a_sequence_page_steps_through_photos_renames_and_deletes_everywhere() -
     drop_paths(&app, &[&folder]).await?;
     app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
         .await?;
+    // Check first: what would be sent where, and whether the accounts can upload; nothing
+    // is sent.
+    app.click("#check-import").await?;
+    app.wait_for_text("#check-dialog", "nothing was sent", Duration::from_secs(20))
+        .await?;
+    app.wait_for_text("#check-dialog", "sequenceIndex", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text("#check-dialog", "Panoramax", Duration::from_secs(5))
+        .await?;
+    app.screenshot("19-import-check").await?;
+    app.click("#check-close").await?;
     app.click("#save-import").await?;
     for d in ["kartaview", "panoramax"] {
         app.wait_for(
