@@ -477,7 +477,12 @@ pub(crate) async fn run(app: WeakApp, mut stop: watch::Receiver<bool>) {
             .unwrap_or(MAX_BACKOFF_MS);
         drop(a);
         tokio::select! {
-            _ = stop.changed() => {}
+            changed = stop.changed() => {
+                // The pipeline is gone (its stop switch was dropped): so is this runner.
+                if changed.is_err() {
+                    return;
+                }
+            }
             _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(u64::try_from(sleep).unwrap_or(0))) => {}
         }
