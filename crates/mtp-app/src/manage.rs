@@ -72,6 +72,17 @@ pub struct ChangeOutcome {
     pub removed_locally: bool,
 }
 
+impl ChangeOutcome {
+    fn new(sequence_id: i64) -> Self {
+        ChangeOutcome {
+            sequence_id,
+            actions: Vec::new(),
+            remote: Vec::new(),
+            removed_locally: false,
+        }
+    }
+}
+
 /// A remote action as the page and the CLI show it.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct RemoteActionView {
@@ -152,12 +163,7 @@ impl App {
         self.job_action(JobTarget::Sequence(id), JobAction::Cancel)
             .await?;
         let now = self.now_ms();
-        let mut outcome = ChangeOutcome {
-            sequence_id: id,
-            actions: Vec::new(),
-            remote: Vec::new(),
-            removed_locally: false,
-        };
+        let mut outcome = ChangeOutcome::new(id);
         if everywhere {
             for job in self.store().jobs_of_sequence(id).await? {
                 let Some(plan) = self.remote_plan(&job, RemoteActionKind::Delete) else {
@@ -221,12 +227,7 @@ impl App {
         let meta = crate::prepare::checked_meta(meta)?;
         self.update_sequence(id, meta.clone()).await?;
         let now = self.now_ms();
-        let mut outcome = ChangeOutcome {
-            sequence_id: id,
-            actions: Vec::new(),
-            remote: Vec::new(),
-            removed_locally: false,
-        };
+        let mut outcome = ChangeOutcome::new(id);
         let payload = serde_json::to_string(&EditPayload {
             title: meta.name.clone(),
         })

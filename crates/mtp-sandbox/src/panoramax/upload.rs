@@ -297,6 +297,21 @@ pub(super) async fn my_upload_sets(State(app): State<AppRef>, headers: HeaderMap
     json_response(StatusCode::OK, &json!({"upload_sets": sets}))
 }
 
+/// The index of the live upload set `id` that `user` may `action` (as GeoVisio words it),
+/// or the 404 / 403 reply.
+fn owned_set(st: &PnxState, id: &str, user: usize, action: &str) -> Result<usize, Response> {
+    let Some(i) = st.sets.iter().position(|s| s.id == id && !s.deleted) else {
+        return Err(err(StatusCode::NOT_FOUND, "UploadSet doesn't exist"));
+    };
+    if st.sets[i].user != user {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            &format!("You're not authorized to {action} this upload set"),
+        ));
+    }
+    Ok(i)
+}
+
 fn live_set<'a>(st: &'a PnxState, id: &str) -> Result<&'a UploadSet, Response> {
     st.sets
         .iter()
@@ -335,18 +350,9 @@ pub(super) async fn add_file(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let set_idx = {
-        let st = lock(&app.pnx);
-        let Some(i) = st.sets.iter().position(|s| s.id == id && !s.deleted) else {
-            return err(StatusCode::NOT_FOUND, "UploadSet doesn't exist");
-        };
-        if st.sets[i].user != user {
-            return err(
-                StatusCode::FORBIDDEN,
-                "You're not authorized to add picture to this upload set",
-            );
-        }
-        i
+    let set_idx = match owned_set(&lock(&app.pnx), &id, user, "add picture to") {
+        Ok(i) => i,
+        Err(r) => return r,
     };
     let form = match form {
         Ok(f)
@@ -628,15 +634,10 @@ pub(super) async fn complete(
         Err(r) => return r,
     };
     let mut st = lock(&app.pnx);
-    let Some(i) = st.sets.iter().position(|s| s.id == id && !s.deleted) else {
-        return err(StatusCode::NOT_FOUND, "UploadSet doesn't exist");
+    let i = match owned_set(&st, &id, user, "complete") {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    if st.sets[i].user != user {
-        return err(
-            StatusCode::FORBIDDEN,
-            "You're not authorized to complete this upload set",
-        );
-    }
     mark_complete(&mut st, i);
     let v = upload_set_json(&app, &st, &st.sets[i]);
     json_response(StatusCode::OK, &v)
@@ -654,15 +655,10 @@ pub(super) async fn delete_upload_set(
         Err(r) => return r,
     };
     let mut st = lock(&app.pnx);
-    let Some(i) = st.sets.iter().position(|s| s.id == id && !s.deleted) else {
-        return err(StatusCode::NOT_FOUND, "UploadSet doesn't exist");
+    let i = match owned_set(&st, &id, user, "delete") {
+        Ok(i) => i,
+        Err(r) => return r,
     };
-    if st.sets[i].user != user {
-        return err(
-            StatusCode::FORBIDDEN,
-            "You're not authorized to delete this upload set",
-        );
-    }
     st.sets[i].deleted = true;
     st.pictures.retain(|p| p.set_id != id);
     st.collections.retain(|c| c.set_id != id);
