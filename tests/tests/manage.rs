@@ -191,12 +191,8 @@ async fn a_delete_cut_by_a_quit_and_an_outage_finishes_after_the_restart() {
         let px_done = actions.iter().any(|a| {
             a.destination == Destination::Panoramax && a.status == RemoteActionStatus::Done
         });
-        if kv_action.attempts >= 2 && px_done {
-            assert_eq!(
-                kv_action.status,
-                RemoteActionStatus::Pending,
-                "{actions:#?}"
-            );
+        // Between two tries (a try in flight shows as running).
+        if kv_action.attempts >= 2 && kv_action.status == RemoteActionStatus::Pending && px_done {
             assert!(
                 kv_action
                     .last_error
