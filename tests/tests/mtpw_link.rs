@@ -158,10 +158,13 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
             // first, the words just after.)
             Some(words) => {
                 let want = format!("Trying again in {words}.");
-                mtpw_until(&story, seq, "its next try", |j| {
+                let job = mtpw_until(&story, seq, "its next try", |j| {
                     j.web().waiting.is_some_and(|w| w.ends_with(&want))
+                        && j.status == JobStatus::Pending
                 })
                 .await;
+                // The retry is due at the time it saved, whenever the engine wrote it.
+                assert_eq!(Some(job.next_run_at), job.web().link_retry_at, "{job:#?}");
             }
             None => {
                 let job = mtpw_until(&story, seq, "its end", |j| j.status == JobStatus::Done).await;

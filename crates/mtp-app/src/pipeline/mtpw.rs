@@ -418,8 +418,9 @@ impl MtpwDriver {
         match next {
             Some(after_ms) if now + after_ms - first <= DAY_MS => {
                 let total = schedule.len() + 1;
+                let at_ms = now + after_ms;
                 remote
-                    .update(ctx, |r| r.link_retry_at = Some(now + after_ms))
+                    .update(ctx, |r| r.link_retry_at = Some(at_ms))
                     .await?;
                 wait_with(
                     ctx,
@@ -432,7 +433,9 @@ impl MtpwDriver {
                     ),
                     after_ms,
                 )
-                .await
+                .await?;
+                // The saved time, not "after_ms from whenever the engine reads its clock".
+                Ok(StepOutcome::AgainAt { at_ms })
             }
             _ => finish_unlinked(ctx, remote, NOT_LINKED_CHECK).await,
         }
