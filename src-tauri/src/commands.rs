@@ -261,3 +261,44 @@ pub async fn delete_sequence(
 pub async fn retry_remote_actions(state: Shared<'_>, id: i64) -> Result<u64, AppError> {
     state.app()?.retry_remote_actions(id).await
 }
+
+/// A new search's id, known before it starts (so that it can be cancelled).
+#[tauri::command]
+pub fn new_search(state: Shared<'_>) -> Result<u64, AppError> {
+    Ok(state.app()?.new_search())
+}
+
+/// Searches the services; images stream through `progress` as they arrive.
+#[tauri::command]
+pub async fn explore(
+    state: Shared<'_>,
+    search_id: u64,
+    query: mtp_app::explore::ExploreQuery,
+    progress: tauri::ipc::Channel<mtp_app::explore::ExploreProgress>,
+) -> Result<mtp_app::explore::ExploreResult, AppError> {
+    let app = state.app()?;
+    let on = move |p: mtp_app::explore::ExploreProgress| {
+        if let Err(e) = progress.send(p) {
+            tracing::debug!("explore progress not delivered: {e}");
+        }
+    };
+    app.explore(search_id, &query, &on).await
+}
+
+#[tauri::command]
+pub fn cancel_search(state: Shared<'_>, search_id: u64) -> Result<bool, AppError> {
+    Ok(state.app()?.cancel_search(search_id))
+}
+
+/// Writes a search's results as GeoJSON to the path the save dialog gave.
+#[tauri::command]
+pub async fn export_search(
+    state: Shared<'_>,
+    search_id: u64,
+    path: String,
+) -> Result<usize, AppError> {
+    state
+        .app()?
+        .export_search(search_id, std::path::Path::new(&path))
+        .await
+}

@@ -123,6 +123,10 @@ pub fn run() {
             commands::delete_plan,
             commands::delete_sequence,
             commands::retry_remote_actions,
+            commands::new_search,
+            commands::explore,
+            commands::cancel_search,
+            commands::export_search,
         ]);
 
     if let Err(e) = builder.run(tauri::generate_context!()) {

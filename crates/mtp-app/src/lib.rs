@@ -6,6 +6,7 @@ pub mod config;
 pub mod dry_run;
 pub mod error;
 pub mod events;
+pub mod explore;
 pub mod jobs;
 pub mod manage;
 pub mod mapillary_status;
@@ -72,6 +73,8 @@ struct Inner {
     opener: std::sync::OnceLock<Opener>,
     /// Wakes the runner of edits and deletes on the services (see [`manage`]).
     actions_wake: Arc<tokio::sync::Notify>,
+    /// Explore's searches, for cancelling and exporting.
+    explore: explore::Runs,
 }
 
 /// Opens a web page in the system browser; the error says what went wrong, for a person.
@@ -287,6 +290,7 @@ impl App {
                 sign_ins: Default::default(),
                 opener: Default::default(),
                 actions_wake: Default::default(),
+                explore: Default::default(),
             }),
         };
         app.refresh_sandbox_accounts().await?;

@@ -6,6 +6,9 @@
 use mtp_app::dry_run::{
     AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun,
 };
+use mtp_app::explore::{
+    ExploreProgress, ExploreQuery, ExploreResult, Near, ServiceOutcome, ServiceState, UserFilter,
+};
 use mtp_app::manage::{
     ChangeOutcome, DeletePlan, HistoryLine, PagePhoto, RemoteActionView, RemoteHow, RemotePlan,
     SequencePage,
@@ -16,6 +19,7 @@ use mtp_app::mapillary_status::{
 use mtp_app::sequences::{JobView, SequenceSummary};
 use mtp_core::Destination;
 use mtp_core::engine::{ErrorKind, ItemState, JobStatus, Stage};
+use mtp_providers::search::{Bbox, FoundImage};
 use ts_rs::{Config, TS};
 
 fn generated() -> String {
@@ -48,6 +52,15 @@ fn generated() -> String {
         DestinationDryRun::decl(&cfg),
         SequenceDryRun::decl(&cfg),
         DryRun::decl(&cfg),
+        Bbox::decl(&cfg),
+        FoundImage::decl(&cfg),
+        Near::decl(&cfg),
+        UserFilter::decl(&cfg),
+        ExploreQuery::decl(&cfg),
+        ServiceState::decl(&cfg),
+        ServiceOutcome::decl(&cfg),
+        ExploreProgress::decl(&cfg),
+        ExploreResult::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by crates/mtp-app/tests/ui_types.rs (ts-rs). Do not edit.\n",

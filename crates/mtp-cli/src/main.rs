@@ -5,6 +5,7 @@ mod db;
 mod dev;
 mod prepare;
 mod sandbox;
+mod search;
 mod sequence;
 mod upload;
 
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Run the built-in emulators of every service and print their URLs.
     Sandbox(sandbox::SandboxArgs),
+    /// Search what is already on Mapillary, KartaView and Panoramax in an area (GeoJSON).
+    Search(search::SearchArgs),
     /// Export sequences and photos (GeoJSON: LineStrings and Points, WGS84).
     Export(prepare::ExportArgs),
     /// Developer tools: synthetic photo folders for benchmarks and demos.
@@ -90,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db { command } => db::run(&app, command).await,
         Command::Prepare(args) => prepare::prepare(&app, args).await,
         Command::Export(args) => prepare::export(&app, args).await,
+        Command::Search(args) => search::search(&app, args).await,
         Command::Upload(args) => upload::upload(&app, args).await,
         Command::Status(args) => upload::status(&app, args).await,
         Command::Sequence { command } => sequence::run(&app, command).await,

@@ -514,7 +514,15 @@ impl KartaViewClient {
         self
     }
 
-    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
+    }
+
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
         http::endpoint(SERVICE, &self.api_url, segments)
     }
 
@@ -533,7 +541,7 @@ impl KartaViewClient {
     }
 
     /// For calls where a duplicate makes no sense: it is an unexpected reply.
-    async fn call_ok(
+    pub(crate) async fn call_ok(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(Reply, Value), ProviderError> {

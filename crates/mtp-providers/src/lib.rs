@@ -17,6 +17,7 @@ pub mod mtpw;
 pub mod oauth;
 pub mod panoramax;
 pub mod panoramax_login;
+pub mod search;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
 pub use error::{ErrorKind, ProviderError};

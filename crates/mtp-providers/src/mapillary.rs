@@ -183,11 +183,13 @@ pub struct MapillaryImage {
     pub sequence_id: Option<String>,
     pub creator: Option<MapillaryUser>,
     pub is_pano: Option<bool>,
+    /// A 256-pixel-wide thumbnail (a signed, expiring address).
+    pub thumb_256_url: Option<String>,
 }
 
 /// An image node as the Graph API sends it; every field but `id` depends on `fields`.
 #[derive(Debug, serde::Deserialize)]
-struct ImageReply {
+pub(crate) struct ImageReply {
     #[serde(deserialize_with = "flex_id")]
     id: String,
     captured_at: Option<Millis>,
@@ -198,6 +200,7 @@ struct ImageReply {
     sequence: Option<SequenceRef>,
     creator: Option<UserReply>,
     is_pano: Option<bool>,
+    thumb_256_url: Option<String>,
 }
 
 /// GeoJSON `{"type":"Point","coordinates":[lon, lat]}`.
@@ -254,14 +257,15 @@ impl From<ImageReply> for MapillaryImage {
             }),
             creator: i.creator.map(MapillaryUser::from),
             is_pano: i.is_pano,
+            thumb_256_url: i.thumb_256_url,
         }
     }
 }
 
 /// `{"data":[…]}`.
 #[derive(Debug, serde::Deserialize)]
-struct DataList<T> {
-    data: Vec<T>,
+pub(crate) struct DataList<T> {
+    pub(crate) data: Vec<T>,
 }
 
 /// `{"id"}` entries of `/image_ids`.
@@ -445,7 +449,7 @@ impl MapillaryClient {
         Ok(value)
     }
 
-    fn graph(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+    pub(crate) fn graph(&self, segments: &[&str]) -> Result<Url, ProviderError> {
         http::endpoint(SERVICE, &self.graph_url, segments)
     }
 
@@ -469,7 +473,7 @@ impl MapillaryClient {
     }
 
     /// `GET`, then the reply decoded as `T` (an error names `call` and the field).
-    async fn get_typed<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn get_typed<T: serde::de::DeserializeOwned>(
         &self,
         call: &str,
         url: Url,

@@ -578,7 +578,15 @@ impl PanoramaxClient {
         self
     }
 
-    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn instance_url(&self) -> &Url {
+        &self.instance_url
+    }
+
+    pub(crate) fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
         let mut all = vec!["api"];
         all.extend_from_slice(segments);
         http::endpoint(SERVICE, &self.instance_url, &all)
@@ -616,7 +624,7 @@ impl PanoramaxClient {
 
     /// Sends, classifies a failure, and decodes a success as JSON (`call` names the
     /// request in errors).
-    async fn call_json(
+    pub(crate) async fn call_json(
         &self,
         call: &str,
         request: reqwest::RequestBuilder,

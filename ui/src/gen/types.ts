@@ -200,3 +200,65 @@ export type SequenceDryRun = {
 name: string, photos: number, bytes: number, destinations: Array<DestinationDryRun>, };
 
 export type DryRun = { sequences: Array<SequenceDryRun>, };
+
+export type Bbox = { min_lon: number, min_lat: number, max_lon: number, max_lat: number, };
+
+export type FoundImage = { service: Destination, id: string, lon: number, lat: number, captured_at_ms: number | null, 
+/**
+ * Degrees clockwise from north.
+ */
+heading: number | null, sequence_id: string | null, user: string | null, 
+/**
+ * `None` when the service does not say.
+ */
+is_pano: boolean | null, 
+/**
+ * Its page on the service.
+ */
+page_url: string | null, thumb_url: string | null, };
+
+export type Near = { lat: number, lon: number, radius_m: number, };
+
+export type UserFilter = { "kind": "anyone" } | { "kind": "me" } | { "kind": "named", "name": string };
+
+export type ExploreQuery = { services: Array<Destination>, 
+/**
+ * Either a box…
+ */
+bbox: Bbox | null, 
+/**
+ * …or a circle (a box for the services, then filtered by true distance).
+ */
+near: Near | null, 
+/**
+ * `YYYY-MM-DD` (from the start of that day, UTC) or RFC 3339.
+ */
+from: string | null, 
+/**
+ * `YYYY-MM-DD` (to the end of that day, UTC) or RFC 3339.
+ */
+to: string | null, user: UserFilter, pano_only: boolean, 
+/**
+ * Stop after this many images in all.
+ */
+limit: number | null, };
+
+export type ServiceState = "running" | "done" | "skipped" | "failed" | "stopped";
+
+export type ServiceOutcome = { service: Destination, state: ServiceState, images: number, requests: number, rate_limited: number, 
+/**
+ * Why it was skipped or failed.
+ */
+message: string | null, 
+/**
+ * What the results miss, in the user's words.
+ */
+incomplete: Array<string>, };
+
+export type ExploreProgress = { search_id: number, images: Array<FoundImage>, outcome: ServiceOutcome | null, };
+
+export type ExploreResult = { search_id: number, images: number, services: Array<ServiceOutcome>, 
+/**
+ * The limit cut the results short.
+ */
+limited: boolean, cancelled: boolean, };
