@@ -14,13 +14,14 @@ TAURI_DRIVER_VERSION := 2.1.0
 
 # Debian 12 packages: WebKitGTK to build and run the app; Xvfb, D-Bus, WebKitWebDriver for
 # the end-to-end tests; xdg-utils for deep-link registration; ImageMagick/xdotool for screenshots;
-# gnome-keyring for the Secret Service the keychain test keeps tokens in.
+# gnome-keyring for the Secret Service the keychain test keeps tokens in; gdal-bin for the
+# GIS reader that opens Explore's GeoJSON.
 APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev \
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev \
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
-  imagemagick xdotool python3-venv jq time gnome-keyring
+  imagemagick xdotool python3-venv jq time gnome-keyring gdal-bin
 
-.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit keyring-test fidelity geovisio-test e2e fuzz clean
+.PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit keyring-test fidelity geovisio-test gis-test e2e fuzz clean
 
 help:
 	@echo "make run    build and open MTP Desktop"
@@ -28,6 +29,7 @@ help:
 	@echo "make e2e    only the real-window tests"
 	@echo "make fidelity, make geovisio-test: the emulators and clients against the real peers"
 	@echo "make keyring-test: tokens in a real Secret Service (gnome-keyring)"
+	@echo "make gis-test: Explore's GeoJSON opened by GDAL (ogrinfo)"
 
 deps: system-deps node-deps tools
 
@@ -101,6 +103,10 @@ geovisio-test: system-deps tools
 	  scripts/geovisio.sh start && . target/geovisio/env && \
 	  $(CARGO) nextest run -p mtp-tests --test panoramax_geovisio --run-ignored only
 
+# Explore's GeoJSON opened by GDAL's ogrinfo (gdal-bin), the library QGIS reads it with.
+gis-test: system-deps tools
+	$(CARGO) nextest run -p mtp-tests --test search_gis --run-ignored only
+
 # The real window: Xvfb for the display, a private D-Bus session for single-instance,
 # tests one at a time (two apps in one session would hand over to each other).
 e2e: deps build
@@ -108,7 +114,7 @@ e2e: deps build
 	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
-test: deps fmt-check clippy machete unit keyring-test fidelity geovisio-test e2e
+test: deps fmt-check clippy machete unit keyring-test fidelity geovisio-test gis-test e2e
 
 # Fuzz what reads untrusted bytes (JPEG walker + EXIF/XMP, GPX, the EXIF rewrite round trip,
 # deep links) for FUZZ_SECONDS each (default 600). Not part of `make test`: what it finds is

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use mtp_app::explore::{ExploreQuery, Near, ServiceState, UserFilter};
 use mtp_app::pipeline::PipelineOptions;
 use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::{App, Settings};
@@ -432,6 +433,39 @@ async fn the_pipeline_publishes_a_folder_on_geovisio() {
         by_rank.into_iter().map(|(_, n)| n).collect()
     };
     assert_eq!(ranked, names.iter().cloned().collect::<Vec<_>>());
+
+    // Explore finds them on the real server: by area with /api/search (no next link), and
+    // as "me" through /api/users/me/collection.
+    let first = photos.first().unwrap();
+    let explore = |user: UserFilter| ExploreQuery {
+        services: vec![Destination::Panoramax],
+        near: Some(Near {
+            lat: first.lat,
+            lon: first.lon,
+            radius_m: 2_000.0,
+        }),
+        user,
+        ..ExploreQuery::default()
+    };
+    for user in [UserFilter::Me, UserFilter::Anyone] {
+        let id = app.new_search();
+        let result = app
+            .explore(id, &explore(user.clone()), &|_| {})
+            .await
+            .unwrap();
+        let outcome = &result.services[0];
+        assert_eq!(outcome.state, ServiceState::Done, "{user:?}: {outcome:?}");
+        let found: BTreeSet<String> = app
+            .search_images(id)
+            .unwrap()
+            .into_iter()
+            .map(|i| {
+                assert!(i.thumb_url.is_some() && i.captured_at_ms.is_some(), "{i:?}");
+                i.id
+            })
+            .collect();
+        assert!(found.is_superset(&our_ids), "{user:?}: {found:?}");
+    }
 
     // The same folder from another install: every file is already on the instance (409
     // from another set). The job ends done, each photo pointing at the picture that has
