@@ -54,6 +54,9 @@ pub struct SearchArgs {
     /// Write the GeoJSON here (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Print when the first and the last images arrived (for bench/explore.sh).
+    #[arg(long, hide = true)]
+    timings: bool,
 }
 
 fn parse_near(text: &str, radius: f64) -> anyhow::Result<Near> {
@@ -113,9 +116,12 @@ pub async fn search(app: &App, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let query = query(&args)?;
     let id = app.new_search();
     let found = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let first = std::sync::OnceLock::new();
     let on = |p: ExploreProgress| {
         let total = found.fetch_add(p.images.len(), Ordering::SeqCst) + p.images.len();
         if !p.images.is_empty() {
+            first.get_or_init(|| started.elapsed());
             eprint!("\r{total} images found…");
         }
         if let Some(o) = p.outcome.filter(|o| o.state == ServiceState::Running) {
@@ -134,7 +140,17 @@ pub async fn search(app: &App, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let result = app.explore(id, &query, &on).await;
     cancel.abort();
     let result = result?;
+    let all = started.elapsed();
     eprintln!();
+    if args.timings {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        eprintln!(
+            "timings: first_ms={:.1} all_ms={:.1} images={}",
+            first.get().copied().map_or(f64::NAN, ms),
+            ms(all),
+            result.images
+        );
+    }
     let images = app.search_images(id).unwrap_or_default();
     let features = match &args.output {
         Some(path) => mtp_app::explore::write_geojson(&images, path).await?,
