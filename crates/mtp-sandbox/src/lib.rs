@@ -57,6 +57,7 @@ mod photo;
 mod record;
 mod server;
 mod state;
+mod world;
 
 pub use auth::{SandboxUser, Service, USERS};
 pub use faults::{
@@ -65,11 +66,17 @@ pub use faults::{
 };
 pub use mtpw::MtpwImportMode;
 pub use record::{RecordedFile, RecordedRequest};
-pub use server::{Sandbox, SandboxConfig, SandboxUrls};
+pub use server::{
+    MLY_MAX_BBOX_ENV, Sandbox, SandboxConfig, SandboxUrls, WORLD_ENV, WORLD_SEED_ENV,
+};
 pub use state::{
     KartaViewPhoto, KartaViewSequence, MapillaryCluster, MapillaryFile, MapillaryImage,
     MapillarySequence, MtpwSequence, PanoramaxCollection, PanoramaxFile, PanoramaxUploadSet,
     SandboxState,
+};
+pub use world::{
+    DEFAULT_WORLD_IMAGES, DEFAULT_WORLD_SEED, Transport, World, WorldArea, WorldBbox,
+    WorldImage, WorldSequence, WorldSpec, WorldUser,
 };
 
 /// Client id of the sandbox Mapillary app (what the app uses in sandbox mode).
