@@ -83,7 +83,11 @@ impl SandboxConfig {
     /// `<n>@<lat>,<lon>,<km>`), `MTP_SANDBOX_WORLD_SEED` (a number) and
     /// `MTP_SANDBOX_MLY_MAX_BBOX_SQDEG` (square degrees). Unset or empty = unchanged.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), String> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         if let Some(v) = get(WORLD_ENV) {
             let seed = self.world.seed;
             self.world = v.parse().map_err(|e| format!("{WORLD_ENV}: {e}"))?;

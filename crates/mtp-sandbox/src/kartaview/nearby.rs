@@ -201,10 +201,7 @@ pub(super) async fn photo_file(
         .filter(|s| !s.deleted)
         .find_map(|s| s.photos.iter().find(|p| p.id == id).map(|p| (s, p)));
     match found {
-        Some((s, p)) => thumb::response_for(
-            s.id as u32,
-            p.projection.as_deref() == Some("SPHERE"),
-        ),
+        Some((s, p)) => thumb::response_for(s.id as u32, p.projection.as_deref() == Some("SPHERE")),
         None => not_found(),
     }
 }

@@ -128,10 +128,7 @@ impl Filter {
             && self.end_ms.is_none_or(|e| at.is_some_and(|t| t <= e))
             && self.creator.as_deref().is_none_or(|c| c == creator)
             && self.is_pano.is_none_or(|p| p == pano)
-            && self
-                .organization
-                .as_deref()
-                .is_none_or(|o| org == Some(o))
+            && self.organization.as_deref().is_none_or(|o| org == Some(o))
     }
 }
 
@@ -145,7 +142,10 @@ impl Hit<'_> {
     fn sort_key(&self) -> (Option<i64>, u64) {
         match self {
             Hit::Uploaded(i) => (i.meta.captured_at_ms(), i.id.parse().unwrap_or(u64::MAX)),
-            Hit::World(w) => (Some(w.captured_at_ms), w.mapillary_id().parse().unwrap_or(0)),
+            Hit::World(w) => (
+                Some(w.captured_at_ms),
+                w.mapillary_id().parse().unwrap_or(0),
+            ),
         }
     }
 }
@@ -202,8 +202,7 @@ pub(super) async fn images(
         })
         .map(Hit::Uploaded)
         .collect();
-    let world_candidates: Box<dyn Iterator<Item = &WorldImage>> = if let Some(ids) = &f.image_ids
-    {
+    let world_candidates: Box<dyn Iterator<Item = &WorldImage>> = if let Some(ids) = &f.image_ids {
         Box::new(ids.iter().filter_map(|id| world.mapillary_image(id)))
     } else if let Some(key) = &f.sequence_id {
         match world.mapillary_sequence(key) {
@@ -234,7 +233,7 @@ pub(super) async fn images(
             })
             .map(Hit::World),
     );
-    hits.sort_by_key(Hit::sort_key);
+    hits.sort_by_cached_key(Hit::sort_key);
     hits.dedup_by_key(|h| h.sort_key());
     hits.truncate(limit);
     let mut data = Vec::with_capacity(hits.len());

@@ -86,11 +86,7 @@ fn datetime_param(q: &HashMap<String, String>) -> Result<Option<Interval>, Respo
     }
 }
 
-fn limit_param(
-    q: &HashMap<String, String>,
-    default: usize,
-    max: usize,
-) -> Result<usize, Response> {
+fn limit_param(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, Response> {
     match q.get("limit").map(|l| l.trim().parse::<i64>()) {
         None => Ok(default),
         Some(Ok(l)) if l >= 1 => Ok(usize::try_from(l).unwrap_or(max).min(max)),
@@ -160,7 +156,10 @@ pub(super) fn world_collection_json(app: &App, seq: &WorldSequence) -> Value {
     let e = world.extent(seq);
     let first = images.first().map(|i| i.captured_at_ms).unwrap_or_default();
     let last = images.last().map(|i| i.captured_at_ms).unwrap_or_default();
-    let href = app.url(&format!("/panoramax/api/collections/{}", seq.panoramax_id()));
+    let href = app.url(&format!(
+        "/panoramax/api/collections/{}",
+        seq.panoramax_id()
+    ));
     json!({
         "type": "Collection",
         "stac_version": "1.0.0",
@@ -212,11 +211,15 @@ pub(super) async fn search(
             && collections
                 .as_ref()
                 .is_none_or(|c| c.contains(&world.sequence_of(w).panoramax_id()))
-            && ids.as_ref().is_none_or(|ids| ids.contains(&w.panoramax_id()))
+            && ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&w.panoramax_id()))
     };
     // Candidates from the narrowest filter given, then every filter.
     let mut world_hits: Vec<&WorldImage> = if let Some(ids) = &ids {
-        ids.iter().filter_map(|id| world.panoramax_picture(id)).collect()
+        ids.iter()
+            .filter_map(|id| world.panoramax_picture(id))
+            .collect()
     } else if let Some(cs) = &collections {
         cs.iter()
             .filter_map(|c| world.panoramax_collection(c))
@@ -326,7 +329,11 @@ pub(super) async fn collections(
                         .is_some_and(|(lat, lon)| b.contains(lat, lon))
                 })
             });
-            let times: Vec<i64> = pics.iter().filter_map(|p| p.meta.captured_at).map(ms).collect();
+            let times: Vec<i64> = pics
+                .iter()
+                .filter_map(|p| p.meta.captured_at)
+                .map(ms)
+                .collect();
             let in_time = when.is_none_or(|i| match (times.iter().min(), times.iter().max()) {
                 (Some(a), Some(b)) => i.overlaps(*a, *b),
                 _ => false,
@@ -355,7 +362,10 @@ pub(super) async fn collections(
         links.push(json!({"rel": "next", "type": "application/json",
                           "href": page_url(&app, &q, limit, offset + limit)}));
     }
-    json_response(StatusCode::OK, &json!({"collections": page, "links": links}))
+    json_response(
+        StatusCode::OK,
+        &json!({"collections": page, "links": links}),
+    )
 }
 
 /// `/api/collections` with the same filters, at `offset`.

@@ -14,8 +14,8 @@ use crate::auth::USERS;
 use crate::html::{escape, page};
 use crate::state::lock;
 
-use super::state::{Collection, Picture, PnxState, SetPhase, set_phase};
 use super::search::{world_collection_json, world_item_json};
+use super::state::{Collection, Picture, PnxState, SetPhase, set_phase};
 use super::{err, rfc3339, token_user};
 
 pub(super) fn collection_summary(

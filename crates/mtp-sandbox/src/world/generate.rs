@@ -2,9 +2,7 @@
 //! whose generators may change their streams between versions: the world for a given seed
 //! must stay the same for as long as tests compare against it.
 
-use super::{
-    Transport, World, WorldBbox, WorldImage, WorldSequence, WorldSpec, WorldUser,
-};
+use super::{Transport, World, WorldBbox, WorldImage, WorldSequence, WorldSpec, WorldUser};
 use crate::auth::USERS;
 
 struct Rng(u64);
@@ -350,7 +348,8 @@ mod tests {
         let w = World::generate(&WorldSpec::default());
         for s in w.sequences() {
             for pair in w.sequence_images(s).windows(2) {
-                let d = crate::geo::distance_m((pair[0].lat, pair[0].lon), (pair[1].lat, pair[1].lon));
+                let d =
+                    crate::geo::distance_m((pair[0].lat, pair[0].lon), (pair[1].lat, pair[1].lon));
                 assert!((2.5..=15.0).contains(&d), "{d} m in {s:?}");
                 assert!(pair[1].captured_at_ms > pair[0].captured_at_ms);
             }

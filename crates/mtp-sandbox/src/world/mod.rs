@@ -177,7 +177,12 @@ pub struct WorldImage {
 
 impl WorldImage {
     pub fn mapillary_id(&self) -> String {
-        (MLY_IMAGE_BASE + u64::from(self.n)).to_string()
+        self.mapillary_number().to_string()
+    }
+
+    /// [`WorldImage::mapillary_id`] as a number.
+    pub fn mapillary_number(&self) -> u64 {
+        MLY_IMAGE_BASE + u64::from(self.n)
     }
 
     pub fn kartaview_id(&self) -> u64 {
