@@ -206,7 +206,14 @@ fn walk(
     // Round-robin users, and service sets that cycle at another pace, so that every
     // account has sequences on every combination of services once there are 56 of them.
     let user = n % n_users;
-    let services = SERVICE_SETS[(2 * (n / n_users) + user) % SERVICE_SETS.len()];
+    let near_test_photos = place.name == "Paris" && in_place < 2;
+    // The ones by the test photos are on every service, so that each one has something
+    // to show around a fresh upload there.
+    let services = if near_test_photos {
+        (true, true, true)
+    } else {
+        SERVICE_SETS[(2 * (n / n_users) + user) % SERVICE_SETS.len()]
+    };
     let transport = match rng.range(0, 3) {
         0 | 1 => Transport::Walk,
         2 => Transport::Bike,
@@ -219,7 +226,7 @@ fn walk(
         Transport::Drive => (10.0, 4.0, 1000),
     };
     let step_m = step_lo + rng.unit() * step_span;
-    let (mut lat, mut lon) = if place.name == "Paris" && in_place < 2 {
+    let (mut lat, mut lon) = if near_test_photos {
         // Right where the test photos are (30 m and 120 m east of the centre).
         let d = if in_place == 0 { 30.0 } else { 120.0 };
         (
@@ -371,7 +378,9 @@ mod tests {
             }
         }
         assert!(w.sequences().iter().any(|s| s.is_pano));
-        let paris = crate::world::WorldBbox::new(2.3500, 48.8550, 2.3550, 48.8580);
-        assert!(w.in_bbox(paris).count() > 0);
+        let here = crate::world::WorldBbox::new(2.3500, 48.8550, 2.3560, 48.8580);
+        for service in [Service::Mapillary, Service::KartaView, Service::Panoramax] {
+            assert!(w.in_bbox_on(here, service).count() > 0, "{service:?}");
+        }
     }
 }
