@@ -64,6 +64,9 @@ pub struct Settings {
     /// Mapillary sequence (`v3_unreachable`, the default, as today's server; `v3_refuses`;
     /// `fixed`).
     pub sandbox_mtpw_import: Option<String>,
+    /// Sandbox mode: the emulators' own knobs (`MTP_SANDBOX_WORLD`, `MTP_SANDBOX_WORLD_SEED`,
+    /// `MTP_SANDBOX_MLY_MAX_BBOX_SQDEG`), as set.
+    pub sandbox_knobs: Vec<(String, String)>,
 }
 
 /// The redirect URI every OAuth flow comes back through.
@@ -118,6 +121,14 @@ impl Settings {
             panoramax_picture_page_url: get("PANORAMAX_PICTURE_PAGE_URL"),
             mtpw_sequence_page_url: get("MTPW_SEQUENCE_PAGE_URL"),
             sandbox_mtpw_import: get("MTP_SANDBOX_MTPW_IMPORT"),
+            sandbox_knobs: [
+                mtp_sandbox::WORLD_ENV,
+                mtp_sandbox::WORLD_SEED_ENV,
+                mtp_sandbox::MLY_MAX_BBOX_ENV,
+            ]
+            .into_iter()
+            .filter_map(|k| get(k).map(|v| (k.to_owned(), v)))
+            .collect(),
         }
     }
 

@@ -209,6 +209,15 @@ impl App {
                     state_dir: Some(data_dir.join(SANDBOX_STATE_DIR)),
                     ..mtp_sandbox::SandboxConfig::default()
                 };
+                config
+                    .apply_env(|k| {
+                        settings
+                            .sandbox_knobs
+                            .iter()
+                            .find(|(name, _)| name == k)
+                            .map(|(_, v)| v.clone())
+                    })
+                    .map_err(AppError::invalid)?;
                 if let Some(ms) = settings.sandbox_processing_ms {
                     config.processing_delay = std::time::Duration::from_millis(ms);
                 }

@@ -27,14 +27,18 @@ pub struct SandboxArgs {
 }
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<ExitCode> {
-    let sandbox = Sandbox::start(SandboxConfig {
+    let mut config = SandboxConfig {
         port: args.port,
         processing_delay: Duration::from_millis(args.processing_delay_ms),
         auto_approve: args.auto_approve,
         state_dir: args.state_dir,
         ..SandboxConfig::default()
-    })
-    .await?;
+    };
+    // MTP_SANDBOX_WORLD and the other emulator knobs.
+    config
+        .apply_env(|k| std::env::var(k).ok())
+        .map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::start(config).await?;
     if let Some(spec) = &args.faults {
         sandbox
             .faults()

@@ -249,8 +249,8 @@ pub struct Patience {
 impl Default for Patience {
     fn default() -> Self {
         Patience {
-            tries: 6,
-            first_wait: Duration::from_millis(500),
+            tries: 5,
+            first_wait: Duration::from_millis(250),
             max_wait: Duration::from_secs(60),
         }
     }
