@@ -75,15 +75,15 @@ async fn gdal_reads_every_feature_and_its_properties() {
     let summary = ogrinfo(&["-so"], &path);
     assert_eq!(feature_count(&summary), written, "{summary}");
     for field in [
-        "service (String)",
-        "id (String)",
-        "captured_at (DateTime)",
-        "heading (Real)",
-        "sequence_id (String)",
-        "user (String)",
-        "is_pano (Integer(Boolean))",
-        "page_url (String)",
-        "kind (String)",
+        "service: String ",
+        "id: String ",
+        "captured_at: DateTime ",
+        "heading: Real ",
+        "sequence_id: String ",
+        "user: String ",
+        "is_pano: Integer(Boolean) ",
+        "page_url: String ",
+        "kind: String ",
     ] {
         assert!(summary.contains(field), "no {field} in {summary}");
     }

@@ -333,14 +333,17 @@ impl App {
                     outcome: Some(ServiceOutcome::new(service, ServiceState::Running, None)),
                 });
                 let sink = |batch: Vec<FoundImage>| collector.take(batch);
-                let outcome = tokio::select! {
+                let mut outcome = tokio::select! {
                     o = self.search_one(service, base, &query.user, &sink) => o,
                     () = run.cancel.cancelled() => {
-                        let mut o = ServiceOutcome::new(service, ServiceState::Stopped, None);
-                        o.images = lock(&run.images).iter().filter(|i| i.service == service).count();
-                        o
+                        ServiceOutcome::new(service, ServiceState::Stopped, None)
                     }
                 };
+                // What was kept: inside the circle, within the limit.
+                outcome.images = lock(&run.images)
+                    .iter()
+                    .filter(|i| i.service == service)
+                    .count();
                 on(ExploreProgress {
                     search_id,
                     images: Vec::new(),
