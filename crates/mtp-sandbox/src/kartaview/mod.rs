@@ -19,6 +19,7 @@ mod login;
 mod read;
 mod state;
 mod upload;
+mod user;
 
 pub(crate) use state::KvState;
 
@@ -37,6 +38,7 @@ use crate::body::{FormError, ParsedForm};
 use crate::state::lock;
 
 use login::client_auth;
+use user::user_details;
 use read::{details, details_page, my_list, photo_list, photos_v2, sequence_v2};
 use upload::{
     create_sequence, finished_uploading, remove_photo, remove_sequence, upload_photo, upload_video,
@@ -81,6 +83,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/1.0/sequence/photo-list/",
             ep(app, "kartaview.photo_list", post(photo_list)),
+        )
+        .route(
+            "/1.0/user/details/",
+            ep(app, "kartaview.user_details", post(user_details)),
         )
         .route("/details", ep(app, "kartaview.details", post(details)))
         .route("/details/{id}", get(details_page))

@@ -15,6 +15,7 @@ mod edit;
 mod stac;
 mod state;
 mod upload;
+mod user_collection;
 
 pub(crate) use stac::viewer;
 pub(crate) use state::PnxState;
@@ -37,6 +38,7 @@ use account::{
 };
 use edit::{delete_collection, patch_collection};
 use stac::{collection, collections, geovisio_status, items, picture_file, search};
+use user_collection::{my_collection, user_collection};
 use upload::{
     add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
     my_upload_sets,
@@ -134,6 +136,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             ep(app, "panoramax.picture_file", get(picture_file)),
         )
         .route("/api/search", ep(app, "panoramax.search", get(search)))
+        .route(
+            "/api/users/me/collection",
+            ep(app, "panoramax.my_collection", get(my_collection)),
+        )
+        .route(
+            "/api/users/{id}/collection",
+            ep(app, "panoramax.user_collection", get(user_collection)),
+        )
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
