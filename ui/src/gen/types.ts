@@ -200,3 +200,15 @@ export type SequenceDryRun = {
 name: string, photos: number, bytes: number, destinations: Array<DestinationDryRun>, };
 
 export type DryRun = { sequences: Array<SequenceDryRun>, };
+
+export type KartaViewStats = { username: string, photos: number | null, km: number | null, tracks: number | null, 
+/**
+ * `None`: not on the leaderboard.
+ */
+overall_rank: number | null, weekly_rank: number | null, };
+
+export type PanoramaxStats = { instance_url: string, photos: number, km: number, sequences: number, 
+/**
+ * Sequences still being processed, whose photos or length are not counted yet.
+ */
+incomplete: number, };
