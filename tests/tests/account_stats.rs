@@ -2,6 +2,8 @@
 //! emulators: true totals after an upload, "unavailable" (never a zero) when the service
 //! fails, nothing when the service is not connected.
 
+#![allow(clippy::unwrap_used)]
+
 mod pipeline_support;
 
 use mtp_core::Destination;
@@ -47,10 +49,7 @@ async fn the_cards_count_what_was_uploaded_and_say_when_they_cannot_tell() {
     assert_eq!((px.photos, px.sequences, px.incomplete), (8, 1, 0));
     assert!(px.km > 0.0, "{px:?}");
     // The same walk, measured by both services.
-    assert!(
-        (px.km - kv.km.unwrap()).abs() < 0.01,
-        "{px:?} / {kv:?}"
-    );
+    assert!((px.km - kv.km.unwrap()).abs() < 0.01, "{px:?} / {kv:?}");
     assert_eq!(
         px.instance_url,
         story

@@ -348,7 +348,9 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         )
         .await?;
     assert!(
-        kv.starts_with("On KartaView: 40 photos") && kv.contains("1 track") && kv.contains("rank #1"),
+        kv.starts_with("On KartaView: 40 photos")
+            && kv.contains("1 track")
+            && kv.contains("rank #1"),
         "{kv}"
     );
     let px = app
@@ -359,20 +361,11 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         )
         .await?;
     assert!(
-        px.starts_with("On this instance: 40 photos") && px.contains(" km") && px.contains("sequence"),
+        px.starts_with("On this instance: 40 photos")
+            && px.contains(" km")
+            && px.contains("sequence"),
         "{px}"
     );
-    for service in ["kartaview", "panoramax"] {
-        let card = app
-            .client
-            .find(fantoccini::Locator::Css(&format!(".service-{service}")))
-            .await?;
-        let png = card.screenshot().await?;
-        std::fs::write(
-            mtp_tests::artifacts_dir("screenshots").join(format!("08c-card-{service}-stats.png")),
-            png,
-        )?;
-    }
     app.screenshots("08b-integrations-stats").await?;
     app.quit().await
 }

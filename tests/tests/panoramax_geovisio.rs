@@ -545,7 +545,10 @@ async fn account_stats_sum_what_geovisio_lists_page_by_page() {
 
     let after = client.account_stats().await.unwrap();
     assert!(after.photos >= before.photos + 6, "{before:?} → {after:?}");
-    assert!(after.sequences >= before.sequences + 2, "{before:?} → {after:?}");
+    assert!(
+        after.sequences >= before.sequences + 2,
+        "{before:?} → {after:?}"
+    );
     assert!(after.km > before.km, "{before:?} → {after:?}");
     assert_eq!(after.incomplete, 0, "{after:?}");
 
@@ -559,7 +562,11 @@ async fn account_stats_sum_what_geovisio_lists_page_by_page() {
         let again = listed_totals(&url, &token).await;
         if listed == again {
             assert_eq!(paged.pages as u64, paged.sequences, "{paged:?}");
-            assert_eq!((paged.photos, paged.sequences), (listed.0, listed.1), "{paged:?} / {listed:?}");
+            assert_eq!(
+                (paged.photos, paged.sequences),
+                (listed.0, listed.1),
+                "{paged:?} / {listed:?}"
+            );
             // GeoVisio rounds each length to the metre, and the total once.
             assert!(
                 (paged.km - listed.2).abs() <= 0.001 * paged.sequences as f64,

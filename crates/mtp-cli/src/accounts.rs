@@ -50,10 +50,11 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                     (None, _) => "not connected".into(),
                 };
                 println!("{:<20} {state}", c.label);
-                if c.connected_as.is_some() && !c.needs_reauth {
-                    if let Some(line) = stats_line(app, c.service).await {
-                        println!("{:<20} {line}", "");
-                    }
+                if c.connected_as.is_some()
+                    && !c.needs_reauth
+                    && let Some(line) = stats_line(app, c.service).await
+                {
+                    println!("{:<20} {line}", "");
                 }
             }
         }

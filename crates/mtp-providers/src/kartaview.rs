@@ -980,12 +980,19 @@ mod tests {
             decode_value(SERVICE, "POST /1.0/user/details/", 200, &sparse).unwrap();
         let stats = r.osv.into_stats("asked");
         assert_eq!(stats.username, "asked");
-        assert_eq!((stats.photos, stats.km, stats.tracks), (Some(5), Some(1.5), None));
+        assert_eq!(
+            (stats.photos, stats.km, stats.tracks),
+            (Some(5), Some(1.5), None)
+        );
         assert_eq!(stats.overall_rank, Some(3));
         let bad = json!({"osv": {"totalDistance": "far"}});
         let e = decode_value::<UserDetailsReply>(SERVICE, "POST /1.0/user/details/", 200, &bad)
             .unwrap_err();
-        assert!(e.message().contains("at `osv.totalDistance`"), "{}", e.message());
+        assert!(
+            e.message().contains("at `osv.totalDistance`"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

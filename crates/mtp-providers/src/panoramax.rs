@@ -878,7 +878,10 @@ impl PanoramaxClient {
                 // Totals of part of the list would be wrong totals.
                 return Err(ProviderError::invalid(
                     SERVICE,
-                    format!("{call}: the next links do not end (page {})", stats.pages + 1),
+                    format!(
+                        "{call}: the next links do not end (page {})",
+                        stats.pages + 1
+                    ),
                 ));
             }
             let request = self

@@ -112,7 +112,10 @@ async fn kartaview_user_details_count_what_the_user_uploaded() {
     let (_, first) = kv_walk(&kv, 4, 10).await;
     kv_walk(&kv, 3, 20).await;
     let stats = public.user_details(SANDBOX_USERNAME).await.unwrap();
-    assert_eq!(stats.id.as_deref(), Some(USERS[0].kartaview_id.to_string().as_str()));
+    assert_eq!(
+        stats.id.as_deref(),
+        Some(USERS[0].kartaview_id.to_string().as_str())
+    );
     assert_eq!(stats.photos, Some(7));
     assert_eq!(stats.tracks, Some(2));
     assert!(close(stats.km.unwrap(), 5.0 * STEP_KM), "{stats:?}");
@@ -240,7 +243,10 @@ async fn panoramax_totals_sum_every_page_of_the_users_sequences() {
     let seen = sb.requests();
     let followed = seen
         .iter()
-        .filter(|r| r.path.contains(&format!("/users/{}/collection", USERS[0].panoramax_id)))
+        .filter(|r| {
+            r.path
+                .contains(&format!("/users/{}/collection", USERS[0].panoramax_id))
+        })
         .count();
     assert_eq!(followed, 1 + 2, "next links followed: {seen:?}");
 

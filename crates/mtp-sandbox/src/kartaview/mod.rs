@@ -38,11 +38,11 @@ use crate::body::{FormError, ParsedForm};
 use crate::state::lock;
 
 use login::client_auth;
-use user::user_details;
 use read::{details, details_page, my_list, photo_list, photos_v2, sequence_v2};
 use upload::{
     create_sequence, finished_uploading, remove_photo, remove_sequence, upload_photo, upload_video,
 };
+use user::user_details;
 
 const UNAUTHENTICATED: &str = " You have to be authenticated in order to access this method";
 

@@ -77,7 +77,11 @@ pub(super) async fn user_details(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(name) = form.get("username").map(str::trim).filter(|n| !n.is_empty()) else {
+    let Some(name) = form
+        .get("username")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    else {
         return missing("username");
     };
     let Some(user) = USERS.iter().position(|u| u.username == name) else {

@@ -38,11 +38,11 @@ use account::{
 };
 use edit::{delete_collection, patch_collection};
 use stac::{collection, collections, geovisio_status, items, picture_file, search};
-use user_collection::{my_collection, user_collection};
 use upload::{
     add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
     my_upload_sets,
 };
+use user_collection::{my_collection, user_collection};
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()

@@ -126,9 +126,17 @@ fn listing(
     // GeoVisio's `page` is a filter on the sort keys; an offset does here.
     let offset = match q.get("page") {
         None => 0,
-        Some(p) => match p.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()) {
+        Some(p) => match p
+            .strip_prefix("offset:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => n,
-            None => return err(StatusCode::BAD_REQUEST, "Impossible to parse parameter page"),
+            None => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    "Impossible to parse parameter page",
+                );
+            }
         },
     };
     let owner = viewer == Some(user);
@@ -147,12 +155,13 @@ fn listing(
             &format!("No data loaded for user {id}"),
         );
     }
-    mine.sort_by(|a, b| b.0.created_at.cmp(&a.0.created_at).then(a.0.id.cmp(&b.0.id)));
+    mine.sort_by(|a, b| {
+        b.0.created_at
+            .cmp(&a.0.created_at)
+            .then(a.0.id.cmp(&b.0.id))
+    });
     let total_pics: usize = mine.iter().map(|(c, _)| pictures(&st, c).len()).sum();
-    let total_km: f64 = mine
-        .iter()
-        .map(|(c, _)| length_km(&pictures(&st, c)))
-        .sum();
+    let total_km: f64 = mine.iter().map(|(c, _)| length_km(&pictures(&st, c))).sum();
     let base = app.url(&format!("/panoramax/api/users/{id}/collection"));
     let mut links = vec![
         json!({"rel": "root", "type": "application/json", "href": app.url("/panoramax/api")}),
