@@ -26,6 +26,23 @@ pub async fn mapillary_stats(
     Ok(state.app()?.mapillary_stats().await)
 }
 
+/// The KartaView card's account stats (photos, km, tracks, ranks); null when KartaView is
+/// not connected, an error when KartaView could not tell.
+#[tauri::command]
+pub async fn kartaview_stats(
+    state: Shared<'_>,
+) -> Result<Option<mtp_app::account_stats::KartaViewStats>, AppError> {
+    state.app()?.kartaview_stats().await
+}
+
+/// The Panoramax card's account stats (photos, km, sequences); as `kartaview_stats`.
+#[tauri::command]
+pub async fn panoramax_stats(
+    state: Shared<'_>,
+) -> Result<Option<mtp_app::account_stats::PanoramaxStats>, AppError> {
+    state.app()?.panoramax_stats().await
+}
+
 /// The user's answer to "send my Mapillary token to Map the Paths Web" (its card).
 #[tauri::command]
 pub async fn set_mtpw_mapillary_consent(state: Shared<'_>, allow: bool) -> Result<(), AppError> {

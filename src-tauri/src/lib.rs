@@ -95,6 +95,8 @@ pub fn run() {
             commands::app_overview,
             commands::integrations,
             commands::mapillary_stats,
+            commands::kartaview_stats,
+            commands::panoramax_stats,
             commands::set_mtpw_mapillary_consent,
             commands::db_info,
             commands::notices,

@@ -337,6 +337,36 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
         .await?;
     }
     app.screenshots("08-uploads-done").await?;
+
+    // The KartaView and Panoramax cards now say what the services hold for the account.
+    app.click("#nav-integrations").await?;
+    let kv = app
+        .wait_for_text(
+            ".service-kartaview [data-testid=kartaview-stats]",
+            "40 photos",
+            Duration::from_secs(20),
+        )
+        .await?;
+    assert!(
+        kv.starts_with("On KartaView: 40 photos")
+            && kv.contains("1 track")
+            && kv.contains("rank #1"),
+        "{kv}"
+    );
+    let px = app
+        .wait_for_text(
+            ".service-panoramax [data-testid=panoramax-stats]",
+            "40 photos",
+            Duration::from_secs(20),
+        )
+        .await?;
+    assert!(
+        px.starts_with("On this instance: 40 photos")
+            && px.contains(" km")
+            && px.contains("sequence"),
+        "{px}"
+    );
+    app.screenshots("08b-integrations-stats").await?;
     app.quit().await
 }
 

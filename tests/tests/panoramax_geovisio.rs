@@ -521,3 +521,94 @@ async fn generating_a_token_to_claim_gives_a_claim_link_and_an_unclaimed_jwt() {
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(matches!(err.status(), Some(401 | 403)), "{err}");
 }
+
+/// `GET /api/users/me/collection` as GeoVisio answers it: the collection's own totals
+/// (`stats:items`, `stats:collections`, `geovisio:length_km`).
+async fn listed_totals(url: &Url, token: &str) -> (u64, u64, f64) {
+    let reply = http()
+        .get(format!(
+            "{}/api/users/me/collection",
+            url.as_str().trim_end_matches('/')
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    if reply.status() == 404 {
+        return (0, 0, 0.0);
+    }
+    assert!(reply.status().is_success(), "{}", reply.status());
+    let body: Value = reply.json().await.unwrap();
+    (
+        body["stats:items"]["count"].as_u64().unwrap_or(0),
+        body["stats:collections"]["count"].as_u64().unwrap_or(0),
+        body["geovisio:length_km"].as_f64().unwrap_or(0.0),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs a real GeoVisio: run make geovisio-test"]
+async fn account_stats_sum_what_geovisio_lists_page_by_page() {
+    let (url, token) = server();
+    let client = PanoramaxClient::with_url(http(), url.clone(), Some(Secret::new(token.clone())));
+    let before = client.account_stats().await.unwrap();
+
+    for slot in [5, 6] {
+        let set = client
+            .create_upload_set(&NewUploadSet {
+                title: format!("MTP stats test {slot}"),
+                estimated_nb_files: Some(3),
+                ..NewUploadSet::default()
+            })
+            .await
+            .unwrap();
+        for (i, photo) in track_photos(3, &fresh_track(slot, "STATS_"))
+            .iter()
+            .enumerate()
+        {
+            let file = NewFile {
+                file_name: format!("STATS_{slot}_{i}.jpg"),
+                bytes: fixture_bytes(photo).into(),
+                ..NewFile::default()
+            };
+            let added = client.add_file(&set.id, &file).await.unwrap();
+            assert!(matches!(added, AddFileOutcome::Added(_)), "{added:?}");
+        }
+        until_ready(&client, &set.id).await;
+    }
+
+    let after = client.account_stats().await.unwrap();
+    assert!(after.photos >= before.photos + 6, "{before:?} → {after:?}");
+    assert!(
+        after.sequences >= before.sequences + 2,
+        "{before:?} → {after:?}"
+    );
+    assert!(after.km > before.km, "{before:?} → {after:?}");
+    assert_eq!(after.incomplete, 0, "{after:?}");
+
+    // One sequence a page: every page is read through the next links GeoVisio writes
+    // (pointing at /users/{id}/collection), and the sums match its own totals. Other tests
+    // may upload meanwhile: compare when the totals held still around the paged read.
+    let mut tries = 0;
+    loop {
+        let listed = listed_totals(&url, &token).await;
+        let paged = client.account_stats_paged(1).await.unwrap();
+        let again = listed_totals(&url, &token).await;
+        if listed == again {
+            assert_eq!(paged.pages as u64, paged.sequences, "{paged:?}");
+            assert_eq!(
+                (paged.photos, paged.sequences),
+                (listed.0, listed.1),
+                "{paged:?} / {listed:?}"
+            );
+            // GeoVisio rounds each length to the metre, and the total once.
+            assert!(
+                (paged.km - listed.2).abs() <= 0.001 * paged.sequences as f64,
+                "{paged:?} / {listed:?}"
+            );
+            break;
+        }
+        tries += 1;
+        assert!(tries < 10, "the account's totals never held still");
+    }
+}

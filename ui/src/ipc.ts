@@ -11,6 +11,8 @@ import type {
   Destination,
   DryRun,
   JobStatus,
+  KartaViewStats,
+  PanoramaxStats,
   SequencePage,
   SequenceSummary,
   Stage,
@@ -21,6 +23,7 @@ import type {
 export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
 export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
 export type { AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun } from "./gen/types";
+export type { KartaViewStats, PanoramaxStats } from "./gen/types";
 export type {
   ChangeOutcome,
   DeletePlan,
@@ -243,6 +246,8 @@ export const api = {
   overview: () => call<Overview>("app_overview"),
   integrations: () => call<IntegrationCard[]>("integrations"),
   mapillaryStats: () => call<MapillaryStats | null>("mapillary_stats"),
+  kartaviewStats: () => call<KartaViewStats | null>("kartaview_stats"),
+  panoramaxStats: () => call<PanoramaxStats | null>("panoramax_stats"),
   setMtpwMapillaryConsent: (allow: boolean) => call<void>("set_mtpw_mapillary_consent", { allow }),
   notices: () => call<DeepLinkOutcome[]>("notices"),
   prepareFolder: (path: string, options: PrepareOptions) => call<PreparedImport>("prepare_folder", { path, options }),

@@ -1,6 +1,7 @@
 //! The application layer: what the desktop shell's commands and the `mtp` CLI call.
 //! Each public method is one user action; the shells only parse arguments and map errors.
 
+pub mod account_stats;
 pub mod accounts;
 pub mod config;
 pub mod dry_run;

@@ -3,6 +3,7 @@
 //! `ui/src/gen/types.ts` and fails when what was committed was out of date: run it again
 //! (or `make ui-types`) and commit the file.
 
+use mtp_app::account_stats::{KartaViewStats, PanoramaxStats};
 use mtp_app::dry_run::{
     AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun,
 };
@@ -61,6 +62,8 @@ fn generated() -> String {
         ServiceOutcome::decl(&cfg),
         ExploreProgress::decl(&cfg),
         ExploreResult::decl(&cfg),
+        KartaViewStats::decl(&cfg),
+        PanoramaxStats::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by crates/mtp-app/tests/ui_types.rs (ts-rs). Do not edit.\n",

@@ -50,6 +50,12 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                     (None, _) => "not connected".into(),
                 };
                 println!("{:<20} {state}", c.label);
+                if c.connected_as.is_some()
+                    && !c.needs_reauth
+                    && let Some(line) = stats_line(app, c.service).await
+                {
+                    println!("{:<20} {line}", "");
+                }
             }
         }
         AccountsCommand::Login { service } => {
@@ -133,6 +139,50 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the service says the account holds, in a line; why not, when it could not say.
+async fn stats_line(app: &App, service: Destination) -> Option<String> {
+    let km = |km: f64| format!("{km:.1} km");
+    let parts = match service {
+        Destination::Mapillary => {
+            let s = app.mapillary_stats().await?;
+            let mut parts = Vec::new();
+            parts.extend(s.images.map(|n| format!("{n} images")));
+            parts.extend(s.km.map(km));
+            parts
+        }
+        Destination::Kartaview => match app.kartaview_stats().await {
+            Ok(s) => {
+                let s = s?;
+                let mut parts = Vec::new();
+                parts.extend(s.photos.map(|n| format!("{n} photos")));
+                parts.extend(s.km.map(km));
+                parts.extend(s.tracks.map(|n| format!("{n} tracks")));
+                parts.extend(s.overall_rank.map(|r| format!("rank #{r}")));
+                parts.extend(s.weekly_rank.map(|r| format!("#{r} this week")));
+                parts
+            }
+            Err(e) => return Some(e.message),
+        },
+        Destination::Panoramax => match app.panoramax_stats().await {
+            Ok(s) => {
+                let s = s?;
+                let mut parts = vec![
+                    format!("{} photos", s.photos),
+                    km(s.km),
+                    format!("{} sequences", s.sequences),
+                ];
+                if s.incomplete > 0 {
+                    parts.push(format!("{} still processing", s.incomplete));
+                }
+                parts
+            }
+            Err(e) => return Some(e.message),
+        },
+        Destination::Mtpw => return None,
+    };
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// Waits until the sign-in started in the background (loopback listener, Panoramax claim)

@@ -154,6 +154,21 @@ pub mod flex {
         }
     }
 
+    /// A finite number sent as a JSON number or a string (`"12.5"`): KartaView v1 sends
+    /// distances as strings.
+    pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        let v = Value::deserialize(d)?;
+        let n = match &v {
+            Value::Null => return Ok(None),
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        n.filter(|n| n.is_finite())
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("expected a number, found {}", describe(&v))))
+    }
+
     /// A `u32` sent as a number or a string of digits.
     pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
         match opt_i64(d)? {

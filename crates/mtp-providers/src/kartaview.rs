@@ -15,7 +15,7 @@ use mtp_core::secret::Secret;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use reqwest::multipart::{Form, Part};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
@@ -134,6 +134,75 @@ struct ClientAuthOsv {
     username: String,
     #[serde(default, deserialize_with = "flex::opt_text")]
     full_name: Option<String>,
+}
+
+/// `POST /1.0/user/details/` → `{"osv":{…}}`. v1 sends the totals as strings of digits
+/// (`"totalPhotos":"1234"`, `"totalDistance":"56.78"`) and the ranks as numbers; either is
+/// read.
+#[derive(Debug, Clone, Deserialize)]
+struct UserDetailsReply {
+    osv: UserDetailsOsv,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserDetailsOsv {
+    #[serde(default, deserialize_with = "flex::opt_id")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    username: Option<String>,
+    #[serde(rename = "full_name", default, deserialize_with = "flex::opt_text")]
+    full_name: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    total_distance: Option<f64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    total_photos: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    total_tracks: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    overall_rank: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    weekly_rank: Option<u64>,
+    #[serde(default, deserialize_with = "flex::opt_f64")]
+    obd_distance: Option<f64>,
+}
+
+/// A KartaView account's totals, as its profile page shows them (PROTOCOLS §6). A field the
+/// reply left out stays `None`: it is not known, which is not the same as zero.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KartaViewUserStats {
+    pub id: Option<String>,
+    pub username: String,
+    pub full_name: Option<String>,
+    pub photos: Option<u64>,
+    /// `totalDistance`, in km.
+    pub km: Option<f64>,
+    /// `totalTracks`: the account's sequences.
+    pub tracks: Option<u64>,
+    /// `None` when unranked: KartaView answers 0 for an account outside the leaderboard.
+    pub overall_rank: Option<u64>,
+    /// As `overall_rank`, over the last week.
+    pub weekly_rank: Option<u64>,
+    /// `obdDistance`, in km: distance recorded with an OBD dongle.
+    pub obd_km: Option<f64>,
+}
+
+impl UserDetailsOsv {
+    /// `asked`: the username the request named, for a reply that leaves it out.
+    fn into_stats(self, asked: &str) -> KartaViewUserStats {
+        let rank = |r: Option<u64>| r.filter(|r| *r > 0);
+        KartaViewUserStats {
+            id: self.id,
+            username: self.username.unwrap_or_else(|| asked.to_string()),
+            full_name: self.full_name,
+            photos: self.total_photos,
+            km: self.total_distance,
+            tracks: self.total_tracks,
+            overall_rank: rank(self.overall_rank),
+            weekly_rank: rank(self.weekly_rank),
+            obd_km: self.obd_distance,
+        }
+    }
 }
 
 /// A v2 reply: `{"status":{…},"result":{"data":…,"hasMoreData":…}}`.
@@ -728,6 +797,24 @@ impl KartaViewClient {
         Ok(list.current_page_items)
     }
 
+    /// `POST /1.0/user/details/` with form `username`: the account's totals and ranks
+    /// (PROTOCOLS §6). Public: no token is sent. An unknown username is answered 400 with
+    /// `apiCode` 690 ("unexpected server error"), which comes back as a `Permanent` error.
+    pub async fn user_details(&self, username: &str) -> Result<KartaViewUserStats, ProviderError> {
+        let request = self
+            .http
+            .post(self.url(&["1.0", "user", "details", ""])?)
+            .form(&[("username", username)]);
+        let (reply, value) = self.call_ok(request).await?;
+        let details: UserDetailsReply = decode_value(
+            SERVICE,
+            "POST /1.0/user/details/",
+            reply.status.as_u16(),
+            &value,
+        )?;
+        Ok(details.osv.into_stats(username))
+    }
+
     fn v2_get(&self, url: Url) -> reqwest::RequestBuilder {
         self.http
             .get(url)
@@ -875,6 +962,45 @@ mod tests {
         assert_eq!(r.result.data[1].id, "2");
         assert_eq!(r.result.data[0].sequence_index, Some(0));
         assert!(!r.result.has_more_data);
+    }
+
+    #[test]
+    fn user_details_reads_string_numbers_and_unranked_zeros() {
+        let v1 = json!({
+            "status": {"apiCode": "600", "apiMessage": " The request has been processed without incidents", "httpCode": 200, "httpMessage": "Success"},
+            "osv": {"id": "7000001", "username": "walker", "full_name": "A Walker",
+                    "totalDistance": "12.345", "totalPhotos": "1234", "totalTracks": "7",
+                    "overallRank": 42, "weeklyRank": 0, "obdDistance": 0}
+        });
+        let r: UserDetailsReply =
+            decode_value(SERVICE, "POST /1.0/user/details/", 200, &v1).unwrap();
+        let stats = r.osv.into_stats("walker");
+        assert_eq!(stats.id.as_deref(), Some("7000001"));
+        assert_eq!(stats.photos, Some(1234));
+        assert_eq!(stats.km, Some(12.345));
+        assert_eq!(stats.tracks, Some(7));
+        assert_eq!(stats.overall_rank, Some(42));
+        assert_eq!(stats.weekly_rank, None);
+        assert_eq!(stats.obd_km, Some(0.0));
+        // Numbers as numbers (v2 style), and fields left out: unknown, not zero.
+        let sparse = json!({"osv": {"totalPhotos": 5, "totalDistance": 1.5, "overallRank": "3"}});
+        let r: UserDetailsReply =
+            decode_value(SERVICE, "POST /1.0/user/details/", 200, &sparse).unwrap();
+        let stats = r.osv.into_stats("asked");
+        assert_eq!(stats.username, "asked");
+        assert_eq!(
+            (stats.photos, stats.km, stats.tracks),
+            (Some(5), Some(1.5), None)
+        );
+        assert_eq!(stats.overall_rank, Some(3));
+        let bad = json!({"osv": {"totalDistance": "far"}});
+        let e = decode_value::<UserDetailsReply>(SERVICE, "POST /1.0/user/details/", 200, &bad)
+            .unwrap_err();
+        assert!(
+            e.message().contains("at `osv.totalDistance`"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]

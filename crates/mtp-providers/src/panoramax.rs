@@ -356,6 +356,65 @@ fn opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Err
     }
 }
 
+/// The largest `limit` GeoVisio accepts on a list of collections (its default is 100).
+pub const COLLECTIONS_PAGE_MAX: u32 = 1000;
+
+/// Guard against `next` links that never end.
+const MAX_COLLECTION_PAGES: u32 = 1000;
+
+/// An account's totals on a Panoramax instance: the sums over its sequences (GeoVisio has
+/// no stats endpoint, PROTOCOLS §6).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PanoramaxAccountStats {
+    /// Sum of the sequences' `stats:items.count`.
+    pub photos: u64,
+    /// Sum of the sequences' `geovisio:length_km`.
+    pub km: f64,
+    pub sequences: u64,
+    /// Sequences listed without their photo count or length (not processed yet): what
+    /// they hold is missing from `photos` / `km`.
+    pub incomplete: u64,
+    /// Pages read.
+    pub pages: u32,
+}
+
+/// `GET /api/users/{id|me}/collection`: a STAC collection whose `links` hold the user's
+/// sequences (`rel=child`, with their stats) and the paging (`rel=next`).
+#[derive(Debug, Deserialize)]
+struct UserCollectionPage {
+    #[serde(default)]
+    links: Vec<StacLink>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StacLink {
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    rel: Option<String>,
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    href: Option<String>,
+    #[serde(rename = "stats:items", default)]
+    items: Option<LinkItemStats>,
+    #[serde(rename = "geovisio:length_km", default, deserialize_with = "opt_f64")]
+    length_km: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkItemStats {
+    #[serde(default, deserialize_with = "flex::opt_u64")]
+    count: Option<u64>,
+}
+
+/// GeoVisio's 404 for an account without any sequence ("No data loaded for user <id>",
+/// asked for in English): the true answer there is zero. Any other 404 (an instance
+/// without the route, say) stays an error.
+fn is_no_data(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::NOT_FOUND
+        && serde_json::from_slice::<ErrorReply>(body)
+            .ok()
+            .and_then(|e| e.message)
+            .is_some_and(|m| m.starts_with("No data loaded"))
+}
+
 impl UploadSet {
     fn decode(call: &str, value: &Value) -> Result<Self, ProviderError> {
         let mut set: UploadSet = decode_value(SERVICE, call, 200, value)?;
@@ -796,6 +855,94 @@ impl PanoramaxClient {
             )
             .await?;
         Ok(reply.files)
+    }
+
+    /// The account's totals (photos, km, sequences): the sum over `GET
+    /// /api/users/me/collection`'s `rel=child` links, following `rel=next`
+    /// ([`COLLECTIONS_PAGE_MAX`] a page). Needs the token.
+    pub async fn account_stats(&self) -> Result<PanoramaxAccountStats, ProviderError> {
+        self.account_stats_paged(COLLECTIONS_PAGE_MAX).await
+    }
+
+    /// [`Self::account_stats`] with `limit` sequences a page.
+    pub async fn account_stats_paged(
+        &self,
+        limit: u32,
+    ) -> Result<PanoramaxAccountStats, ProviderError> {
+        let call = "GET /api/users/me/collection";
+        let mut url = self.url(&["users", "me", "collection"])?;
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+        let mut stats = PanoramaxAccountStats {
+            photos: 0,
+            km: 0.0,
+            sequences: 0,
+            incomplete: 0,
+            pages: 0,
+        };
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            if stats.pages >= MAX_COLLECTION_PAGES || !seen.insert(url.to_string()) {
+                // Totals of part of the list would be wrong totals.
+                return Err(ProviderError::invalid(
+                    SERVICE,
+                    format!(
+                        "{call}: the next links do not end (page {})",
+                        stats.pages + 1
+                    ),
+                ));
+            }
+            let request = self
+                .http
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::ACCEPT_LANGUAGE, "en");
+            let reply = self.send(request).await?;
+            if stats.pages == 0 && is_no_data(reply.status, &reply.body) {
+                stats.pages = 1;
+                return Ok(stats);
+            }
+            if !reply.status.is_success() {
+                return Err(self.error(&reply));
+            }
+            let page: UserCollectionPage =
+                decode(SERVICE, call, reply.status.as_u16(), &reply.body)?;
+            stats.pages += 1;
+            let mut next = None;
+            for link in page.links {
+                match link.rel.as_deref() {
+                    Some("child") => {
+                        stats.sequences += 1;
+                        let count = link.items.and_then(|i| i.count);
+                        stats.photos += count.unwrap_or(0);
+                        stats.km += link.length_km.unwrap_or(0.0);
+                        if count.is_none() || link.length_km.is_none() {
+                            stats.incomplete += 1;
+                        }
+                    }
+                    Some("next") => next = link.href,
+                    _ => {}
+                }
+            }
+            match next {
+                None => return Ok(stats),
+                Some(href) => url = self.on_instance(&url, &href)?,
+            }
+        }
+    }
+
+    /// A link from a reply, moved onto the instance's own scheme, host and port. GeoVisio
+    /// builds its links from the Host it was asked with, which behind a proxy can be an
+    /// inside address (or plain http); and the token only goes to the instance we were given.
+    fn on_instance(&self, current: &Url, href: &str) -> Result<Url, ProviderError> {
+        let resolved = current.join(href).map_err(|e| {
+            ProviderError::invalid(SERVICE, format!("a link is not a URL ({href}): {e}"))
+        })?;
+        let mut url = self.instance_url.clone();
+        url.set_path(resolved.path());
+        url.set_query(resolved.query());
+        url.set_fragment(None);
+        Ok(url)
     }
 
     /// `GET /api/collections/{id}`: one sequence.

@@ -262,3 +262,15 @@ export type ExploreResult = { search_id: number, images: number, services: Array
  * The limit cut the results short.
  */
 limited: boolean, cancelled: boolean, };
+
+export type KartaViewStats = { username: string, photos: number | null, km: number | null, tracks: number | null, 
+/**
+ * `None`: not on the leaderboard.
+ */
+overall_rank: number | null, weekly_rank: number | null, };
+
+export type PanoramaxStats = { instance_url: string, photos: number, km: number, sequences: number, 
+/**
+ * Sequences still being processed, whose photos or length are not counted yet.
+ */
+incomplete: number, };

@@ -1,6 +1,7 @@
 import { api, type IntegrationCard, type SignInStatus } from "../ipc";
 import { clear, confirmDialog, h, toast } from "../dom";
 import { mapillaryStatsLine } from "./mapillary";
+import { kartaviewStatsLine, panoramaxStatsLine } from "./account-stats";
 
 let sandbox = false;
 
@@ -52,6 +53,11 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
       const slot = h("div", { class: "mly-stats-slot" });
       el.append(slot);
       void mapillaryStatsLine().then((line) => { if (line) slot.append(line); });
+    } else if (c.service === "kartaview" || c.service === "panoramax") {
+      // Filled in when the service answers, so a slow service does not hold the screen.
+      const slot = h("div", { class: "stats-slot", "data-stats": c.service });
+      el.append(slot);
+      void (c.service === "kartaview" ? kartaviewStatsLine() : panoramaxStatsLine()).then((line) => { if (line) slot.append(line); });
     }
   } else if (c.missing_settings.length > 0) {
     el.append(h("p", { class: "status muted" }, `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your .env file (see .env.example), then restart the app.`));

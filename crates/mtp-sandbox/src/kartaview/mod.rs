@@ -20,6 +20,7 @@ mod nearby;
 mod read;
 mod state;
 mod upload;
+mod user;
 
 pub(crate) use state::KvState;
 
@@ -42,6 +43,7 @@ use read::{details, details_page, my_list, photo_list, photos_v2, sequence_v2};
 use upload::{
     create_sequence, finished_uploading, remove_photo, remove_sequence, upload_photo, upload_video,
 };
+use user::user_details;
 
 const UNAUTHENTICATED: &str = " You have to be authenticated in order to access this method";
 
@@ -82,6 +84,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/1.0/sequence/photo-list/",
             ep(app, "kartaview.photo_list", post(photo_list)),
+        )
+        .route(
+            "/1.0/user/details/",
+            ep(app, "kartaview.user_details", post(user_details)),
         )
         .route("/details", ep(app, "kartaview.details", post(details)))
         .route("/details/{id}", get(details_page))

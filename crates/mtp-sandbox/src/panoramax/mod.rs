@@ -16,6 +16,7 @@ mod search;
 mod stac;
 mod state;
 mod upload;
+mod user_collection;
 
 pub(crate) use stac::viewer;
 pub(crate) use state::PnxState;
@@ -43,6 +44,7 @@ use upload::{
     add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
     my_upload_sets,
 };
+use user_collection::{my_collection, user_collection};
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
@@ -136,6 +138,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             ep(app, "panoramax.picture_file", get(picture_file)),
         )
         .route("/api/search", ep(app, "panoramax.search", get(search)))
+        .route(
+            "/api/users/me/collection",
+            ep(app, "panoramax.my_collection", get(my_collection)),
+        )
+        .route(
+            "/api/users/{id}/collection",
+            ep(app, "panoramax.user_collection", get(user_collection)),
+        )
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -44,7 +44,7 @@ pub(super) fn collection_summary(
     })
 }
 
-fn extent(pics: &[&Picture]) -> Value {
+pub(super) fn extent(pics: &[&Picture]) -> Value {
     let pos: Vec<(f64, f64)> = pics.iter().filter_map(|p| p.meta.position()).collect();
     let bbox = if pos.is_empty() {
         Value::Null
