@@ -4,6 +4,7 @@ import { h, toast } from "./dom";
 import { renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
+import { renderExplore } from "./views/explore";
 
 // What the Content-Security-Policy blocked (it allows no inline script or style): kept for
 // the end-to-end tests, which fail when anything was.
@@ -13,12 +14,13 @@ document.addEventListener("securitypolicyviolation", (e) => {
   cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline content"}`);
 });
 
-type Place = "integrations" | "import" | "sequences";
+type Place = "integrations" | "import" | "sequences" | "explore";
 
 const renderers: Record<Place, (root: HTMLElement) => Promise<void>> = {
   integrations: renderIntegrations,
   import: renderImport,
   sequences: renderSequences,
+  explore: renderExplore,
 };
 
 let current: Place = "integrations";

@@ -1,0 +1,334 @@
+// What a search found, on a Leaflet map: sequences as lines, images as points coloured by
+// service, clustered where dense. Shared by Explore and the Import screen's overlay.
+//
+// Tens of thousands of images must stay smooth: nothing here makes one DOM node per image.
+// Points and lines are drawn on a canvas; only clusters (a few hundred on screen at most)
+// are DOM markers, so that they can carry a count. The cluster index is rebuilt while
+// results stream in, at most every few hundred milliseconds.
+import L from "leaflet";
+import Supercluster from "supercluster";
+import type { PointFeature } from "supercluster";
+import { api, type Destination, type FoundImage } from "./ipc";
+import { h } from "./dom";
+import { labelOf, SEARCH_SERVICES, type SearchService } from "./search";
+
+export const SERVICE_COLOURS: Record<SearchService, string> = {
+  mapillary: "#0b9a52",
+  kartaview: "#6f42c1",
+  panoramax: "#d9480f",
+};
+
+const SERVICE_INDEX: Partial<Record<Destination, number>> = { mapillary: 0, kartaview: 1, panoramax: 2 };
+
+export function serviceColour(d: Destination): string {
+  return SERVICE_COLOURS[d as SearchService] ?? "#57606a";
+}
+
+/** A point's image (an index into `images`) and its service (0, 1, 2). */
+type Props = { i: number; s: number };
+/** A cluster's images per service. */
+type Agg = { m: number; k: number; p: number };
+
+/** An image point as drawn, in window coordinates (for the end-to-end tests). */
+export interface ScreenPoint {
+  id: string;
+  service: Destination;
+  x: number;
+  y: number;
+}
+
+const registry: Record<string, () => ScreenPoint[]> = {};
+(window as unknown as { __mtpFound: typeof registry }).__mtpFound = registry;
+
+export interface FoundLayerOptions {
+  /** How the tests find it: `window.__mtpFound[name]()`. */
+  name: string;
+  /** Draw on this canvas (the Import track's) and keep under what it already holds. */
+  renderer?: L.Canvas;
+}
+
+export class FoundLayer {
+  private images: FoundImage[] = [];
+  private features: PointFeature<Props>[] = [];
+  private perService = [0, 0, 0];
+  private services: Destination[] = [];
+  private index: Supercluster<Props, Agg> | null = null;
+  private readonly renderer: L.Canvas;
+  private readonly under: boolean;
+  private readonly points = L.layerGroup();
+  private readonly lines = L.layerGroup();
+  private readonly legend: L.Control;
+  private legendBox: HTMLElement | null = null;
+  private drawn: { image: FoundImage; marker: L.CircleMarker }[] = [];
+  private timer: number | null = null;
+  private lastBuildMs = 0;
+  private readonly onMove = () => this.render();
+
+  constructor(private readonly map: L.Map, private readonly opts: FoundLayerOptions) {
+    this.under = opts.renderer !== undefined;
+    this.renderer = opts.renderer ?? L.canvas({ padding: 0.3 });
+    this.lines.addTo(map);
+    this.points.addTo(map);
+    this.legend = new L.Control({ position: "bottomleft" });
+    this.legend.onAdd = () => {
+      this.legendBox = h("div", { class: "map-legend found-legend", id: `${opts.name}-legend` });
+      L.DomEvent.disableClickPropagation(this.legendBox);
+      this.paintLegend();
+      return this.legendBox;
+    };
+    this.legend.addTo(map);
+    map.on("moveend", this.onMove);
+    registry[opts.name] = () => this.onScreen();
+  }
+
+  /** Forgets what was drawn; the legend lists `services`. */
+  reset(services: Destination[]): void {
+    this.images = [];
+    this.features = [];
+    this.perService = [0, 0, 0];
+    this.services = services;
+    this.index = null;
+    if (this.timer !== null) window.clearTimeout(this.timer);
+    this.timer = null;
+    this.lines.clearLayers();
+    this.points.clearLayers();
+    this.drawn = [];
+    this.map.closePopup();
+    this.paintLegend();
+  }
+
+  add(batch: FoundImage[]): void {
+    for (const image of batch) {
+      const s = SERVICE_INDEX[image.service];
+      if (s === undefined || !isFinite(image.lat) || !isFinite(image.lon)) continue;
+      this.features.push({ type: "Feature", geometry: { type: "Point", coordinates: [image.lon, image.lat] }, properties: { i: this.images.length, s } });
+      this.images.push(image);
+      this.perService[s]++;
+    }
+    this.schedule();
+  }
+
+  get total(): number {
+    return this.images.length;
+  }
+
+  count(service: Destination): number {
+    const s = SERVICE_INDEX[service];
+    return s === undefined ? 0 : this.perService[s];
+  }
+
+  /** The found images' bounds (invalid when there are none). */
+  bounds(): L.LatLngBounds {
+    const b = L.latLngBounds([]);
+    for (const i of this.images) b.extend([i.lat, i.lon]);
+    return b;
+  }
+
+  destroy(): void {
+    if (this.timer !== null) window.clearTimeout(this.timer);
+    this.timer = null;
+    this.map.off("moveend", this.onMove);
+    this.map.closePopup();
+    this.points.remove();
+    this.lines.remove();
+    this.legend.remove();
+    if (registry[this.opts.name]) delete registry[this.opts.name];
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    // The first results show at once; later rebuilds wait longer the longer one takes, so
+    // that the map stays responsive while a crowded area streams in.
+    const wait = this.index === null ? 0 : Math.max(300, this.lastBuildMs * 4);
+    this.timer = window.setTimeout(() => {
+      this.timer = null;
+      this.rebuild();
+    }, wait);
+  }
+
+  private rebuild(): void {
+    const started = performance.now();
+    this.index = new Supercluster<Props, Agg>({
+      radius: 48,
+      maxZoom: 17,
+      minPoints: 3,
+      map: (p) => ({ m: p.s === 0 ? 1 : 0, k: p.s === 1 ? 1 : 0, p: p.s === 2 ? 1 : 0 }),
+      reduce: (a, b) => {
+        a.m += b.m;
+        a.k += b.k;
+        a.p += b.p;
+      },
+    }).load(this.features);
+    this.drawLines();
+    this.lastBuildMs = performance.now() - started;
+    this.render();
+  }
+
+  /** Each sequence (two images or more) as a line through its images in capture order. */
+  private drawLines(): void {
+    const bySequence = new Map<string, FoundImage[]>();
+    for (const image of this.images) {
+      if (!image.sequence_id) continue;
+      const key = `${image.service}\u0000${image.sequence_id}`;
+      const members = bySequence.get(key);
+      if (members) members.push(image);
+      else bySequence.set(key, [image]);
+    }
+    const perService = new Map<Destination, L.LatLngExpression[][]>();
+    for (const members of bySequence.values()) {
+      if (members.length < 2) continue;
+      members.sort((a, b) => (a.captured_at_ms ?? 0) - (b.captured_at_ms ?? 0) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+      const service = members[0].service;
+      const lines = perService.get(service) ?? [];
+      lines.push(members.map((m) => [m.lat, m.lon] as L.LatLngTuple));
+      perService.set(service, lines);
+    }
+    this.lines.clearLayers();
+    for (const [service, lines] of perService) {
+      L.polyline(lines, { renderer: this.renderer, color: serviceColour(service), weight: 2.5, opacity: 0.6, interactive: false, smoothFactor: 1.5 }).addTo(this.lines);
+    }
+  }
+
+  private render(): void {
+    this.points.clearLayers();
+    this.drawn = [];
+    this.paintLegend();
+    if (!this.index) return;
+    const b = this.map.getBounds().pad(0.25);
+    const box: [number, number, number, number] = [
+      Math.max(-180, b.getWest()),
+      Math.max(-85, b.getSouth()),
+      Math.min(180, b.getEast()),
+      Math.min(85, b.getNorth()),
+    ];
+    const index = this.index;
+    for (const f of index.getClusters(box, Math.round(this.map.getZoom()))) {
+      const [lon, lat] = f.geometry.coordinates;
+      const p = f.properties;
+      if ("cluster" in p && p.cluster) {
+        this.clusterMarker(lat, lon, p.point_count, p, () => {
+          this.map.setView([lat, lon], Math.min(index.getClusterExpansionZoom(p.cluster_id), 19));
+        });
+      } else {
+        const image = this.images[(p as Props).i];
+        const marker = L.circleMarker([lat, lon], {
+          renderer: this.renderer,
+          radius: image.is_pano ? 6 : 5,
+          color: image.is_pano ? "#1c2430" : "#ffffff",
+          weight: image.is_pano ? 2 : 1.5,
+          fillColor: serviceColour(image.service),
+          fillOpacity: 1,
+        });
+        marker.on("click", () => this.popup(image, L.latLng(lat, lon)));
+        marker.addTo(this.points);
+        this.drawn.push({ image, marker });
+      }
+    }
+    if (this.under) {
+      // Under the new track: what is already there is the background to it.
+      for (const d of this.drawn) d.marker.bringToBack();
+      this.lines.eachLayer((l) => (l as L.Polyline).bringToBack());
+    }
+  }
+
+  /** A count in a pie of the services' shares. */
+  private clusterMarker(lat: number, lon: number, count: number, agg: Agg, zoomIn: () => void): void {
+    const size = count < 10 ? 26 : count < 100 ? 32 : count < 1000 ? 38 : 44;
+    const parts: [number, string][] = [
+      [agg.m, SERVICE_COLOURS.mapillary],
+      [agg.k, SERVICE_COLOURS.kartaview],
+      [agg.p, SERVICE_COLOURS.panoramax],
+    ];
+    let at = 0;
+    const stops: string[] = [];
+    for (const [n, colour] of parts) {
+      if (n === 0) continue;
+      const to = at + (100 * n) / count;
+      stops.push(`${colour} ${at}% ${to}%`);
+      at = to;
+    }
+    const pie = h("div", { class: "found-cluster-pie" }, h("span", {}, abbreviate(count)));
+    pie.style.background = stops.length === 1 ? stops[0].split(" ")[0] : `conic-gradient(${stops.join(", ")})`;
+    const shares = parts
+      .map(([n], i) => (n > 0 ? `${n.toLocaleString("en")} ${SEARCH_SERVICES[i].label}` : null))
+      .filter(Boolean)
+      .join(", ");
+    const marker = L.marker([lat, lon], {
+      icon: L.divIcon({ html: pie, className: "found-cluster", iconSize: [size, size] }),
+      keyboard: false,
+      title: `${count.toLocaleString("en")} images close together (${shares}): click to zoom in`,
+    });
+    marker.on("click", zoomIn);
+    marker.addTo(this.points);
+  }
+
+  private popup(image: FoundImage, at: L.LatLng): void {
+    const label = labelOf(image.service);
+    const noThumb = (why: string) => h("div", { class: "found-nothumb" }, why);
+    let thumb: HTMLElement = noThumb(`${label} gives no thumbnail for this image.`);
+    if (image.thumb_url) {
+      const img = h("img", { class: "found-thumb", src: image.thumb_url, alt: `The ${label} image` });
+      img.addEventListener("error", () => img.replaceWith(noThumb("The thumbnail could not be loaded.")));
+      thumb = img;
+    }
+    const rows: [string, string][] = [
+      ["Taken", image.captured_at_ms === null ? "not said" : `${new Date(image.captured_at_ms).toISOString().replace("T", " ").slice(0, 16)} UTC`],
+      ["By", image.user ?? "not said"],
+      ["Heading", image.heading === null ? "not said" : `${Math.round(image.heading)}°`],
+      ["360°", image.is_pano === null ? "not said" : image.is_pano ? "yes" : "no"],
+    ];
+    const page = image.page_url;
+    const body = h(
+      "div",
+      { class: "found-popup", "data-service": image.service, "data-id": image.id },
+      thumb,
+      h("p", { class: "found-title" }, h("span", { class: "service-dot", "aria-hidden": "true" }), `${label} image`),
+      h("dl", { class: "found-facts" }, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      page
+        ? h("button", { class: "link found-link", type: "button", title: page, onclick: () => void api.openExternal(page) }, `View on ${label}`)
+        : h("p", { class: "muted small" }, `${label} gives no page for it.`),
+    );
+    (body.querySelector(".service-dot") as HTMLElement).style.background = serviceColour(image.service);
+    L.popup({ maxWidth: 300, minWidth: 240, autoPanPadding: [24, 24] }).setLatLng(at).setContent(body).openOn(this.map);
+  }
+
+  private paintLegend(): void {
+    const box = this.legendBox;
+    if (!box) return;
+    box.hidden = this.services.length === 0;
+    const dot = (colour: string, cls = "service-dot") => {
+      const d = h("span", { class: cls, "aria-hidden": "true" });
+      d.style.background = colour;
+      return d;
+    };
+    box.replaceChildren(
+      ...this.services.map((s) =>
+        h("div", { class: "legend-row", "data-service": s }, dot(serviceColour(s)), `${labelOf(s)} `, h("span", { class: "legend-count" }, `(${this.count(s).toLocaleString("en")})`)),
+      ),
+      h("div", { class: "legend-row muted" }, h("span", { class: "legend-line", "aria-hidden": "true" }), "a sequence"),
+      h("div", { class: "legend-row muted" }, h("span", { class: "legend-pano", "aria-hidden": "true" }), "a 360° image"),
+      h("div", { class: "legend-row muted" }, h("span", { class: "legend-cluster", "aria-hidden": "true" }, "12"), "images close together"),
+    );
+  }
+
+  private onScreen(): ScreenPoint[] {
+    const rect = this.map.getContainer().getBoundingClientRect();
+    const out: ScreenPoint[] = [];
+    for (const { image, marker } of this.drawn) {
+      const p = this.map.latLngToContainerPoint(marker.getLatLng());
+      const x = rect.left + p.x;
+      const y = rect.top + p.y;
+      // Only where a click reaches the point (not under the legend, a cluster or a popup).
+      const top = document.elementFromPoint(x, y);
+      if (!(top instanceof HTMLCanvasElement) || !this.map.getContainer().contains(top)) continue;
+      out.push({ id: image.id, service: image.service, x, y });
+    }
+    return out;
+  }
+}
+
+function abbreviate(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 10000) return `${(n / 1000).toFixed(1)}k`;
+  return `${Math.round(n / 1000)}k`;
+}
