@@ -17,6 +17,7 @@ use crate::persist::Persist;
 use crate::record::{Recorder, ReqCtx};
 use crate::server::SandboxConfig;
 use crate::state::lock;
+use crate::world::World;
 use crate::{kartaview, mapillary, mtpw, panoramax};
 
 pub(crate) struct App {
@@ -32,6 +33,8 @@ pub(crate) struct App {
     pub mtpw: Mutex<mtpw::MtpwState>,
     /// Where the state is saved (`None` = in memory only).
     pub persist: Option<Persist>,
+    /// The seeded world (never saved: regenerated from the config at every start).
+    pub world: Arc<World>,
 }
 
 pub(crate) type AppRef = Arc<App>;
@@ -39,7 +42,9 @@ pub(crate) type AppRef = Arc<App>;
 impl App {
     pub fn new(cfg: SandboxConfig, base: &Url, persist: Option<Persist>) -> App {
         let mtpw_import = cfg.mtpw_import;
+        let world = Arc::new(World::generate(&cfg.world));
         App {
+            world,
             cfg,
             origin: base.as_str().trim_end_matches('/').to_owned(),
             faults: Faults::default(),

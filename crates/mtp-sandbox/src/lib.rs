@@ -11,10 +11,10 @@
 //! | Prefix | Service | Client setting |
 //! |---|---|---|
 //! | `/mapillary/connect` | Mapillary authorize page (Approve / Deny) | authorize URL |
-//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `graphql` (mapillary.com's activity feed), `sandbox/clusters/{id}` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
+//! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `graphql` (mapillary.com's activity feed), `sandbox/clusters/{id}`, `sandbox/world/{id}/thumb` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
 //! | `/mapillary/upload/{key}` | upload host (GET offset, POST bytes) | `MAPILLARY_UPLOAD_ENDPOINT=<base>/mapillary/upload` |
 //! | `/osm/oauth2/authorize`, `/osm/oauth2/token` | OpenStreetMap OAuth2 | |
-//! | `/kartaview/…` | KartaView API (`/1.0/…`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`) | API base `<base>/kartaview` |
+//! | `/kartaview/…` | KartaView API (`/1.0/…` incl. `/1.0/list/nearby-photos/`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`, `/sandbox/photo/{id}/{th,lth}.jpg`) | API base `<base>/kartaview` |
 //! | `/panoramax/api/…` | GeoVisio API | instance `<base>/panoramax` |
 //! | `/mtpw/accounts/authorize/`, `/mtpw/api/v1/…`, `/mtpw/sequence/<id>[/delete]` | Map the Paths Web (API and web pages) | base `<base>/mtpw` |
 //! | `/sandbox/…` | control plane: `urls`, `requests`, `faults`, `tokens` | |
@@ -28,6 +28,14 @@
 //! In memory by default; with [`SandboxConfig::state_dir`] the emulators keep their state in
 //! that folder and a restart resumes (tokens, uploads including partial ones, processing,
 //! ids), as the real services do. See the `persist` module for the layout.
+//!
+//! # Seeded world
+//!
+//! Besides what clients upload, the searches (Mapillary `/images`, KartaView
+//! `nearby-photos`, Panoramax `/search` and `/collections`) find a [`World`] of images
+//! generated from [`SandboxConfig::world`] at start (never saved): sequences in Paris,
+//! London, Berlin and Lisbon by made-up accounts and the sandbox accounts, or one dense
+//! square for load tests. [`Sandbox::world`] gives tests the expected answers.
 //!
 //! # Fault injection
 //!
@@ -57,6 +65,7 @@ mod photo;
 mod record;
 mod server;
 mod state;
+mod world;
 
 pub use auth::{SandboxUser, Service, USERS};
 pub use faults::{
@@ -65,11 +74,17 @@ pub use faults::{
 };
 pub use mtpw::MtpwImportMode;
 pub use record::{RecordedFile, RecordedRequest};
-pub use server::{Sandbox, SandboxConfig, SandboxUrls};
+pub use server::{
+    MLY_MAX_BBOX_ENV, Sandbox, SandboxConfig, SandboxUrls, WORLD_ENV, WORLD_SEED_ENV,
+};
 pub use state::{
     KartaViewPhoto, KartaViewSequence, MapillaryCluster, MapillaryFile, MapillaryImage,
     MapillarySequence, MtpwSequence, PanoramaxCollection, PanoramaxFile, PanoramaxUploadSet,
     SandboxState,
+};
+pub use world::{
+    DEFAULT_WORLD_IMAGES, DEFAULT_WORLD_SEED, Transport, World, WorldArea, WorldBbox, WorldImage,
+    WorldSequence, WorldSpec, WorldUser,
 };
 
 /// Client id of the sandbox Mapillary app (what the app uses in sandbox mode).

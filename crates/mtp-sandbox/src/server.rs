@@ -63,6 +63,50 @@ pub struct SandboxConfig {
     /// it). Created if missing; an unreadable state is moved aside and the sandbox starts
     /// empty. `None` (the default) = in memory only.
     pub state_dir: Option<PathBuf>,
+    /// The seeded world of images the emulators' searches find besides uploads
+    /// (`MTP_SANDBOX_WORLD`, `MTP_SANDBOX_WORLD_SEED`; see [`crate::World`]). Generated at
+    /// start and never saved. Default: [`crate::DEFAULT_WORLD_IMAGES`] images in four cities.
+    pub world: crate::WorldSpec,
+    /// Mapillary's `/images` refuses a `bbox` larger than this many square degrees, as the
+    /// Graph API refuses heavy queries (`MTP_SANDBOX_MLY_MAX_BBOX_SQDEG`, default 0.01).
+    pub mapillary_max_bbox_sqdeg: f64,
+}
+
+/// Environment variables [`SandboxConfig::apply_env`] reads.
+pub const WORLD_ENV: &str = "MTP_SANDBOX_WORLD";
+pub const WORLD_SEED_ENV: &str = "MTP_SANDBOX_WORLD_SEED";
+pub const MLY_MAX_BBOX_ENV: &str = "MTP_SANDBOX_MLY_MAX_BBOX_SQDEG";
+
+impl SandboxConfig {
+    /// Applies the emulator knobs set in the environment (`lookup` is usually
+    /// `|k| std::env::var(k).ok()`): `MTP_SANDBOX_WORLD` (`default`, `none`, `<n>` or
+    /// `<n>@<lat>,<lon>,<km>`), `MTP_SANDBOX_WORLD_SEED` (a number) and
+    /// `MTP_SANDBOX_MLY_MAX_BBOX_SQDEG` (square degrees). Unset or empty = unchanged.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = get(WORLD_ENV) {
+            let seed = self.world.seed;
+            self.world = v.parse().map_err(|e| format!("{WORLD_ENV}: {e}"))?;
+            self.world.seed = seed;
+        }
+        if let Some(v) = get(WORLD_SEED_ENV) {
+            self.world.seed = v
+                .parse()
+                .map_err(|_| format!("{WORLD_SEED_ENV}: {v:?} is not a number"))?;
+        }
+        if let Some(v) = get(MLY_MAX_BBOX_ENV) {
+            self.mapillary_max_bbox_sqdeg = v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| *x > 0.0)
+                .ok_or_else(|| format!("{MLY_MAX_BBOX_ENV}: {v:?} is not a positive number"))?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for SandboxConfig {
@@ -77,6 +121,8 @@ impl Default for SandboxConfig {
             recv_buffer: None,
             mtpw_import: crate::MtpwImportMode::default(),
             state_dir: None,
+            world: crate::WorldSpec::default(),
+            mapillary_max_bbox_sqdeg: 0.01,
         }
     }
 }
@@ -211,6 +257,12 @@ impl Sandbox {
 
     pub fn mtpw_import(&self) -> crate::MtpwImportMode {
         lock(&self.app.mtpw).import_mode()
+    }
+
+    /// The seeded world the searches find besides uploads (for tests computing the
+    /// expected answer).
+    pub fn world(&self) -> &crate::World {
+        &self.app.world
     }
 
     /// Read access to the emulators' data.

@@ -191,6 +191,11 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
+    /// The seeded world (see [`crate::World`]).
+    pub fn world(&self) -> std::sync::Arc<crate::World> {
+        self.app.world.clone()
+    }
+
     /// Every token the emulators issued, for tests that check none of them leaks.
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.app.auth).issued_values()

@@ -7,6 +7,10 @@
 //!                    [--auto-approve] [--panoramax-anonymous] [--faults SPEC]
 //!                    [--state-dir DIR]
 //! ```
+//!
+//! The seeded world and Mapillary's box limit come from the environment
+//! (`MTP_SANDBOX_WORLD`, `MTP_SANDBOX_WORLD_SEED`, `MTP_SANDBOX_MLY_MAX_BBOX_SQDEG`; see
+//! `SandboxConfig::apply_env`).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -25,6 +29,11 @@ fn usage() -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cfg = SandboxConfig::default();
+    // MTP_SANDBOX_WORLD, MTP_SANDBOX_WORLD_SEED, MTP_SANDBOX_MLY_MAX_BBOX_SQDEG.
+    if let Err(e) = cfg.apply_env(|k| std::env::var(k).ok()) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let mut faults = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

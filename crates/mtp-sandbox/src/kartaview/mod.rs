@@ -16,6 +16,7 @@
 //! call does for an unknown `sequenceId`.
 
 mod login;
+mod nearby;
 mod read;
 mod state;
 mod upload;
@@ -88,6 +89,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/2.0/sequence/{id}",
             ep(app, "kartaview.sequence_v2", get(sequence_v2)),
+        )
+        .route(
+            "/1.0/list/nearby-photos/",
+            ep(app, "kartaview.nearby_photos", post(nearby::nearby_photos)),
+        )
+        .route(
+            "/sandbox/photo/{id}/{size}",
+            ep(app, "kartaview.photo_file", get(nearby::photo_file)),
         )
         .route(
             "/2.0/photo/",

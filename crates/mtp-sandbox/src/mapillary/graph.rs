@@ -8,8 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::format_description::well_known::Rfc3339;
 
 use super::processing::{Image, ORGANIZATION_ID, cluster_stages};
 use super::{bad_request, graph_error, user};
@@ -18,10 +17,32 @@ use crate::auth::USERS;
 use crate::body::{ParsedForm, read_all};
 use crate::state::lock;
 
-/// The largest `limit` the read-back accepts (as documented for `/images`).
-const MAX_LIMIT: usize = 2000;
+/// Every field an Image node has here.
+pub(super) const IMAGE_FIELDS: &[&str] = &[
+    "id",
+    "altitude",
+    "computed_altitude",
+    "camera_type",
+    "captured_at",
+    "compass_angle",
+    "computed_compass_angle",
+    "geometry",
+    "computed_geometry",
+    "creator",
+    "height",
+    "width",
+    "is_pano",
+    "make",
+    "model",
+    "organization",
+    "sequence",
+    "thumb_256_url",
+    "thumb_1024_url",
+    "thumb_2048_url",
+    "thumb_original_url",
+];
 
-fn fields_param(q: &HashMap<String, String>) -> Vec<String> {
+pub(super) fn fields_param(q: &HashMap<String, String>) -> Vec<String> {
     q.get("fields")
         .map(|f| {
             f.split(',')
@@ -32,13 +53,13 @@ fn fields_param(q: &HashMap<String, String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn nonexisting_field(field: &str, node: &str) -> Response {
+pub(super) fn nonexisting_field(field: &str, node: &str) -> Response {
     bad_request(&format!(
         "(#100) Tried accessing nonexisting field ({field}) on node type ({node})"
     ))
 }
 
-fn image_json(app: &AppRef, img: &Image, fields: &[String]) -> Result<Value, Response> {
+pub(super) fn image_json(app: &AppRef, img: &Image, fields: &[String]) -> Result<Value, Response> {
     let mut out = serde_json::Map::new();
     out.insert("id".into(), json!(img.id));
     let point = img
@@ -186,98 +207,6 @@ pub(super) async fn logging(headers: HeaderMap, body: Body) -> Response {
     json_response(StatusCode::OK, &json!({}))
 }
 
-/// ISO 8601 / RFC 3339 (`2021-03-04T05:06:07Z`, with or without zone: UTC) or epoch ms.
-fn parse_time_ms(s: &str) -> Option<i64> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms);
-    }
-    let t = OffsetDateTime::parse(s, &Rfc3339)
-        .or_else(|_| OffsetDateTime::parse(s, &Iso8601::DEFAULT))
-        .or_else(|_| time::PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).map(|p| p.assume_utc()))
-        .ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
-}
-
-pub(super) async fn images(
-    State(app): State<AppRef>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(r) = user(&app, &headers, q.get("access_token").map(String::as_str)) {
-        return r;
-    }
-    let bbox = match q.get("bbox") {
-        Some(b) => {
-            let v: Option<Vec<f64>> = b.split(',').map(|x| x.trim().parse().ok()).collect();
-            match v.as_deref() {
-                Some(&[a, b, c, d]) if a <= c && b <= d => Some((a, b, c, d)),
-                _ => return bad_request("(#100) bbox must be minLon,minLat,maxLon,maxLat"),
-            }
-        }
-        None => None,
-    };
-    let image_ids: Option<Vec<String>> = q.get("image_ids").map(|s| {
-        s.split(',')
-            .map(|x| x.trim().to_owned())
-            .filter(|x| !x.is_empty())
-            .collect()
-    });
-    let sequence_id = q.get("sequence_id");
-    if bbox.is_none() && image_ids.is_none() && sequence_id.is_none() {
-        return bad_request("(#100) One of bbox, image_ids or sequence_id is required");
-    }
-    let mut time_bounds = [None, None];
-    for (i, k) in ["start_captured_at", "end_captured_at"].iter().enumerate() {
-        if let Some(v) = q.get(*k) {
-            match parse_time_ms(v) {
-                Some(ms) => time_bounds[i] = Some(ms),
-                None => return bad_request(&format!("(#100) Invalid {k}: {v}")),
-            }
-        }
-    }
-    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
-        None => MAX_LIMIT,
-        Some(Ok(l)) if l >= 1 => l.min(MAX_LIMIT),
-        Some(_) => return bad_request("(#100) limit must be a positive integer"),
-    };
-    let creator = q.get("creator_username");
-    let organization = q.get("organization_id");
-    let fields = fields_param(&q);
-
-    let st = lock(&app.mly);
-    let mut hits: Vec<&Image> = st
-        .images
-        .iter()
-        .filter(|i| i.visible())
-        .filter(|i| image_ids.as_ref().is_none_or(|ids| ids.contains(&i.id)))
-        .filter(|i| sequence_id.is_none_or(|s| *s == i.sequence_id))
-        .filter(|i| creator.is_none_or(|c| USERS[i.user].username == c.as_str()))
-        .filter(|i| organization.is_none_or(|o| i.organization_id.as_ref() == Some(o)))
-        .filter(|i| {
-            bbox.is_none_or(|(min_lon, min_lat, max_lon, max_lat)| {
-                i.meta.position().is_some_and(|(lat, lon)| {
-                    (min_lat..=max_lat).contains(&lat) && (min_lon..=max_lon).contains(&lon)
-                })
-            })
-        })
-        .filter(|i| {
-            let t = i.meta.captured_at_ms();
-            time_bounds[0].is_none_or(|s| t.is_some_and(|t| t >= s))
-                && time_bounds[1].is_none_or(|e| t.is_some_and(|t| t <= e))
-        })
-        .collect();
-    hits.sort_by_key(|i| (i.meta.captured_at_ms(), i.id.len(), i.id.clone()));
-    hits.truncate(limit);
-    let mut data = Vec::with_capacity(hits.len());
-    for i in hits {
-        match image_json(&app, i, &fields) {
-            Ok(v) => data.push(v),
-            Err(r) => return r,
-        }
-    }
-    json_response(StatusCode::OK, &json!({"data": data}))
-}
-
 pub(super) async fn image_ids(
     State(app): State<AppRef>,
     headers: HeaderMap,
@@ -289,6 +218,15 @@ pub(super) async fn image_ids(
     let Some(seq) = q.get("sequence_id") else {
         return bad_request("(#100) The parameter sequence_id is required");
     };
+    if let Some(ws) = app.world.mapillary_sequence(seq) {
+        let ids: Vec<Value> = app
+            .world
+            .sequence_images(ws)
+            .iter()
+            .map(|i| json!({"id": i.mapillary_id()}))
+            .collect();
+        return json_response(StatusCode::OK, &json!({"data": ids}));
+    }
     let st = lock(&app.mly);
     let ids: Vec<Value> = st
         .sequences
@@ -326,6 +264,12 @@ pub(super) async fn node(
             out.insert(f.clone(), v);
         }
         return json_response(StatusCode::OK, &Value::Object(out));
+    }
+    if let Some(img) = app.world.mapillary_image(&id) {
+        return match super::search::world_image_json(&app, img, &fields) {
+            Ok(v) => json_response(StatusCode::OK, &v),
+            Err(r) => r,
+        };
     }
     let st = lock(&app.mly);
     if let Some(img) = st.images.iter().find(|i| i.id == id && i.visible()) {

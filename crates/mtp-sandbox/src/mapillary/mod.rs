@@ -5,6 +5,7 @@ mod activity;
 mod graph;
 mod oauth;
 mod processing;
+mod search;
 mod upload;
 
 use axum::Router;
@@ -45,7 +46,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
         .route(
             "/graph/images",
-            ep(app, "mapillary.images", get(graph::images)),
+            ep(app, "mapillary.images", get(search::images)),
         )
         .route(
             "/graph/image_ids",
@@ -58,6 +59,10 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         .route(
             "/graph/sandbox/images/{image_id}/original",
             ep(app, "mapillary.image_file", get(graph::image_file)),
+        )
+        .route(
+            "/graph/sandbox/world/{image_id}/thumb",
+            ep(app, "mapillary.world_thumb", get(search::world_thumb)),
         )
         .route(
             "/graph/graphql",

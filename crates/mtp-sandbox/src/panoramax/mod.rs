@@ -12,6 +12,7 @@
 mod account;
 mod dispatch;
 mod edit;
+mod search;
 mod stac;
 mod state;
 mod upload;
@@ -36,7 +37,8 @@ use account::{
     list_tokens, me, root,
 };
 use edit::{delete_collection, patch_collection};
-use stac::{collection, collections, geovisio_status, items, picture_file, search};
+use search::{collections, search};
+use stac::{collection, geovisio_status, items, picture_file};
 use upload::{
     add_file, complete, create_upload_set, delete_upload_set, get_upload_set, list_files,
     my_upload_sets,

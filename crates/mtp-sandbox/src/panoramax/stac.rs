@@ -14,6 +14,7 @@ use crate::auth::USERS;
 use crate::html::{escape, page};
 use crate::state::lock;
 
+use super::search::{world_collection_json, world_item_json};
 use super::state::{Collection, Picture, PnxState, SetPhase, set_phase};
 use super::{err, rfc3339, token_user};
 
@@ -82,7 +83,7 @@ pub(super) fn visible_collection<'a>(
 }
 
 /// Who is reading: public reads treat a refused token as no token.
-fn reader(app: &AppRef, headers: &HeaderMap) -> Option<usize> {
+pub(super) fn reader(app: &AppRef, headers: &HeaderMap) -> Option<usize> {
     token_user(app, headers).ok().flatten()
 }
 
@@ -106,6 +107,7 @@ pub(super) fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: S
         "geovisio:upload-software": "unknown",
         "extent": extent(&pics),
         "stats:items": {"count": pics.len()},
+        "geovisio:length_km": length_km(&pics),
         "providers": [{"name": USERS[c.user].username, "roles": ["producer"]}],
         "links": [
             {"rel": "self", "type": "application/json", "href": href},
@@ -115,7 +117,17 @@ pub(super) fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: S
     })
 }
 
-fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
+/// Along the pictures in sequence order, rounded to metres.
+fn length_km(pics: &[&Picture]) -> f64 {
+    let pos: Vec<(f64, f64)> = pics.iter().filter_map(|p| p.meta.position()).collect();
+    let m: f64 = pos
+        .windows(2)
+        .map(|w| crate::geo::distance_m(w[0], w[1]))
+        .sum();
+    (m).round() / 1000.0
+}
+
+pub(super) fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
     let geometry = p
         .meta
         .position()
@@ -140,24 +152,10 @@ fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
             "geovisio:status": if ready { "ready" } else { "preparing" },
             "geovisio:producer": USERS[p.user].username,
         },
+        "providers": [{"name": USERS[p.user].username, "roles": ["producer"]}],
         "assets": {"hd": asset("hd"), "sd": asset("sd"), "thumb": asset("thumb")},
         "links": [],
     })
-}
-
-pub(super) async fn collections(State(app): State<AppRef>, headers: HeaderMap) -> Response {
-    let viewer = reader(&app, &headers);
-    let st = lock(&app.pnx);
-    let list: Vec<Value> = st
-        .collections
-        .iter()
-        .filter_map(|c| visible_collection(&app, &st, &c.id, viewer))
-        .map(|(c, phase)| collection_json(&app, &st, c, phase))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({"collections": list, "links": [{"rel": "root", "href": app.url("/panoramax/api")}]}),
-    )
 }
 
 pub(super) async fn collection(
@@ -165,6 +163,9 @@ pub(super) async fn collection(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    if let Some(seq) = app.world.panoramax_collection(&id) {
+        return json_response(StatusCode::OK, &world_collection_json(&app, seq));
+    }
     let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
     match visible_collection(&app, &st, &id, viewer) {
@@ -178,6 +179,18 @@ pub(super) async fn items(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    if let Some(seq) = app.world.panoramax_collection(&id) {
+        let features: Vec<Value> = app
+            .world
+            .sequence_images(seq)
+            .iter()
+            .map(|w| world_item_json(&app, w))
+            .collect();
+        return json_response(
+            StatusCode::OK,
+            &json!({"type": "FeatureCollection", "features": features, "links": []}),
+        );
+    }
     let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
     let Some((c, phase)) = visible_collection(&app, &st, &id, viewer) else {
@@ -226,6 +239,9 @@ pub(super) async fn picture_file(
     if !["hd.jpg", "sd.jpg", "thumb.jpg"].contains(&asset.as_str()) {
         return err(StatusCode::NOT_FOUND, "Unknown picture asset");
     }
+    if let Some(w) = app.world.panoramax_picture(&id) {
+        return crate::world::thumb::response(app.world.sequence_of(w));
+    }
     let st = lock(&app.pnx);
     match st.pictures.iter().find(|p| p.id == id) {
         Some(p) => (
@@ -236,58 +252,6 @@ pub(super) async fn picture_file(
             .into_response(),
         None => err(StatusCode::NOT_FOUND, "Picture doesn't exist"),
     }
-}
-
-pub(super) async fn search(
-    State(app): State<AppRef>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let viewer = reader(&app, &headers);
-    let bbox = match q.get("bbox") {
-        Some(b) => {
-            let v: Option<Vec<f64>> = b.split(',').map(|x| x.trim().parse().ok()).collect();
-            match v.as_deref() {
-                Some(&[a, b, c, d]) => Some((a, b, c, d)),
-                _ => {
-                    return err(
-                        StatusCode::BAD_REQUEST,
-                        "Parameter bbox must be minx,miny,maxx,maxy",
-                    );
-                }
-            }
-        }
-        None => None,
-    };
-    let limit: usize = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(10)
-        .min(10_000);
-    let st = lock(&app.pnx);
-    let features: Vec<Value> = st
-        .pictures
-        .iter()
-        .filter_map(|p| {
-            let cid = p.collection_id.as_ref()?;
-            let (_, phase) = visible_collection(&app, &st, cid, viewer)?;
-            (phase == SetPhase::Ready).then_some(p)
-        })
-        .filter(|p| {
-            bbox.is_none_or(|(min_lon, min_lat, max_lon, max_lat)| {
-                p.meta.position().is_some_and(|(lat, lon)| {
-                    (min_lat..=max_lat).contains(&lat) && (min_lon..=max_lon).contains(&lon)
-                })
-            })
-        })
-        .take(limit)
-        .map(|p| item_json(&app, p, true))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({"type": "FeatureCollection", "features": features, "links": []}),
-    )
 }
 
 /// The instance's web viewer on one picture (`{instance}/?focus=pic&pic=<id>`, the

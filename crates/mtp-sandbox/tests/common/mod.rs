@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use md5::{Digest as _, Md5};
+
+pub mod search;
 use mtp_sandbox::{Sandbox, SandboxConfig};
 
 /// Processing delay used by the tests (short, so that state changes are quick to observe).
