@@ -9,7 +9,7 @@ import L from "leaflet";
 import Supercluster from "supercluster";
 import type { PointFeature } from "supercluster";
 import { api, type Destination, type FoundImage } from "./ipc";
-import { h } from "./dom";
+import { h, toast } from "./dom";
 import { labelOf, SEARCH_SERVICES, type SearchService } from "./search";
 
 export const SERVICE_COLOURS: Record<SearchService, string> = {
@@ -37,8 +37,17 @@ export interface ScreenPoint {
   y: number;
 }
 
+/** How heavy drawing is (for the end-to-end tests: it must stay light with 50,000 images). */
+export interface LayerStats {
+  images: number;
+  lastBuildMs: number;
+  maxRenderMs: number;
+  drawnPoints: number;
+}
+
 const registry: Record<string, () => ScreenPoint[]> = {};
-(window as unknown as { __mtpFound: typeof registry }).__mtpFound = registry;
+const stats: Record<string, () => LayerStats> = {};
+Object.assign(window, { __mtpFound: registry, __mtpFoundStats: stats });
 
 export interface FoundLayerOptions {
   /** How the tests find it: `window.__mtpFound[name]()`. */
@@ -58,10 +67,12 @@ export class FoundLayer {
   private readonly points = L.layerGroup();
   private readonly lines = L.layerGroup();
   private readonly legend: L.Control;
+  private area: L.Rectangle | null = null;
   private legendBox: HTMLElement | null = null;
   private drawn: { image: FoundImage; marker: L.CircleMarker }[] = [];
   private timer: number | null = null;
   private lastBuildMs = 0;
+  private maxRenderMs = 0;
   private readonly onMove = () => this.render();
 
   constructor(private readonly map: L.Map, private readonly opts: FoundLayerOptions) {
@@ -79,6 +90,7 @@ export class FoundLayer {
     this.legend.addTo(map);
     map.on("moveend", this.onMove);
     registry[opts.name] = () => this.onScreen();
+    stats[opts.name] = () => ({ images: this.images.length, lastBuildMs: this.lastBuildMs, maxRenderMs: this.maxRenderMs, drawnPoints: this.drawn.length });
   }
 
   /** Forgets what was drawn; the legend lists `services`. */
@@ -86,6 +98,7 @@ export class FoundLayer {
     this.images = [];
     this.features = [];
     this.perService = [0, 0, 0];
+    this.maxRenderMs = 0;
     this.services = services;
     this.index = null;
     if (this.timer !== null) window.clearTimeout(this.timer);
@@ -117,6 +130,14 @@ export class FoundLayer {
     return s === undefined ? 0 : this.perService[s];
   }
 
+  /** Outlines the searched area (dashed), so that where results can be is clear. */
+  setArea(bounds: L.LatLngBounds | null): void {
+    this.area?.remove();
+    this.area = bounds
+      ? L.rectangle(bounds, { renderer: this.renderer, color: "#57606a", weight: 1.5, dashArray: "5 5", fill: false, interactive: false }).addTo(this.map)
+      : null;
+  }
+
   /** The found images' bounds (invalid when there are none). */
   bounds(): L.LatLngBounds {
     const b = L.latLngBounds([]);
@@ -132,7 +153,9 @@ export class FoundLayer {
     this.points.remove();
     this.lines.remove();
     this.legend.remove();
-    if (registry[this.opts.name]) delete registry[this.opts.name];
+    this.area?.remove();
+    delete registry[this.opts.name];
+    delete stats[this.opts.name];
   }
 
   private schedule(): void {
@@ -190,6 +213,12 @@ export class FoundLayer {
   }
 
   private render(): void {
+    const started = performance.now();
+    this.draw();
+    this.maxRenderMs = Math.max(this.maxRenderMs, performance.now() - started);
+  }
+
+  private draw(): void {
     this.points.clearLayers();
     this.drawn = [];
     this.paintLegend();
@@ -219,7 +248,7 @@ export class FoundLayer {
           fillColor: serviceColour(image.service),
           fillOpacity: 1,
         });
-        marker.on("click", () => this.popup(image, L.latLng(lat, lon)));
+        marker.on("click", () => this.popup(this.imagesAt(lat, lon, image), L.latLng(lat, lon)));
         marker.addTo(this.points);
         this.drawn.push({ image, marker });
       }
@@ -262,14 +291,37 @@ export class FoundLayer {
     marker.addTo(this.points);
   }
 
-  private popup(image: FoundImage, at: L.LatLng): void {
+  /**
+   * The images drawn at the same spot as `image` (it first): a sequence uploaded to several
+   * services has its images at the same places on each, and only the top one can be clicked.
+   */
+  private imagesAt(lat: number, lon: number, image: FoundImage): FoundImage[] {
+    const here = this.drawn
+      .map((d) => d.image)
+      .filter((i) => i !== image && Math.abs(i.lat - lat) < 1e-7 && Math.abs(i.lon - lon) < 1e-7);
+    return [image, ...here];
+  }
+
+  private popup(here: FoundImage[], at: L.LatLng): void {
+    const popup = L.popup({ maxWidth: 300, minWidth: 240, autoPanPadding: [24, 24] });
+    const show = (n: number) => popup.setContent(this.popupBody(here, n, show));
+    show(0);
+    popup.setLatLng(at).openOn(this.map);
+  }
+
+  private popupBody(here: FoundImage[], n: number, show: (n: number) => void): HTMLElement {
+    const image = here[n];
     const label = labelOf(image.service);
     const noThumb = (why: string) => h("div", { class: "found-nothumb" }, why);
-    let thumb: HTMLElement = noThumb(`${label} gives no thumbnail for this image.`);
+    // A frame of fixed size: the popup is laid out (and the map panned to show it whole)
+    // before the thumbnail arrives.
+    const thumb = h("div", { class: "found-frame" });
     if (image.thumb_url) {
       const img = h("img", { class: "found-thumb", src: image.thumb_url, alt: `The ${label} image` });
       img.addEventListener("error", () => img.replaceWith(noThumb("The thumbnail could not be loaded.")));
-      thumb = img;
+      thumb.append(img);
+    } else {
+      thumb.append(noThumb(`${label} gives no thumbnail for this image.`));
     }
     const rows: [string, string][] = [
       ["Taken", image.captured_at_ms === null ? "not said" : `${new Date(image.captured_at_ms).toISOString().replace("T", " ").slice(0, 16)} UTC`],
@@ -278,18 +330,36 @@ export class FoundLayer {
       ["360°", image.is_pano === null ? "not said" : image.is_pano ? "yes" : "no"],
     ];
     const page = image.page_url;
-    const body = h(
+    const dot = (d: Destination) => {
+      const el = h("span", { class: "service-dot", "aria-hidden": "true" });
+      el.style.background = serviceColour(d);
+      return el;
+    };
+    return h(
       "div",
       { class: "found-popup", "data-service": image.service, "data-id": image.id },
       thumb,
-      h("p", { class: "found-title" }, h("span", { class: "service-dot", "aria-hidden": "true" }), `${label} image`),
+      h("p", { class: "found-title" }, dot(image.service), `${label} image`),
       h("dl", { class: "found-facts" }, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       page
-        ? h("button", { class: "link found-link", type: "button", title: page, onclick: () => void api.openExternal(page) }, `View on ${label}`)
+        ? h("button", { class: "link found-link", type: "button", title: page, onclick: () => void api.openExternal(page).catch((e: { message: string }) => toast(e.message, "error")) }, `View on ${label}`)
         : h("p", { class: "muted small" }, `${label} gives no page for it.`),
+      here.length > 1
+        ? h(
+            "div",
+            { class: "found-also" },
+            h("span", { class: "muted small" }, "Also at this spot:"),
+            ...here.map((other, i) =>
+              i === n ? null : h("button", { class: "link small found-other", type: "button", "data-id": other.id, onclick: (e: Event) => {
+                // The content is replaced under the click: a click whose target has left the
+                // popup would reach the map as a click on the map, which closes the popup.
+                e.stopPropagation();
+                show(i);
+              } }, dot(other.service), `${labelOf(other.service)}${other.user && other.user !== image.user ? ` (${other.user})` : ""}`),
+            ),
+          )
+        : null,
     );
-    (body.querySelector(".service-dot") as HTMLElement).style.background = serviceColour(image.service);
-    L.popup({ maxWidth: 300, minWidth: 240, autoPanPadding: [24, 24] }).setLatLng(at).setContent(body).openOn(this.map);
   }
 
   private paintLegend(): void {

@@ -24,6 +24,8 @@ const renderers: Record<Place, (root: HTMLElement) => Promise<void>> = {
 };
 
 let current: Place = "integrations";
+/** The person chose a place before boot finished: boot must not take them back. */
+let chosen = false;
 
 export async function show(place: Place): Promise<void> {
   current = place;
@@ -92,7 +94,10 @@ function askBeforeClosing(active: number): void {
 
 async function boot(): Promise<void> {
   for (const btn of document.querySelectorAll<HTMLButtonElement>(".nav-item")) {
-    btn.addEventListener("click", () => void show(btn.dataset.place as Place));
+    btn.addEventListener("click", () => {
+      chosen = true;
+      void show(btn.dataset.place as Place);
+    });
   }
   await onAppEvent(handleEvent);
   await onCloseRequested(askBeforeClosing);
@@ -114,7 +119,7 @@ async function boot(): Promise<void> {
     showFatal((e as { message?: string }).message ?? String(e));
     return;
   }
-  await show("integrations");
+  if (!chosen) await show("integrations");
 }
 
 void boot();

@@ -19,7 +19,6 @@ let map: L.Map | null = null;
 let layer: FoundLayer | null = null;
 let chips: StatusChips;
 let drawn: L.Rectangle | null = null;
-let searchedOutline: L.Rectangle | null = null;
 let drawing = false;
 let running: RunningSearch | null = null;
 let lastSearch: { id: number; images: number } | null = null;
@@ -37,24 +36,23 @@ export async function renderExplore(place: HTMLElement): Promise<void> {
   root = place;
   chips = new StatusChips("explore-chips");
   const services = h(
-    "fieldset",
+    "div",
     { class: "explore-services" },
-    h("legend", {}, "Search on"),
     ...SEARCH_SERVICES.map((s) =>
       h(
         "label",
         { class: "explore-service", "data-service": s.id },
         h("input", { type: "checkbox", id: `explore-svc-${s.id}`, value: s.id, checked: true }),
         h("span", { class: "service-dot", "aria-hidden": "true" }),
-        ` ${s.label}`,
-        h("span", { class: "why-muted", id: `explore-why-${s.id}` }),
+        s.label,
       ),
     ),
+    h("p", { class: "why-muted", id: "explore-services-note" }),
   );
   const user = h(
     "select",
     { id: "explore-user" },
-    h("option", { value: "me" }, "Me (my connected accounts)"),
+    h("option", { value: "me" }, "Me (my accounts)"),
     h("option", { value: "anyone" }, "Anyone"),
     h("option", { value: "named" }, "Username…"),
   );
@@ -68,7 +66,6 @@ export async function renderExplore(place: HTMLElement): Promise<void> {
   const gotoForm = h(
     "form",
     { class: "explore-goto" },
-    h("label", { for: "explore-goto" }, "Go to"),
     gotoInput,
     h("button", { class: "secondary", id: "explore-goto-btn", type: "submit" }, "Go"),
   );
@@ -76,36 +73,41 @@ export async function renderExplore(place: HTMLElement): Promise<void> {
     e.preventDefault();
     goTo(gotoInput.value);
   });
+  const dateInput = (id: string, label: string) =>
+    h("input", { type: "text", id, placeholder: "YYYY-MM-DD (any time)", "aria-label": label, title: "A day (UTC), like 2024-05-01. Empty: any time.", maxlength: 10 });
   const panel = h(
     "div",
     { class: "explore-panel" },
     h("h1", {}, "Explore"),
-    h("p", { class: "lead" }, "What is already on Mapillary, KartaView and Panoramax around a place: move the map there, or draw a box, then search."),
-    gotoForm,
+    h("p", { class: "lead" }, "Images already on Mapillary, KartaView and Panoramax. Move the map to a place or draw a box, then search."),
     h(
       "div",
-      { class: "explore-area" },
-      h("p", { id: "explore-area-text", class: "small" }),
+      { class: "explore-form" },
+      h("label", { for: "explore-goto" }, "Go to"),
+      gotoForm,
+      h("span", { class: "explore-k" }, "Area"),
       h(
         "div",
-        { class: "explore-area-actions" },
-        h("button", { class: "secondary small-btn", id: "explore-draw", type: "button", "aria-pressed": "false", onclick: () => setDrawing(!drawing) }, "Draw area"),
-        h("button", { class: "link small", id: "explore-clear-area", type: "button", hidden: true, onclick: () => clearBox() }, "Clear the box"),
+        { class: "explore-area" },
+        h("span", { id: "explore-area-text", class: "small" }),
+        h(
+          "span",
+          { class: "explore-area-actions" },
+          h("button", { class: "secondary small-btn", id: "explore-draw", type: "button", "aria-pressed": "false", onclick: () => setDrawing(!drawing) }, "Draw area"),
+          h("button", { class: "link small", id: "explore-clear-area", type: "button", hidden: true, onclick: () => clearBox() }, "Clear the box"),
+        ),
       ),
+      h("span", { class: "explore-k" }, "Services"),
+      services,
+      h("label", { for: "explore-from" }, "From"),
+      dateInput("explore-from", "Taken from"),
+      h("label", { for: "explore-to" }, "Until"),
+      dateInput("explore-to", "Taken until"),
+      h("label", { for: "explore-user" }, "By"),
+      h("div", { class: "explore-who" }, user, username),
+      h("span", {}),
+      h("label", { class: "explore-check" }, h("input", { type: "checkbox", id: "explore-pano" }), " 360° images only"),
     ),
-    services,
-    h(
-      "fieldset",
-      { class: "explore-when" },
-      h("legend", {}, "Taken between (dates in UTC, both optional)"),
-      h("input", { type: "date", id: "explore-from", "aria-label": "From", placeholder: "YYYY-MM-DD" }),
-      h("span", { "aria-hidden": "true" }, "and"),
-      h("input", { type: "date", id: "explore-to", "aria-label": "To", placeholder: "YYYY-MM-DD" }),
-    ),
-    h("label", { for: "explore-user", class: "explore-label" }, "Taken by"),
-    user,
-    username,
-    h("label", { class: "explore-check" }, h("input", { type: "checkbox", id: "explore-pano" }), " 360° images only"),
     h("button", { class: "primary", id: "explore-search", type: "button", onclick: () => void search() }, "Search this area"),
     chips.el,
     h("div", { id: "explore-result" }, h("p", { class: "muted" }, "Move the map to a place (or type its coordinates in Go to), then Search this area.")),
@@ -121,6 +123,7 @@ export async function renderExplore(place: HTMLElement): Promise<void> {
   for (const s of SEARCH_SERVICES) {
     (panel.querySelector(`[data-service=${s.id}] .service-dot`) as HTMLElement).style.background = serviceColour(s.id);
   }
+  paintArea();
 
   map = baseMap(mapEl, "Results are drawn");
   const saved = savedView();
@@ -146,7 +149,7 @@ function savedView(): { lat: number; lon: number; zoom: number } | null {
   return null;
 }
 
-/** Services that cannot be searched here are ticked off, with the reason beside them. */
+/** Services that cannot be searched here are ticked off, with the reason under them. */
 async function refreshServices(): Promise<void> {
   cards = await api.integrations().catch(() => cards);
   for (const s of SEARCH_SERVICES) {
@@ -155,34 +158,41 @@ async function refreshServices(): Promise<void> {
     const unusable = card !== undefined && card.missing_settings.length > 0;
     if (unusable && !box.disabled) box.checked = false;
     box.disabled = unusable;
+    box.parentElement!.title = unusable ? `${s.label} is not set up in this app's settings.` : "";
   }
   paintServiceHints();
 }
 
 function paintServiceHints(): void {
-  const me = el<HTMLSelectElement>("explore-user")?.value === "me";
-  for (const s of SEARCH_SERVICES) {
-    const why = el<HTMLElement>(`explore-why-${s.id}`);
-    const card = cards.find((c) => c.service === s.id);
-    if (!why || !card) continue;
-    why.textContent =
-      card.missing_settings.length > 0
-        ? "not set up in this app's settings"
-        : me && (card.connected_as === null || card.needs_reauth)
-          ? "not connected: your images there cannot be told apart"
-          : "";
-  }
+  const note = el<HTMLElement>("explore-services-note");
+  if (!note) return;
+  const me = el<HTMLSelectElement>("explore-user").value === "me";
+  const names = (pick: (c: IntegrationCard) => boolean) =>
+    SEARCH_SERVICES.filter((s) => cards.some((c) => c.service === s.id && pick(c))).map((s) => s.label);
+  const unset = names((c) => c.missing_settings.length > 0);
+  const away = me ? names((c) => c.missing_settings.length === 0 && (c.connected_as === null || c.needs_reauth)) : [];
+  note.replaceChildren(
+    unset.length ? `${list(unset)} ${unset.length === 1 ? "is" : "are"} not set up in this app's settings. ` : "",
+    away.length ? `Not connected to ${list(away)}, so your images there cannot be found — ` : "",
+    away.length ? h("button", { class: "link", type: "button", onclick: () => document.getElementById("nav-integrations")?.click() }, "Integrate") : "",
+  );
 }
 
+function list(names: string[]): string {
+  return names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+/** "lat, lon" or "lat, lon, zoom" (as copied from most map sites). */
 function goTo(text: string): void {
-  const m = /^\s*(-?\d+(?:\.\d+)?)\s*[,;\s]\s*(-?\d+(?:\.\d+)?)\s*$/.exec(text);
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*[,;\s]\s*(-?\d+(?:\.\d+)?)(?:\s*[,;\s]\s*(\d+(?:\.\d+)?))?\s*$/.exec(text);
   const lat = m ? Number(m[1]) : NaN;
   const lon = m ? Number(m[2]) : NaN;
   if (!map || !(Math.abs(lat) <= 90 && Math.abs(lon) <= 180)) {
     toast("Type a place as latitude, longitude: for example 48.8566, 2.3522.", "error");
     return;
   }
-  map.setView([lat, lon], Math.max(map.getZoom(), 15));
+  const zoom = m?.[3] !== undefined ? Math.min(19, Math.max(2, Number(m[3]))) : Math.max(map.getZoom(), 15);
+  map.setView([lat, lon], zoom);
 }
 
 // Drawing a box: while "Draw area" is on, a drag on the map draws instead of panning.
@@ -316,14 +326,9 @@ async function search(): Promise<void> {
   found.reset(query.services);
   chips.reset(query.services);
   el<HTMLElement>("explore-export-status").textContent = "";
-  searchedOutline?.remove();
-  if (!drawn && query.bbox) {
-    // Where the results are from stays visible after the map is moved.
-    searchedOutline = L.rectangle(
-      [[query.bbox.min_lat, query.bbox.min_lon], [query.bbox.max_lat, query.bbox.max_lon]],
-      { color: "#57606a", weight: 1, dashArray: "4 4", fill: false, interactive: false },
-    ).addTo(map);
-  }
+  // Where the results are from stays visible after the map is moved (a drawn box shows itself).
+  const b = query.bbox;
+  found.setArea(!drawn && b ? L.latLngBounds([b.min_lat, b.min_lon], [b.max_lat, b.max_lon]) : null);
   result.replaceChildren(h("p", { class: "muted" }, "Searching…"));
   lastSearch = null;
   setRunning(true);
@@ -340,6 +345,7 @@ async function search(): Promise<void> {
     lastSearch = { id: r.search_id, images: r.images };
     for (const o of r.services) chips.outcome(o);
     result.replaceChildren(verdictBlock(verdict(r, query.limit), "explore-verdict"));
+    result.scrollIntoView({ block: "nearest" });
   } catch (e) {
     result.replaceChildren(h("p", { class: "verdict verdict-error", role: "alert" }, (e as { message?: string }).message ?? String(e)));
   } finally {

@@ -1,5 +1,6 @@
 // "Show what is already here" on the Import screen: an Explore search around the new track
 // (anyone's images, every service set up), drawn under the track on its map.
+import L from "leaflet";
 import type { IntegrationCard } from "../ipc";
 import { h } from "../dom";
 import type { TrackMap } from "../map";
@@ -17,7 +18,7 @@ interface Context {
 }
 
 /** The search and its layer on the track map, while shown. */
-let overlay: { layer: FoundLayer; search: RunningSearch | null } | null = null;
+let overlay: { layer: FoundLayer; search: RunningSearch | null; track: TrackMap } | null = null;
 
 /** The toggle under the track map: what Mapillary, KartaView and Panoramax already have around it. */
 export function existingBar(context: () => Context): HTMLElement {
@@ -56,21 +57,23 @@ async function showExisting({ track: map, cards }: Context, chips: StatusChips, 
   const b = map.bounds;
   const dLat = AROUND_M / 111_320;
   const dLon = AROUND_M / (111_320 * Math.max(0.01, Math.cos((b.getCenter().lat * Math.PI) / 180)));
-  const mine = { layer: new FoundLayer(map.map, { name: "import", renderer: map.renderer }), search: null as RunningSearch | null };
+  const around = L.latLngBounds(
+    [Math.max(-90, b.getSouth() - dLat), Math.max(-180, b.getWest() - dLon)],
+    [Math.min(90, b.getNorth() + dLat), Math.min(180, b.getEast() + dLon)],
+  );
+  const mine = { layer: new FoundLayer(map.map, { name: "import", renderer: map.renderer }), search: null as RunningSearch | null, track: map };
   overlay = mine;
   mine.layer.reset(services);
+  // The whole searched area in view: what is around the track is the point.
+  mine.layer.setArea(around);
+  map.map.fitBounds(around);
   chips.reset(services);
   status.replaceChildren(h("p", { class: "muted small" }, "Looking…"));
   try {
     const run = await startSearch(
       {
         services,
-        bbox: {
-          min_lon: Math.max(-180, b.getWest() - dLon),
-          min_lat: Math.max(-90, b.getSouth() - dLat),
-          max_lon: Math.min(180, b.getEast() + dLon),
-          max_lat: Math.min(90, b.getNorth() + dLat),
-        },
+        bbox: { min_lon: around.getWest(), min_lat: around.getSouth(), max_lon: around.getEast(), max_lat: around.getNorth() },
         near: null,
         from: null,
         to: null,
@@ -110,7 +113,9 @@ export function stopOverlay(): void {
 }
 
 function hideExisting(): void {
+  const track = overlay?.track;
   stopOverlay();
+  if (track?.bounds.isValid()) track.map.fitBounds(track.bounds.pad(0.1));
   document.getElementById("existing-chips")?.replaceChildren();
   document.getElementById("existing-status")?.replaceChildren();
 }
