@@ -1677,16 +1677,10 @@ async fn zoom_to_a_point(app: &Desktop, layer: &str, map: &str) -> Result<(Strin
             .execute(
                 "const m = document.querySelector(arguments[0]).getBoundingClientRect();
                  const mx = (m.left + m.right) / 2, my = (m.top + m.bottom) / 2;
-                 let best = null;
-                 for (const el of document.querySelectorAll(arguments[0] + ' .found-cluster')) {
-                   const r = el.getBoundingClientRect();
-                   const x = (r.left + r.right) / 2, y = (r.top + r.bottom) / 2;
-                   if (!el.contains(document.elementFromPoint(x, y))) continue;
-                   const d = Math.hypot(x - mx, y - my);
-                   if (!best || d < best[2]) best = [x, y, d];
-                 }
-                 return best;",
-                vec![serde_json::json!(map)],
+                 const all = ((window.__mtpFoundClusters || {})[arguments[1]] || (() => []))();
+                 all.sort((a, b) => Math.hypot(a.x - mx, a.y - my) - Math.hypot(b.x - mx, b.y - my));
+                 return all.length ? [all[0].x, all[0].y] : null;",
+                vec![serde_json::json!(map), serde_json::json!(layer)],
             )
             .await?;
         match c.as_array() {
@@ -1720,7 +1714,7 @@ async fn export_to(app: &Desktop, path: &std::path::Path) -> Result<usize> {
             vec![serde_json::json!(path.display().to_string())],
         )
         .await?;
-    click_panel(app, "#explore-export").await?;
+    app.click("#explore-export").await?;
     let said = app
         .wait_for_text("#explore-export-status", "Wrote", Duration::from_secs(20))
         .await?;
@@ -1753,27 +1747,9 @@ fn exported_images(path: &std::path::Path, features: usize) -> Result<Vec<(Strin
         .collect())
 }
 
-/// Clicks a control of the Explore panel, which scrolls on its own (WebKitWebDriver does not
-/// scroll a nested scroller to what it clicks).
-async fn click_panel(app: &Desktop, css: &str) -> Result<()> {
-    app.client
-        .execute(
-            "document.querySelector(arguments[0])?.scrollIntoView({ block: 'nearest' });",
-            vec![serde_json::json!(css)],
-        )
-        .await?;
-    app.click(css).await
-}
-
 async fn go_to(app: &Desktop, place: &str) -> Result<()> {
-    app.client
-        .execute(
-            "document.getElementById('explore-goto').scrollIntoView({ block: 'nearest' });",
-            vec![],
-        )
-        .await?;
     app.replace_text("#explore-goto", place).await?;
-    click_panel(app, "#explore-goto-btn").await?;
+    app.click("#explore-goto-btn").await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
@@ -1796,7 +1772,7 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
 
     // Nothing is integrated yet: "Me" is nobody anywhere, and the window says so.
     go_to(&app, "48.8566, 2.3522").await?;
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     let said = app
         .wait_for_text("#explore-result", "Nothing could be searched", Duration::from_secs(30))
         .await?;
@@ -1826,7 +1802,7 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
         "kartaview.nearby_photos:status=400;mapillary.images:latency_ms=1500",
     )
     .await?;
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     app.wait_for_text("#explore-search", "Stop", Duration::from_secs(5))
         .await?;
     app.wait_for_text(
@@ -1855,7 +1831,7 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
         .error_for_status()?;
 
     // Again, everything answers: every service has images here.
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     let anyone = search_ended(&app, "#explore-chips").await?;
     for service in ["mapillary", "kartaview", "panoramax"] {
         let (state, n) = &anyone[service];
@@ -1870,11 +1846,11 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     }
     app.wait_for_text("#explore-verdict", "Found", Duration::from_secs(5))
         .await?;
-    app.wait_for(
-        fantoccini::Locator::Css(".found-cluster"),
-        Duration::from_secs(5),
-    )
-    .await?;
+    let clusters = app
+        .client
+        .execute("return window.__mtpFoundClusters.explore().length;", vec![])
+        .await?;
+    assert!(clusters.as_u64().unwrap_or(0) > 0, "no cluster drawn");
     app.screenshots("44-explore-anyone").await?;
 
     // A point: its popup has the thumbnail, the facts and the link to the service.
@@ -1943,12 +1919,12 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     app.click(".leaflet-popup-close-button").await?;
     go_to(&app, "48.8566, 2.3522, 14").await?;
     choose(&app, "#explore-user", "me").await?;
-    click_panel(&app, "#explore-draw").await?;
+    app.click("#explore-draw").await?;
     let (l, t, r, b) = rect_of(&app, "#explore-map").await?;
     drag(&app, (l + 60.0, t + 60.0), (r - 60.0, b - 60.0)).await?;
     app.wait_for_text("#explore-area-text", "your box", Duration::from_secs(5))
         .await?;
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     let me = search_ended(&app, "#explore-chips").await?;
     let mine: u64 = me.values().map(|(_, n)| n).sum();
     assert!(mine > 0, "the sandbox user has no images around Paris: {me:?}");
@@ -1968,10 +1944,10 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     app.screenshot("47-explore-me-in-a-box").await?;
 
     // The sea off Africa: nothing there, in words.
-    click_panel(&app, "#explore-clear-area").await?;
+    app.click("#explore-clear-area").await?;
     choose(&app, "#explore-user", "anyone").await?;
     go_to(&app, "0.5, -30").await?;
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     app.wait_for_text("#explore-verdict", "Nothing found here", Duration::from_secs(30))
         .await?;
     app.screenshot("48-explore-nothing-here").await?;
@@ -2060,14 +2036,14 @@ async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
     app.click("#nav-explore").await?;
     go_to(&app, "48.8566, 2.3522, 14").await?;
     choose(&app, "#explore-user", "anyone").await?;
-    click_panel(&app, "#explore-search").await?;
+    app.click("#explore-search").await?;
     let ended = search_ended(&app, "#explore-chips").await?;
     let total: u64 = ended.values().map(|(_, n)| n).sum();
     assert!(total >= 40_000, "{ended:?}");
     app.wait_for_text("#explore-verdict", "Found", Duration::from_secs(10))
         .await?;
     // Zoom in and out: drawing a view stays quick, and no image is a DOM node of its own.
-    for zoom in ["in", "in", "in", "out", "out", "out"] {
+    for zoom in ["in", "in", "in", "in", "out", "out", "out", "out"] {
         app.click(&format!(".leaflet-control-zoom-{zoom}")).await?;
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
@@ -2081,8 +2057,9 @@ async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
     println!("50,000 images: {stats}");
     assert!(stats["images"].as_u64().unwrap_or(0) >= 40_000, "{stats}");
     assert!(stats["nodes"].as_u64().unwrap_or(u64::MAX) < 3_000, "{stats}");
-    // Generous: the machine runs other builds; a slow render would be seconds, not these.
-    assert!(stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 1_000.0, "{stats}");
+    // Generous (the machine runs other builds): drawing a view takes well under 100 ms
+    // here; one DOM marker per cluster took most of a second.
+    assert!(stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 400.0, "{stats}");
     assert!(stats["lastBuildMs"].as_f64().unwrap_or(f64::MAX) < 5_000.0, "{stats}");
     app.screenshot("52-explore-fifty-thousand").await?;
     app.quit().await

@@ -42,12 +42,73 @@ export interface LayerStats {
   images: number;
   lastBuildMs: number;
   maxRenderMs: number;
+  lastRenderMs: number;
   drawnPoints: number;
+  drawnClusters: number;
 }
 
 const registry: Record<string, () => ScreenPoint[]> = {};
+const clusterRegistry: Record<string, () => ScreenPoint[]> = {};
 const stats: Record<string, () => LayerStats> = {};
-Object.assign(window, { __mtpFound: registry, __mtpFoundStats: stats });
+Object.assign(window, { __mtpFound: registry, __mtpFoundClusters: clusterRegistry, __mtpFoundStats: stats });
+
+interface ClusterOptions extends L.CircleMarkerOptions {
+  shares: [number, string][];
+  label: string;
+}
+
+/** What Leaflet's canvas renderer hands a path while it draws (not in its typings). */
+interface Drawing {
+  _renderer: { _ctx: CanvasRenderingContext2D; _drawing: boolean };
+  _point: L.Point;
+  _radius: number;
+  _empty(): boolean;
+  options: ClusterOptions;
+}
+
+/**
+ * A cluster as a pie of the services' shares with its count, drawn on the canvas like the
+ * points: hundreds of DOM markers re-made on every move would be slow (each one is a
+ * compositing layer in WebKit). Clicks hit it like any circle marker.
+ */
+const ClusterMarker = L.CircleMarker.extend({
+  _updatePath(this: Drawing) {
+    const r = this._renderer;
+    if (!r._drawing || this._empty()) return;
+    const ctx = r._ctx;
+    const { x, y } = this._point;
+    const radius = this._radius;
+    const { shares, label } = this.options;
+    const total = shares.reduce((n, [k]) => n + k, 0) || 1;
+    let from = -Math.PI / 2;
+    for (const [n, colour] of shares) {
+      const to = from + (2 * Math.PI * n) / total;
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      ctx.arc(x, y, radius, from, to);
+      ctx.closePath();
+      ctx.fillStyle = colour;
+      ctx.fill();
+      from = to;
+    }
+    ctx.beginPath();
+    ctx.arc(x, y, radius, 0, 2 * Math.PI);
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = "#ffffff";
+    ctx.stroke();
+    ctx.font = "bold 11px system-ui, sans-serif";
+    const w = ctx.measureText(label).width + 8;
+    ctx.fillStyle = "rgba(255, 255, 255, 0.92)";
+    ctx.beginPath();
+    if (typeof ctx.roundRect === "function") ctx.roundRect(x - w / 2, y - 8, w, 16, 8);
+    else ctx.rect(x - w / 2, y - 8, w, 16);
+    ctx.fill();
+    ctx.fillStyle = "#1c2430";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(label, x, y + 0.5);
+  },
+}) as unknown as new (at: L.LatLngExpression, options: ClusterOptions) => L.CircleMarker;
 
 export interface FoundLayerOptions {
   /** How the tests find it: `window.__mtpFound[name]()`. */
@@ -68,11 +129,14 @@ export class FoundLayer {
   private readonly lines = L.layerGroup();
   private readonly legend: L.Control;
   private area: L.Rectangle | null = null;
+  private readonly tip = L.tooltip({ direction: "top", offset: [0, -14] });
   private legendBox: HTMLElement | null = null;
   private drawn: { image: FoundImage; marker: L.CircleMarker }[] = [];
   private timer: number | null = null;
   private lastBuildMs = 0;
   private maxRenderMs = 0;
+  private lastRenderMs = 0;
+  private clusters: L.CircleMarker[] = [];
   private readonly onMove = () => this.render();
 
   constructor(private readonly map: L.Map, private readonly opts: FoundLayerOptions) {
@@ -89,8 +153,9 @@ export class FoundLayer {
     };
     this.legend.addTo(map);
     map.on("moveend", this.onMove);
-    registry[opts.name] = () => this.onScreen();
-    stats[opts.name] = () => ({ images: this.images.length, lastBuildMs: this.lastBuildMs, maxRenderMs: this.maxRenderMs, drawnPoints: this.drawn.length });
+    registry[opts.name] = () => this.onScreen("points");
+    clusterRegistry[opts.name] = () => this.onScreen("clusters");
+    stats[opts.name] = () => ({ images: this.images.length, lastBuildMs: this.lastBuildMs, maxRenderMs: this.maxRenderMs, lastRenderMs: this.lastRenderMs, drawnPoints: this.drawn.length, drawnClusters: this.clusters.length });
   }
 
   /** Forgets what was drawn; the legend lists `services`. */
@@ -155,6 +220,7 @@ export class FoundLayer {
     this.legend.remove();
     this.area?.remove();
     delete registry[this.opts.name];
+    delete clusterRegistry[this.opts.name];
     delete stats[this.opts.name];
   }
 
@@ -172,7 +238,10 @@ export class FoundLayer {
   private rebuild(): void {
     const started = performance.now();
     this.index = new Supercluster<Props, Agg>({
-      radius: 48,
+      // Leaflet's tiles are 256 px: with that extent the radius is in screen pixels, wide
+      // enough that the drawn clusters (up to 40 px across) do not overlap.
+      extent: 256,
+      radius: 56,
       maxZoom: 17,
       minPoints: 3,
       map: (p) => ({ m: p.s === 0 ? 1 : 0, k: p.s === 1 ? 1 : 0, p: p.s === 2 ? 1 : 0 }),
@@ -208,19 +277,22 @@ export class FoundLayer {
     }
     this.lines.clearLayers();
     for (const [service, lines] of perService) {
-      L.polyline(lines, { renderer: this.renderer, color: serviceColour(service), weight: 2.5, opacity: 0.6, interactive: false, smoothFactor: 1.5 }).addTo(this.lines);
+      L.polyline(lines, { renderer: this.renderer, color: serviceColour(service), weight: 2, opacity: 0.5, interactive: false, smoothFactor: 1.5 }).addTo(this.lines);
     }
   }
 
   private render(): void {
     const started = performance.now();
     this.draw();
-    this.maxRenderMs = Math.max(this.maxRenderMs, performance.now() - started);
+    this.lastRenderMs = performance.now() - started;
+    this.maxRenderMs = Math.max(this.maxRenderMs, this.lastRenderMs);
   }
 
   private draw(): void {
     this.points.clearLayers();
+    this.map.closeTooltip(this.tip);
     this.drawn = [];
+    this.clusters = [];
     this.paintLegend();
     if (!this.index) return;
     const b = this.map.getBounds().pad(0.25);
@@ -255,40 +327,38 @@ export class FoundLayer {
     }
     if (this.under) {
       // Under the new track: what is already there is the background to it.
+      for (const c of this.clusters) c.bringToBack();
       for (const d of this.drawn) d.marker.bringToBack();
       this.lines.eachLayer((l) => (l as L.Polyline).bringToBack());
     }
   }
 
-  /** A count in a pie of the services' shares. */
+  /** A count in a pie of the services' shares, drawn on the canvas. */
   private clusterMarker(lat: number, lon: number, count: number, agg: Agg, zoomIn: () => void): void {
-    const size = count < 10 ? 26 : count < 100 ? 32 : count < 1000 ? 38 : 44;
     const parts: [number, string][] = [
       [agg.m, SERVICE_COLOURS.mapillary],
       [agg.k, SERVICE_COLOURS.kartaview],
       [agg.p, SERVICE_COLOURS.panoramax],
     ];
-    let at = 0;
-    const stops: string[] = [];
-    for (const [n, colour] of parts) {
-      if (n === 0) continue;
-      const to = at + (100 * n) / count;
-      stops.push(`${colour} ${at}% ${to}%`);
-      at = to;
-    }
-    const pie = h("div", { class: "found-cluster-pie" }, h("span", {}, abbreviate(count)));
-    pie.style.background = stops.length === 1 ? stops[0].split(" ")[0] : `conic-gradient(${stops.join(", ")})`;
-    const shares = parts
-      .map(([n], i) => (n > 0 ? `${n.toLocaleString("en")} ${SEARCH_SERVICES[i].label}` : null))
-      .filter(Boolean)
-      .join(", ");
-    const marker = L.marker([lat, lon], {
-      icon: L.divIcon({ html: pie, className: "found-cluster", iconSize: [size, size] }),
-      keyboard: false,
-      title: `${count.toLocaleString("en")} images close together (${shares}): click to zoom in`,
+    const marker = new ClusterMarker([lat, lon], {
+      renderer: this.renderer,
+      radius: count < 10 ? 12 : count < 100 ? 15 : count < 1000 ? 18 : 20,
+      shares: parts.filter(([n]) => n > 0),
+      label: abbreviate(count),
     });
+    // The words are made when pointed at: hundreds of clusters are drawn on every move.
+    marker.on("mouseover", () => {
+      const shares = parts
+        .map(([n], i) => (n > 0 ? `${n.toLocaleString("en")} on ${SEARCH_SERVICES[i].label}` : null))
+        .filter(Boolean)
+        .join(", ");
+      this.tip.setLatLng([lat, lon]).setContent(`${count.toLocaleString("en")} images close together (${shares}): click to zoom in`);
+      this.map.openTooltip(this.tip);
+    });
+    marker.on("mouseout", () => this.map.closeTooltip(this.tip));
     marker.on("click", zoomIn);
     marker.addTo(this.points);
+    this.clusters.push(marker);
   }
 
   /**
@@ -303,7 +373,8 @@ export class FoundLayer {
   }
 
   private popup(here: FoundImage[], at: L.LatLng): void {
-    const popup = L.popup({ maxWidth: 300, minWidth: 240, autoPanPadding: [24, 24] });
+    // Clear of the note across the top of the map (no background, offline) and the controls.
+    const popup = L.popup({ maxWidth: 300, minWidth: 240, autoPanPaddingTopLeft: [56, 72], autoPanPaddingBottomRight: [24, 24] });
     const show = (n: number) => popup.setContent(this.popupBody(here, n, show));
     show(0);
     popup.setLatLng(at).openOn(this.map);
@@ -381,17 +452,19 @@ export class FoundLayer {
     );
   }
 
-  private onScreen(): ScreenPoint[] {
+  /** Where the drawn points (or clusters) are in the window, where a click reaches them. */
+  private onScreen(what: "points" | "clusters"): ScreenPoint[] {
     const rect = this.map.getContainer().getBoundingClientRect();
     const out: ScreenPoint[] = [];
-    for (const { image, marker } of this.drawn) {
+    const markers = what === "points" ? this.drawn : this.clusters.map((marker) => ({ marker, image: null }));
+    for (const { image, marker } of markers) {
       const p = this.map.latLngToContainerPoint(marker.getLatLng());
       const x = rect.left + p.x;
       const y = rect.top + p.y;
-      // Only where a click reaches the point (not under the legend, a cluster or a popup).
+      // Not under the legend, a control or a popup.
       const top = document.elementFromPoint(x, y);
       if (!(top instanceof HTMLCanvasElement) || !this.map.getContainer().contains(top)) continue;
-      out.push({ id: image.id, service: image.service, x, y });
+      out.push({ id: image?.id ?? "", service: image?.service ?? "mapillary", x, y });
     }
     return out;
   }

@@ -105,6 +105,11 @@ export class StatusChips {
   }
 }
 
+/** "A", "A and B", "A, B and C". */
+export function list(names: string[]): string {
+  return names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
 export function images(n: number): string {
   return n === 1 ? "1 image" : `${n.toLocaleString("en")} images`;
 }
@@ -122,7 +127,7 @@ export interface Verdict {
 export function verdict(
   result: ExploreResult,
   limit: number | null,
-  words: { where: string; advice: string } = { where: "here", advice: "Try a larger area, a longer time range, or anyone's images." },
+  words: { where: string; advice: string },
 ): Verdict {
   const problems = result.services
     .filter((o) => (o.state === "skipped" || o.state === "failed") && o.message)
@@ -144,7 +149,7 @@ export function verdict(
     return { kind: "error", headline: "Nothing could be searched.", problems, partial };
   }
   if (result.images === 0) {
-    const names = searched.map((o) => labelOf(o.service)).join(", ");
+    const names = list(searched.map((o) => labelOf(o.service)));
     return {
       kind: "empty",
       headline: `Nothing found ${words.where} on ${names}. ${words.advice}`,

@@ -212,6 +212,11 @@ impl App {
                 if let Some(ms) = settings.sandbox_processing_ms {
                     config.processing_delay = std::time::Duration::from_millis(ms);
                 }
+                // The seeded world's knobs (MTP_SANDBOX_WORLD…), as for `mtp-sandbox-server`:
+                // a crowded world makes Explore's drawing testable at scale.
+                config
+                    .apply_env(|k| std::env::var(k).ok())
+                    .map_err(AppError::invalid)?;
                 if let Some(mode) = &settings.sandbox_mtpw_import {
                     config.mtpw_import = mode.parse().map_err(|e: String| {
                         AppError::invalid(format!("MTP_SANDBOX_MTPW_IMPORT: {e}"))

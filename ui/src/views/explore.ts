@@ -6,7 +6,7 @@ import { api, pickSavePath, type Destination, type ExploreQuery, type Integratio
 import { h, toast } from "../dom";
 import { baseMap } from "../map";
 import { FoundLayer, serviceColour } from "../layers";
-import { SEARCH_SERVICES, StatusChips, startSearch, verdict, verdictBlock, type RunningSearch } from "../search";
+import { SEARCH_SERVICES, StatusChips, list, startSearch, verdict, verdictBlock, type RunningSearch } from "../search";
 
 /** Images kept from one search at most: beyond that the map is no longer readable anyway. */
 const LIMIT = 100_000;
@@ -134,9 +134,22 @@ export async function renderExplore(place: HTMLElement): Promise<void> {
     if (map) localStorage.setItem(VIEW_KEY, JSON.stringify({ ...map.getCenter(), zoom: map.getZoom() }));
   });
   listenForDrawing(map);
+  fitMapHeight(mapEl);
   setTimeout(() => map?.invalidateSize(), 50);
   paintArea();
   await refreshServices();
+}
+
+/** The map fills the height the page shows, whatever the window and the banner take. */
+function fitMapHeight(mapEl: HTMLElement): void {
+  const main = document.getElementById("main");
+  if (!main) return;
+  new ResizeObserver(() => {
+    if (!main.clientHeight) return; // hidden: another place is shown
+    const pad = parseFloat(getComputedStyle(main).paddingTop) + parseFloat(getComputedStyle(main).paddingBottom);
+    mapEl.style.height = `${Math.max(360, main.clientHeight - pad)}px`;
+    map?.invalidateSize();
+  }).observe(main);
 }
 
 function savedView(): { lat: number; lon: number; zoom: number } | null {
@@ -178,10 +191,6 @@ function paintServiceHints(): void {
   );
 }
 
-function list(names: string[]): string {
-  return names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
-}
-
 /** "lat, lon" or "lat, lon, zoom" (as copied from most map sites). */
 function goTo(text: string): void {
   const m = /^\s*(-?\d+(?:\.\d+)?)\s*[,;\s]\s*(-?\d+(?:\.\d+)?)(?:\s*[,;\s]\s*(\d+(?:\.\d+)?))?\s*$/.exec(text);
@@ -207,6 +216,9 @@ function setDrawing(on: boolean): void {
 }
 
 function listenForDrawing(m: L.Map): void {
+  // The box goes on a canvas under the results' one: a canvas above would take their clicks.
+  m.createPane("explore-box").style.zIndex = "350";
+  const boxRenderer = L.canvas({ pane: "explore-box" });
   let start: L.LatLng | null = null;
   let startPx: L.Point | null = null;
   m.on("mousedown", (e: L.LeafletMouseEvent) => {
@@ -214,7 +226,7 @@ function listenForDrawing(m: L.Map): void {
     start = e.latlng;
     startPx = e.containerPoint;
     drawn?.remove();
-    drawn = L.rectangle(L.latLngBounds(start, start), { color: "#1f6feb", weight: 2, dashArray: "6 4", fillOpacity: 0.06, interactive: false }).addTo(m);
+    drawn = L.rectangle(L.latLngBounds(start, start), { renderer: boxRenderer, color: "#1f6feb", weight: 2, dashArray: "6 4", fillOpacity: 0.06, interactive: false }).addTo(m);
   });
   m.on("mousemove", (e: L.LeafletMouseEvent) => {
     if (drawing && start && drawn) drawn.setBounds(L.latLngBounds(start, e.latlng));
@@ -344,7 +356,7 @@ async function search(): Promise<void> {
     const r = await running.done;
     lastSearch = { id: r.search_id, images: r.images };
     for (const o of r.services) chips.outcome(o);
-    result.replaceChildren(verdictBlock(verdict(r, query.limit), "explore-verdict"));
+    result.replaceChildren(verdictBlock(verdict(r, query.limit, { where: "here", advice: advice(query) }), "explore-verdict"));
     result.scrollIntoView({ block: "nearest" });
   } catch (e) {
     result.replaceChildren(h("p", { class: "verdict verdict-error", role: "alert" }, (e as { message?: string }).message ?? String(e)));
@@ -352,6 +364,15 @@ async function search(): Promise<void> {
     running = null;
     setRunning(false);
   }
+}
+
+/** What to loosen when nothing was found. */
+function advice(q: ExploreQuery): string {
+  const loosen = ["a larger area"];
+  if (q.from || q.to) loosen.push("a longer time range");
+  if (q.user.kind !== "anyone") loosen.push("anyone's images");
+  if (q.pano_only) loosen.push("all images, not only 360° ones");
+  return `Try ${list(loosen)}.`;
 }
 
 async function exportGeojson(): Promise<void> {
@@ -364,8 +385,10 @@ async function exportGeojson(): Promise<void> {
   try {
     const n = await api.exportSearch(lastSearch.id, path);
     status.textContent = `Wrote ${n.toLocaleString("en")} features to ${path}`;
+    toast(`Wrote ${n.toLocaleString("en")} features to ${path}`, "ok");
   } catch (e) {
     status.textContent = (e as { message?: string }).message ?? String(e);
     status.classList.add("bad");
   }
+  status.scrollIntoView({ block: "nearest" });
 }
