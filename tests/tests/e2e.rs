@@ -1625,9 +1625,17 @@ async fn search_ended(
 async fn click_at(app: &Desktop, x: f64, y: f64) -> Result<()> {
     use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
     let click = MouseActions::new("mouse".into())
-        .then(PointerAction::MoveTo { duration: None, x, y })
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
     app.client.perform_actions(click).await?;
     app.client.release_actions().await?;
     Ok(())
@@ -1643,11 +1651,15 @@ async fn drag(app: &Desktop, from: (f64, f64), to: (f64, f64)) -> Result<()> {
     };
     let drag = MouseActions::new("mouse".into())
         .then(step(0.0))
-        .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
         .then(step(0.3))
         .then(step(0.7))
         .then(step(1.0))
-        .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
     app.client.perform_actions(drag).await?;
     app.client.release_actions().await?;
     Ok(())
@@ -1684,8 +1696,18 @@ async fn zoom_to_a_point(app: &Desktop, layer: &str, map: &str) -> Result<(Strin
             )
             .await?;
         match c.as_array() {
-            Some(c) => click_at(app, c[0].as_f64().unwrap_or(0.0), c[1].as_f64().unwrap_or(0.0)).await?,
-            None => app.click(&format!("{map} .leaflet-control-zoom-in")).await?,
+            Some(c) => {
+                click_at(
+                    app,
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(0.0),
+                )
+                .await?
+            }
+            None => {
+                app.click(&format!("{map} .leaflet-control-zoom-in"))
+                    .await?
+            }
         }
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
@@ -1740,8 +1762,14 @@ fn exported_images(path: &std::path::Path, features: usize) -> Result<Vec<(Strin
         .map(|f| {
             assert_eq!(f["geometry"]["type"], "Point");
             (
-                f["properties"]["service"].as_str().unwrap_or_default().to_string(),
-                f["properties"]["user"].as_str().unwrap_or_default().to_string(),
+                f["properties"]["service"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                f["properties"]["user"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect())
@@ -1774,7 +1802,11 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     go_to(&app, "48.8566, 2.3522").await?;
     app.click("#explore-search").await?;
     let said = app
-        .wait_for_text("#explore-result", "Nothing could be searched", Duration::from_secs(30))
+        .wait_for_text(
+            "#explore-result",
+            "Nothing could be searched",
+            Duration::from_secs(30),
+        )
         .await?;
     assert!(said.contains("is not integrated"), "{said}");
     app.screenshot("41-explore-nothing-searched").await?;
@@ -1893,7 +1925,11 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     }
     app.screenshot("45-explore-popup").await?;
     // Another service's image at the same spot is one click away.
-    if let Some(other) = shown[1].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()) {
+    if let Some(other) = shown[1]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|v| v.as_str())
+    {
         app.click(".found-other").await?;
         app.wait_for(
             fantoccini::Locator::Css(&format!(".found-popup[data-id='{other}']")),
@@ -1927,7 +1963,10 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     app.click("#explore-search").await?;
     let me = search_ended(&app, "#explore-chips").await?;
     let mine: u64 = me.values().map(|(_, n)| n).sum();
-    assert!(mine > 0, "the sandbox user has no images around Paris: {me:?}");
+    assert!(
+        mine > 0,
+        "the sandbox user has no images around Paris: {me:?}"
+    );
     assert!(mine < found, "{me:?} vs {anyone:?}");
     let out = tmp.path().join("mine.geojson");
     let features = export_to(&app, &out).await?;
@@ -1948,8 +1987,12 @@ async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() ->
     choose(&app, "#explore-user", "anyone").await?;
     go_to(&app, "0.5, -30").await?;
     app.click("#explore-search").await?;
-    app.wait_for_text("#explore-verdict", "Nothing found here", Duration::from_secs(30))
-        .await?;
+    app.wait_for_text(
+        "#explore-verdict",
+        "Nothing found here",
+        Duration::from_secs(30),
+    )
+    .await?;
     app.screenshot("48-explore-nothing-here").await?;
     app.quit().await
 }
@@ -2056,11 +2099,20 @@ async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
         .await?;
     println!("50,000 images: {stats}");
     assert!(stats["images"].as_u64().unwrap_or(0) >= 40_000, "{stats}");
-    assert!(stats["nodes"].as_u64().unwrap_or(u64::MAX) < 3_000, "{stats}");
+    assert!(
+        stats["nodes"].as_u64().unwrap_or(u64::MAX) < 3_000,
+        "{stats}"
+    );
     // Generous (the machine runs other builds): drawing a view takes well under 100 ms
     // here; one DOM marker per cluster took most of a second.
-    assert!(stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 400.0, "{stats}");
-    assert!(stats["lastBuildMs"].as_f64().unwrap_or(f64::MAX) < 5_000.0, "{stats}");
+    assert!(
+        stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 400.0,
+        "{stats}"
+    );
+    assert!(
+        stats["lastBuildMs"].as_f64().unwrap_or(f64::MAX) < 5_000.0,
+        "{stats}"
+    );
     app.screenshot("52-explore-fifty-thousand").await?;
     app.quit().await
 }

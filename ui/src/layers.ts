@@ -80,6 +80,9 @@ const ClusterMarker = L.CircleMarker.extend({
     const radius = this._radius;
     const { shares, label } = this.options;
     const total = shares.reduce((n, [k]) => n + k, 0) || 1;
+    // Leaflet leaves the last path's alpha and dashes on the context.
+    ctx.globalAlpha = 1;
+    ctx.setLineDash([]);
     let from = -Math.PI / 2;
     for (const [n, colour] of shares) {
       const to = from + (2 * Math.PI * n) / total;
