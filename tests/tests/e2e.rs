@@ -1597,3 +1597,552 @@ async fn a_sequence_page_steps_through_photos_renames_and_deletes_everywhere() -
     );
     app.quit().await
 }
+
+// Explore and "Show what is already here": the sandbox's seeded world has a few thousand
+// images around Paris (where the test photos are taken) on Mapillary, KartaView and Panoramax.
+
+/// Chooses `value` in the select `css`, as a person picking it would (a change event).
+async fn choose(app: &Desktop, css: &str, value: &str) -> Result<()> {
+    app.client
+        .execute(
+            "const s = document.querySelector(arguments[0]); s.value = arguments[1]; s.dispatchEvent(new Event('change'));",
+            vec![serde_json::json!(css), serde_json::json!(value)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Waits until every service chip under `chips` says how its search ended; returns each
+/// service's state and image count.
+async fn search_ended(
+    app: &Desktop,
+    chips: &str,
+) -> Result<std::collections::BTreeMap<String, (String, u64)>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let v = app
+            .client
+            .execute(
+                "const chips = [...document.querySelectorAll(arguments[0] + ' .chip')];
+                 if (chips.length === 0 || chips.some(c => c.dataset.state === 'waiting' || c.dataset.state === 'running')) return null;
+                 return chips.map(c => [c.dataset.service, c.dataset.state, Number(c.dataset.count)]);",
+                vec![serde_json::json!(chips)],
+            )
+            .await?;
+        if let Some(rows) = v.as_array() {
+            return Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r[0].as_str().unwrap_or_default().to_string(),
+                        (
+                            r[1].as_str().unwrap_or_default().to_string(),
+                            r[2].as_u64().unwrap_or(0),
+                        ),
+                    )
+                })
+                .collect());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the search under {chips} never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A real pointer click at window coordinates (the points are drawn on a canvas).
+async fn click_at(app: &Desktop, x: f64, y: f64) -> Result<()> {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    let click = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveTo {
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    app.client.perform_actions(click).await?;
+    app.client.release_actions().await?;
+    Ok(())
+}
+
+/// A drag with the mouse from one window point to another.
+async fn drag(app: &Desktop, from: (f64, f64), to: (f64, f64)) -> Result<()> {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    let step = |f: f64| PointerAction::MoveTo {
+        duration: Some(Duration::from_millis(60)),
+        x: from.0 + (to.0 - from.0) * f,
+        y: from.1 + (to.1 - from.1) * f,
+    };
+    let drag = MouseActions::new("mouse".into())
+        .then(step(0.0))
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(step(0.3))
+        .then(step(0.7))
+        .then(step(1.0))
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    app.client.perform_actions(drag).await?;
+    app.client.release_actions().await?;
+    Ok(())
+}
+
+/// Zooms into clusters until single image points are drawn; returns one (id, x, y).
+async fn zoom_to_a_point(app: &Desktop, layer: &str, map: &str) -> Result<(String, f64, f64)> {
+    for _ in 0..10 {
+        let v = app
+            .client
+            .execute(
+                "const f = (window.__mtpFound || {})[arguments[0]]; return f ? f() : [];",
+                vec![serde_json::json!(layer)],
+            )
+            .await?;
+        if let Some(p) = v.as_array().and_then(|a| a.first()) {
+            return Ok((
+                p["id"].as_str().unwrap_or_default().to_string(),
+                p["x"].as_f64().unwrap_or(0.0),
+                p["y"].as_f64().unwrap_or(0.0),
+            ));
+        }
+        // A cluster zooms to where it splits: the one nearest the middle of the map (some
+        // are drawn just outside it, ready for panning).
+        let c = app
+            .client
+            .execute(
+                "const m = document.querySelector(arguments[0]).getBoundingClientRect();
+                 const mx = (m.left + m.right) / 2, my = (m.top + m.bottom) / 2;
+                 const all = ((window.__mtpFoundClusters || {})[arguments[1]] || (() => []))();
+                 all.sort((a, b) => Math.hypot(a.x - mx, a.y - my) - Math.hypot(b.x - mx, b.y - my));
+                 return all.length ? [all[0].x, all[0].y] : null;",
+                vec![serde_json::json!(map), serde_json::json!(layer)],
+            )
+            .await?;
+        match c.as_array() {
+            Some(c) => {
+                click_at(
+                    app,
+                    c[0].as_f64().unwrap_or(0.0),
+                    c[1].as_f64().unwrap_or(0.0),
+                )
+                .await?
+            }
+            None => {
+                app.click(&format!("{map} .leaflet-control-zoom-in"))
+                    .await?
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    anyhow::bail!("no single image point was ever drawn on the {layer} map")
+}
+
+/// The map's box in window coordinates: left, top, right, bottom.
+async fn rect_of(app: &Desktop, css: &str) -> Result<(f64, f64, f64, f64)> {
+    let v = app
+        .client
+        .execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];",
+            vec![serde_json::json!(css)],
+        )
+        .await?;
+    let n = |i: usize| v[i].as_f64().unwrap_or(0.0);
+    Ok((n(0), n(1), n(2), n(3)))
+}
+
+/// Exports the current Explore results to `path` (the save dialog answered as a person
+/// would) and returns the number of features the window says it wrote.
+async fn export_to(app: &Desktop, path: &std::path::Path) -> Result<usize> {
+    app.client
+        .execute(
+            "window.__mtpSaveAs = arguments[0];",
+            vec![serde_json::json!(path.display().to_string())],
+        )
+        .await?;
+    app.click("#explore-export").await?;
+    let said = app
+        .wait_for_text("#explore-export-status", "Wrote", Duration::from_secs(20))
+        .await?;
+    assert!(said.contains(&path.display().to_string()), "{said}");
+    let n: String = said
+        .trim_start_matches("Wrote ")
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    Ok(n.parse()?)
+}
+
+/// The images in an exported GeoJSON file: (service, user) of each.
+fn exported_images(path: &std::path::Path, features: usize) -> Result<Vec<(String, String)>> {
+    let geo: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    assert_eq!(geo["type"], "FeatureCollection");
+    let all = geo["features"].as_array().cloned().unwrap_or_default();
+    assert_eq!(all.len(), features, "the window said {features} features");
+    Ok(all
+        .iter()
+        .filter(|f| f["properties"]["kind"] == "image")
+        .map(|f| {
+            assert_eq!(f["geometry"]["type"], "Point");
+            (
+                f["properties"]["service"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                f["properties"]["user"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect())
+}
+
+async fn go_to(app: &Desktop, place: &str) -> Result<()> {
+    app.replace_text("#explore-goto", place).await?;
+    app.click("#explore-goto-btn").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn explore_finds_what_is_already_around_paris_shows_it_and_exports_it() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-explore").await?;
+    app.wait_for(
+        fantoccini::Locator::Css("#explore-map.leaflet-container"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for_text("#explore-result", "Move the map", Duration::from_secs(5))
+        .await?;
+    app.screenshot("40-explore-start").await?;
+
+    // Nothing is integrated yet: "Me" is nobody anywhere, and the window says so.
+    go_to(&app, "48.8566, 2.3522").await?;
+    app.click("#explore-search").await?;
+    let said = app
+        .wait_for_text(
+            "#explore-result",
+            "Nothing could be searched",
+            Duration::from_secs(30),
+        )
+        .await?;
+    assert!(said.contains("is not integrated"), "{said}");
+    app.screenshot("41-explore-nothing-searched").await?;
+
+    app.click("#nav-integrations").await?;
+    for (n, service) in ["mapillary", "kartaview"].iter().enumerate() {
+        integrate(&app, service, &log, n + 1).await?;
+    }
+    app.click(".service-panoramax [data-action=connect]")
+        .await?;
+    app.wait_for_text(
+        ".service-panoramax .status.ok",
+        "Connected as",
+        Duration::from_secs(20),
+    )
+    .await?;
+    let origin = sandbox_origin(&wait_for_opened(&log, 1).await?)?;
+
+    // Anyone's images, while KartaView refuses and Mapillary is slow: the chips say so live.
+    app.click("#nav-explore").await?;
+    go_to(&app, "48.8566, 2.3522, 14").await?;
+    choose(&app, "#explore-user", "anyone").await?;
+    sandbox_faults(
+        &origin,
+        "kartaview.nearby_photos:status=400;mapillary.images:latency_ms=1500",
+    )
+    .await?;
+    app.click("#explore-search").await?;
+    app.wait_for_text("#explore-search", "Stop", Duration::from_secs(5))
+        .await?;
+    app.wait_for_text(
+        "#explore-chips [data-service=mapillary]",
+        "searching",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("42-explore-running").await?;
+    let ended = search_ended(&app, "#explore-chips").await?;
+    assert_eq!(ended["kartaview"].0, "failed", "{ended:?}");
+    assert_eq!(ended["mapillary"].0, "done", "{ended:?}");
+    let said = app
+        .wait_for_text(
+            "#explore-verdict",
+            "KartaView could not be searched",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(said.contains("Found"), "{said}");
+    app.screenshot("43-explore-kartaview-failed").await?;
+    reqwest::Client::new()
+        .delete(format!("{origin}/sandbox/faults"))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    // Again, everything answers: every service has images here.
+    app.click("#explore-search").await?;
+    let anyone = search_ended(&app, "#explore-chips").await?;
+    for service in ["mapillary", "kartaview", "panoramax"] {
+        let (state, n) = &anyone[service];
+        assert_eq!(state, "done", "{anyone:?}");
+        assert!(*n > 0, "nothing on {service} around Paris: {anyone:?}");
+        app.wait_for_text(
+            &format!("#explore-legend [data-service={service}]"),
+            &format!("({n})"),
+            Duration::from_secs(5),
+        )
+        .await?;
+    }
+    app.wait_for_text("#explore-verdict", "Found", Duration::from_secs(5))
+        .await?;
+    let clusters = app
+        .client
+        .execute("return window.__mtpFoundClusters.explore().length;", vec![])
+        .await?;
+    assert!(clusters.as_u64().unwrap_or(0) > 0, "no cluster drawn");
+    app.screenshots("44-explore-anyone").await?;
+
+    // A point: its popup has the thumbnail, the facts and the link to the service.
+    let (id, x, y) = zoom_to_a_point(&app, "explore", "#explore-map").await?;
+    click_at(&app, x, y).await?;
+    // The point clicked, or one drawn at the same spot (a sequence on several services).
+    let popup = app
+        .wait_for_text(".found-popup", "View on", Duration::from_secs(10))
+        .await?;
+    // The map pans to show the popup whole.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let shown = app
+        .client
+        .execute(
+            "return [document.querySelector('.found-popup').dataset.id, [...document.querySelectorAll('.found-other')].map(b => b.dataset.id)];",
+            vec![],
+        )
+        .await?;
+    let mut here = vec![shown[0].clone()];
+    here.extend(shown[1].as_array().cloned().unwrap_or_default());
+    assert!(here.contains(&serde_json::json!(id)), "{id} not in {shown}");
+    assert!(popup.contains("Taken") && popup.contains("By"), "{popup}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let loaded = app
+            .client
+            .execute(
+                "const i = document.querySelector('.found-popup .found-thumb'); return !!(i && i.complete && i.naturalWidth > 0);",
+                vec![],
+            )
+            .await?;
+        if loaded.as_bool() == Some(true) {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the thumbnail never loaded: {popup}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.screenshot("45-explore-popup").await?;
+    // Another service's image at the same spot is one click away.
+    if let Some(other) = shown[1]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|v| v.as_str())
+    {
+        app.click(".found-other").await?;
+        app.wait_for(
+            fantoccini::Locator::Css(&format!(".found-popup[data-id='{other}']")),
+            Duration::from_secs(5),
+        )
+        .await?;
+    }
+    // The map pans to show the new content whole: click once it has.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.click(".found-popup .found-link").await?;
+    let opened = wait_for_opened(&log, 3).await?;
+    assert!(opened.starts_with("http"), "{opened}");
+
+    // Export: the file is GeoJSON with a point per image found.
+    let out = tmp.path().join("paris.geojson");
+    let features = export_to(&app, &out).await?;
+    let images = exported_images(&out, features)?;
+    let found: u64 = anyone.values().map(|(_, n)| n).sum();
+    assert_eq!(images.len() as u64, found);
+    app.screenshot("46-explore-exported").await?;
+
+    // "Me" in a box drawn on the map: only the sandbox user's own images.
+    app.click(".leaflet-popup-close-button").await?;
+    go_to(&app, "48.8566, 2.3522, 14").await?;
+    choose(&app, "#explore-user", "me").await?;
+    app.click("#explore-draw").await?;
+    let (l, t, r, b) = rect_of(&app, "#explore-map").await?;
+    drag(&app, (l + 60.0, t + 60.0), (r - 60.0, b - 60.0)).await?;
+    app.wait_for_text("#explore-area-text", "your box", Duration::from_secs(5))
+        .await?;
+    app.click("#explore-search").await?;
+    let me = search_ended(&app, "#explore-chips").await?;
+    let mine: u64 = me.values().map(|(_, n)| n).sum();
+    assert!(
+        mine > 0,
+        "the sandbox user has no images around Paris: {me:?}"
+    );
+    assert!(mine < found, "{me:?} vs {anyone:?}");
+    let out = tmp.path().join("mine.geojson");
+    let features = export_to(&app, &out).await?;
+    let images = exported_images(&out, features)?;
+    assert_eq!(images.len() as u64, mine);
+    for service in ["mapillary", "kartaview", "panoramax"] {
+        let users: std::collections::BTreeSet<&str> = images
+            .iter()
+            .filter(|(s, _)| s == service)
+            .map(|(_, u)| u.as_str())
+            .collect();
+        assert!(users.len() <= 1, "{service}: {users:?}");
+    }
+    app.screenshot("47-explore-me-in-a-box").await?;
+
+    // The sea off Africa: nothing there, in words.
+    app.click("#explore-clear-area").await?;
+    choose(&app, "#explore-user", "anyone").await?;
+    go_to(&app, "0.5, -30").await?;
+    app.click("#explore-search").await?;
+    app.wait_for_text(
+        "#explore-verdict",
+        "Nothing found here",
+        Duration::from_secs(30),
+    )
+    .await?;
+    app.screenshot("48-explore-nothing-here").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn the_import_map_shows_what_is_already_around_the_track() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let photos = photo_folder()?;
+    let folder = photos.path().join("Morning walk");
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    // Mapillary is only searched with a sign-in (the sandbox has no app token).
+    app.click("#nav-integrations").await?;
+    integrate(&app, "mapillary", &log, 1).await?;
+
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&folder]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    app.click("#show-existing").await?;
+    let ended = search_ended(&app, "#existing-chips").await?;
+    let total: u64 = ended.values().map(|(_, n)| n).sum();
+    for (service, (state, _)) in &ended {
+        assert_eq!(state, "done", "{service}: {ended:?}");
+    }
+    assert!(total > 0, "nothing around the track: {ended:?}");
+    app.wait_for_text("#existing-verdict", "Found", Duration::from_secs(5))
+        .await?;
+    app.wait_for(
+        fantoccini::Locator::Css("#import-legend"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("49-import-already-here").await?;
+    let (_, x, y) = zoom_to_a_point(&app, "import", "#track-map").await?;
+    click_at(&app, x, y).await?;
+    app.wait_for_text(".found-popup", "View on", Duration::from_secs(10))
+        .await?;
+    app.screenshot("50-import-already-here-popup").await?;
+
+    // Off: the overlay, its legend and its status go.
+    app.click("#show-existing").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let gone = app
+            .client
+            .execute(
+                "return !document.getElementById('import-legend') && !(window.__mtpFound || {}).import && !document.querySelector('#existing-chips .chip');",
+                vec![],
+            )
+            .await?;
+        if gone.as_bool() == Some(true) {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the overlay stayed after turning it off"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_for(
+        fantoccini::Locator::Css("#track-map.leaflet-container canvas"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshot("51-import-already-here-off").await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    // A crowded world: 50,000 images in a 4 km square around Paris.
+    let app = Desktop::launch(&[
+        ("MTP_OPENER", &opener.display().to_string()),
+        ("MTP_SANDBOX_WORLD", "50000@48.8566,2.3522,4"),
+    ])
+    .await?;
+    app.click("#nav-integrations").await?;
+    integrate(&app, "mapillary", &log, 1).await?;
+    app.click("#nav-explore").await?;
+    go_to(&app, "48.8566, 2.3522, 14").await?;
+    choose(&app, "#explore-user", "anyone").await?;
+    app.click("#explore-search").await?;
+    let ended = search_ended(&app, "#explore-chips").await?;
+    let total: u64 = ended.values().map(|(_, n)| n).sum();
+    assert!(total >= 40_000, "{ended:?}");
+    app.wait_for_text("#explore-verdict", "Found", Duration::from_secs(10))
+        .await?;
+    // Zoom in and out: drawing a view stays quick, and no image is a DOM node of its own.
+    for zoom in ["in", "in", "in", "in", "out", "out", "out", "out"] {
+        app.click(&format!(".leaflet-control-zoom-{zoom}")).await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let stats = app
+        .client
+        .execute(
+            "return Object.assign(window.__mtpFoundStats.explore(), { nodes: document.querySelectorAll('#explore-map *').length });",
+            vec![],
+        )
+        .await?;
+    println!("50,000 images: {stats}");
+    assert!(stats["images"].as_u64().unwrap_or(0) >= 40_000, "{stats}");
+    assert!(
+        stats["nodes"].as_u64().unwrap_or(u64::MAX) < 3_000,
+        "{stats}"
+    );
+    // Generous (the machine runs other builds): drawing a view takes well under 100 ms
+    // here; one DOM marker per cluster took most of a second.
+    assert!(
+        stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 400.0,
+        "{stats}"
+    );
+    assert!(
+        stats["lastBuildMs"].as_f64().unwrap_or(f64::MAX) < 5_000.0,
+        "{stats}"
+    );
+    app.screenshot("52-explore-fifty-thousand").await?;
+    app.quit().await
+}

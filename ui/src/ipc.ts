@@ -1,8 +1,8 @@
 // The only module that talks to the Rust side (invoke/listen). Views import from here.
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { getCurrentWebview } from "@tauri-apps/api/webview";
-import { open } from "@tauri-apps/plugin-dialog";
+import { open, save } from "@tauri-apps/plugin-dialog";
 import { isPermissionGranted, requestPermission, sendNotification } from "@tauri-apps/plugin-notification";
 
 import type {
@@ -10,6 +10,9 @@ import type {
   DeletePlan,
   Destination,
   DryRun,
+  ExploreProgress,
+  ExploreQuery,
+  ExploreResult,
   JobStatus,
   KartaViewStats,
   PanoramaxStats,
@@ -22,6 +25,7 @@ import type {
 // The job table's types are generated from the Rust ones (crates/mtp-app/tests/ui_types.rs).
 export type { Destination, ErrorKind, ItemState, JobStatus, JobView, SequenceSummary, Stage } from "./gen/types";
 export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageRecord } from "./gen/types";
+export type { ExploreProgress, ExploreQuery, ExploreResult, FoundImage, ServiceOutcome, ServiceState } from "./gen/types";
 export type { AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun } from "./gen/types";
 export type { KartaViewStats, PanoramaxStats } from "./gen/types";
 export type {
@@ -280,7 +284,21 @@ export const api = {
   deletePlan: (id: number) => call<DeletePlan>("delete_plan", { id }),
   deleteSequence: (id: number, everywhere: boolean) => call<ChangeOutcome>("delete_sequence", { id, everywhere }),
   retryRemoteActions: (id: number) => call<number>("retry_remote_actions", { id }),
+  newSearch: () => call<number>("new_search"),
+  cancelSearch: (searchId: number) => call<boolean>("cancel_search", { searchId }),
+  exportSearch: (searchId: number, path: string) => call<number>("export_search", { searchId, path }),
 };
+
+/** Runs a search to its end; what it finds arrives through `onProgress` meanwhile. */
+export function explore(
+  searchId: number,
+  query: ExploreQuery,
+  onProgress: (p: ExploreProgress) => void,
+): Promise<ExploreResult> {
+  const progress = new Channel<ExploreProgress>();
+  progress.onmessage = onProgress;
+  return call<ExploreResult>("explore", { searchId, query, progress });
+}
 
 /** The window's close button while uploads run: `active` uploads would stop. */
 export function onCloseRequested(handler: (active: number) => void): Promise<UnlistenFn> {
@@ -297,6 +315,17 @@ export async function pickFolder(): Promise<string | null> {
 
 export async function pickGpx(): Promise<string | null> {
   const picked = await open({ multiple: false, title: "Choose a GPX track", filters: [{ name: "GPX track", extensions: ["gpx"] }] });
+  return typeof picked === "string" ? picked : null;
+}
+
+/**
+ * The system save dialog; null when the user cancels. WebDriver cannot reach a native
+ * dialog, so the end-to-end tests answer it by setting `window.__mtpSaveAs` first.
+ */
+export async function pickSavePath(defaultPath: string, filter: { name: string; extensions: string[] }): Promise<string | null> {
+  const answer = (window as { __mtpSaveAs?: unknown }).__mtpSaveAs;
+  if (typeof answer === "string") return answer;
+  const picked = await save({ defaultPath, title: "Save as", filters: [filter] });
   return typeof picked === "string" ? picked : null;
 }
 

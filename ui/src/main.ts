@@ -4,6 +4,7 @@ import { h, toast } from "./dom";
 import { renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
+import { renderExplore } from "./views/explore";
 
 // What the Content-Security-Policy blocked (it allows no inline script or style): kept for
 // the end-to-end tests, which fail when anything was.
@@ -13,15 +14,18 @@ document.addEventListener("securitypolicyviolation", (e) => {
   cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline content"}`);
 });
 
-type Place = "integrations" | "import" | "sequences";
+type Place = "integrations" | "import" | "sequences" | "explore";
 
 const renderers: Record<Place, (root: HTMLElement) => Promise<void>> = {
   integrations: renderIntegrations,
   import: renderImport,
   sequences: renderSequences,
+  explore: renderExplore,
 };
 
 let current: Place = "integrations";
+/** The person chose a place before boot finished: boot must not take them back. */
+let chosen = false;
 
 export async function show(place: Place): Promise<void> {
   current = place;
@@ -90,7 +94,10 @@ function askBeforeClosing(active: number): void {
 
 async function boot(): Promise<void> {
   for (const btn of document.querySelectorAll<HTMLButtonElement>(".nav-item")) {
-    btn.addEventListener("click", () => void show(btn.dataset.place as Place));
+    btn.addEventListener("click", () => {
+      chosen = true;
+      void show(btn.dataset.place as Place);
+    });
   }
   await onAppEvent(handleEvent);
   await onCloseRequested(askBeforeClosing);
@@ -112,7 +119,7 @@ async function boot(): Promise<void> {
     showFatal((e as { message?: string }).message ?? String(e));
     return;
   }
-  await show("integrations");
+  if (!chosen) await show("integrations");
 }
 
 void boot();

@@ -12,11 +12,19 @@ export function colourOf(i: number): string {
 }
 
 export interface TrackMap {
+  map: L.Map;
+  /** The canvas the track is drawn on (an overlay drawn on it can stay under the track). */
+  renderer: L.Canvas;
+  /** The track's bounds (invalid when nothing has a position). */
+  bounds: L.LatLngBounds;
   destroy(): void;
 }
 
-export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: LeftOut[]): TrackMap {
-  const renderer = L.canvas({ padding: 0.5 });
+/**
+ * A Leaflet map with the OSM background when online, and a note on the map when the tiles
+ * cannot be had (the track or the results are still drawn, on a plain background).
+ */
+export function baseMap(el: HTMLElement, what = "The track is drawn"): L.Map {
   const map = L.map(el, { preferCanvas: true, zoomControl: true, attributionControl: true });
   const note = (text: string) => {
     if (el.querySelector(".map-note")) return;
@@ -32,12 +40,18 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
     tiles.on("tileload", () => loaded++);
     tiles.on("tileerror", () => {
       failed++;
-      if (loaded === 0 && failed >= 2) note("No map background: the map tiles cannot be loaded (offline?). The track is drawn without it.");
+      if (loaded === 0 && failed >= 2) note(`No map background: the map tiles cannot be loaded (offline?). ${what} without it.`);
     });
     tiles.addTo(map);
   } else {
-    note("Offline: no map background, the track is drawn without it.");
+    note(`Offline: no map background. ${what} without it.`);
   }
+  return map;
+}
+
+export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: LeftOut[]): TrackMap {
+  const renderer = L.canvas({ padding: 0.5 });
+  const map = baseMap(el);
   const bounds = L.latLngBounds([]);
   sequences.forEach((seq, i) => {
     const colour = colourOf(i);
@@ -98,5 +112,5 @@ export function drawTrack(el: HTMLElement, sequences: SequenceView[], leftOut: L
     map.invalidateSize();
     if (bounds.isValid()) map.fitBounds(bounds.pad(0.1));
   }, 50);
-  return { destroy: () => map.remove() };
+  return { map, renderer, bounds, destroy: () => map.remove() };
 }

@@ -13,6 +13,7 @@ import {
 } from "../ipc";
 import { clear, formatBytes, h, toast } from "../dom";
 import { colourOf, drawTrack, type TrackMap } from "../map";
+import { existingBar, stopOverlay } from "./import-existing";
 
 const DESTINATIONS: { id: Destination; label: string }[] = [
   { id: "mapillary", label: "Mapillary" },
@@ -143,9 +144,15 @@ function zoneInput(id: string, value: number | null | undefined, set: (v: number
   return input;
 }
 
-function showStart(): void {
+/** Before the map goes: the overlay's search stops and its layer goes with it. */
+function dropMap(): void {
+  stopOverlay();
   map?.destroy();
   map = null;
+}
+
+function showStart(): void {
+  dropMap();
   clear(root);
   const gpxLabel = h("span", { class: "muted", id: "gpx-path" }, pending.gpx ?? "none");
   root.append(
@@ -218,8 +225,7 @@ async function plan(path: string, options: PrepareOptions, keep?: { scrollTop: n
     const status = document.getElementById("replan-status");
     if (status) status.textContent = "Reading the photos again with the track…";
   } else {
-    map?.destroy();
-    map = null;
+    dropMap();
     clear(root);
     root.append(
       h("h1", {}, "Import"),
@@ -319,7 +325,7 @@ function plural(n: number, one: string, many: string): string {
 }
 
 function showPlan(p: PreparedImport): void {
-  map?.destroy();
+  dropMap();
   clear(root);
   const s = p.summary;
   const leftOutCount = p.left_out_groups.reduce((n, g) => n + g.files.length, 0);
@@ -427,7 +433,7 @@ function showPlan(p: PreparedImport): void {
     header,
     stats,
     ...[warnings, already, alreadySaved].filter((x): x is HTMLDivElement => x !== null),
-    h("div", { class: "plan-body" }, h("div", { class: "plan-left" }, ...(rescue ? [rescue] : []), p.sequences.length > 0 ? mapEl : null, seqList, leftOut), form),
+    h("div", { class: "plan-body" }, h("div", { class: "plan-left" }, ...(rescue ? [rescue] : []), p.sequences.length > 0 ? mapEl : null, p.sequences.length > 0 ? existingBar(() => ({ track: map, cards })) : null, seqList, leftOut), form),
   );
   map = p.sequences.length > 0 ? drawTrack(mapEl, p.sequences, p.left_out) : null;
 }
