@@ -59,3 +59,14 @@ ok = first < 1000 and total < 10000 and rss < 200
 print()
 print(f"Targets (first < 1 s, all < 10 s, RSS < 200 MB): {'met' if ok else 'NOT met'} (medians of {len(rows)} runs)")
 EOF
+
+# The map side: the real window (debug build, Xvfb) with the same crowded world, through the
+# e2e test that searches it, zooms in and out, and prints the layer's own measurements
+# (images held, DOM nodes in the map, the longest redraw, the last cluster-index build).
+if [ "${UI:-1}" = 1 ]; then
+  echo "Measuring the map (make build, then the e2e test under Xvfb)…" >&2
+  (cd "$ROOT" && make -s build >/dev/null)
+  (cd "$ROOT" && xvfb-run -a -s "-screen 0 1920x1200x24" dbus-run-session -- \
+    cargo nextest run -p mtp-tests --test e2e --run-ignored only --no-capture \
+    explore_stays_light_with_fifty_thousand_images 2>&1) | grep '50,000 images:' | tee -a "$OUT/explore.md"
+fi

@@ -2133,16 +2133,8 @@ async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
         stats["nodes"].as_u64().unwrap_or(u64::MAX) < 3_000,
         "{stats}"
     );
-    // Generous (the machine runs other builds): drawing a view takes well under 100 ms
-    // here; one DOM marker per cluster took most of a second.
-    assert!(
-        stats["maxRenderMs"].as_f64().unwrap_or(f64::MAX) < 400.0,
-        "{stats}"
-    );
-    assert!(
-        stats["lastBuildMs"].as_f64().unwrap_or(f64::MAX) < 5_000.0,
-        "{stats}"
-    );
+    // How long drawing takes is measured by bench/explore.sh (which runs this test and reads
+    // the line printed above), not asserted here.
     app.screenshot("52-explore-fifty-thousand").await?;
     app.quit().await
 }
