@@ -449,7 +449,7 @@ export class FoundLayer {
       ...this.services.map((s) =>
         h("div", { class: "legend-row", "data-service": s }, dot(serviceColour(s)), `${labelOf(s)} `, h("span", { class: "legend-count" }, `(${this.count(s).toLocaleString("en")})`)),
       ),
-      h("div", { class: "legend-row muted" }, h("span", { class: "legend-line", "aria-hidden": "true" }), "a sequence"),
+      h("div", { class: "legend-row muted" }, h("span", { class: "legend-line", "aria-hidden": "true" }), "a sequence (in its service's colour)"),
       h("div", { class: "legend-row muted" }, h("span", { class: "legend-pano", "aria-hidden": "true" }), "a 360° image"),
       h("div", { class: "legend-row muted" }, h("span", { class: "legend-cluster", "aria-hidden": "true" }, "12"), "images close together"),
     );
