@@ -1192,3 +1192,58 @@ fn metres_between(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let y = (lat2 - lat1).to_radians();
     6_371_000.0 * (x * x + y * y).sqrt()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use mtp_core::photo::fixture::{FixturePhoto, fixture_bytes, jpeg_with_raw_exif};
+
+    #[test]
+    fn a_large_photo_streams_the_same_bytes_and_key_as_a_copy_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = FixturePhoto::at(46.5, 6.25, 1_714_550_400_123);
+        let cases = [
+            ("exif.jpg", fixture_bytes(&at)),
+            ("bare.jpg", jpeg_with_raw_exif(None, None).unwrap()),
+            (
+                "pano.jpg",
+                fixture_bytes(&FixturePhoto {
+                    is_360: true,
+                    ..at.clone()
+                }),
+            ),
+        ];
+        let desc = r#"{"MAPLatitude":46.5,"MAPLongitude":6.25}"#;
+        for (name, jpeg) in cases {
+            for extra in [100, 500_000] {
+                let mut original = jpeg.clone();
+                original.extend((0..extra).map(|i: u32| (i.wrapping_mul(40_503) >> 8) as u8));
+                let path = dir.path().join(name);
+                std::fs::write(&path, &original).unwrap();
+                let size = i64::try_from(original.len()).unwrap();
+                let (source, key) =
+                    upload_copy_blocking(path.to_str().unwrap(), size, desc).unwrap();
+                let (copy, copy_key) = copy_with_key(&original, desc).unwrap();
+                assert_eq!(source.is_streamed(), size > IN_MEMORY_COPY_BYTES, "{name}");
+                assert_eq!(key, copy_key, "{name}");
+                let mut sent = Vec::new();
+                source
+                    .read_all_blocking(|b| sent.extend_from_slice(b))
+                    .unwrap();
+                assert_eq!(sent, copy, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_photo_that_changed_since_the_folder_was_read_is_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jpg");
+        let mut original = fixture_bytes(&FixturePhoto::at(1.0, 2.0, 1_700_000_000_000));
+        original.resize(200_000, 7);
+        std::fs::write(&path, &original).unwrap();
+        let e = upload_copy_blocking(path.to_str().unwrap(), 199_000, "{}").unwrap_err();
+        assert!(e.to_string().contains("changed since the folder was read"), "{e}");
+    }
+}
