@@ -2,7 +2,9 @@
 //!
 //! - `prepare`: the files are still there, unchanged.
 //! - `upload`: per photo, in order, 4 at a time (small ones are prepared up to 4 ahead): the upload copy (the file with the `MAP*`
-//!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic), its key
+//!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic; of a photo over 64 kB
+//!   only the head up to that segment is in memory, the rest is read from disk as it is
+//!   hashed and sent, see `upload_copy_blocking`), its key
 //!   `mly_tools_<md5>.jpg` saved on the item *before* the first byte goes (state
 //!   `partial`), then the server's offset and the rest of the bytes; the handle is saved
 //!   with state `sent`. A photo cut mid-way resumes from the server's offset. The items
@@ -183,7 +185,8 @@ impl MapillaryDriver {
         // Twice as many photos under way as transfers (`sending`): the next ones are
         // read, rewritten and their keys committed while others are on the wire (small
         // photos spend more time on that than sending). Large photos stay at one per
-        // transfer, so that no more of them sit in memory than before.
+        // transfer: they are streamed from disk, but hashing one reads it all, and
+        // reading further ahead than the transfers would only compete for the disk.
         let parallel = self.options().parallel_uploads.max(1);
         let large = Semaphore::new(parallel);
         let sending = Semaphore::new(parallel);
