@@ -533,8 +533,7 @@ async fn mapillary_fields(
 ) -> Vec<(String, String)> {
     let (path, size, text) = (first.path.clone(), first.file_size, description.to_string());
     let made = tokio::task::spawn_blocking(move || {
-        mapillary::upload_copy_blocking(&path, size, &text)
-            .map(|(source, key)| (source.len(), key))
+        mapillary::upload_copy_blocking(&path, size, &text).map(|(source, key)| (source.len(), key))
     })
     .await;
     match made {

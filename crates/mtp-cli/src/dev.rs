@@ -6,9 +6,7 @@
 //! does. Every scenario is deterministic: the same command writes the same bytes.
 
 use clap::{Args, Subcommand, ValueEnum};
-use mtp_core::photo::fixture::{
-    FixturePhoto, TrackSpec, fixture_bytes, track_photos, write_jpeg,
-};
+use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, fixture_bytes, track_photos, write_jpeg};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

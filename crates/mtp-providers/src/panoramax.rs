@@ -17,10 +17,10 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::PanoramaxConfig;
-use crate::source::UploadSource;
 use crate::decode::{decode, decode_value, flex};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{self, Reply, body_text, rfc3339_utc, transfer_timeout};
+use crate::source::UploadSource;
 
 const SERVICE: Destination = Destination::Panoramax;
 

@@ -217,7 +217,8 @@ impl UploadSource {
         let unreadable = |e: io::Error| SourceError::unreadable(&tail.path, &e);
         let mut file = std::fs::File::open(&tail.path).map_err(unreadable)?;
         tail.check(FileStamp::of(&file.metadata().map_err(unreadable)?))?;
-        file.seek(SeekFrom::Start(tail.offset)).map_err(unreadable)?;
+        file.seek(SeekFrom::Start(tail.offset))
+            .map_err(unreadable)?;
         let mut buf = vec![0u8; 4 * UPLOAD_CHUNK];
         let mut left = tail.len();
         while left > 0 {
@@ -262,7 +263,9 @@ impl UploadSource {
         let Some(tail) = self.tail.clone() else {
             return Ok((head_stream.boxed(), watch));
         };
-        let skip = offset.saturating_sub(self.head.len() as u64).min(tail.len());
+        let skip = offset
+            .saturating_sub(self.head.len() as u64)
+            .min(tail.len());
         let unreadable = |e: io::Error| SourceError::unreadable(&tail.path, &e);
         let mut file = tokio::fs::File::open(&tail.path)
             .await
@@ -468,7 +471,10 @@ mod tests {
             .unwrap();
         drop(f);
         let rest: Result<Vec<Bytes>, _> = stream.try_collect().await;
-        assert!(rest.is_err(), "the last piece is never followed by a clean end");
+        assert!(
+            rest.is_err(),
+            "the last piece is never followed by a clean end"
+        );
         assert!(matches!(watch.problem(), Some(SourceError::Changed { .. })));
     }
 }

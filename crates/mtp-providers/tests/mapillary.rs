@@ -13,10 +13,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use common::{Log, serve};
 use mtp_core::secret::Secret;
-use mtp_providers::{ErrorKind, FileStamp, UploadSource};
 use mtp_providers::mapillary::{
     self, BboxQuery, FileType, IMAGE_FIELDS, LonLat, MapillaryClient, Progress,
 };
+use mtp_providers::{ErrorKind, FileStamp, UploadSource};
 use serde_json::json;
 
 const TOKEN: &str = "MLYuser|token";

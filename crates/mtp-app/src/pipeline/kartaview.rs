@@ -16,16 +16,16 @@ use crate::App;
 use crate::remote::KartaViewRemote;
 
 use super::{
-    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photos_by_id,
-    provider_step_error, photo_source, remote_ids_of, run_items, unsent, watched,
+    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photo_source,
+    photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
-use mtp_providers::{KartaViewClient, UploadSource};
 use mtp_providers::config::KartaViewConfig;
 use mtp_providers::kartaview::{NewPhoto, NewSequence, PhotoOutcome, Projection, UPLOAD_SOURCE};
+use mtp_providers::{KartaViewClient, UploadSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -945,7 +945,8 @@ pub(crate) fn upload_copy_blocking(
     let meta = file.metadata().map_err(unreadable)?;
     super::check_size(meta.len(), file_size)?;
     let stamp = FileStamp::of(&meta);
-    let head = image_description_head(&mut file, meta.len(), description).map_err(cannot_prepare)?;
+    let head =
+        image_description_head(&mut file, meta.len(), description).map_err(cannot_prepare)?;
     let source = UploadSource::file(
         bytes::Bytes::from(head.head),
         PathBuf::from(path),
@@ -1247,6 +1248,9 @@ mod tests {
         original.resize(200_000, 7);
         std::fs::write(&path, &original).unwrap();
         let e = upload_copy_blocking(path.to_str().unwrap(), 199_000, "{}").unwrap_err();
-        assert!(e.to_string().contains("changed since the folder was read"), "{e}");
+        assert!(
+            e.to_string().contains("changed since the folder was read"),
+            "{e}"
+        );
     }
 }

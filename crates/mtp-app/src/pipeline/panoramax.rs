@@ -21,7 +21,7 @@ use crate::remote::PanoramaxRemote;
 
 use super::{
     PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
-    photos_by_id, provider_step_error, photo_source, remote_ids_of, run_items, unsent, watched,
+    photo_source, photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
 };
 use crate::App;
 use futures::future::BoxFuture;

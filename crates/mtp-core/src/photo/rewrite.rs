@@ -61,8 +61,7 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
     }
     let header = jpeg::walk_bytes(jpeg).map_err(walk_error)?;
     let splice = splice_for(jpeg, &header, description.as_bytes())?;
-    let mut out =
-        Vec::with_capacity(jpeg.len() - (splice.to - splice.from) + splice.segment.len());
+    let mut out = Vec::with_capacity(jpeg.len() - (splice.to - splice.from) + splice.segment.len());
     out.extend_from_slice(&jpeg[..splice.from]);
     out.extend_from_slice(&splice.segment);
     out.extend_from_slice(&jpeg[splice.to..]);
@@ -563,8 +562,7 @@ mod tests {
 
     /// The head + the rest of the original file, as a streamed upload sends it.
     fn streamed_copy(original: &[u8], desc: &str) -> Vec<u8> {
-        let h = image_description_head(Cursor::new(original), original.len() as u64, desc)
-            .unwrap();
+        let h = image_description_head(Cursor::new(original), original.len() as u64, desc).unwrap();
         let mut out = h.head;
         out.extend_from_slice(&original[h.tail_offset as usize..]);
         out
@@ -599,7 +597,11 @@ mod tests {
             let whole = with_image_description(&original, desc).unwrap();
             let h = image_description_head(Cursor::new(&original), original.len() as u64, desc)
                 .unwrap();
-            assert!(h.head.len() < 2_000, "{what}: a head of {} bytes", h.head.len());
+            assert!(
+                h.head.len() < 2_000,
+                "{what}: a head of {} bytes",
+                h.head.len()
+            );
             assert_eq!(streamed_copy(&original, desc), whole, "{what}");
         }
         // The re-encoded case (EXIF too big to append to) and a second rewrite too.
