@@ -660,6 +660,7 @@ pub fn counts(images: &[FoundImage]) -> HashMap<Destination, usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
