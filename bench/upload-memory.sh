@@ -25,7 +25,7 @@ SIZES="${SIZES:-0.001 30}"
 PANO="${PANO:-1}"
 MTP="${MTP_BIN:-$MTP}"
 SERVER="${SERVER_BIN:-$TARGET_DIR/release/mtp-sandbox-server}"
-GEN="$TARGET_DIR/release/mtp" # the folders are made by this tree's mtp (it has --size-mb)
+GEN="${GEN_BIN:-$TARGET_DIR/release/mtp}" # makes the folders: needs --size-mb (this tree's mtp)
 TMP="$(mktemp -d)"
 SERVER_PID=""
 stop_server() {
@@ -101,13 +101,18 @@ run() {
   )
   local t0 t1
   t0=$(date +%s%N)
-  if ! (cd "$TMP/run" && /usr/bin/time -f '%M' -o "$TMP/time" "${ENV[@]}" "$MTP" upload "$1" \
-    --to mapillary,kartaview,panoramax,mtpw --transport Walk --timeout 900 >"$TMP/out" 2>"$TMP/err"); then
-    echo "FAILED: mtp upload $1" >&2
-    tail -20 "$TMP/out" "$TMP/err" >&2
-    exit 1
-  fi
+  # Map the Paths Web ends waiting for the user's consent to receive their Mapillary token
+  # (asked on its card): mtp exits 1 for that. The photo services must all be done.
+  (cd "$TMP/run" && /usr/bin/time -f '%M' -o "$TMP/time" "${ENV[@]}" "$MTP" upload "$1" \
+    --to mapillary,kartaview,panoramax,mtpw --transport Walk --timeout 900 >"$TMP/out" 2>"$TMP/err") || true
   t1=$(date +%s%N)
+  for service in Mapillary KartaView Panoramax; do
+    if ! grep -Eq "^ *$service +done done $COUNT/$COUNT photos" "$TMP/out"; then
+      echo "FAILED: mtp upload $1 ($service is not done)" >&2
+      tail -n 20 "$TMP/out" "$TMP/err" >&2
+      exit 1
+    fi
+  done
   # Every photo on each photo service.
   curl -fsS "$ADMIN/state" >"$TMP/state.json"
   python3 - "$TMP/state.json" "$COUNT" <<'PY'
@@ -137,6 +142,6 @@ stop_server
   for size in $SIZES; do
     dir="$(folder "$size")"
     mb="$(du -sb "$dir" | awk '{print $1 / 1e6}')"
-    awk -v s="$size" -v mb="$mb" '{printf "| %s | %.0f | %.1f | %.1f |\n", s, mb, $1, $2 / 1024}' "$TMP/$size"
+    awk -v s="$size" -v mb="$mb" '{printf "| %s | %.1f | %.1f | %.1f |\n", s, mb, $1, $2 / 1024}' "$TMP/$size"
   done
 } | tee -a "$DATA/upload-memory.md"

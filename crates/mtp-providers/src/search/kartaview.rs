@@ -168,6 +168,7 @@ pub fn form_corners(area: &Bbox) -> (String, String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -341,6 +341,7 @@ pub(crate) fn rfc3339_ms(text: &str) -> Option<Millis> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
