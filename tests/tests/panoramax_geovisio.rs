@@ -155,12 +155,12 @@ async fn the_client_uploads_a_set_to_geovisio() {
     for (i, photo) in photos.iter().enumerate() {
         let file = NewFile {
             file_name: format!("CLIENT_{i:05}.jpg"),
-            bytes: fixture_bytes(photo).into(),
+            source: fixture_bytes(photo).into(),
             ..NewFile::default()
         };
         match client.add_file(&set.id, &file).await.unwrap() {
             AddFileOutcome::Added(added) => {
-                assert_eq!(added.size, Some(file.bytes.len() as u64), "{}", added.raw);
+                assert_eq!(added.size, Some(file.source.len()), "{}", added.raw);
                 picture_ids.push(added.picture_id.clone().unwrap());
             }
             other => panic!("{} was not added: {other:?}", file.file_name),
@@ -188,7 +188,7 @@ async fn the_client_uploads_a_set_to_geovisio() {
             &set.id,
             &NewFile {
                 file_name: "NO_GPS.jpg".into(),
-                bytes: fixture_bytes(&bare).into(),
+                source: fixture_bytes(&bare).into(),
                 ..NewFile::default()
             },
         )

@@ -8,7 +8,7 @@
 //! no read to check a token with). The fields come from the code the drivers send with,
 //! so what is shown is what would go.
 
-use crate::pipeline::{self, kartaview, mapillary, mtpw, panoramax};
+use crate::pipeline::{kartaview, mapillary, mtpw, panoramax};
 use crate::prepare::checked_meta;
 use crate::sequences::planned_from_rows;
 use crate::{App, AppError, AppResult};
@@ -17,7 +17,8 @@ use mtp_core::plan::PlannedSequence;
 use mtp_core::plan::validate::{ProblemCode, Severity, check_destination};
 use mtp_core::store::{PhotoRow, SequenceMeta, part_name};
 use mtp_providers::{
-    ErrorKind, KartaViewClient, MapillaryClient, ProviderError, kartaview::UPLOAD_SOURCE,
+    ErrorKind, KartaViewClient, MapillaryClient, ProviderError, UploadSource,
+    kartaview::UPLOAD_SOURCE,
 };
 use serde::Serialize;
 
@@ -316,7 +317,7 @@ impl App {
                     "<the new sequence's id>",
                     first,
                     &first.file_name,
-                    bytes::Bytes::new(),
+                    UploadSource::default(),
                 )
                 .map_err(|e| e.to_string())
                 .and_then(|p| p.form_fields().map_err(|e| e.to_string()))
@@ -346,7 +347,7 @@ impl App {
                     "First an upload set is created ({}); the instance makes the sequence once every file is in.",
                     serde_json::to_string(&set).unwrap_or_default()
                 ));
-                let file = panoramax::new_file(&first.file_name, bytes::Bytes::new(), first);
+                let file = panoramax::new_file(&first.file_name, UploadSource::default(), first);
                 match file.form_fields() {
                     Ok(form) => {
                         let mut fields = form;
@@ -532,8 +533,7 @@ async fn mapillary_fields(
 ) -> Vec<(String, String)> {
     let (path, size, text) = (first.path.clone(), first.file_size, description.to_string());
     let made = tokio::task::spawn_blocking(move || {
-        let raw = pipeline::read_photo_blocking(&path, size)?;
-        mapillary::copy_with_key(&raw, &text).map(|(copy, key)| (copy.len(), key))
+        mapillary::upload_copy_blocking(&path, size, &text).map(|(source, key)| (source.len(), key))
     })
     .await;
     match made {

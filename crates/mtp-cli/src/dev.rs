@@ -6,7 +6,7 @@
 //! does. Every scenario is deterministic: the same command writes the same bytes.
 
 use clap::{Args, Subcommand, ValueEnum};
-use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, track_photos, write_jpeg};
+use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, fixture_bytes, track_photos, write_jpeg};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,6 +36,11 @@ pub struct GenArgs {
     /// Which sequence rule the folder exercises (PROTOCOLS §2.5).
     #[arg(long, value_enum, default_value_t = Scenario::Walk)]
     pub scenario: Scenario,
+    /// Make every photo this many megabytes (10^6 bytes), like a real camera's, with
+    /// pseudo-random bytes after the end of its tiny image (readers ignore them; uploads
+    /// send them all). For memory and throughput benchmarks.
+    #[arg(long, value_name = "MB")]
+    pub size_mb: Option<f64>,
 }
 
 /// Folders built to hit one rule of mapillary_tools' sequence building each.
@@ -278,6 +283,7 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
                         interval: args.interval,
                         pano: args.pano,
                         scenario: s,
+                        size_mb: args.size_mb,
                     };
                     scenario_shots(s, &part, &sub.join(s.name()))
                 })
@@ -408,6 +414,31 @@ fn cameras(spec: &TrackSpec, sub: &Path) -> Vec<Shot> {
         .collect()
 }
 
+/// Writes `jpeg` followed by pseudo-random bytes up to `mb` megabytes, a few MB at a time
+/// (a folder of large photos must not need them in memory).
+fn write_padded(path: &Path, jpeg: &[u8], mb: f64, seed: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let total = (mb * 1e6).max(0.0) as usize;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    out.write_all(jpeg)?;
+    // Not compressible and different per photo, as image data is (xorshift64).
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut left = total.saturating_sub(jpeg.len());
+    let mut block = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(block.len());
+        for chunk in block[..n].chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        out.write_all(&block[..n])?;
+        left -= n;
+    }
+    out.flush()
+}
+
 pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
     match command {
         DevCommand::GenPhotos(args) => {
@@ -426,7 +457,10 @@ pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
                     unique_id: Some(format!("{:016x}{k:016x}", 0x4d54_5044_u64)),
                     ..shot.photo
                 };
-                write_jpeg(&path, &photo)?;
+                match args.size_mb {
+                    None => write_jpeg(&path, &photo)?,
+                    Some(mb) => write_padded(&path, &fixture_bytes(&photo), mb, k as u64)?,
+                }
                 written += 1;
             }
             std::fs::create_dir_all(&args.dir)?;
@@ -452,6 +486,7 @@ mod tests {
             interval: 1.0,
             pano: false,
             scenario,
+            size_mb: None,
         }
     }
 

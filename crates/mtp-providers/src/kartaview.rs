@@ -23,6 +23,7 @@ use crate::config::KartaViewConfig;
 use crate::decode::{decode_value, flex};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{self, Reply, body_text, transfer_timeout};
+use crate::source::UploadSource;
 
 const SERVICE: Destination = Destination::Kartaview;
 
@@ -423,7 +424,8 @@ pub struct NewPhoto {
     pub projection: Projection,
     pub projection_yaw: Option<f64>,
     pub file_name: String,
-    pub bytes: Bytes,
+    /// The photo's bytes (a file on disk is read as it is sent).
+    pub source: UploadSource,
 }
 
 impl NewPhoto {
@@ -677,19 +679,27 @@ impl KartaViewClient {
         for (name, value) in photo.form_fields()? {
             form = form.text(name, value);
         }
-        let part = Part::stream_with_length(
-            reqwest::Body::from(photo.bytes.clone()),
-            photo.bytes.len() as u64,
-        )
-        .file_name(photo.file_name.clone())
-        .mime_str("image/jpeg")
-        .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
+        let len = photo.source.len();
+        let (stream, watch) = photo
+            .source
+            .stream_from(0)
+            .await
+            .map_err(|e| e.into_provider(SERVICE))?;
+        let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+            .file_name(photo.file_name.clone())
+            .mime_str("image/jpeg")
+            .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
         let request = self
             .http
             .post(self.url(&["1.0", "photo", ""])?)
-            .timeout(transfer_timeout(photo.bytes.len() as u64).max(UPLOAD_TIMEOUT))
+            .timeout(transfer_timeout(len).max(UPLOAD_TIMEOUT))
             .multipart(form.part("photo", part));
-        match self.call(request).await? {
+        let reply = self.call(request).await;
+        // A file that changed while it was read says so, rather than the broken request.
+        if let Some(problem) = watch.problem() {
+            return Err(problem.into_provider(SERVICE));
+        }
+        match reply? {
             (_, KartaViewReply::Duplicate { message }) => Ok(PhotoOutcome::Duplicate { message }),
             (reply, KartaViewReply::Ok(value)) => {
                 let sent: PhotoReply =

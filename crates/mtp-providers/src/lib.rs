@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod panoramax;
 pub mod panoramax_login;
 pub mod search;
+pub mod source;
 
 pub use config::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
 pub use error::{ErrorKind, ProviderError};
@@ -26,3 +27,4 @@ pub use mapillary::MapillaryClient;
 pub use mtpw::MtpwClient;
 pub use oauth::{PendingAuthorization, TokenSet};
 pub use panoramax::PanoramaxClient;
+pub use source::{FileStamp, SourceError, UploadSource};

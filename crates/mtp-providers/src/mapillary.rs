@@ -21,6 +21,7 @@ use url::Url;
 use crate::config::MapillaryConfig;
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{self, Reply, body_text, flex_bool, flex_u64, str_field, transfer_timeout};
+use crate::source::{SourceError, UploadSource};
 
 pub mod activity;
 
@@ -73,8 +74,7 @@ pub(crate) fn flex_id_opt<'de, D: serde::Deserializer<'de>>(
     Ok(<Option<Wrap> as serde::Deserialize>::deserialize(d)?.map(|w| w.0))
 }
 
-/// Size of the pieces a byte buffer is streamed in; also the progress granularity.
-pub const UPLOAD_CHUNK: usize = 64 * 1024;
+pub use crate::source::UPLOAD_CHUNK;
 
 /// Most images one bbox query may return (PROTOCOLS §2.6).
 pub const MAX_BBOX_LIMIT: u32 = 2000;
@@ -124,6 +124,14 @@ impl FileType {
 /// EXIF rewrite, so that the same photo always resumes the same server-side session.
 pub fn session_key_for(bytes: &[u8]) -> String {
     session_key_with_extension(bytes, "jpg")
+}
+
+/// [`session_key_for`] of a source's bytes, read from disk as they are hashed (blocking:
+/// call it off the async threads).
+pub fn session_key_for_source(source: &UploadSource) -> Result<String, SourceError> {
+    let mut md5 = Md5::new();
+    source.read_all_blocking(|bytes| md5.update(bytes))?;
+    Ok(format!("mly_tools_{}.jpg", hex::encode(md5.finalize())))
 }
 
 /// The same for a zip (`zip`) or video (`mp4`).
@@ -511,32 +519,40 @@ impl MapillaryClient {
         data: Bytes,
         progress: Option<Progress>,
     ) -> Result<String, ProviderError> {
-        let start = usize::try_from(offset)
-            .ok()
-            .filter(|start| *start <= data.len())
-            .ok_or_else(|| {
-                ProviderError::invalid(
-                    SERVICE,
-                    format!(
-                        "the server holds {offset} bytes of {key}, more than the file's {} bytes; the file changed since its key was computed",
-                        data.len()
-                    ),
-                )
-            })?;
-        let rest = data.slice(start..);
-        let remaining = rest.len() as u64;
-        let chunks = (0..rest.len().div_ceil(UPLOAD_CHUNK)).map(move |i| {
-            let end = ((i + 1) * UPLOAD_CHUNK).min(rest.len());
-            Ok::<Bytes, std::io::Error>(rest.slice(i * UPLOAD_CHUNK..end))
-        });
-        self.upload_stream(
-            key,
-            offset,
-            remaining,
-            futures::stream::iter(chunks),
-            progress,
-        )
-        .await
+        self.upload_source(key, offset, &UploadSource::in_memory(data), progress)
+            .await
+    }
+
+    /// The same for a source's bytes from `offset` on (a photo's file is read as it is
+    /// sent). A file that changed since the key was computed fails the upload with a
+    /// permanent error rather than sending other bytes under that key.
+    pub async fn upload_source(
+        &self,
+        key: &str,
+        offset: u64,
+        source: &UploadSource,
+        progress: Option<Progress>,
+    ) -> Result<String, ProviderError> {
+        if offset > source.len() {
+            return Err(ProviderError::invalid(
+                SERVICE,
+                format!(
+                    "the server holds {offset} bytes of {key}, more than the file's {} bytes; the file changed since its key was computed",
+                    source.len()
+                ),
+            ));
+        }
+        let (stream, watch) = source
+            .stream_from(offset)
+            .await
+            .map_err(|e| e.into_provider(SERVICE))?;
+        let result = self
+            .upload_stream(key, offset, source.len() - offset, stream, progress)
+            .await;
+        match watch.problem() {
+            Some(problem) => Err(problem.into_provider(SERVICE)),
+            None => result,
+        }
     }
 
     /// The same from any byte stream (e.g. a file read with `tokio_util::io::ReaderStream`
@@ -579,9 +595,10 @@ impl MapillaryClient {
     pub async fn upload_resumable(
         &self,
         key: &str,
-        data: Bytes,
+        data: impl Into<UploadSource>,
         progress: Option<Progress>,
     ) -> Result<String, ProviderError> {
+        let data = data.into();
         let mut attempt = 0;
         loop {
             let offset = self.get_offset(key).await?;
@@ -589,7 +606,7 @@ impl MapillaryClient {
                 progress(offset);
             }
             match self
-                .upload_bytes(key, offset, data.clone(), progress.clone())
+                .upload_source(key, offset, &data, progress.clone())
                 .await
             {
                 Err(e) if e.kind() == ErrorKind::OffsetInvalid && attempt < OFFSET_RETRIES => {

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use mtp_core::Destination;
 use mtp_core::clock::{Millis, SharedClock, SystemClock};
 use mtp_core::secret::Secret;
@@ -21,6 +20,7 @@ use crate::config::PanoramaxConfig;
 use crate::decode::{decode, decode_value, flex};
 use crate::error::{DEFAULT_RATE_LIMIT_DELAY, ErrorKind, ProviderError, retry_after_header};
 use crate::http::{self, Reply, body_text, rfc3339_utc, transfer_timeout};
+use crate::source::UploadSource;
 
 const SERVICE: Destination = Destination::Panoramax;
 
@@ -429,7 +429,8 @@ pub struct NewFile {
     /// Sent as the part's file name; `.jpg` is appended unless it ends in `.jpg`/`.jpeg`
     /// (GeoVisio checks the extension).
     pub file_name: String,
-    pub bytes: Bytes,
+    /// The photo's bytes (a file on disk is read as it is sent).
+    pub source: UploadSource,
     pub is_blurred: bool,
     /// `override_latitude` + `override_longitude`.
     pub override_position: Option<(f64, f64)>,
@@ -754,19 +755,27 @@ impl PanoramaxClient {
         for (name, value) in file.form_fields()? {
             form = form.text(name, value);
         }
-        let part = Part::stream_with_length(
-            reqwest::Body::from(file.bytes.clone()),
-            file.bytes.len() as u64,
-        )
-        .file_name(jpeg_name(&file.file_name))
-        .mime_str("image/jpeg")
-        .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
+        let len = file.source.len();
+        let (stream, watch) = file
+            .source
+            .stream_from(0)
+            .await
+            .map_err(|e| e.into_provider(SERVICE))?;
+        let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+            .file_name(jpeg_name(&file.file_name))
+            .mime_str("image/jpeg")
+            .map_err(|e| ProviderError::invalid(SERVICE, e.to_string()))?;
         let request = self
             .http
             .post(self.url(&["upload_sets", set_id, "files"])?)
-            .timeout(transfer_timeout(file.bytes.len() as u64))
+            .timeout(transfer_timeout(len))
             .multipart(form.part("file", part));
-        let reply = self.send(request).await?;
+        let reply = self.send(request).await;
+        // A file that changed while it was read says so, rather than the broken request.
+        if let Some(problem) = watch.problem() {
+            return Err(problem.into_provider(SERVICE));
+        }
+        let reply = reply?;
         if reply.status == StatusCode::CONFLICT {
             // Read leniently: whatever its shape, a 409 means the bytes are there.
             let conflict: ConflictReply = serde_json::from_slice(&reply.body).unwrap_or_default();

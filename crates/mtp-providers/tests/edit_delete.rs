@@ -82,7 +82,7 @@ async fn kv_sequence(kv: &KartaViewClient, n: u32, salt: u32) -> (String, Vec<St
                 projection: Projection::Flat,
                 projection_yaw: None,
                 file_name: format!("IMG_{i}.jpg"),
-                bytes: jpeg(salt + i),
+                source: jpeg(salt + i).into(),
             })
             .await
             .unwrap();
@@ -198,7 +198,7 @@ async fn pnx_ready_set(pnx: &PanoramaxClient, n: u32, salt: u32) -> (String, Str
                 &set.id,
                 &NewFile {
                     file_name: format!("IMG_{i}.jpg"),
-                    bytes: jpeg(salt + i),
+                    source: jpeg(salt + i).into(),
                     override_position: Some((48.85 + f64::from(i) * 0.0001, 2.35)),
                     override_capture_time_ms: Some(1_715_938_200_000 + i64::from(i) * 4000),
                     ..NewFile::default()

@@ -178,7 +178,7 @@ fn new_photo(projection: Projection) -> NewPhoto {
         projection,
         projection_yaw: None,
         file_name: "IMG_0003.jpg".into(),
-        bytes: Bytes::from_static(b"\xff\xd8jpeg bytes\xff\xd9"),
+        source: Bytes::from_static(b"\xff\xd8jpeg bytes\xff\xd9").into(),
     }
 }
 

@@ -13,10 +13,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use common::{Log, serve};
 use mtp_core::secret::Secret;
-use mtp_providers::ErrorKind;
 use mtp_providers::mapillary::{
     self, BboxQuery, FileType, IMAGE_FIELDS, LonLat, MapillaryClient, Progress,
 };
+use mtp_providers::{ErrorKind, FileStamp, UploadSource};
 use serde_json::json;
 
 const TOKEN: &str = "MLYuser|token";
@@ -302,6 +302,52 @@ async fn resume_sends_only_the_rest_and_a_412_rereads_the_offset() {
     let post = &stub.log.all()[before + 1];
     assert_eq!(post.header("offset").as_deref(), Some("90000"));
     assert!(post.body.is_empty());
+}
+
+#[tokio::test]
+async fn a_file_source_streams_hashes_and_resumes_as_its_bytes_would() {
+    let (stub, client) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("IMG_1.jpg");
+    let file: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &file).unwrap();
+    let stamp = FileStamp::of(&std::fs::metadata(&path).unwrap());
+    let head = vec![1u8; 90_000];
+    let source = UploadSource::file(Bytes::from(head.clone()), path.clone(), 5_000, stamp);
+    let mut expected = head;
+    expected.extend_from_slice(&file[5_000..]);
+    let key = mapillary::session_key_for_source(&source).unwrap();
+    assert_eq!(key, mapillary::session_key_for(&expected));
+
+    // Resumed inside the head, then inside the tail: the server ends with the same bytes.
+    for held in [50_000, 200_000] {
+        stub.held
+            .lock()
+            .unwrap()
+            .insert(key.clone(), expected[..held].to_vec());
+        client
+            .upload_resumable(&key, source.clone(), None)
+            .await
+            .unwrap();
+        let post = stub.log.last();
+        assert_eq!(post.header("offset"), Some(held.to_string()));
+        assert_eq!(post.body, expected[held..]);
+    }
+
+    // The file changed after its key was computed: nothing is sent under that key.
+    std::fs::write(&path, &file[..299_000]).unwrap();
+    stub.held.lock().unwrap().remove(&key);
+    let posts = stub.log.len();
+    let e = client
+        .upload_resumable(&key, source.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert!(e.message().contains("changed"), "{e}");
+    assert!(
+        stub.log.all()[posts..].iter().all(|r| r.method != "POST"),
+        "no POST for a changed file"
+    );
 }
 
 #[tokio::test]

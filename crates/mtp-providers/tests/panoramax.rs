@@ -228,7 +228,7 @@ async fn add_file_multipart_and_outcomes() {
     let (stub, client) = start(Some("jwt")).await;
     let file = NewFile {
         file_name: "IMG_1".into(),
-        bytes: Bytes::from_static(b"\xff\xd8jpeg\xff\xd9"),
+        source: Bytes::from_static(b"\xff\xd8jpeg\xff\xd9").into(),
         is_blurred: false,
         override_position: Some((46.5, 6.25)),
         override_capture_time_ms: Some(1_714_564_800_000),
@@ -260,7 +260,7 @@ async fn add_file_multipart_and_outcomes() {
         ".jpg is added for GeoVisio"
     );
     assert_eq!(part.content_type.as_deref(), Some("image/jpeg"));
-    assert_eq!(part.data, file.bytes);
+    assert_eq!(part.data, Bytes::from_static(b"\xff\xd8jpeg\xff\xd9"));
     assert_eq!(seen.part_text("isBlurred").unwrap(), "false");
     assert_eq!(seen.part_text("override_latitude").unwrap(), "46.5");
     assert_eq!(seen.part_text("override_longitude").unwrap(), "6.25");

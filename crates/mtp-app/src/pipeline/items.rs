@@ -4,8 +4,10 @@
 use futures::StreamExt;
 use mtp_core::engine::{ItemState, JobCtx, StepError, StepOutcome};
 use mtp_core::store::{JobItemRow, PhotoRow};
+use mtp_providers::{FileStamp, UploadSource};
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `prepare` of the photo destinations: every photo is still there, with the size it had
@@ -177,26 +179,38 @@ pub(super) fn worst(errors: Vec<StepError>) -> Option<StepError> {
     retry
 }
 
-/// Reads a photo for sending, checking it is still the file that was planned.
-pub(crate) async fn read_photo(item: &JobItemRow) -> Result<bytes::Bytes, StepError> {
-    let (path, size) = (item.path.clone(), item.file_size);
-    tokio::task::spawn_blocking(move || read_photo_blocking(&path, size))
+/// A photo's file to send as it is (read as it is sent), checking it is still the file
+/// that was planned.
+pub(crate) async fn photo_source(item: &JobItemRow) -> Result<UploadSource, StepError> {
+    let path = PathBuf::from(&item.path);
+    let meta = tokio::fs::metadata(&path)
         .await
-        .map_err(|e| StepError::retry(format!("reading the photo stopped: {e}")))?
-        .map(bytes::Bytes::from)
+        .map_err(|e| StepError::permanent(format!("cannot read {}: {e}", item.path)))?;
+    check_size(meta.len(), item.file_size)?;
+    Ok(UploadSource::file(
+        bytes::Bytes::new(),
+        path,
+        0,
+        FileStamp::of(&meta),
+    ))
 }
 
-/// [`read_photo`], on the calling thread (for work that goes on with the bytes there).
+/// Reads a whole photo, checking it is still the file that was planned.
 pub(crate) fn read_photo_blocking(path: &str, file_size: i64) -> Result<Vec<u8>, StepError> {
     let data = std::fs::read(path)
         .map_err(|e| StepError::permanent(format!("cannot read {path}: {e}")))?;
-    if i64::try_from(data.len()).ok() != Some(file_size) {
+    check_size(data.len() as u64, file_size)?;
+    Ok(data)
+}
+
+/// The file still has the size it had when the folder was read.
+pub(crate) fn check_size(len: u64, file_size: i64) -> Result<(), StepError> {
+    if i64::try_from(len).ok() != Some(file_size) {
         return Err(StepError::permanent(format!(
-            "the file changed since the folder was read ({} bytes, was {file_size}): read the folder again",
-            data.len(),
+            "the file changed since the folder was read ({len} bytes, was {file_size}): read the folder again",
         )));
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Items that still have to go.

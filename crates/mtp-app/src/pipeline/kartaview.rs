@@ -16,16 +16,16 @@ use crate::App;
 use crate::remote::KartaViewRemote;
 
 use super::{
-    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photos_by_id,
-    provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
+    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photo_source,
+    photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
-use mtp_providers::KartaViewClient;
 use mtp_providers::config::KartaViewConfig;
 use mtp_providers::kartaview::{NewPhoto, NewSequence, PhotoOutcome, Projection, UPLOAD_SOURCE};
+use mtp_providers::{KartaViewClient, UploadSource};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -302,7 +302,7 @@ pub(crate) fn new_photo(
     sequence_id: &str,
     photo: &PhotoRow,
     file_name: &str,
-    bytes: bytes::Bytes,
+    source: UploadSource,
 ) -> Result<NewPhoto, StepError> {
     let index = u32::try_from(photo.seq_index)
         .map_err(|_| StepError::permanent(format!("index {} is out of range", photo.seq_index)))?;
@@ -324,7 +324,7 @@ pub(crate) fn new_photo(
         },
         projection_yaw: None,
         file_name: file_name.to_string(),
-        bytes,
+        source,
     })
 }
 
@@ -348,9 +348,9 @@ async fn upload_photo(
     item: &JobItemRow,
     photo: &PhotoRow,
 ) -> Result<(), StepError> {
-    let data = read_photo(item).await?;
-    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-    let new = new_photo(sequence_id, photo, &item.file_name, data)?;
+    let source = photo_source(item).await?;
+    let len = i64::try_from(source.len()).unwrap_or(i64::MAX);
+    let new = new_photo(sequence_id, photo, &item.file_name, source)?;
     let index = new.sequence_index;
     let _slot = ctx.transfer_slot().await?;
     ctx.check()?;

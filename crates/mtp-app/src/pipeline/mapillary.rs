@@ -2,7 +2,9 @@
 //!
 //! - `prepare`: the files are still there, unchanged.
 //! - `upload`: per photo, in order, 4 at a time (small ones are prepared up to 4 ahead): the upload copy (the file with the `MAP*`
-//!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic), its key
+//!   JSON as EXIF `ImageDescription`, byte-for-byte deterministic; of a photo over 64 kB
+//!   only the head up to that segment is in memory, the rest is read from disk as it is
+//!   hashed and sent, see `upload_copy_blocking`), its key
 //!   `mly_tools_<md5>.jpg` saved on the item *before* the first byte goes (state
 //!   `partial`), then the server's offset and the rest of the bytes; the handle is saved
 //!   with state `sent`. A photo cut mid-way resumes from the server's offset. The items
@@ -48,7 +50,7 @@ use crate::remote::{MapillaryChunk, MapillaryRemote};
 use futures::future::BoxFuture;
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome};
-use mtp_core::photo::rewrite::with_image_description;
+use mtp_core::photo::rewrite::{RewriteError, image_description_head, with_image_description};
 use mtp_core::plan::PlannedPhoto;
 use mtp_core::plan::description::{DescriptionOptions, image_description};
 use mtp_core::store::{Account, ItemUpdate, JobItemRow, JobRow, PhotoRow};
@@ -57,8 +59,12 @@ use mtp_providers::config::MapillaryConfig;
 use mtp_providers::mapillary::activity::{
     ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
 };
-use mtp_providers::mapillary::{BboxQuery, FileType, Progress, new_manifest_key, session_key_for};
+use mtp_providers::mapillary::{
+    BboxQuery, FileType, Progress, new_manifest_key, session_key_for, session_key_for_source,
+};
+use mtp_providers::{FileStamp, UploadSource};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -179,7 +185,8 @@ impl MapillaryDriver {
         // Twice as many photos under way as transfers (`sending`): the next ones are
         // read, rewritten and their keys committed while others are on the wire (small
         // photos spend more time on that than sending). Large photos stay at one per
-        // transfer, so that no more of them sit in memory than before.
+        // transfer: they are streamed from disk, but hashing one reads it all, and
+        // reading further ahead than the transfers would only compete for the disk.
         let parallel = self.options().parallel_uploads.max(1);
         let large = Semaphore::new(parallel);
         let sending = Semaphore::new(parallel);
@@ -237,7 +244,7 @@ impl MapillaryDriver {
         item: &JobItemRow,
         photo: &PhotoRow,
     ) -> Result<(), StepError> {
-        let (data, key) = upload_copy(item, photo).await?;
+        let (source, key) = upload_copy(item, photo).await?;
         if item.state != ItemState::Partial || item.remote_key.as_deref() != Some(key.as_str()) {
             // The key first: whatever reaches the server from now on can be resumed.
             lanes.saves.key_first(item, &key).await?;
@@ -259,11 +266,11 @@ impl MapillaryDriver {
             let position = position.clone();
             Arc::new(move |at| position.store(at, Ordering::Relaxed))
         };
-        let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        let len = i64::try_from(source.len()).unwrap_or(i64::MAX);
         let (outcome, in_flight) = watched(
             ctx,
             Some(&position),
-            client.upload_resumable(&key, data, Some(progress)),
+            client.upload_resumable(&key, source, Some(progress)),
         )
         .await;
         let result = match outcome {
@@ -907,31 +914,62 @@ pub(crate) fn upload_description(photo: &PhotoRow) -> String {
 /// The upload copy of a photo's bytes (`description` in its EXIF) and its upload key
 /// `mly_tools_<md5 of the copy>.jpg`.
 pub(crate) fn copy_with_key(raw: &[u8], description: &str) -> Result<(Vec<u8>, String), StepError> {
-    let copy = with_image_description(raw, description)
-        .map_err(|e| StepError::permanent(format!("cannot prepare the upload copy: {e}")))?;
+    let copy = with_image_description(raw, description).map_err(cannot_prepare)?;
     let key = session_key_for(&copy);
     Ok((copy, key))
 }
 
-/// The bytes to send and their key. Done off the async threads: reading, rewriting the
-/// EXIF and hashing a large photo take a while.
+fn cannot_prepare(e: RewriteError) -> StepError {
+    StepError::permanent(format!("cannot prepare the upload copy: {e}"))
+}
+
+/// The bytes to send for the photo at `path` and their key. A small photo is read,
+/// rewritten and hashed in memory. A larger one is never held whole: only its head up to
+/// the rewritten EXIF segment is kept, and the rest is read from the file as it is hashed
+/// here and again as it is sent, so memory does not grow with photo size. The copy is the
+/// same bytes either way ([`with_image_description`]'s). The file is stamped before it is
+/// read: if it changes before its bytes are all sent, the upload fails instead of sending
+/// other bytes under this key.
+pub(crate) fn upload_copy_blocking(
+    path: &str,
+    file_size: i64,
+    description: &str,
+) -> Result<(UploadSource, String), StepError> {
+    if file_size <= IN_MEMORY_COPY_BYTES {
+        let raw = super::read_photo_blocking(path, file_size)?;
+        let (copy, key) = copy_with_key(&raw, description)?;
+        return Ok((UploadSource::from(copy), key));
+    }
+    let unreadable = |e: std::io::Error| StepError::permanent(format!("cannot read {path}: {e}"));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    super::check_size(meta.len(), file_size)?;
+    let stamp = FileStamp::of(&meta);
+    let head =
+        image_description_head(&mut file, meta.len(), description).map_err(cannot_prepare)?;
+    let source = UploadSource::file(
+        bytes::Bytes::from(head.head),
+        PathBuf::from(path),
+        head.tail_offset,
+        stamp,
+    );
+    let key = session_key_for_source(&source).map_err(|e| StepError::permanent(e.to_string()))?;
+    Ok((source, key))
+}
+
+/// [`upload_copy_blocking`], off the async threads unless the photo is tiny.
 async fn upload_copy(
     item: &JobItemRow,
     photo: &PhotoRow,
-) -> Result<(bytes::Bytes, String), StepError> {
+) -> Result<(UploadSource, String), StepError> {
     let description = upload_description(photo);
     let (path, size) = (item.path.clone(), item.file_size);
-    let make = move || {
-        let raw = super::read_photo_blocking(&path, size)?;
-        let (copy, key) = copy_with_key(&raw, &description)?;
-        Ok((bytes::Bytes::from(copy), key))
-    };
     // A small photo takes less time than handing it to another thread (a few µs of I/O
     // from the page cache and hashing).
     if size <= INLINE_COPY_BYTES {
-        return make();
+        return upload_copy_blocking(&path, size, &description);
     }
-    tokio::task::spawn_blocking(make)
+    tokio::task::spawn_blocking(move || upload_copy_blocking(&path, size, &description))
         .await
         .map_err(|e| StepError::retry(format!("preparing the upload copy stopped: {e}")))?
 }
@@ -978,6 +1016,10 @@ const HANDLE_REFRESH_MS: i64 = 24 * 3_600_000;
 
 /// Photos up to this size are read, rewritten and hashed on the async thread.
 const INLINE_COPY_BYTES: i64 = 64 * 1024;
+
+/// Photos up to this size are sent from a copy in memory (at most a few of them per
+/// transfer are held at once, see `upload`); larger ones stream from disk.
+const IN_MEMORY_COPY_BYTES: i64 = INLINE_COPY_BYTES;
 
 /// Photos up to this size may be prepared ahead of a free transfer (see `upload`).
 const AHEAD_MAX_BYTES: i64 = 1024 * 1024;
@@ -1153,4 +1195,62 @@ fn metres_between(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let x = (lon2 - lon1).to_radians() * ((lat1 + lat2) / 2.0).to_radians().cos();
     let y = (lat2 - lat1).to_radians();
     6_371_000.0 * (x * x + y * y).sqrt()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use mtp_core::photo::fixture::{FixturePhoto, fixture_bytes, jpeg_with_raw_exif};
+
+    #[test]
+    fn a_large_photo_streams_the_same_bytes_and_key_as_a_copy_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = FixturePhoto::at(46.5, 6.25, 1_714_550_400_123);
+        let cases = [
+            ("exif.jpg", fixture_bytes(&at)),
+            ("bare.jpg", jpeg_with_raw_exif(None, None).unwrap()),
+            (
+                "pano.jpg",
+                fixture_bytes(&FixturePhoto {
+                    is_360: true,
+                    ..at.clone()
+                }),
+            ),
+        ];
+        let desc = r#"{"MAPLatitude":46.5,"MAPLongitude":6.25}"#;
+        for (name, jpeg) in cases {
+            for extra in [100, 500_000] {
+                let mut original = jpeg.clone();
+                original.extend((0..extra).map(|i: u32| (i.wrapping_mul(40_503) >> 8) as u8));
+                let path = dir.path().join(name);
+                std::fs::write(&path, &original).unwrap();
+                let size = i64::try_from(original.len()).unwrap();
+                let (source, key) =
+                    upload_copy_blocking(path.to_str().unwrap(), size, desc).unwrap();
+                let (copy, copy_key) = copy_with_key(&original, desc).unwrap();
+                assert_eq!(source.is_streamed(), size > IN_MEMORY_COPY_BYTES, "{name}");
+                assert_eq!(key, copy_key, "{name}");
+                let mut sent = Vec::new();
+                source
+                    .read_all_blocking(|b| sent.extend_from_slice(b))
+                    .unwrap();
+                assert_eq!(sent, copy, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_photo_that_changed_since_the_folder_was_read_is_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jpg");
+        let mut original = fixture_bytes(&FixturePhoto::at(1.0, 2.0, 1_700_000_000_000));
+        original.resize(200_000, 7);
+        std::fs::write(&path, &original).unwrap();
+        let e = upload_copy_blocking(path.to_str().unwrap(), 199_000, "{}").unwrap_err();
+        assert!(
+            e.to_string().contains("changed since the folder was read"),
+            "{e}"
+        );
+    }
 }

@@ -21,7 +21,7 @@ use crate::remote::PanoramaxRemote;
 
 use super::{
     PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
-    photos_by_id, provider_step_error, read_photo, remote_ids_of, run_items, unsent, watched,
+    photo_source, photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
 };
 use crate::App;
 use futures::future::BoxFuture;
@@ -30,7 +30,7 @@ use mtp_core::engine::{Driver, ItemState, JobCtx, Stage, StepError, StepOutcome}
 use mtp_core::secret::Secret;
 use mtp_core::store::{JobItemRow, JobRow, PhotoRow};
 use mtp_providers::panoramax::{AddFileOutcome, NewFile, NewUploadSet, SortMethod, UploadSetFile};
-use mtp_providers::{ErrorKind, PanoramaxClient};
+use mtp_providers::{ErrorKind, PanoramaxClient, UploadSource};
 use std::sync::Arc;
 use url::Url;
 
@@ -388,7 +388,7 @@ fn set_id(remote: &PanoramaxRemote) -> Result<String, StepError> {
 
 /// What is sent for one photo: its stored position and capture time as overrides, and the
 /// heading written into its EXIF when the photo's own EXIF did not give it.
-pub(crate) fn new_file(file_name: &str, bytes: bytes::Bytes, photo: &PhotoRow) -> NewFile {
+pub(crate) fn new_file(file_name: &str, source: UploadSource, photo: &PhotoRow) -> NewFile {
     let mut exif_overrides = Vec::new();
     if let Some(h) = photo.heading.filter(|h| h.is_finite())
         && photo.heading_source.as_deref() != Some("gps_img_direction")
@@ -398,7 +398,7 @@ pub(crate) fn new_file(file_name: &str, bytes: bytes::Bytes, photo: &PhotoRow) -
     }
     NewFile {
         file_name: file_name.to_string(),
-        bytes,
+        source,
         is_blurred: false,
         override_position: Some((photo.lat, photo.lon)),
         override_capture_time_ms: Some(photo.captured_at),
@@ -428,9 +428,9 @@ async fn add_file(
     item: &JobItemRow,
     photo: &PhotoRow,
 ) -> Result<(), StepError> {
-    let data = read_photo(item).await?;
-    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
-    let file = new_file(&item.file_name, data, photo);
+    let source = photo_source(item).await?;
+    let len = i64::try_from(source.len()).unwrap_or(i64::MAX);
+    let file = new_file(&item.file_name, source, photo);
     let _slot = ctx.transfer_slot().await?;
     ctx.check()?;
     let (outcome, _) = watched(ctx, None, client.add_file(set_id, &file)).await;

@@ -4,8 +4,7 @@
 //! segment is skipped with a seek and the entropy-coded image data after SOS is never read.
 //! This keeps a scan of 10,000 photos to a few kilobytes of I/O per file.
 
-use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read};
+use std::io::{self, BufReader, Cursor, Read, Seek};
 
 /// The APP1 payload prefix of an EXIF segment ("Exif" NUL NUL).
 pub(crate) const EXIF_HEADER: &[u8] = b"Exif\0\0";
@@ -19,7 +18,7 @@ pub(crate) trait Source: Read {
     fn skip(&mut self, n: u64) -> io::Result<()>;
 }
 
-impl Source for BufReader<File> {
+impl<R: Read + Seek> Source for BufReader<R> {
     fn skip(&mut self, n: u64) -> io::Result<()> {
         let n = i64::try_from(n).map_err(|_| io::Error::other("skip too large"))?;
         // seek_relative keeps the buffer when the target is inside it.

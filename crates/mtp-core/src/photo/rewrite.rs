@@ -14,11 +14,11 @@
 //! The output depends only on the input bytes and the description, so the upload key (the
 //! MD5 of these bytes) is stable across runs.
 
-use super::jpeg::{self, EXIF_HEADER, MAX_SEGMENT_PAYLOAD, WalkError};
+use super::jpeg::{self, EXIF_HEADER, Header, MAX_SEGMENT_PAYLOAD, WalkError};
 use exif::experimental::Writer;
 use exif::{Exif, Field, In, Tag, Value};
 use std::collections::HashSet;
-use std::io::Cursor;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 const IMAGE_DESCRIPTION: u16 = 0x010E;
@@ -59,7 +59,61 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
     if description.contains('\0') {
         return Err(RewriteError::DescriptionHasNul);
     }
-    let header = jpeg::walk_bytes(jpeg).map_err(|e| match e {
+    let header = jpeg::walk_bytes(jpeg).map_err(walk_error)?;
+    let splice = splice_for(jpeg, &header, description.as_bytes())?;
+    let mut out = Vec::with_capacity(jpeg.len() - (splice.to - splice.from) + splice.segment.len());
+    out.extend_from_slice(&jpeg[..splice.from]);
+    out.extend_from_slice(&splice.segment);
+    out.extend_from_slice(&jpeg[splice.to..]);
+    Ok(out)
+}
+
+/// The start of a photo's upload copy, for sending a large file without holding it: the
+/// copy is `head` followed by the original file's bytes from `tail_offset` to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyHead {
+    /// The original bytes before the EXIF segment (or the insertion point), then the new
+    /// EXIF segment.
+    pub head: Vec<u8>,
+    /// Where, in the original file, the bytes that follow `head` start.
+    pub tail_offset: u64,
+}
+
+/// The head of [`with_image_description`]'s copy of the JPEG that `file` holds (`file_len`
+/// bytes), reading only the segments before the image data: `head` + the file from
+/// `tail_offset` on is exactly what `with_image_description` returns for the whole file.
+pub fn image_description_head<R: Read + Seek>(
+    file: R,
+    file_len: u64,
+    description: &str,
+) -> Result<CopyHead, RewriteError> {
+    if description.contains('\0') {
+        return Err(RewriteError::DescriptionHasNul);
+    }
+    let io_error = |e: std::io::Error| RewriteError::DamagedJpeg {
+        detail: e.to_string(),
+    };
+    let mut r = BufReader::new(file);
+    r.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let header = jpeg::walk(&mut r, file_len).map_err(walk_error)?;
+    // Only the bytes up to the end of the replaced segment are needed: the splice reads
+    // nothing past it.
+    let to = splice_end(&header);
+    let mut prefix = vec![0u8; to];
+    r.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    r.read_exact(&mut prefix).map_err(io_error)?;
+    let splice = splice_for(&prefix, &header, description.as_bytes())?;
+    let mut head = prefix;
+    head.truncate(splice.from);
+    head.extend_from_slice(&splice.segment);
+    Ok(CopyHead {
+        head,
+        tail_offset: splice.to as u64,
+    })
+}
+
+fn walk_error(e: WalkError) -> RewriteError {
+    match e {
         WalkError::NotJpeg(looks_like) => RewriteError::NotJpeg { looks_like },
         WalkError::Truncated(detail) | WalkError::Corrupt(detail) => {
             RewriteError::DamagedJpeg { detail }
@@ -67,8 +121,36 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
         WalkError::Io(e) => RewriteError::DamagedJpeg {
             detail: e.to_string(),
         },
-    })?;
-    let desc = description.as_bytes();
+    }
+}
+
+/// How the upload copy differs from the original: bytes `from..to` are replaced by
+/// `segment`, a whole APP1 Exif segment.
+struct Splice {
+    from: usize,
+    to: usize,
+    segment: Vec<u8>,
+}
+
+/// Where the replaced bytes end (`Splice::to`), from the walk alone.
+fn splice_end(header: &Header) -> usize {
+    match header.exif_segment {
+        Some(seg) => seg.end() as usize,
+        None => insertion_point(header),
+    }
+}
+
+/// Where a new EXIF segment goes: after the JFIF APP0 segment if there is one.
+fn insertion_point(header: &Header) -> usize {
+    match header.segments.first() {
+        Some(s) if s.marker == 0xE0 && s.offset == 2 => s.end() as usize,
+        _ => 2,
+    }
+}
+
+/// The splice that sets the description. `jpeg` needs to hold the file only up to
+/// [`splice_end`].
+fn splice_for(jpeg: &[u8], header: &Header, desc: &[u8]) -> Result<Splice, RewriteError> {
     match header.exif_segment {
         None => {
             // With the IFD0 tags the EXIF spec requires, at their usual defaults, so that
@@ -89,11 +171,12 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
             let tiff = tiff_from_fields(&fields).map_err(|e| RewriteError::BrokenExif {
                 detail: e.to_string(),
             })?;
-            let at = match header.segments.first() {
-                Some(s) if s.marker == 0xE0 && s.offset == 2 => s.end(),
-                _ => 2,
-            } as usize;
-            splice(jpeg, at, at, EXIF_HEADER, &tiff)
+            let at = insertion_point(header);
+            Ok(Splice {
+                from: at,
+                to: at,
+                segment: app1_segment(EXIF_HEADER, &tiff)?,
+            })
         }
         Some(seg) => {
             let (start, end) = (seg.offset as usize, seg.end() as usize);
@@ -112,31 +195,27 @@ pub fn with_image_description(jpeg: &[u8], description: &str) -> Result<Vec<u8>,
                 Some(t) if fits(&t) => t,
                 _ => reencode(&exif, desc)?,
             };
-            splice(jpeg, start, end, prefix, &new_tiff)
+            Ok(Splice {
+                from: start,
+                to: end,
+                segment: app1_segment(prefix, &new_tiff)?,
+            })
         }
     }
 }
 
-/// `jpeg[..from]` + an APP1 segment of `prefix` + `tiff` + `jpeg[to..]`.
-fn splice(
-    jpeg: &[u8],
-    from: usize,
-    to: usize,
-    prefix: &[u8],
-    tiff: &[u8],
-) -> Result<Vec<u8>, RewriteError> {
+/// An APP1 segment of `prefix` + `tiff`.
+fn app1_segment(prefix: &[u8], tiff: &[u8]) -> Result<Vec<u8>, RewriteError> {
     let payload = prefix.len() + tiff.len();
     if payload > MAX_SEGMENT_PAYLOAD {
         return Err(RewriteError::TooLarge { bytes: payload });
     }
-    let mut out = Vec::with_capacity(jpeg.len() - (to - from) + payload + 4);
-    out.extend_from_slice(&jpeg[..from]);
+    let mut out = Vec::with_capacity(payload + 4);
     out.extend_from_slice(&[0xFF, 0xE1]);
     // payload ≤ 65533 was checked above.
     out.extend_from_slice(&((payload + 2) as u16).to_be_bytes());
     out.extend_from_slice(prefix);
     out.extend_from_slice(tiff);
-    out.extend_from_slice(&jpeg[to..]);
     Ok(out)
 }
 
@@ -479,6 +558,87 @@ mod tests {
         let make = exif.get_field(Tag::Make, In::PRIMARY).unwrap();
         assert!(matches!(&make.value, Value::Ascii(v) if v == &[b"Abc".to_vec()]));
         assert_eq!(description(&out).as_deref(), Some("fixed"));
+    }
+
+    /// The head + the rest of the original file, as a streamed upload sends it.
+    fn streamed_copy(original: &[u8], desc: &str) -> Vec<u8> {
+        let h = image_description_head(Cursor::new(original), original.len() as u64, desc).unwrap();
+        let mut out = h.head;
+        out.extend_from_slice(&original[h.tail_offset as usize..]);
+        out
+    }
+
+    #[test]
+    fn head_and_tail_are_the_whole_copy() {
+        // Image data after the header, as in a real photo: the head must not reach into it.
+        let pad = |mut jpeg: Vec<u8>| {
+            jpeg.extend((0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+            jpeg
+        };
+        let bare = fixture::jpeg_with_raw_exif(None, None).unwrap();
+        let mut jfif = vec![0xFF, 0xD8];
+        jfif.extend_from_slice(b"\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+        jfif.extend_from_slice(&bare[2..]);
+        let pano = fixture::fixture_bytes(&FixturePhoto {
+            is_360: true,
+            width: Some(5760),
+            height: Some(2880),
+            ..photo()
+        });
+        assert!(jpeg::walk_bytes(&pano).unwrap().xmp.is_some());
+        let cases = [
+            ("with EXIF", pad(fixture::fixture_bytes(&photo()))),
+            ("without EXIF", pad(bare)),
+            ("JFIF APP0", pad(jfif)),
+            ("360° with XMP", pad(pano)),
+        ];
+        let desc = r#"{"MAPCaptureTime":"2024_05_01_08_00_00_123","MAPFilename":"été.jpg"}"#;
+        for (what, original) in cases {
+            let whole = with_image_description(&original, desc).unwrap();
+            let h = image_description_head(Cursor::new(&original), original.len() as u64, desc)
+                .unwrap();
+            assert!(
+                h.head.len() < 2_000,
+                "{what}: a head of {} bytes",
+                h.head.len()
+            );
+            assert_eq!(streamed_copy(&original, desc), whole, "{what}");
+        }
+        // The re-encoded case (EXIF too big to append to) and a second rewrite too.
+        let fields = fixture::exif_fields(&photo());
+        let mut w = Writer::new();
+        for f in &fields {
+            w.push_field(f);
+        }
+        let thumb = vec![0xABu8; 64_000];
+        w.set_jpeg(&thumb, In::THUMBNAIL);
+        let mut buf = Cursor::new(Vec::new());
+        w.write(&mut buf, true).unwrap();
+        let big = pad(fixture::jpeg_with_raw_exif(Some(&buf.into_inner()), None).unwrap());
+        let long = "d".repeat(1000);
+        assert_eq!(
+            streamed_copy(&big, &long),
+            with_image_description(&big, &long).unwrap()
+        );
+        let once = with_image_description(&big, "first").unwrap();
+        assert_eq!(
+            streamed_copy(&once, "second"),
+            with_image_description(&once, "second").unwrap()
+        );
+    }
+
+    #[test]
+    fn head_fails_as_the_whole_copy_does() {
+        let original = fixture::fixture_bytes(&photo());
+        let code = |bytes: &[u8], desc: &str| {
+            image_description_head(Cursor::new(bytes), bytes.len() as u64, desc)
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(code(&original, "a\0b"), "bad_description");
+        assert_eq!(code(b"\x89PNG\r\n\x1a\n", "x"), "not_jpeg");
+        assert_eq!(code(&original[..40], "x"), "damaged_jpeg");
+        assert_eq!(code(&original, &"x".repeat(70_000)), "exif_too_large");
     }
 
     #[test]
