@@ -560,30 +560,12 @@ fn iso(ms: i64) -> Option<String> {
         .ok()
 }
 
-/// One RFC 7946 FeatureCollection: a Point per image, and a LineString per sequence (its
-/// images in capture order) where a sequence has two or more.
-pub fn to_geojson(images: &[FoundImage]) -> geojson::FeatureCollection {
-    use geojson::{Feature, Geometry, JsonObject, Value as Geo};
-    use serde_json::json;
-    let mut features = Vec::with_capacity(images.len() + images.len() / 10);
+/// The features of one RFC 7946 FeatureCollection, made one at a time (50,000 images would
+/// otherwise be a few hundred MB of JSON values at once): a Point per image, then a
+/// LineString per sequence (its images in capture order) where a sequence has two or more.
+pub fn features(images: &[FoundImage]) -> impl Iterator<Item = geojson::Feature> + '_ {
     let mut sequences: BTreeMap<(&'static str, &str), Vec<&FoundImage>> = BTreeMap::new();
     for i in images {
-        let mut p = JsonObject::new();
-        p.insert("kind".into(), json!("image"));
-        p.insert("service".into(), json!(i.service.as_str()));
-        p.insert("id".into(), json!(i.id));
-        p.insert("captured_at".into(), json!(i.captured_at_ms.and_then(iso)));
-        p.insert("heading".into(), json!(i.heading));
-        p.insert("sequence_id".into(), json!(i.sequence_id));
-        p.insert("user".into(), json!(i.user));
-        p.insert("is_pano".into(), json!(i.is_pano));
-        p.insert("page_url".into(), json!(i.page_url));
-        p.insert("thumb_url".into(), json!(i.thumb_url));
-        features.push(Feature {
-            geometry: Some(Geometry::new(Geo::Point(vec![i.lon, i.lat]))),
-            properties: Some(p),
-            ..Feature::default()
-        });
         if let Some(seq) = &i.sequence_id {
             sequences
                 .entry((i.service.as_str(), seq.as_str()))
@@ -591,66 +573,103 @@ pub fn to_geojson(images: &[FoundImage]) -> geojson::FeatureCollection {
                 .push(i);
         }
     }
-    for ((service, seq), mut members) in sequences {
-        if members.len() < 2 {
-            continue;
-        }
-        members.sort_by(|a, b| {
-            a.captured_at_ms
-                .cmp(&b.captured_at_ms)
-                .then_with(|| a.id.cmp(&b.id))
+    let lines = sequences
+        .into_iter()
+        .filter(|(_, members)| members.len() >= 2)
+        .map(|((service, seq), mut members)| {
+            members.sort_by(|a, b| {
+                a.captured_at_ms
+                    .cmp(&b.captured_at_ms)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            sequence_feature(service, seq, &members)
         });
-        let first = members[0];
-        let mut p = JsonObject::new();
-        p.insert("kind".into(), json!("sequence"));
-        p.insert("service".into(), json!(service));
-        p.insert("sequence_id".into(), json!(seq));
-        p.insert("user".into(), json!(first.user));
-        p.insert("images".into(), json!(members.len()));
-        p.insert(
-            "captured_from".into(),
-            json!(first.captured_at_ms.and_then(iso)),
-        );
-        p.insert(
-            "captured_to".into(),
-            json!(members.last().and_then(|m| m.captured_at_ms).and_then(iso)),
-        );
-        p.insert("is_pano".into(), json!(first.is_pano));
-        p.insert("page_url".into(), json!(first.page_url));
-        let line = members.iter().map(|m| vec![m.lon, m.lat]).collect();
-        features.push(Feature {
-            geometry: Some(Geometry::new(Geo::LineString(line))),
-            properties: Some(p),
-            ..Feature::default()
-        });
+    images.iter().map(image_feature).chain(lines)
+}
+
+fn image_feature(i: &FoundImage) -> geojson::Feature {
+    use serde_json::json;
+    let mut p = geojson::JsonObject::new();
+    p.insert("kind".into(), json!("image"));
+    p.insert("service".into(), json!(i.service.as_str()));
+    p.insert("id".into(), json!(i.id));
+    p.insert("captured_at".into(), json!(i.captured_at_ms.and_then(iso)));
+    p.insert("heading".into(), json!(i.heading));
+    p.insert("sequence_id".into(), json!(i.sequence_id));
+    p.insert("user".into(), json!(i.user));
+    p.insert("is_pano".into(), json!(i.is_pano));
+    p.insert("page_url".into(), json!(i.page_url));
+    p.insert("thumb_url".into(), json!(i.thumb_url));
+    geojson::Feature {
+        geometry: Some(geojson::Geometry::new(geojson::Value::Point(vec![
+            i.lon, i.lat,
+        ]))),
+        properties: Some(p),
+        ..geojson::Feature::default()
     }
+}
+
+fn sequence_feature(service: &str, seq: &str, members: &[&FoundImage]) -> geojson::Feature {
+    use serde_json::json;
+    let first = members[0];
+    let mut p = geojson::JsonObject::new();
+    p.insert("kind".into(), json!("sequence"));
+    p.insert("service".into(), json!(service));
+    p.insert("sequence_id".into(), json!(seq));
+    p.insert("user".into(), json!(first.user));
+    p.insert("images".into(), json!(members.len()));
+    p.insert(
+        "captured_from".into(),
+        json!(first.captured_at_ms.and_then(iso)),
+    );
+    p.insert(
+        "captured_to".into(),
+        json!(members.last().and_then(|m| m.captured_at_ms).and_then(iso)),
+    );
+    p.insert("is_pano".into(), json!(first.is_pano));
+    p.insert("page_url".into(), json!(first.page_url));
+    let line = members.iter().map(|m| vec![m.lon, m.lat]).collect();
+    geojson::Feature {
+        geometry: Some(geojson::Geometry::new(geojson::Value::LineString(line))),
+        properties: Some(p),
+        ..geojson::Feature::default()
+    }
+}
+
+/// The whole FeatureCollection in memory (small results, tests).
+pub fn to_geojson(images: &[FoundImage]) -> geojson::FeatureCollection {
     geojson::FeatureCollection {
         bbox: None,
-        features,
+        features: features(images).collect(),
         foreign_members: None,
     }
 }
 
+/// Writes the FeatureCollection of `images` to `out` feature by feature; returns how many.
+pub fn write_geojson_to(images: &[FoundImage], out: impl std::io::Write) -> std::io::Result<usize> {
+    let mut writer = geojson::FeatureWriter::from_writer(out);
+    let mut count = 0;
+    for feature in features(images) {
+        writer
+            .write_feature(&feature)
+            .map_err(std::io::Error::other)?;
+        count += 1;
+    }
+    writer.finish().map_err(std::io::Error::other)?;
+    writer.flush().map_err(std::io::Error::other)?;
+    Ok(count)
+}
+
 /// Writes the GeoJSON of `images` to `path` (atomically: a temporary file, then renamed).
 pub async fn write_geojson(images: &[FoundImage], path: &std::path::Path) -> AppResult<usize> {
-    let collection = to_geojson(images);
-    let count = collection.features.len();
-    let text = serde_json::to_vec(&collection)
-        .map_err(|e| AppError::new("io", format!("Could not write the GeoJSON: {e}")))?;
     let tmp = path.with_extension("geojson.part");
-    let written = async {
-        tokio::fs::write(&tmp, &text).await?;
-        tokio::fs::rename(&tmp, path).await
-    }
-    .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(AppError::new(
-            "io",
-            format!("Could not write {}: {e}", path.display()),
-        ));
-    }
-    Ok(count)
+    let written = std::fs::File::create(&tmp)
+        .and_then(|f| write_geojson_to(images, std::io::BufWriter::new(f)))
+        .and_then(|count| std::fs::rename(&tmp, path).map(|()| count));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        AppError::new("io", format!("Could not write {}: {e}", path.display()))
+    })
 }
 
 /// Counts per service, for a summary line.

@@ -1,7 +1,6 @@
 //! `mtp search`: what is already on the services in an area, as one GeoJSON
 //! FeatureCollection (a Point per image, a LineString per sequence).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use mtp_app::App;
-use mtp_app::explore::{
-    ExploreProgress, ExploreQuery, Near, SEARCHABLE, ServiceState, UserFilter, to_geojson,
-};
+use mtp_app::explore::{ExploreProgress, ExploreQuery, Near, SEARCHABLE, ServiceState, UserFilter};
 use mtp_core::Destination;
 use mtp_providers::search::Bbox;
 
@@ -155,11 +152,10 @@ pub async fn search(app: &App, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let features = match &args.output {
         Some(path) => mtp_app::explore::write_geojson(&images, path).await?,
         None => {
-            let collection = to_geojson(&images);
-            let mut out = std::io::stdout().lock();
-            serde_json::to_writer(&mut out, &collection)?;
-            writeln!(out)?;
-            collection.features.len()
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            let count = mtp_app::explore::write_geojson_to(&images, out)?;
+            println!();
+            count
         }
     };
     let mut failed = false;

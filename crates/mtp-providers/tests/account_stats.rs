@@ -73,7 +73,7 @@ async fn kv_walk(kv: &KartaViewClient, n: u32, salt: u32) -> (String, Vec<String
                 projection: Projection::Flat,
                 projection_yaw: None,
                 file_name: format!("IMG_{i}.jpg"),
-                bytes: jpeg(salt + i),
+                source: jpeg(salt + i).into(),
             })
             .await
             .unwrap();
@@ -195,7 +195,7 @@ async fn pnx_walk(pnx: &PanoramaxClient, n: u32, salt: u32) {
                 &set.id,
                 &NewFile {
                     file_name: format!("IMG_{i}.jpg"),
-                    bytes: jpeg(salt + i),
+                    source: jpeg(salt + i).into(),
                     override_position: Some((48.85 + f64::from(i) * STEP_DEG, 2.35)),
                     override_capture_time_ms: Some(1_715_938_200_000 + i64::from(i) * 4000),
                     ..NewFile::default()
