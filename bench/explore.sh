@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Explore at scale: `mtp search all` over a 10 × 10 km area holding N emulated images (default
 # 50,000) spread over Mapillary, KartaView and Panoramax (the sandbox's seeded world,
-# MTP_SANDBOX_WORLD=<n>@<lat>,<lon>,<km>). Measures, per run: time to the first images, time
-# to all of them, and peak RSS (GNU time %M) of the one process, which also runs the
-# emulators (so it is an upper bound for the client alone).
+# MTP_SANDBOX_WORLD=<n>@<lat>,<lon>,<km>, served by mtp-sandbox-server in its own process).
+# Measures, per run: time to the first images, time to all of them, and peak RSS (GNU time
+# %M) of mtp alone.
 #
 #   bench/explore.sh                 RUNS=5 IMAGES=50000
 #   RUNS=3 IMAGES=10000 bench/explore.sh
@@ -22,19 +22,44 @@ KM=10
 BBOX="$(python3 -c "import math;d=5000/111320;e=5000/(111320*math.cos(math.radians($LAT)));print(f'{$LON-e:.6f},{$LAT-d:.6f},{$LON+e:.6f},{$LAT+d:.6f}')")"
 
 command -v /usr/bin/time >/dev/null || { echo "Installing GNU time…" >&2; apt-get install -y -q time >/dev/null; }
-build_mtp
+SERVER="$TARGET_DIR/release/mtp-sandbox-server"
+echo "Building mtp and mtp-sandbox-server (release)…" >&2
+(cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
 
 OUT="$DATA/explore"
+TMP="$(mktemp -d)"
+SERVER_PID=""
+stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; }
+trap 'stop_server; rm -rf "$TMP"' EXIT
 mkdir -p "$OUT"
-export MTP_SANDBOX=1 MTP_OPENER=true MTP_SANDBOX_WORLD="$IMAGES@$LAT,$LON,$KM"
+json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"; }
 
 results="$OUT/runs.tsv"
 : > "$results"
 for run in $(seq 1 "$RUNS"); do
-  data="$(mktemp -d)"
-  export MTP_DATA_DIR="$data"
-  for s in mapillary kartaview panoramax; do "$MTP" accounts login "$s" >/dev/null 2>&1; done
-  /usr/bin/time -f "rss_kb=%M" -o "$OUT/time.txt" \
+  # The emulators in a process of their own (they hold the world and answer the queries), so
+  # that the RSS measured is the client's alone; mtp in live mode, pointed at them.
+  stop_server
+  rm -f "$TMP/urls.json"
+  MTP_SANDBOX_WORLD="$IMAGES@$LAT,$LON,$KM" "$SERVER" >"$TMP/urls.json" 2>"$TMP/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 200); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
+  u="$TMP/urls.json"
+  admin="$(json "$u" sandbox_admin)"
+  panoramax="$(json "$u" panoramax_instance)"
+  token() { curl -fsS -X POST "$admin/tokens?service=$1&user=0" >"$TMP/token.json"; json "$TMP/token.json" access_token; }
+  rm -rf "$TMP/data"
+  ENV=(env MTP_DATA_DIR="$TMP/data" MTP_SANDBOX=0 MTP_KEYCHAIN=off MTP_OPENER=true
+    MAPILLARY_APP_ID=1001 MAPILLARY_SECRET='MLY|1001|sandboxsecret'
+    MAPILLARY_GRAPH_URL="$(json "$u" mapillary_graph)" MAPILLARY_UPLOAD_URL="$(json "$u" mapillary_upload)"
+    MAPILLARY_AUTHORIZE_URL="$(json "$u" mapillary_authorize)"
+    KARTAVIEW_API_URL="$(json "$u" kartaview_api)" KARTAVIEW_OSM_CLIENT_ID=mtp-sandbox-osm-client
+    KARTAVIEW_OSM_CLIENT_SECRET=mtp-sandbox-osm-secret OSM_AUTHORIZE_URL="$(json "$u" osm_authorize)"
+    OSM_TOKEN_URL="$(json "$u" osm_token)" PANORAMAX_INSTANCE_URL="$panoramax")
+  "${ENV[@]}" "$MTP" accounts token mapillary "$(token mapillary)" >/dev/null
+  "${ENV[@]}" "$MTP" accounts token kartaview "$(token kartaview)" >/dev/null
+  "${ENV[@]}" "$MTP" accounts panoramax --url "$panoramax" --token "$(token panoramax)" >/dev/null
+  /usr/bin/time -f "rss_kb=%M" -o "$OUT/time.txt" "${ENV[@]}" \
     "$MTP" search all --bbox "$BBOX" --timings -o "$OUT/found.geojson" 2> "$OUT/stderr.txt" || true
   timing="$(grep '^timings:' "$OUT/stderr.txt" || { cat "$OUT/stderr.txt" >&2; exit 1; })"
   first="$(sed -E 's/.*first_ms=([0-9.]+).*/\1/' <<<"$timing")"
@@ -44,8 +69,8 @@ for run in $(seq 1 "$RUNS"); do
   printf '%s\t%s\t%s\t%s\n' "$first" "$all" "$images" "$rss" >> "$results"
   echo "run $run: first ${first} ms, all ${all} ms, ${images} images, ${rss} kB" >&2
   grep -E '^(Mapillary|KartaView|Panoramax):' "$OUT/stderr.txt" >&2 || true
-  rm -rf "$data"
 done
+stop_server
 
 python3 - "$results" "$IMAGES" <<'EOF' | tee "$OUT/explore.md"
 import statistics, sys
