@@ -128,11 +128,16 @@ e2e: deps build
 # artifacts/packages/ under Debian's own naming (the bundler's has a space in it).
 # --ignore-version-mismatches: npm's @tauri-apps/plugin-notification stops at 2.5 while the
 # crate is 2.8; the UI only calls the plugin's long-stable commands.
+# The binary is stripped of its symbol table before bundling (42 -> 33 MB; the .deb
+# 14.4 -> 12.8 MiB); `strip = true` in the release profile would do the same, but changing
+# it rebuilds every dependency.
 # No AppImage: Tauri's AppImage step downloads linuxdeploy and the AppImage runtime from
 # GitHub, and no package from the registries this project can use ships them (README).
 bundle: system-deps ui
 	rm -rf "$(TARGET_DIR)/release/bundle/deb"
-	$(TAURI) build --ci --ignore-version-mismatches --bundles deb
+	$(TAURI) build --ci --ignore-version-mismatches --no-bundle
+	strip "$(RELEASE_APP)"
+	$(TAURI) bundle --ci --bundles deb
 	@mkdir -p $(PACKAGES_DIR)
 	@set -e; for deb in "$(TARGET_DIR)"/release/bundle/deb/*.deb; do \
 	  name=$$(dpkg-deb -f "$$deb" Package)_$$(dpkg-deb -f "$$deb" Version)_$$(dpkg-deb -f "$$deb" Architecture).deb; \

@@ -78,17 +78,20 @@ gui() {
   # 1. Nothing running: the desktop starts the installed app with the link as argument.
   # xdg-open without a desktop environment runs the Exec line in the foreground, so its
   # output is the app's log.
+  # Checked again on every poll, hence functions.
+  app_running() { [ -n "$(app_pids)" ]; }
+  refused_at_least() { [ "$(grep -c 'refused a deep link with an unknown or expired state' "$log")" -ge "$1" ]; }
+
   local cold="$SCHEME://app?code=install-test&state=cold-start"
   xdg-open "$cold" >"$log" 2>&1 &
-  wait_until 30 "xdg-open started no $BIN (see $log)" test -n "$(app_pids)"
+  wait_until 30 "xdg-open started no $BIN (see $log)" app_running
   local pid
   pid=$(app_pids)
   say "xdg-open started $BIN (pid $pid)"
-  refusals() { grep -c 'refused a deep link with an unknown or expired state' "$log" || true; }
   # The state matches no sign-in, so the app refuses the link: that it says so proves the
   # link arrived (and the window shows the same as a notice).
   wait_until 30 "the app never received the link it was started with (see $log)" \
-    test "$(refusals)" -ge 1
+    refused_at_least 1
   say "the app received the link it was started with"
   wait_until 30 "the app's window never appeared" \
     xdotool search --onlyvisible --name '^MTP Desktop$' >/dev/null
@@ -101,7 +104,7 @@ gui() {
   wait_until 15 "the running app never got the second link (see $log)" \
     grep -qF "state=running-app" "$log"
   wait_until 15 "the running app did not handle the second link (see $log)" \
-    test "$(refusals)" -ge 2
+    refused_at_least 2
   [ "$(app_pids)" = "$pid" ] || fail "a second app stayed running: $(app_pids | xargs)"
   say "a second xdg-open handed its link to the running app (pid $pid) and exited"
   sleep 1
