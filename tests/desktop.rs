@@ -325,9 +325,9 @@ impl Desktop {
     /// The process id of the app itself (not the driver or WebKit's helper processes).
     pub fn app_pid(&self) -> Option<u32> {
         let app = std::fs::canonicalize(app_binary()).ok()?;
-        pids_using(self.data_dir.path()).into_iter().find(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app)
-        })
+        pids_using(self.data_dir.path())
+            .into_iter()
+            .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app))
     }
 }
 
