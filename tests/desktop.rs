@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The debug build of the desktop app, unless MTP_APP_BINARY says otherwise.
+/// The debug build of the desktop app, unless MTP_APP_BINARY says otherwise (`make
+/// e2e-release` points it at the release build).
 pub fn app_binary() -> PathBuf {
     std::env::var_os("MTP_APP_BINARY")
         .map(PathBuf::from)
@@ -193,12 +194,14 @@ impl Desktop {
         }
     }
 
-    /// Saves a screenshot of the window under artifacts/screenshots/.
+    /// Saves a screenshot of the window under artifacts/screenshots/ (or the folder of
+    /// artifacts/ MTP_SCREENSHOTS names, so that a run against another build keeps its own).
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
         // Let WebKit paint what the DOM already shows.
         tokio::time::sleep(Duration::from_millis(400)).await;
         let png = self.client.screenshot().await?;
-        let path = crate::artifacts_dir("screenshots").join(format!("{name}.png"));
+        let kind = std::env::var("MTP_SCREENSHOTS").unwrap_or_else(|_| "screenshots".into());
+        let path = crate::artifacts_dir(&kind).join(format!("{name}.png"));
         std::fs::write(&path, png)?;
         Ok(path)
     }
@@ -318,6 +321,14 @@ impl Desktop {
     pub fn data_path(&self) -> &Path {
         self.data_dir.path()
     }
+
+    /// The process id of the app itself (not the driver or WebKit's helper processes).
+    pub fn app_pid(&self) -> Option<u32> {
+        let app = std::fs::canonicalize(app_binary()).ok()?;
+        pids_using(self.data_dir.path())
+            .into_iter()
+            .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app))
+    }
 }
 
 impl Drop for Desktop {
@@ -392,30 +403,31 @@ fn private_bus() -> Result<(Child, String)> {
 /// Apps that outlive their WebDriver session (e.g. still shutting down) would capture the
 /// next test's launches through single-instance: find them by their data dir and stop them.
 fn kill_apps_using(data_dir: &Path) {
+    for pid in pids_using(data_dir) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+/// Every process started with this data dir in its environment: the app, and also the
+/// driver, WebKitWebDriver and the web processes, which inherit it.
+fn pids_using(data_dir: &Path) -> Vec<u32> {
     let needle = format!("MTP_DATA_DIR={}", data_dir.display());
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-    }
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+                .then_some(pid)
+        })
+        .collect()
 }
 
 struct DriverGuard(Option<Child>);

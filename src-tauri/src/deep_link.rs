@@ -11,6 +11,7 @@ pub fn install(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
     // portable binary registers itself at run time. Tests skip it to keep $HOME clean.
     #[cfg(any(target_os = "linux", windows))]
     if std::env::var_os("MTP_SKIP_REGISTER").is_none()
+        && !installed_by_package()
         && let Err(e) = app.deep_link().register_all()
     {
         tracing::warn!("could not register the app.mtp.desktop:// handler: {e}");
@@ -29,6 +30,22 @@ pub fn install(app: &mut tauri::App) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A binary under /usr was put there by a package (.deb, .rpm) whose desktop entry already
+/// handles the scheme. Registering at run time too would write a per-user handler into
+/// ~/.local/share/applications and make it the user's default: it would shadow the package's
+/// entry and outlive `apt-get remove`, leaving links pointing at a missing binary.
+#[cfg(target_os = "linux")]
+fn installed_by_package() -> bool {
+    std::env::current_exe().is_ok_and(|exe| exe.starts_with("/usr/"))
+}
+
+/// Windows installers register the scheme too, but the binary cannot tell how it was
+/// installed; registering for the current user is harmless there.
+#[cfg(windows)]
+fn installed_by_package() -> bool {
+    false
 }
 
 fn deliver(handle: &AppHandle, url: String) {
