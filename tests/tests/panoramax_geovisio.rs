@@ -568,7 +568,7 @@ async fn account_stats_sum_what_geovisio_lists_page_by_page() {
         {
             let file = NewFile {
                 file_name: format!("STATS_{slot}_{i}.jpg"),
-                bytes: fixture_bytes(photo).into(),
+                source: fixture_bytes(photo).into(),
                 ..NewFile::default()
             };
             let added = client.add_file(&set.id, &file).await.unwrap();
