@@ -29,7 +29,13 @@ echo "Building mtp and mtp-sandbox-server (release)…" >&2
 OUT="$DATA/explore"
 TMP="$(mktemp -d)"
 SERVER_PID=""
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; }
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 mkdir -p "$OUT"
 json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"; }
