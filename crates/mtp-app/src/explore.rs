@@ -2,7 +2,7 @@
 //! user, streamed as it arrives and written out as GeoJSON (RFC 7946). Shared by
 //! `mtp search` and the desktop app's Explore place and Import overlay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use mtp_core::Destination;
@@ -670,15 +670,6 @@ pub async fn write_geojson(images: &[FoundImage], path: &std::path::Path) -> App
         let _ = std::fs::remove_file(&tmp);
         AppError::new("io", format!("Could not write {}: {e}", path.display()))
     })
-}
-
-/// Counts per service, for a summary line.
-pub fn counts(images: &[FoundImage]) -> HashMap<Destination, usize> {
-    let mut out = HashMap::new();
-    for i in images {
-        *out.entry(i.service).or_insert(0) += 1;
-    }
-    out
 }
 
 #[cfg(test)]
