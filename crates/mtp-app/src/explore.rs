@@ -397,12 +397,23 @@ impl App {
     /// "Me" on a service: the connected account's username.
     async fn me_on(&self, service: Destination) -> Result<String, Outcome> {
         let account = self.store().account(service).await.ok().flatten();
-        account.and_then(|a| a.username).ok_or_else(|| {
-            Skip(format!(
-                "Not searched for your images: {} is not integrated, so who \"me\" is there is unknown. Integrate it, or search for a username.",
-                service.label()
-            ))
-        })
+        account
+            .and_then(|a| a.username)
+            .ok_or_else(|| me_unknown(service))
+    }
+
+    /// The query for one service: "me" becomes that service's username.
+    async fn query_on(
+        &self,
+        service: Destination,
+        base: &SearchQuery,
+        user: &UserFilter,
+    ) -> Result<SearchQuery, Outcome> {
+        let mut query = base.clone();
+        if *user == UserFilter::Me {
+            query.user = Some(self.me_on(service).await?);
+        }
+        Ok(query)
     }
 
     async fn search_mapillary(
@@ -416,10 +427,7 @@ impl App {
             .mapillary
             .clone()
             .ok_or_else(|| not_configured(Destination::Mapillary))?;
-        let mut query = base.clone();
-        if *user == UserFilter::Me {
-            query.user = Some(self.me_on(Destination::Mapillary).await?);
-        }
+        let query = self.query_on(Destination::Mapillary, base, user).await?;
         // Reading needs a token: the user's, or the app's client token (`MLY|…`).
         let token = match self.access_token(Destination::Mapillary).await {
             Ok(account) => account.access_token,
@@ -451,10 +459,7 @@ impl App {
             .kartaview
             .clone()
             .ok_or_else(|| not_configured(Destination::Kartaview))?;
-        let mut query = base.clone();
-        if *user == UserFilter::Me {
-            query.user = Some(self.me_on(Destination::Kartaview).await?);
-        }
+        let query = self.query_on(Destination::Kartaview, base, user).await?;
         // Public: no sign-in needed.
         let client = KartaViewClient::new(s.http.clone(), &cfg, String::new().into())
             .with_clock(self.clock());
@@ -494,9 +499,7 @@ impl App {
         let mut scope = panoramax::Scope::default();
         if *user == UserFilter::Me {
             if token.is_none() {
-                return Err(Skip(
-                    "Not searched for your images: Panoramax is not integrated, so who \"me\" is there is unknown. Integrate it, or search for a username.".into(),
-                ));
+                return Err(me_unknown(Destination::Panoramax));
             }
             let ids = panoramax::my_collection_ids(&client, Patience::default())
                 .await
@@ -544,6 +547,14 @@ fn failure(service: Destination, e: &mtp_providers::ProviderError) -> String {
         service.label(),
         e.message().trim_end_matches('.')
     )
+}
+
+/// "Me" on a service that is not integrated.
+fn me_unknown(service: Destination) -> Outcome {
+    Skip(format!(
+        "Not searched for your images: {} is not integrated, so who \"me\" is there is unknown. Integrate it, or search for a username.",
+        service.label()
+    ))
 }
 
 fn not_configured(service: Destination) -> Outcome {

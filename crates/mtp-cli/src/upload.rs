@@ -48,23 +48,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     let ids = match args.target.parse::<i64>() {
         Ok(id) => vec![id],
         Err(_) => {
-            let folder = PathBuf::from(&args.target);
-            let view = app
-                .prepare_folder(
-                    &folder,
-                    PrepareOptions {
-                        transport_type: args.transport.clone(),
-                        ..PrepareOptions::default()
-                    },
-                )
-                .await?;
-            if view.sequences.is_empty() {
-                anyhow::bail!(
-                    "no photo in {} can be uploaded: run `mtp prepare {}` to see why",
-                    folder.display(),
-                    folder.display()
-                );
-            }
+            let view = read_folder(app, &args).await?;
             let saved = app
                 .save_import(SaveImport {
                     sequences: Vec::new(),
@@ -81,7 +65,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "{} sequence(s) from {} ({} photos, {} left out)",
                 saved.sequence_ids.len(),
-                folder.display(),
+                args.target,
                 view.summary.kept,
                 view.left_out.len()
             );
@@ -252,28 +236,37 @@ pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The target folder read and planned; an error when nothing in it can be uploaded.
+async fn read_folder(
+    app: &App,
+    args: &UploadArgs,
+) -> anyhow::Result<mtp_app::prepare::PreparedImport> {
+    let folder = PathBuf::from(&args.target);
+    let view = app
+        .prepare_folder(
+            &folder,
+            PrepareOptions {
+                transport_type: args.transport.clone(),
+                ..PrepareOptions::default()
+            },
+        )
+        .await?;
+    if view.sequences.is_empty() {
+        anyhow::bail!(
+            "no photo in {} can be uploaded: run `mtp prepare {}` to see why",
+            folder.display(),
+            folder.display()
+        );
+    }
+    Ok(view)
+}
+
 /// `mtp upload --dry-run`: nothing is saved or sent.
 async fn dry_run(app: &App, args: &UploadArgs) -> anyhow::Result<ExitCode> {
     let result = match args.target.parse::<i64>() {
         Ok(id) => app.dry_run_sequence(id, &args.to).await?,
         Err(_) => {
-            let folder = PathBuf::from(&args.target);
-            let view = app
-                .prepare_folder(
-                    &folder,
-                    PrepareOptions {
-                        transport_type: args.transport.clone(),
-                        ..PrepareOptions::default()
-                    },
-                )
-                .await?;
-            if view.sequences.is_empty() {
-                anyhow::bail!(
-                    "no photo in {} can be uploaded: run `mtp prepare {}` to see why",
-                    folder.display(),
-                    folder.display()
-                );
-            }
+            let view = read_folder(app, args).await?;
             let meta = SequenceMeta {
                 name: args.name.clone().unwrap_or(view.suggested_name.clone()),
                 description: String::new(),

@@ -37,6 +37,16 @@ fn world_box(b: &Bbox) -> WorldBbox {
     WorldBbox::new(b.min_lon, b.min_lat, b.max_lon, b.max_lat)
 }
 
+/// A Mapillary client signed in as the first sandbox user.
+fn mapillary_client(sb: &Sandbox) -> MapillaryClient {
+    MapillaryClient::with_urls(
+        client(),
+        sb.urls().mapillary_graph,
+        sb.urls().mapillary_upload,
+        Secret::new(sb.issue_token(Service::Mapillary, 0)),
+    )
+}
+
 fn page(s: &str) -> PageTemplate {
     PageTemplate::new(s)
 }
@@ -61,13 +71,7 @@ impl Found {
 #[tokio::test]
 async fn mapillary_reads_a_crowded_area_whole_by_cutting_full_tiles() {
     let sb = dense(6_000).await;
-    let token = sb.issue_token(Service::Mapillary, 0);
-    let mly = MapillaryClient::with_urls(
-        client(),
-        sb.urls().mapillary_graph,
-        sb.urls().mapillary_upload,
-        Secret::new(token),
-    );
+    let mly = mapillary_client(&sb);
     let query = SearchQuery {
         bbox: Some(area()),
         ..SearchQuery::default()
@@ -102,13 +106,7 @@ async fn mapillary_reads_a_crowded_area_whole_by_cutting_full_tiles() {
     })
     .await
     .unwrap();
-    let token = strict.issue_token(Service::Mapillary, 0);
-    let mly = MapillaryClient::with_urls(
-        client(),
-        strict.urls().mapillary_graph,
-        strict.urls().mapillary_upload,
-        Secret::new(token),
-    );
+    let mly = mapillary_client(&strict);
     let found = Found::default();
     let sink = found.sink();
     mapillary::search(
@@ -243,13 +241,7 @@ async fn panoramax_narrows_a_full_reply_as_it_has_no_next_link() {
 #[tokio::test]
 async fn mapillary_filters_by_user_and_360_on_the_server() {
     let sb = dense(3_000).await;
-    let token = sb.issue_token(Service::Mapillary, 0);
-    let mly = MapillaryClient::with_urls(
-        client(),
-        sb.urls().mapillary_graph,
-        sb.urls().mapillary_upload,
-        Secret::new(token),
-    );
+    let mly = mapillary_client(&sb);
     let world = sb.world();
     let (user, pano) = {
         let first = world

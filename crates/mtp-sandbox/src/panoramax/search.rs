@@ -86,6 +86,19 @@ fn datetime_param(q: &HashMap<String, String>) -> Result<Option<Interval>, Respo
     }
 }
 
+/// `bbox`, `datetime` and `limit`, as both search and the collection list read them.
+fn area_params(
+    q: &HashMap<String, String>,
+    default: usize,
+    max: usize,
+) -> Result<(Option<WorldBbox>, Option<Interval>, usize), Response> {
+    Ok((
+        bbox_param(q)?,
+        datetime_param(q)?,
+        limit_param(q, default, max)?,
+    ))
+}
+
 fn limit_param(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, Response> {
     match q.get("limit").map(|l| l.trim().parse::<i64>()) {
         None => Ok(default),
@@ -191,14 +204,7 @@ pub(super) async fn search(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let viewer = reader(&app, &headers);
-    let parsed = (|| {
-        Ok::<_, Response>((
-            bbox_param(&q)?,
-            datetime_param(&q)?,
-            limit_param(&q, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT)?,
-        ))
-    })();
-    let (bbox, when, limit) = match parsed {
+    let (bbox, when, limit) = match area_params(&q, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -281,17 +287,11 @@ pub(super) async fn collections(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let viewer = reader(&app, &headers);
-    let parsed = (|| {
-        Ok::<_, Response>((
-            bbox_param(&q)?,
-            datetime_param(&q)?,
-            limit_param(&q, COLLECTIONS_DEFAULT_LIMIT, COLLECTIONS_MAX_LIMIT)?,
-        ))
-    })();
-    let (bbox, when, limit) = match parsed {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (bbox, when, limit) =
+        match area_params(&q, COLLECTIONS_DEFAULT_LIMIT, COLLECTIONS_MAX_LIMIT) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     // The cursor is an offset into a fixed order (uploads in the order they were made, then
     // world sequences); clients only ever follow the `next` link.
     let offset: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
