@@ -38,8 +38,33 @@ pub struct Desktop {
 
 impl Desktop {
     /// Starts tauri-driver, which starts the app with `env` added to a clean test environment
-    /// (fresh data dir, sandbox mode, no handler registration in $HOME).
+    /// (fresh data dir, sandbox mode, no handler registration in $HOME, a settings file of
+    /// its own), and closes the first-run screen if it comes.
     pub async fn launch(env: &[(&str, &str)]) -> Result<Desktop> {
+        let desktop = Desktop::launch_first_run(env).await?;
+        if desktop.welcome_state().await? == "shown" {
+            desktop.click("#welcome-start").await?;
+            desktop
+                .wait_for(
+                    Locator::Css("body[data-welcome='seen']"),
+                    Duration::from_secs(10),
+                )
+                .await?;
+        }
+        Ok(desktop)
+    }
+
+    /// What became of the first-run screen once the app booted: `shown`, `seen` (closed at
+    /// an earlier start) or `none` (the app could not open its data).
+    pub async fn welcome_state(&self) -> Result<String> {
+        let el = self
+            .wait_for(Locator::Css("body[data-welcome]"), Duration::from_secs(30))
+            .await?;
+        Ok(el.attr("data-welcome").await?.unwrap_or_default())
+    }
+
+    /// [`Self::launch`], leaving the first-run screen as it comes.
+    pub async fn launch_first_run(env: &[(&str, &str)]) -> Result<Desktop> {
         let app = app_binary();
         if !app.exists() {
             bail!(
@@ -56,6 +81,11 @@ impl Desktop {
             ("MTP_SKIP_REGISTER".into(), "1".into()),
             ("MTP_SANDBOX".into(), "1".into()),
             ("NO_AT_BRIDGE".into(), "1".into()),
+            // Never the settings of the person running the tests.
+            (
+                "MTP_SETTINGS_FILE".into(),
+                data_dir.path().join("settings.env").display().to_string(),
+            ),
         ];
         for (k, v) in env {
             all_env.retain(|(key, _)| key != k);
@@ -314,7 +344,7 @@ impl Desktop {
     /// Stops the driver, every app process started with this data dir, and the bus.
     fn stop_all(&mut self) {
         terminate(&mut self.driver);
-        kill_apps_using(self.data_dir.path());
+        kill_apps_using(&self.app_data_dir());
         terminate(&mut self.bus);
     }
 
@@ -322,10 +352,20 @@ impl Desktop {
         self.data_dir.path()
     }
 
+    /// The data folder the app was started with (MTP_DATA_DIR: the harness's own, unless
+    /// the test named another).
+    fn app_data_dir(&self) -> PathBuf {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "MTP_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| self.data_dir.path().to_path_buf())
+    }
+
     /// The process id of the app itself (not the driver or WebKit's helper processes).
     pub fn app_pid(&self) -> Option<u32> {
         let app = std::fs::canonicalize(app_binary()).ok()?;
-        pids_using(self.data_dir.path())
+        pids_using(&self.app_data_dir())
             .into_iter()
             .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app))
     }

@@ -13,6 +13,12 @@ pub fn app_overview(state: Shared<'_>) -> Result<Overview, AppError> {
     Ok(state.app()?.overview())
 }
 
+/// The first-run screen was closed.
+#[tauri::command]
+pub async fn finish_first_run(state: Shared<'_>) -> Result<(), AppError> {
+    state.app()?.finish_first_run().await
+}
+
 #[tauri::command]
 pub async fn integrations(state: Shared<'_>) -> Result<Vec<IntegrationCard>, AppError> {
     state.app()?.integrations().await

@@ -23,7 +23,8 @@ impl AppState {
 pub(crate) const EVENT: &str = "mtp://event";
 
 pub fn run() {
-    let _ = dotenvy::dotenv();
+    // Before any thread starts: settings files become environment variables.
+    let settings_files = mtp_app::config::load_settings_files();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -31,6 +32,12 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
+    for path in &settings_files.read {
+        tracing::info!("settings read from {}", path.display());
+    }
+    for problem in &settings_files.problems {
+        tracing::warn!("{problem}");
+    }
 
     let builder = tauri::Builder::default()
         // Must be first: a second launch hands its argv (and deep link) to us and exits.
@@ -93,6 +100,7 @@ pub fn run() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_overview,
+            commands::finish_first_run,
             commands::integrations,
             commands::mapillary_stats,
             commands::kartaview_stats,

@@ -47,7 +47,7 @@ fn open_outside(handle: &AppHandle, url: &Url) {
 
 /// Builds the main window from its configuration, with the navigation guard.
 pub fn create_main(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>> {
-    let config = app
+    let mut config = app
         .config()
         .app
         .windows
@@ -55,6 +55,12 @@ pub fn create_main(app: &tauri::App) -> Result<(), Box<dyn std::error::Error>> {
         .find(|w| w.label == "main")
         .cloned()
         .ok_or("tauri.conf.json has no window labelled \"main\"")?;
+    // The title bar (and the task switcher) says when nothing leaves this computer.
+    if let Ok(state) = app.state::<Arc<AppState>>().app()
+        && state.overview().mode.mode == mtp_app::config::Mode::Sandbox
+    {
+        config.title = format!("{} (sandbox)", config.title);
+    }
     let dev_url = app.config().build.dev_url.clone();
     let nav_handle = app.handle().clone();
     let nav_dev_url = dev_url.clone();

@@ -2138,3 +2138,209 @@ async fn explore_stays_light_with_fifty_thousand_images() -> Result<()> {
     app.screenshot("52-explore-fifty-thousand").await?;
     app.quit().await
 }
+
+/// The title bar of the app's own window (xdotool under Xvfb).
+fn window_titles(app: &Desktop) -> Result<Vec<String>> {
+    let pid = app
+        .app_pid()
+        .ok_or_else(|| anyhow::anyhow!("the app's process is not running"))?;
+    let out = std::process::Command::new("xdotool")
+        .args([
+            "search",
+            "--all",
+            "--pid",
+            &pid.to_string(),
+            "--name",
+            "MTP",
+        ])
+        .args(["getwindowname", "%@"])
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn the_first_run_screen_says_sandbox_and_links_each_services_setup_then_about_tells_where_things_are()
+-> Result<()> {
+    // A data folder of our own, kept across the two starts below.
+    let data_dir = tempfile::tempdir()?;
+    let data = data_dir.path().display().to_string();
+    let app = Desktop::launch_first_run(&[("MTP_DATA_DIR", &data)]).await?;
+    assert_eq!(app.welcome_state().await?, "shown");
+    let mode = app
+        .wait_for_text(
+            "#welcome-mode",
+            "Sandbox mode: a practice run",
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert!(mode.contains("nothing leaves this computer"), "{mode}");
+    // The settings file of the harness's own temporary folder (MTP_SETTINGS_FILE).
+    let settings_file = app.data_path().join("settings.env");
+    assert!(
+        mode.contains(&format!("{} (not there yet", settings_file.display())),
+        "{mode}"
+    );
+    // The OS window title says so too.
+    let titles = window_titles(&app)?;
+    assert!(
+        titles.iter().any(|t| t == "MTP Desktop (sandbox)"),
+        "{titles:?}"
+    );
+    app.screenshots("60-first-run-sandbox").await?;
+
+    // Each service's setup guide is the README's section, shown in the app.
+    for (guide, words) in [
+        (
+            "mapillary-setup",
+            "Register an app on the Mapillary developer dashboard",
+        ),
+        (
+            "kartaview-setup",
+            "KartaView signs in through OpenStreetMap",
+        ),
+        ("panoramax-setup", "Panoramax is federated"),
+        ("map-the-paths-web-setup", "MTPW_CLIENT_ID"),
+    ] {
+        app.click(&format!("#welcome-mode [data-guide='{guide}']"))
+            .await?;
+        app.wait_for(
+            fantoccini::Locator::Css(&format!("#guide-body[data-section='{guide}']")),
+            Duration::from_secs(5),
+        )
+        .await?;
+        app.wait_for_text("#guide-body", words, Duration::from_secs(5))
+            .await?;
+        if guide == "mapillary-setup" {
+            app.screenshots("61-setup-guide-mapillary").await?;
+        }
+        app.click("#guide-close").await?;
+    }
+    // A link inside the guide to another README section opens that section.
+    app.click("#welcome-guide").await?;
+    app.click(".guide-tab[data-section='kartaview-setup']")
+        .await?;
+    app.click("#guide-body a[href='#signing-in']").await?;
+    app.wait_for_text("#guide-body", "loopback address", Duration::from_secs(5))
+        .await?;
+    app.click("#guide-close").await?;
+
+    app.click("#welcome-start").await?;
+    app.wait_for(
+        fantoccini::Locator::Css("body[data-welcome='seen']"),
+        Duration::from_secs(5),
+    )
+    .await?;
+
+    // About: version, data folder, settings file, licence.
+    app.click("#about-open").await?;
+    let version = app
+        .wait_for_text("#about-version", "Version ", Duration::from_secs(5))
+        .await?;
+    assert_eq!(version, format!("Version {}", env!("CARGO_PKG_VERSION")));
+    let shown = app
+        .wait_for_text("#about-data", "sandbox", Duration::from_secs(5))
+        .await?;
+    assert_eq!(shown, data_dir.path().join("sandbox").display().to_string());
+    app.wait_for_text(
+        "#about-settings",
+        &settings_file.display().to_string(),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.wait_for_text("#about-licence", "MIT", Duration::from_secs(5))
+        .await?;
+    app.click("#about .licence summary").await?;
+    app.wait_for_text(
+        "#licence-text",
+        "Permission is hereby granted",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshots("62-about").await?;
+    app.click("#about-close").await?;
+
+    // Closed once, the first-run screen does not come back at the next start.
+    app.quit().await?;
+    let again = Desktop::launch_first_run(&[("MTP_DATA_DIR", &data)]).await?;
+    assert_eq!(again.welcome_state().await?, "seen");
+    again.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn a_settings_file_leaves_sandbox_mode_and_the_first_run_screen_says_what_each_service_still_needs()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let settings = dir.path().join("settings.env");
+    std::fs::write(
+        &settings,
+        "# my services\nPANORAMAX_INSTANCE_URL=https://panoramax.example.org\nthis line is not a setting\nMTPW_CLIENT_ID=never-read\n",
+    )?;
+    let settings_path = settings.display().to_string();
+    let app =
+        Desktop::launch_first_run(&[("MTP_SANDBOX", ""), ("MTP_SETTINGS_FILE", &settings_path)])
+            .await?;
+    assert_eq!(app.welcome_state().await?, "shown");
+    let mode = app
+        .wait_for_text(
+            "#welcome-mode",
+            "Connected to the real services",
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert!(mode.contains("(read at this start)"), "{mode}");
+    let panoramax = app
+        .wait_for_text(
+            ".welcome-service[data-service='panoramax']",
+            "ready",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(panoramax.starts_with("Panoramax"), "{panoramax}");
+    let mapillary = app
+        .wait_for_text(
+            ".welcome-service[data-service='mapillary']",
+            "not set up",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(mapillary.contains("MAPILLARY_APP_ID"), "{mapillary}");
+    // The line after the broken one was not read, and the screen says which file and line.
+    app.wait_for_text(
+        ".welcome-service[data-service='mtpw']",
+        "not set up",
+        Duration::from_secs(5),
+    )
+    .await?;
+    let problem = app
+        .wait_for_text(
+            "#settings-problems",
+            "this line is not a setting",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(problem.contains(&settings_path), "{problem}");
+    let titles = window_titles(&app)?;
+    assert!(titles.iter().any(|t| t == "MTP Desktop"), "{titles:?}");
+    app.click(".welcome-service[data-service='kartaview'] [data-guide]")
+        .await?;
+    app.wait_for_text(
+        "#guide-body",
+        "KARTAVIEW_OSM_CLIENT_ID",
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.click("#guide-close").await?;
+    app.screenshots("63-first-run-real-services").await?;
+    // Closed, the cards of services not set up link to the same guide.
+    app.click("#welcome-start").await?;
+    app.click(".service-mtpw [data-guide]").await?;
+    app.wait_for_text("#guide-body", "implicit grant", Duration::from_secs(5))
+        .await?;
+    app.screenshots("64-card-setup-guide").await?;
+    app.quit().await
+}

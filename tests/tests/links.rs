@@ -86,14 +86,18 @@ async fn only_web_links_to_the_services_sites_are_opened() {
         .open_external("https://www.openstreetmap.org/copyright")
         .await
         .unwrap();
-    // The browser starts detached: the two may arrive in either order.
-    let mut lines = opened(&log, 2).await;
+    // And where the setup guide sends people to register an app.
+    let dashboard = "https://www.mapillary.com/dashboard/developers";
+    story.app.open_external(dashboard).await.unwrap();
+    // The browser starts detached: they may arrive in any order.
+    let mut lines = opened(&log, 3).await;
     lines.sort();
-    let mut want = vec![page, "https://www.openstreetmap.org/copyright".to_owned()];
+    let mut want = vec![
+        page,
+        "https://www.openstreetmap.org/copyright".to_owned(),
+        dashboard.to_owned(),
+    ];
     want.sort();
-    assert_eq!(
-        lines, want,
-        "only the two allowed links reached the browser"
-    );
+    assert_eq!(lines, want, "only the allowed links reached the browser");
     story.app.shutdown().await;
 }

@@ -15,6 +15,7 @@ import type {
   ExploreResult,
   JobStatus,
   KartaViewStats,
+  Overview,
   PanoramaxStats,
   SequencePage,
   SequenceSummary,
@@ -28,6 +29,7 @@ export type { ChunkStatus, MapillaryStatus, StageDetail, StageFailure, StageReco
 export type { ExploreProgress, ExploreQuery, ExploreResult, FoundImage, ServiceOutcome, ServiceState } from "./gen/types";
 export type { AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun } from "./gen/types";
 export type { KartaViewStats, PanoramaxStats } from "./gen/types";
+export type { Mode, ModeReason, Overview } from "./gen/types";
 export type {
   ChangeOutcome,
   DeletePlan,
@@ -42,13 +44,6 @@ export type {
 export interface AppError {
   code: string;
   message: string;
-}
-
-export interface Overview {
-  version: string;
-  mode: { mode: "sandbox" | "live"; reason: string };
-  data_dir: string;
-  database: string;
 }
 
 export interface IntegrationCard {
@@ -248,6 +243,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 
 export const api = {
   overview: () => call<Overview>("app_overview"),
+  finishFirstRun: () => call<void>("finish_first_run"),
   integrations: () => call<IntegrationCard[]>("integrations"),
   mapillaryStats: () => call<MapillaryStats | null>("mapillary_stats"),
   kartaviewStats: () => call<KartaViewStats | null>("kartaview_stats"),

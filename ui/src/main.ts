@@ -5,6 +5,7 @@ import { renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
 import { renderExplore } from "./views/explore";
+import { appIcon, showAbout, showWelcome } from "./views/about";
 
 // What the Content-Security-Policy blocked (it allows no inline script or style): kept for
 // the end-to-end tests, which fail when anything was.
@@ -101,6 +102,10 @@ async function boot(): Promise<void> {
   }
   await onAppEvent(handleEvent);
   await onCloseRequested(askBeforeClosing);
+  document.querySelector(".brand .logo")?.replaceWith(appIcon(22, "logo"));
+  document.getElementById("about-open")?.addEventListener("click", () => {
+    api.overview().then(showAbout, (e) => toast((e as { message?: string }).message ?? String(e), "error"));
+  });
   const importRoot = document.getElementById("place-import");
   if (importRoot) await listenForDrops(importRoot);
   document.body.dataset.ready = "true";
@@ -115,11 +120,14 @@ async function boot(): Promise<void> {
     const loc = document.getElementById("data-location");
     if (loc) loc.textContent = `v${o.version} · data in ${o.data_dir}`;
     for (const n of await api.notices()) toast(n.message, n.accepted ? "ok" : "error");
+    if (!chosen) await show("integrations");
+    if (o.first_run) await showWelcome(o);
+    else document.body.dataset.welcome = "seen";
   } catch (e) {
     showFatal((e as { message?: string }).message ?? String(e));
+    document.body.dataset.welcome = "none";
     return;
   }
-  if (!chosen) await show("integrations");
   // For bench/cold-start.sh: the first screen with its data is on screen. A timeout queued
   // from an animation frame runs after that frame was painted.
   requestAnimationFrame(() => setTimeout(() => performance.mark("mtp-first-paint")));

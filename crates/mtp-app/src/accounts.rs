@@ -44,9 +44,10 @@ impl App {
         AppError::new(
             "not_configured",
             format!(
-                "{} cannot be integrated: set {} in your .env file (see .env.example) and restart.",
+                "{} cannot be integrated: set {} in {} and restart.",
                 d.label(),
-                self.settings().missing(d).join(", ")
+                self.settings().missing(d).join(", "),
+                crate::config::settings_file_words()
             ),
         )
     }

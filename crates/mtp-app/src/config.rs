@@ -1,11 +1,12 @@
-//! Configuration read at run time from the environment (and `.env`), never compiled in.
+//! Configuration read at run time from the environment and settings files (see
+//! [`load_settings_files`]), never compiled in.
 
 use mtp_core::Destination;
 use mtp_core::secret::Secret;
 use std::path::{Path, PathBuf};
 
 /// Whether the app talks to the built-in emulators or to the real services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Sandbox,
@@ -13,7 +14,7 @@ pub enum Mode {
 }
 
 /// Why sandbox mode is on or off, for the banner.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 pub struct ModeReason {
     pub mode: Mode,
     pub reason: String,
@@ -145,7 +146,7 @@ impl Settings {
             },
             None if Destination::ALL.iter().all(|d| !self.has_credentials(*d)) => ModeReason {
                 mode: Mode::Sandbox,
-                reason: "No service credentials are configured (see .env.example), so every service is the built-in emulator".into(),
+                reason: "No service credentials are configured, so every service is the built-in emulator".into(),
             },
             None => ModeReason {
                 mode: Mode::Live,
@@ -222,6 +223,92 @@ impl Settings {
 /// The app's identifier (tauri.conf.json), which names its data folder.
 pub const APP_IDENTIFIER: &str = "app.mtp.desktop";
 
+/// Names the settings file in place of the usual one (tests, several setups side by side).
+pub const SETTINGS_FILE_ENV: &str = "MTP_SETTINGS_FILE";
+
+/// Where a person keeps their settings: `MTP_SETTINGS_FILE`, else `settings.env` in the
+/// folder named after the app identifier in the platform's configuration dir
+/// (`~/.config/app.mtp.desktop/settings.env` on Linux). An installed app starts in the home
+/// folder, so a `.env` next to it is not where anyone would look.
+pub fn user_settings_file() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(SETTINGS_FILE_ENV).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    directories::BaseDirs::new().map(|b| b.config_dir().join(APP_IDENTIFIER).join("settings.env"))
+}
+
+/// "your settings file (<path>)", for messages that tell where a setting goes.
+pub fn settings_file_words() -> String {
+    match user_settings_file() {
+        Some(path) => format!("your settings file ({})", path.display()),
+        None => "your settings (see .env.example)".to_owned(),
+    }
+}
+
+/// The settings files read into the environment at start, and what was wrong with them.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsFiles {
+    pub read: Vec<PathBuf>,
+    /// One line per file that could not be read whole: which file, what is wrong.
+    pub problems: Vec<String>,
+}
+
+static SETTINGS_FILES: std::sync::OnceLock<SettingsFiles> = std::sync::OnceLock::new();
+
+/// Reads the settings files into the process environment, once: first `.env` in the
+/// current folder (or a parent: development checkouts), then the user's settings file
+/// ([`user_settings_file`]). A variable already set wins over both, and `.env` wins over
+/// the user's file. Call before any thread starts; [`Settings::from_env`] then sees them.
+pub fn load_settings_files() -> &'static SettingsFiles {
+    SETTINGS_FILES.get_or_init(|| read_settings_files(true, user_settings_file().as_deref()))
+}
+
+/// Reads `.env` (when `dot_env`) and then `user_file` into the environment.
+fn read_settings_files(dot_env: bool, user_file: Option<&Path>) -> SettingsFiles {
+    let mut files = SettingsFiles::default();
+    let mut note = |path: &Path, result: Result<(), dotenvy::Error>| match result {
+        Ok(()) => files.read.push(path.to_path_buf()),
+        Err(e) if e.not_found() => {}
+        Err(e) => {
+            // A line it cannot read stops it there: what came before was read.
+            if matches!(e, dotenvy::Error::LineParse(..)) {
+                files.read.push(path.to_path_buf());
+            }
+            files.problems.push(settings_problem(path, &e));
+        }
+    };
+    if dot_env {
+        match dotenvy::dotenv() {
+            Ok(path) => note(&path, Ok(())),
+            Err(e) if e.not_found() => {}
+            Err(e) => note(Path::new(".env"), Err(e)),
+        }
+    }
+    if let Some(path) = user_file {
+        note(path, dotenvy::from_path(path));
+    }
+    files
+}
+
+/// The settings files read at start (none when [`load_settings_files`] was not called).
+pub fn settings_files() -> SettingsFiles {
+    SETTINGS_FILES.get().cloned().unwrap_or_default()
+}
+
+fn settings_problem(path: &Path, e: &dotenvy::Error) -> String {
+    let what = match e {
+        dotenvy::Error::LineParse(line, index) => format!(
+            "cannot read the line {line:?} (at character {index}): write settings as NAME=value, one per line"
+        ),
+        dotenvy::Error::Io(e) => format!("cannot read it: {e}"),
+        other => other.to_string(),
+    };
+    format!(
+        "Settings file {}: {what}. The settings after that point were not read.",
+        path.display()
+    )
+}
+
 /// Moves the data of an older version from `legacy` to `current`, once: only when `legacy`
 /// holds a database and `current` holds none (a rename, so nothing is copied and nothing
 /// can be half-moved). Returns whether it moved.
@@ -245,6 +332,50 @@ pub fn move_legacy_data(legacy: &Path, current: &Path) -> std::io::Result<bool> 
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_settings_file_is_read_up_to_a_broken_line_which_is_reported_with_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("settings.env");
+        std::fs::write(
+            &path,
+            "# mine\nMTP_TEST_SETTINGS_BEFORE=yes\nnot a setting\nMTP_TEST_SETTINGS_AFTER=yes\n",
+        )
+        .expect("write");
+        let files = read_settings_files(false, Some(&path));
+        assert_eq!(files.read, vec![path.clone()]);
+        assert_eq!(files.problems.len(), 1, "{:?}", files.problems);
+        let problem = &files.problems[0];
+        assert!(problem.contains(&path.display().to_string()), "{problem}");
+        assert!(problem.contains("\"not a setting\""), "{problem}");
+        assert!(problem.contains("NAME=value"), "{problem}");
+        assert_eq!(
+            std::env::var("MTP_TEST_SETTINGS_BEFORE").as_deref(),
+            Ok("yes")
+        );
+        assert!(std::env::var("MTP_TEST_SETTINGS_AFTER").is_err());
+    }
+
+    #[test]
+    fn a_missing_settings_file_is_no_problem_and_what_is_set_first_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nothing-here.env");
+        let files = read_settings_files(false, Some(&missing));
+        assert!(files.read.is_empty() && files.problems.is_empty());
+
+        // As with `.env` read before the settings file: a variable already set stays.
+        let first = dir.path().join("first.env");
+        let second = dir.path().join("second.env");
+        std::fs::write(&first, "MTP_TEST_SETTINGS_SET=first\n").expect("write");
+        std::fs::write(&second, "MTP_TEST_SETTINGS_SET=second\n").expect("write");
+        read_settings_files(false, Some(&first));
+        let files = read_settings_files(false, Some(&second));
+        assert_eq!(files.read, vec![second]);
+        assert_eq!(
+            std::env::var("MTP_TEST_SETTINGS_SET").as_deref(),
+            Ok("first")
+        );
+    }
 
     #[test]
     fn the_data_of_an_older_version_moves_once() {

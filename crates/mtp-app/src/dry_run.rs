@@ -508,8 +508,9 @@ fn problem(connected: bool, username: Option<String>, says: String) -> AccountCh
 
 fn not_configured(d: Destination) -> String {
     format!(
-        "{} is not configured in this app: set its settings (see .env.example) and restart.",
-        d.label()
+        "{} is not configured in this app: set its settings in {} and restart.",
+        d.label(),
+        crate::config::settings_file_words()
     )
 }
 

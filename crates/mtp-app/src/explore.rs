@@ -559,8 +559,9 @@ fn me_unknown(service: Destination) -> Outcome {
 
 fn not_configured(service: Destination) -> Outcome {
     Skip(format!(
-        "{} is not set up in this app's settings (see .env.example).",
-        service.label()
+        "{} is not set up in this app: set its settings in {} and restart.",
+        service.label(),
+        crate::config::settings_file_words()
     ))
 }
 

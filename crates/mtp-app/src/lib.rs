@@ -76,6 +76,8 @@ struct Inner {
     actions_wake: Arc<tokio::sync::Notify>,
     /// Explore's searches, for cancelling and exporting.
     explore: explore::Runs,
+    /// The first-run screen has not been closed yet (see [`Overview::first_run`]).
+    first_run: std::sync::atomic::AtomicBool,
 }
 
 /// Opens a web page in the system browser; the error says what went wrong, for a person.
@@ -92,14 +94,28 @@ impl WeakApp {
     }
 }
 
-/// What the UI shows in its header and banner.
-#[derive(Debug, Clone, Serialize)]
+/// What the UI shows in its header, banner, About box and first-run screen.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct Overview {
-    pub version: &'static str,
+    pub version: String,
     pub mode: ModeReason,
     pub data_dir: String,
     pub database: String,
+    /// Where the user's settings file is (or would be): [`config::user_settings_file`].
+    pub settings_file: Option<String>,
+    /// The settings files read at start.
+    pub settings_read: Vec<String>,
+    /// What was wrong with a settings file, one line each (which file, what, what to do).
+    pub settings_problems: Vec<String>,
+    /// The app's licence (SPDX).
+    pub licence: String,
+    /// Nobody has closed the first-run screen yet for this mode's data (sandbox and real
+    /// services each get theirs: switching to real accounts is a first run too).
+    pub first_run: bool,
 }
+
+/// The settings key that says the first-run screen was closed.
+pub const FIRST_RUN_DONE: &str = "first_run.done";
 
 /// One card on the Integrations screen.
 #[derive(Debug, Clone, Serialize)]
@@ -281,6 +297,7 @@ impl App {
             }
             Mode::Live => (None, services::Services::live(&settings, http)),
         };
+        let first_run = store.setting(FIRST_RUN_DONE).await?.is_none();
         let (events, _) = broadcast::channel(1024);
         let app = App {
             inner: Arc::new(Inner {
@@ -301,6 +318,7 @@ impl App {
                 opener: Default::default(),
                 actions_wake: Default::default(),
                 explore: Default::default(),
+                first_run: first_run.into(),
             }),
         };
         app.refresh_sandbox_accounts().await?;
@@ -389,12 +407,34 @@ impl App {
     }
 
     pub fn overview(&self) -> Overview {
+        let files = config::settings_files();
+        let shown = |p: &std::path::Path| p.display().to_string();
         Overview {
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             mode: self.inner.mode.clone(),
             data_dir: self.inner.data_dir.display().to_string(),
             database: self.inner.store.location().to_string(),
+            settings_file: config::user_settings_file().as_deref().map(shown),
+            settings_read: files.read.iter().map(|p| shown(p)).collect(),
+            settings_problems: files.problems,
+            licence: env!("CARGO_PKG_LICENSE").to_string(),
+            first_run: self
+                .inner
+                .first_run
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// The first-run screen was closed: it is not shown again for this mode's data.
+    pub async fn finish_first_run(&self) -> AppResult<()> {
+        let now = self.now_ms();
+        self.store()
+            .set_setting(FIRST_RUN_DONE, &serde_json::json!(now), now)
+            .await?;
+        self.inner
+            .first_run
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The most recent deep-link outcomes, oldest first.

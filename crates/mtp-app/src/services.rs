@@ -199,6 +199,10 @@ impl Services {
             "https://www.openstreetmap.org",
             "https://openstreetmap.org",
             "https://leafletjs.com",
+            // Where the setup guide sends people to register apps and get tokens.
+            "https://www.mapillary.com",
+            "https://kartaview.org",
+            "https://www.mapthepaths.com",
         ]
         .iter()
         .filter_map(|u| Url::parse(u).ok())

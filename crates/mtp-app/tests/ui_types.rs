@@ -3,7 +3,9 @@
 //! `ui/src/gen/types.ts` and fails when what was committed was out of date: run it again
 //! (or `make ui-types`) and commit the file.
 
+use mtp_app::Overview;
 use mtp_app::account_stats::{KartaViewStats, PanoramaxStats};
+use mtp_app::config::{Mode, ModeReason};
 use mtp_app::dry_run::{
     AccountCheck, ChunkPlan, DestinationDryRun, DryRun, Refusal, SequenceDryRun,
 };
@@ -28,6 +30,9 @@ fn generated() -> String {
     let cfg = Config::new().with_large_int("number");
     let decls = [
         Destination::decl(&cfg),
+        Mode::decl(&cfg),
+        ModeReason::decl(&cfg),
+        Overview::decl(&cfg),
         Stage::decl(&cfg),
         JobStatus::decl(&cfg),
         ItemState::decl(&cfg),

@@ -64,13 +64,16 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
+    let settings_files = mtp_app::config::load_settings_files();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    for problem in &settings_files.problems {
+        eprintln!("warning: {problem}");
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,

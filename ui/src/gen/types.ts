@@ -2,6 +2,33 @@
 
 export type Destination = "mapillary" | "kartaview" | "panoramax" | "mtpw";
 
+export type Mode = "sandbox" | "live";
+
+export type ModeReason = { mode: Mode, reason: string, };
+
+export type Overview = { version: string, mode: ModeReason, data_dir: string, database: string, 
+/**
+ * Where the user's settings file is (or would be): [`config::user_settings_file`].
+ */
+settings_file: string | null, 
+/**
+ * The settings files read at start.
+ */
+settings_read: Array<string>, 
+/**
+ * What was wrong with a settings file, one line each (which file, what, what to do).
+ */
+settings_problems: Array<string>, 
+/**
+ * The app's licence (SPDX).
+ */
+licence: string, 
+/**
+ * Nobody has closed the first-run screen yet for this mode's data (sandbox and real
+ * services each get theirs: switching to real accounts is a first run too).
+ */
+first_run: boolean, };
+
 export type Stage = "prepare" | "upload" | "publish" | "poll" | "sync" | "done";
 
 export type JobStatus = "pending" | "running" | "paused" | "waiting_auth" | "failed" | "cancelled" | "done";

@@ -2,6 +2,7 @@ import { api, type IntegrationCard, type SignInStatus } from "../ipc";
 import { clear, confirmDialog, h, toast } from "../dom";
 import { mapillaryStatsLine } from "./mapillary";
 import { kartaviewStatsLine, panoramaxStatsLine } from "./account-stats";
+import { guideFor, showGuide } from "./about";
 
 let sandbox = false;
 
@@ -60,7 +61,14 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
       void (c.service === "kartaview" ? kartaviewStatsLine() : panoramaxStatsLine()).then((line) => { if (line) slot.append(line); });
     }
   } else if (c.missing_settings.length > 0) {
-    el.append(h("p", { class: "status muted" }, `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your .env file (see .env.example), then restart the app.`));
+    el.append(
+      h(
+        "p",
+        { class: "status muted" },
+        `Cannot integrate yet: set ${c.missing_settings.join(", ")} in your settings file (About MTP Desktop shows where it is), then restart the app. `,
+        h("button", { class: "link", "data-guide": guideFor(c.service), onclick: () => showGuide(guideFor(c.service)) }, `How to set up ${c.label}`),
+      ),
+    );
   } else if (!s) {
     el.append(h("p", { class: "status muted" }, "Not connected"));
   }
