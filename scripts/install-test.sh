@@ -94,7 +94,7 @@ gui() {
     refused_at_least 1
   say "the app received the link it was started with"
   wait_until 30 "the app's window never appeared" \
-    xdotool search --onlyvisible --name '^MTP Desktop$' >/dev/null
+    xdotool search --onlyvisible --name '^MTP Desktop( \(sandbox\))?$' >/dev/null
 
   # 2. The app is running: a second xdg-open starts a second instance, which hands the link
   # over through D-Bus and exits.

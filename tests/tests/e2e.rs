@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod pipeline_support;
+
 use anyhow::Result;
 use mtp_tests::desktop::Desktop;
 use std::time::Duration;
@@ -1045,7 +1047,12 @@ async fn wait_for_window_mapped(shown: bool) -> Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let out = std::process::Command::new("xdotool")
-            .args(["search", "--onlyvisible", "--name", "^MTP Desktop$"])
+            .args([
+                "search",
+                "--onlyvisible",
+                "--name",
+                r"^MTP Desktop( \(sandbox\))?$",
+            ])
             .output()?;
         let visible = !String::from_utf8_lossy(&out.stdout).trim().is_empty();
         if visible == shown {
@@ -2342,5 +2349,223 @@ async fn a_settings_file_leaves_sandbox_mode_and_the_first_run_screen_says_what_
     app.wait_for_text("#guide-body", "implicit grant", Duration::from_secs(5))
         .await?;
     app.screenshots("64-card-setup-guide").await?;
+    app.quit().await
+}
+
+/// In the page: records the time between animation frames while `work` runs (a promise),
+/// then a second more, and returns `{ result, frames: { count, max_ms, over_50ms } }`.
+const FRAME_RECORDER: &str = r#"
+window.__measure = async (work) => {
+  const frames = [];
+  let last = performance.now();
+  let on = true;
+  const tick = (t) => { frames.push(t - last); last = t; if (on) requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  const result = await work();
+  await new Promise((r) => setTimeout(r, 1000));
+  on = false;
+  return { result, frames: { count: frames.length, max_ms: Math.round(Math.max(0, ...frames)), over_50ms: frames.filter((f) => f > 50).length } };
+};
+"#;
+
+/// Seeds `data` (sandbox) with `count` sequences of 3 photos, each queued to three
+/// destinations and paused, so the window opens on a long, quiet status list.
+async fn seed_sequences(data: &std::path::Path, count: usize) -> Result<()> {
+    use mtp_app::jobs::{JobAction, JobTarget};
+    use mtp_app::prepare::{PrepareOptions, SaveImport};
+    use mtp_core::Destination;
+    use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
+    use mtp_core::store::SequenceMeta;
+    let env: std::collections::HashMap<&str, String> = [
+        ("MTP_DATA_DIR", data.display().to_string()),
+        ("MTP_SANDBOX", "1".into()),
+        ("MTP_OPENER", "true".into()),
+    ]
+    .into();
+    let app = mtp_app::App::start(mtp_app::Settings::from_lookup(|k| env.get(k).cloned())).await?;
+    let destinations = vec![
+        Destination::Mapillary,
+        Destination::Kartaview,
+        Destination::Panoramax,
+    ];
+    for d in &destinations {
+        pipeline_support::connect(&app, *d).await;
+    }
+    let photos = data.join("photos");
+    for i in 0..count {
+        write_track_folder(
+            &photos.join(format!("walk-{i:04}")),
+            3,
+            &TrackSpec {
+                // An hour apart: each folder is a sequence of its own.
+                start_time_ms: 1_714_550_400_000 + i as i64 * 3_600_000,
+                start_lat: 48.0 + (i % 40) as f64 * 0.01,
+                start_lon: 2.0 + (i / 40) as f64 * 0.01,
+                file_prefix: format!("w{i:04}_"),
+                ..TrackSpec::default()
+            },
+        )?;
+    }
+    let preview = app
+        .prepare_folder(&photos, PrepareOptions::default())
+        .await?;
+    let saved = app
+        .save_import(SaveImport {
+            token: preview.token,
+            meta: SequenceMeta {
+                name: "Daily walk".into(),
+                description: String::new(),
+                transport_type: Some("Walk".into()),
+                tags: vec![],
+            },
+            destinations,
+            sequences: Vec::new(),
+        })
+        .await?;
+    anyhow::ensure!(
+        saved.skipped.is_empty(),
+        "{} skipped, the first: {:?}",
+        saved.skipped.len(),
+        saved.skipped.first()
+    );
+    anyhow::ensure!(
+        saved.sequence_ids.len() == count,
+        "seeded {} sequences, not {count}",
+        saved.sequence_ids.len()
+    );
+    for id in &saved.sequence_ids {
+        app.job_action(JobTarget::Sequence(*id), JobAction::Pause)
+            .await?;
+    }
+    app.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progress_and_scrolls()
+-> Result<()> {
+    let data_dir = tempfile::tempdir()?;
+    seed_sequences(data_dir.path(), 1000).await?;
+    let data = data_dir.path().display().to_string();
+    let app = Desktop::launch(&[("MTP_DATA_DIR", &data)]).await?;
+    app.client.execute(FRAME_RECORDER, vec![]).await?;
+    let first_paint = app
+        .client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const look = (n) => { const m = performance.getEntriesByName('mtp-first-paint')[0];
+              if (m || n > 50) done(m ? Math.round(m.startTime) : null); else setTimeout(() => look(n + 1), 100); };
+            look(0);"#,
+            vec![],
+        )
+        .await?;
+
+    // Open the list: time to the first cards on screen, and to all of them.
+    let open = app
+        .client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            window.__measure(() => new Promise((resolve) => {
+              const t0 = performance.now();
+              let first = null;
+              document.getElementById('nav-sequences').click();
+              const poll = () => {
+                const n = document.querySelectorAll('#seq-list .seq-card').length;
+                if (n > 0 && first === null) first = performance.now() - t0;
+                if (n >= 1000 || performance.now() - t0 > 25000) requestAnimationFrame(() => resolve({ first_cards_ms: Math.round(first), all_cards_ms: Math.round(performance.now() - t0), cards: n, rows: document.querySelectorAll('#seq-list .job').length }));
+                else requestAnimationFrame(poll);
+              };
+              requestAnimationFrame(poll);
+            })).then(done, (e) => done({ error: String(e) }));"#,
+            vec![],
+        )
+        .await?;
+    eprintln!("list opened: {open}");
+    assert_eq!(open["result"]["cards"], 1000, "{open}");
+    assert_eq!(open["result"]["rows"], 3000, "{open}");
+
+    // A burst of 100 progress events, as the engine's bridge would deliver them.
+    let burst = app
+        .client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const jobs = [...document.querySelectorAll('#seq-list .job')].slice(0, 100).map((r) => Number(r.dataset.job));
+            window.__measure(async () => {
+              const t0 = performance.now();
+              jobs.forEach((id, k) => window.__mtpDispatch({ type: 'job_progress', job_id: id, photos_done: 1, photos_total: 3, bytes_done: 1000 + k, bytes_total: 3000 }));
+              return { events: jobs.length, handled_ms: Math.round(performance.now() - t0) };
+            }).then(done, (e) => done({ error: String(e) }));"#,
+            vec![],
+        )
+        .await?;
+    eprintln!("burst: {burst}");
+    assert_eq!(burst["result"]["events"], 100, "{burst}");
+    let row = app
+        .wait_for_text(
+            "#seq-list .job .job-numbers",
+            "1/3 photos",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert!(row.starts_with("1/3 photos"), "{row}");
+
+    // Scroll as a quick mouse wheel does (120 px a frame, ~7,000 px/s) for 8 s from the top,
+    // then jump to the end: the last sequence is there.
+    let scroll = app
+        .client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const main = document.getElementById('main');
+            main.scrollTop = 0;
+            window.__measure(() => new Promise((resolve) => {
+              const t0 = performance.now();
+              let steps = 0;
+              const step = () => {
+                main.scrollTop += 120;
+                steps++;
+                if (performance.now() - t0 > 8000) resolve({ steps, px: main.scrollTop, scroll_ms: Math.round(performance.now() - t0) });
+                else requestAnimationFrame(step);
+              };
+              requestAnimationFrame(step);
+            })).then(done, (e) => done({ error: String(e) }));"#,
+            vec![],
+        )
+        .await?;
+    assert!(
+        scroll["result"]["px"].as_f64().unwrap_or(0.0) > 10_000.0,
+        "{scroll}"
+    );
+    let last = app
+        .client
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const main = document.getElementById('main');
+            const to_end = () => { main.scrollTop = main.scrollHeight; };
+            to_end();
+            // Cards that come into view take their real height: settle, then look.
+            setTimeout(() => { to_end(); requestAnimationFrame(() => requestAnimationFrame(() => {
+              const last = document.querySelector('#seq-list .seq-card:last-child').getBoundingClientRect();
+              const view = main.getBoundingClientRect();
+              done({ last_bottom: last.bottom, view_bottom: view.bottom });
+            })); }, 300);"#,
+            vec![],
+        )
+        .await?;
+    let (bottom, view) = (
+        last["last_bottom"].as_f64().unwrap_or(f64::MAX),
+        last["view_bottom"].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        bottom <= view + 40.0,
+        "the last card is not in view: {last}"
+    );
+    // Times are measured by bench/ui-list.sh (which runs this test against the release build
+    // and reads this line), not asserted here.
+    println!(
+        "status list, 1,000 sequences: {}",
+        serde_json::json!({ "first_paint_ms": first_paint, "open": open, "burst": burst, "scroll": scroll })
+    );
+    app.screenshot("65-status-list-thousand").await?;
     app.quit().await
 }

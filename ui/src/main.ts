@@ -53,6 +53,10 @@ function showFatal(message: string): void {
   box.replaceChildren(h("strong", {}, "MTP Desktop cannot open its data. "), message);
 }
 
+// For bench/ui-list.sh: hands events to the UI as the IPC bridge does, so a burst of
+// progress can be measured without an upload that happens to make one.
+(window as unknown as { __mtpDispatch: (e: AppEvent) => void }).__mtpDispatch = (e) => handleEvent(e);
+
 function handleEvent(e: AppEvent): void {
   switch (e.type) {
     case "deep_link":
