@@ -9,7 +9,11 @@ For each scenario folder written by `mtp dev gen-photos --scenario <name>`, runs
   dropped    which files each drops, and why (mapillary_tools' error type mapped to our code);
   sequences  how the kept files are split into sequences (as sets: indices may differ);
   times      the capture time sent for each kept file (±1 ms: ours are integer ms);
-  headings   the heading sent for each kept file (±0.5°).
+  headings   the heading sent for each kept file (±0.5°);
+  positions  the position sent for each kept file (±2 cm).
+
+The `gpx` scenario's photos have no position: both tools geotag them from its track.gpx
+(mapillary_tools `--geotag_source gpx`, mtp `--gpx`).
 
 Prints a Markdown table (one row per scenario) and then every difference with its files.
 Differences listed in KNOWN are reported as "intended"; any other makes the exit status 1.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -46,6 +51,7 @@ SCENARIOS = [
     "cameras",
     "no-heading",
     "mixed",
+    "gpx",
 ]
 
 # mapillary_tools error type -> our left_out code.
@@ -73,6 +79,7 @@ KNOWN: dict[tuple[str, str], str] = {
 }
 
 DESC = "mapillary_image_description.json"
+ASPECTS = ("kept", "dropped", "sequences", "times", "headings", "positions")
 
 # What mapillary_tools must do with each fixture for the scenario to exercise its rule:
 # (sorted sequence sizes, {drop code: count}). Checked so that "agree" is never vacuous.
@@ -89,6 +96,7 @@ EXPECTED: dict[str, tuple[list[int], dict[str, int]]] = {
     "identical-times": ([30], {}),
     "cameras": ([20, 20, 20], {}),
     "no-heading": ([1, 20], {}),
+    "gpx": ([60], {}),
 }
 
 
@@ -97,6 +105,8 @@ def expected(scenario: str) -> tuple[list[int], dict[str, int]] | None:
         sizes: list[int] = []
         drops: dict[str, int] = {}
         for sc, (sz, dr) in EXPECTED.items():
+            if sc == "gpx":  # not one of mixed's parts: it needs its track
+                continue
             sizes += sz
             for k, v in dr.items():
                 drops[k] = drops.get(k, 0) + v
@@ -116,12 +126,20 @@ def fixture_ok(scenario: str, mly: "Outcome") -> bool:
     return sorted(len(s) for s in mly.sequences) == exp[0] and drops == exp[1] and unique_times
 
 
+def gpx_of(folder: Path) -> Path | None:
+    """The track a scenario's photos are geotagged from, if it has one."""
+    track = folder / "track.gpx"
+    return track if track.exists() else None
+
+
 def run_mly(mly: str, folder: Path) -> list[dict]:
     desc = folder / DESC
     desc.unlink(missing_ok=True)
     env = dict(os.environ, TZ="UTC")
+    track = gpx_of(folder)
+    geotag = ["--geotag_source", "gpx", "--geotag_source_path", str(track)] if track else []
     r = subprocess.run(
-        [mly, "process", str(folder), "--skip_process_errors"],
+        [mly, "process", str(folder), "--skip_process_errors", *geotag],
         env=env,
         capture_output=True,
         text=True,
@@ -137,7 +155,8 @@ def run_mtp(mtp: str, folder: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="mtp-agree-") as data:
         env = dict(os.environ, TZ="UTC", MTP_DATA_DIR=data)
         r = subprocess.run(
-            [mtp, "prepare", str(folder), "--dry-run", "--json"],
+            [mtp, "prepare", str(folder), "--dry-run", "--json",
+             *(["--gpx", str(gpx_of(folder))] if gpx_of(folder) else [])],
             env=env,
             cwd=data,
             capture_output=True,
@@ -162,6 +181,7 @@ class Outcome:
         self.dropped: dict[str, str] = {}
         self.time_ms: dict[str, int] = {}
         self.heading: dict[str, float | None] = {}
+        self.pos: dict[str, tuple[float, float]] = {}
 
     @property
     def kept(self) -> set[str]:
@@ -180,6 +200,7 @@ def from_mly(descs: list[dict]) -> Outcome:
         seqs.setdefault(d["MAPSequenceUUID"], []).append(name)
         o.time_ms[name] = mly_time_ms(d["MAPCaptureTime"])
         o.heading[name] = (d.get("MAPCompassHeading") or {}).get("TrueHeading")
+        o.pos[name] = (d["MAPLatitude"], d["MAPLongitude"])
     o.sequences = list(seqs.values())
     return o
 
@@ -191,6 +212,7 @@ def from_mtp(plan: dict) -> Outcome:
         for p in s["photos"]:
             o.time_ms[p["file_name"]] = p["captured_at"]
             o.heading[p["file_name"]] = p["heading"]
+            o.pos[p["file_name"]] = (p["lat"], p["lon"])
     for lo in plan["left_out"]:
         o.dropped[lo["file_name"]] = lo["code"]
     return o
@@ -231,7 +253,7 @@ def compact(names) -> str:
 
 def compare(mly: Outcome, mtp: Outcome) -> dict[str, list[str]]:
     """Differences per aspect, as lines of text (empty list: agree)."""
-    diff: dict[str, list[str]] = {a: [] for a in ("kept", "dropped", "sequences", "times", "headings")}
+    diff: dict[str, list[str]] = {a: [] for a in ASPECTS}
     only_mly, only_mtp = mly.kept - mtp.kept, mtp.kept - mly.kept
     if only_mly:
         diff["kept"].append(f"kept only by mapillary_tools: {compact(only_mly)}")
@@ -269,6 +291,17 @@ def compare(mly: Outcome, mtp: Outcome) -> dict[str, list[str]]:
         diff["headings"].append(f"{f}: mapillary_tools {mly.heading[f]}, mtp {mtp.heading[f]}")
     if len(bad_h) > 8:
         diff["headings"].append(f"… {len(bad_h)} files in all")
+
+    def metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+        dy = (a[0] - b[0]) * 111_320.0
+        dx = (a[1] - b[1]) * 111_320.0 * math.cos(math.radians(a[0]))
+        return math.hypot(dx, dy)
+
+    bad_p = sorted(f for f in both if metres(mly.pos[f], mtp.pos[f]) > 0.02)
+    for f in bad_p[:8]:
+        diff["positions"].append(f"{f}: {metres(mly.pos[f], mtp.pos[f]):.3f} m apart")
+    if len(bad_p) > 8:
+        diff["positions"].append(f"… {len(bad_p)} files in all")
     return diff
 
 
@@ -284,6 +317,7 @@ def restrict(o: Outcome, prefix: str) -> Outcome:
     r.dropped = {f: c for f, c in o.dropped.items() if f.startswith(prefix)}
     r.time_ms = {f: t for f, t in o.time_ms.items() if f.startswith(prefix)}
     r.heading = {f: h for f, h in o.heading.items() if f.startswith(prefix)}
+    r.pos = {f: p for f, p in o.pos.items() if f.startswith(prefix)}
     return r
 
 
@@ -328,7 +362,7 @@ def main() -> int:
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    aspects = ("kept", "dropped", "sequences", "times", "headings")
+    aspects = ASPECTS
     rows, details, unexpected = [], [], 0
     seen: set[tuple[str, str]] = set()
     for sc in args.scenarios:

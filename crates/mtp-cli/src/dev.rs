@@ -6,7 +6,9 @@
 //! does. Every scenario is deterministic: the same command writes the same bytes.
 
 use clap::{Args, Subcommand, ValueEnum};
-use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, fixture_bytes, track_photos, write_jpeg};
+use mtp_core::photo::fixture::{
+    FixturePhoto, TrackSpec, fixture_bytes, gpx_for, track_photos, write_jpeg,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -78,6 +80,10 @@ pub enum Scenario {
     NoHeading,
     /// Every scenario above in its own subfolder (`walk` with 100 photos).
     Mixed,
+    /// 60 photos with no position and no heading, and `track.gpx`: a winding walk logged
+    /// every second, the photos taken every 2 s half-way between two points (geotag them
+    /// with `--gpx <folder>/track.gpx`).
+    Gpx,
 }
 
 impl Scenario {
@@ -272,6 +278,7 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
             p.extend(lone);
             p
         }
+        Scenario::Gpx => gpx_walk(&spec).1,
         Scenario::Mixed => {
             return Scenario::PARTS
                 .iter()
@@ -291,6 +298,36 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
         }
     };
     named(scenario, sub, photos)
+}
+
+/// The `gpx` scenario: the logged track (one point a second along a path that keeps
+/// turning, 1.5 m/s) and the photos (every 2 s, 0.5 s after a point) without GPS tags.
+fn gpx_walk(spec: &TrackSpec) -> (Vec<FixturePhoto>, Vec<FixturePhoto>) {
+    let mut at = FixturePhoto {
+        lat: Some(spec.start_lat),
+        lon: Some(spec.start_lon),
+        captured_at_ms: Some(spec.start_time_ms),
+        ..FixturePhoto::default()
+    };
+    let mut track = Vec::with_capacity(125);
+    for t in 0..125 {
+        track.push(at.clone());
+        let heading = (30.0 + 40.0 * (f64::from(t) / 20.0).sin()).to_radians();
+        shift(&mut at, 1.5 * heading.cos(), 1.5 * heading.sin());
+        delay(&mut at, 1000);
+    }
+    let photos = track_photos(60, spec)
+        .into_iter()
+        .enumerate()
+        .map(|(k, p)| FixturePhoto {
+            lat: None,
+            lon: None,
+            heading: None,
+            captured_at_ms: Some(spec.start_time_ms + 2000 * k as i64 + 500),
+            ..p
+        })
+        .collect();
+    (track, photos)
 }
 
 /// A walk with extra photos taken on the spot every few photos (rule 5).
@@ -464,6 +501,10 @@ pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
                 written += 1;
             }
             std::fs::create_dir_all(&args.dir)?;
+            if args.scenario == Scenario::Gpx {
+                let (track, _) = gpx_walk(&TrackSpec::default());
+                std::fs::write(args.dir.join("track.gpx"), gpx_for(&track))?;
+            }
             eprintln!(
                 "Wrote {written} photos ({} scenario) to {}",
                 args.scenario.name(),
