@@ -556,6 +556,17 @@ mod tests {
         assert_eq!(n(Scenario::TimeGap), 90);
         assert_eq!(n(Scenario::Duplicates), 30 + 3 + 2 + 1 + 3 + 1);
         assert_eq!(n(Scenario::Cameras), 60);
+        assert_eq!(n(Scenario::Gpx), 60);
+        let (track, photos) = gpx_walk(&TrackSpec::default());
+        // Every photo lies within the track, and has nothing to be geotagged by but it.
+        let (first, last) = (
+            track[0].captured_at_ms,
+            track[track.len() - 1].captured_at_ms,
+        );
+        assert!(photos.iter().all(|p| p.lat.is_none()
+            && p.heading.is_none()
+            && p.captured_at_ms > first
+            && p.captured_at_ms < last));
         assert_eq!(Scenario::IdenticalTimes.name(), "identical-times");
     }
 
