@@ -124,6 +124,9 @@ async function boot(): Promise<void> {
     const loc = document.getElementById("data-location");
     if (loc) loc.textContent = `v${o.version} · data in ${o.data_dir}`;
     for (const n of await api.notices()) toast(n.message, n.accepted ? "ok" : "error");
+    // A settings file with a line that could not be read: say so at every start, not only
+    // on the first-run screen and in About.
+    if (!o.first_run) for (const p of o.settings_problems) toast(p, "error");
     if (!chosen) await show("integrations");
     if (o.first_run) await showWelcome(o);
     else document.body.dataset.welcome = "seen";
