@@ -132,7 +132,7 @@ impl App {
                     "This preview is no longer available: read the folder again.",
                 )
             })?;
-            (prepared.plan.clone(), prepared.view.suggested_name.clone())
+            (prepared.plan.clone(), prepared.suggested_name.clone())
         };
         let mut meta = meta.clone();
         if meta.name.trim().is_empty() {

@@ -178,9 +178,12 @@ pub struct SavedImport {
     pub skipped: Vec<String>,
 }
 
-/// A prepared plan kept between the preview and the save.
+/// A prepared plan kept between the preview and the save. The preview itself
+/// ([`PreparedImport`], a point per photo) goes to the caller and is not kept.
 pub(crate) struct Prepared {
-    pub view: PreparedImport,
+    pub folder: String,
+    pub files_seen: usize,
+    pub suggested_name: String,
     pub plan: Plan,
     pub rejected: Vec<RejectedFile>,
     pub options_json: String,
@@ -198,13 +201,12 @@ impl App {
         let folder = folder.to_path_buf();
         let app = self.clone();
         let now = self.now_ms();
-        let prepared =
+        let (mut view, prepared) =
             tokio::task::spawn_blocking(move || prepare_blocking(&app, &folder, &options, now))
                 .await
                 .map_err(|e| {
                     AppError::new("internal", format!("reading the folder stopped: {e}"))
                 })??;
-        let mut view = prepared.view.clone();
         if let Some(import_id) = self
             .store()
             .import_by_fingerprint(&prepared.fingerprint)
@@ -253,13 +255,7 @@ impl App {
             .map_err(|_| AppError::new("internal", "lock poisoned"))?;
         // Keep only the newest few plans in memory.
         stash.retain(|(t, _)| *t != token);
-        stash.push((
-            token,
-            Prepared {
-                view: view.clone(),
-                ..prepared
-            },
-        ));
+        stash.push((token, prepared));
         while stash.len() > 3 {
             stash.remove(0);
         }
@@ -315,7 +311,15 @@ impl App {
         }
         // The sequences the user left ticked on the plan, and the names given to them.
         let choice = |i: usize| req.sequences.iter().find(|c| c.index == i);
-        let mut plan = prepared.plan.clone();
+        let Prepared {
+            folder,
+            files_seen,
+            mut plan,
+            rejected,
+            options_json,
+            fingerprint,
+            ..
+        } = prepared;
         let mut left_by_you = Vec::new();
         if !req.sequences.is_empty() {
             let (kept, out): (Vec<_>, Vec<_>) = plan
@@ -343,7 +347,7 @@ impl App {
                 lon: p.photo.lon,
                 captured_at: p.photo.captured_at_ms,
             })
-            .chain(prepared.plan.dropped.iter().map(|d| DroppedFile {
+            .chain(plan.dropped.iter().map(|d| DroppedFile {
                 path: d.photo.path.to_string_lossy().into_owned(),
                 file_name: &d.photo.file_name,
                 reason_code: drop_code(&d.reason),
@@ -352,7 +356,7 @@ impl App {
                 lon: d.photo.lon,
                 captured_at: d.photo.captured_at_ms,
             }))
-            .chain(prepared.rejected.iter().map(|r| DroppedFile {
+            .chain(rejected.iter().map(|r| DroppedFile {
                 path: r.path.to_string_lossy().into_owned(),
                 file_name: &r.file_name,
                 reason_code: &r.code,
@@ -366,10 +370,10 @@ impl App {
             .store()
             .save_plan(
                 &NewImport {
-                    folder: &prepared.view.folder,
-                    fingerprint: &prepared.fingerprint,
-                    options_json: &prepared.options_json,
-                    files_seen: prepared.view.files_seen as i64,
+                    folder: &folder,
+                    fingerprint: &fingerprint,
+                    options_json: &options_json,
+                    files_seen: files_seen as i64,
                 },
                 &plan,
                 &dropped,
@@ -389,6 +393,9 @@ impl App {
                 self.store().update_sequence_meta(*id, &named, now).await?;
             }
         }
+        // Saved: the photos are in the database now, and queueing reads them from there.
+        drop(dropped);
+        drop((plan, left_by_you, rejected));
         let skipped = self
             .queue_destinations(&ids, &meta, &req.destinations, now)
             .await?;
@@ -516,7 +523,7 @@ fn prepare_blocking(
     folder: &Path,
     options: &PrepareOptions,
     now: i64,
-) -> AppResult<Prepared> {
+) -> AppResult<(PreparedImport, Prepared)> {
     let gpx = match &options.gpx {
         Some(path) => Some(GpxGeotag {
             track: read_gpx(path)
@@ -646,13 +653,16 @@ fn prepare_blocking(
             .map(|p| p.to_string_lossy().into_owned()),
         gpx_placed,
     };
-    Ok(Prepared {
-        view,
+    let prepared = Prepared {
+        folder: view.folder.clone(),
+        files_seen: view.files_seen,
+        suggested_name: view.suggested_name.clone(),
         options_json: serde_json::to_string(options).unwrap_or_else(|_| "{}".into()),
         plan,
         rejected: report.rejected,
         fingerprint,
-    })
+    };
+    Ok((view, prepared))
 }
 
 /// Identifies a folder's content: the photos' relative paths and sizes, and what was rejected.

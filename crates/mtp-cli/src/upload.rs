@@ -49,12 +49,21 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         Ok(id) => vec![id],
         Err(_) => {
             let view = read_folder(app, &args).await?;
+            // Only the counts are shown: the preview (a point per photo) goes before saving.
+            let (kept, left_out) = (view.summary.kept, view.left_out.len());
+            let (token, suggested_name) = (view.token, view.suggested_name);
+            drop((
+                view.sequences,
+                view.left_out,
+                view.left_out_groups,
+                view.not_photos,
+            ));
             let saved = app
                 .save_import(SaveImport {
                     sequences: Vec::new(),
-                    token: view.token.clone(),
+                    token,
                     meta: SequenceMeta {
-                        name: args.name.clone().unwrap_or(view.suggested_name.clone()),
+                        name: args.name.clone().unwrap_or(suggested_name),
                         description: String::new(),
                         transport_type: args.transport.clone(),
                         tags: Vec::new(),
@@ -63,11 +72,9 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             eprintln!(
-                "{} sequence(s) from {} ({} photos, {} left out)",
+                "{} sequence(s) from {} ({kept} photos, {left_out} left out)",
                 saved.sequence_ids.len(),
                 args.target,
-                view.summary.kept,
-                view.left_out.len()
             );
             saved.sequence_ids
         }

@@ -220,17 +220,30 @@ pub fn scan_folder(
         .collect();
 
     let mut to_geotag = Vec::new();
-    for r in results {
-        match (r, &opts.gpx) {
-            (Ok(meta), Some(g)) if g.replace_exif_positions => to_geotag.push(meta),
-            (Ok(meta), _) => report.photos.push(meta),
-            (Err(e), Some(_)) => match e.into_geotaggable() {
-                Ok(meta) => to_geotag.push(meta),
-                Err(e) => report.rejected.push(RejectedFile::from_error(&e)),
-            },
-            (Err(e), None) => report.rejected.push(RejectedFile::from_error(&e)),
-        }
-    }
+    // Collected in place, into the results' own buffer: pushing onto a new vector kept
+    // both whole at once (≈ 0.5 kB a photo).
+    let photos: Vec<PhotoMeta> = results
+        .into_iter()
+        .filter_map(|r| match (r, &opts.gpx) {
+            (Ok(meta), Some(g)) if g.replace_exif_positions => {
+                to_geotag.push(meta);
+                None
+            }
+            (Ok(meta), _) => Some(meta),
+            (Err(e), Some(_)) => {
+                match e.into_geotaggable() {
+                    Ok(meta) => to_geotag.push(meta),
+                    Err(e) => report.rejected.push(RejectedFile::from_error(&e)),
+                }
+                None
+            }
+            (Err(e), None) => {
+                report.rejected.push(RejectedFile::from_error(&e));
+                None
+            }
+        })
+        .collect();
+    report.photos = photos;
     if let Some(g) = &opts.gpx {
         let misses: HashMap<usize, _> = geotag(&mut to_geotag, &g.track, g.offset_ms)
             .into_iter()
@@ -255,7 +268,8 @@ pub fn scan_folder(
             }
         }
     }
-    report.photos.sort_by(|a, b| a.path.cmp(&b.path));
+    // Paths are unique, so an unstable sort orders them the same, without a copy.
+    report.photos.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     report.rejected.sort_by(|a, b| a.path.cmp(&b.path));
     report.ignored.sort();
     Ok(report)

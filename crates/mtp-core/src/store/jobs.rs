@@ -528,7 +528,11 @@ impl Store {
                 updated_at = ",
         );
         totals.push_bind(now).push(" WHERE id = ").push_bind(job_id);
-        totals.build().execute(&mut *tx).await?;
+        // Each batch size is a new SQL text: only the small, common ones are kept prepared
+        // (sqlx caches up to 100 statements per connection, and one of a thousand rows
+        // holds hundreds of kB in SQLite; kept, they grew with the photos sent).
+        let keep = items.len() <= PREPARED_BATCH_SIZES;
+        totals.build().persistent(keep).execute(&mut *tx).await?;
 
         let mut rows = QueryBuilder::<Sqlite>::new(
             "UPDATE job_items SET state = n.column2, remote_key = COALESCE(n.column3, remote_key),
@@ -547,7 +551,7 @@ impl Store {
         rows.push(") AS n WHERE job_items.job_id = ")
             .push_bind(job_id)
             .push(" AND job_items.photo_id = n.column1");
-        rows.build().execute(&mut *tx).await?;
+        rows.build().persistent(keep).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -556,6 +560,10 @@ impl Store {
 /// Photos per statement of [`Store::update_items`]: 6 bound values each, well under
 /// SQLite's limit of 32,766.
 const ITEMS_PER_UPDATE: usize = 1000;
+
+/// Batches of [`Store::update_items`] up to this many photos keep their statements
+/// prepared; larger ones (rarer, and each size a statement of its own) are prepared anew.
+const PREPARED_BATCH_SIZES: usize = 8;
 
 /// One photo's new remote state (see [`Store::update_items`]). `None` keys and ids keep
 /// the stored ones.

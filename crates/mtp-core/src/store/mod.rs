@@ -124,6 +124,9 @@ const COUNTED_TABLES: [&str; 8] = [
     "events",
 ];
 
+/// `PRAGMA cache_size` of each pooled connection: negative = KiB (512 KiB, 128 pages).
+const PAGE_CACHE_SIZE: &str = "-512";
+
 impl Store {
     /// Opens (creating if needed, with mode 0600) the database file at `path` and brings its
     /// schema up to date. Tokens stay in the file; see [`Store::open_with_secrets`].
@@ -154,7 +157,11 @@ impl Store {
             .create_if_missing(false)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // SQLite's page cache (default 2 MiB per connection) fills as the database
+            // grows: 4 pooled connections made the process grow with the photos saved
+            // (bench/memory-curve.sh). Pages missed are read from the OS's page cache.
+            .pragma("cache_size", PAGE_CACHE_SIZE);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)

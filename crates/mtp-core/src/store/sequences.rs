@@ -176,7 +176,12 @@ impl Store {
                 row.push_bind(*size).push_bind(*t);
             });
             qb.push(") GROUP BY sequence_id");
-            let rows: Vec<(i64, i64)> = qb.build_query_as().fetch_all(self.pool()).await?;
+            // Once per folder read: not worth keeping prepared (hundreds of kB in SQLite).
+            let rows: Vec<(i64, i64)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(self.pool())
+                .await?;
             for (id, n) in rows {
                 *counts.entry(id).or_default() += n;
             }
