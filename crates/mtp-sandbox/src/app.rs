@@ -136,6 +136,13 @@ async fn fault_layer(
         }
         None => req,
     };
+    let mut req = req;
+    for link in decision.links {
+        if let Some(c) = &ctx {
+            c.set_fault("shared link".to_owned());
+        }
+        req = req.map(|body| crate::body::over_link(body, link));
+    }
     let Some(action) = decision.action else {
         return next.run(req).await;
     };
@@ -145,6 +152,7 @@ async fn fault_layer(
         FaultAction::Reset { after_bytes } => format!("reset after {after_bytes} bytes"),
         FaultAction::Latency { delay } => format!("latency {}ms", delay.as_millis()),
         FaultAction::Throttle { bytes_per_sec } => format!("throttle {bytes_per_sec} B/s"),
+        FaultAction::Link { bytes_per_sec } => format!("shared link {bytes_per_sec} B/s"),
     };
     if let Some(c) = &ctx {
         c.set_fault(label);
@@ -164,7 +172,9 @@ async fn fault_layer(
             retry_after,
             backoff_ms,
         } => fault_response(name, 429, retry_after, backoff_ms),
-        FaultAction::Latency { .. } | FaultAction::Throttle { .. } => next.run(req).await,
+        FaultAction::Latency { .. } | FaultAction::Throttle { .. } | FaultAction::Link { .. } => {
+            next.run(req).await
+        }
     }
 }
 

@@ -154,6 +154,27 @@ pub(crate) fn throttled(body: Body, bytes_per_sec: u64) -> Body {
     Body::from_stream(stream)
 }
 
+/// `body`, handed over through a link shared with other requests: each chunk books its
+/// time on the link, and the next one is read from the connection only once it has crossed
+/// (see [`crate::faults::SharedLink`]).
+pub(crate) fn over_link(body: Body, link: Arc<crate::faults::SharedLink>) -> Body {
+    let stream = futures::stream::unfold(
+        (body.into_data_stream(), None::<tokio::time::Instant>),
+        move |(mut inner, not_before)| {
+            let link = link.clone();
+            async move {
+                if let Some(at) = not_before {
+                    tokio::time::sleep_until(at).await;
+                }
+                let chunk = inner.next().await?;
+                let next = chunk.as_ref().ok().map(|c| link.book(c.len()));
+                Some((chunk, (inner, next)))
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
 /// Reads whatever the handler left unread (stops at an injected cut).
 pub(crate) async fn drain(ctx: Arc<ReqCtx>) {
     let mut s = SharedBody(ctx);
@@ -262,5 +283,28 @@ impl ParsedForm {
 
     pub fn file(&self, name: &str) -> Option<&FilePart> {
         self.files.iter().find(|f| f.field == name)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::faults::SharedLink;
+
+    #[tokio::test(start_paused = true)]
+    async fn bodies_over_one_link_share_its_rate() {
+        let link = Arc::new(SharedLink::new(1_000));
+        let body = || over_link(Body::from(vec![0_u8; 1_000]), link.clone());
+        let t0 = tokio::time::Instant::now();
+        let (a, b) = tokio::join!(read_all(body()), read_all(body()));
+        assert_eq!((a.unwrap().len(), b.unwrap().len()), (1_000, 1_000));
+        // 2,000 bytes at 1,000 B/s together: 2 s (each alone, throttled, would take 1 s).
+        assert_eq!(t0.elapsed(), std::time::Duration::from_secs(2));
+        // An idle link saves no credit: a body after a pause still takes its full time.
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        let t1 = tokio::time::Instant::now();
+        read_all(body()).await.unwrap();
+        assert_eq!(t1.elapsed(), std::time::Duration::from_secs(1));
     }
 }

@@ -34,6 +34,7 @@
 //! | `reset_after=B` | let the handler read at most `B` request-body bytes, then cut the connection without a reply (the bytes read are kept: a Mapillary upload resumes from them) |
 //! | `latency_ms=MS` | delay the request (can be combined with one of the above: then two rules) |
 //! | `throttle_kbps=K` | let the handler read the body at most `K` KiB/s (a slow link: the client stays mid-body for a while; combines like `latency_ms`) |
+//! | `link_kbps=K` | like `throttle_kbps`, but every request the rule matches shares one link of `K` KiB/s: parallel uploads split it between them (a home connection; combines like `latency_ms`) |
 //! | `times=N`, `after=N`, `rate=P` | fire at most `N` times / skip the first `N` matches / probability |
 //!
 //! Examples: `mapillary.upload:error_rate=0.3,status=503;kartaview.photo:rate_limit=1,retry_after=2`,
@@ -190,6 +191,9 @@ pub enum FaultAction {
     },
     /// Hand the body to the handler at most this fast.
     Throttle { bytes_per_sec: u64 },
+    /// Hand the bodies of all the requests this rule matches to their handlers at most
+    /// this fast together: one shared link (see [`SharedLink`]).
+    Link { bytes_per_sec: u64 },
 }
 
 impl FaultAction {
@@ -197,8 +201,38 @@ impl FaultAction {
     fn is_pace(&self) -> bool {
         matches!(
             self,
-            FaultAction::Latency { .. } | FaultAction::Throttle { .. }
+            FaultAction::Latency { .. } | FaultAction::Throttle { .. } | FaultAction::Link { .. }
         )
+    }
+}
+
+/// One link of a fixed rate shared by several requests (a `link_kbps` rule): every chunk of
+/// body read through it books its time on the link after whatever was booked before, by any
+/// request, so `n` parallel uploads get `1/n` of the rate each and all of them together
+/// never more than the rate. An idle link saves no credit for later.
+#[derive(Debug)]
+pub(crate) struct SharedLink {
+    bytes_per_sec: f64,
+    free_at: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl SharedLink {
+    pub(crate) fn new(bytes_per_sec: u64) -> SharedLink {
+        SharedLink {
+            bytes_per_sec: bytes_per_sec.max(1) as f64,
+            free_at: Mutex::new(None),
+        }
+    }
+
+    /// Books `len` bytes on the link; returns the instant they have crossed it (when the
+    /// link is free again).
+    pub(crate) fn book(&self, len: usize) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let mut free_at = lock(&self.free_at);
+        let start = free_at.map_or(now, |f| f.max(now));
+        let end = start + Duration::from_secs_f64(len as f64 / self.bytes_per_sec);
+        *free_at = Some(end);
+        end
     }
 }
 
@@ -265,7 +299,7 @@ pub enum FaultSpecError {
     #[error("bad value for `{0}`: `{1}`")]
     BadValue(String, String),
     #[error(
-        "fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after, latency_ms or throttle_kbps)"
+        "fault item `{0}` has no action (status, error_rate, fail_next, rate_limit, reset_after, latency_ms, throttle_kbps or link_kbps)"
     )]
     NoAction(String),
     #[error("fault item `{0}` has more than one action")]
@@ -283,6 +317,8 @@ struct Entry {
     rule: FaultRule,
     matched: u64,
     fired: u64,
+    /// The link of a [`FaultAction::Link`] rule, shared by every request it matches.
+    link: Option<Arc<SharedLink>>,
 }
 
 struct Inner {
@@ -331,6 +367,8 @@ pub(crate) struct Decision {
     pub latency: Duration,
     /// Body bytes per second the handler may read, if throttled.
     pub throttle: Option<u64>,
+    /// The shared links the body crosses (`link_kbps` rules).
+    pub links: Vec<Arc<SharedLink>>,
     pub action: Option<FaultAction>,
 }
 
@@ -342,11 +380,16 @@ impl Faults {
     /// Adds a rule; returns its id.
     pub fn add(&self, rule: FaultRule) -> FaultId {
         let id = FaultId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let link = match rule.action {
+            FaultAction::Link { bytes_per_sec } => Some(Arc::new(SharedLink::new(bytes_per_sec))),
+            _ => None,
+        };
         lock(&self.inner.rules).push(Entry {
             id,
             rule,
             matched: 0,
             fired: 0,
+            link,
         });
         id
     }
@@ -455,6 +498,16 @@ impl Faults {
         self.add(FaultRule::new(
             target(target_spec),
             FaultAction::Throttle {
+                bytes_per_sec: bytes_per_sec.max(1),
+            },
+        ))
+    }
+
+    /// The bodies of all requests to `target` share one link of `bytes_per_sec`.
+    pub fn link(&self, target_spec: &str, bytes_per_sec: u64) -> FaultId {
+        self.add(FaultRule::new(
+            target(target_spec),
+            FaultAction::Link {
                 bytes_per_sec: bytes_per_sec.max(1),
             },
         ))
@@ -572,6 +625,7 @@ impl Faults {
                             .map_or(*bytes_per_sec, |b| b.min(*bytes_per_sec)),
                     );
                 }
+                FaultAction::Link { .. } => decision.links.extend(e.link.clone()),
                 other => decision.action = Some(other.clone()),
             }
         }
@@ -623,6 +677,7 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
     let mut reset_after = None;
     let mut latency_ms: Option<u64> = None;
     let mut throttle_kbps: Option<u64> = None;
+    let mut link_kbps: Option<u64> = None;
     let mut times = None;
     let mut after = 0;
     let mut rate = 1.0;
@@ -662,6 +717,13 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
                     return Err(FaultSpecError::BadValue(k.into(), "0".into()));
                 }
                 throttle_kbps = Some(kbps);
+            }
+            "link_kbps" => {
+                let kbps: u64 = num(k, v)?;
+                if kbps == 0 {
+                    return Err(FaultSpecError::BadValue(k.into(), "0".into()));
+                }
+                link_kbps = Some(kbps);
             }
             "times" => times = Some(num(k, v)?),
             "after" => after = num(k, v)?,
@@ -714,6 +776,17 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
         out.push(FaultDirective::Rule(FaultRule {
             target: target.clone(),
             action: FaultAction::Throttle {
+                bytes_per_sec: kbps.saturating_mul(1024),
+            },
+            rate,
+            after,
+            times,
+        }));
+    }
+    if let Some(kbps) = link_kbps {
+        out.push(FaultDirective::Rule(FaultRule {
+            target: target.clone(),
+            action: FaultAction::Link {
                 bytes_per_sec: kbps.saturating_mul(1024),
             },
             rate,
@@ -882,6 +955,40 @@ mod tests {
             Some(FaultAction::Status { status: 503, .. })
         ));
         assert_eq!(f.decide("kartaview", "photo").throttle, None);
+    }
+
+    #[test]
+    fn a_link_is_shared_by_every_request_its_rule_matches() {
+        let d = Faults::parse_spec("mapillary.upload:link_kbps=100").unwrap();
+        assert_eq!(
+            d,
+            vec![FaultDirective::Rule(FaultRule::new(
+                target("mapillary.upload"),
+                FaultAction::Link {
+                    bytes_per_sec: 102_400
+                }
+            ))]
+        );
+        assert!(Faults::parse_spec("mapillary.upload:link_kbps=0").is_err());
+        let f = Faults::default();
+        f.apply(d);
+        let (a, b) = (
+            f.decide("mapillary", "upload"),
+            f.decide("mapillary", "upload"),
+        );
+        assert_eq!((a.links.len(), b.links.len()), (1, 1));
+        assert!(Arc::ptr_eq(&a.links[0], &b.links[0]));
+        assert!(f.decide("mapillary", "offset").links.is_empty());
+        // Another rule is another link.
+        f.link("mapillary.upload", 1_000);
+        let c = f.decide("mapillary", "upload");
+        assert_eq!(c.links.len(), 2);
+        assert!(!Arc::ptr_eq(&c.links[0], &c.links[1]));
+        // Bytes booked by one request wait for those booked before by another.
+        let link = &c.links[1];
+        let first = link.book(500);
+        let second = link.book(1_000);
+        assert_eq!(second - first, Duration::from_secs(1));
     }
 
     #[test]
