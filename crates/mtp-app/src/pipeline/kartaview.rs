@@ -290,6 +290,7 @@ impl KartaViewDriver {
             .wait_more(
                 ctx,
                 self.options(),
+                self.options().poll_first_ms,
                 "KartaView's processing of the sequence",
             )
             .await

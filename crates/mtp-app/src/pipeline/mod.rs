@@ -51,6 +51,10 @@ pub struct PipelineOptions {
     /// `poll_max_ms`.
     pub poll_first_ms: i64,
     pub poll_max_ms: i64,
+    /// Panoramax prepares pictures in seconds (PROTOCOLS §4.4: 200 pictures ready about
+    /// 4 s after the upload set is completed), so its first look comes sooner; the waits
+    /// then double up to `poll_max_ms` as the others do.
+    pub panoramax_poll_first_ms: i64,
     /// After this long without the service showing the published sequence, stop looking
     /// (the job ends with a note; the upload itself is done).
     pub publish_timeout_ms: i64,
@@ -75,6 +79,7 @@ impl PipelineOptions {
             mapillary_chunk: mtp_core::plan::MAPILLARY_MAX_SEQUENCE_PHOTOS,
             poll_first_ms: 30_000,
             poll_max_ms: 10 * 60_000,
+            panoramax_poll_first_ms: 2_000,
             publish_timeout_ms: 72 * 3_600_000,
             mtpw_wait_ms: 60_000,
             mapillary_poll_fast_ms: 30_000,
@@ -89,6 +94,7 @@ impl PipelineOptions {
         PipelineOptions {
             poll_first_ms: 500,
             poll_max_ms: 5_000,
+            panoramax_poll_first_ms: 500,
             mtpw_wait_ms: 500,
             mapillary_poll_fast_ms: 250,
             mapillary_fast_window_ms: 60_000,
@@ -97,13 +103,11 @@ impl PipelineOptions {
         }
     }
 
-    /// The wait before look number `polls` (0-based) at a processing state.
-    pub(crate) fn poll_delay(&self, polls: i64) -> i64 {
-        let doubled = self
-            .poll_first_ms
-            .max(1)
-            .saturating_mul(1_i64 << polls.clamp(0, 30));
-        doubled.min(self.poll_max_ms.max(self.poll_first_ms))
+    /// The wait before look number `polls` (0-based) at a processing state, the first
+    /// one `first_ms` after it was asked for.
+    pub(crate) fn poll_delay(&self, first_ms: i64, polls: i64) -> i64 {
+        let doubled = first_ms.max(1).saturating_mul(1_i64 << polls.clamp(0, 30));
+        doubled.min(self.poll_max_ms.max(first_ms))
     }
 }
 
@@ -120,14 +124,21 @@ mod tests {
     #[test]
     fn polling_backs_off_to_a_cap() {
         let o = PipelineOptions::live();
-        assert_eq!(o.poll_delay(0), 30_000);
-        assert_eq!(o.poll_delay(1), 60_000);
-        assert_eq!(o.poll_delay(4), 480_000);
-        assert_eq!(o.poll_delay(5), 600_000);
-        assert_eq!(o.poll_delay(500), 600_000);
+        assert_eq!(o.poll_delay(o.poll_first_ms, 0), 30_000);
+        assert_eq!(o.poll_delay(o.poll_first_ms, 1), 60_000);
+        assert_eq!(o.poll_delay(o.poll_first_ms, 4), 480_000);
+        assert_eq!(o.poll_delay(o.poll_first_ms, 5), 600_000);
+        assert_eq!(o.poll_delay(o.poll_first_ms, 500), 600_000);
+        // Panoramax is looked at 2 s after completing, then 4, 8… up to the same cap.
+        let p = o.panoramax_poll_first_ms;
+        assert_eq!(
+            (0..4).map(|n| o.poll_delay(p, n)).collect::<Vec<_>>(),
+            [2_000, 4_000, 8_000, 16_000]
+        );
+        assert_eq!(o.poll_delay(p, 500), 600_000);
         let s = PipelineOptions::sandbox();
-        assert_eq!(s.poll_delay(0), 500);
-        assert_eq!(s.poll_delay(10), 5_000);
+        assert_eq!(s.poll_delay(s.poll_first_ms, 0), 500);
+        assert_eq!(s.poll_delay(s.poll_first_ms, 10), 5_000);
     }
 
     #[test]

@@ -297,6 +297,7 @@ impl PanoramaxDriver {
                 .wait_more(
                     ctx,
                     self.options(),
+                    self.options().panoramax_poll_first_ms,
                     "Panoramax's processing of the upload set",
                 )
                 .await;

@@ -110,11 +110,13 @@ impl<T: DestinationRemote> Remote<T> {
     }
 
     /// The outcome of one more look at a processing state that is not there yet: look
-    /// again later (backing off), or give up after `publish_timeout_ms` with a note.
+    /// again later (`first_ms`, then backing off), or give up after `publish_timeout_ms`
+    /// with a note.
     pub(crate) async fn wait_more(
         &mut self,
         ctx: &JobCtx,
         options: &PipelineOptions,
+        first_ms: i64,
         what: &str,
     ) -> Result<StepOutcome, StepError> {
         let since = self.published_at(ctx).await?;
@@ -134,7 +136,7 @@ impl<T: DestinationRemote> Remote<T> {
         self.update(ctx, |r| r.common_mut().polls = polls + 1)
             .await?;
         Ok(StepOutcome::Again {
-            after_ms: options.poll_delay(polls),
+            after_ms: options.poll_delay(first_ms, polls),
         })
     }
 }
