@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The status list with 1,000 sequences (3,000 destination rows) in the release build of the
-# desktop app: first paint, opening the list, a burst of 100 progress events, and scrolling
-# from top to bottom, with the longest frame of each (goal: none over 50 ms).
+# desktop app: first paint, opening the list (the newest 100 cards; older ones come a page
+# at a time), a burst of 100 progress events, and scrolling down the cards shown as a quick
+# mouse wheel does, with the longest frame of each (goal: none over 50 ms).
 #
 #   make bundle && bench/ui-list.sh              (RUNS=3 by default)
 #   RUNS=1 MTP_APP_BINARY=target/debug/mtp-desktop bench/ui-list.sh
@@ -40,9 +41,9 @@ med = lambda xs: statistics.median(xs)
 rows = [
     ("app start to first screen painted (ms, page clock)", [r["first_paint_ms"] for r in runs], None),
     ("open the list: first cards on screen (ms)", [r["open"]["result"]["first_cards_ms"] for r in runs], [r["open"]["frames"] for r in runs]),
-    ("open the list: all 1,000 cards in (ms)", [r["open"]["result"]["all_cards_ms"] for r in runs], None),
+    ("open the list: its first 100 cards in (ms)", [r["open"]["result"]["page_ms"] for r in runs], None),
     ("100 progress events handled (ms)", [r["burst"]["result"]["handled_ms"] for r in runs], [r["burst"]["frames"] for r in runs]),
-    (f"scroll to the bottom, a screenful a frame (ms; {runs[0]['scroll']['result']['steps']} steps)", [r["scroll"]["result"]["scroll_ms"] for r in runs], [r["scroll"]["frames"] for r in runs]),
+    (f"scroll down the 100 cards shown, 120 px a frame (ms; {runs[0]['scroll']['result']['steps']} frames)", [r["scroll"]["result"]["scroll_ms"] for r in runs], [r["scroll"]["frames"] for r in runs]),
 ]
 print(f"binary: {sys.argv[2]}, {len(runs)} runs")
 print()

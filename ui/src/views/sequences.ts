@@ -56,22 +56,47 @@ export async function renderSequences(el: HTMLElement): Promise<void> {
   listEl = list_;
   el.append(list_);
   for (const s of list) sequences.set(s.id, s);
-  // First screenful at once, the rest in small batches between frames, so a long history
-  // never freezes the window.
-  const generation = ++renderGeneration;
-  let i = 0;
-  const batch = (n: number) => {
+  ordered = list;
+  shown = 0;
+  renderPage(list_, ++renderGeneration);
+}
+
+/** Cards shown at a time: a long history stays light to scroll; older ones come on demand. */
+const PAGE = 100;
+/** Every sequence, in the list's order, and how many of them have a card. */
+let ordered: SequenceSummary[] = [];
+let shown = 0;
+
+/** Adds the next page of cards, a few milliseconds' worth per frame (cards are built, laid
+ * out and painted in that frame, so none holds the window up), then the "older" button. */
+function renderPage(list_: HTMLElement, generation: number): void {
+  document.getElementById("seq-more")?.remove();
+  const end = Math.min(ordered.length, shown + PAGE);
+  const batch = (first: number, budgetMs: number) => {
     if (generation !== renderGeneration) return;
     const frag = document.createDocumentFragment();
-    for (const end = Math.min(list.length, i + n); i < end; i++) {
-      const card = sequenceCard(list[i]);
-      cards.set(list[i].id, card);
+    const start = performance.now();
+    for (let n = 0; shown < end && (n < first || performance.now() - start < budgetMs); shown++, n++) {
+      const s = ordered[shown];
+      if (cards.has(s.id)) continue;
+      const card = sequenceCard(s);
+      cards.set(s.id, card);
       frag.append(card);
     }
     list_.append(frag);
-    if (i < list.length) requestAnimationFrame(() => batch(100));
+    if (shown < end) requestAnimationFrame(() => batch(1, 4));
+    else if (shown < ordered.length) {
+      const left = ordered.length - shown;
+      list_.after(
+        h(
+          "button",
+          { class: "secondary seq-more", id: "seq-more", onclick: () => renderPage(list_, generation) },
+          `Show ${Math.min(PAGE, left)} older sequences (${left} not shown)`,
+        ),
+      );
+    }
   };
-  batch(20);
+  batch(shown === 0 ? 12 : 1, shown === 0 ? 0 : 4);
 }
 
 let renderGeneration = 0;
@@ -142,16 +167,34 @@ async function refresh(id: number): Promise<void> {
     cards.get(id)?.remove();
     cards.delete(id);
     sequences.delete(id);
+    const at = ordered.findIndex((o) => o.id === id);
+    if (at >= 0) {
+      ordered.splice(at, 1);
+      if (at < shown) shown--;
+    }
     return;
   }
+  const known = sequences.has(id);
   sequences.set(id, s);
-  const fresh = sequenceCard(s);
   const old = cards.get(id);
+  // An older sequence without a card yet: its card is drawn from the fresh summary when
+  // it is shown.
+  if (!old && known) {
+    const at = ordered.findIndex((o) => o.id === id);
+    if (at >= 0) ordered[at] = s;
+    return;
+  }
+  const fresh = sequenceCard(s);
   // Keyboard focus stays on the sequence, or on a stepper step, when its card is re-drawn.
   const focusedHead = old !== undefined && document.activeElement === old.querySelector("h2");
   const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
   if (old) old.replaceWith(fresh);
-  else listEl.prepend(fresh);
+  else {
+    // A new sequence: on top, as the newest.
+    listEl.prepend(fresh);
+    ordered.unshift(s);
+    shown++;
+  }
   if (focusedHead) {
     const head = fresh.querySelector<HTMLElement>("h2");
     if (head) {
