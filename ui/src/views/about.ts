@@ -152,8 +152,15 @@ export async function showWelcome(o: Overview, cards: IntegrationCard[] | null =
     : h(
         "div",
         { class: "welcome-mode live", id: "welcome-mode", "data-mode": "live" },
-        h("h3", {}, "Connected to the real services"),
-        h("p", {}, "What you upload is published on the services you choose, under your accounts."),
+        ...(cards.some((c) => c.missing_settings.length === 0)
+          ? [
+              h("h3", {}, "Connected to the real services"),
+              h("p", {}, "What you upload is published on the services you choose, under your accounts."),
+            ]
+          : [
+              h("h3", {}, "Real services, none set up yet"),
+              h("p", {}, `${o.mode.reason}, but no service has its settings yet: set one up as its guide says, then start MTP Desktop again.`),
+            ]),
         h("ul", { class: "welcome-services" }, ...cards.map(serviceLine)),
         settingsFileLine(o),
       );
