@@ -53,3 +53,60 @@ ensure_gnu_time() {
     if [ "$(id -u)" = 0 ]; then apt-get install -y -qq time >/dev/null; else sudo apt-get install -y -qq time >/dev/null; fi
   fi
 }
+
+# --- The emulators in a process of their own (mtp-sandbox-server), for the upload benches:
+# what they keep in memory must not count in mtp's peak RSS. Scripts set TMP (a scratch dir)
+# and `trap 'stop_server; rm -rf "$TMP"' EXIT`.
+SERVER="${SERVER_BIN:-$TARGET_DIR/release/mtp-sandbox-server}"
+SERVER_PID=""
+
+build_mtp_and_server() {
+  echo "Building mtp and mtp-sandbox-server (release)…" >&2
+  (cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
+}
+
+# json <file> <key>: a top-level string of a JSON object, without trailing slash.
+json() {
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"
+}
+
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+# launch_server [server args…]: a fresh emulator (processing delay 0), its addresses in
+# $TMP/urls.json; sets ADMIN (its control plane).
+launch_server() {
+  stop_server
+  rm -f "$TMP/urls.json"
+  "$SERVER" --processing-delay-ms 0 "$@" >"$TMP/urls.json" 2>"$TMP/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
+  [ -s "$TMP/urls.json" ] || { cat "$TMP/server.log" >&2; echo "the emulator did not start" >&2; exit 1; }
+  ADMIN="$(json "$TMP/urls.json" sandbox_admin)"
+}
+
+# live_env: sets PANORAMAX and ENV, mtp's settings in live mode (MTP_SANDBOX=0) pointing at
+# the launched emulator, with its data in $TMP/run/data.
+live_env() {
+  local u="$TMP/urls.json"
+  PANORAMAX="$(json "$u" panoramax_instance)"
+  ENV=(env MTP_DATA_DIR="$TMP/run/data" MTP_SANDBOX=0 MTP_KEYCHAIN=off MTP_OPENER=true
+    MAPILLARY_APP_ID=1001 MAPILLARY_SECRET='MLY|1001|sandboxsecret'
+    MAPILLARY_GRAPH_URL="$(json "$u" mapillary_graph)" MAPILLARY_UPLOAD_URL="$(json "$u" mapillary_upload)"
+    MAPILLARY_AUTHORIZE_URL="$(json "$u" mapillary_authorize)"
+    KARTAVIEW_API_URL="$(json "$u" kartaview_api)" KARTAVIEW_OSM_CLIENT_ID=mtp-sandbox-osm-client
+    KARTAVIEW_OSM_CLIENT_SECRET=mtp-sandbox-osm-secret OSM_AUTHORIZE_URL="$(json "$u" osm_authorize)"
+    OSM_TOKEN_URL="$(json "$u" osm_token)" PANORAMAX_INSTANCE_URL="$PANORAMAX"
+    MTPW_URL="$(json "$u" mtpw_base)" MTPW_CLIENT_ID=mtp-sandbox-mtpw-client)
+}
+
+# token <service>: a fresh access token of the emulator's first user.
+token() {
+  curl -fsS -X POST "$ADMIN/tokens?service=$1&user=0" >"$TMP/token.json"
+  json "$TMP/token.json" access_token
+}

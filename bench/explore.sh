@@ -22,49 +22,27 @@ KM=10
 BBOX="$(python3 -c "import math;d=5000/111320;e=5000/(111320*math.cos(math.radians($LAT)));print(f'{$LON-e:.6f},{$LAT-d:.6f},{$LON+e:.6f},{$LAT+d:.6f}')")"
 
 command -v /usr/bin/time >/dev/null || { echo "Installing GNU time…" >&2; apt-get install -y -q time >/dev/null; }
-SERVER="$TARGET_DIR/release/mtp-sandbox-server"
-echo "Building mtp and mtp-sandbox-server (release)…" >&2
-(cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
+build_mtp_and_server
 
 OUT="$DATA/explore"
 TMP="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 mkdir -p "$OUT"
-json() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"; }
 
 results="$OUT/runs.tsv"
 : > "$results"
 for run in $(seq 1 "$RUNS"); do
   # The emulators in a process of their own (they hold the world and answer the queries), so
   # that the RSS measured is the client's alone; mtp in live mode, pointed at them.
-  stop_server
-  rm -f "$TMP/urls.json"
-  MTP_SANDBOX_WORLD="$IMAGES@$LAT,$LON,$KM" "$SERVER" >"$TMP/urls.json" 2>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 200); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
-  u="$TMP/urls.json"
-  admin="$(json "$u" sandbox_admin)"
-  panoramax="$(json "$u" panoramax_instance)"
-  token() { curl -fsS -X POST "$admin/tokens?service=$1&user=0" >"$TMP/token.json"; json "$TMP/token.json" access_token; }
-  rm -rf "$TMP/data"
-  ENV=(env MTP_DATA_DIR="$TMP/data" MTP_SANDBOX=0 MTP_KEYCHAIN=off MTP_OPENER=true
-    MAPILLARY_APP_ID=1001 MAPILLARY_SECRET='MLY|1001|sandboxsecret'
-    MAPILLARY_GRAPH_URL="$(json "$u" mapillary_graph)" MAPILLARY_UPLOAD_URL="$(json "$u" mapillary_upload)"
-    MAPILLARY_AUTHORIZE_URL="$(json "$u" mapillary_authorize)"
-    KARTAVIEW_API_URL="$(json "$u" kartaview_api)" KARTAVIEW_OSM_CLIENT_ID=mtp-sandbox-osm-client
-    KARTAVIEW_OSM_CLIENT_SECRET=mtp-sandbox-osm-secret OSM_AUTHORIZE_URL="$(json "$u" osm_authorize)"
-    OSM_TOKEN_URL="$(json "$u" osm_token)" PANORAMAX_INSTANCE_URL="$panoramax")
+  export MTP_SANDBOX_WORLD="$IMAGES@$LAT,$LON,$KM"
+  launch_server
+  unset MTP_SANDBOX_WORLD
+  rm -rf "$TMP/run"
+  mkdir -p "$TMP/run"
+  live_env
   "${ENV[@]}" "$MTP" accounts token mapillary "$(token mapillary)" >/dev/null
   "${ENV[@]}" "$MTP" accounts token kartaview "$(token kartaview)" >/dev/null
-  "${ENV[@]}" "$MTP" accounts panoramax --url "$panoramax" --token "$(token panoramax)" >/dev/null
+  "${ENV[@]}" "$MTP" accounts panoramax --url "$PANORAMAX" --token "$(token panoramax)" >/dev/null
   /usr/bin/time -f "rss_kb=%M" -o "$OUT/time.txt" "${ENV[@]}" \
     "$MTP" search all --bbox "$BBOX" --timings -o "$OUT/found.geojson" 2> "$OUT/stderr.txt" || true
   timing="$(grep '^timings:' "$OUT/stderr.txt" || { cat "$OUT/stderr.txt" >&2; exit 1; })"

@@ -23,52 +23,19 @@ RUNS="${RUNS:-3}"
 SIZES="${SIZES:-1000 5000 10000}"
 ONLY="${ONLY:-prepare mly all}"
 MTP="${MTP_BIN:-$MTP}"
-SERVER="${SERVER_BIN:-$TARGET_DIR/release/mtp-sandbox-server}"
 TMP="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 
 ensure_gnu_time
 if [ -z "${SKIP_BUILD:-}" ]; then
-  echo "Building mtp and mtp-sandbox-server (release)…" >&2
-  (cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
+  build_mtp_and_server
 fi
 
-json() { # json <file> <key>: a top-level string of a JSON object, without trailing slash
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"
-}
 
 # start_server: a fresh emulator; sets ADMIN, PANORAMAX and ENV (mtp's settings pointing at it).
 start_server() {
-  stop_server
-  rm -f "$TMP/urls.json"
-  "$SERVER" --processing-delay-ms 0 >"$TMP/urls.json" 2>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
-  [ -s "$TMP/urls.json" ] || { cat "$TMP/server.log" >&2; echo "the emulator did not start" >&2; exit 1; }
-  local u="$TMP/urls.json"
-  ADMIN="$(json "$u" sandbox_admin)"
-  PANORAMAX="$(json "$u" panoramax_instance)"
-  ENV=(env MTP_DATA_DIR="$TMP/run/data" MTP_SANDBOX=0 MTP_KEYCHAIN=off MTP_OPENER=true
-    MAPILLARY_APP_ID=1001 MAPILLARY_SECRET='MLY|1001|sandboxsecret'
-    MAPILLARY_GRAPH_URL="$(json "$u" mapillary_graph)" MAPILLARY_UPLOAD_URL="$(json "$u" mapillary_upload)"
-    MAPILLARY_AUTHORIZE_URL="$(json "$u" mapillary_authorize)"
-    KARTAVIEW_API_URL="$(json "$u" kartaview_api)" KARTAVIEW_OSM_CLIENT_ID=mtp-sandbox-osm-client
-    KARTAVIEW_OSM_CLIENT_SECRET=mtp-sandbox-osm-secret OSM_AUTHORIZE_URL="$(json "$u" osm_authorize)"
-    OSM_TOKEN_URL="$(json "$u" osm_token)" PANORAMAX_INSTANCE_URL="$PANORAMAX"
-    MTPW_URL="$(json "$u" mtpw_base)" MTPW_CLIENT_ID=mtp-sandbox-mtpw-client)
-}
-
-token() { # token <service>
-  curl -fsS -X POST "$ADMIN/tokens?service=$1&user=0" >"$TMP/token.json"
-  json "$TMP/token.json" access_token
+  launch_server
+  live_env
 }
 
 # measure <case> <n> <cmd…>: runs the command from $TMP/run under GNU time; appends its

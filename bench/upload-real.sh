@@ -30,21 +30,11 @@ LINK_MBIT="${LINK_MBIT:-100}"
 MODES="${MODES:-link free}"
 LINK_KBPS=$((LINK_MBIT * 1000000 / 8 / 1024))
 LINK_BPS=$((LINK_KBPS * 1024))
-SERVER="$TARGET_DIR/release/mtp-sandbox-server"
 TMP="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 
 ensure_gnu_time
-echo "Building mtp and mtp-sandbox-server (release)…" >&2
-(cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
+build_mtp_and_server
 ensure_mly
 
 DIR="$DATA/upload-real-${COUNT}x$SIZE_MB"
@@ -62,26 +52,15 @@ if [ ! -f "$DIR.ok" ]; then
 fi
 BYTES="$(du -sb "$DIR" | awk '{print $1}')"
 
-json() { # json <file> <key>: a top-level string of a JSON object, without trailing slash
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"
-}
-
 # start_server <mode>: a fresh emulator; sets GRAPH, UPLOAD, AUTHORIZE, ADMIN and TOKEN.
 start_server() {
-  stop_server
-  rm -f "$TMP/urls.json"
   local faults=()
   [ "$1" = link ] && faults=(--faults "mapillary.upload:link_kbps=$LINK_KBPS")
-  "$SERVER" --processing-delay-ms 0 "${faults[@]}" >"$TMP/urls.json" 2>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
-  [ -s "$TMP/urls.json" ] || { cat "$TMP/server.log" >&2; echo "the emulator did not start" >&2; exit 1; }
+  launch_server "${faults[@]}"
   GRAPH="$(json "$TMP/urls.json" mapillary_graph)"
   UPLOAD="$(json "$TMP/urls.json" mapillary_upload)"
   AUTHORIZE="$(json "$TMP/urls.json" mapillary_authorize)"
-  ADMIN="$(json "$TMP/urls.json" sandbox_admin)"
-  curl -fsS -X POST "$ADMIN/tokens?service=mapillary&user=0" >"$TMP/token.json"
-  TOKEN="$(json "$TMP/token.json" access_token)"
+  TOKEN="$(token mapillary)"
 }
 
 # check_uploaded: the emulator holds COUNT photos with handles (and nothing half-sent).

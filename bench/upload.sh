@@ -23,41 +23,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 RUNS="${RUNS:-3}"
 SIZES="${SIZES:-1000 10000}"
-SERVER="$TARGET_DIR/release/mtp-sandbox-server"
 TMP="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
-}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 
 ensure_gnu_time
-echo "Building mtp and mtp-sandbox-server (release)…" >&2
-(cd "$ROOT" && cargo build --release --quiet -p mtp-cli -p mtp-sandbox --bin mtp --bin mtp-sandbox-server)
+build_mtp_and_server
 ensure_mly
-
-json() { # json <file> <key>: a top-level string of a JSON object, without trailing slash
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].rstrip("/"))' "$1" "$2"
-}
 
 # start_server: a fresh emulator; sets GRAPH, UPLOAD, AUTHORIZE, ADMIN and TOKEN.
 start_server() {
-  stop_server
-  rm -f "$TMP/urls.json"
-  "$SERVER" --processing-delay-ms 0 >"$TMP/urls.json" 2>"$TMP/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do [ -s "$TMP/urls.json" ] && break; sleep 0.05; done
-  [ -s "$TMP/urls.json" ] || { cat "$TMP/server.log" >&2; echo "the emulator did not start" >&2; exit 1; }
+  launch_server
   GRAPH="$(json "$TMP/urls.json" mapillary_graph)"
   UPLOAD="$(json "$TMP/urls.json" mapillary_upload)"
   AUTHORIZE="$(json "$TMP/urls.json" mapillary_authorize)"
-  ADMIN="$(json "$TMP/urls.json" sandbox_admin)"
-  curl -fsS -X POST "$ADMIN/tokens?service=mapillary&user=0" >"$TMP/token.json"
-  TOKEN="$(json "$TMP/token.json" access_token)"
+  TOKEN="$(token mapillary)"
 }
 
 # check_uploaded <n>: the emulator holds n photos with handles (and nothing half-sent).
