@@ -110,3 +110,26 @@ token() {
   curl -fsS -X POST "$ADMIN/tokens?service=$1&user=0" >"$TMP/token.json"
   json "$TMP/token.json" access_token
 }
+
+# mapillary_endpoints: sets GRAPH, UPLOAD, AUTHORIZE (the launched emulator's Mapillary) and
+# TOKEN (a fresh token of its first user), for pointing mapillary_tools at it.
+mapillary_endpoints() {
+  GRAPH="$(json "$TMP/urls.json" mapillary_graph)"
+  UPLOAD="$(json "$TMP/urls.json" mapillary_upload)"
+  AUTHORIZE="$(json "$TMP/urls.json" mapillary_authorize)"
+  TOKEN="$(token mapillary)"
+}
+
+# check_uploaded <n>: the emulator holds n photos from mapillary_tools with handles (and
+# nothing half-sent).
+check_uploaded() {
+  curl -fsS "$ADMIN/state" >"$TMP/state.json"
+  python3 - "$TMP/state.json" "$1" <<'PY'
+import json, sys
+files = json.load(open(sys.argv[1]))["mapillary"]["files"]
+photos = [f for f in files if f["key"].startswith("mly_tools_")]
+done = [f for f in photos if f["handle"]]
+if len(done) != int(sys.argv[2]) or len(done) != len(photos):
+    sys.exit(f"the emulator holds {len(done)} complete photos of {len(photos)}, expected {sys.argv[2]}")
+PY
+}

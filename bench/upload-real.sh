@@ -57,23 +57,7 @@ start_server() {
   local faults=()
   [ "$1" = link ] && faults=(--faults "mapillary.upload:link_kbps=$LINK_KBPS")
   launch_server "${faults[@]}"
-  GRAPH="$(json "$TMP/urls.json" mapillary_graph)"
-  UPLOAD="$(json "$TMP/urls.json" mapillary_upload)"
-  AUTHORIZE="$(json "$TMP/urls.json" mapillary_authorize)"
-  TOKEN="$(token mapillary)"
-}
-
-# check_uploaded: the emulator holds COUNT photos with handles (and nothing half-sent).
-check_uploaded() {
-  curl -fsS "$ADMIN/state" >"$TMP/state.json"
-  python3 - "$TMP/state.json" "$COUNT" <<'PY'
-import json, sys
-files = json.load(open(sys.argv[1]))["mapillary"]["files"]
-photos = [f for f in files if f["key"].startswith("mly_tools_")]
-done = [f for f in photos if f["handle"]]
-if len(done) != int(sys.argv[2]) or len(done) != len(photos):
-    sys.exit(f"the emulator holds {len(done)} complete photos of {len(photos)}, expected {sys.argv[2]}")
-PY
+  mapillary_endpoints
 }
 
 # measured <tool> <mode> <cmd…>: runs the command from $TMP/run under bench/measure.py.
@@ -95,7 +79,7 @@ run_mtp() { # run_mtp <mode>
     MAPILLARY_UPLOAD_URL="$UPLOAD" MAPILLARY_AUTHORIZE_URL="$AUTHORIZE")
   (cd "$TMP/run" && "${env[@]}" "$MTP" accounts token mapillary "$TOKEN" >/dev/null)
   measured mtp "$1" "${env[@]}" "$MTP" upload "$DIR" --to mapillary
-  check_uploaded
+  check_uploaded "$COUNT"
 }
 
 run_mly() { # run_mly <mode>
@@ -110,7 +94,7 @@ run_mly() { # run_mly <mode>
     "${env[@]}" "$MLY" process "$DIR" --skip_process_errors --desc_path "$desc" >/dev/null 2>&1) ||
     { echo "mapillary_tools authenticate/process failed" >&2; exit 1; }
   measured mly "$1" "${env[@]}" "$MLY" upload "$DIR" --desc_path "$desc" --user_name bench
-  check_uploaded
+  check_uploaded "$COUNT"
 }
 
 echo "Load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -33,23 +33,7 @@ ensure_mly
 # start_server: a fresh emulator; sets GRAPH, UPLOAD, AUTHORIZE, ADMIN and TOKEN.
 start_server() {
   launch_server
-  GRAPH="$(json "$TMP/urls.json" mapillary_graph)"
-  UPLOAD="$(json "$TMP/urls.json" mapillary_upload)"
-  AUTHORIZE="$(json "$TMP/urls.json" mapillary_authorize)"
-  TOKEN="$(token mapillary)"
-}
-
-# check_uploaded <n>: the emulator holds n photos with handles (and nothing half-sent).
-check_uploaded() {
-  curl -fsS "$ADMIN/state" >"$TMP/state.json"
-  python3 - "$TMP/state.json" "$1" <<'PY'
-import json, sys
-files = json.load(open(sys.argv[1]))["mapillary"]["files"]
-photos = [f for f in files if f["key"].startswith("mly_tools_")]
-done = [f for f in photos if f["handle"]]
-if len(done) != int(sys.argv[2]) or len(done) != len(photos):
-    sys.exit(f"the emulator holds {len(done)} complete photos of {len(photos)}, expected {sys.argv[2]}")
-PY
+  mapillary_endpoints
 }
 
 # timed <tool> <n> <cmd…>: runs the command from $TMP/run, appends "wall_s rss_kb" to
