@@ -57,5 +57,10 @@ for name, xs, frames in rows:
         worst = max(worst, f_max)
     print(f"| {name} | {med(xs):.0f} | {', '.join(str(x) for x in xs)} | {'' if f_max is None else f'{f_max} ms'} | {'' if f_over is None else f_over} |")
 print()
+print("frames over 33 ms, [frame number, ms] per run (frame 0 is the first after the step began):")
+for name, xs, frames in rows:
+    if frames:
+        print(f"- {name.split(' (')[0]}: {'; '.join(json.dumps(f.get('slow', [])) for f in frames)}")
+print()
 print(f"longest frame over every measured step: {worst} ms (goal: none over 50 ms): {'met' if worst <= 50 else 'missed'}")
 PY

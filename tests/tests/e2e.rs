@@ -2353,7 +2353,8 @@ async fn a_settings_file_leaves_sandbox_mode_and_the_first_run_screen_says_what_
 }
 
 /// In the page: records the time between animation frames while `work` runs (a promise),
-/// then a second more, and returns `{ result, frames: { count, max_ms, over_50ms } }`.
+/// then a second more, and returns `{ result, frames: { count, max_ms, over_50ms, slow } }`
+/// (`slow`: `[frame number, ms]` of the frames over 33 ms, to see where they fall).
 const FRAME_RECORDER: &str = r#"
 window.__measure = async (work) => {
   const frames = [];
@@ -2364,7 +2365,8 @@ window.__measure = async (work) => {
   const result = await work();
   await new Promise((r) => setTimeout(r, 1000));
   on = false;
-  return { result, frames: { count: frames.length, max_ms: Math.round(Math.max(0, ...frames)), over_50ms: frames.filter((f) => f > 50).length } };
+  return { result, frames: { count: frames.length, max_ms: Math.round(Math.max(0, ...frames)), over_50ms: frames.filter((f) => f > 50).length,
+    slow: frames.flatMap((f, i) => (f > 33 ? [[i, Math.round(f)]] : [])) } };
 };
 "#;
 
@@ -2542,8 +2544,8 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
         "{scroll}"
     );
     for left in (1..=9).rev() {
-        // Cards take their real height as they come into view (content-visibility): let the
-        // page settle at the bottom before clicking, as a person's eye does.
+        // A page takes its real height a frame after its last card (sequences.ts `finish`):
+        // let it settle at the bottom before clicking, as a person's eye does.
         app.client
             .execute(
                 "const m = document.getElementById('main'); m.scrollTop = m.scrollHeight;",

@@ -67,16 +67,19 @@ const PAGE = 100;
 let ordered: SequenceSummary[] = [];
 let shown = 0;
 
-/** Adds the next page of cards, a few milliseconds' worth per frame (cards are built, laid
- * out and painted in that frame, so none holds the window up), then the "older" button. */
+/** Adds the next page of cards a few per frame, then the "older" button. What a card costs
+ * is mostly the browser's style, layout and paint in the frame that shows it, not the script
+ * that builds it, so the number of cards per frame follows how long the last frame took:
+ * halved when it went over 33 ms, one more (up to MAX_PER_FRAME) when it took under 22 ms. */
 function renderPage(list_: HTMLElement, generation: number): void {
   document.getElementById("seq-more")?.remove();
   const end = Math.min(ordered.length, shown + PAGE);
-  const batch = (first: number, budgetMs: number) => {
+  const top = list_.offsetHeight;
+  const from = shown;
+  const batch = (count: number, frameStart: number) => {
     if (generation !== renderGeneration) return;
     const frag = document.createDocumentFragment();
-    const start = performance.now();
-    for (let n = 0; shown < end && (n < first || performance.now() - start < budgetMs); shown++, n++) {
+    for (let n = 0; shown < end && n < count; shown++, n++) {
       const s = ordered[shown];
       if (cards.has(s.id)) continue;
       const card = sequenceCard(s);
@@ -84,20 +87,44 @@ function renderPage(list_: HTMLElement, generation: number): void {
       frag.append(card);
     }
     list_.append(frag);
-    if (shown < end) requestAnimationFrame(() => batch(1, 4));
-    else if (shown < ordered.length) {
-      const left = ordered.length - shown;
-      list_.after(
-        h(
-          "button",
-          { class: "secondary seq-more", id: "seq-more", onclick: () => renderPage(list_, generation) },
-          `Show ${Math.min(PAGE, left)} older sequences (${left} not shown)`,
-        ),
-      );
+    if (shown < end && list_.style.minHeight === "") {
+      // Room for the whole page from the first cards' height: the next cards land in room
+      // already there, so the page's height stays put and the window is not painted again
+      // for each of them (that, not the cards, cost most of each frame).
+      const per = (list_.offsetHeight - top) / Math.max(1, shown - from);
+      list_.style.minHeight = `${Math.ceil(list_.offsetHeight + per * (end - shown))}px`;
+    }
+    if (shown < end) {
+      requestAnimationFrame((t) => batch(t - frameStart > 33 ? Math.max(1, count >> 1) : t - frameStart < 22 ? Math.min(MAX_PER_FRAME, count + 1) : count, t));
+    } else {
+      // The page's real height and the button, in a frame of their own: a change of height
+      // repaints the whole window, so it is not added to a frame that also lays out cards.
+      requestAnimationFrame(() => finish(list_, generation));
     }
   };
-  batch(shown === 0 ? 12 : 1, shown === 0 ? 0 : 4);
+  // A first screenful at once, then a few at a time.
+  batch(shown === 0 ? FIRST_SCREEN : 2, performance.now());
 }
+
+/** Ends a page: the list takes its real height, and the "older" button comes if some are left. */
+function finish(list_: HTMLElement, generation: number): void {
+  if (generation !== renderGeneration) return;
+  list_.style.minHeight = "";
+  if (shown >= ordered.length) return;
+  const left = ordered.length - shown;
+  list_.after(
+    h(
+      "button",
+      { class: "secondary seq-more", id: "seq-more", onclick: () => renderPage(list_, generation) },
+      `Show ${Math.min(PAGE, left)} older sequences (${left} not shown)`,
+    ),
+  );
+}
+
+/** Cards that fill the window: the list's first frame shows them all. */
+const FIRST_SCREEN = 5;
+/** Never more cards in one frame than this, however fast the last frames were. */
+const MAX_PER_FRAME = 4;
 
 let renderGeneration = 0;
 
