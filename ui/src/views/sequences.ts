@@ -72,8 +72,18 @@ let shown = 0;
  * that builds it, so the number of cards per frame follows how long the last frame took:
  * halved when it went over 33 ms, one more (up to MAX_PER_FRAME) when it took under 22 ms. */
 function renderPage(list_: HTMLElement, generation: number): void {
-  document.getElementById("seq-more")?.remove();
   const end = Math.min(ordered.length, shown + PAGE);
+  // The "older" button keeps its place, out of sight, while the page comes in: the page's
+  // height then does not change when it shows again.
+  let more = document.getElementById("seq-more") as HTMLButtonElement | null;
+  if (!more && end < ordered.length) {
+    more = h("button", { class: "secondary seq-more", id: "seq-more", onclick: () => renderPage(list_, generation) }, "Show older sequences");
+    list_.after(more);
+  }
+  if (more) {
+    more.disabled = true;
+    more.style.visibility = "hidden";
+  }
   const top = list_.offsetHeight;
   const from = shown;
   const batch = (count: number, frameStart: number) => {
@@ -91,7 +101,11 @@ function renderPage(list_: HTMLElement, generation: number): void {
       // Room for the whole page from the first cards' height: the next cards land in room
       // already there, so the page's height stays put and the window is not painted again
       // for each of them (that, not the cards, cost most of each frame).
-      const per = (list_.offsetHeight - top) / Math.max(1, shown - from);
+      // A card's pitch is its height and the space above it, which the list's first card
+      // does not have.
+      const last = list_.lastElementChild;
+      const gap = from === 0 && last ? parseFloat(getComputedStyle(last).marginTop) || 0 : 0;
+      const per = (list_.offsetHeight - top + gap) / Math.max(1, shown - from);
       list_.style.minHeight = `${Math.ceil(list_.offsetHeight + per * (end - shown))}px`;
     }
     if (shown < end) {
@@ -106,19 +120,21 @@ function renderPage(list_: HTMLElement, generation: number): void {
   batch(shown === 0 ? FIRST_SCREEN : 2, performance.now());
 }
 
-/** Ends a page: the list takes its real height, and the "older" button comes if some are left. */
+/** Ends a page: the list takes its real height, and the "older" button shows again with
+ * what is left, or goes when nothing is. */
 function finish(list_: HTMLElement, generation: number): void {
   if (generation !== renderGeneration) return;
   list_.style.minHeight = "";
-  if (shown >= ordered.length) return;
+  const more = document.getElementById("seq-more") as HTMLButtonElement | null;
+  if (!more) return;
   const left = ordered.length - shown;
-  list_.after(
-    h(
-      "button",
-      { class: "secondary seq-more", id: "seq-more", onclick: () => renderPage(list_, generation) },
-      `Show ${Math.min(PAGE, left)} older sequences (${left} not shown)`,
-    ),
-  );
+  if (left <= 0) {
+    more.remove();
+    return;
+  }
+  more.textContent = `Show ${Math.min(PAGE, left)} older sequences (${left} not shown)`;
+  more.disabled = false;
+  more.style.visibility = "";
 }
 
 /** Cards that fill the window: the list's first frame shows them all. */
