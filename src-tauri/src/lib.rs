@@ -38,16 +38,6 @@ pub fn run() {
     for problem in &settings_files.problems {
         tracing::warn!("{problem}");
     }
-    // Tauri's tasks and the engine's run on the same runtime as `mtp`'s (its blocking
-    // threads bounded); it lives until the window's event loop returns.
-    let runtime = match mtp_app::runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    tauri::async_runtime::set(runtime.handle().clone());
 
     let builder = tauri::Builder::default()
         // Must be first: a second launch hands its argv (and deep link) to us and exits.

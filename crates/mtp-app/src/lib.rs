@@ -35,20 +35,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// Threads for blocking work (file reads, hashing, thumbnails): tokio's default is 512, and
-/// an upload of 10,000 photos grew to about 90 of them, each with its stack and its share of
-/// the allocator's arenas. Work past this many waits for a free thread.
-pub const MAX_BLOCKING_THREADS: usize = 8;
-
-/// The async runtime the desktop app and `mtp` run on: one worker a core, and at most
-/// [`MAX_BLOCKING_THREADS`] for blocking work.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
-        .build()
-}
-
 /// The emulators' port in sandbox mode, kept from one start to the next.
 const SANDBOX_PORT_SETTING: &str = "sandbox_port";
 /// Where sandbox mode's emulators keep what they hold, inside the sandbox data folder.

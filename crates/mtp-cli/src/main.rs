@@ -62,17 +62,8 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    match mtp_app::runtime() {
-        Ok(runtime) => runtime.block_on(start()),
-        Err(e) => {
-            eprintln!("error: could not start: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn start() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let settings_files = mtp_app::config::load_settings_files();
     tracing_subscriber::fmt()
         .with_env_filter(
