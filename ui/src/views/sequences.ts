@@ -98,11 +98,10 @@ function renderPage(list_: HTMLElement, generation: number): void {
     }
     list_.append(frag);
     if (shown < end && list_.style.minHeight === "") {
-      // Room for the whole page from the first cards' height: the next cards land in room
+      // Room for the whole page, from the first cards' pitch (a card's height and the space
+      // above it, which the list's first card does not have): the next cards land in room
       // already there, so the page's height stays put and the window is not painted again
       // for each of them (that, not the cards, cost most of each frame).
-      // A card's pitch is its height and the space above it, which the list's first card
-      // does not have.
       const last = list_.lastElementChild;
       const gap = from === 0 && last ? parseFloat(getComputedStyle(last).marginTop) || 0 : 0;
       const per = (list_.offsetHeight - top + gap) / Math.max(1, shown - from);
