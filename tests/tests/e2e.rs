@@ -337,6 +337,19 @@ async fn uploading_to_every_destination_reaches_done_with_links() -> Result<()> 
             Duration::from_secs(5),
         )
         .await?;
+        // The bar is drawn full, as a person sees it (its box on screen, not a style value).
+        let full = app
+            .client
+            .execute(
+                "const p = document.querySelector(arguments[0] + ' .progress'); const b = p.firstElementChild.getBoundingClientRect(); const w = p.getBoundingClientRect().width; return [Math.round(b.width), Math.round(w)];",
+                vec![serde_json::json!(row)],
+            )
+            .await?;
+        assert!(
+            full[0].as_f64().unwrap_or(0.0) >= full[1].as_f64().unwrap_or(1.0) - 1.0
+                && full[1].as_f64().unwrap_or(0.0) > 100.0,
+            "{d}: the bar is {full} px of its track"
+        );
     }
     app.screenshots("08-uploads-done").await?;
 

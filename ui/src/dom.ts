@@ -45,11 +45,6 @@ export function toast(message: string, kind: "info" | "error" | "ok" = "info"): 
   setTimeout(() => t.remove(), kind === "error" ? 10000 : 4000);
 }
 
-/** The `transform` of a progress bar `pct` % full (bars are scaled, see `.progress` in style.css). */
-export function barScale(pct: number): string {
-  return `scaleX(${(Math.min(100, Math.max(0, pct)) / 100).toFixed(4)})`;
-}
-
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ["KiB", "MiB", "GiB", "TiB"];

@@ -11,7 +11,7 @@ import {
   type PreparedImport,
   type TransportType,
 } from "../ipc";
-import { barScale, clear, formatBytes, h, toast } from "../dom";
+import { clear, formatBytes, h, toast } from "../dom";
 import { colourOf, drawTrack, type TrackMap } from "../map";
 import { existingBar, stopOverlay } from "./import-existing";
 
@@ -104,7 +104,7 @@ export async function renderImport(el: HTMLElement): Promise<void> {
 export function onImportProgress(done: number, total: number): void {
   const bar = document.getElementById("read-progress-bar");
   const label = document.getElementById("read-progress-label");
-  if (bar) bar.style.transform = barScale(total ? (100 * done) / total : 0);
+  if (bar) bar.style.width = `${total ? (100 * done) / total : 0}%`;
   if (label) label.textContent = `Reading photo metadata: ${done} of ${total} files`;
 }
 
