@@ -154,6 +154,15 @@ async fn everyone_who_meets_an_expired_mapillary_token_shares_one_refresh() {
     assert!(web[0].mapillary_sequence_key.is_some(), "{web:?}");
 }
 
+/// The emulator's kind switch: its activity feed answers the user's token. By default it
+/// refuses it, as Mapillary did in 2023; the tests of what the feed says turn it on.
+fn feed_takes_user_tokens(story: &Story) {
+    story
+        .sandbox()
+        .state()
+        .mapillary_graphql_refuses_user_tokens(false);
+}
+
 /// The Mapillary job's stored stages.
 async fn mapillary_status(story: &Story, id: i64) -> MapillaryStatus {
     let job = story.job(id, Destination::Mapillary).await;
@@ -207,6 +216,7 @@ async fn upload_walk(story: &Story, seed: i64, photos: usize) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_four_stages_are_read_from_the_activity_feed_with_the_users_token() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "800")]).await;
+    feed_takes_user_tokens(&story);
     let ids = upload_walk(&story, 20, 5).await;
     let jobs = story.settle(&ids).await;
     assert!(
@@ -253,6 +263,7 @@ async fn the_four_stages_are_read_from_the_activity_feed_with_the_users_token() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "400")]).await;
+    feed_takes_user_tokens(&story);
     story
         .sandbox()
         .state()
@@ -317,8 +328,8 @@ async fn a_failed_stage_fails_the_job_and_upload_again_sends_only_a_new_manifest
     assert_eq!(photo_posts, 4, "no photo was sent twice");
 }
 
-/// The feed refuses user tokens (as in 2023): with `MAPILLARY_WEB_CLIENT_TOKEN` set, the
-/// stages come with that token.
+/// The feed refuses user tokens (by default, as in 2023): with `MAPILLARY_WEB_CLIENT_TOKEN`
+/// set, the stages come with that token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
     let story = Story::start_with(&[
@@ -326,10 +337,6 @@ async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
         ("MAPILLARY_WEB_CLIENT_TOKEN", MAPILLARY_WEB_CLIENT_TOKEN),
     ])
     .await;
-    story
-        .sandbox()
-        .state()
-        .mapillary_graphql_refuses_user_tokens(true);
     let ids = upload_walk(&story, 22, 3).await;
     let jobs = story.settle(&ids).await;
     assert!(
@@ -350,15 +357,11 @@ async fn the_web_client_token_reads_the_stages_when_the_users_is_refused() {
     assert!(requests.iter().any(|(_, status, _)| *status == 200));
 }
 
-/// Neither token may read the feed: the sequence is found by the image search and the row
-/// says that stage detail is unavailable.
+/// The default: the feed refuses the user's token and no web client token is set. The
+/// sequence is found by the image search and the row says that stage detail is unavailable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_feed_the_image_search_finds_the_sequence_and_says_detail_is_unavailable() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
-    story
-        .sandbox()
-        .state()
-        .mapillary_graphql_refuses_user_tokens(true);
     let ids = upload_walk(&story, 23, 3).await;
     let jobs = story.settle(&ids).await;
     assert!(
@@ -382,6 +385,7 @@ async fn without_the_feed_the_image_search_finds_the_sequence_and_says_detail_is
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_is_paged_until_the_jobs_cluster_is_found() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "1500")]).await;
+    feed_takes_user_tokens(&story);
     let ids = upload_walk(&story, 24, 3).await;
     let state = story.sandbox().state();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -413,6 +417,7 @@ async fn the_feed_is_paged_until_the_jobs_cluster_is_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_polling_keeps_the_stages_and_the_schedule() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "4000")]).await;
+    feed_takes_user_tokens(&story);
     let ids = upload_walk(&story, 25, 3).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let seen = loop {
@@ -525,6 +530,7 @@ async fn polling_looks_every_30_seconds_then_every_15_minutes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
+    feed_takes_user_tokens(&story);
     let state = story.sandbox().state();
     state.mapillary_split_next_cluster(6);
     state.mapillary_drop_from_next_cluster(4);
@@ -575,7 +581,6 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
 async fn without_the_feed_the_probes_find_a_split_chunk() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "300")]).await;
     let state = story.sandbox().state();
-    state.mapillary_graphql_refuses_user_tokens(true);
     state.mapillary_split_next_cluster(6);
     state.mapillary_drop_from_next_cluster(4);
     let ids = upload_walk(&story, 28, 10).await;

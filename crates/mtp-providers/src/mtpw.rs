@@ -38,6 +38,10 @@ pub const CODE_UNKNOWN_SEQUENCE: &str = "unknown sequence";
 /// What mtp-web answers when its Mapillary v3 check refuses the token (PROTOCOLS §5).
 pub const MAPILLARY_TOKEN_INVALID: &str = "Mapillary token is invalid";
 
+/// What mtp-web answers an import of a known sequence that carries no field it acts on
+/// (no Street View, Strava or Mapillary token): the probe [`MtpwClient::exists`] sends.
+pub const MAPILLARY_TOKEN_MISSING: &str = "Mapillary token is missing";
+
 /// Which call a reply answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtpwCall {
@@ -342,13 +346,21 @@ impl MtpwClient {
     }
 
     /// Whether Map the Paths Web knows `unique_id`: an import with no fields changes
-    /// nothing and answers `{"message":"Sequence is updated","status":true}` for a known
-    /// sequence; an unknown id makes the view raise (HTTP 500 page). ⚠️ Read in mtp-web's
-    /// code, unobserved on the live site.
+    /// nothing. For a known sequence mtp-web (5305bb0, `SequenceImport.put`) finds neither a
+    /// Street View/Strava field nor a Mapillary token and answers its HTTP-200 quirk
+    /// `{"error":"Mapillary token is missing","status":false}`; an unknown id makes the view
+    /// raise first (HTTP 500 page). A plain success (a server that answers the empty import
+    /// with a message) is a known sequence too. ⚠️ Read in mtp-web's code, unobserved on
+    /// the live site.
     pub async fn exists(&self, unique_id: &str) -> Result<bool, ProviderError> {
         match self.put_import(unique_id, &Value::Object(Map::new())).await {
             Ok(_) => Ok(true),
             Err(e) if e.code() == Some(CODE_ERROR_PAGE) => Ok(false),
+            Err(e)
+                if e.kind() == ErrorKind::Permanent && e.message() == MAPILLARY_TOKEN_MISSING =>
+            {
+                Ok(true)
+            }
             Err(e) => Err(e),
         }
     }

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use common::{Log, serve};
 use mtp_core::secret::Secret;
 use mtp_providers::mapillary::{
-    self, BboxQuery, FileType, IMAGE_FIELDS, LonLat, MapillaryClient, Progress,
+    self, BboxQuery, FileType, IMAGE_FIELDS, LonLat, MapillaryClient, Progress, activity,
 };
 use mtp_providers::{ErrorKind, FileStamp, UploadSource};
 use serde_json::json;
@@ -525,4 +525,57 @@ async fn errors_carry_the_service_message() {
             after: Some(std::time::Duration::from_millis(2500))
         }
     );
+}
+
+/// The activity feed is private: a GraphQL error (HTTP 200 with `errors`) means it does not
+/// work with that token, like a 403, and the web client token is tried next; without one,
+/// stage detail is unavailable (`None`) rather than an error that would fail the job. A 5xx
+/// stays an error, to be tried again at the next look (PROTOCOLS §2.6).
+#[tokio::test]
+async fn a_feed_that_answers_with_a_graphql_error_falls_back() {
+    const WEB: &str = "MLY|web|client";
+    async fn graphql(headers: HeaderMap) -> axum::response::Response {
+        let auth = headers.get("authorization").unwrap().to_str().unwrap();
+        if auth == format!("OAuth {WEB}") {
+            return axum::Json(json!({"data": {"fetch__User": {"id": "7", "feed": {
+                "page_info": {"start_cursor": null, "end_cursor": null, "has_next_page": false, "has_previous_page": false},
+                "nodes": [{"cluster_id": "c1", "type": "UPLOAD", "created_at_seconds": 1_700_000_000,
+                           "status": "FINISHED", "initial_processing_status": "FINISHED",
+                           "anonymization_status": "FINISHED", "tiler_status": "FINISHED"}]}}}}))
+            .into_response();
+        }
+        if auth == "OAuth broken" {
+            return StatusCode::BAD_GATEWAY.into_response();
+        }
+        axum::Json(json!({"errors": [{"message": "Unsupported get request", "code": 100}]}))
+            .into_response()
+    }
+    let base = serve(Router::new().route("/graph/graphql", get(graphql))).await;
+    let client = |token: &str| {
+        MapillaryClient::with_urls(
+            common::client(),
+            common::url(&format!("{base}/graph")),
+            common::url(&format!("{base}/upload")),
+            Secret::from(token),
+        )
+    };
+    let (user, web, broken) = (client(TOKEN), client(WEB), client("broken"));
+    let wanted = ["c1".to_string()];
+
+    let none = activity::lookup_clusters(&user, None, "7", &wanted, 1_699_999_000)
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+
+    let found = activity::lookup_clusters(&user, Some(&web), "7", &wanted, 1_699_999_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.token, activity::ActivityToken::WebClient);
+    assert!(found.nodes.contains_key("c1"), "{found:?}");
+
+    let e = activity::lookup_clusters(&broken, None, "7", &wanted, 1_699_999_000)
+        .await
+        .unwrap_err();
+    assert!(e.kind().is_retryable(), "{e:?}");
 }

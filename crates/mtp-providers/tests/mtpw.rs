@@ -185,10 +185,11 @@ async fn import_is_json_put_with_a_trailing_slash() {
 async fn a_failed_mapillary_check_is_not_an_unknown_sequence() {
     let (stub, client) = start().await;
     let token = Secret::from("mly-user-token");
-    let updated = (
+    // mtp-web's answer to the empty probe for a known sequence (its `SequenceImport.put`).
+    let known = (
         StatusCode::OK,
         "application/json",
-        json!({"message": "Sequence is updated \n", "status": true}).to_string(),
+        json!({"error": "Mapillary token is missing", "status": false}).to_string(),
     );
     stub.replies.lock().unwrap().extend([
         (
@@ -196,7 +197,7 @@ async fn a_failed_mapillary_check_is_not_an_unknown_sequence() {
             "text/plain",
             "A server error occurred.  Please contact the administrator.".to_string(),
         ),
-        updated.clone(),
+        known,
     ]);
     let out = client.import_mapillary("u1", &token, "seqA").await.unwrap();
     assert!(

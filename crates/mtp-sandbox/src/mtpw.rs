@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use crate::MTPW_CLIENT_ID;
 use crate::app::{
     App, AppRef, auth_credential, ep, json_response, redirect, redirect_allowed, with_fragment,
+    with_query,
 };
 use crate::auth::{Service, TokenKind, USERS};
 use crate::body::{ParsedForm, read_all};
@@ -378,10 +379,12 @@ fn approve(app: &AppRef, user: usize, redirect_uri: &str, state: Option<&str>) -
         MTPW_CLIENT_ID,
         None,
     );
+    // In mtp-web's order (PROTOCOLS §5, observed): the scope comes back as well.
     let mut params = vec![
         ("access_token", token.as_str()),
-        ("token_type", "Bearer"),
         ("expires_in", EXPIRES_IN),
+        ("token_type", "Bearer"),
+        ("scope", "read write"),
     ];
     if let Some(s) = state {
         params.push(("state", s));
@@ -433,10 +436,9 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
         if let Some(s) = state {
             params.push(("state", s));
         }
-        return redirect(
-            StatusCode::SEE_OTHER,
-            &with_fragment(&redirect_uri, &params),
-        );
+        // A refusal comes back in the query string, not the fragment the token uses
+        // (observed on mtp-web's own code, PROTOCOLS §5).
+        return redirect(StatusCode::SEE_OTHER, &with_query(&redirect_uri, &params));
     }
     let user = q
         .get("user")
@@ -610,8 +612,9 @@ async fn import(
         }
     }
     let text = |k: &str| body.get(k).and_then(Value::as_str);
-    let wants_mapillary =
-        body.contains_key("mapillary_user_token") || body.contains_key("mapillary_sequence_key");
+    // mtp-web goes to Mapillary only when the token's key is there; without it, the
+    // Street View and Strava fields are the whole import.
+    let wants_mapillary = body.contains_key("mapillary_user_token");
     let mode = lock(&app.mtpw).import_mode();
     if wants_mapillary && mode != MtpwImportMode::Fixed {
         if text("mapillary_user_token").is_none_or(str::is_empty) {
@@ -659,17 +662,21 @@ async fn import(
     else {
         return server_error_500();
     };
+    let mut message = String::new();
     if let Some(v) = body.get("google_street_view") {
         st.sequences[idx].google_street_view = Some(v.clone());
+        message.push_str("Google Street View is updated \n");
     }
     if let Some(v) = body.get("strava") {
         st.sequences[idx].strava = Some(v.clone());
+        message.push_str("Strava is updated \n");
     }
     let Some((key, info)) = mapillary else {
-        return json_response(
-            StatusCode::OK,
-            &json!({"message": "Sequence is updated \n", "status": true}),
-        );
+        // Nothing to act on: mtp-web asks for the token it did not get.
+        if message.is_empty() {
+            return quirk_error("Mapillary token is missing");
+        }
+        return json_response(StatusCode::OK, &json!({"message": message, "status": true}));
     };
     for (i, other) in st.sequences.iter_mut().enumerate() {
         if i != idx && other.mapillary_sequence_key.as_deref() == Some(key.as_str()) {

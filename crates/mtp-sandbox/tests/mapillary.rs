@@ -1029,6 +1029,11 @@ async fn graphql_feed_stages_paging_and_tokens() {
     let failing = upload_sequence(&sb, &token, &walk(2, 100)).await;
 
     let vars = json!({"id": "104729000000001", "first": 50, "after": null, "hide_after": 14});
+    // By default, as Mapillary answered in 2023, the user's token is refused.
+    let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
+    assert_eq!(r.status(), 403);
+    // The kind switch lets it through; the checks below use it.
+    state.mapillary_graphql_refuses_user_tokens(false);
     let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
@@ -1158,7 +1163,7 @@ async fn graphql_feed_stages_paging_and_tokens() {
             .contains("getOther")
     );
 
-    // The knob: user tokens refused, the web client token still answers.
+    // The switch back to the default: user tokens refused, the web client token answers.
     state.mapillary_graphql_refuses_user_tokens(true);
     let r = graphql(&sb, &token, "getLatestActivity", FEED_DOC, vars.clone()).await;
     assert_eq!(r.status(), 403);

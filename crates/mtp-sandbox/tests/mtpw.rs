@@ -131,7 +131,31 @@ async fn implicit_grant_redirects_with_a_fragment() {
     assert_eq!(param(&loc, "token_type").as_deref(), Some("Bearer"));
     assert_eq!(param(&loc, "expires_in").as_deref(), Some("600000000"));
     assert_eq!(param(&loc, "state").as_deref(), Some("abc"));
+    assert_eq!(param(&loc, "scope").as_deref(), Some("read write"));
     let token = param(&loc, "access_token").unwrap();
+
+    // Denying comes back in the query string, as mtp-web does, not in the fragment.
+    let r = c
+        .post(format!(
+            "{}/accounts/authorize/decision",
+            s(&sb.urls().mtpw_base)
+        ))
+        .form(&[
+            ("client_id", MTPW_CLIENT_ID),
+            ("response_type", "token"),
+            ("redirect_uri", "app.mtp.desktop://app"),
+            ("state", "abc"),
+            ("decision", "deny"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let loc = location(&r);
+    assert!(
+        loc.starts_with("app.mtp.desktop://app?error=access_denied"),
+        "{loc}"
+    );
+    assert!(!loc.contains('#'), "{loc}");
     let (code, v) = create(&sb, &token, &[("name", "Walk"), ("transport_type", "walk")]).await;
     assert_eq!((code, v["status"].as_str()), (200, Some("success")));
 
@@ -282,13 +306,27 @@ async fn import_with_mapillary_answers_like_todays_server() {
         .await
         .unwrap();
     assert_eq!(v["error"], "Mapillary token is missing");
-    // The same sequence answers an import without Mapillary fields.
+    // The same sequence answers an import without a Mapillary token: with nothing else to
+    // act on, as mtp-web does, by asking for the token (the probe of a known sequence)…
     let v: Value = import(&sb, &token, &a, json!({}))
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(v["status"], true);
+    assert_eq!(
+        v,
+        json!({"error": "Mapillary token is missing", "status": false})
+    );
+    // …and with a Strava id, by saying what it updated.
+    let v: Value = import(&sb, &token, &a, json!({"strava": "123"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        json!({"message": "Strava is updated \n", "status": true})
+    );
 
     // Switched at run time through the control plane.
     let r = client()

@@ -1150,8 +1150,9 @@ async fn find_sequences(
 }
 
 /// The published image of `photo` (by this account): within [`SAME_PLACE_M`] of where it
-/// was taken and [`SAME_TIME_MS`] of its capture time; of several (the same photos uploaded
-/// twice), the newest.
+/// was taken and [`SAME_TIME_MS`] of its capture time. Of several, the nearest in time (the
+/// next photo of a walk is often as close as Mapillary's moves and cut seconds allow); of
+/// several as near (the same photos uploaded twice), the newest.
 async fn probe(
     client: &MapillaryClient,
     account: &Account,
@@ -1185,8 +1186,13 @@ async fn probe(
             (dist <= SAME_PLACE_M && dt <= SAME_TIME_MS).then_some((dt, sequence, img.id))
         })
         .collect();
-    // Newer images have larger ids: the latest upload of the same photos first.
-    candidates.sort_by(|a, b| b.2.len().cmp(&a.2.len()).then(b.2.cmp(&a.2)));
+    // Nearest in time first; then newer images (larger ids): the latest upload of the same
+    // photos.
+    candidates.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(b.2.len().cmp(&a.2.len()))
+            .then(b.2.cmp(&a.2))
+    });
     Ok(candidates.into_iter().next().map(|(_, s, i)| (s, i)))
 }
 

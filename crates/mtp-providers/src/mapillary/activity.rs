@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{MapillaryClient, SERVICE, decode, flex_id, flex_id_opt};
-use crate::error::{ErrorKind, ProviderError};
+use crate::error::ProviderError;
 
 /// The `getData` query, as mapillary.com's profile page sends it.
 pub const GET_DATA_DOC: &str = "query getData($username: String!) { user_by_username(username: $username) { id username created_at_seconds description stats { distance { km } images } } }";
@@ -378,8 +378,11 @@ impl MapillaryClient {
 }
 
 /// Looks the clusters up with the user's token, then with the web client token. `Ok(None)`
-/// when both are refused (or there is no web token): stage detail is unavailable and the
-/// caller falls back to the image search.
+/// when neither works (or there is no web token): stage detail is unavailable and the
+/// caller falls back to the image search (PROTOCOLS §2.6). The feed is private and
+/// undocumented, so a refusal (401/403), a GraphQL error or a reply of another shape all
+/// count as "does not work with this token"; only a transient failure is an error, to be
+/// tried again at the next look.
 pub async fn lookup_clusters(
     user: &MapillaryClient,
     web: Option<&MapillaryClient>,
@@ -387,7 +390,7 @@ pub async fn lookup_clusters(
     wanted: &[String],
     not_before_s: i64,
 ) -> Result<Option<ActivityLookup>, ProviderError> {
-    let refused = |e: &ProviderError| e.kind() == ErrorKind::Auth;
+    let refused = |e: &ProviderError| !e.kind().is_retryable();
     match user.find_clusters(user_id, wanted, not_before_s).await {
         Ok((nodes, pages)) => {
             return Ok(Some(ActivityLookup {
@@ -397,7 +400,7 @@ pub async fn lookup_clusters(
             }));
         }
         Err(e) if refused(&e) => {
-            tracing::info!("Mapillary's activity feed refused the user's token: {e}");
+            tracing::info!("Mapillary's activity feed does not work with the user's token: {e}");
         }
         Err(e) => return Err(e),
     }
@@ -411,7 +414,9 @@ pub async fn lookup_clusters(
             token: ActivityToken::WebClient,
         })),
         Err(e) if refused(&e) => {
-            tracing::info!("Mapillary's activity feed refused the web client token too: {e}");
+            tracing::info!(
+                "Mapillary's activity feed does not work with the web client token either: {e}"
+            );
             Ok(None)
         }
         Err(e) => Err(e),

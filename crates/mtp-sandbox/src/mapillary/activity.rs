@@ -6,7 +6,8 @@
 //! `{"data":{…},"extensions":{"is_final":true}}`, with `__typename` on every object.
 //!
 //! Tokens: the web client token ([`crate::MAPILLARY_WEB_CLIENT_TOKEN`]) always works; user
-//! tokens work unless the `graphql_refuses_user_tokens` knob is on (as in 2023).
+//! tokens are refused with a 403, as in 2023, unless the knob `graphql_refuses_user_tokens`
+//! is turned off.
 
 use std::collections::HashMap;
 
@@ -64,7 +65,7 @@ pub(super) async fn graphql(
         if let Err(r) = user(&app, &headers, None) {
             return r;
         }
-        if lock(&app.mly).graphql_refuses_user_tokens {
+        if !lock(&app.mly).graphql_accepts_user_tokens {
             return graph_error(
                 StatusCode::FORBIDDEN,
                 "(#10) Application does not have permission for this action",
@@ -345,9 +346,10 @@ impl crate::SandboxState {
         lock(&self.app.mly).publish_drop_next = Some(every);
     }
 
-    /// Knob: `/graphql` refuses user tokens (the web client token still works).
+    /// Knob: whether `/graphql` refuses user tokens (the web client token always works).
+    /// It does by default, as Mapillary did in 2023; `false` lets them through.
     pub fn mapillary_graphql_refuses_user_tokens(&self, refuse: bool) {
-        lock(&self.app.mly).graphql_refuses_user_tokens = refuse;
+        lock(&self.app.mly).graphql_accepts_user_tokens = !refuse;
     }
 
     /// Knob: the next `finish_upload` makes a cluster that fails at `stage` (0 = image

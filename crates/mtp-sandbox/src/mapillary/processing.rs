@@ -163,10 +163,10 @@ pub(crate) struct MlyState {
     pub refresh_pairs: HashMap<String, String>,
     /// Tokens a refresh replaced: refused from then on.
     pub revoked: HashSet<String>,
-    /// Knob: `/graphql` refuses user tokens (only the web client token works), as the
-    /// service did in 2023 (PROTOCOLS §2.6).
+    /// Knob, off by default: `/graphql` also accepts user tokens. By default only the web
+    /// client token works, as the service answered in 2023 (PROTOCOLS §2.6).
     #[serde(skip)]
-    pub graphql_refuses_user_tokens: bool,
+    pub graphql_accepts_user_tokens: bool,
     /// How far the sandbox clock is ahead of real time (tests move it forward).
     #[serde(skip)]
     pub clock_offset: std::time::Duration,
