@@ -688,3 +688,77 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
         "the manifest's handles were all current"
     );
 }
+
+/// Handles that expired early (here after an hour, paused in between): `finish_upload` is
+/// refused with a 400 that names no reason, as Mapillary's own words are not documented.
+/// The job renews the handles once, without sending the photos' bytes again, and the new
+/// manifest is accepted. A second refusal with fresh handles would be final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 4, &walk(30));
+    let ids = story
+        .import(&folder, "Early expiry", &[Destination::Mapillary])
+        .await;
+    let faults = story.sandbox().faults();
+    let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
+    story.start_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if job.stage == Stage::Publish && job.attempts >= 1 {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Pause)
+        .await
+        .unwrap();
+    story.app.kill_engine().await;
+    faults.remove(refusing);
+
+    // Two hours later, on a host that keeps handles for one.
+    let state = story.sandbox().state();
+    state.set_mapillary_handle_max_age(std::time::Duration::from_secs(3_600));
+    state.advance_mapillary_clock(std::time::Duration::from_secs(2 * 3_600));
+    story.sandbox().clear_requests();
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Resume)
+        .await
+        .unwrap();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].image_count, 4);
+    let requests = story.sandbox().requests();
+    let finishes: Vec<Option<u16>> = requests
+        .iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(finishes, vec![Some(400), Some(200)]);
+    let photo_posts: Vec<u64> = requests
+        .iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+        })
+        .map(|r| r.body_len)
+        .collect();
+    assert_eq!(
+        photo_posts,
+        vec![0; 4],
+        "one empty POST per photo, no bytes again"
+    );
+}

@@ -83,6 +83,9 @@ pub struct MapillaryChunk {
     pub handles_at: Option<i64>,
     /// When `finish_upload` was sent (before its reply was stored).
     pub finish_sent_at: Option<i64>,
+    /// A `finish_upload` was refused (400) and the handles were renewed for it: a second
+    /// refusal is final.
+    pub renewed_after_refusal: bool,
     pub cluster_id: Option<String>,
     /// The first sequence the chunk became.
     pub sequence_key: Option<String>,
@@ -478,6 +481,7 @@ mod tests {
                     manifest_handle: Some("h0".into()),
                     handles_at: Some(1_700_000_000_000),
                     finish_sent_at: Some(1_700_000_000_001),
+                    renewed_after_refusal: false,
                     cluster_id: Some("c0".into()),
                     sequence_key: Some("s0".into()),
                 },

@@ -42,6 +42,21 @@ pub const MAPILLARY_TOKEN_INVALID: &str = "Mapillary token is invalid";
 /// (no Street View, Strava or Mapillary token): the probe [`MtpwClient::exists`] sends.
 pub const MAPILLARY_TOKEN_MISSING: &str = "Mapillary token is missing";
 
+/// What mtp-web answers a create whose transport type is not one of its names.
+pub const TRANSPORT_TYPE_INVALID: &str = "Transport type is invalid";
+
+/// The spellings of the "other" transport type: the MTPW docs say "Other", MTPDU (which
+/// talked to the live server) sent "Unlisted"; which one the live server holds is
+/// unverified (PROTOCOLS §5 ⚠️). A create refused with one is tried with the other.
+const OTHER_SPELLINGS: [&str; 2] = ["Other", "Unlisted"];
+
+fn other_spelling(transport_type: &str) -> Option<&'static str> {
+    let at = OTHER_SPELLINGS
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case(transport_type.trim()))?;
+    Some(OTHER_SPELLINGS[1 - at])
+}
+
 /// Which call a reply answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MtpwCall {
@@ -313,15 +328,35 @@ impl MtpwClient {
         if sequence.name.trim().is_empty() {
             return Err(ProviderError::invalid(SERVICE, "Sequence Name is missing"));
         }
-        let form = sequence.form_fields();
         let url = http::endpoint(
             SERVICE,
             &self.base_url,
             &["api", "v1", "sequence", "create", ""],
         )?;
-        let reply = self
-            .call(MtpwCall::Create, self.http.post(url).form(&form))
-            .await?;
+        let create = |sequence: &NewMtpwSequence| {
+            self.call(
+                MtpwCall::Create,
+                self.http.post(url.clone()).form(&sequence.form_fields()),
+            )
+        };
+        let reply = match create(sequence).await {
+            // A refused create made nothing: the other spelling of "other" is safe to try.
+            Err(e) if e.message() == TRANSPORT_TYPE_INVALID => {
+                let Some(other) = other_spelling(&sequence.transport_type) else {
+                    return Err(e);
+                };
+                tracing::info!(
+                    "Map the Paths Web does not know the transport type {:?}; trying {other:?}",
+                    sequence.transport_type
+                );
+                create(&NewMtpwSequence {
+                    transport_type: other.to_string(),
+                    ..sequence.clone()
+                })
+                .await?
+            }
+            r => r?,
+        };
         reply.unique_id.clone().ok_or_else(|| {
             ProviderError::unexpected_reply(
                 SERVICE,

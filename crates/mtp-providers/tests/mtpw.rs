@@ -109,6 +109,43 @@ async fn create_is_form_encoded() {
     assert!(!form.contains_key("description") && !form.contains_key("tag"));
 }
 
+/// "Other" (the MTPW docs) or "Unlisted" (MTPDU): the server may hold either. A create
+/// refused with one is sent once more with the other; any other refused name stays refused.
+#[tokio::test]
+async fn the_other_transport_type_is_tried_under_its_second_name() {
+    let (stub, client) = start().await;
+    let invalid = || {
+        (
+            StatusCode::OK,
+            "application/json",
+            json!({"error": "Transport type is invalid", "status": false}).to_string(),
+        )
+    };
+    stub.replies.lock().unwrap().push(invalid());
+    let seq = |transport: &str| NewMtpwSequence {
+        name: "Ferry crossing".into(),
+        transport_type: transport.into(),
+        description: None,
+        tags: vec![],
+    };
+    let id = client.create_sequence(&seq("Other")).await.unwrap();
+    assert_eq!(id, "5f0c1f52-aaaa-bbbb-cccc-000000000001");
+    let sent: Vec<String> = stub
+        .log
+        .all()
+        .iter()
+        .map(|r| r.form()["transport_type"].clone())
+        .collect();
+    assert_eq!(sent, ["Other", "Unlisted"]);
+
+    // Both refused: the service's words, after two tries.
+    stub.replies.lock().unwrap().extend([invalid(), invalid()]);
+    let e = client.create_sequence(&seq("unlisted")).await.unwrap_err();
+    assert_eq!(e.message(), "Transport type is invalid");
+    assert_eq!(stub.log.all().len(), 4);
+    assert_eq!(stub.log.last().form()["transport_type"], "Other");
+}
+
 #[tokio::test]
 async fn import_is_json_put_with_a_trailing_slash() {
     let (stub, client) = start().await;

@@ -100,8 +100,10 @@ impl std::str::FromStr for MtpwImportMode {
 const EXPIRES_IN: &str = "600000000";
 const DEFAULT_REDIRECT: &str = "app.mtp.desktop://app";
 
-/// The transport taxonomy, grouped as in the MTPW docs. "Other" (docs) and "Unlisted"
-/// (MTPDU) are both accepted.
+/// The transport taxonomy, grouped as in the MTPW docs. Of "Other" (the docs) and
+/// "Unlisted" (what MTPDU, a client of the live server, sent), which one the live server
+/// holds is unverified (PROTOCOLS §5 ⚠️): the emulator holds only MTPDU's, so a client that
+/// sends the docs' name meets "Transport type is invalid" and must cope.
 pub(crate) const TRANSPORT_TYPES: &[(&str, &[&str])] = &[
     (
         "Earth",
@@ -154,7 +156,7 @@ pub(crate) const TRANSPORT_TYPES: &[(&str, &[&str])] = &[
             "Drone",
         ],
     ),
-    ("Other", &["Other", "Unlisted"]),
+    ("Other", &["Unlisted"]),
 ];
 
 /// The canonical spelling of a transport type, matched case-insensitively.
@@ -903,6 +905,7 @@ mod tests {
         assert_eq!(transport_type("bicycle"), Some("Bicycle"));
         assert_eq!(transport_type("base jump"), Some("BASE Jump"));
         assert_eq!(transport_type("UNLISTED"), Some("Unlisted"));
+        assert_eq!(transport_type("Other"), None);
         assert_eq!(transport_type("Hoverboard"), None);
         assert_eq!(transport_type("Earth"), None);
     }

@@ -402,20 +402,23 @@ impl MapillaryDriver {
                 .await
             {
                 Ok(cluster) => cluster,
-                // The upload host no longer knows the handles (they expired early, or a
-                // sandbox emulator started again empty): get new ones, sending the photos
-                // again only where the host lost their bytes, and finish then.
-                Err(e) if e.status() == Some(400) && e.message().contains("handle") => {
+                // Refused: the upload host may no longer know the handles (expired early,
+                // or a sandbox emulator started again empty), and how it says so is not
+                // documented (PROTOCOLS §2.6 ⚠️). So, once: new handles, the photos sent
+                // again only where the host lost their bytes, and a new manifest. Refused
+                // again with fresh handles, the refusal is final.
+                Err(e) if e.status() == Some(400) && !remote.chunks[i].renewed_after_refusal => {
                     remote
                         .update(ctx, |r| {
                             let c = &mut r.chunks[i];
                             c.handles_at = Some(0);
                             c.manifest_handle = None;
                             c.finish_sent_at = None;
+                            c.renewed_after_refusal = true;
                         })
                         .await?;
                     return Err(StepError::retry(format!(
-                        "Mapillary no longer knows this upload's handles ({}): getting new ones",
+                        "Mapillary refused this upload ({}): getting new handles for its photos and trying once more",
                         e.message()
                     )));
                 }

@@ -193,6 +193,11 @@ pub(crate) struct MlyState {
 /// Why a `finish_upload` is refused (HTTP 400 with this message).
 pub(crate) struct FinishError(pub String);
 
+/// What `finish_upload` answers for a handle it does not know or that expired. Mapillary's
+/// own words are not documented (PROTOCOLS §2.6 ⚠️): the Graph API's generic refusal, which
+/// names neither the handle nor the reason, so a client cannot lean on the wording.
+pub(crate) const UNKNOWN_HANDLE: &str = "(#100) Invalid parameter";
+
 impl MlyState {
     /// Moves the id counters past every id this state holds (after loading a saved state:
     /// ids are never handed out twice).
@@ -245,12 +250,9 @@ impl MlyState {
     fn by_live_handle(&self, user: usize, handle: &str) -> Result<&UploadFile, FinishError> {
         let f = self
             .by_handle(user, handle)
-            .ok_or_else(|| FinishError(format!("Invalid file handle: {handle}")))?;
+            .ok_or_else(|| FinishError(UNKNOWN_HANDLE.to_string()))?;
         if self.handle_expired(f) {
-            return Err(FinishError(format!(
-                "File handle {handle} has expired: upload {} again (GET its offset, POST the rest) for a current handle",
-                f.key
-            )));
+            return Err(FinishError(UNKNOWN_HANDLE.to_string()));
         }
         Ok(f)
     }
@@ -273,12 +275,7 @@ impl MlyState {
                 manifest_canonical = Some(canonical);
                 let mut items = Vec::with_capacity(handles.len());
                 for h in &handles {
-                    let f = self.by_live_handle(user, h).map_err(|e| {
-                        FinishError(format!(
-                            "Manifest references an image handle that is not valid: {}",
-                            e.0
-                        ))
-                    })?;
+                    let f = self.by_live_handle(user, h)?;
                     if !photo::is_jpeg(&f.data) {
                         return Err(FinishError(format!(
                             "Manifest image {} is not a JPEG",
