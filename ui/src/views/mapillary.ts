@@ -47,7 +47,10 @@ export function mapillaryStepper(j: JobView): HTMLElement | null {
   if (counted !== null) notes.push(`Mapillary counted ${counted} of ${sent} photos`);
   const keys = m.chunks.flatMap((c) => c.sequence_keys);
   if (keys.length > 1) notes.push(`${keys.length} sequences`);
-  if (m.detail === "unavailable") notes.push("stage detail unavailable (Mapillary refused to show it): the sequence is looked for on the map");
+  if (m.detail === "unavailable") {
+    const found = keys.length > 0;
+    notes.push(`stage detail unavailable (Mapillary refused to show it): ${found ? "the sequence was found on the map" : "the sequence is looked for on the map"}`);
+  }
   if (m.next_check_at && j.status !== "done" && j.status !== "failed") notes.push(`next look at ${time(m.next_check_at).slice(11)}`);
   return h(
     "div",
