@@ -352,3 +352,64 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
     assert_eq!(mtpw.web().imported_key, mly.mly().sequence_key);
     assert_eq!(mtpw.web().waiting, None);
 }
+
+/// The sequence is deleted on the Map the Paths website while its job waits for Mapillary.
+/// The link then meets an unknown id (HTTP 500, and the empty probe says the same): the job
+/// creates the sequence again, links that one and says so in its history (PROTOCOLS §5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_deleted_on_the_website_is_created_again_and_linked() {
+    let story = Story::start_strict(
+        &[
+            ("MTP_SANDBOX_MTPW_IMPORT", "fixed"),
+            // Mapillary takes its time: the deletion comes while the job waits for it.
+            ("MTP_SANDBOX_PROCESSING_MS", "3000"),
+        ],
+        None,
+    )
+    .await;
+    story.app.set_mtpw_mapillary_consent(true).await.unwrap();
+    story.connect(&BOTH).await;
+    let folder = story.photos("walk", 3, &walk(15));
+    let seq = story.import(&folder, "Harbour walk", &BOTH).await[0];
+    story.app.start_pipeline(fast_engine(), options()).unwrap();
+    let job = mtpw_until(&story, seq, "created", |j| j.web().unique_id.is_some()).await;
+    let first = job.web().unique_id.unwrap();
+    assert!(job.web().imported_key.is_none(), "not linked yet: {job:#?}");
+
+    // Deleted on the website (its delete page's form).
+    let mtpw_base = story
+        .sandbox()
+        .urls()
+        .mtpw_base
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{mtpw_base}/sequence/{first}/delete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let job = mtpw_until(&story, seq, "linked", |j| j.status == JobStatus::Done).await;
+    let web = job.web();
+    let second = web.unique_id.clone().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(web.recreated, 1);
+    assert!(web.imported_key.is_some(), "{job:#?}");
+    assert_eq!(job.note(), None);
+    let held = story.sandbox().state().mtpw_sequences();
+    assert!(held.iter().any(|s| s.unique_id == first && s.deleted));
+    assert!(
+        held.iter()
+            .any(|s| s.unique_id == second && !s.deleted && s.mapillary_sequence_key.is_some())
+    );
+    let events = story.app.store().events(Some(seq), 200).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("does not know")
+                && e.message.ends_with("creating it again.")),
+        "{events:#?}"
+    );
+}

@@ -358,3 +358,75 @@ async fn panoramas_go_to_kartaview_as_spheres() {
         mtp_providers::kartaview::format_shot_date(photos[0].captured_at).unwrap()
     );
 }
+
+/// Panoramax retries a picture whose preparation fails, then marks it broken, and the
+/// upload set is ready without it (PROTOCOLS §4.1). The row ends done with what Panoramax
+/// kept, and says that it is partly published and how many photos are not on the map.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Panoramax]).await;
+    let folder = story.photos("walk", 5, &walk(31));
+    let ids = story
+        .import(&folder, "Broken pictures", &[Destination::Panoramax])
+        .await;
+    story.sandbox().state().panoramax_break_next_pictures(2);
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Done, "{job:#?}");
+    let note = job.note().unwrap_or_default();
+    assert!(
+        note.starts_with("Partly published: Panoramax could not process 2 photos"),
+        "{note}"
+    );
+    let collections = story.sandbox().state().panoramax_collections();
+    assert_eq!(collections.len(), 1);
+    assert_eq!(collections[0].picture_ids.len(), 3);
+    assert_eq!(
+        job.px().collection_id.as_deref(),
+        Some(collections[0].id.as_str())
+    );
+
+    // Every photo of the next upload broken: no sequence, and the row says why.
+    let folder = story.photos("walk-2", 3, &walk(32));
+    let ids = story
+        .import(&folder, "All broken", &[Destination::Panoramax])
+        .await;
+    story.sandbox().state().panoramax_break_next_pictures(3);
+    let jobs = story.settle(&ids).await;
+    let note = jobs[0].note().unwrap_or_default();
+    assert_eq!(
+        note,
+        "Panoramax made no sequence of this upload: it could not process 3 photos (broken after its retries).",
+        "{:#?}",
+        jobs[0]
+    );
+}
+
+/// KartaView's processing of a sequence can fail (`PROCESSING_FAILED`, PROTOCOLS §3.3): the
+/// job fails with KartaView's word for it, never done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_kartaview_could_not_process_fails_the_job() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(33));
+    let ids = story
+        .import(&folder, "Failed processing", &[Destination::Kartaview])
+        .await;
+    story.sandbox().state().kartaview_fail_next_sequence();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Failed, "{job:#?}");
+    let id = job.kv().sequence_id.unwrap();
+    assert_eq!(
+        job.last_error.as_deref(),
+        Some(
+            format!("KartaView could not process sequence {id} (it says PROCESSING_FAILED)")
+                .as_str()
+        )
+    );
+    let seq = story.sandbox().state().kartaview_sequence(&id).unwrap();
+    assert_eq!(seq.status, "PROCESSING_FAILED");
+}

@@ -601,31 +601,7 @@ async fn without_the_feed_the_probes_find_a_split_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photos_again() {
     let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
-    story.connect(&[Destination::Mapillary]).await;
-    let folder = story.photos("walk", 5, &walk(29));
-    let ids = story
-        .import(&folder, "Paused walk", &[Destination::Mapillary])
-        .await;
-    let faults = story.sandbox().faults();
-    let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
-    story.start_engine();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let job = loop {
-        let job = story.job(ids[0], Destination::Mapillary).await;
-        if job.stage == Stage::Publish && job.attempts >= 1 {
-            break job;
-        }
-        assert!(std::time::Instant::now() < deadline, "{job:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
-    story
-        .app
-        .job_action(JobTarget::Job(job.id), JobAction::Pause)
-        .await
-        .unwrap();
-    // Nothing in flight any more (a finish_upload already sent would race the clock).
-    story.app.kill_engine().await;
-    faults.remove(refusing);
+    let (ids, job) = paused_before_finish(&story, 29, 5, "Paused walk").await;
     let uploaded_at = job.mly().uploaded_at.unwrap();
 
     // Three days later.
@@ -658,30 +634,12 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].image_count, 5);
-
-    let photo_posts: Vec<u64> = story
-        .sandbox()
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.endpoint.as_deref() == Some("mapillary.upload")
-                && r.method == "POST"
-                && r.path.contains("mly_tools_")
-        })
-        .map(|r| r.body_len)
-        .collect();
+    let (photo_posts, finishes) = sent_since_resumed(&story);
     assert_eq!(
         photo_posts,
         vec![0; 5],
         "one empty POST per photo, no bytes again"
     );
-    let finishes: Vec<Option<u16>> = story
-        .sandbox()
-        .requests()
-        .into_iter()
-        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
-        .map(|r| r.status)
-        .collect();
     assert_eq!(
         finishes,
         vec![Some(200)],
@@ -689,18 +647,18 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
     );
 }
 
-/// Handles that expired early (here after an hour, paused in between): `finish_upload` is
-/// refused with a 400 that names no reason, as Mapillary's own words are not documented.
-/// The job renews the handles once, without sending the photos' bytes again, and the new
-/// manifest is accepted. A second refusal with fresh handles would be final.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
-    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+/// Uploads `photos` photos of `walk(seed)` to Mapillary and stops the job just before its
+/// `finish_upload` (refused until then): paused, with the engine stopped, so that nothing
+/// is in flight (a `finish_upload` already sent would race the clocks the tests move).
+async fn paused_before_finish(
+    story: &Story,
+    seed: i64,
+    photos: usize,
+    name: &str,
+) -> (Vec<i64>, mtp_core::store::JobRow) {
     story.connect(&[Destination::Mapillary]).await;
-    let folder = story.photos("walk", 4, &walk(30));
-    let ids = story
-        .import(&folder, "Early expiry", &[Destination::Mapillary])
-        .await;
+    let folder = story.photos("walk", photos, &walk(seed));
+    let ids = story.import(&folder, name, &[Destination::Mapillary]).await;
     let faults = story.sandbox().faults();
     let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
     story.start_engine();
@@ -720,6 +678,38 @@ async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
         .unwrap();
     story.app.kill_engine().await;
     faults.remove(refusing);
+    (ids, job)
+}
+
+/// What reached the Mapillary emulator since its requests were last cleared: the body
+/// size of each photo POST, and the status of each `finish_upload`.
+fn sent_since_resumed(story: &Story) -> (Vec<u64>, Vec<Option<u16>>) {
+    let requests = story.sandbox().requests();
+    let photo_posts = requests
+        .iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.contains("mly_tools_")
+        })
+        .map(|r| r.body_len)
+        .collect();
+    let finishes = requests
+        .iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
+        .map(|r| r.status)
+        .collect();
+    (photo_posts, finishes)
+}
+
+/// Handles that expired early (here after an hour, paused in between): `finish_upload` is
+/// refused with a 400 that names no reason, as Mapillary's own words are not documented.
+/// The job renews the handles once, without sending the photos' bytes again, and the new
+/// manifest is accepted. A second refusal with fresh handles would be final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    let (ids, job) = paused_before_finish(&story, 30, 4, "Early expiry").await;
 
     // Two hours later, on a host that keeps handles for one.
     let state = story.sandbox().state();
@@ -740,22 +730,8 @@ async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].image_count, 4);
-    let requests = story.sandbox().requests();
-    let finishes: Vec<Option<u16>> = requests
-        .iter()
-        .filter(|r| r.endpoint.as_deref() == Some("mapillary.finish_upload"))
-        .map(|r| r.status)
-        .collect();
+    let (photo_posts, finishes) = sent_since_resumed(&story);
     assert_eq!(finishes, vec![Some(400), Some(200)]);
-    let photo_posts: Vec<u64> = requests
-        .iter()
-        .filter(|r| {
-            r.endpoint.as_deref() == Some("mapillary.upload")
-                && r.method == "POST"
-                && r.path.contains("mly_tools_")
-        })
-        .map(|r| r.body_len)
-        .collect();
     assert_eq!(
         photo_posts,
         vec![0; 4],

@@ -230,6 +230,12 @@ impl SandboxState {
         lock(&self.app.kv).snapshot(&self.app)
     }
 
+    /// Knob: KartaView's processing of the next sequence created fails
+    /// (`PROCESSING_FAILED`, v2 `FAILED`; PROTOCOLS §3.3).
+    pub fn kartaview_fail_next_sequence(&self) {
+        lock(&self.app.kv).fail_next = true;
+    }
+
     pub fn kartaview_sequence(&self, id: &str) -> Option<KartaViewSequence> {
         self.kartaview_sequences().into_iter().find(|s| s.id == id)
     }
@@ -242,6 +248,12 @@ impl SandboxState {
         self.panoramax_upload_sets()
             .into_iter()
             .find(|s| s.id == id)
+    }
+
+    /// Knob: the next `n` pictures Panoramax accepts fail their preparation and end
+    /// `broken` (PROTOCOLS §4: retried 5 times, then broken), outside every collection.
+    pub fn panoramax_break_next_pictures(&self, n: usize) {
+        lock(&self.app.pnx).break_next = n;
     }
 
     /// Every collection, deleted ones included, whether dispatched yet or not.

@@ -205,7 +205,7 @@ async fn authorize_page_approves_and_denies() {
     assert_eq!(resp.status(), 303);
     let loc = location(&resp);
     assert!(loc.starts_with("http://127.0.0.1:8763/callback?"), "{loc}");
-    assert_eq!(param(&loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&loc, "error").as_deref(), Some("user_denied"));
     assert_eq!(param(&loc, "state").as_deref(), Some("xyz"));
     assert!(param(&loc, "code").is_none());
 }

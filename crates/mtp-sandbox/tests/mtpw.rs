@@ -107,8 +107,9 @@ async fn implicit_grant_redirects_with_a_fragment() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let r = c
-        .post(format!(
+    // The consent page's form, answered `decision` (as user 0).
+    let decide = |decision: &'static str| {
+        c.post(format!(
             "{}/accounts/authorize/decision",
             s(&sb.urls().mtpw_base)
         ))
@@ -117,13 +118,12 @@ async fn implicit_grant_redirects_with_a_fragment() {
             ("response_type", "token"),
             ("redirect_uri", "app.mtp.desktop://app"),
             ("state", "abc"),
-            ("decision", "approve"),
+            ("decision", decision),
             ("user", "0"),
         ])
         .send()
-        .await
-        .unwrap();
-    let loc = location(&r);
+    };
+    let loc = location(&decide("approve").await.unwrap());
     assert!(
         loc.starts_with("app.mtp.desktop://app#access_token="),
         "{loc}"
@@ -135,22 +135,7 @@ async fn implicit_grant_redirects_with_a_fragment() {
     let token = param(&loc, "access_token").unwrap();
 
     // Denying comes back in the query string, as mtp-web does, not in the fragment.
-    let r = c
-        .post(format!(
-            "{}/accounts/authorize/decision",
-            s(&sb.urls().mtpw_base)
-        ))
-        .form(&[
-            ("client_id", MTPW_CLIENT_ID),
-            ("response_type", "token"),
-            ("redirect_uri", "app.mtp.desktop://app"),
-            ("state", "abc"),
-            ("decision", "deny"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let loc = location(&r);
+    let loc = location(&decide("deny").await.unwrap());
     assert!(
         loc.starts_with("app.mtp.desktop://app?error=access_denied"),
         "{loc}"

@@ -282,8 +282,9 @@ impl KartaViewDriver {
             return Ok(StepOutcome::Advance);
         }
         if processing == "FAILED" || v1 == "PROCESSING_FAILED" {
+            let said = if v1.is_empty() { processing } else { v1 };
             return Err(StepError::permanent(format!(
-                "KartaView could not process sequence {sequence_id}"
+                "KartaView could not process sequence {sequence_id} (it says {said})"
             )));
         }
         remote

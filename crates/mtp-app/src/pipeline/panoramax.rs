@@ -303,6 +303,21 @@ impl PanoramaxDriver {
                 .await;
         }
         let files = mark_rejected(client, &set_id, ctx).await?;
+        // Pictures whose preparation failed (retried, then `broken`) are in no sequence:
+        // the set is ready without them (PROTOCOLS §4.1).
+        let broken = set.items_status.as_ref().map_or(0, |s| s.broken);
+        if set.associated_collections.is_empty() && broken > 0 {
+            remote
+                .note(
+                    ctx,
+                    &format!(
+                        "Panoramax made no sequence of this upload: it could not process {} (broken after its retries).",
+                        photos(broken)
+                    ),
+                )
+                .await?;
+            return Ok(StepOutcome::Finish);
+        }
         if set.associated_collections.is_empty() {
             // Bytes sent before in another upload set are answered 409 and tracked here
             // as `file_duplicate`: they are on the instance, in that earlier sequence.
@@ -347,6 +362,17 @@ impl PanoramaxDriver {
                 r.collection_id = Some(first.clone());
             })
             .await?;
+        if broken > 0 {
+            remote
+                .note(
+                    ctx,
+                    &format!(
+                        "Partly published: Panoramax could not process {} (broken after its retries), which are not on the map; the others are.",
+                        photos(broken)
+                    ),
+                )
+                .await?;
+        }
         // The instance's web page, on the sequence's first picture (not the API's JSON).
         if let Some(picture) = first_picture(client, first, ctx).await? {
             let url = self
@@ -379,6 +405,15 @@ async fn first_picture(
         .into_iter()
         .filter(|i| i.state == ItemState::Sent)
         .find_map(|i| i.remote_id))
+}
+
+/// "1 photo", "3 photos".
+fn photos(n: u64) -> String {
+    if n == 1 {
+        "1 photo".to_string()
+    } else {
+        format!("{n} photos")
+    }
 }
 
 fn set_id(remote: &PanoramaxRemote) -> Result<String, StepError> {

@@ -191,6 +191,7 @@ pub(super) async fn sequence_v2(
             Phase::Uploading => "UPLOADING",
             Phase::Processing => "PROCESSING",
             Phase::Finished => "FINISHED",
+            Phase::Failed => "FAILED",
         },
         "imageProcessingStatus": item_status(ph),
         "metadataStatus": item_status(ph),

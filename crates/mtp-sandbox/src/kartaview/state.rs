@@ -44,6 +44,9 @@ pub(super) struct Sequence {
     pub(super) photos: Vec<Photo>,
     pub(super) videos: Vec<(u32, u64)>,
     pub(super) duplicate_attempts: Vec<u32>,
+    /// Its processing ends `PROCESSING_FAILED` (v2 `FAILED`) instead of finishing.
+    #[serde(default)]
+    pub(super) processing_fails: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,6 +55,9 @@ pub(crate) struct KvState {
     pub(super) sequences: Vec<Sequence>,
     pub(super) next_sequence: u64,
     pub(super) next_item: u64,
+    /// Knob: the processing of the next sequence created fails.
+    #[serde(skip)]
+    pub(crate) fail_next: bool,
 }
 
 impl Default for KvState {
@@ -60,6 +66,7 @@ impl Default for KvState {
             sequences: Vec::new(),
             next_sequence: 4_000_001,
             next_item: 90_000_001,
+            fail_next: false,
         }
     }
 }
@@ -70,12 +77,15 @@ pub(super) enum Phase {
     Uploading,
     Processing,
     Finished,
+    /// Processing failed (PROTOCOLS §3.3: `PROCESSING_FAILED`, v2 `FAILED`).
+    Failed,
 }
 
 pub(super) fn phase(app: &App, s: &Sequence) -> Phase {
     match s.finished_at {
         None => Phase::Uploading,
         Some(at) if clock::since(at) < app.cfg.processing_delay => Phase::Processing,
+        Some(_) if s.processing_fails => Phase::Failed,
         Some(_) => Phase::Finished,
     }
 }
@@ -85,6 +95,7 @@ pub(super) fn v1_status(p: Phase) -> &'static str {
         Phase::Uploading => "NEW",
         Phase::Processing => "UPLOAD_FINISHED",
         Phase::Finished => "PROCESSING_FINISHED",
+        Phase::Failed => "PROCESSING_FAILED",
     }
 }
 
@@ -93,6 +104,7 @@ pub(super) fn item_status(p: Phase) -> &'static str {
         Phase::Uploading => "NEW",
         Phase::Processing => "PROCESSING",
         Phase::Finished => "FINISHED",
+        Phase::Failed => "FAILED",
     }
 }
 

@@ -50,6 +50,7 @@ pub(super) async fn create_sequence(
     let mut st = lock(&app.kv);
     let id = st.next_sequence;
     st.next_sequence += 1;
+    let processing_fails = std::mem::take(&mut st.fail_next);
     st.sequences.push(Sequence {
         id,
         user,
@@ -64,6 +65,7 @@ pub(super) async fn create_sequence(
         photos: Vec::new(),
         videos: Vec::new(),
         duplicate_attempts: Vec::new(),
+        processing_fails,
     });
     ok(json!({"sequence": {
         "id": id.to_string(),

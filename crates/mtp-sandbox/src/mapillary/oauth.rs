@@ -90,11 +90,14 @@ fn approve(
     with_query(redirect_uri, &params)
 }
 
+/// Mapillary's own error code for a refusal (its docs' redirect errors: `user_denied`,
+/// `invalid_request`, `server_error`, `invalid_scope`; PROTOCOLS §2.1), not OAuth's
+/// generic `access_denied`.
 fn deny(redirect_uri: &str, state: Option<&str>) -> String {
     redirect_error(
         redirect_uri,
         state,
-        "access_denied",
+        "user_denied",
         "The user denied the request",
     )
 }

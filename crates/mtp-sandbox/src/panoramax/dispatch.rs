@@ -28,7 +28,7 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
         .pictures
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.set_id == set_id)
+        .filter(|(_, p)| p.set_id == set_id && !p.broken)
         .map(|(i, _)| i)
         .collect();
     let key_time = |i: &usize| {

@@ -296,6 +296,11 @@ pub(crate) async fn viewer(
             title = escape(&c.title),
             file = escape(&p.file_name),
         ),
+        None if p.broken => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file} could not be processed (broken): it is in no sequence.</p>",
+            pid = escape(&p.id),
+            file = escape(&p.file_name),
+        ),
         None => format!(
             "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file}, not yet in a sequence (still being processed).</p>",
             pid = escape(&p.id),

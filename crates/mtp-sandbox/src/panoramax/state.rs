@@ -41,6 +41,10 @@ pub(super) struct Picture {
     pub(super) meta: PhotoMeta,
     pub(super) inserted: u64,
     pub(super) collection_id: Option<String>,
+    /// Its preparation failed (GeoVisio retries it 5 times, then marks it `broken`): it is
+    /// counted in the set's `items_status.broken` and never put in a collection.
+    #[serde(default)]
+    pub(super) broken: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,6 +95,9 @@ pub(crate) struct PnxState {
     pub(super) sets: Vec<UploadSet>,
     pub(super) pictures: Vec<Picture>,
     pub(super) collections: Vec<Collection>,
+    /// Knob: how many of the next accepted pictures end `broken`.
+    #[serde(skip)]
+    pub(crate) break_next: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -176,10 +176,11 @@ fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
     let phase = set_phase(app, s);
     let quarter = app.step(4);
     let accepted: Vec<&Picture> = st.pictures.iter().filter(|p| p.set_id == s.id).collect();
-    let prepared = accepted
-        .iter()
-        .filter(|p| clock::since(p.inserted) >= quarter)
-        .count();
+    // Prepared (or, after its retries, broken) a quarter of the processing delay after
+    // upload.
+    let done = |p: &&&Picture| clock::since(p.inserted) >= quarter;
+    let prepared = accepted.iter().filter(done).filter(|p| !p.broken).count();
+    let broken = accepted.iter().filter(done).filter(|p| p.broken).count();
     let rejected = s.files.iter().filter(|f| f.rejected.is_some()).count();
     let collections: Vec<Value> = if matches!(phase, SetPhase::Dispatched | SetPhase::Ready) {
         s.collection_ids
@@ -214,8 +215,8 @@ fn upload_set_json(app: &App, st: &PnxState, s: &UploadSet) -> Value {
         "nb_items": accepted.len(),
         "items_status": {
             "prepared": prepared,
-            "preparing": accepted.len() - prepared,
-            "broken": 0,
+            "preparing": accepted.len() - prepared - broken,
+            "broken": broken,
             "rejected": rejected,
             "not_processed": 0,
         },
@@ -546,6 +547,8 @@ pub(super) async fn add_file(
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
+    let broken = st.break_next > 0;
+    st.break_next = st.break_next.saturating_sub(1);
     st.pictures.push(Picture {
         id: picture_id.clone(),
         set_id: id.clone(),
@@ -556,6 +559,7 @@ pub(super) async fn add_file(
         meta,
         inserted: clock::now_ms(),
         collection_id: None,
+        broken,
     });
     track(
         &mut st,
