@@ -85,7 +85,10 @@ function renderPage(list_: HTMLElement, generation: number): void {
     more.disabled = true;
     more.style.visibility = "hidden";
   }
-  const top = list_.offsetHeight;
+  // How far down the cards reach, in fractional pixels (a rounded height, over a hundred
+  // cards, is pixels off; and the list's own height may be room kept for the last page).
+  const height = () => contentHeight(list_);
+  const top = height();
   const from = shown;
   let roomKept = false;
   filling = true;
@@ -108,14 +111,16 @@ function renderPage(list_: HTMLElement, generation: number): void {
       // for each of them (that, not the cards, cost most of each frame).
       const last = list_.lastElementChild;
       const gap = from === 0 && last ? parseFloat(getComputedStyle(last).marginTop) || 0 : 0;
-      const per = (list_.offsetHeight - top + gap) / Math.max(1, shown - from);
-      list_.style.minHeight = `${Math.ceil(list_.offsetHeight + per * (end - shown))}px`;
+      const per = (height() - top + gap) / Math.max(1, shown - from);
+      // A pixel over, never under: cards that outgrew the room would move the page's end
+      // in the last frames; a pixel or two left over is kept at the end (`fitRoom`).
+      list_.style.minHeight = `${Math.ceil(height() + per * (end - shown)) + 1}px`;
     }
     if (shown < end) {
       requestAnimationFrame((t) => batch(t - frameStart > 33 ? Math.max(1, count >> 1) : t - frameStart < 22 ? Math.min(MAX_PER_FRAME, count + 1) : count, t));
     } else {
-      // The page's real height and the button, in a frame of their own: a change of height
-      // repaints the whole window, so it is not added to a frame that also lays out cards.
+      // The button, in a frame of its own (with the room given up, if the cards did not
+      // fill it): nothing more is added to a frame that laid out cards.
       requestAnimationFrame(() => finish(list_, generation));
     }
   };
@@ -147,9 +152,14 @@ function finish(list_: HTMLElement, generation: number): void {
  * page comes in, the room is for the cards still to come and stays. */
 function fitRoom(list_: HTMLElement): void {
   if (filling || list_.style.minHeight === "") return;
+  if (parseFloat(list_.style.minHeight) - contentHeight(list_) > ROOM_SLACK_PX) list_.style.minHeight = "";
+}
+
+/** From the list's top to its last card's bottom (fractional pixels), whatever room the list
+ * keeps below. */
+function contentHeight(list_: HTMLElement): number {
   const last = list_.lastElementChild;
-  const content = last ? last.getBoundingClientRect().bottom - list_.getBoundingClientRect().top : 0;
-  if (parseFloat(list_.style.minHeight) - content > ROOM_SLACK_PX) list_.style.minHeight = "";
+  return last ? last.getBoundingClientRect().bottom - list_.getBoundingClientRect().top : 0;
 }
 
 /** Room kept beyond the cards' bottom that is not worth a layout of the whole list: the
