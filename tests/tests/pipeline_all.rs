@@ -423,7 +423,7 @@ async fn a_sequence_kartaview_could_not_process_fails_the_job() {
     assert_eq!(
         job.last_error.as_deref(),
         Some(
-            format!("KartaView could not process sequence {id} (it says PROCESSING_FAILED)")
+            format!("KartaView could not process sequence {id} (it says PROCESSING_FAILED): its photos are not on the map. Retry asks KartaView again.")
                 .as_str()
         )
     );

@@ -284,7 +284,7 @@ impl KartaViewDriver {
         if processing == "FAILED" || v1 == "PROCESSING_FAILED" {
             let said = if v1.is_empty() { processing } else { v1 };
             return Err(StepError::permanent(format!(
-                "KartaView could not process sequence {sequence_id} (it says {said})"
+                "KartaView could not process sequence {sequence_id} (it says {said}): its photos are not on the map. Retry asks KartaView again."
             )));
         }
         remote
