@@ -319,6 +319,14 @@ async fn when_mapillary_never_shows_the_sequence_the_jobs_end_with_a_note() {
     assert!(looks >= 2, "{looks} looks at the activity feed");
     let mtpw = story.job(ids[0], Destination::Mtpw).await;
     assert!(mtpw.web().imported_key.is_none(), "{jobs:#?}");
+    // Not "failed": Mapillary only has not confirmed it, and the way on is Check again.
+    assert_eq!(
+        mtpw.web().waiting.as_deref(),
+        Some(
+            "Created on Map the Paths Web; waiting for Mapillary to link it: Mapillary has not confirmed the upload yet. Use Check again there; this one then goes on by itself."
+        ),
+        "{mtpw:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,9 +384,9 @@ async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
     let job = &jobs[0];
     assert_eq!(job.status, JobStatus::Done, "{job:#?}");
     let note = job.note().unwrap_or_default();
-    assert!(
-        note.starts_with("Partly published: Panoramax could not process 2 photos"),
-        "{note}"
+    assert_eq!(
+        note,
+        "Partly published: Panoramax could not process 2 photos (broken after its retries); the other photos are on the map."
     );
     let collections = story.sandbox().state().panoramax_collections();
     assert_eq!(collections.len(), 1);
@@ -429,4 +437,29 @@ async fn a_sequence_kartaview_could_not_process_fails_the_job() {
     );
     let seq = story.sandbox().state().kartaview_sequence(&id).unwrap();
     assert_eq!(seq.status, "PROCESSING_FAILED");
+}
+
+/// KartaView processed the sequence but shows fewer photos than were sent (its
+/// `countActivePhotos`, PROTOCOLS §3.3): the row ends done with that said, not a plain "Done".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_photos_shown_by_kartaview_than_sent_are_said() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 4, &walk(34));
+    let ids = story
+        .import(&folder, "Thinned out", &[Destination::Kartaview])
+        .await;
+    story.sandbox().state().kartaview_drop_from_next_sequence(1);
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Done, "{job:#?}");
+    let id = job.kv().sequence_id.unwrap();
+    assert_eq!(
+        job.note().as_deref(),
+        Some(
+            format!("Partly published: KartaView shows 3 of the 4 photos sent in sequence {id}.")
+                .as_str()
+        )
+    );
 }

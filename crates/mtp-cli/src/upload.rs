@@ -189,9 +189,8 @@ fn print_sequence(s: &SequenceSummary) {
                 j.attempts,
                 j.last_error.clone().unwrap_or_default()
             ),
-            JobStatus::Pending | JobStatus::Running | JobStatus::Paused | JobStatus::Cancelled => {
-                String::new()
-            }
+            JobStatus::Pending | JobStatus::Running => j.waiting.clone().unwrap_or_default(),
+            JobStatus::Paused | JobStatus::Cancelled => String::new(),
         };
         let photos = if j.destination == Destination::Mtpw {
             "metadata".to_string()
@@ -202,6 +201,13 @@ fn print_sequence(s: &SequenceSummary) {
             "    {:<18} {:<8} {:<13} {:<16} {}",
             j.label, j.stage, j.status, photos, detail
         );
+        // A done job with a note did not end as plainly as "done" says (partly published,
+        // not linked, not confirmed…): the same words as the window's row.
+        if j.status == JobStatus::Done
+            && let Some(note) = &j.note
+        {
+            println!("        {note}");
+        }
         // Mapillary: the four processing stages of each chunk, raw statuses in brackets.
         if let Some(m) = &j.mapillary {
             for line in m.lines() {

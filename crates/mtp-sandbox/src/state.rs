@@ -236,6 +236,12 @@ impl SandboxState {
         lock(&self.app.kv).fail_next = true;
     }
 
+    /// Knob: KartaView's processing of the next sequence created leaves out `n` photos
+    /// (its `countActivePhotos` then counts fewer than were sent).
+    pub fn kartaview_drop_from_next_sequence(&self, n: usize) {
+        lock(&self.app.kv).drop_next = n;
+    }
+
     pub fn kartaview_sequence(&self, id: &str) -> Option<KartaViewSequence> {
         self.kartaview_sequences().into_iter().find(|s| s.id == id)
     }

@@ -88,6 +88,7 @@ export function mapillaryNotice(name: string, j: JobView): { title: string; body
     const sent = m.chunks.reduce((n, c) => n + c.sent, 0);
     return { title: `${name} is on Mapillary`, body: `${keys.length === 1 ? "1 sequence" : `${keys.length} sequences`} published, ${published} of ${sent} photos.` };
   }
+  if (j.status === "failed" && m.unconfirmed) return { title: `${name}: not confirmed by Mapillary yet`, body: j.last_error ?? "see MTP Desktop" };
   if (j.status === "failed") return { title: `${name}: Mapillary did not publish it`, body: j.last_error ?? "see MTP Desktop" };
   return null;
 }

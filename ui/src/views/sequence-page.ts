@@ -5,6 +5,7 @@ import L from "leaflet";
 import "leaflet/dist/leaflet.css";
 import { api, type ChangeOutcome, type DeletePlan, type PagePhoto, type RemotePlan, type SequencePage } from "../ipc";
 import { clear, formatBytes, h, toast } from "../dom";
+import { statusText } from "./status";
 
 interface Open {
   id: number;
@@ -180,18 +181,14 @@ function fillDestinations(page: SequencePage): void {
   }
   for (const j of page.summary.jobs) {
     const action = page.actions.filter((a) => a.destination === j.destination).at(-1);
-    const state =
-      j.status === "done" ? (j.note ? j.note : "Done") :
-      j.status === "failed" ? `Failed: ${j.last_error ?? ""}` :
-      j.status === "cancelled" ? "Cancelled" :
-      j.status === "paused" ? "Paused" :
-      j.status === "waiting_auth" ? "Needs sign-in" : (j.waiting ?? "Uploading");
+    // The same words as the job's row in the list.
+    const state = statusText(j);
     box.append(
       h(
         "div",
         { class: "page-dest", "data-destination": j.destination },
         h("strong", {}, j.label),
-        h("span", { class: j.status === "failed" ? "bad" : j.status === "done" ? "" : "muted" }, state),
+        h("span", { class: `job-status ${state.cls || "muted"}` }, state.text),
         h("span", { class: "muted small" }, j.remote_id ? `id ${j.remote_id}` : ""),
         j.remote_url ? h("button", { class: "link", onclick: () => void api.openExternal(j.remote_url as string) }, `View on ${j.label}`) : h("span", {}),
         action

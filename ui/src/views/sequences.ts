@@ -4,6 +4,7 @@
 import { api, notify, type AppEvent, type Destination, type JobView, type SequenceSummary } from "../ipc";
 import { clear, formatBytes, formatDuration, h, toast } from "../dom";
 import { mapillaryNotice, mapillaryRetryLabel, mapillaryStepper } from "./mapillary";
+import { statusText } from "./status";
 import { closePage, openPageId, refreshPage, renderSequencePage } from "./sequence-page";
 
 let root: HTMLElement | null = null;
@@ -14,14 +15,6 @@ const speeds = new Map<number, { at: number; bytes: number; rate: number; since:
 const pendingRefresh = new Set<number>();
 let refreshTimer: number | null = null;
 
-const STAGE: Record<string, string> = {
-  prepare: "Checking files",
-  upload: "Uploading",
-  publish: "Publishing",
-  poll: "Waiting for processing",
-  sync: "Syncing",
-  done: "Done",
-};
 const ALL: { id: Destination; label: string }[] = [
   { id: "mapillary", label: "Mapillary" },
   { id: "kartaview", label: "KartaView" },
@@ -297,7 +290,11 @@ async function maybeNotify(sequenceId: number, status: string, jobId: number): P
     const j = s.jobs.find((x) => x.status === "failed");
     void notify(`${s.name}: upload failed`, `${j?.label ?? "A destination"}: ${j?.last_error ?? "see MTP Desktop"}`);
   } else if (s.jobs.length > 0 && s.jobs.every((j) => j.status === "done")) {
-    void notify(`${s.name} is published`, `Done on ${s.jobs.map((j) => j.label).join(", ")}.`);
+    // A done job with a note did not end plainly (partly published, not linked…): said
+    // as its row says it, never as "published".
+    const noted = s.jobs.filter((j) => j.note);
+    if (noted.length === 0) void notify(`${s.name} is published`, `Done on ${s.jobs.map((j) => j.label).join(", ")}.`);
+    else void notify(`${s.name}: finished, with notes`, noted.map((j) => `${j.label}: ${j.note}`).join("\n"));
   }
 }
 
@@ -366,34 +363,6 @@ async function act(target: { kind: "sequence" | "job"; id: number }, action: "pa
   }
 }
 
-function statusText(j: JobView): { text: string; cls: string } {
-  const stage = STAGE[j.stage] ?? j.stage;
-  switch (j.status) {
-    case "done":
-      return j.note ? { text: j.note, cls: "warn" } : { text: "Done", cls: "ok" };
-    case "failed":
-      return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
-    case "cancelled":
-      return { text: "Cancelled", cls: "muted" };
-    case "paused":
-      return { text: `Paused (${stage.toLowerCase()})`, cls: "muted" };
-    case "waiting_auth":
-      return { text: `Needs sign-in: ${j.last_error ?? `integrate ${j.label} on the Integrations screen.`} Nothing is lost; it goes on once you do.`, cls: "warn" };
-    case "running":
-      return { text: j.waiting ?? stage, cls: "" };
-    case "pending": {
-      if (j.last_error_kind === "retry" && j.last_error) {
-        // The service could not be reached or asked us to wait: the job never gives up on
-        // its own, it tries again (at most 5 minutes apart) and goes on when it answers.
-        const wait = Math.max(0, (j.next_run_at - Date.now()) / 1000);
-        const when = wait < 1 ? "trying again now" : `next try in ${formatDuration(wait)}`;
-        return { text: `Waiting for ${j.label} (${when}) — ${j.last_error}`, cls: "warn" };
-      }
-      if (j.waiting) return { text: j.waiting, cls: "" };
-      return { text: j.stage === "prepare" ? "Queued" : stage, cls: "" };
-    }
-  }
-}
 
 function jobRow(j: JobView): HTMLElement {
   const st = statusText(j);

@@ -279,6 +279,23 @@ impl KartaViewDriver {
         let v1 = seq.status.as_deref().unwrap_or("");
         let processing = seq.processing_status.as_deref().unwrap_or("");
         if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
+            // Processed: does it show every photo sent (PROTOCOLS §3.3, `countActivePhotos`)?
+            let sent = ctx
+                .items()
+                .await?
+                .iter()
+                .filter(|i| i.state == ItemState::Sent)
+                .count() as u64;
+            if let Some(shown) = seq.count_active_photos.filter(|&n| n < sent) {
+                remote
+                    .note(
+                        ctx,
+                        &format!(
+                            "Partly published: KartaView shows {shown} of the {sent} photos sent in sequence {sequence_id}."
+                        ),
+                    )
+                    .await?;
+            }
             return Ok(StepOutcome::Advance);
         }
         if processing == "FAILED" || v1 == "PROCESSING_FAILED" {

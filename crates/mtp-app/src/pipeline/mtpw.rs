@@ -48,8 +48,9 @@ enum MapillaryState {
     /// Still uploading, processing or looking for its sequence; or waiting for the user
     /// (paused, needs sign-in). The words say which.
     Pending(&'static str),
-    /// Failed: retrying it there may still give a key.
-    Failed,
+    /// Failed, or not confirmed by Mapillary in time: the user's action there (retry, check
+    /// again) may still give a key. The words say which.
+    Failed(&'static str),
     /// There will be no key (not a destination, cancelled, gave up).
     None(&'static str),
 }
@@ -73,11 +74,30 @@ impl MtpwDriver {
                 "Mapillary was not chosen for this sequence",
             ));
         };
-        if let Some(key) = MapillaryRemote::of(job).ok().and_then(|r| r.sequence_key) {
-            return Ok(MapillaryState::Key(key));
+        let remote = MapillaryRemote::of(job).ok();
+        if let Some(r) = &remote
+            && let Some(key) = &r.sequence_key
+        {
+            // The first part's key comes as soon as Mapillary shows it; the others (a large
+            // upload is sent in parts, and Mapillary may split one) are all known only once
+            // the Mapillary job has found every part. Linking before would leave them out.
+            if !r.sequence_keys_all.is_empty() || job.status == JobStatus::Done {
+                return Ok(MapillaryState::Key(key.clone()));
+            }
+            if job.status.is_active() {
+                return Ok(MapillaryState::Pending(
+                    "Mapillary has not published every part of the upload yet",
+                ));
+            }
         }
+        let unconfirmed = remote.as_ref().is_some_and(|r| r.unconfirmed);
         Ok(match job.status {
-            JobStatus::Failed => MapillaryState::Failed,
+            JobStatus::Failed if unconfirmed => MapillaryState::Failed(
+                "Mapillary has not confirmed the upload yet. Use Check again there; this one then goes on by itself.",
+            ),
+            JobStatus::Failed => MapillaryState::Failed(
+                "the Mapillary upload failed. Retry it there; this one then goes on by itself.",
+            ),
             JobStatus::Cancelled => MapillaryState::None("the Mapillary upload was cancelled"),
             JobStatus::Done => {
                 MapillaryState::None("Mapillary did not show the published sequence in time")
@@ -168,12 +188,14 @@ impl MtpwDriver {
                 )
                 .await
             }
-            MapillaryState::Failed => {
+            MapillaryState::Failed(why) => {
                 wait_with(
                     ctx,
                     &mut remote,
                     "mapillary_failed",
-                    "Created on Map the Paths Web; waiting for Mapillary to link it: the Mapillary upload failed. Retry it there; this one then goes on by itself.",
+                    &format!(
+                        "Created on Map the Paths Web; waiting for Mapillary to link it: {why}"
+                    ),
                     wait,
                 )
                 .await
@@ -188,7 +210,9 @@ impl MtpwDriver {
         let key = match Self::mapillary_state(ctx).await? {
             MapillaryState::Key(key) => key,
             // Back to waiting (e.g. the Mapillary job was retried and runs again).
-            MapillaryState::Pending(_) | MapillaryState::Failed => return self.poll(ctx).await,
+            MapillaryState::Pending(_) | MapillaryState::Failed(_) => {
+                return self.poll(ctx).await;
+            }
             MapillaryState::None(why) => {
                 return finish_unlinked(
                     ctx,

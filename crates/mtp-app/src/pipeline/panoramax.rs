@@ -362,16 +362,8 @@ impl PanoramaxDriver {
                 r.collection_id = Some(first.clone());
             })
             .await?;
-        if broken > 0 {
-            remote
-                .note(
-                    ctx,
-                    &format!(
-                        "Partly published: Panoramax could not process {} (broken after its retries), which are not on the map; the others are.",
-                        photos(broken)
-                    ),
-                )
-                .await?;
+        if let Some(note) = partly_published(ctx, &files, broken).await? {
+            remote.note(ctx, &note).await?;
         }
         // The instance's web page, on the sequence's first picture (not the API's JSON).
         if let Some(picture) = first_picture(client, first, ctx).await? {
@@ -405,6 +397,58 @@ async fn first_picture(
         .into_iter()
         .filter(|i| i.state == ItemState::Sent)
         .find_map(|i| i.remote_id))
+}
+
+/// What the row says when Panoramax made a sequence without some of the photos: those it
+/// refused (each photo says why), those it could not process, and those it already held from
+/// an earlier upload (in that upload's sequence). `None` when it kept them all.
+async fn partly_published(
+    ctx: &JobCtx,
+    files: &[UploadSetFile],
+    broken: u64,
+) -> Result<Option<String>, StepError> {
+    let refused = ctx
+        .items()
+        .await?
+        .iter()
+        .filter(|i| i.state == ItemState::Rejected)
+        .count() as u64;
+    let already = files
+        .iter()
+        .filter(|f| {
+            f.rejected
+                .as_ref()
+                .is_some_and(|r| r.reason == "file_duplicate")
+        })
+        .count() as u64;
+    let mut lost = Vec::new();
+    if refused > 0 {
+        lost.push(format!(
+            "refused {} (see each photo's reason)",
+            photos(refused)
+        ));
+    }
+    if broken > 0 {
+        lost.push(format!(
+            "could not process {} (broken after its retries)",
+            photos(broken)
+        ));
+    }
+    let mut note = Vec::new();
+    if !lost.is_empty() {
+        note.push(format!(
+            "Partly published: Panoramax {}; the other photos are on the map.",
+            lost.join(" and ")
+        ));
+    }
+    if already > 0 {
+        note.push(format!(
+            "{} {} already on Panoramax from an earlier upload, in its sequence.",
+            photos(already),
+            if already == 1 { "was" } else { "were" }
+        ));
+    }
+    Ok((!note.is_empty()).then(|| note.join(" ")))
 }
 
 /// "1 photo", "3 photos".

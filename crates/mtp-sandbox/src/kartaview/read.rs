@@ -196,7 +196,11 @@ pub(super) async fn sequence_v2(
         "imageProcessingStatus": item_status(ph),
         "metadataStatus": item_status(ph),
         "qualityStatus": item_status(ph),
-        "countActivePhotos": s.photos.len(),
+        "countActivePhotos": if ph == Phase::Finished {
+            s.photos.len().saturating_sub(s.dropped)
+        } else {
+            s.photos.len()
+        },
         "uploadSource": s.upload_source,
         "platform": s.platform_name,
         "deviceName": s.device_name,

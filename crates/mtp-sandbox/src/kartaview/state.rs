@@ -47,6 +47,10 @@ pub(super) struct Sequence {
     /// Its processing ends `PROCESSING_FAILED` (v2 `FAILED`) instead of finishing.
     #[serde(default)]
     pub(super) processing_fails: bool,
+    /// Photos its processing leaves out (`countActivePhotos` counts that many fewer once
+    /// processed).
+    #[serde(default)]
+    pub(super) dropped: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub(crate) struct KvState {
     /// Knob: the processing of the next sequence created fails.
     #[serde(skip)]
     pub(crate) fail_next: bool,
+    /// Knob: the processing of the next sequence created leaves out this many photos.
+    #[serde(skip)]
+    pub(crate) drop_next: usize,
 }
 
 impl Default for KvState {
@@ -67,6 +74,7 @@ impl Default for KvState {
             next_sequence: 4_000_001,
             next_item: 90_000_001,
             fail_next: false,
+            drop_next: 0,
         }
     }
 }

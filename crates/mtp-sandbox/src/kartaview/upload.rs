@@ -51,6 +51,7 @@ pub(super) async fn create_sequence(
     let id = st.next_sequence;
     st.next_sequence += 1;
     let processing_fails = std::mem::take(&mut st.fail_next);
+    let dropped = std::mem::take(&mut st.drop_next);
     st.sequences.push(Sequence {
         id,
         user,
@@ -66,6 +67,7 @@ pub(super) async fn create_sequence(
         videos: Vec::new(),
         duplicate_attempts: Vec::new(),
         processing_fails,
+        dropped,
     });
     ok(json!({"sequence": {
         "id": id.to_string(),
