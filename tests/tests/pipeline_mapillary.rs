@@ -553,6 +553,13 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
     assert_eq!(chunk.published, Some(8));
     assert_eq!(chunk.item_count, Some(10));
     let job = story.job(ids[0], Destination::Mapillary).await;
+    // Done, but not plainly: two photos are not on the map, and the row says so.
+    assert_eq!(
+        job.note().as_deref(),
+        Some(
+            "Partly published: 8 of the 10 photos sent are on Mapillary's map; Mapillary left the others out."
+        )
+    );
     let all: Vec<String> = job.mly().sequence_keys_all;
     assert_eq!(all.len(), 2);
     // Map the Paths Web: one sequence per Mapillary sequence, each linked ("Part 2" for the

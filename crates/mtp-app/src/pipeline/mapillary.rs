@@ -601,6 +601,20 @@ impl MapillaryDriver {
                     r.next_check_at = None;
                 })
                 .await?;
+            // Fewer photos on the map than were sent (Mapillary leaves a few out): said, so
+            // that "done" does not claim them.
+            let sent: usize = status.iter().map(|c| c.sent).sum();
+            let published: Option<usize> = status.iter().map(|c| c.published).sum();
+            if let Some(shown) = published.filter(|&p| p < sent) {
+                remote
+                    .note(
+                        ctx,
+                        &format!(
+                            "Partly published: {shown} of the {sent} photos sent are on Mapillary's map; Mapillary left the others out."
+                        ),
+                    )
+                    .await?;
+            }
             // Map the Paths Web waits for the sequence keys: it can go on at once.
             ctx.store
                 .wake_waiting_job(ctx.sequence_id, Destination::Mtpw, ctx.now())
