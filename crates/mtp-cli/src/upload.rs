@@ -197,9 +197,16 @@ fn print_sequence(s: &SequenceSummary) {
         } else {
             format!("{}/{} photos", j.photos_done, j.photos_total)
         };
+        // Mapillary not confirming an upload is not a failure (the window says the same).
+        let unconfirmed = j.mapillary.as_ref().is_some_and(|m| m.unconfirmed);
+        let status = if j.status == JobStatus::Failed && unconfirmed {
+            "unconfirmed".to_string()
+        } else {
+            j.status.to_string()
+        };
         println!(
             "    {:<18} {:<8} {:<13} {:<16} {}",
-            j.label, j.stage, j.status, photos, detail
+            j.label, j.stage, status, photos, detail
         );
         // A done job with a note did not end as plainly as "done" says (partly published,
         // not linked, not confirmed…): the same words as the window's row.

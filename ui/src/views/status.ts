@@ -19,6 +19,8 @@ export function statusText(j: JobView): { text: string; cls: string } {
     case "done":
       return j.note ? { text: j.note, cls: "warn" } : { text: "Done", cls: "ok" };
     case "failed":
+      // Mapillary not confirming an upload is not a failure: its own words, with Check again.
+      if (j.mapillary?.unconfirmed) return { text: j.last_error ?? "Not confirmed by Mapillary yet.", cls: "warn" };
       return { text: `Failed: ${j.last_error ?? "unknown error"}`, cls: "bad" };
     case "cancelled":
       return { text: "Cancelled", cls: "muted" };
