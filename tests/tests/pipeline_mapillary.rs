@@ -626,18 +626,7 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
         )
         .await
         .unwrap();
-    story.sandbox().clear_requests();
-    story
-        .app
-        .job_action(JobTarget::Job(job.id), JobAction::Resume)
-        .await
-        .unwrap();
-    story.start_engine();
-    let jobs = story.settle(&ids).await;
-    assert!(
-        jobs.iter().all(|j| j.status == JobStatus::Done),
-        "{jobs:#?}"
-    );
+    resume_until_done(&story, &ids, job.id).await;
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].image_count, 5);
@@ -688,6 +677,23 @@ async fn paused_before_finish(
     (ids, job)
 }
 
+/// Resumes the job paused by [`paused_before_finish`] with the emulator's request log
+/// emptied, and waits until every job of `ids` is done.
+async fn resume_until_done(story: &Story, ids: &[i64], job_id: i64) {
+    story.sandbox().clear_requests();
+    story
+        .app
+        .job_action(JobTarget::Job(job_id), JobAction::Resume)
+        .await
+        .unwrap();
+    story.start_engine();
+    let jobs = story.settle(ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+}
+
 /// What reached the Mapillary emulator since its requests were last cleared: the body
 /// size of each photo POST, and the status of each `finish_upload`.
 fn sent_since_resumed(story: &Story) -> (Vec<u64>, Vec<Option<u16>>) {
@@ -722,18 +728,7 @@ async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
     let state = story.sandbox().state();
     state.set_mapillary_handle_max_age(std::time::Duration::from_secs(3_600));
     state.advance_mapillary_clock(std::time::Duration::from_secs(2 * 3_600));
-    story.sandbox().clear_requests();
-    story
-        .app
-        .job_action(JobTarget::Job(job.id), JobAction::Resume)
-        .await
-        .unwrap();
-    story.start_engine();
-    let jobs = story.settle(&ids).await;
-    assert!(
-        jobs.iter().all(|j| j.status == JobStatus::Done),
-        "{jobs:#?}"
-    );
+    resume_until_done(&story, &ids, job.id).await;
     let clusters = state.mapillary_clusters();
     assert_eq!(clusters.len(), 1);
     assert_eq!(clusters[0].image_count, 4);
