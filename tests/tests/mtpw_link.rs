@@ -65,17 +65,6 @@ async fn mtpw_until(story: &Story, seq: i64, what: &str, done: impl Fn(&JobRow) 
     }
 }
 
-/// The Map the Paths Web emulator's address, without a trailing slash.
-fn mtpw_base(story: &Story) -> String {
-    story
-        .sandbox()
-        .urls()
-        .mtpw_base
-        .as_str()
-        .trim_end_matches('/')
-        .to_string()
-}
-
 fn import_requests_with_mapillary(story: &Story) -> Vec<Option<u16>> {
     story
         .sandbox()
@@ -133,7 +122,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
         )
     );
     let unique_id = job.web().unique_id.unwrap();
-    let mtpw_base = mtpw_base(&story);
+    let mtpw_base = story.mtpw_base();
     assert_eq!(
         job.remote_url,
         Some(format!("{mtpw_base}/sequence/{unique_id}"))
@@ -382,7 +371,7 @@ async fn a_sequence_deleted_on_the_website_is_created_again_and_linked() {
     assert!(job.web().imported_key.is_none(), "not linked yet: {job:#?}");
 
     // Deleted on the website (its delete page's form).
-    let mtpw_base = mtpw_base(&story);
+    let mtpw_base = story.mtpw_base();
     let r = reqwest::Client::new()
         .post(format!("{mtpw_base}/sequence/{first}/delete"))
         .send()

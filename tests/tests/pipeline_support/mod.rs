@@ -72,6 +72,16 @@ impl Story {
         self.app.sandbox().unwrap()
     }
 
+    /// The Map the Paths Web emulator's address, without a trailing slash.
+    pub fn mtpw_base(&self) -> String {
+        self.sandbox()
+            .urls()
+            .mtpw_base
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     /// Integrates every service in `services` the way a user does.
     pub async fn connect(&self, services: &[Destination]) {
         for &s in services {

@@ -148,6 +148,19 @@ function fitRoom(list_: HTMLElement): void {
   if (parseFloat(list_.style.minHeight) - contentHeight(list_) > ROOM_SLACK_PX) list_.style.minHeight = "";
 }
 
+let fitPending = false;
+
+/** `fitRoom` once, in the next frame, however many cards changed before it: reading where
+ * the cards end right after each change would lay the list out once per card. */
+function scheduleFit(): void {
+  if (fitPending) return;
+  fitPending = true;
+  requestAnimationFrame(() => {
+    fitPending = false;
+    if (listEl) fitRoom(listEl);
+  });
+}
+
 /** From the list's top to its last card's bottom (fractional pixels), whatever room the list
  * keeps below. */
 function contentHeight(list_: HTMLElement): number {
@@ -234,7 +247,7 @@ async function refresh(id: number): Promise<void> {
     cards.get(id)?.remove();
     cards.delete(id);
     sequences.delete(id);
-    if (listEl) fitRoom(listEl);
+    scheduleFit();
     const at = ordered.findIndex((o) => o.id === id);
     if (at >= 0) {
       ordered.splice(at, 1);
@@ -272,7 +285,7 @@ async function refresh(id: number): Promise<void> {
   }
   if (focusKey) fresh.querySelector<HTMLElement>(`[data-focus-key="${focusKey}"]`)?.focus();
   cards.set(id, fresh);
-  fitRoom(listEl);
+  scheduleFit();
   updateCount(sequences.size);
 }
 

@@ -213,6 +213,16 @@ pub(crate) fn check_size(len: u64, file_size: i64) -> Result<(), StepError> {
     Ok(())
 }
 
+/// How many of the job's items are in `state`.
+pub(crate) async fn count_items(ctx: &JobCtx, state: ItemState) -> Result<usize, StepError> {
+    Ok(ctx
+        .items()
+        .await?
+        .iter()
+        .filter(|i| i.state == state)
+        .count())
+}
+
 /// Items that still have to go.
 pub(crate) fn unsent(items: Vec<JobItemRow>) -> Vec<JobItemRow> {
     items

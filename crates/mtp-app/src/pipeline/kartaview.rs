@@ -16,8 +16,8 @@ use crate::App;
 use crate::remote::KartaViewRemote;
 
 use super::{
-    PipelineOptions, Remote, Shared, account, check_files, item_error, photo_of, photo_source,
-    photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
+    PipelineOptions, Remote, Shared, account, check_files, count_items, item_error, photo_of,
+    photo_source, photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
 };
 use futures::future::BoxFuture;
 use mtp_core::Destination;
@@ -280,12 +280,7 @@ impl KartaViewDriver {
         let processing = seq.processing_status.as_deref().unwrap_or("");
         if processing == "FINISHED" || v1 == "PROCESSING_FINISHED" {
             // Processed: does it show every photo sent (PROTOCOLS §3.3, `countActivePhotos`)?
-            let sent = ctx
-                .items()
-                .await?
-                .iter()
-                .filter(|i| i.state == ItemState::Sent)
-                .count() as u64;
+            let sent = count_items(ctx, ItemState::Sent).await? as u64;
             if let Some(shown) = seq.count_active_photos.filter(|&n| n < sent) {
                 remote
                     .note(

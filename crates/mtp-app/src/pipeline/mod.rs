@@ -32,8 +32,8 @@ mod transfer;
 
 pub(crate) use errors::{account, app_step_error, item_error, provider_step_error};
 pub(crate) use items::{
-    check_files, check_size, photo_of, photo_source, photos_by_id, read_photo_blocking, run_items,
-    unsent,
+    check_files, check_size, count_items, photo_of, photo_source, photos_by_id,
+    read_photo_blocking, run_items, unsent,
 };
 pub(crate) use lifecycle::{Shared, Worker};
 pub(crate) use remote_state::{Remote, remote_ids_of};

@@ -20,8 +20,9 @@
 use crate::remote::PanoramaxRemote;
 
 use super::{
-    PipelineOptions, Remote, Shared, app_step_error, check_files, item_error, photo_of,
-    photo_source, photos_by_id, provider_step_error, remote_ids_of, run_items, unsent, watched,
+    PipelineOptions, Remote, Shared, app_step_error, check_files, count_items, item_error,
+    photo_of, photo_source, photos_by_id, provider_step_error, remote_ids_of, run_items, unsent,
+    watched,
 };
 use crate::App;
 use futures::future::BoxFuture;
@@ -305,7 +306,10 @@ impl PanoramaxDriver {
         let files = mark_rejected(client, &set_id, ctx).await?;
         // Pictures whose preparation failed (retried, then `broken`) are in no sequence:
         // the set is ready without them (PROTOCOLS §4.1).
-        let broken = set.items_status.as_ref().map_or(0, |s| s.broken);
+        let broken = set
+            .items_status
+            .as_ref()
+            .map_or(0, |s| usize::try_from(s.broken).unwrap_or(usize::MAX));
         if set.associated_collections.is_empty() && broken > 0 {
             remote
                 .note(
@@ -405,14 +409,9 @@ async fn first_picture(
 async fn partly_published(
     ctx: &JobCtx,
     files: &[UploadSetFile],
-    broken: u64,
+    broken: usize,
 ) -> Result<Option<String>, StepError> {
-    let refused = ctx
-        .items()
-        .await?
-        .iter()
-        .filter(|i| i.state == ItemState::Rejected)
-        .count() as u64;
+    let refused = count_items(ctx, ItemState::Rejected).await?;
     let already = files
         .iter()
         .filter(|f| {
@@ -420,7 +419,7 @@ async fn partly_published(
                 .as_ref()
                 .is_some_and(|r| r.reason == "file_duplicate")
         })
-        .count() as u64;
+        .count();
     let mut lost = Vec::new();
     if refused > 0 {
         lost.push(format!(
@@ -452,12 +451,8 @@ async fn partly_published(
 }
 
 /// "1 photo", "3 photos".
-fn photos(n: u64) -> String {
-    if n == 1 {
-        "1 photo".to_string()
-    } else {
-        format!("{n} photos")
-    }
+fn photos(n: usize) -> String {
+    crate::prepare::plural(n, "photo", "photos")
 }
 
 fn set_id(remote: &PanoramaxRemote) -> Result<String, StepError> {
