@@ -199,6 +199,63 @@ impl Desktop {
         }
     }
 
+    /// Runs `body` (the body of an async JS function) in the page and returns what it
+    /// resolves to. The work starts from one short script and its result is fetched by
+    /// further short scripts, never by one `execute_async` held open for seconds: that is
+    /// what WebKitWebDriver drops now and then with "Could not parse script result".
+    pub async fn run_in_page(&self, body: &str, timeout: Duration) -> Result<serde_json::Value> {
+        let start = format!(
+            "const key = arguments[0];
+            const box = (window.__mtpTestRuns = window.__mtpTestRuns || {{}});
+            box[key] = null;
+            (async () => {{ {body} }})().then(
+              (value) => {{ box[key] = {{ value: value === undefined ? null : value }}; }},
+              (e) => {{ box[key] = {{ error: String(e && e.stack || e) }}; }});
+            return true;"
+        );
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let key = format!(
+            "run-{}",
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.client
+            .execute(&start, vec![serde_json::json!(key)])
+            .await
+            .context("starting a script in the page")?;
+        let deadline = Instant::now() + timeout;
+        let mut lost_reads = 0;
+        loop {
+            // Not too often: the page may be measuring its own frames meanwhile.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Reading leaves the result in place, so a read whose reply is lost is read again.
+            let got = match self
+                .client
+                .execute(
+                    "const r = (window.__mtpTestRuns || {})[arguments[0]]; return r || null;",
+                    vec![serde_json::json!(key)],
+                )
+                .await
+            {
+                Ok(got) => got,
+                Err(e) if lost_reads < 3 => {
+                    lost_reads += 1;
+                    eprintln!("reading a script's result again after: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e).context("reading a script's result from the page"),
+            };
+            if let Some(error) = got.get("error") {
+                bail!("the script failed in the page: {error}");
+            }
+            if let Some(value) = got.get("value") {
+                return Ok(value.clone());
+            }
+            if Instant::now() > deadline {
+                bail!("the script did not finish in {timeout:?}");
+            }
+        }
+    }
+
     /// Waits until the element's text contains `needle`; returns the text.
     pub async fn wait_for_text(
         &self,

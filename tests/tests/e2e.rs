@@ -2472,21 +2472,20 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
     let app = Desktop::launch(&[("MTP_DATA_DIR", &data)]).await?;
     app.client.execute(FRAME_RECORDER, vec![]).await?;
     let first_paint = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             const look = (n) => { const m = performance.getEntriesByName('mtp-first-paint')[0];
               if (m || n > 50) done(m ? Math.round(m.startTime) : null); else setTimeout(() => look(n + 1), 100); };
-            look(0);"#,
-            vec![],
+            look(0);
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
 
     // Open the list: time to the first cards on screen, and to the first page of them.
     let open = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             window.__measure(() => new Promise((resolve) => {
               const t0 = performance.now();
               let first = null;
@@ -2499,8 +2498,9 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
                 else requestAnimationFrame(poll);
               };
               requestAnimationFrame(poll);
-            })).then(done, (e) => done({ error: String(e) }));"#,
-            vec![],
+            })).then(done, (e) => done({ error: String(e) }));
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
     eprintln!("list opened: {open}");
@@ -2513,16 +2513,16 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
 
     // A burst of 100 progress events, as the engine's bridge would deliver them.
     let burst = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             const jobs = [...document.querySelectorAll('#seq-list .job')].slice(0, 100).map((r) => Number(r.dataset.job));
             window.__measure(async () => {
               const t0 = performance.now();
               jobs.forEach((id, k) => window.__mtpDispatch({ type: 'job_progress', job_id: id, photos_done: 1, photos_total: 3, bytes_done: 1000 + k, bytes_total: 3000 }));
               return { events: jobs.length, handled_ms: Math.round(performance.now() - t0) };
-            }).then(done, (e) => done({ error: String(e) }));"#,
-            vec![],
+            }).then(done, (e) => done({ error: String(e) }));
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
     eprintln!("burst: {burst}");
@@ -2539,9 +2539,8 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
     // Scroll down the cards shown as a quick mouse wheel does (120 px a frame, ~7,000 px/s),
     // then show every older page and jump to the end: the oldest sequence is there.
     let scroll = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             const main = document.getElementById('main');
             main.scrollTop = 0;
             window.__measure(() => new Promise((resolve) => {
@@ -2554,8 +2553,9 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
                 else requestAnimationFrame(step);
               };
               requestAnimationFrame(step);
-            })).then(done, (e) => done({ error: String(e) }));"#,
-            vec![],
+            })).then(done, (e) => done({ error: String(e) }));
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
     assert!(
@@ -2593,20 +2593,19 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
     }
     // The last page ends a frame after its last card: the button goes then.
     let gone = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             const t0 = performance.now();
             const look = () => { if (!document.getElementById('seq-more')) done(true); else if (performance.now() - t0 > 5000) done(false); else requestAnimationFrame(look); };
-            look();"#,
-            vec![],
+            look();
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
     assert_eq!(gone, true, "every sequence is shown: no more button");
     let last = app
-        .client
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
+        .run_in_page(
+            r#"return await new Promise((done) => {
             const main = document.getElementById('main');
             const to_end = () => { main.scrollTop = main.scrollHeight; };
             to_end();
@@ -2616,8 +2615,9 @@ async fn the_status_list_of_a_thousand_sequences_renders_takes_a_burst_of_progre
               const view = main.getBoundingClientRect();
               const list = document.getElementById('seq-list').getBoundingClientRect();
               done({ last_bottom: last.bottom, view_bottom: view.bottom, list_bottom: list.bottom, room: document.getElementById('seq-list').style.minHeight, name: document.querySelector('#seq-list .seq-card:last-child h2').textContent });
-            })); }, 300);"#,
-            vec![],
+            })); }, 300);
+            });"#,
+            Duration::from_secs(60),
         )
         .await?;
     let (bottom, view) = (
