@@ -643,6 +643,73 @@ async fn a_job_paused_for_three_days_refreshes_its_handles_without_sending_photo
     );
 }
 
+/// PROTOCOLS §2.6: unfinished uploads expire on the upload host. A job cut mid-photo and
+/// paused for three days finds that photo's offset back at 0 and sends it whole; the
+/// cluster holds every photo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_cut_mid_file_three_days_ago_is_sent_again_from_its_start() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 4, &walk(31));
+    let ids = story
+        .import(&folder, "Cut walk", &[Destination::Mapillary])
+        .await;
+    // The first photo POST is cut after 200 bytes; every later one is refused, so that
+    // one unfinished upload stays on the host.
+    let faults = story.sandbox().faults();
+    let cut = faults.reset_next("mapillary.upload", 1, 200);
+    let refusing = faults.error_rate("mapillary.upload", 1.0, 503);
+    let state = story.sandbox().state();
+    story.start_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        let partial = state
+            .mapillary_files()
+            .iter()
+            .any(|f| f.len > 0 && f.handle.is_none());
+        if partial && job.attempts >= 1 {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Pause)
+        .await
+        .unwrap();
+    story.app.kill_engine().await;
+    faults.remove(cut);
+    faults.remove(refusing);
+    let cut_key = state
+        .mapillary_files()
+        .into_iter()
+        .find(|f| f.len > 0 && f.handle.is_none())
+        .map(|f| f.key)
+        .unwrap();
+
+    state.advance_mapillary_clock(std::time::Duration::from_secs(3 * 24 * 3600));
+    resume_until_done(&story, &ids, job.id).await;
+    let clusters = state.mapillary_clusters();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].image_count, 4);
+    let whole = state.mapillary_file(&cut_key).unwrap();
+    assert!(whole.handle.is_some(), "{whole:?}");
+    let sent: Vec<u64> = story
+        .sandbox()
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.upload") && r.path.ends_with(&cut_key))
+        .map(|r| r.body_len)
+        .collect();
+    assert_eq!(
+        sent,
+        vec![whole.len],
+        "the expired photo went again from its first byte"
+    );
+}
+
 /// Uploads `photos` photos of `walk(seed)` to Mapillary and stops the job just before its
 /// `finish_upload` (refused until then): paused, with the engine stopped, so that nothing
 /// is in flight (a `finish_upload` already sent would race the clocks the tests move).

@@ -321,11 +321,11 @@ pub struct BboxQuery {
 ///
 /// | Reply | Kind |
 /// |---|---|
-/// | 429, or any 4xx/5xx with `debug_info.type == "RequestRateLimitedError"` (even `retriable:false`) | `Retry`, after JSON `backoff` ms, else `Retry-After`, else 10 s |
+/// | 429, or any 4xx/5xx with `debug_info.type == "RequestRateLimitedError"` (even `retriable:false`), or a Graph API `error.code` of an app or user rate limit (4, 17, 32, 613) | `Retry`, after JSON `backoff` ms, else `Retry-After`, else 10 s |
 /// | 412 with `retriable:true` (or type `OffsetInvalidError`) | `OffsetInvalid` |
-/// | 401, 403, or a 4xx with type `NotAuthorizedError` | `Auth` |
+/// | 401, 403, a 4xx with type `NotAuthorizedError`, or a Graph API 4xx with `error.code` 190 (invalid or expired OAuth token) or 102 (session) | `Auth` |
 /// | 5xx | `Retry` after `Retry-After` if present |
-/// | other 4xx with `debug_info.retriable:true` | `Retry` |
+/// | other 4xx with `debug_info.retriable:true`, or the Graph API's `error.is_transient:true` | `Retry` |
 /// | anything else (a non-JSON 4xx included) | `Permanent`, with the body when opaque |
 ///
 /// `debug_info` is read at the top level (upload host) or inside `error` (Graph), and the
@@ -353,7 +353,13 @@ pub fn classify_error(
         .and_then(|e| str_field(e.get("message")))
         .or_else(|| debug.and_then(|d| str_field(d.get("message"))))
         .or_else(|| json.as_ref().and_then(|j| str_field(j.get("error"))));
-    let retriable = debug.and_then(|d| flex_bool(d.get("retriable")));
+    let retriable = debug
+        .and_then(|d| flex_bool(d.get("retriable")))
+        .or_else(|| error.and_then(|e| flex_bool(e.get("is_transient"))));
+    // The Graph API's own codes (Facebook's): 190 and 102 are a token or session that is
+    // no longer valid, whatever the HTTP status; 4, 17, 32 and 613 are rate limits.
+    let graph_code = error.and_then(|e| flex_u64(e.get("code")));
+    let graph_says = |codes: &[u64]| graph_code.is_some_and(|c| codes.contains(&c));
     let backoff_ms = json
         .as_ref()
         .and_then(|j| flex_u64(j.get("backoff")))
@@ -363,7 +369,10 @@ pub fn classify_error(
     let code = status.as_u16();
     let is_type = |t: &str| error_type.as_deref() == Some(t);
 
-    let kind = if code == 429 || (code >= 400 && is_type("RequestRateLimitedError")) {
+    let kind = if code == 429
+        || (code >= 400 && is_type("RequestRateLimitedError"))
+        || (status.is_client_error() && graph_says(&[4, 17, 32, 613]))
+    {
         ErrorKind::Retry {
             after: backoff_ms
                 .map(Duration::from_millis)
@@ -374,7 +383,7 @@ pub fn classify_error(
         ErrorKind::OffsetInvalid
     } else if code == 401
         || code == 403
-        || (status.is_client_error() && is_type("NotAuthorizedError"))
+        || (status.is_client_error() && (is_type("NotAuthorizedError") || graph_says(&[190, 102])))
     {
         ErrorKind::Auth
     } else if status.is_server_error() {

@@ -123,6 +123,33 @@ fn mapillary_table_of_protocols_2_3() {
             mly(400, None, graph_400),
             ErrorKind::Permanent,
         ),
+        (
+            "Graph 400, code 190: the token is no longer valid",
+            mly(
+                400,
+                None,
+                r#"{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"x"}}"#,
+            ),
+            ErrorKind::Auth,
+        ),
+        (
+            "Graph 400, code 4: the app's rate limit",
+            mly(
+                400,
+                None,
+                r#"{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","is_transient":true,"code":4,"fbtrace_id":"x"}}"#,
+            ),
+            retry(Some(10)),
+        ),
+        (
+            "Graph 400, transient",
+            mly(
+                400,
+                None,
+                r#"{"error":{"message":"Please retry","type":"OAuthException","is_transient":true,"code":2,"fbtrace_id":"x"}}"#,
+            ),
+            retry(None),
+        ),
         ("500", mly(500, None, ""), retry(None)),
         (
             "502 HTML",

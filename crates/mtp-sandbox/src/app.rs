@@ -190,33 +190,39 @@ fn fault_response(
     let service = name.split('.').next().unwrap_or("");
     let mut resp = match service {
         "mapillary" => {
-            let body = if status == 412 {
-                json!({"debug_info": {"retriable": true, "type": "OffsetInvalidError",
-                    "message": "Request starting offset is invalid"}})
-            } else if status == 429 {
-                let mut b = json!({"debug_info": {"retriable": false, "type": "RequestRateLimitedError",
-                    "message": "Request rate limit has been exceeded"}});
-                if let Some(ms) = backoff_ms {
+            // The upload host answers in its `debug_info` shape (mapillary_tools reads
+            // `retriable`, `type` and `backoff` there); the Graph API in Facebook's
+            // `{"error":{"message","type","code"}}` shape, with no `debug_info`.
+            let upload_host = matches!(name, "mapillary.upload" | "mapillary.offset");
+            let body = if upload_host {
+                let (retriable, ty, message) = match status {
+                    412 => (true, "OffsetInvalidError", "Request starting offset is invalid".to_owned()),
+                    429 => (false, "RequestRateLimitedError", "Request rate limit has been exceeded".to_owned()),
+                    401 | 403 => (false, "NotAuthorizedError", format!("{reason} (sandbox fault)")),
+                    s if s >= 500 => (true, "InternalServerError", format!("{status} {reason} (sandbox fault)")),
+                    _ => (false, "InvalidRequestError", format!("{reason} (sandbox fault)")),
+                };
+                let mut b = json!({"debug_info": {"retriable": retriable, "type": ty, "message": message}});
+                if let Some(ms) = backoff_ms.filter(|_| status == 429) {
                     b["backoff"] = json!(ms);
                 }
                 b
+            } else if status == 429 {
+                json!({"error": {"message": "(#4) Application request limit reached",
+                    "type": "OAuthException", "is_transient": true, "code": 4,
+                    "fbtrace_id": crate::ids::base62(11)}})
             } else if status >= 500 {
-                json!({
-                    "error": {"message": "An unexpected error has occurred. Please retry your request later.",
-                              "type": "OAuthException", "is_transient": true, "code": 2},
-                    "debug_info": {"retriable": true, "type": "InternalServerError",
-                                   "message": format!("{status} {reason} (sandbox fault)")}
-                })
+                json!({"error": {"message": "An unexpected error has occurred. Please retry your request later.",
+                    "type": "OAuthException", "is_transient": true, "code": 2,
+                    "fbtrace_id": crate::ids::base62(11)}})
             } else {
-                let ty = if status == 401 || status == 403 {
-                    "NotAuthorizedError"
+                let (ty, code) = if status == 401 || status == 403 {
+                    ("OAuthException", 190)
                 } else {
-                    "InvalidRequestError"
+                    ("GraphMethodException", 100)
                 };
-                json!({
-                    "error": {"message": format!("{reason} (sandbox fault)"), "type": "OAuthException", "code": 100},
-                    "debug_info": {"retriable": false, "type": ty, "message": format!("{reason} (sandbox fault)")}
-                })
+                json!({"error": {"message": format!("{reason} (sandbox fault)"), "type": ty, "code": code,
+                    "fbtrace_id": crate::ids::base62(11)}})
             };
             json_response(code, &body)
         }

@@ -96,6 +96,8 @@ struct SavedUpload {
     blob: String,
     handle: Option<String>,
     handle_at: Option<u64>,
+    #[serde(default)]
+    received_at: Option<u64>,
     posts: u32,
 }
 
@@ -292,6 +294,7 @@ impl Persist {
                             data,
                             handle: u.handle,
                             handle_at: u.handle_at,
+                            received_at: u.received_at,
                             posts: u.posts,
                         },
                     );
@@ -402,6 +405,7 @@ impl Persist {
                     blob: name,
                     handle: f.handle.clone(),
                     handle_at: f.handle_at,
+                    received_at: f.received_at,
                     posts: f.posts,
                 });
             }

@@ -78,17 +78,35 @@ async fn error_rate_repeats_with_the_same_seed() {
 async fn rate_limits_in_each_service_format() {
     let sb = sandbox().await;
     sb.faults()
-        .apply_spec("mapillary.me:rate_limit=1,retry_after=2,backoff_ms=1500; mtpw.create:rate_limit=1,retry_after=3")
+        .apply_spec("mapillary.me:rate_limit=1,retry_after=2; mapillary.offset:rate_limit=1,backoff_ms=1500; mtpw.create:rate_limit=1,retry_after=3")
         .unwrap();
     let token = sb.issue_token(Service::Mapillary, 0);
+    // The Graph API in its own shape (Facebook's rate-limit code 4), no `debug_info`.
     let r = me(&sb, &token).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "2");
     let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 4);
+    assert_eq!(v["error"]["is_transient"], true);
+    assert!(v.get("debug_info").is_none(), "{v}");
+    assert_eq!(status_of(me(&sb, &token)).await, 200);
+    // The upload host in its `debug_info` shape, with mapillary_tools' `backoff`.
+    let offset = || {
+        client()
+            .get(format!(
+                "{}/mly_tools_x.jpg",
+                s(&sb.urls().mapillary_upload)
+            ))
+            .header("Authorization", format!("OAuth {token}"))
+    };
+    let r = offset().send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
     assert_eq!(v["backoff"], 1500);
     assert_eq!(v["debug_info"]["type"], "RequestRateLimitedError");
     assert_eq!(v["debug_info"]["retriable"], false);
-    assert_eq!(status_of(me(&sb, &token)).await, 200);
+    assert!(v.get("error").is_none(), "{v}");
+    assert_eq!(status_of(offset()).await, 200);
 
     let r = client()
         .post(format!(

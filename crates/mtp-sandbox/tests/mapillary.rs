@@ -414,10 +414,11 @@ async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let e: Value = r.json().await.unwrap();
-    assert_eq!(e["error"]["code"], 200);
+    // The upload host answers in its `debug_info` shape only.
     assert_eq!(e["debug_info"]["type"], "NotAuthorizedError");
+    assert!(e.get("error").is_none(), "{e}");
     assert!(
-        e["error"]["message"]
+        e["debug_info"]["message"]
             .as_str()
             .unwrap()
             .contains("upload permission")
@@ -432,6 +433,10 @@ async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
         let handle = upload_manifest(&sb, &full, &photos).await;
         let refused = finish(&sb, &read, &handle, "mly_bundle_manifest").await;
         assert_eq!(refused.status(), 403);
+        // `finish_upload` is the Graph API: its shape, no `debug_info`.
+        let e: Value = refused.json().await.unwrap();
+        assert_eq!(e["error"]["code"], 200);
+        assert!(e.get("debug_info").is_none(), "{e}");
         let ok = finish(&sb, &full, &handle, "mly_bundle_manifest").await;
         assert_eq!(ok.status(), 200, "scope {scope:?}");
     }
@@ -780,7 +785,7 @@ async fn cluster_moves_through_the_stages_then_reads_back() {
 }
 
 #[tokio::test]
-async fn finish_upload_validates_and_splits_at_1000() {
+async fn finish_upload_validates_manifests_and_publishes_as_mapillary_does() {
     let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
     let token = login(&sb).await;
     let photo = walk(1, 0).remove(0);
@@ -831,35 +836,7 @@ async fn finish_upload_validates_and_splits_at_1000() {
     );
     assert_eq!(finish(&sb, &token, &h, "tarball").await.status(), 400);
 
-    // 1001 references (the same image) become two sequences, 1000 + 1, in manifest order
-    // (the publishing quirks turned off: no split, nothing lost).
-    sb.state().mapillary_split_next_cluster(usize::MAX);
-    sb.state().mapillary_drop_from_next_cluster(0);
-    let handles = vec![h.clone(); 1001];
-    let manifest = json!({"image_handles": handles, "upload_type": "images", "version": "1"});
-    let mh = upload(
-        &sb,
-        &token,
-        "uuid_big.json",
-        manifest.to_string().as_bytes(),
-    )
-    .await;
-    let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
-    assert_eq!(r.status(), 200);
-    let cluster = r.json::<Value>().await.unwrap()["cluster_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let c = sb.state().mapillary_cluster(&cluster).unwrap();
-    assert_eq!(c.sequence_ids.len(), 2);
-    assert_eq!(c.status, "done");
-    let seqs = sb.state().mapillary_sequences();
-    let lens: Vec<usize> = c
-        .sequence_ids
-        .iter()
-        .map(|id| seqs.iter().find(|s| &s.id == id).unwrap().image_ids.len())
-        .collect();
-    assert_eq!(lens, [1000, 1]);
+    // Over 1000 images: refused (`a_manifest_over_the_sequence_caps_is_refused`).
 
     // Mapillary's own ways: a chunk split in two (418 → 361 + 57 was seen) and one photo in
     // four never published.
@@ -1279,4 +1256,67 @@ async fn mapillary_knobs_on_the_control_plane() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+/// PROTOCOLS §2.4: a sequence holds at most 1000 images and 6 G pixels (a photo without
+/// dimensions counting as 1024²). The emulator refuses a manifest over either, as the
+/// server is said to, instead of making a cluster of it.
+#[tokio::test]
+async fn a_manifest_over_the_sequence_caps_is_refused() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Mapillary, 0);
+    let small = walk(1, 0).remove(0);
+    let small_h = upload(
+        &sb,
+        &token,
+        &format!("mly_tools_{}.jpg", md5_hex(&small)),
+        &small,
+    )
+    .await;
+    // 48 MP: its SOF0 says 6000 × 8000.
+    let mut big = walk(1, 7).remove(0);
+    let sof = big.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    big[sof + 5..sof + 9].copy_from_slice(&[0x17, 0x70, 0x1F, 0x40]);
+    let big_h = upload(
+        &sb,
+        &token,
+        &format!("mly_tools_{}.jpg", md5_hex(&big)),
+        &big,
+    )
+    .await;
+
+    let manifest = |handle: &str, n: usize| {
+        json!({"image_handles": vec![handle; n], "upload_type": "images", "version": "1"})
+            .to_string()
+    };
+    for (handle, n, ok, words) in [
+        (&small_h, 1000, true, ""),
+        (
+            &small_h,
+            1001,
+            false,
+            "at most 1000 images; this one has 1001",
+        ),
+        (&big_h, 125, true, ""),
+        (&big_h, 126, false, "at most 6 G pixels"),
+    ] {
+        let text = manifest(handle, n);
+        let key = format!("uuid_{}.json", uuid::Uuid::new_v4().simple());
+        let mh = upload(&sb, &token, &key, text.as_bytes()).await;
+        let r = finish(&sb, &token, &mh, "mly_bundle_manifest").await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        if ok {
+            assert_eq!(status, 200, "{n}: {body}");
+        } else {
+            assert_eq!(status, 400, "{n}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains(words), "{message}");
+        }
+    }
+    assert_eq!(
+        sb.state().mapillary_clusters().len(),
+        2,
+        "only the two within the caps"
+    );
 }

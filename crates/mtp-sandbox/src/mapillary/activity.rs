@@ -71,7 +71,6 @@ pub(super) async fn graphql(
                 "(#10) Application does not have permission for this action",
                 "OAuthException",
                 10,
-                "NotAuthorizedError",
             );
         }
     }

@@ -147,7 +147,7 @@ pub(super) async fn finish_upload(
         Err(r) => return r,
     };
     if let Err(r) = super::may_upload(&app, &headers) {
-        return r;
+        return r.graph();
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -201,7 +201,6 @@ pub(super) async fn logging(headers: HeaderMap, body: Body) -> Response {
             "An access token is required to request this resource.",
             "OAuthException",
             104,
-            "NotAuthorizedError",
         );
     }
     json_response(StatusCode::OK, &json!({}))
@@ -285,7 +284,6 @@ pub(super) async fn node(
         ),
         "GraphMethodException",
         100,
-        "InvalidRequestError",
     )
 }
 
@@ -310,7 +308,6 @@ pub(super) async fn cluster(
             &format!("Cluster {cluster_id} not found"),
             "GraphMethodException",
             100,
-            "InvalidRequestError",
         );
     };
     let (stages, status) = cluster_stages(&app, c);

@@ -79,23 +79,41 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
 }
 
-/// A Graph API error: `{"error":{"message","type","code",…}}`. The body also carries the
-/// upload host's `debug_info` shape so that either parser finds the message.
-pub(crate) fn graph_error(
-    status: StatusCode,
-    message: &str,
-    kind: &str,
-    code: u32,
-    debug_type: &str,
-) -> Response {
+/// A Graph API error, in the Graph API's own shape: `{"error":{"message","type","code",
+/// "fbtrace_id"}}` (mapillary_tools reads `error.message` from the Graph API and `debug_info`
+/// only from the upload host, which answers as [`Refusal::upload_host`] does).
+pub(crate) fn graph_error(status: StatusCode, message: &str, kind: &str, code: u32) -> Response {
     json_response(
         status,
         &json!({
             "error": {"message": message, "type": kind, "code": code,
                       "fbtrace_id": crate::ids::base62(11)},
-            "debug_info": {"retriable": false, "type": debug_type, "message": message},
         }),
     )
+}
+
+/// A refused token, answered by the Graph API or by the upload host, each in its shape.
+pub(crate) struct Refusal {
+    status: StatusCode,
+    message: &'static str,
+    code: u32,
+}
+
+impl Refusal {
+    /// As the Graph API answers: an `OAuthException` with its code.
+    pub(crate) fn graph(self) -> Response {
+        graph_error(self.status, self.message, "OAuthException", self.code)
+    }
+
+    /// As the upload host answers: `{"debug_info":{"retriable":false,"type":
+    /// "NotAuthorizedError","message"}}`.
+    pub(crate) fn upload_host(self) -> Response {
+        json_response(
+            self.status,
+            &json!({"debug_info": {"retriable": false, "type": "NotAuthorizedError",
+                                   "message": self.message}}),
+        )
+    }
 }
 
 /// A 400 for bad parameters.
@@ -105,7 +123,6 @@ pub(crate) fn bad_request(message: &str) -> Response {
         message,
         "GraphMethodException",
         100,
-        "InvalidRequestError",
     )
 }
 
@@ -139,82 +156,80 @@ pub(crate) fn requested_scopes(scope: Option<&str>) -> Result<Vec<String>, Strin
 
 /// Refuses a token that lacks `upload` (the upload host's POST and `finish_upload`), as the
 /// service does: the token itself is fine (`/me` answers), its permission is not.
-pub(crate) fn may_upload(app: &AppRef, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn may_upload(app: &AppRef, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(token) = auth_credential(headers, &["OAuth", "Bearer"]) else {
         return Ok(());
     };
     let st = lock(&app.mly);
     match st.grants.get(token) {
-        Some(scopes) if !scopes.iter().any(|s| s == "upload") => Err(graph_error(
-            StatusCode::FORBIDDEN,
-            "(#200) Permission denied: this access token was not granted the upload permission",
-            "OAuthException",
-            200,
-            "NotAuthorizedError",
-        )),
+        Some(scopes) if !scopes.iter().any(|s| s == "upload") => Err(Refusal {
+            status: StatusCode::FORBIDDEN,
+            message: "(#200) Permission denied: this access token was not granted the upload permission",
+            code: 200,
+        }),
         _ => Ok(()),
     }
 }
 
-/// The user behind `Authorization: OAuth <token>` (or `Bearer`, or `?access_token=`).
+const EXPIRED: &str = "Error validating access token: Session has expired.";
+
+/// The user behind `Authorization: OAuth <token>` (or `Bearer`, or `?access_token=`), for
+/// the Graph API.
 pub(crate) fn user(
     app: &AppRef,
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<usize, Response> {
+    token_user(app, headers, query_token).map_err(Refusal::graph)
+}
+
+/// The user behind a token, or why the token is refused.
+pub(crate) fn token_user(
+    app: &AppRef,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<usize, Refusal> {
     let Some(token) = auth_credential(headers, &["OAuth", "Bearer"]).or(query_token) else {
-        return Err(graph_error(
-            StatusCode::UNAUTHORIZED,
-            "An active access token must be used to query information about the current user.",
-            "OAuthException",
-            2500,
-            "NotAuthorizedError",
-        ));
+        return Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: "An active access token must be used to query information about the current user.",
+            code: 2500,
+        });
     };
     {
         let st = lock(&app.mly);
         if st.revoked.contains(token) {
-            return Err(revoked_token());
+            return Err(REVOKED);
         }
         if st.expired.contains(token) {
-            return Err(graph_error(
-                StatusCode::UNAUTHORIZED,
-                "Error validating access token: Session has expired.",
-                "OAuthException",
-                190,
-                "NotAuthorizedError",
-            ));
+            return Err(Refusal {
+                status: StatusCode::UNAUTHORIZED,
+                message: EXPIRED,
+                code: 190,
+            });
         }
     }
     match lock(&app.auth).check(&app.faults, Service::Mapillary, token) {
         TokenCheck::Valid(t) if t.kind == crate::auth::TokenKind::Access => Ok(t.user),
-        TokenCheck::Expired => Err(graph_error(
-            StatusCode::UNAUTHORIZED,
-            "Error validating access token: Session has expired.",
-            "OAuthException",
-            190,
-            "NotAuthorizedError",
-        )),
-        TokenCheck::Valid(_) | TokenCheck::Unknown => Err(graph_error(
-            StatusCode::UNAUTHORIZED,
-            "Invalid OAuth access token - Cannot parse access token",
-            "OAuthException",
-            190,
-            "NotAuthorizedError",
-        )),
+        TokenCheck::Expired => Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: EXPIRED,
+            code: 190,
+        }),
+        TokenCheck::Valid(_) | TokenCheck::Unknown => Err(Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: "Invalid OAuth access token - Cannot parse access token",
+            code: 190,
+        }),
     }
 }
 
 /// A token that a refresh replaced (the strict service revokes the old one at once).
-pub(crate) fn revoked_token() -> Response {
-    graph_error(
-        StatusCode::UNAUTHORIZED,
-        "Error validating access token: The session has been invalidated because a newer access token was issued.",
-        "OAuthException",
-        190,
-        "NotAuthorizedError",
-    )
-}
+const REVOKED: Refusal = Refusal {
+    status: StatusCode::UNAUTHORIZED,
+    message: "Error validating access token: The session has been invalidated because a newer access token was issued.",
+    code: 190,
+};
 
 impl crate::SandboxState {
     /// Makes one Mapillary access token expire now (its refresh token still works), unlike

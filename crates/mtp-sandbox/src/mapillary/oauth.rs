@@ -195,13 +195,7 @@ pub(super) async fn decision(
 }
 
 fn oauth_error(status: StatusCode, message: &str, code: u32) -> Response {
-    graph_error(
-        status,
-        message,
-        "OAuthException",
-        code,
-        "NotAuthorizedError",
-    )
+    graph_error(status, message, "OAuthException", code)
 }
 
 /// `POST {graph}/token`: form, JSON or query parameters; `Authorization: OAuth <client secret>`.

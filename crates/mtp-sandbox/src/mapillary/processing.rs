@@ -27,7 +27,11 @@ pub(crate) const STAGES: [&str; 4] = [
 ];
 
 /// Images per sequence (mapillary_tools ≥ 0.13 and, reportedly, the server).
-pub(crate) const MAX_SEQUENCE_IMAGES: usize = 1000;
+const MAX_SEQUENCE_IMAGES: usize = 1000;
+/// Bytes per sequence: 110 GiB (PROTOCOLS §2.4).
+const MAX_SEQUENCE_BYTES: u64 = 110 * 1024 * 1024 * 1024;
+/// Pixels per sequence: 6 G, an image without dimensions counting as 1024² (PROTOCOLS §2.4).
+const MAX_SEQUENCE_PIXELS: u64 = 6_000_000_000;
 
 /// The one organization the sandbox accounts belong to.
 pub(crate) const ORGANIZATION_ID: &str = "200000000000001";
@@ -76,6 +80,9 @@ pub(crate) struct UploadFile {
     pub handle: Option<String>,
     /// When the handle was issued, in unix ms on the sandbox clock ([`MlyState::now`]).
     pub handle_at: Option<u64>,
+    /// When its last bytes arrived, in unix ms on the sandbox clock: an unfinished upload
+    /// (bytes, no handle) expires as handles do (PROTOCOLS §2.6).
+    pub received_at: Option<u64>,
     pub posts: u32,
 }
 
@@ -224,8 +231,25 @@ impl MlyState {
             data: Vec::new(),
             handle: None,
             handle_at: None,
+            received_at: None,
             posts: 0,
         })
+    }
+
+    /// Forgets the bytes of an unfinished upload (no handle yet) whose last bytes came
+    /// longer ago than the handle lifetime, as the upload host lets unfinished uploads
+    /// expire: its offset reads 0 again and the whole file must be sent.
+    pub fn expire_unfinished(&mut self, user: usize, key: &str) {
+        let max = clock::ms(self.handle_max_age.unwrap_or(HANDLE_MAX_AGE));
+        let now = self.now();
+        if let Some(f) = self.files.get_mut(&(user, key.to_owned()))
+            && f.handle.is_none()
+            && f.received_at.is_some_and(|at| now.saturating_sub(at) > max)
+        {
+            tracing::debug!(key, bytes = f.data.len(), "unfinished upload expired");
+            f.data = Vec::new();
+            f.received_at = None;
+        }
     }
 
     fn by_handle(&self, user: usize, handle: &str) -> Option<&UploadFile> {
@@ -302,6 +326,9 @@ impl MlyState {
                 )));
             }
         };
+        if let Some(items) = &items {
+            within_sequence_limits(items)?;
+        }
         if let Some(org) = &organization_id
             && org != ORGANIZATION_ID
         {
@@ -391,8 +418,7 @@ impl MlyState {
                 cluster.unpublished = dropped.iter().filter(|d| **d).count();
                 let mut groups: Vec<Vec<(String, Bytes, PhotoMeta)>> = Vec::new();
                 for (i, (key, bytes, meta)) in kept.into_iter().enumerate() {
-                    let new_group = groups.last().is_none_or(|g| g.len() >= MAX_SEQUENCE_IMAGES)
-                        || split_at == Some(i);
+                    let new_group = groups.is_empty() || split_at == Some(i);
                     if new_group {
                         groups.push(Vec::new());
                     }
@@ -591,6 +617,36 @@ fn parse_manifest(data: &[u8]) -> Result<(Vec<String>, bool), FinishError> {
 
 /// A mapillary_tools zip: entries `0.jpg…` (read in numeric order), comment
 /// `{"sequence_md5sum":"…"}` required.
+/// Refuses a sequence over the caps mapillary_tools splits at, which are said to mirror
+/// the server's (PROTOCOLS §2.4): a client that does not split is told so, not served.
+fn within_sequence_limits(items: &[(String, Bytes)]) -> Result<(), FinishError> {
+    if items.len() > MAX_SEQUENCE_IMAGES {
+        return Err(FinishError(format!(
+            "(#100) Invalid parameter: a sequence holds at most {MAX_SEQUENCE_IMAGES} images; this one has {}",
+            items.len()
+        )));
+    }
+    let bytes: u64 = items.iter().map(|(_, b)| b.len() as u64).sum();
+    if bytes > MAX_SEQUENCE_BYTES {
+        return Err(FinishError(format!(
+            "(#100) Invalid parameter: a sequence holds at most 110 GiB; this one has {bytes} bytes"
+        )));
+    }
+    let pixels: u64 = items
+        .iter()
+        .map(|(_, b)| {
+            let meta = photo::read_meta(b);
+            u64::from(meta.width.unwrap_or(1024)) * u64::from(meta.height.unwrap_or(1024))
+        })
+        .sum();
+    if pixels > MAX_SEQUENCE_PIXELS {
+        return Err(FinishError(format!(
+            "(#100) Invalid parameter: a sequence holds at most 6 G pixels; this one has {pixels}"
+        )));
+    }
+    Ok(())
+}
+
 fn parse_zip(key: &str, data: &[u8]) -> Result<Vec<(String, Bytes)>, FinishError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(data))
         .map_err(|e| FinishError(format!("Invalid zip file: {e}")))?;

@@ -179,7 +179,6 @@ pub(super) async fn images(
             HEAVY_QUERY,
             "OAuthException",
             1,
-            "InternalServerError",
         );
     }
 

@@ -37,14 +37,15 @@ pub(super) async fn offset(
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Response {
-    let user = match super::user(&app, &headers, None) {
+    let user = match super::token_user(&app, &headers, None) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.upload_host(),
     };
-    let len = lock(&app.mly)
-        .files
-        .get(&(user, key))
-        .map_or(0, |f| f.data.len());
+    let len = {
+        let mut st = lock(&app.mly);
+        st.expire_unfinished(user, &key);
+        st.files.get(&(user, key)).map_or(0, |f| f.data.len())
+    };
     json_response(StatusCode::OK, &json!({"offset": len}))
 }
 
@@ -54,12 +55,12 @@ pub(super) async fn upload(
     Path(key): Path<String>,
     body: Body,
 ) -> Response {
-    let user = match super::user(&app, &headers, None) {
+    let user = match super::token_user(&app, &headers, None) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(refusal) => return refusal.upload_host(),
     };
-    if let Err(resp) = super::may_upload(&app, &headers) {
-        return resp;
+    if let Err(refusal) = super::may_upload(&app, &headers) {
+        return refusal.upload_host();
     }
     let Some(offset) = headers
         .get("offset")
@@ -92,10 +93,13 @@ pub(super) async fn upload(
             );
         }
     }
-    let current = lock(&app.mly)
-        .files
-        .get(&(user, key.clone()))
-        .map_or(0, |f| f.data.len() as u64);
+    let current = {
+        let mut st = lock(&app.mly);
+        st.expire_unfinished(user, &key);
+        st.files
+            .get(&(user, key.clone()))
+            .map_or(0, |f| f.data.len() as u64)
+    };
     if current != offset {
         return offset_invalid();
     }
@@ -120,12 +124,14 @@ pub(super) async fn upload(
             continue;
         }
         let mut st = lock(&app.mly);
+        let now = st.now();
         let f = st.file_mut(user, &key);
         if f.data.len() as u64 != pos {
             // Another request for the same key wrote in between.
             return offset_invalid();
         }
         f.data.extend_from_slice(&chunk);
+        f.received_at = Some(now);
         if !counted {
             f.posts += 1;
             counted = true;
