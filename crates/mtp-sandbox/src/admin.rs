@@ -7,7 +7,7 @@
 //! | `GET /sandbox/state` | everything the emulators hold (JSON; file bytes left out) |
 //! | `GET /sandbox/faults`, `POST /sandbox/faults` (body = spec), `DELETE /sandbox/faults` | fault rules |
 //! | `POST /sandbox/tokens?service=mapillary&user=0` | an access token as if the OAuth flow had run |
-//! | `POST /sandbox/mapillary` (JSON) | Mapillary knobs: `graphql_refuses_user_tokens`, `fail_next_cluster` `{stage, error_code}`, `add_activity`, `split_next_cluster`, `drop_from_next_cluster`, `advance_clock_seconds`, `handle_max_age_seconds` |
+//! | `POST /sandbox/mapillary` (JSON) | Mapillary knobs: `graphql_refuses_user_tokens`, `fail_next_cluster` `{stage, error_code}`, `add_activity`, `split_next_cluster`, `drop_from_next_cluster`, `advance_clock_seconds`, `handle_max_age_seconds`, `graph_requests_per_minute` |
 //! | `GET /sandbox/mtpw_import`, `PUT /sandbox/mtpw_import?mode=v3_unreachable\|v3_refuses\|fixed` | how Map the Paths Web's import answers a Mapillary link |
 
 use std::collections::HashMap;

@@ -144,6 +144,12 @@ async fn fault_layer(
         req = req.map(|body| crate::body::over_link(body, link));
     }
     let Some(action) = decision.action else {
+        if mapillary::counts_against_rate_limit(name) && !lock(&app.mly).take_graph_request() {
+            if let Some(c) = &ctx {
+                c.set_fault("over the app's rate limit".to_owned());
+            }
+            return mapillary::rate_limited();
+        }
         return next.run(req).await;
     };
     let label = match &action {

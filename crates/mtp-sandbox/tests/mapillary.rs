@@ -1320,3 +1320,24 @@ async fn a_manifest_over_the_sequence_caps_is_refused() {
         "only the two within the caps"
     );
 }
+
+/// PROTOCOLS §6: the Graph API limits each app's requests a minute (50,000 by default; the
+/// knob lowers it). Over it: 429 with the Graph API's "(#4) Application request limit
+/// reached", until a minute has passed. The upload host does not count.
+#[tokio::test]
+async fn the_graph_api_rate_limits_the_app_per_minute() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Mapillary, 0);
+    sb.state().set_mapillary_rate_limit(3);
+    for _ in 0..3 {
+        assert_eq!(graph_get(&sb, &token, "/me?fields=id").await.status(), 200);
+    }
+    // The upload host is not the Graph API.
+    assert_eq!(offset(&sb, &token, "mly_tools_x.jpg").await, 0);
+    let r = graph_get(&sb, &token, "/me?fields=id").await;
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], 4, "{e}");
+    sb.state().advance_mapillary_clock(Duration::from_secs(60));
+    assert_eq!(graph_get(&sb, &token, "/me?fields=id").await.status(), 200);
+}

@@ -329,6 +329,13 @@ impl crate::SandboxState {
         lock(&self.app.mly).clock_offset += by;
     }
 
+    /// Knob: how many Graph API requests the app may make a minute (default 50,000, as
+    /// Mapillary's docs say); over it, 429 until a minute has passed since the first
+    /// request counted (on the sandbox clock).
+    pub fn set_mapillary_rate_limit(&self, per_minute: u32) {
+        lock(&self.app.mly).graph_rate_limit = Some(per_minute);
+    }
+
     /// How long Mapillary upload handles stay valid (default 2 days).
     pub fn set_mapillary_handle_max_age(&self, age: std::time::Duration) {
         lock(&self.app.mly).handle_max_age = Some(age);
@@ -386,6 +393,7 @@ pub(crate) struct Knobs {
     drop_from_next_cluster: Option<usize>,
     advance_clock_seconds: Option<u64>,
     handle_max_age_seconds: Option<u64>,
+    graph_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -423,6 +431,9 @@ pub(crate) async fn knobs(State(app): State<AppRef>, body: axum::body::Body) -> 
     }
     if let Some(s) = k.handle_max_age_seconds {
         state.set_mapillary_handle_max_age(std::time::Duration::from_secs(s));
+    }
+    if let Some(n) = k.graph_requests_per_minute {
+        state.set_mapillary_rate_limit(n);
     }
     json_response(StatusCode::OK, &json!({"ok": true}))
 }

@@ -92,6 +92,34 @@ pub(crate) fn graph_error(status: StatusCode, message: &str, kind: &str, code: u
     )
 }
 
+/// Whether a request to this endpoint counts against the app's Graph API rate limit: the
+/// Graph API's calls, not the upload host, the sign-in pages or the image files.
+pub(crate) fn counts_against_rate_limit(endpoint: &str) -> bool {
+    matches!(
+        endpoint,
+        "mapillary.token"
+            | "mapillary.me"
+            | "mapillary.node"
+            | "mapillary.images"
+            | "mapillary.image_ids"
+            | "mapillary.finish_upload"
+            | "mapillary.logging"
+            | "mapillary.cluster"
+            | "mapillary.graphql"
+    )
+}
+
+/// Over the app's Graph API rate limit: HTTP 429 (the docs say to back off on it) with the
+/// Graph API's "application request limit" error.
+pub(crate) fn rate_limited() -> Response {
+    graph_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "(#4) Application request limit reached",
+        "OAuthException",
+        4,
+    )
+}
+
 /// A refused token, answered by the Graph API or by the upload host, each in its shape.
 pub(crate) struct Refusal {
     status: StatusCode,

@@ -195,6 +195,29 @@ pub(crate) struct MlyState {
     pub extra_activity: Vec<ExtraActivity>,
     /// Access tokens made to expire early ([`crate::SandboxState::expire_mapillary_token`]).
     pub expired: HashSet<String>,
+    /// Graph API requests allowed a minute (the app's limit); `None` =
+    /// [`GRAPH_REQUESTS_PER_MINUTE`].
+    #[serde(skip)]
+    pub graph_rate_limit: Option<u32>,
+    /// When the minute being counted began (unix ms, sandbox clock), and its requests so far.
+    #[serde(skip)]
+    pub graph_window: (u64, u32),
+}
+
+/// Graph API requests an app may make a minute (PROTOCOLS §6: 50,000; older observations
+/// said 60,000).
+pub(crate) const GRAPH_REQUESTS_PER_MINUTE: u32 = 50_000;
+
+impl MlyState {
+    /// Counts one Graph API request against the app's limit; `false` when it is over.
+    pub fn take_graph_request(&mut self) -> bool {
+        let now = self.now();
+        if now.saturating_sub(self.graph_window.0) >= 60_000 {
+            self.graph_window = (now, 0);
+        }
+        self.graph_window.1 = self.graph_window.1.saturating_add(1);
+        self.graph_window.1 <= self.graph_rate_limit.unwrap_or(GRAPH_REQUESTS_PER_MINUTE)
+    }
 }
 
 /// Why a `finish_upload` is refused (HTTP 400 with this message).
