@@ -149,6 +149,32 @@ async fn dropping_a_folder_shows_the_track_and_saves_the_sequence() -> Result<()
         Duration::from_secs(30),
     )
     .await?;
+
+    // A folder without a photo says so in its own words.
+    let notes = photos.path().join("Notes only");
+    std::fs::create_dir_all(&notes)?;
+    std::fs::write(notes.join("notes.txt"), "Walk on Sunday\n")?;
+    drop_paths(&app, &[&notes]).await?;
+    let why = app
+        .wait_for_text(
+            "#nothing-to-upload",
+            "This folder holds no photos",
+            Duration::from_secs(30),
+        )
+        .await?;
+    assert!(why.contains("its only file is a document"), "{why}");
+    let left_out = app
+        .client
+        .find(fantoccini::Locator::Css("#left-out"))
+        .await?
+        .text()
+        .await?;
+    assert!(left_out.contains("No photo to leave out"), "{left_out}");
+    assert!(
+        !left_out.contains("every photo is in a sequence"),
+        "{left_out}"
+    );
+    app.screenshot("07-import-no-photos").await?;
     app.quit().await
 }
 

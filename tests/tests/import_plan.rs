@@ -197,3 +197,42 @@ async fn left_out_files_are_grouped_with_relative_paths_and_gui_actions() {
     assert!(view.left_out_groups.is_empty() && view.not_photos.is_empty());
     assert_eq!(view.files_seen, 3);
 }
+
+/// A folder that makes no sequence says which of three things it is: empty, no photos at
+/// all (only documents and sidecars), or photos that were all left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_with_nothing_to_upload_says_why() {
+    let story = Story::start().await;
+    let why = |name: &str| {
+        let folder = story.dir.path().join(name);
+        let app = story.app.clone();
+        async move {
+            app.prepare_folder(&folder, PrepareOptions::default())
+                .await
+                .unwrap()
+                .nothing_to_upload
+        }
+    };
+    let empty = story.dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("sub")).unwrap();
+    let docs = story.dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("notes.txt"), "notes\n").unwrap();
+    std::fs::write(docs.join("README.md"), "# Walks\n").unwrap();
+    let broken = story.dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(broken.join("a.jpg"), "not a photo\n").unwrap();
+    let walk = story.dir.path().join("walk");
+    write_track_folder(&walk, 3, &TrackSpec::default()).unwrap();
+
+    let e = why("empty").await.unwrap();
+    assert!(e.starts_with("This folder holds no files"), "{e}");
+    let d = why("docs").await.unwrap();
+    assert!(
+        d.starts_with("This folder holds no photos: its 2 files are documents"),
+        "{d}"
+    );
+    let b = why("broken").await.unwrap();
+    assert!(b.contains("see why under Left out"), "{b}");
+    assert_eq!(why("walk").await, None);
+}

@@ -164,6 +164,8 @@ export interface PreparedImport {
   already_saved: { sequence_id: number; name: string; folder: string | null; photos: number }[];
   gpx: string | null;
   gpx_placed: number;
+  /** Why nothing of this folder can be uploaded; null when it makes a sequence. */
+  nothing_to_upload: string | null;
 }
 
 export interface SequenceChoice {

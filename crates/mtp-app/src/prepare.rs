@@ -137,6 +137,9 @@ pub struct PreparedImport {
     /// The GPX track used, if any, and how many photos it placed.
     pub gpx: Option<String>,
     pub gpx_placed: usize,
+    /// Why nothing of this folder can be uploaded (no file, no photo, or every photo left
+    /// out), for the window and `mtp prepare`; `None` when it makes a sequence.
+    pub nothing_to_upload: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -606,7 +609,7 @@ fn prepare_blocking(
         .collect();
     let gpx_placed = sequences.iter().map(|s| s.from_gpx).sum();
     let warnings = folder_warnings(&sequences);
-    let left_out = plan
+    let left_out: Vec<LeftOut> = plan
         .dropped
         .iter()
         .map(|d| LeftOut {
@@ -633,6 +636,7 @@ fn prepare_blocking(
         .file_name()
         .map(|n| n.to_string_lossy().replace(['_', '-'], " "))
         .unwrap_or_else(|| "My sequence".into());
+    let nothing_to_upload = nothing_to_upload(sequences.len(), left_out.len(), not_photos.len());
     let view = PreparedImport {
         token: uuid::Uuid::new_v4().to_string(),
         folder: folder.to_string_lossy().into_owned(),
@@ -652,6 +656,7 @@ fn prepare_blocking(
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         gpx_placed,
+        nothing_to_upload,
     };
     let prepared = Prepared {
         folder: view.folder.clone(),
@@ -663,6 +668,28 @@ fn prepare_blocking(
         fingerprint,
     };
     Ok((view, prepared))
+}
+
+/// Why nothing of a folder can be uploaded, from what it holds; `None` when it makes at
+/// least one sequence.
+fn nothing_to_upload(sequences: usize, left_out: usize, not_photos: usize) -> Option<String> {
+    if sequences > 0 {
+        return None;
+    }
+    Some(if left_out == 0 && not_photos == 0 {
+        "This folder holds no files, in it or in its sub-folders: choose the folder that holds your photos.".to_string()
+    } else if left_out == 0 {
+        let what = if not_photos == 1 {
+            "its only file is a document, a video or a sidecar file".to_string()
+        } else {
+            format!("its {not_photos} files are documents, videos or sidecar files")
+        };
+        format!(
+            "This folder holds no photos: {what} (listed under \"Not photos, ignored\"). Choose the folder that holds your photos."
+        )
+    } else {
+        "No photo of this folder can be uploaded yet: see why under Left out, fix it and read the folder again.".to_string()
+    })
 }
 
 /// Identifies a folder's content: the photos' relative paths and sizes, and what was rejected.

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use mtp_app::App;
-use mtp_app::prepare::{PrepareOptions, SaveImport};
+use mtp_app::prepare::{PrepareOptions, SaveImport, plural};
 use mtp_app::sequences::iso;
 use mtp_core::Destination;
 use mtp_core::store::SequenceMeta;
@@ -112,13 +112,15 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
     } else {
         let s = &view.summary;
         println!(
-            "Read {} files in {} ({} sidecar files ignored)",
-            view.files_seen, view.folder, view.ignored
+            "Read {} in {} ({} ignored)",
+            plural(view.files_seen, "file", "files"),
+            view.folder,
+            plural(view.ignored, "sidecar file", "sidecar files")
         );
         println!(
-            "{} sequence(s), {} photos kept, {} left out",
-            view.sequences.len(),
-            s.kept,
+            "{}, {} kept, {} left out",
+            plural(view.sequences.len(), "sequence", "sequences"),
+            plural(s.kept, "photo", "photos"),
             view.left_out.len()
         );
         for seq in &view.sequences {
@@ -180,11 +182,8 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if view.sequences.is_empty() {
-        eprintln!(
-            "No photo in {} can be uploaded (see the reasons above).",
-            view.folder
-        );
+    Ok(if let Some(why) = &view.nothing_to_upload {
+        eprintln!("{why}");
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

@@ -415,7 +415,8 @@ function showPlan(p: PreparedImport): void {
     "section",
     { class: "left-out", id: "left-out" },
     h("h2", {}, `Left out (${leftOutCount})`),
-    leftOutCount === 0 ? h("p", { class: "muted" }, "Nothing: every photo is in a sequence.") : null,
+    leftOutCount === 0 && p.sequences.length > 0 ? h("p", { class: "muted" }, "Nothing: every photo is in a sequence.") : null,
+    leftOutCount === 0 && p.sequences.length === 0 ? h("p", { class: "muted" }, "No photo to leave out.") : null,
     ...groups,
     p.not_photos.length
       ? h(
@@ -428,12 +429,15 @@ function showPlan(p: PreparedImport): void {
       : null,
   );
   const rescue = gpxRescue(p);
-  const form = p.sequences.length > 0 ? saveForm(p, choices) : h("div", { class: "fatal" }, "No photo of this folder can be uploaded yet: see why under Left out.");
+  const form = p.sequences.length > 0 ? saveForm(p, choices) : h("div", { class: "fatal", id: "nothing-to-upload" }, p.nothing_to_upload ?? "No photo of this folder can be uploaded yet: see why under Left out.");
   root.append(
     header,
     stats,
     ...[warnings, already, alreadySaved].filter((x): x is HTMLDivElement => x !== null),
-    h("div", { class: "plan-body" }, h("div", { class: "plan-left" }, ...(rescue ? [rescue] : []), p.sequences.length > 0 ? mapEl : null, p.sequences.length > 0 ? existingBar(() => ({ track: map, cards })) : null, seqList, leftOut), form),
+    p.sequences.length > 0
+      ? h("div", { class: "plan-body" }, h("div", { class: "plan-left" }, ...(rescue ? [rescue] : []), mapEl, existingBar(() => ({ track: map, cards })), seqList, leftOut), form)
+      : // Nothing to describe or send: why first, then what the folder held, full width.
+        h("div", { class: "plan-body plan-nothing" }, form, ...(rescue ? [rescue] : []), leftOut),
   );
   map = p.sequences.length > 0 ? drawTrack(mapEl, p.sequences, p.left_out) : null;
 }
