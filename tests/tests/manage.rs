@@ -320,7 +320,8 @@ async fn renaming_sets_the_panoramax_title_and_says_what_the_others_cannot() {
         .await
         .unwrap_err();
     assert!(
-        e.message.contains("pick one from the list"),
+        e.message
+            .contains("The types are (any case): Bicycle, Walk,"),
         "{}",
         e.message
     );

@@ -465,8 +465,13 @@ pub(crate) fn checked_meta(mut meta: SequenceMeta) -> AppResult<SequenceMeta> {
         if t.trim().is_empty() {
             meta.transport_type = None;
         } else if mtp_core::transport::lookup(t).is_none() {
+            let names: Vec<&str> = mtp_core::transport::all()
+                .iter()
+                .map(|t| t.name.as_ref())
+                .collect();
             return Err(AppError::invalid(format!(
-                "{t:?} is not a Map the Paths transport type: pick one from the list."
+                "{t:?} is not a Map the Paths transport type. The types are (any case): {}.",
+                names.join(", ")
             )));
         }
     }

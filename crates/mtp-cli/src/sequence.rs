@@ -24,7 +24,8 @@ pub enum SequenceCommand {
         name: Option<String>,
         #[arg(long)]
         description: Option<String>,
-        /// A Map the Paths transport type (`mtp prepare --help` lists them), or "" for none.
+        /// A Map the Paths transport type (Walk, Bicycle, Car, …; a name it does not know is
+        /// answered with the whole list), or "" for none.
         #[arg(long)]
         transport: Option<String>,
         /// Comma-separated; replaces the tags.

@@ -79,12 +79,29 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
             saved.sequence_ids
         }
     };
-    for skipped in app.queue_upload(&ids, &args.to).await? {
-        eprintln!("skipped: {skipped}");
+    let skipped = app.queue_upload(&ids, &args.to).await?;
+    for s in &skipped {
+        eprintln!("skipped: {s}");
+    }
+    if !skipped.is_empty() && args.to.contains(&Destination::Mtpw) && args.transport.is_none() {
+        if args.target.parse::<i64>().is_ok() {
+            eprintln!(
+                "hint: give the sequence a transport type with `mtp sequence edit {} --transport Walk` (or Bicycle, Car, …), then upload again",
+                args.target
+            );
+        } else {
+            eprintln!(
+                "hint: give the folder's transport type with --transport Walk (or Bicycle, Car, …)"
+            );
+        }
     }
     if args.no_wait {
         eprintln!("Queued. Watch it with `mtp status` or in the desktop app.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(if skipped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
     app.start_engine()?;
     let progress = tokio::spawn(show_progress(app.clone(), ids.clone()));
@@ -97,7 +114,12 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         eprintln!();
     }
     result?;
-    let mut code = ExitCode::SUCCESS;
+    // A destination asked for and not queued is not done either.
+    let mut code = if skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
     for id in ids {
         let s = app.sequence(id).await?;
         print_sequence(&s);
