@@ -159,24 +159,102 @@ pub(crate) fn read_meta(bytes: &[u8]) -> PhotoMeta {
     meta
 }
 
-/// Mapillary reads the `ImageDescription` JSON that mapillary_tools writes, falling back to
-/// the plain EXIF when it is missing or not JSON.
-pub(crate) fn read_mapillary_meta(bytes: &[u8]) -> PhotoMeta {
-    let mut meta = read_meta(bytes);
-    let Some(exif) = read_exif(bytes) else {
-        return meta;
-    };
-    let Some(desc) = exif
+/// The EXIF `ImageDescription` text of a JPEG, if it has one.
+fn image_description(bytes: &[u8]) -> Option<String> {
+    read_exif(bytes)?
         .get_field(Tag::ImageDescription, In::PRIMARY)
         .and_then(|f| match &f.value {
             Value::Ascii(v) => v.first().map(|s| String::from_utf8_lossy(s).into_owned()),
             Value::Undefined(v, _) => Some(String::from_utf8_lossy(v).into_owned()),
             _ => None,
         })
-    else {
+        .map(|d| d.trim_end_matches('\0').to_owned())
+}
+
+/// What is wrong with a photo's Mapillary description against the schema mapillary_tools
+/// holds it to (PROTOCOLS §2.4: `MAPLatitude`, `MAPLongitude` and `MAPCaptureTime`
+/// required, no key outside the schema), or `None` when it passes. A photo whose
+/// description is not a JSON object is read from its plain EXIF instead (whether the server
+/// prefers one or the other is not known), so it passes here.
+pub(crate) fn mapillary_description_problem(bytes: &[u8]) -> Option<String> {
+    use serde_json::Value as J;
+    let desc = image_description(bytes)?;
+    let Ok(J::Object(o)) = serde_json::from_str::<J>(&desc) else {
+        return None;
+    };
+    const KEYS: [&str; 12] = [
+        "MAPLatitude",
+        "MAPLongitude",
+        "MAPAltitude",
+        "MAPCaptureTime",
+        "MAPCompassHeading",
+        "MAPSequenceUUID",
+        "MAPDeviceMake",
+        "MAPDeviceModel",
+        "MAPGPSAccuracyMeters",
+        "MAPCameraUUID",
+        "MAPFilename",
+        "MAPOrientation",
+    ];
+    if let Some(k) = o.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Some(format!("unknown key {k} in ImageDescription"));
+    }
+    let number_in = |k: &str, lo: f64, hi: f64| match o.get(k) {
+        Some(J::Number(n)) => n.as_f64().is_some_and(|x| (lo..=hi).contains(&x)),
+        _ => false,
+    };
+    if !number_in("MAPLatitude", -90.0, 90.0) || !number_in("MAPLongitude", -180.0, 180.0) {
+        return Some("MAPLatitude/MAPLongitude missing or out of range".into());
+    }
+    let time_ok = o
+        .get("MAPCaptureTime")
+        .and_then(J::as_str)
+        .is_some_and(|t| parse_map_capture_time(t).is_some());
+    if !time_ok {
+        return Some("MAPCaptureTime missing or not YYYY_MM_DD_HH_MM_SS_mmm".into());
+    }
+    for k in ["MAPAltitude", "MAPGPSAccuracyMeters"] {
+        if o.get(k).is_some_and(|v| !v.is_number()) {
+            return Some(format!("{k} is not a number"));
+        }
+    }
+    for k in [
+        "MAPDeviceMake",
+        "MAPDeviceModel",
+        "MAPCameraUUID",
+        "MAPFilename",
+        "MAPSequenceUUID",
+    ] {
+        if o.get(k).is_some_and(|v| !v.is_string()) {
+            return Some(format!("{k} is not a string"));
+        }
+    }
+    if o.get("MAPOrientation")
+        .is_some_and(|v| !(v.is_u64() || v.is_i64()))
+    {
+        return Some("MAPOrientation is not an integer".into());
+    }
+    if let Some(h) = o.get("MAPCompassHeading") {
+        let ok = h.as_object().is_some_and(|h| {
+            h.len() == 2
+                && h.get("TrueHeading").is_some_and(J::is_number)
+                && h.get("MagneticHeading").is_some_and(J::is_number)
+        });
+        if !ok {
+            return Some("MAPCompassHeading is not {TrueHeading, MagneticHeading}".into());
+        }
+    }
+    None
+}
+
+/// Mapillary reads the `ImageDescription` JSON that mapillary_tools writes, falling back to
+/// the plain EXIF when it is missing or not JSON.
+pub(crate) fn read_mapillary_meta(bytes: &[u8]) -> PhotoMeta {
+    let mut meta = read_meta(bytes);
+    let Some(desc) = image_description(bytes) else {
         return meta;
     };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(desc.trim_end_matches('\0')) else {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&desc) else {
         return meta;
     };
     let num = |k: &str| json.get(k).and_then(serde_json::Value::as_f64);

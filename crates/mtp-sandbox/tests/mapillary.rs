@@ -1341,3 +1341,38 @@ async fn the_graph_api_rate_limits_the_app_per_minute() {
     sb.state().advance_mapillary_clock(Duration::from_secs(60));
     assert_eq!(graph_get(&sb, &token, "/me?fields=id").await.status(), 200);
 }
+
+/// PROTOCOLS §2.4: a description outside the schema mapillary_tools holds it to (a key it
+/// does not know, a required key missing) is not processed; a description that is not a
+/// JSON object falls back to the plain EXIF.
+#[tokio::test]
+async fn images_whose_description_breaks_the_schema_are_not_processed() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
+    let token = sb.issue_token(Service::Mapillary, 0);
+    let photo = |i: u32, change: &dyn Fn(&mut Value)| {
+        let mut p = Photo::mapillary(
+            46.5 + f64::from(i) * 0.0001,
+            6.6,
+            &format!("2024_05_17_09_00_{:02}_250", i * 2),
+            90.0,
+            900 + i,
+        );
+        change(p.description.as_mut().unwrap());
+        p.jpeg()
+    };
+    let photos = vec![
+        photo(0, &|_| {}),
+        photo(1, &|d| d["MTPSequenceName"] = json!("Morning walk")),
+        photo(2, &|d| {
+            d.as_object_mut().unwrap().remove("MAPCaptureTime");
+        }),
+        photo(3, &|d| {
+            d["MAPCompassHeading"] = json!({"TrueHeading": 90.0})
+        }),
+        photo(4, &|d| *d = json!("not an object")),
+    ];
+    let cluster = upload_sequence(&sb, &token, &photos).await;
+    let c = sb.state().mapillary_cluster(&cluster).unwrap();
+    assert_eq!(c.image_count, 2, "{c:?}");
+    assert_eq!(c.dropped_images, 3, "{c:?}");
+}

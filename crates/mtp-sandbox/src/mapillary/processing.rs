@@ -404,6 +404,12 @@ impl MlyState {
             Some(items) => {
                 let mut kept = Vec::new();
                 for (key, bytes) in items {
+                    // An image whose description breaks the schema is not processed.
+                    if let Some(problem) = photo::mapillary_description_problem(&bytes) {
+                        tracing::debug!(key, problem, "image refused at ingestion");
+                        cluster.dropped += 1;
+                        continue;
+                    }
                     let meta = photo::read_mapillary_meta(&bytes);
                     if meta.position().is_some() {
                         kept.push((key, bytes, meta));
@@ -414,7 +420,7 @@ impl MlyState {
                 if kept.is_empty() {
                     cluster.failure = Some((
                         1,
-                        "No image has a position (MAPLatitude/MAPLongitude or GPS EXIF)".into(),
+                        "No image has a valid description or a position (MAPLatitude/MAPLongitude or GPS EXIF)".into(),
                     ));
                     cluster.error_code = Some("NO_VALID_IMAGES".into());
                 }
