@@ -470,6 +470,25 @@ impl App {
             .store
             .set_setting(MTPW_MAPILLARY_CONSENT, &serde_json::Value::Bool(allow), now)
             .await?;
+        // Jobs waiting for the answer have it: due now, and no longer waiting on the user
+        // (so that `mtp upload` waits for them instead of reporting them as waiting).
+        for job in self.inner.store.jobs().await? {
+            if job.destination == Destination::Mtpw
+                && job.status.is_active()
+                && let Ok(mut remote) = <remote::MtpwRemote as remote::DestinationRemote>::of(&job)
+                && remote.waiting_on.as_deref() == Some("consent")
+            {
+                remote.waiting_on = None;
+                remote::save(&self.inner.store, job.id, &remote, now).await?;
+                self.inner
+                    .store
+                    .wake_waiting_job(job.sequence_id, Destination::Mtpw, now)
+                    .await?;
+            }
+        }
+        if let Some(engine) = self.inner.engine.get() {
+            engine.wake();
+        }
         if allow {
             // Sequences created without a link for want of consent get linked now.
             let mut seqs = Vec::new();

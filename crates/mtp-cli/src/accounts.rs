@@ -32,6 +32,21 @@ pub enum AccountsCommand {
     },
     /// Forget a service's account.
     Logout { service: Destination },
+    /// Whether Map the Paths Web may receive your Mapillary token, which it needs to link a
+    /// sequence to its Mapillary imagery (the desktop app asks on its card). Without an
+    /// answer, shows the current one.
+    MtpwLink {
+        #[arg(value_enum)]
+        answer: Option<LinkAnswer>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LinkAnswer {
+    /// Send it: Map the Paths Web links your sequences to Mapillary.
+    Allow,
+    /// Keep it: your sequences are created on Map the Paths Web without the link.
+    Deny,
 }
 
 pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode> {
@@ -136,6 +151,33 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         AccountsCommand::Logout { service } => {
             app.disconnect(service).await?;
             println!("{} disconnected.", service.label());
+        }
+        AccountsCommand::MtpwLink { answer: None } => {
+            println!(
+                "{}",
+                match app.mtpw_mapillary_consent().await? {
+                    None =>
+                        "Not answered yet: Map the Paths Web jobs wait for `mtp accounts mtpw-link allow` (or deny).",
+                    Some(true) =>
+                        "Allowed: Map the Paths Web receives your Mapillary token to link your sequences.",
+                    Some(false) =>
+                        "Denied: your sequences are created on Map the Paths Web without a link to Mapillary.",
+                }
+            );
+        }
+        AccountsCommand::MtpwLink {
+            answer: Some(answer),
+        } => {
+            let allow = matches!(answer, LinkAnswer::Allow);
+            app.set_mtpw_mapillary_consent(allow).await?;
+            println!(
+                "{}",
+                if allow {
+                    "Allowed: Map the Paths Web jobs that were waiting link their sequences at the next `mtp upload` (or in the desktop app)."
+                } else {
+                    "Denied: Map the Paths Web sequences stay unlinked from Mapillary."
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

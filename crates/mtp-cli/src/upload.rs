@@ -120,12 +120,35 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     };
+    let mut shown = Vec::new();
     for id in ids {
         let s = app.sequence(id).await?;
         print_sequence(&s);
         if s.jobs.iter().any(|j| j.status != JobStatus::Done) {
             code = ExitCode::from(1);
         }
+        shown.push(s);
+    }
+    print_link_hint(app, &shown).await?;
+    // Nothing runs once this command ends: say who carries on what waits for a later try.
+    let later: Vec<String> = shown
+        .iter()
+        .filter(|s| {
+            s.jobs
+                .iter()
+                .any(|j| j.status == JobStatus::Pending && j.waiting.is_some())
+        })
+        .map(|s| s.id.to_string())
+        .collect();
+    match later.as_slice() {
+        [] => {}
+        [one] => eprintln!(
+            "hint: what waits for a later try carries on while the desktop app is open, or when `mtp upload {one} --to …` runs again"
+        ),
+        many => eprintln!(
+            "hint: what waits for a later try carries on while the desktop app is open, or when `mtp upload <id> --to …` runs again for sequences {}",
+            many.join(", ")
+        ),
     }
     Ok(code)
 }
@@ -274,8 +297,33 @@ pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
         for s in &list {
             print_sequence(s);
         }
+        print_link_hint(app, &list).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The window asks on its Map the Paths Web card whether MTPW may receive the Mapillary
+/// token; here the question is a command. Printed when a Map the Paths Web job waits for
+/// the answer, or ended unlinked because of a "no".
+async fn print_link_hint(app: &App, list: &[SequenceSummary]) -> anyhow::Result<()> {
+    let mtpw: Vec<_> = list
+        .iter()
+        .flat_map(|s| &s.jobs)
+        .filter(|j| j.destination == Destination::Mtpw)
+        .collect();
+    if mtpw.is_empty() {
+        return Ok(());
+    }
+    match app.mtpw_mapillary_consent().await? {
+        None if mtpw.iter().any(|j| j.status != JobStatus::Done) => eprintln!(
+            "hint: Map the Paths Web waits for your answer: `mtp accounts mtpw-link allow` sends it your Mapillary token to link your sequences (`deny` keeps it)"
+        ),
+        Some(false) if mtpw.iter().any(|j| j.note.is_some()) => {
+            eprintln!("hint: `mtp accounts mtpw-link allow` links the sequences you kept unlinked")
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The target folder read and planned; an error when nothing in it can be uploaded.

@@ -19,10 +19,12 @@ pub(crate) struct Worker {
     task: JoinHandle<()>,
 }
 
-/// Whether nothing will happen to `job` until the user acts: it is in a settled state, or
-/// it is a Map the Paths job waiting for a Mapillary job of its sequence that is itself
-/// waiting for the user (paused, or waiting for a new sign-in).
-fn settled(job: &JobRow, all: &[JobRow]) -> bool {
+/// Whether nothing will happen to `job` soon without the user: it is in a settled state,
+/// or it is a Map the Paths job waiting for a Mapillary job of its sequence that is itself
+/// waiting for the user (paused, or waiting for a new sign-in), for the user's answer, or
+/// for a later try at the link (hours apart: best effort, not worth a `mtp upload` waiting
+/// a day for).
+fn settled(job: &JobRow, all: &[JobRow], now_ms: i64) -> bool {
     if !job.status.is_active() {
         return true;
     }
@@ -35,8 +37,12 @@ fn settled(job: &JobRow, all: &[JobRow]) -> bool {
         }) || MtpwRemote::of(job).is_ok_and(|r| {
             r.waiting_on
                 .is_some_and(|on| mtpw::WAITING_ON_USER.contains(&on.as_str()))
+                || r.link_retry_at.is_some_and(|at| at > now_ms + LATER_TRY_MS)
         }))
 }
+
+/// A link try further away than this counts as "later" for [`settled`].
+const LATER_TRY_MS: i64 = 5 * 60_000;
 
 impl App {
     /// Starts the upload pipeline in the background (idempotent). Needs a tokio runtime.
@@ -210,7 +216,8 @@ impl App {
             for &id in sequence_ids {
                 jobs.extend(self.store().jobs_of_sequence(id).await?);
             }
-            if jobs.iter().all(|j| settled(j, &jobs)) {
+            let now_ms = self.now_ms();
+            if jobs.iter().all(|j| settled(j, &jobs, now_ms)) {
                 return Ok(jobs);
             }
             let now = tokio::time::Instant::now();

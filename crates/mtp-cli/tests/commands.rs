@@ -1,5 +1,5 @@
-//! `mtp upload <folder> --dry-run --json` in sandbox mode: the folder is read, not saved,
-//! and the JSON says per destination what would be sent.
+//! The `mtp` command in sandbox mode: a dry run's JSON, what cannot be done (exit codes and
+//! words), and Map the Paths Web's question answered on the command line.
 
 #![allow(clippy::unwrap_used)]
 
@@ -92,4 +92,61 @@ fn nothing_to_upload_and_a_skipped_destination_exit_non_zero_and_say_why() {
         "{err}"
     );
     assert!(err.contains("with --transport Walk"), "{err}");
+}
+
+/// Map the Paths Web asks whether it may receive the Mapillary token: the window asks on
+/// its card, the CLI has `mtp accounts mtpw-link`. An upload waiting for the answer ends
+/// and says how to give it; once given, the job goes on at once, and a link that fails
+/// and is tried again hours later does not keep `mtp upload` waiting for it.
+#[test]
+fn map_the_paths_web_asks_for_the_link_on_the_command_line_and_later_tries_do_not_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path().join("walk");
+    write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
+    let mtp = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mtp"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("MTP_DATA_DIR", dir.path().join("data"))
+            .env("MTP_SANDBOX", "1")
+            .env("MTP_SANDBOX_PROCESSING_MS", "200")
+            .output()
+            .unwrap()
+    };
+    for service in ["mapillary", "mtpw"] {
+        let out = mtp(&["accounts", "login", service]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = mtp(&[
+        "upload",
+        &walk.to_string_lossy(),
+        "--to",
+        "mapillary,mtpw",
+        "--transport",
+        "Walk",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`mtp accounts mtpw-link allow`"), "{err}");
+    let out = mtp(&["accounts", "mtpw-link"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Not answered yet"),
+        "{out:?}"
+    );
+
+    let out = mtp(&["accounts", "mtpw-link", "allow"]);
+    assert!(out.status.success(), "{out:?}");
+    // The sandbox's Map the Paths Web cannot check Mapillary accounts (as today's server):
+    // the link fails and is tried again in an hour; the upload reports it and ends (it
+    // prints the rows only once every job has settled: at its timeout it fails instead).
+    let out = mtp(&["upload", "1", "--to", "mtpw", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Trying again in 1 hour"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`mtp upload 1 --to …` runs again"), "{err}");
 }
