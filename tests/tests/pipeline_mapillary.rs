@@ -660,34 +660,19 @@ async fn a_photo_cut_mid_file_three_days_ago_is_sent_again_from_its_start() {
     let cut = faults.reset_next("mapillary.upload", 1, 200);
     let refusing = faults.error_rate("mapillary.upload", 1.0, 503);
     let state = story.sandbox().state();
-    story.start_engine();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let job = loop {
-        let job = story.job(ids[0], Destination::Mapillary).await;
-        let partial = state
+    let unfinished = || {
+        state
             .mapillary_files()
-            .iter()
-            .any(|f| f.len > 0 && f.handle.is_none());
-        if partial && job.attempts >= 1 {
-            break job;
-        }
-        assert!(std::time::Instant::now() < deadline, "{job:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            .into_iter()
+            .find(|f| f.len > 0 && f.handle.is_none())
     };
-    story
-        .app
-        .job_action(JobTarget::Job(job.id), JobAction::Pause)
-        .await
-        .unwrap();
-    story.app.kill_engine().await;
+    let job = paused_once(&story, ids[0], |job| {
+        job.attempts >= 1 && unfinished().is_some()
+    })
+    .await;
     faults.remove(cut);
     faults.remove(refusing);
-    let cut_key = state
-        .mapillary_files()
-        .into_iter()
-        .find(|f| f.len > 0 && f.handle.is_none())
-        .map(|f| f.key)
-        .unwrap();
+    let cut_key = unfinished().unwrap().key;
 
     state.advance_mapillary_clock(std::time::Duration::from_secs(3 * 24 * 3600));
     resume_until_done(&story, &ids, job.id).await;
@@ -724,11 +709,26 @@ async fn paused_before_finish(
     let ids = story.import(&folder, name, &[Destination::Mapillary]).await;
     let faults = story.sandbox().faults();
     let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
+    let job = paused_once(story, ids[0], |job| {
+        job.stage == Stage::Publish && job.attempts >= 1
+    })
+    .await;
+    faults.remove(refusing);
+    (ids, job)
+}
+
+/// Starts the engine, and once the Mapillary job of `sequence` meets `ready`, pauses it
+/// and stops the engine, so that nothing is in flight when the test moves the clocks.
+async fn paused_once(
+    story: &Story,
+    sequence: i64,
+    ready: impl Fn(&mtp_core::store::JobRow) -> bool,
+) -> mtp_core::store::JobRow {
     story.start_engine();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let job = loop {
-        let job = story.job(ids[0], Destination::Mapillary).await;
-        if job.stage == Stage::Publish && job.attempts >= 1 {
+        let job = story.job(sequence, Destination::Mapillary).await;
+        if ready(&job) {
             break job;
         }
         assert!(std::time::Instant::now() < deadline, "{job:#?}");
@@ -740,8 +740,7 @@ async fn paused_before_finish(
         .await
         .unwrap();
     story.app.kill_engine().await;
-    faults.remove(refusing);
-    (ids, job)
+    job
 }
 
 /// Resumes the job paused by [`paused_before_finish`] with the emulator's request log

@@ -4,24 +4,30 @@
 #![allow(clippy::unwrap_used)]
 
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `mtp` in sandbox mode with `dir` as its home and data folder, in a clean
+/// environment (sandbox processing quick).
+fn mtp_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mtp"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("MTP_DATA_DIR", dir.join("data"))
+        .env("MTP_SANDBOX", "1")
+        .env("MTP_SANDBOX_PROCESSING_MS", "200")
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn a_dry_run_of_a_folder_prints_json_and_saves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("walk");
     write_track_folder(&folder, 6, &TrackSpec::default()).unwrap();
-    let mtp = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mtp"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("MTP_DATA_DIR", dir.path().join("data"))
-            .env("MTP_SANDBOX", "1")
-            .output()
-            .unwrap()
-    };
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     let folder_arg = folder.to_string_lossy().into_owned();
     let out = mtp(&[
         "upload",
@@ -62,17 +68,7 @@ fn nothing_to_upload_and_a_skipped_destination_exit_non_zero_and_say_why() {
     std::fs::create_dir_all(&empty).unwrap();
     let walk = dir.path().join("walk");
     write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
-    let mtp = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mtp"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("MTP_DATA_DIR", dir.path().join("data"))
-            .env("MTP_SANDBOX", "1")
-            .output()
-            .unwrap()
-    };
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     let out = mtp(&["prepare", &empty.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -103,18 +99,7 @@ fn map_the_paths_web_asks_for_the_link_on_the_command_line_and_later_tries_do_no
     let dir = tempfile::tempdir().unwrap();
     let walk = dir.path().join("walk");
     write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
-    let mtp = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_mtp"))
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("MTP_DATA_DIR", dir.path().join("data"))
-            .env("MTP_SANDBOX", "1")
-            .env("MTP_SANDBOX_PROCESSING_MS", "200")
-            .output()
-            .unwrap()
-    };
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     for service in ["mapillary", "mtpw"] {
         let out = mtp(&["accounts", "login", service]);
         assert!(out.status.success(), "{out:?}");
