@@ -235,4 +235,22 @@ async fn a_folder_with_nothing_to_upload_says_why() {
     let b = why("broken").await.unwrap();
     assert!(b.contains("see why under Left out"), "{b}");
     assert_eq!(why("walk").await, None);
+    // One file dropped on the window, not a folder: said of the file.
+    let dropped = story
+        .app
+        .prepare_folder(
+            &docs,
+            PrepareOptions {
+                files: vec![docs.join("notes.txt")],
+                ..PrepareOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .nothing_to_upload
+        .unwrap();
+    assert!(
+        dropped.starts_with("No photo among the dropped files: it is a document"),
+        "{dropped}"
+    );
 }

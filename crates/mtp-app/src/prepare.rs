@@ -641,7 +641,12 @@ fn prepare_blocking(
         .file_name()
         .map(|n| n.to_string_lossy().replace(['_', '-'], " "))
         .unwrap_or_else(|| "My sequence".into());
-    let nothing_to_upload = nothing_to_upload(sequences.len(), left_out.len(), not_photos.len());
+    let nothing_to_upload = nothing_to_upload(
+        sequences.len(),
+        left_out.len(),
+        not_photos.len(),
+        !options.files.is_empty(),
+    );
     let view = PreparedImport {
         token: uuid::Uuid::new_v4().to_string(),
         folder: folder.to_string_lossy().into_owned(),
@@ -675,14 +680,28 @@ fn prepare_blocking(
     Ok((view, prepared))
 }
 
-/// Why nothing of a folder can be uploaded, from what it holds; `None` when it makes at
-/// least one sequence.
-fn nothing_to_upload(sequences: usize, left_out: usize, not_photos: usize) -> Option<String> {
+/// Why nothing of a folder (or of the files dropped from it) can be uploaded, from what it
+/// holds; `None` when it makes at least one sequence.
+fn nothing_to_upload(
+    sequences: usize,
+    left_out: usize,
+    not_photos: usize,
+    dropped_files: bool,
+) -> Option<String> {
     if sequences > 0 {
         return None;
     }
     Some(if left_out == 0 && not_photos == 0 {
         "This folder holds no files, in it or in its sub-folders: choose the folder that holds your photos.".to_string()
+    } else if left_out == 0 && dropped_files {
+        let what = if not_photos == 1 {
+            "it is a document, a video or a sidecar file"
+        } else {
+            "they are documents, videos or sidecar files"
+        };
+        format!(
+            "No photo among the dropped files: {what} (listed under \"Not photos, ignored\"). Drop JPEG photos, or the folder that holds them."
+        )
     } else if left_out == 0 {
         let what = if not_photos == 1 {
             "its only file is a document, a video or a sidecar file".to_string()
@@ -692,6 +711,8 @@ fn nothing_to_upload(sequences: usize, left_out: usize, not_photos: usize) -> Op
         format!(
             "This folder holds no photos: {what} (listed under \"Not photos, ignored\"). Choose the folder that holds your photos."
         )
+    } else if dropped_files {
+        "None of the dropped photos can be uploaded yet: see why under Left out, fix it and drop them again.".to_string()
     } else {
         "No photo of this folder can be uploaded yet: see why under Left out, fix it and read the folder again.".to_string()
     })
