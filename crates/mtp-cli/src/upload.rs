@@ -2,6 +2,7 @@
 
 use clap::Args;
 use mtp_app::dry_run::DryRun;
+use mtp_app::jobs::{JobAction, JobTarget};
 use mtp_app::prepare::{PrepareOptions, SaveImport};
 use mtp_app::sequences::SequenceSummary;
 use mtp_app::{App, AppEvent};
@@ -83,6 +84,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     for s in &skipped {
         eprintln!("skipped: {s}");
     }
+    reopen(app, &ids, &args.to).await?;
     if !skipped.is_empty() && args.to.contains(&Destination::Mtpw) && args.transport.is_none() {
         if args.target.parse::<i64>().is_ok() {
             eprintln!(
@@ -130,6 +132,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         shown.push(s);
     }
     print_link_hint(app, &shown).await?;
+    print_retry_hint(&shown);
     // Nothing runs once this command ends: say who carries on what waits for a later try.
     let later: Vec<String> = shown
         .iter()
@@ -151,6 +154,39 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(code)
+}
+
+/// Asking to upload a sequence again to a destination where its job stopped (failed,
+/// cancelled, paused, or waiting for a sign-in) carries that job on, as Retry or Resume
+/// does in the window; what already arrived is not sent again.
+async fn reopen(app: &App, ids: &[i64], to: &[Destination]) -> anyhow::Result<()> {
+    for &id in ids {
+        for j in app.sequence(id).await?.jobs {
+            if !to.contains(&j.destination) {
+                continue;
+            }
+            let action = match j.status {
+                JobStatus::Failed | JobStatus::Cancelled | JobStatus::WaitingAuth => {
+                    JobAction::Retry
+                }
+                JobStatus::Paused => JobAction::Resume,
+                JobStatus::Pending | JobStatus::Running | JobStatus::Done => continue,
+            };
+            if app.job_action(JobTarget::Job(j.id), action).await? > 0 {
+                let was = match j.status {
+                    JobStatus::Failed => "it had failed",
+                    JobStatus::Cancelled => "it was cancelled",
+                    JobStatus::Paused => "it was paused",
+                    _ => "it was waiting for a sign-in",
+                };
+                eprintln!(
+                    "Sending #{id} to {} again ({was}); what already arrived is not sent again.",
+                    j.label
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One status line, redrawn on a terminal, printed every few seconds otherwise.
@@ -298,8 +334,36 @@ pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
             print_sequence(s);
         }
         print_link_hint(app, &list).await?;
+        print_retry_hint(&list);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How to carry on a job that stopped (the window's Retry and Resume buttons).
+fn print_retry_hint(list: &[SequenceSummary]) {
+    let stopped: Vec<String> = list
+        .iter()
+        .filter_map(|s| {
+            let to: Vec<String> = s
+                .jobs
+                .iter()
+                .filter(|j| {
+                    matches!(
+                        j.status,
+                        JobStatus::Failed | JobStatus::Cancelled | JobStatus::Paused
+                    ) && !j.mapillary.as_ref().is_some_and(|m| m.unconfirmed)
+                })
+                .map(|j| j.destination.to_string())
+                .collect();
+            (!to.is_empty()).then(|| format!("`mtp upload {} --to {}`", s.id, to.join(",")))
+        })
+        .collect();
+    if !stopped.is_empty() {
+        eprintln!(
+            "hint: {} carries on what stopped (once its cause is fixed), without sending again what arrived",
+            stopped.join(", ")
+        );
+    }
 }
 
 /// The window asks on its Map the Paths Web card whether MTPW may receive the Mapillary

@@ -135,3 +135,37 @@ fn map_the_paths_web_asks_for_the_link_on_the_command_line_and_later_tries_do_no
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`mtp upload 1 --to …` runs again"), "{err}");
 }
+
+/// A job that stopped (here: its photos were away, as on an unplugged drive) is carried on
+/// by asking `mtp upload` for it again, as Retry does in the window.
+#[test]
+fn uploading_a_sequence_again_retries_its_failed_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path().join("walk");
+    write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
+    assert!(mtp(&["accounts", "login", "kartaview"]).status.success());
+    assert!(mtp(&["prepare", &walk.to_string_lossy()]).status.success());
+    let away = dir.path().join("walk-away");
+    std::fs::rename(&walk, &away).unwrap();
+    let out = mtp(&["upload", "1", "--to", "kartaview", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("changed or disappeared"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hint: `mtp upload 1 --to kartaview` carries on what stopped"),
+        "{err}"
+    );
+
+    std::fs::rename(&away, &walk).unwrap();
+    let out = mtp(&["upload", "1", "--to", "kartaview", "--timeout", "60"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Sending #1 to KartaView again (it had failed)"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("KartaView          done done"), "{text}");
+}
