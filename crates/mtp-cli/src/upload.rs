@@ -351,17 +351,26 @@ fn print_retry_hint(list: &[SequenceSummary]) {
                     matches!(
                         j.status,
                         JobStatus::Failed | JobStatus::Cancelled | JobStatus::Paused
-                    ) && !j.mapillary.as_ref().is_some_and(|m| m.unconfirmed)
+                    )
                 })
                 .map(|j| j.destination.to_string())
                 .collect();
             (!to.is_empty()).then(|| format!("`mtp upload {} --to {}`", s.id, to.join(",")))
         })
         .collect();
+    let unconfirmed = list
+        .iter()
+        .flat_map(|s| &s.jobs)
+        .any(|j| j.mapillary.as_ref().is_some_and(|m| m.unconfirmed));
     if !stopped.is_empty() {
         eprintln!(
-            "hint: {} carries on what stopped (once its cause is fixed), without sending again what arrived",
-            stopped.join(", ")
+            "hint: {} carries on what stopped (once its cause is fixed), without sending again what arrived{}",
+            stopped.join(", "),
+            if unconfirmed {
+                "; where Mapillary has not confirmed the photos yet, it looks again"
+            } else {
+                ""
+            }
         );
     }
 }
