@@ -142,6 +142,25 @@ pub struct PreparedImport {
     pub nothing_to_upload: Option<String>,
 }
 
+impl PreparedImport {
+    /// What the window leaves ticked, as the choices for [`SaveImport::sequences`]: every
+    /// sequence but those that look unintended (a stray photo, photos years apart), unless
+    /// `all`. Empty = all of them.
+    pub fn default_choices(&self, all: bool) -> Vec<SequenceChoice> {
+        if all || self.sequences.iter().all(|s| s.include_by_default) {
+            return Vec::new();
+        }
+        self.sequences
+            .iter()
+            .map(|s| SequenceChoice {
+                index: s.index,
+                include: s.include_by_default,
+                name: String::new(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ExistingImport {
     pub import_id: i64,

@@ -47,6 +47,10 @@ pub struct PrepareArgs {
     /// Queue uploads to these destinations (comma-separated: mapillary,kartaview,panoramax,mtpw).
     #[arg(long, value_delimiter = ',')]
     pub to: Vec<Destination>,
+    /// Also save the sequences that look unintended (a stray photo, photos taken years
+    /// apart), which are left out by default, as the window leaves them unticked.
+    #[arg(long)]
+    pub all: bool,
     /// Show the plan without saving it.
     #[arg(long)]
     pub dry_run: bool,
@@ -70,12 +74,14 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
         options.plan.max_photos_per_sequence = n;
     }
     let view = app.prepare_folder(&args.folder, options).await?;
-    let saved = if args.dry_run || view.sequences.is_empty() {
+    let choices = view.default_choices(args.all);
+    let none_chosen = !choices.is_empty() && choices.iter().all(|c| !c.include);
+    let saved = if args.dry_run || view.sequences.is_empty() || none_chosen {
         None
     } else {
         Some(
             app.save_import(SaveImport {
-                sequences: Vec::new(),
+                sequences: choices,
                 token: view.token.clone(),
                 meta: SequenceMeta {
                     name: args
@@ -150,6 +156,12 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             println!("        {}", checks.join(" · "));
+            if !seq.include_by_default && !args.all {
+                println!(
+                    "        left out unless you add --all: {}",
+                    seq.warnings.join("; ")
+                );
+            }
         }
         if !view.left_out.is_empty() {
             println!("Left out:");
@@ -174,6 +186,9 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
                 join_ids(&saved.sequence_ids)
             ),
             None if args.dry_run => println!("Dry run: nothing saved."),
+            None if none_chosen => println!(
+                "Nothing saved: every sequence here looks unintended (see why above). Add --all to save them anyway."
+            ),
             None => {}
         }
         if let Some(saved) = &saved {
@@ -184,6 +199,8 @@ pub async fn prepare(app: &App, args: PrepareArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if let Some(why) = &view.nothing_to_upload {
         eprintln!("{why}");
+        ExitCode::from(2)
+    } else if none_chosen && !args.dry_run {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS

@@ -3,7 +3,7 @@
 use clap::Args;
 use mtp_app::dry_run::DryRun;
 use mtp_app::jobs::{JobAction, JobTarget};
-use mtp_app::prepare::{PrepareOptions, SaveImport};
+use mtp_app::prepare::{PrepareOptions, SaveImport, plural};
 use mtp_app::sequences::SequenceSummary;
 use mtp_app::{App, AppEvent};
 use mtp_core::Destination;
@@ -27,6 +27,10 @@ pub struct UploadArgs {
     /// For a folder: Map the Paths transport type (Walk, Bicycle, Car, …).
     #[arg(long)]
     pub transport: Option<String>,
+    /// For a folder: also send the sequences that look unintended (a stray photo, photos
+    /// taken years apart), which are left out by default, as the window leaves them unticked.
+    #[arg(long)]
+    pub all: bool,
     /// Queue only; the desktop app (or a later `mtp upload`) does the work.
     #[arg(long)]
     pub no_wait: bool,
@@ -52,6 +56,25 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
             let view = read_folder(app, &args).await?;
             // Only the counts are shown: the preview (a point per photo) goes before saving.
             let (kept, left_out) = (view.summary.kept, view.left_out.len());
+            let choices = view.default_choices(args.all);
+            for s in view
+                .sequences
+                .iter()
+                .filter(|s| !s.include_by_default && !args.all)
+            {
+                eprintln!(
+                    "left out unless you add --all: sequence {} ({}): {}",
+                    s.index + 1,
+                    plural(s.photo_count, "photo", "photos"),
+                    s.warnings.join("; ")
+                );
+            }
+            if !choices.is_empty() && choices.iter().all(|c| !c.include) {
+                anyhow::bail!(
+                    "every sequence in {} looks unintended (see why above): nothing sent. Add --all to send them anyway.",
+                    args.target
+                );
+            }
             let (token, suggested_name) = (view.token, view.suggested_name);
             drop((
                 view.sequences,
@@ -61,7 +84,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
             ));
             let saved = app
                 .save_import(SaveImport {
-                    sequences: Vec::new(),
+                    sequences: choices,
                     token,
                     meta: SequenceMeta {
                         name: args.name.clone().unwrap_or(suggested_name),
@@ -73,8 +96,8 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
                 })
                 .await?;
             eprintln!(
-                "{} sequence(s) from {} ({kept} photos, {left_out} left out)",
-                saved.sequence_ids.len(),
+                "{} from {} ({kept} photos, {left_out} left out)",
+                plural(saved.sequence_ids.len(), "sequence", "sequences"),
                 args.target,
             );
             saved.sequence_ids

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
+use mtp_core::photo::fixture::{FixturePhoto, TrackSpec, write_jpeg, write_track_folder};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -67,7 +67,7 @@ fn nothing_to_upload_and_a_skipped_destination_exit_non_zero_and_say_why() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let walk = dir.path().join("walk");
-    write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
+    write_track_folder(&walk, 6, &TrackSpec::default()).unwrap();
     let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     let out = mtp(&["prepare", &empty.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -98,7 +98,7 @@ fn nothing_to_upload_and_a_skipped_destination_exit_non_zero_and_say_why() {
 fn map_the_paths_web_asks_for_the_link_on_the_command_line_and_later_tries_do_not_block() {
     let dir = tempfile::tempdir().unwrap();
     let walk = dir.path().join("walk");
-    write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
+    write_track_folder(&walk, 6, &TrackSpec::default()).unwrap();
     let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     for service in ["mapillary", "mtpw"] {
         let out = mtp(&["accounts", "login", service]);
@@ -142,7 +142,7 @@ fn map_the_paths_web_asks_for_the_link_on_the_command_line_and_later_tries_do_no
 fn uploading_a_sequence_again_retries_its_failed_job() {
     let dir = tempfile::tempdir().unwrap();
     let walk = dir.path().join("walk");
-    write_track_folder(&walk, 4, &TrackSpec::default()).unwrap();
+    write_track_folder(&walk, 6, &TrackSpec::default()).unwrap();
     let mtp = |args: &[&str]| mtp_in(dir.path(), args);
     assert!(mtp(&["accounts", "login", "kartaview"]).status.success());
     assert!(mtp(&["prepare", &walk.to_string_lossy()]).status.success());
@@ -168,4 +168,59 @@ fn uploading_a_sequence_again_retries_its_failed_job() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("KartaView          done done"), "{text}");
+}
+
+/// A stray photo taken years before the walk looks unintended: the window leaves it
+/// unticked, and the CLI leaves it out too unless asked with --all.
+#[test]
+fn a_sequence_that_looks_unintended_is_left_out_unless_all_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
+    let folder = |name: &str| {
+        let f = dir.path().join(name);
+        write_track_folder(&f, 8, &TrackSpec::default()).unwrap();
+        write_jpeg(
+            &f.join("OLD.jpg"),
+            &FixturePhoto::at(51.5, -0.1, 1_215_000_000_000),
+        )
+        .unwrap();
+        f.to_string_lossy().into_owned()
+    };
+    let out = mtp(&["prepare", &folder("walk")]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("left out unless you add --all: Only 1 photo"),
+        "{text}"
+    );
+    assert!(text.contains("Saved as sequence(s) 1."), "{text}");
+
+    let out = mtp(&[
+        "upload",
+        &folder("again"),
+        "--to",
+        "kartaview",
+        "--all",
+        "--no-wait",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 sequences from"), "{err}");
+    assert!(!err.contains("left out unless"), "{err}");
+
+    // Nothing but a few photos that did not move: nothing is sent, and it says how to.
+    let few = dir.path().join("few");
+    write_track_folder(&few, 3, &TrackSpec::default()).unwrap();
+    let out = mtp(&[
+        "upload",
+        &few.to_string_lossy(),
+        "--to",
+        "kartaview",
+        "--no-wait",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("looks unintended (see why above): nothing sent. Add --all"),
+        "{err}"
+    );
 }
