@@ -45,7 +45,10 @@ impl RetryPolicy {
         let ceiling = exp.min(self.cap_ms);
         // Half fixed, half jittered: never zero, never in lockstep.
         let jittered = ceiling / 2 + ((ceiling / 2) as f64 * jitter.clamp(0.0, 1.0)) as i64;
-        jittered.max(server_after_ms.unwrap_or(0))
+        // A wait the service asked for, plus 1 ms: the clock is read in whole milliseconds
+        // (floored), so the wait counts from up to 1 ms before the reply arrived, and a
+        // retry must never come before the time the service gave.
+        jittered.max(server_after_ms.map_or(0, |ms| ms.saturating_add(1)))
     }
 }
 
@@ -335,7 +338,8 @@ mod tests {
         assert_eq!(p.delay_ms(3, None, 1.0), 4_000);
         assert_eq!(p.delay_ms(30, None, 1.0), 30_000);
         assert!(p.delay_ms(30, None, 0.0) >= 15_000);
-        assert_eq!(p.delay_ms(1, Some(7_000), 0.0), 7_000);
+        // The service's wait, never a millisecond short (the clock reads whole ms).
+        assert_eq!(p.delay_ms(1, Some(7_000), 0.0), 7_001);
         let a = p.delay_ms(4, None, 0.1);
         let b = p.delay_ms(4, None, 0.9);
         assert!(a < b);
