@@ -52,56 +52,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     }
     let ids = match args.target.parse::<i64>() {
         Ok(id) => vec![id],
-        Err(_) => {
-            let view = read_folder(app, &args).await?;
-            // Only the counts are shown: the preview (a point per photo) goes before saving.
-            let (kept, left_out) = (view.summary.kept, view.left_out.len());
-            let choices = view.default_choices(args.all);
-            for s in view
-                .sequences
-                .iter()
-                .filter(|s| !s.include_by_default && !args.all)
-            {
-                eprintln!(
-                    "left out unless you add --all: sequence {} ({}): {}",
-                    s.index + 1,
-                    plural(s.photo_count, "photo", "photos"),
-                    s.warnings.join("; ")
-                );
-            }
-            if !choices.is_empty() && choices.iter().all(|c| !c.include) {
-                anyhow::bail!(
-                    "every sequence in {} looks unintended (see why above): nothing sent. Add --all to send them anyway.",
-                    args.target
-                );
-            }
-            let (token, suggested_name) = (view.token, view.suggested_name);
-            drop((
-                view.sequences,
-                view.left_out,
-                view.left_out_groups,
-                view.not_photos,
-            ));
-            let saved = app
-                .save_import(SaveImport {
-                    sequences: choices,
-                    token,
-                    meta: SequenceMeta {
-                        name: args.name.clone().unwrap_or(suggested_name),
-                        description: String::new(),
-                        transport_type: args.transport.clone(),
-                        tags: Vec::new(),
-                    },
-                    destinations: Vec::new(),
-                })
-                .await?;
-            eprintln!(
-                "{} from {} ({kept} photos, {left_out} left out)",
-                plural(saved.sequence_ids.len(), "sequence", "sequences"),
-                args.target,
-            );
-            saved.sequence_ids
-        }
+        Err(_) => save_folder(app, &args).await?,
     };
     let skipped = app.queue_upload(&ids, &args.to).await?;
     for s in &skipped {
@@ -177,6 +128,65 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(code)
+}
+
+/// Reads, plans and saves the folder `args.target` (what the window leaves unticked left
+/// out unless `--all`); returns its sequences.
+async fn save_folder(app: &App, args: &UploadArgs) -> anyhow::Result<Vec<i64>> {
+    let view = read_folder(app, args).await?;
+    let choices = view.default_choices(args.all);
+    let chosen = |s: &mtp_app::prepare::SequenceView| {
+        choices.is_empty() || choices.iter().any(|c| c.index == s.index && c.include)
+    };
+    for s in view.sequences.iter().filter(|s| !chosen(s)) {
+        eprintln!(
+            "left out unless you add --all: sequence {} ({}): {}",
+            s.index + 1,
+            plural(s.photo_count, "photo", "photos"),
+            s.warnings.join("; ")
+        );
+    }
+    if !view.sequences.iter().any(chosen) {
+        anyhow::bail!(
+            "every sequence in {} looks unintended (see why above): nothing sent. Add --all to send them anyway.",
+            args.target
+        );
+    }
+    // Only the counts are shown: the preview (a point per photo) goes before saving.
+    let kept: usize = view
+        .sequences
+        .iter()
+        .filter(|s| chosen(s))
+        .map(|s| s.photo_count)
+        .sum();
+    let left_out = view.left_out.len();
+    let (token, suggested_name) = (view.token, view.suggested_name);
+    drop((
+        view.sequences,
+        view.left_out,
+        view.left_out_groups,
+        view.not_photos,
+    ));
+    let saved = app
+        .save_import(SaveImport {
+            sequences: choices,
+            token,
+            meta: SequenceMeta {
+                name: args.name.clone().unwrap_or(suggested_name),
+                description: String::new(),
+                transport_type: args.transport.clone(),
+                tags: Vec::new(),
+            },
+            destinations: Vec::new(),
+        })
+        .await?;
+    eprintln!(
+        "{} from {} ({}, {left_out} left out)",
+        plural(saved.sequence_ids.len(), "sequence", "sequences"),
+        args.target,
+        plural(kept, "photo", "photos"),
+    );
+    Ok(saved.sequence_ids)
 }
 
 /// Asking to upload a sequence again to a destination where its job stopped (failed,
