@@ -36,7 +36,8 @@ pub(crate) fn provider_error(e: ProviderError) -> AppError {
         mtp_providers::ErrorKind::Retry { .. } => "network",
         _ => "service",
     };
-    AppError::new(code, e.to_string())
+    // Someone is acting now (signing in, connecting): no "will retry automatically".
+    AppError::new(code, e.words_for_now())
 }
 
 impl App {

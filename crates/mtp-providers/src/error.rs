@@ -227,7 +227,9 @@ impl ProviderError {
                 "Not retried automatically: fix the cause, then retry this item.".to_string()
             }
             ErrorKind::Auth => {
-                format!("Reconnect your {service} account in Settings; queued uploads are kept.")
+                format!(
+                    "Reconnect your {service} account on Integrations; queued uploads are kept."
+                )
             }
             ErrorKind::OffsetInvalid => {
                 "The upload resumes at once from the server's offset.".to_string()
@@ -236,8 +238,39 @@ impl ProviderError {
     }
 }
 
-impl fmt::Display for ProviderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ProviderError {
+    /// The error for someone acting now (signing in, connecting an account, pasting a
+    /// token): the same words as [`fmt::Display`], but the advice is what to do now, not
+    /// what a queued job will do (nothing retries a sign-in by itself).
+    pub fn words_for_now(&self) -> String {
+        let service = self.service.label();
+        let advice = match self.kind {
+            ErrorKind::Retry { after: Some(after) } => format!(
+                "{service} asks to wait {} s: try again then.",
+                after.as_secs().max(1)
+            ),
+            ErrorKind::Retry { after: None } if self.status.is_none() => {
+                "Check the connection, then try again.".to_string()
+            }
+            ErrorKind::Retry { after: None } => {
+                format!("{service} is busy or failing: try again in a moment.")
+            }
+            ErrorKind::Auth => {
+                format!("{service} refused it: check the token or sign in again.")
+            }
+            ErrorKind::Permanent | ErrorKind::OffsetInvalid => String::new(),
+        };
+        let mut words = String::new();
+        let _ = self.write_facts(&mut words);
+        if !advice.is_empty() {
+            words.push_str(". ");
+            words.push_str(&advice);
+        }
+        words
+    }
+
+    /// "<service>: <message> (HTTP <status>, <code>). Reply: <body>", without advice.
+    fn write_facts(&self, f: &mut impl fmt::Write) -> fmt::Result {
         write!(f, "{}: {}", self.service.label(), self.message)?;
         match (self.status, &self.code) {
             (Some(status), Some(code)) => write!(f, " (HTTP {status}, {code})")?,
@@ -263,6 +296,13 @@ impl fmt::Display for ProviderError {
                 write!(f, ". Reply: {body}")?;
             }
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_facts(f)?;
         write!(f, ". {}", self.advice())
     }
 }

@@ -539,3 +539,56 @@ fn not_found_and_forbidden_helpers() {
     let e = ProviderError::invalid(Destination::Kartaview, "bad URL");
     assert!(!e.is_not_found() && !e.is_forbidden());
 }
+
+/// Someone signing in or connecting an account is told what to do now; a queued job's
+/// words ("will retry automatically") would be untrue there.
+#[test]
+fn errors_met_while_acting_now_say_what_to_do_now() {
+    let busy = mly(503, None, "");
+    assert!(
+        busy.to_string().contains("will retry automatically"),
+        "{busy}"
+    );
+    let now = busy.words_for_now();
+    assert!(
+        now.ends_with("Mapillary is busy or failing: try again in a moment."),
+        "{now}"
+    );
+    assert!(!now.contains("automatically"), "{now}");
+
+    let refused = mly(
+        401,
+        None,
+        r#"{"error":{"message":"Invalid OAuth access token"}}"#,
+    );
+    let now = refused.words_for_now();
+    assert!(
+        now.starts_with("Mapillary: Invalid OAuth access token"),
+        "{now}"
+    );
+    assert!(
+        now.ends_with("Mapillary refused it: check the token or sign in again."),
+        "{now}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("Reconnect your Mapillary account on Integrations")
+    );
+
+    let wait = mly(429, Some("3"), "");
+    assert!(
+        wait.words_for_now()
+            .ends_with("Mapillary asks to wait 3 s: try again then.")
+    );
+
+    let bad = mly(
+        400,
+        None,
+        r#"{"error":{"message":"Unsupported get request.","code":100}}"#,
+    );
+    assert_eq!(
+        bad.words_for_now(),
+        "Mapillary: Unsupported get request. (HTTP 400)"
+    );
+}
