@@ -470,52 +470,45 @@ impl App {
             .store
             .set_setting(MTPW_MAPILLARY_CONSENT, &serde_json::Value::Bool(allow), now)
             .await?;
-        // Jobs waiting for the answer have it: due now, and no longer waiting on the user
-        // (so that `mtp upload` waits for them instead of reporting them as waiting).
+        // One pass over the Map the Paths jobs: those waiting for the answer have it (due
+        // now, and no longer waiting on the user, so that `mtp upload` waits for them
+        // instead of reporting them as waiting); after a "yes", those created without a
+        // link for want of consent are reopened to be linked.
+        let mut seqs = Vec::new();
         for job in self.inner.store.jobs().await? {
-            if job.destination == Destination::Mtpw
-                && job.status.is_active()
-                && let Ok(mut remote) = <remote::MtpwRemote as remote::DestinationRemote>::of(&job)
-                && remote.waiting_on.as_deref() == Some("consent")
-            {
+            if job.destination != Destination::Mtpw {
+                continue;
+            }
+            let Ok(mut remote) = <remote::MtpwRemote as remote::DestinationRemote>::of(&job) else {
+                continue;
+            };
+            if job.status.is_active() && remote.waiting_on.as_deref() == Some("consent") {
                 remote.waiting_on = None;
                 remote::save(&self.inner.store, job.id, &remote, now).await?;
                 self.inner
                     .store
                     .wake_waiting_job(job.sequence_id, Destination::Mtpw, now)
                     .await?;
+            } else if allow
+                && job.status == mtp_core::engine::JobStatus::Done
+                && remote.unlinked.as_deref() == Some("consent")
+                && self
+                    .inner
+                    .store
+                    .reopen_job(job.id, mtp_core::engine::Stage::Sync, now)
+                    .await?
+            {
+                remote.unlinked = None;
+                remote.common.note = None;
+                remote::save(&self.inner.store, job.id, &remote, now).await?;
+                seqs.push(job.sequence_id);
             }
         }
         if let Some(engine) = self.inner.engine.get() {
             engine.wake();
         }
-        if allow {
-            // Sequences created without a link for want of consent get linked now.
-            let mut seqs = Vec::new();
-            for job in self.inner.store.jobs().await? {
-                if job.destination == Destination::Mtpw
-                    && job.status == mtp_core::engine::JobStatus::Done
-                    && let Ok(mut remote) =
-                        <remote::MtpwRemote as remote::DestinationRemote>::of(&job)
-                    && remote.unlinked.as_deref() == Some("consent")
-                    && self
-                        .inner
-                        .store
-                        .reopen_job(job.id, mtp_core::engine::Stage::Sync, now)
-                        .await?
-                {
-                    remote.unlinked = None;
-                    remote.common.note = None;
-                    remote::save(&self.inner.store, job.id, &remote, now).await?;
-                    seqs.push(job.sequence_id);
-                }
-            }
-            if let Some(engine) = self.inner.engine.get() {
-                engine.wake();
-            }
-            if !seqs.is_empty() {
-                self.emit(AppEvent::SequencesChanged { ids: seqs });
-            }
+        if !seqs.is_empty() {
+            self.emit(AppEvent::SequencesChanged { ids: seqs });
         }
         self.emit(AppEvent::AccountsChanged);
         Ok(())

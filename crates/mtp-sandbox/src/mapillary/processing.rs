@@ -349,6 +349,19 @@ impl MlyState {
                 )));
             }
         };
+        // Each image read once: what Mapillary reads of it, and what is wrong with its
+        // description, if anything.
+        let items: Option<Vec<Received>> = items.map(|items| {
+            items
+                .into_iter()
+                .map(|(key, bytes)| Received {
+                    problem: photo::mapillary_description_problem(&bytes),
+                    meta: photo::read_mapillary_meta(&bytes),
+                    key,
+                    bytes,
+                })
+                .collect()
+        });
         if let Some(items) = &items {
             within_sequence_limits(items)?;
         }
@@ -403,14 +416,19 @@ impl MlyState {
             }
             Some(items) => {
                 let mut kept = Vec::new();
-                for (key, bytes) in items {
+                for Received {
+                    key,
+                    bytes,
+                    meta,
+                    problem,
+                } in items
+                {
                     // An image whose description breaks the schema is not processed.
-                    if let Some(problem) = photo::mapillary_description_problem(&bytes) {
+                    if let Some(problem) = problem {
                         tracing::debug!(key, problem, "image refused at ingestion");
                         cluster.dropped += 1;
                         continue;
                     }
-                    let meta = photo::read_mapillary_meta(&bytes);
                     if meta.position().is_some() {
                         kept.push((key, bytes, meta));
                     } else {
@@ -644,18 +662,25 @@ fn parse_manifest(data: &[u8]) -> Result<(Vec<String>, bool), FinishError> {
     Ok((handles, canonical))
 }
 
-/// A mapillary_tools zip: entries `0.jpg…` (read in numeric order), comment
-/// `{"sequence_md5sum":"…"}` required.
+/// An image of a finished upload, read once.
+struct Received {
+    key: String,
+    bytes: Bytes,
+    meta: PhotoMeta,
+    /// Why its description breaks the schema, if it does.
+    problem: Option<String>,
+}
+
 /// Refuses a sequence over the caps mapillary_tools splits at, which are said to mirror
 /// the server's (PROTOCOLS §2.4): a client that does not split is told so, not served.
-fn within_sequence_limits(items: &[(String, Bytes)]) -> Result<(), FinishError> {
+fn within_sequence_limits(items: &[Received]) -> Result<(), FinishError> {
     if items.len() > MAX_SEQUENCE_IMAGES {
         return Err(FinishError(format!(
             "(#100) Invalid parameter: a sequence holds at most {MAX_SEQUENCE_IMAGES} images; this one has {}",
             items.len()
         )));
     }
-    let bytes: u64 = items.iter().map(|(_, b)| b.len() as u64).sum();
+    let bytes: u64 = items.iter().map(|i| i.bytes.len() as u64).sum();
     if bytes > MAX_SEQUENCE_BYTES {
         return Err(FinishError(format!(
             "(#100) Invalid parameter: a sequence holds at most 110 GiB; this one has {bytes} bytes"
@@ -663,10 +688,7 @@ fn within_sequence_limits(items: &[(String, Bytes)]) -> Result<(), FinishError> 
     }
     let pixels: u64 = items
         .iter()
-        .map(|(_, b)| {
-            let meta = photo::read_meta(b);
-            u64::from(meta.width.unwrap_or(1024)) * u64::from(meta.height.unwrap_or(1024))
-        })
+        .map(|i| u64::from(i.meta.width.unwrap_or(1024)) * u64::from(i.meta.height.unwrap_or(1024)))
         .sum();
     if pixels > MAX_SEQUENCE_PIXELS {
         return Err(FinishError(format!(
@@ -676,6 +698,8 @@ fn within_sequence_limits(items: &[(String, Bytes)]) -> Result<(), FinishError> 
     Ok(())
 }
 
+/// A mapillary_tools zip: entries `0.jpg…` (read in numeric order), comment
+/// `{"sequence_md5sum":"…"}` required.
 fn parse_zip(key: &str, data: &[u8]) -> Result<Vec<(String, Bytes)>, FinishError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(data))
         .map_err(|e| FinishError(format!("Invalid zip file: {e}")))?;
