@@ -119,9 +119,15 @@ gis-test: system-deps tools
 
 # The real window: Xvfb for the display, a private D-Bus session for single-instance,
 # tests one at a time (two apps in one session would hand over to each other).
+# E2E_RETRIES: WebKitWebDriver now and then drops a session on its own ("session deleted
+# because of page crash or hang", "Could not parse script result"; twice in ~20 suite
+# runs, each time a different test that passed on its other runs). A test that fails
+# then passes is reported FLAKY by nextest and shows in the log; `E2E_RETRIES=0 make e2e`
+# runs without the second chance.
+E2E_RETRIES ?= 1
 e2e: deps build
 	xvfb-run -a -s "-screen 0 1920x1200x24" dbus-run-session -- \
-	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
+	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast --retries $(E2E_RETRIES)
 	@echo "Screenshots: $(CURDIR)/artifacts/screenshots/"
 
 # The release build and its Debian package, with Tauri's bundler. The .deb is copied to
@@ -155,7 +161,7 @@ install-test: system-deps bundle
 e2e-release: deps bundle
 	MTP_APP_BINARY=$(RELEASE_APP) MTP_SCREENSHOTS=screenshots-release \
 	  xvfb-run -a -s "-screen 0 1920x1200x24" dbus-run-session -- \
-	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast
+	  $(CARGO) nextest run -p mtp-tests --test e2e --run-ignored only --test-threads 1 --no-fail-fast --retries $(E2E_RETRIES)
 
 test: deps fmt-check clippy machete unit keyring-test fidelity geovisio-test gis-test e2e install-test e2e-release
 
