@@ -229,6 +229,9 @@ impl App {
                 .map_err(|e| {
                     AppError::new("internal", format!("reading the folder stopped: {e}"))
                 })??;
+        // Reading and planning freed their working copies on the reading and planning
+        // threads; give those pages back rather than keep them beside what comes next.
+        mtp_core::memory::release_free_memory();
         if let Some(import_id) = self
             .store()
             .import_by_fingerprint(&prepared.fingerprint)
@@ -418,6 +421,7 @@ impl App {
         // Saved: the photos are in the database now, and queueing reads them from there.
         drop(dropped);
         drop((plan, left_by_you, rejected));
+        mtp_core::memory::release_free_memory();
         let skipped = self
             .queue_destinations(&ids, &meta, &req.destinations, now)
             .await?;

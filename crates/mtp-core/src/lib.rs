@@ -9,6 +9,7 @@ pub mod engine;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fuzz_checks;
 pub mod geo;
+pub mod memory;
 pub mod photo;
 pub mod plan;
 pub mod secret;

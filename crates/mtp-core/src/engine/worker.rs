@@ -9,10 +9,14 @@ use futures::FutureExt;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How often, at most, the worker gives freed memory back while jobs keep running
+/// ([`crate::memory::release_free_memory`]; always when the last running job stops).
+const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -107,6 +111,7 @@ impl Engine {
             tracing::info!(resumed, "resuming jobs interrupted by the last shutdown");
         }
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut trimmed_at = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -134,7 +139,14 @@ impl Engine {
             tokio::select! {
                 _ = inner.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(sleep_ms.max(10))) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                    // A job's photo and item rows are freed when it stops: give the pages
+                    // back when the last one stops, and now and then while others run.
+                    if tasks.is_empty() || trimmed_at.elapsed() >= RELEASE_MEMORY_EVERY {
+                        crate::memory::release_free_memory();
+                        trimmed_at = Instant::now();
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
         }

@@ -288,29 +288,29 @@ fn read_photos(
 ) -> Vec<Result<PhotoMeta, PhotoError>> {
     let total = files.len();
     let done = Mutex::new(0usize);
-    let read = |files: &[PathBuf]| -> Vec<Result<PhotoMeta, PhotoError>> {
-        files
-            .par_iter()
-            .map(|path| {
-                let r = read_photo(path, opts);
-                // Calling under the lock keeps files_done strictly increasing across threads.
-                if let Ok(mut d) = done.lock() {
-                    *d += 1;
-                    progress(ScanProgress {
-                        files_done: *d,
-                        files_total: total,
-                    });
-                }
-                r
-            })
-            .collect()
+    // Every result is written straight into the one vector, in the files' order: collecting
+    // each batch apart and appending it held two copies of the folder's metadata at once.
+    let mut results = Vec::with_capacity(total);
+    let read = |files: &[PathBuf], results: &mut Vec<Result<PhotoMeta, PhotoError>>| {
+        results.par_extend(files.par_iter().map(|path| {
+            let r = read_photo(path, opts);
+            // Calling under the lock keeps files_done strictly increasing across threads.
+            if let Ok(mut d) = done.lock() {
+                *d += 1;
+                progress(ScanProgress {
+                    files_done: *d,
+                    files_total: total,
+                });
+            }
+            r
+        }));
     };
     // The first files, one thread a core, tell whether the folder is read from memory (the
     // page cache) or waits on a disk. Waiting, the rest is read with many reads in flight:
     // a disk, an SSD or a card reader answers many at once about as fast as one.
     let probe = files.len().min(PROBE_FILES);
     let started = Instant::now();
-    let mut results = read(&files[..probe]);
+    read(&files[..probe], &mut results);
     let waited = probe > 0 && started.elapsed() / probe as u32 > DISK_WAIT_PER_FILE;
     let rest = &files[probe..];
     let wide = if (waited || reads != Reads::WideIfDiskWaits) && !rest.is_empty() {
@@ -323,8 +323,8 @@ fn read_photos(
         None
     };
     match wide {
-        Some(pool) => results.extend(pool.install(|| read(rest))),
-        None => results.extend(read(rest)),
+        Some(pool) => pool.install(|| read(rest, &mut results)),
+        None => read(rest, &mut results),
     }
     results
 }
