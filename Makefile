@@ -26,7 +26,7 @@ TAURI_DRIVER_VERSION := 2.1.0
 APT_PACKAGES := build-essential pkg-config curl libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev \
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev \
   xvfb xauth webkit2gtk-driver dbus dbus-x11 xdg-utils desktop-file-utils libglib2.0-bin \
-  imagemagick xdotool python3-venv jq time gnome-keyring gdal-bin
+  imagemagick xdotool python3-venv jq time gnome-keyring gdal-bin squashfs-tools
 
 .PHONY: help deps system-deps node-deps tools ui build run test lint fmt-check clippy machete unit keyring-test fidelity geovisio-test gis-test e2e bundle install-test e2e-release fuzz clean
 
@@ -37,8 +37,8 @@ help:
 	@echo "make fidelity, make geovisio-test: the emulators and clients against the real peers"
 	@echo "make keyring-test: tokens in a real Secret Service (gnome-keyring)"
 	@echo "make gis-test: Explore's GeoJSON opened by GDAL (ogrinfo)"
-	@echo "make bundle: the release build and its .deb, in $(PACKAGES_DIR)/"
-	@echo "make install-test: install the .deb, open deep links with xdg-open, remove it"
+	@echo "make bundle: the release build, its .deb and its AppImage, in $(PACKAGES_DIR)/"
+	@echo "make install-test: install the .deb, open deep links with xdg-open, remove it; the same for the AppImage"
 	@echo "make e2e-release: the real-window tests against the release build"
 
 deps: system-deps node-deps tools
@@ -137,8 +137,9 @@ e2e: deps build
 # The binary is stripped of its symbol table before bundling (42 -> 33 MB; the .deb
 # 14.4 -> 12.8 MiB); `strip = true` in the release profile would do the same, but changing
 # it rebuilds every dependency.
-# No AppImage: Tauri's AppImage step downloads linuxdeploy and the AppImage runtime from
-# GitHub, and no package from the registries this project can use ships them (README).
+# The AppImage is made by scripts/appimage.sh with our own runtime
+# (crates/mtp-appimage-runtime) and squashfs-tools: Tauri's AppImage step downloads
+# linuxdeploy and AppImageKit's runtime from GitHub, which this project cannot reach (README).
 bundle: system-deps ui
 	rm -rf "$(TARGET_DIR)/release/bundle/deb"
 	$(TAURI) build --ci --ignore-version-mismatches --no-bundle
@@ -150,11 +151,14 @@ bundle: system-deps ui
 	  cp "$$deb" $(PACKAGES_DIR)/$$name; \
 	  echo "$(PACKAGES_DIR)/$$name: $$(du -k $(PACKAGES_DIR)/$$name | cut -f1) KiB"; \
 	done
+	$(CARGO) build --release -p mtp-appimage-runtime
+	scripts/appimage.sh "$(RELEASE_APP)" "$(TARGET_DIR)/release/mtp-appimage-runtime" $(PACKAGES_DIR)
 
 # The .deb installed with apt-get, deep links opened with xdg-open reach the installed app
 # (a cold start, then a hand-over to the running app), removed, the user's data kept.
 install-test: system-deps bundle
 	SUDO=$(SUDO) scripts/install-test.sh
+	scripts/appimage-test.sh
 
 # The end-to-end suite again, against the release build the .deb ships (its screenshots
 # in artifacts/screenshots-release/).
