@@ -167,14 +167,19 @@ pub async fn retry_kartaview(state: Shared<'_>) -> Result<String, AppError> {
     state.app()?.retry_kartaview().await
 }
 
-/// Connects a service with a token the user pasted (KartaView: upload-scripts' `osc.token`).
+/// Connects a service with a token the user pasted (KartaView: upload-scripts' `osc.token`,
+/// with the username KartaView cannot tell from it).
 #[tauri::command]
 pub async fn connect_with_token(
     state: Shared<'_>,
     service: mtp_core::Destination,
     token: String,
+    username: Option<String>,
 ) -> Result<String, AppError> {
-    state.app()?.connect_with_token(service, &token).await
+    state
+        .app()?
+        .connect_with_token(service, &token, username.as_deref())
+        .await
 }
 
 #[tauri::command]

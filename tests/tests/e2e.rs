@@ -1326,11 +1326,13 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
         .await?;
     let token = token["access_token"].as_str().unwrap().to_string();
     app.type_into("#kartaview-token", &token).await?;
+    app.type_into("#kartaview-username", mtp_sandbox::SANDBOX_USERNAME)
+        .await?;
     app.click(".service-kartaview [data-action=paste-token]")
         .await?;
     app.wait_for_text(
         ".service-kartaview .status.ok",
-        "Connected as",
+        &format!("Connected as {}", mtp_sandbox::SANDBOX_USERNAME),
         Duration::from_secs(20),
     )
     .await?;

@@ -71,7 +71,7 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
         .issue_token(mtp_sandbox::Service::Mapillary, 0);
     story
         .app
-        .connect_with_token(Destination::Mapillary, &token)
+        .connect_with_token(Destination::Mapillary, &token, None)
         .await
         .unwrap();
     let jobs = story.settle(&ids).await;

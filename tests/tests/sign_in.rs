@@ -392,13 +392,33 @@ async fn kartaview_refusing_our_osm_app_is_shown_verbatim_then_retried_or_replac
     app.disconnect(Destination::Kartaview).await.unwrap();
     assert!(app.store().kartaview_osm_token().await.unwrap().is_none());
     assert!(app.retry_kartaview().await.is_err());
+    // KartaView cannot tell whose a token is: without a username the account has none (no
+    // made-up name KartaView would be asked about), and the card simply has no stats.
     let kv = sandbox.issue_token(mtp_sandbox::Service::KartaView, 0);
-    app.connect_with_token(Destination::Kartaview, &kv)
+    let name = app
+        .connect_with_token(Destination::Kartaview, &kv, Some("  "))
         .await
         .unwrap();
-    assert!(connected_as(app, Destination::Kartaview).await.is_some());
+    assert_eq!(name, "");
+    assert_eq!(
+        connected_as(app, Destination::Kartaview).await.as_deref(),
+        Some("")
+    );
+    assert!(app.kartaview_stats().await.unwrap().is_none());
     let account = app.access_token(Destination::Kartaview).await.unwrap();
     assert_eq!(account.access_token.expose(), &kv);
+    // With the username given beside it, the card's stats come from KartaView.
+    let name = app
+        .connect_with_token(
+            Destination::Kartaview,
+            &kv,
+            Some(mtp_sandbox::SANDBOX_USERNAME),
+        )
+        .await
+        .unwrap();
+    assert_eq!(name, mtp_sandbox::SANDBOX_USERNAME);
+    let stats = app.kartaview_stats().await.unwrap().unwrap();
+    assert_eq!(stats.username, mtp_sandbox::SANDBOX_USERNAME);
 }
 
 #[tokio::test]

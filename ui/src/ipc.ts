@@ -269,7 +269,7 @@ export const api = {
   setRedirectUri: (service: Destination, redirectUri: string | null) =>
     call<string | null>("set_redirect_uri", { service, redirectUri }),
   retryKartaview: () => call<string>("retry_kartaview"),
-  connectWithToken: (service: Destination, token: string) => call<string>("connect_with_token", { service, token }),
+  connectWithToken: (service: Destination, token: string, username: string | null = null) => call<string>("connect_with_token", { service, token, username }),
   jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
     call<number>("job_action", { target, action }),
   pathKinds: (paths: string[]) => call<("dir" | "file" | "missing")[]>("path_kinds", { paths }),

@@ -710,7 +710,17 @@ impl App {
     /// Paths have no call that checks a token, so theirs is taken as it is and the first
     /// upload tells (a refusal puts the job in "integrate again"). Panoramax tokens go
     /// through [`App::connect_panoramax`], which also needs the instance.
-    pub async fn connect_with_token(&self, service: Destination, token: &str) -> AppResult<String> {
+    ///
+    /// KartaView has no call that tells whose a token is, so its username is asked for
+    /// beside the token: the card's stats and the search for a sequence a crash left behind
+    /// need it. Without one the account has no username (rather than a made-up one that
+    /// KartaView would be asked about), and the name returned is empty.
+    pub async fn connect_with_token(
+        &self,
+        service: Destination,
+        token: &str,
+        username: Option<&str>,
+    ) -> AppResult<String> {
         let token = token.trim();
         if token.is_empty() {
             return Err(AppError::invalid("The token is empty."));
@@ -740,13 +750,11 @@ impl App {
                 s.kartaview
                     .as_ref()
                     .ok_or_else(|| self.not_configured(service))?;
-                account(
-                    service,
-                    None,
-                    Some("KartaView account (pasted token)".into()),
-                    tokens,
-                    None,
-                )
+                let username = username
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from);
+                account(service, None, username, tokens, None)
             }
             Destination::Mtpw => {
                 s.mtpw

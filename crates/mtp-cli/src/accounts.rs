@@ -29,6 +29,10 @@ pub enum AccountsCommand {
     Token {
         service: Destination,
         token: Option<String>,
+        /// Your KartaView username: KartaView cannot tell it from the token, and `mtp
+        /// accounts` shows your stats with it.
+        #[arg(long)]
+        username: Option<String>,
     },
     /// Forget a service's account.
     Logout { service: Destination },
@@ -54,6 +58,9 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         AccountsCommand::List => {
             for c in app.integrations().await? {
                 let state = match (&c.connected_as, c.needs_reauth) {
+                    (Some(name), false) if name.is_empty() => {
+                        "connected with a pasted token".into()
+                    }
                     (Some(name), false) => format!("connected as {name}"),
                     (Some(_), true) => match &c.reauth_reason {
                         Some(reason) => format!("needs a new sign-in: {reason}"),
@@ -133,7 +140,17 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                 "Panoramax tokens belong to an instance: mtp accounts panoramax --url URL --token TOKEN"
             );
         }
-        AccountsCommand::Token { service, token } => {
+        AccountsCommand::Token {
+            service,
+            token,
+            username,
+        } => {
+            if username.is_some() && service != Destination::Kartaview {
+                anyhow::bail!(
+                    "--username is for KartaView only: {} tells whose a token is by itself",
+                    service.label()
+                );
+            }
             let token = match token {
                 Some(t) => t,
                 None => {
@@ -145,8 +162,17 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                     line
                 }
             };
-            let name = app.connect_with_token(service, &token).await?;
-            println!("{} connected as {name}.", service.label());
+            let name = app
+                .connect_with_token(service, &token, username.as_deref())
+                .await?;
+            if name.is_empty() {
+                println!(
+                    "{} connected with the token (give --username too to see your stats).",
+                    service.label()
+                );
+            } else {
+                println!("{} connected as {name}.", service.label());
+            }
         }
         AccountsCommand::Logout { service } => {
             app.disconnect(service).await?;

@@ -47,7 +47,12 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
     const why = c.reauth_reason ?? `Sign-in expired for ${c.connected_as || "this account"}: integrate again.`;
     el.append(h("p", { class: "status warn" }, `${why} Your queued uploads wait and are kept.`));
   } else if (connected) {
-    el.append(h("p", { class: "status ok" }, `Connected as ${c.connected_as || "(unnamed account)"}`));
+    const who = c.connected_as
+      ? `Connected as ${c.connected_as}`
+      : c.service === "kartaview"
+        ? "Connected with a pasted token (no username given with it, so no stats)"
+        : "Connected as (unnamed account)";
+    el.append(h("p", { class: "status ok" }, who));
     if (c.instance_url) el.append(h("p", { class: "muted small" }, c.instance_url));
     if (c.service === "mapillary") {
       // Account stats when Mapillary gives them; nothing otherwise.
@@ -125,13 +130,17 @@ function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTML
   box.append(h("p", { class: "status bad sign-in-error", role: "alert" }, s.message ?? "The sign-in failed."));
   if (s.offer_token) {
     const token = h("input", { class: "wide", type: "password", id: `${c.service}-token`, placeholder: "KartaView token" });
+    const username = h("input", { class: "wide", type: "text", id: `${c.service}-username`, placeholder: "Your KartaView username", autocomplete: "username" });
+    const pasted = (name: unknown) => (name ? `${c.label} connected as ${name}.` : `${c.label} connected with the pasted token.`);
     box.append(
       h("p", { class: "small" },
         "Have a KartaView token? KartaView's upload-scripts keep one as ", h("code", {}, "osc.token"), " in their ", h("code", {}, "credentials.json"),
         ". Paste it here (it stays on this computer)."),
       token,
+      h("p", { class: "small muted" }, "KartaView cannot tell whose a token is: give your username too to see your stats on this card."),
+      username,
       h("div", { class: "actions" },
-        h("button", { class: "primary", "data-action": "paste-token", onclick: act(root, () => api.connectWithToken(c.service, token.value), (name) => `${c.label} connected as ${name}.`) }, "Connect with this token"),
+        h("button", { class: "primary", "data-action": "paste-token", onclick: act(root, () => api.connectWithToken(c.service, token.value, username.value.trim() || null), pasted) }, "Connect with this token"),
         s.can_retry ? h("button", { class: "secondary", "data-action": "retry", onclick: act(root, () => api.retryKartaview(), (name) => `${c.label} connected as ${name}.`) }, "Ask KartaView again") : null,
       ),
     );
