@@ -14,21 +14,9 @@ SCHEME=app.mtp.desktop
 MIME="x-scheme-handler/$SCHEME"
 HANDLER=mtp-desktop-handler.desktop
 
-say() { echo "appimage-test: $*"; }
-fail() {
-  echo "appimage-test: FAIL: $*" >&2
-  exit 1
-}
-
-# wait_until <seconds> <what> <command…>: polls the command every 0.2 s.
-wait_until() {
-  local limit=$1 deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$what (waited ${limit} s)"
-    sleep 0.2
-  done
-}
+TEST_NAME=appimage-test
+# shellcheck source=scripts/desktop-test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/desktop-test-lib.sh"
 
 # The app's processes started by this test: run from the folder the runtime unpacked under
 # this test's TMPDIR, and carrying the marker every process of the test inherits.
@@ -42,20 +30,6 @@ app_pids() {
     grep -qzxF "MTP_INSTALL_TEST=$WORK" "$f" 2>/dev/null && echo "$pid"
   done
   return 0
-}
-
-stop_apps() {
-  local pids
-  pids=$(app_pids)
-  [ -n "$pids" ] || return 0
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  for _ in $(seq 50); do
-    [ -n "$(app_pids)" ] || return 0
-    sleep 0.1
-  done
-  # shellcheck disable=SC2046
-  kill -KILL $(app_pids) 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------

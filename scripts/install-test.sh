@@ -18,21 +18,9 @@ SCHEME=app.mtp.desktop
 MIME="x-scheme-handler/$SCHEME"
 BIN=/usr/bin/mtp-desktop
 
-say() { echo "install-test: $*"; }
-fail() {
-  echo "install-test: FAIL: $*" >&2
-  exit 1
-}
-
-# wait_until <seconds> <what> <command…>: polls the command every 0.2 s.
-wait_until() {
-  local limit=$1 deadline=$((SECONDS + $1)) what=$2
-  shift 2
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$what (waited ${limit} s)"
-    sleep 0.2
-  done
-}
+TEST_NAME=install-test
+# shellcheck source=scripts/desktop-test-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/desktop-test-lib.sh"
 
 # The installed app's processes started by this test: found by the marker every process
 # the test starts inherits, so other copies of the app on this machine are never touched.
@@ -47,20 +35,6 @@ app_pids() {
     grep -qzxF "MTP_INSTALL_TEST=$WORK" "$f" 2>/dev/null && echo "$pid"
   done
   return 0
-}
-
-stop_apps() {
-  local pids
-  pids=$(app_pids)
-  [ -n "$pids" ] || return 0
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  for _ in $(seq 50); do
-    [ -n "$(app_pids)" ] || return 0
-    sleep 0.1
-  done
-  # shellcheck disable=SC2046
-  kill -KILL $(app_pids) 2>/dev/null || true
 }
 
 # ---------------------------------------------------------------------------------------
