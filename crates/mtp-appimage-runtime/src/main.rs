@@ -278,6 +278,10 @@ fn unpack(image: &Path, offset: u64, to: &Path) -> io::Result<()> {
                 out.set_permissions(fs::Permissions::from_mode(mode))?;
             }
             InnerNode::Symlink(link) => {
+                // `--appimage-extract` again into the same folder replaces what is there.
+                if fs::symlink_metadata(&path).is_ok() {
+                    fs::remove_file(&path)?;
+                }
                 std::os::unix::fs::symlink(&link.link, &path)?;
             }
             _ => {}
@@ -386,6 +390,9 @@ mod tests {
             Path::new("usr/bin/app")
         );
         assert_eq!(usable(&to), Usable::Yes);
+        // Unpacking again over the same folder (`--appimage-extract` twice) replaces it.
+        unpack(&image, head.len() as u64, &to).unwrap();
+        assert_eq!(fs::read(to.join("usr/bin/app")).unwrap(), program);
         // The image is read where it starts, not from the file's first byte.
         assert!(unpack(&image, 0, &dir.path().join("wrong")).is_err());
     }

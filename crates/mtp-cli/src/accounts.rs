@@ -58,7 +58,9 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
         AccountsCommand::List => {
             for c in app.integrations().await? {
                 let state = match (&c.connected_as, c.needs_reauth) {
-                    (Some(name), false) if name.is_empty() => {
+                    (Some(name), false)
+                        if name.is_empty() && c.service == Destination::Kartaview =>
+                    {
                         "connected with a pasted token".into()
                     }
                     (Some(name), false) => format!("connected as {name}"),
