@@ -19,15 +19,11 @@ TEST_NAME=appimage-test
 source "$(dirname "${BASH_SOURCE[0]}")/desktop-test-lib.sh"
 
 # The app's processes started by this test: run from the folder the runtime unpacked under
-# this test's TMPDIR, and carrying the marker every process of the test inherits.
+# this test's TMPDIR.
 app_pids() {
-  local f pid exe
-  for f in /proc/[0-9]*/environ; do
-    pid=${f#/proc/}
-    pid=${pid%/environ}
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-    case $exe in "$WORK/tmp/.mount_"*/usr/bin/mtp-desktop) ;; *) continue ;; esac
-    grep -qzxF "MTP_INSTALL_TEST=$WORK" "$f" 2>/dev/null && echo "$pid"
+  local pid exe
+  marked_processes | while read -r pid exe; do
+    case $exe in "$WORK/tmp/.mount_"*/usr/bin/mtp-desktop) echo "$pid" ;; esac
   done
   return 0
 }

@@ -22,17 +22,12 @@ TEST_NAME=install-test
 # shellcheck source=scripts/desktop-test-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/desktop-test-lib.sh"
 
-# The installed app's processes started by this test: found by the marker every process
-# the test starts inherits, so other copies of the app on this machine are never touched.
+# The installed app's processes started by this test.
 app_pids() {
-  local f pid exe
-  for f in /proc/[0-9]*/environ; do
-    pid=${f#/proc/}
-    pid=${pid%/environ}
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+  local pid exe
+  marked_processes | while read -r pid exe; do
     # After apt-get remove the link reads "/usr/bin/mtp-desktop (deleted)".
-    [ "${exe% (deleted)}" = "$BIN" ] || continue
-    grep -qzxF "MTP_INSTALL_TEST=$WORK" "$f" 2>/dev/null && echo "$pid"
+    [ "${exe% (deleted)}" = "$BIN" ] && echo "$pid"
   done
   return 0
 }
