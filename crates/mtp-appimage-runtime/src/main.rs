@@ -167,10 +167,17 @@ fn unpacked(image: &Path, offset: u64) -> Result<PathBuf, String> {
     ));
     let failed = |e: io::Error| {
         let _ = fs::remove_dir_all(&fresh);
-        format!(
-            "cannot unpack the app into {} ({e}): free some space there, or set TMPDIR to another folder",
-            tmp.display()
-        )
+        if e.kind() == io::ErrorKind::InvalidData {
+            format!(
+                "{} is damaged or incomplete ({e}): download it again",
+                image.display()
+            )
+        } else {
+            format!(
+                "cannot unpack the app into {} ({e}): free some space there, or set TMPDIR to another folder",
+                tmp.display()
+            )
+        }
     };
     DirBuilder::new()
         .mode(0o700)
@@ -252,7 +259,14 @@ fn nanos() -> u128 {
 /// holds, are skipped; so is any path that would leave `to`.
 fn unpack(image: &Path, offset: u64, to: &Path) -> io::Result<()> {
     let file = BufReader::new(File::open(image)?);
-    let fs = FilesystemReader::from_reader_with_offset(file, offset).map_err(io::Error::other)?;
+    // backhand's errors carry no text (their texts are a feature left out), so say what it
+    // means here.
+    let fs = FilesystemReader::from_reader_with_offset(file, offset).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "its squashfs image is cut short or damaged",
+        )
+    })?;
     fs::create_dir_all(to)?;
     let mut folders = Vec::new();
     for node in fs.files() {
@@ -393,8 +407,14 @@ mod tests {
         // Unpacking again over the same folder (`--appimage-extract` twice) replaces it.
         unpack(&image, head.len() as u64, &to).unwrap();
         assert_eq!(fs::read(to.join("usr/bin/app")).unwrap(), program);
-        // The image is read where it starts, not from the file's first byte.
-        assert!(unpack(&image, 0, &dir.path().join("wrong")).is_err());
+        // The image is read where it starts, not from the file's first byte; a cut file
+        // (an interrupted download) is said to be damaged, not a full disk.
+        let err = unpack(&image, 0, &dir.path().join("wrong")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        let cut = dir.path().join("cut.AppImage");
+        fs::write(&cut, &fs::read(&image).unwrap()[..head.len() + 2000]).unwrap();
+        let err = unpack(&cut, head.len() as u64, &dir.path().join("cut")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 
     #[test]
