@@ -74,6 +74,19 @@ gui() {
     refused_at_least 2
   say "xdg-open started the AppImage with its link (pid $(app_pids))"
   stop_apps
+
+  # 4. A newer download (here the same file touched, which names a new folder) is unpacked
+  # anew, and the folder of the one before, which nothing runs from, is removed.
+  local before now
+  before=$(find "$TMPDIR" -maxdepth 1 -name '.mount_mtp-desktop-*')
+  touch "$image"
+  "$image" >>"$log" 2>&1 &
+  wait_until 30 "the touched AppImage started no app (see $log)" app_running
+  now=$(dirname "$(dirname "$(dirname "$(readlink "/proc/$(app_pids)/exe")")")")
+  [ "$now" != "$before" ] || fail "the touched AppImage ran from the folder of the one before"
+  [ ! -e "$before" ] || fail "the folder of the AppImage before was left in TMPDIR: $before"
+  say "a newer AppImage unpacked into $(basename "$now") and removed $(basename "$before")"
+  stop_apps
 }
 
 if [ "${1:-}" = --gui ]; then
@@ -121,10 +134,10 @@ CLEAN_ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$WORK/home" TMPDIR="$
   "$0" --gui "$WORK" "$ARTIFACTS" "$IMAGE" 2>&1 |
   { grep -v 'Failed to set fd limit' || true; }
 
-# One private folder, unpacked once and used by every start.
+# One private folder, unpacked once per version and used by every start of it.
 mapfile -t unpacked < <(find "$WORK/tmp" -maxdepth 1 -name '.mount_mtp-desktop-*')
 [ "${#unpacked[@]}" = 1 ] || fail "expected one unpacked folder in TMPDIR, found: ${unpacked[*]:-none}"
 [ "$(stat -c %a "${unpacked[0]}")" = 700 ] || fail "${unpacked[0]} is not private (mode $(stat -c %a "${unpacked[0]}"))"
 DB="$WORK/home/.local/share/$SCHEME/mtp.db"
 [ -s "$DB" ] || fail "the app left no database at $DB"
-say "the app was unpacked once, into a private folder; its database is in the user's data folder"
+say "one unpacked folder is left, and it is private; the database is in the user's data folder"

@@ -9,6 +9,7 @@
 //! (`$TMPDIR/.mount_mtp-desktop-<key>`, the prefix Tauri expects of an AppImage's files), and
 //! runs the app from there: no FUSE needed, and a second start (a link handed to the running
 //! app) costs no unpacking. A folder left by another user, or not private, is never used.
+//! Unpacking a new version removes the folders of earlier ones that nothing runs from.
 //!
 //! As AppImageKit's runtime, it sets `APPIMAGE` (this file), `APPDIR` (the unpacked folder),
 //! `OWD` (the folder it was started from) and `ARGV0`, and answers `--appimage-offset`,
@@ -110,7 +111,8 @@ Options of the AppImage itself:
   --appimage-help      print this help
 
 The app is unpacked once into $TMPDIR/.mount_mtp-desktop-<key> (a private folder) and
-started from there.
+started from there. Unpacking a new version removes the folders of earlier ones that no
+running app uses.
 ";
 
 /// Where the squashfs image starts: right after this runtime's ELF file, whose section
@@ -189,7 +191,13 @@ fn unpacked(image: &Path, offset: u64) -> Result<PathBuf, String> {
         return Ok(fresh);
     }
     match fs::rename(&fresh, &dir) {
-        Ok(()) => Ok(dir),
+        Ok(()) => {
+            // A new image (another version, or a copy) was just unpacked: the folders of
+            // earlier ones no longer running go, so they do not pile up in $TMPDIR (often
+            // a tmpfs, in memory).
+            clear_others(&tmp, &dir, &running_from());
+            Ok(dir)
+        }
         // Another start unpacked the same image at the same moment: use theirs.
         Err(_) if usable(&dir) == Usable::Yes => {
             let _ = fs::remove_dir_all(&fresh);
@@ -197,6 +205,71 @@ fn unpacked(image: &Path, offset: u64) -> Result<PathBuf, String> {
         }
         Err(_) => Ok(fresh),
     }
+}
+
+/// Removes this user's other unpacked folders in `tmp` (`.mount_<NAME>-<key>`) that no
+/// process in `in_use` runs from, and the half-unpacked ones (`.mount_<NAME>-<key>.<pid>-<n>`)
+/// whose process is gone. Folders of other users, other names and anything that is not a
+/// directory are left alone; so is `keep`. Best effort: a folder that cannot be removed
+/// stays.
+fn clear_others(tmp: &Path, keep: &Path, in_use: &[PathBuf]) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let prefix = format!(".mount_{NAME}-");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if path == keep || !meta.is_dir() || Some(meta.uid()) != me {
+            continue;
+        }
+        match rest.split_once('.') {
+            // Being unpacked (or removed) by a process still running: not ours to touch.
+            Some((_, pid_n)) => {
+                let pid = pid_n.split_once('-').map_or(pid_n, |(pid, _)| pid);
+                if pid.is_empty() || Path::new("/proc").join(pid).exists() {
+                    continue;
+                }
+            }
+            None if in_use.iter().any(|p| p.starts_with(&path)) => continue,
+            None => {}
+        }
+        // Renamed first, so a start of that version meanwhile unpacks anew instead of
+        // running from a folder being emptied; a removal cut short is finished next time.
+        let doomed = tmp.join(format!(
+            "{prefix}{}.{}-{}",
+            rest.split_once('.').map_or(rest, |(key, _)| key),
+            std::process::id(),
+            nanos()
+        ));
+        if fs::rename(&path, &doomed).is_ok() {
+            let _ = fs::remove_dir_all(&doomed);
+        }
+    }
+}
+
+/// The programs and working folders of the processes this user may look at.
+fn running_from() -> Vec<PathBuf> {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .flat_map(|p| [p.path().join("exe"), p.path().join("cwd")])
+        .filter_map(|link| fs::read_link(link).ok())
+        .collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -415,6 +488,58 @@ mod tests {
         fs::write(&cut, &fs::read(&image).unwrap()[..head.len() + 2000]).unwrap();
         let err = unpack(&cut, head.len() as u64, &dir.path().join("cut")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    }
+
+    /// After a new version is unpacked, the folders of earlier ones go — unless a process
+    /// runs from one, or another start is still unpacking into one.
+    #[test]
+    fn older_unpacked_folders_not_in_use_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let folder = |name: &str| {
+            let p = tmp.path().join(name);
+            DirBuilder::new().mode(0o700).create(&p).unwrap();
+            File::create(p.join("AppRun")).unwrap();
+            p
+        };
+        let keep = folder(".mount_mtp-desktop-000000000000000a");
+        let old = folder(".mount_mtp-desktop-000000000000000b");
+        let running = folder(".mount_mtp-desktop-000000000000000c");
+        let unpacking = folder(&format!(
+            ".mount_mtp-desktop-000000000000000d.{}-1",
+            std::process::id()
+        ));
+        // A pid above the kernel's limit (4194304) never runs.
+        let left_by_a_crash = folder(".mount_mtp-desktop-000000000000000e.99999999-1");
+        let other_app = folder(".mount_other-000000000000000f");
+        fs::write(
+            tmp.path().join(".mount_mtp-desktop-0000000000000010"),
+            "a file",
+        )
+        .unwrap();
+
+        let in_use = [running.join("usr/bin/mtp-desktop")];
+        clear_others(tmp.path(), &keep, &in_use);
+
+        let mut left: Vec<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = [&keep, &running, &unpacking, &other_app]
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        expected.push(".mount_mtp-desktop-0000000000000010".to_string());
+        expected.sort();
+        assert_eq!(left, expected);
+        assert!(!old.exists() && !left_by_a_crash.exists());
+    }
+
+    /// This test's own program is among the running ones.
+    #[test]
+    fn the_running_programs_are_found() {
+        let me = fs::read_link("/proc/self/exe").unwrap();
+        assert!(running_from().contains(&me));
     }
 
     #[test]
