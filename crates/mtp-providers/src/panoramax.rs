@@ -2,7 +2,8 @@
 //! read-back (PROTOCOLS §4). Paths live under `{instance}/api`.
 //!
 //! A 409 on a file means the exact bytes are already on the instance (in this set, or in
-//! another one): the photo is there, so it is success.
+//! another one): the photo is there, so it is success. The one 409 that is not is another
+//! picture under the same file name in the set: an error.
 
 use std::sync::Arc;
 
@@ -534,7 +535,8 @@ struct ConflictSet {
     existing_item_id: Option<String>,
 }
 
-/// Both outcomes mean "the picture is on the instance".
+/// Both outcomes mean "the picture is on the instance". (A 409 for another picture under
+/// the same name in the set is an error, `Permanent` with status 409.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum AddFileOutcome {
     Added(AddedFile),
@@ -779,6 +781,15 @@ impl PanoramaxClient {
         if reply.status == StatusCode::CONFLICT {
             // Read leniently: whatever its shape, a 409 means the bytes are there.
             let conflict: ConflictReply = serde_json::from_slice(&reply.body).unwrap_or_default();
+            // But one is about the name, not the bytes: the set already has another picture
+            // under this file name (GeoVisio keeps one file per name in a set).
+            if conflict
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("same name"))
+            {
+                return Err(self.error(&reply));
+            }
             let details = conflict.details.unwrap_or_default();
             let existing_item_id = conflict
                 .existing_item

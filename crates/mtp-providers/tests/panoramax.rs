@@ -300,6 +300,17 @@ async fn add_file_multipart_and_outcomes() {
         }
     ));
 
+    // 409 for another picture under this name in the set (GeoVisio keeps one file per
+    // name): not this photo, so not "already there".
+    stub.file_replies.lock().unwrap().push((
+        StatusCode::CONFLICT,
+        json!({"message": "A different picture with the same name has already been added to this uploadset",
+               "existing_item": {"id": "pic-other"}, "status_code": 409}),
+    ));
+    let e = client.add_file(SET_ID, &file).await.unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::Permanent, Some(409)));
+    assert!(e.to_string().contains("same name"), "{e}");
+
     // 400: rejected with the reason, permanent.
     stub.file_replies.lock().unwrap().push((
         StatusCode::BAD_REQUEST,

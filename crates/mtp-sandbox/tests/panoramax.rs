@@ -233,6 +233,64 @@ async fn upload_set_lifecycle_to_ready() {
     assert!(sb.state().panoramax_upload_set(&id).unwrap().deleted);
 }
 
+/// GeoVisio keeps one file per name in an upload set: other bytes under a taken name are
+/// refused (409, not tracked); a rejected file's name may be sent again, replacing its row;
+/// the set completes when its files number exactly the estimate.
+#[tokio::test]
+async fn one_file_per_name_in_an_upload_set() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (_, _, set) = create_set(
+        &sb,
+        &token,
+        json!({"title": "Names", "estimated_nb_files": 3}),
+    )
+    .await;
+    let id = set["id"].as_str().unwrap().to_owned();
+    let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0001.jpg", photo(0, 0)).await;
+    assert_eq!(code, 202, "{v}");
+    let first = v["picture_id"].as_str().unwrap().to_owned();
+
+    // Another photo under the same name (two folders of one camera): refused, not tracked.
+    let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0001.jpg", photo(1, 4)).await;
+    assert_eq!(code, 409, "{v}");
+    assert_eq!(
+        v["message"],
+        "A different picture with the same name has already been added to this uploadset"
+    );
+    assert_eq!(v["existing_item"]["id"], first.as_str());
+    // The same bytes again (a lost reply, sent again): the same-set duplicate answer.
+    let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0001.jpg", photo(0, 0)).await;
+    assert_eq!(code, 409);
+    assert_eq!(
+        v["message"],
+        "The item has already been added to this upload set"
+    );
+    // Not a picture, under the taken name: refused the same way.
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0001.jpg", b"text".to_vec()).await;
+    assert_eq!(code, 409);
+
+    // A rejected file, then the right one under its name: one row, replaced.
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0002.jpg", b"text".to_vec()).await;
+    assert_eq!(code, 400);
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0002.jpg", photo(2, 8)).await;
+    assert_eq!(code, 202);
+    let (_, files) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}/files")).await;
+    let files = files["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.get("rejected").is_none()),
+        "{files:?}"
+    );
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(v["completed"], false, "2 files of the 3 expected");
+
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0003.jpg", photo(3, 12)).await;
+    assert_eq!(code, 202);
+    let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+    assert_eq!(v["completed"], true);
+}
+
 #[tokio::test]
 async fn duplicates_across_sets_and_rejections() {
     let sb = sandbox().await;

@@ -135,7 +135,10 @@ pub(super) fn mark_complete(st: &mut PnxState, set_idx: usize) {
     }
 }
 
-/// Tracks a file (accepted or rejected) and completes the set when the estimate is reached.
+/// Tracks a file (accepted or rejected) and completes the set when its files number exactly
+/// the estimate (GeoVisio: `completed = (nb = estimated_nb_files)`). A file sent again under
+/// the name of a rejected one replaces it, as GeoVisio's upsert on the set and the name does
+/// (the caller has refused a name that already has a picture).
 pub(super) fn track(st: &mut PnxState, set_idx: usize, file: SetFile) {
     let set = &mut st.sets[set_idx];
     if set.completed_at.take().is_some() {
@@ -144,11 +147,18 @@ pub(super) fn track(st: &mut PnxState, set_idx: usize, file: SetFile) {
         st.collections.retain(|c| !old.contains(&c.id));
     }
     let set = &mut st.sets[set_idx];
-    set.files.push(file);
+    match set
+        .files
+        .iter_mut()
+        .find(|f| f.file_name == file.file_name && f.picture_id.is_none())
+    {
+        Some(rejected) => *rejected = file,
+        None => set.files.push(file),
+    }
     let counted = set.files.len() as u64;
     if set
         .estimated_nb_files
-        .is_some_and(|n| n > 0 && counted >= n)
+        .is_some_and(|n| n > 0 && counted == n)
     {
         mark_complete(st, set_idx);
     }

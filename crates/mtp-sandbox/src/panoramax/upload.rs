@@ -408,8 +408,29 @@ pub(super) async fn add_file(
         );
         err_details(StatusCode::BAD_REQUEST, msg, details)
     };
+    // GeoVisio keeps one file per name in a set (its `files` rows are unique on the set and
+    // the name): other bytes under a name that already has a picture are refused (409, not
+    // tracked), and so is a file that would be tracked as rejected under it. A name whose
+    // file was rejected may be sent again: its row is replaced ([`track`]).
+    let name_taken = |st: &PnxState| {
+        st.sets[set_idx]
+            .files
+            .iter()
+            .find(|f| f.file_name == file_name)
+            .and_then(|f| f.picture_id.clone())
+    };
+    let same_name = |existing: String| {
+        json_response(
+            StatusCode::CONFLICT,
+            &json!({"message": "A different picture with the same name has already been added to this uploadset",
+                    "existing_item": {"id": existing}, "status_code": 409}),
+        )
+    };
     let lower = file_name.to_ascii_lowercase();
     if !photo::is_jpeg(&file.data) || !(lower.ends_with(".jpg") || lower.ends_with(".jpeg")) {
+        if let Some(existing) = name_taken(&st) {
+            return same_name(existing);
+        }
         return reject(
             &mut st,
             "invalid_file",
@@ -423,6 +444,9 @@ pub(super) async fn add_file(
             &json!({"message": "The item has already been added to this upload set",
                     "existing_item": {"id": existing.id}, "status_code": 409}),
         );
+    }
+    if let Some(existing) = name_taken(&st) {
+        return same_name(existing);
     }
     if let Some((existing_id, existing_set)) = st
         .pictures
