@@ -835,13 +835,16 @@ impl PanoramaxClient {
         }
     }
 
-    /// `GET /api/users/me/upload_sets`: the account's upload sets.
+    /// `GET /api/users/me/upload_sets`: the account's upload sets not dispatched yet (what
+    /// GeoVisio lists by default), oldest first, up to its largest page (1000; 100 unasked).
     pub async fn my_upload_sets(&self) -> Result<Vec<UploadSet>, ProviderError> {
         let call = "GET /api/users/me/upload_sets";
         let value = self
             .call_json(
                 call,
-                self.http.get(self.url(&["users", "me", "upload_sets"])?),
+                self.http
+                    .get(self.url(&["users", "me", "upload_sets"])?)
+                    .query(&[("limit", "1000")]),
             )
             .await?;
         let sets = value

@@ -291,6 +291,49 @@ async fn one_file_per_name_in_an_upload_set() {
     assert_eq!(v["completed"], true);
 }
 
+/// `GET /api/users/me/upload_sets` lists, as GeoVisio, the sets not dispatched yet (unless
+/// `filter` asks for the others), oldest first, at most `limit` (100 by default, ≤ 1000).
+#[tokio::test]
+async fn my_upload_sets_are_the_undispatched_ones_oldest_first() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let mut sets = Vec::new();
+    for title in ["First", "Second", "Third"] {
+        let (_, _, set) = create_set(
+            &sb,
+            &token,
+            json!({"title": title, "estimated_nb_files": 1}),
+        )
+        .await;
+        sets.push(set["id"].as_str().unwrap().to_owned());
+    }
+    // The second one gets its file: it completes, then is dispatched.
+    let (code, _) = send_file(&sb, Some(&token), &sets[1], "IMG_0.jpg", photo(0, 0)).await;
+    assert_eq!(code, 202);
+    tokio::time::sleep(DELAY + Duration::from_millis(100)).await;
+    let listed = |v: &Value| -> Vec<String> {
+        v["upload_sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, v) = get_json(&sb, Some(&token), "/users/me/upload_sets").await;
+    assert_eq!(listed(&v), [sets[0].clone(), sets[2].clone()]);
+    let (_, v) = get_json(
+        &sb,
+        Some(&token),
+        "/users/me/upload_sets?filter=dispatched%20%3D%20TRUE",
+    )
+    .await;
+    assert_eq!(listed(&v), [sets[1].clone()]);
+    let (_, v) = get_json(&sb, Some(&token), "/users/me/upload_sets?limit=1").await;
+    assert_eq!(listed(&v), [sets[0].clone()]);
+    let (code, _) = get_json(&sb, Some(&token), "/users/me/upload_sets?limit=1001").await;
+    assert_eq!(code, 400);
+}
+
 #[tokio::test]
 async fn duplicates_across_sets_and_rejections() {
     let sb = sandbox().await;

@@ -2,11 +2,12 @@
 //! list files, complete and delete.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use md5::{Digest as _, Md5};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use time::format_description::well_known::{Iso8601, Rfc3339};
 
@@ -283,16 +284,55 @@ pub(super) async fn create_upload_set(
     resp
 }
 
-pub(super) async fn my_upload_sets(State(app): State<AppRef>, headers: HeaderMap) -> Response {
+/// `GET /api/users/me/upload_sets`: as GeoVisio 2.15.1, only the sets not yet dispatched
+/// unless `filter` says otherwise (`dispatched = TRUE|FALSE`, the only filters emulated),
+/// oldest first, at most `limit` (default 100, at most 1000).
+pub(super) async fn my_upload_sets(
+    State(app): State<AppRef>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let u = match require_user(&app, &headers) {
         Ok(u) => u,
         Err(r) => return r,
+    };
+    let limit = match q.get("limit").map(|l| l.trim().parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if l <= 1000 => l,
+        Some(_) => {
+            return err_details(
+                StatusCode::BAD_REQUEST,
+                "Impossible to parse parameters",
+                json!([{"fields": ["limit"], "error": "Input should be less than or equal to 1000"}]),
+            );
+        }
+    };
+    let dispatched = match q
+        .get("filter")
+        .map(|f| f.to_ascii_lowercase().replace(' ', ""))
+    {
+        None => false,
+        Some(f) if f == "dispatched=true" => true,
+        Some(f) if f == "dispatched=false" => false,
+        Some(_) => {
+            return err_details(
+                StatusCode::BAD_REQUEST,
+                "Impossible to parse parameters",
+                json!([{"fields": ["filter"], "error": "the emulator knows only dispatched = TRUE|FALSE"}]),
+            );
+        }
     };
     let st = lock(&app.pnx);
     let sets: Vec<Value> = st
         .sets
         .iter()
-        .filter(|s| s.user == u && !s.deleted)
+        .filter(|s| {
+            s.user == u
+                && !s.deleted
+                && matches!(set_phase(&app, s), SetPhase::Dispatched | SetPhase::Ready)
+                    == dispatched
+        })
+        .take(limit)
         .map(|s| upload_set_json(&app, &st, s))
         .collect();
     json_response(StatusCode::OK, &json!({"upload_sets": sets}))
