@@ -233,9 +233,21 @@ pub struct CollectionPatch {
     /// Who may see the sequence (GeoVisio 2.11+).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub visibility: Option<Visibility>,
-    /// Shown or hidden, for instances older than 2.11 (no `visibility` there).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Shown or hidden, for instances older than 2.11 (no `visibility` there). Sent as the
+    /// string `"true"` or `"false"`: GeoVisio refuses a JSON boolean there.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "visible_as_text"
+    )]
     pub visible: Option<bool>,
+}
+
+fn visible_as_text<S: serde::Serializer>(visible: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+    match visible {
+        Some(true) => s.serialize_str("true"),
+        Some(false) => s.serialize_str("false"),
+        None => s.serialize_none(),
+    }
 }
 
 /// `items_status` of an upload set.

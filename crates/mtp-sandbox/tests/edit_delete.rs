@@ -385,6 +385,9 @@ async fn panoramax_patch_collection_edits_title_and_visibility() {
     assert_eq!(code, 400);
     let (code, _) = patch(Some(owner.as_str()), json!({"visible": "maybe"})).await;
     assert_eq!(code, 400);
+    // GeoVisio takes "true" or "false", not a JSON boolean.
+    let (code, _) = patch(Some(owner.as_str()), json!({"visible": true})).await;
+    assert_eq!(code, 400);
     let (code, _) = pnx_send(
         &sb,
         reqwest::Method::PATCH,
@@ -447,7 +450,7 @@ async fn panoramax_patch_collection_edits_title_and_visibility() {
     assert!(ids(&v, "features").is_empty());
     let (_, v) = pnx_get(&sb, Some(&owner), "/search?bbox=2.3,48.8,2.4,48.9").await;
     assert_eq!(ids(&v, "features").len(), 2);
-    let (code, _) = patch(Some(other.as_str()), json!({"visible": true})).await;
+    let (code, _) = patch(Some(other.as_str()), json!({"visible": "true"})).await;
     assert_eq!(code, 404, "a hidden collection does not exist for others");
     let (code, v) = patch(Some(owner.as_str()), json!({"visible": "true"})).await;
     assert_eq!(
@@ -455,7 +458,7 @@ async fn panoramax_patch_collection_edits_title_and_visibility() {
         (200, Some("anyone"))
     );
     assert_eq!(pnx_get(&sb, None, &path).await.0, 200);
-    let (code, _) = patch(Some(owner.as_str()), json!({"visible": false})).await;
+    let (code, _) = patch(Some(owner.as_str()), json!({"visible": "false"})).await;
     assert_eq!(code, 200);
     assert_eq!(
         sb.state().panoramax_collection(&col).unwrap().visibility,

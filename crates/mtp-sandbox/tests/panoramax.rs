@@ -353,7 +353,23 @@ async fn duplicates_across_sets_and_rejections() {
     // The same bytes in another set: 409 file_duplicate, tracked as rejected.
     let (code, v) = send_file(&sb, Some(&token), &b, "x.jpg", p.clone()).await;
     assert_eq!(code, 409);
-    assert_eq!(v["details"]["error"], "file_duplicate");
+    assert_eq!(
+        v["message"],
+        "The same picture has already been sent in a past upload"
+    );
+    assert_eq!(v["upload_sets"][0]["upload_set_id"], a.as_str());
+
+    // At 0, 0 ("null island"): no position to GeoVisio.
+    let (code, v) = send_file(
+        &sb,
+        Some(&token),
+        &b,
+        "null-island.jpg",
+        Photo::at(0.0, 0.0, "2024:05:17 10:00:00", 76).jpeg(),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(v["details"]["missing_fields"], json!(["location"]));
 
     // No GPS, no date, not a JPEG: 400, tracked.
     let mut no_gps = Photo::at(1.0, 1.0, "2024:05:17 10:00:00", 77);
@@ -407,12 +423,13 @@ async fn duplicates_across_sets_and_rejections() {
             json!("file_duplicate"),
             json!("invalid_metadata"),
             json!("invalid_metadata"),
+            json!("invalid_metadata"),
             json!("invalid_file"),
             Value::Null
         ]
     );
     let (_, set) = get_json(&sb, Some(&token), &format!("/upload_sets/{b}")).await;
-    assert_eq!(set["items_status"]["rejected"], 4);
+    assert_eq!(set["items_status"]["rejected"], 5);
 
     // Not the owner; not multipart; unknown set.
     let other = sb.issue_token(Service::Panoramax, 1);

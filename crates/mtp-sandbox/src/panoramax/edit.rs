@@ -42,8 +42,8 @@ fn parse_patch(body: &serde_json::Map<String, Value>) -> Result<Patch, Response>
         }
     }
     if let Some(visible) = body.get("visible") {
+        // GeoVisio takes the strings only: a JSON `true` is refused.
         let visible = match visible {
-            Value::Bool(b) => Some(*b),
             Value::String(s) if s == "true" => Some(true),
             Value::String(s) if s == "false" => Some(false),
             _ => None,

@@ -503,9 +503,10 @@ pub(super) async fn add_file(
                 content_md5: md5.clone(),
                 size,
                 inserted_at: now,
+                // A rejection stored with its message is an `error` to GeoVisio 2.15.1.
                 rejected: Some(Rejection {
                     reason: "file_duplicate".into(),
-                    severity: "info".into(),
+                    severity: "error".into(),
                     message: "The same picture has already been sent in a past upload".into(),
                 }),
             },
@@ -514,7 +515,6 @@ pub(super) async fn add_file(
         return json_response(
             StatusCode::CONFLICT,
             &json!({"message": "The same picture has already been sent in a past upload",
-                    "details": {"error": "file_duplicate"},
                     "upload_sets": [{"existing_item_id": existing_id, "upload_set_id": existing_set}],
                     "status_code": 409}),
         );
@@ -570,15 +570,17 @@ pub(super) async fn add_file(
     {
         meta.heading = Some(h);
     }
+    // GeoVisio's reader takes 0, 0 ("null island") for broken coordinates.
+    let placed = meta.position().filter(|&p| p != (0.0, 0.0));
     let mut missing = Vec::new();
-    if meta.position().is_none() {
+    if placed.is_none() {
         missing.push("location");
     }
     if meta.captured_at.is_none() {
         missing.push("datetime");
     }
     if !missing.is_empty() {
-        let msg = if meta.position().is_none() {
+        let msg = if placed.is_none() {
             "No GPS coordinates or broken coordinates in picture EXIF tags"
         } else {
             "No valid date in picture EXIF tags"
