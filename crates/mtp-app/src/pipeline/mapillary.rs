@@ -63,7 +63,7 @@ use mtp_providers::mapillary::{
     BboxQuery, FileType, Progress, new_manifest_key, session_key_for, session_key_for_source,
 };
 use mtp_providers::{FileStamp, UploadSource};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,8 +78,10 @@ const SEARCH_BOX_DEG: f64 = 0.0003;
 /// How far a published image may be from where we said the photo was: Mapillary moves
 /// positions by up to 5 m.
 const SAME_PLACE_M: f64 = 6.0;
-/// How far its capture time may be: Mapillary cuts capture times to the second.
+/// The capture times searched around a photo's: Mapillary cuts capture times to the second.
 const SAME_TIME_MS: i64 = 1_500;
+/// How far a published image's time may be from the photo's, cut or rounded to the second.
+const SAME_SECOND_MS: i64 = 1_000;
 
 pub(crate) struct MapillaryDriver {
     shared: Arc<Shared>,
@@ -372,8 +374,16 @@ impl MapillaryDriver {
             // made, and after a marked call the published sequence is looked for first
             // (found once Mapillary has processed it; if not, finishing again is the lesser
             // evil). The cluster id is saved the instant it arrives.
+            let others: HashSet<String> = remote
+                .chunks
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .filter_map(|(_, c)| c.sequence_key.clone())
+                .collect();
             if remote.chunks[i].finish_sent_at.is_some()
-                && let Some(found) = find_sequences(client, account, &chunk, &photos, None).await?
+                && let Some(found) =
+                    find_sequences(client, account, &chunk, &photos, None, &others).await?
             {
                 tracing::info!(
                     job = ctx.job_id,
@@ -560,8 +570,14 @@ impl MapillaryDriver {
             }
             ctx.check()?;
             let hint = status[i].image_id.clone();
+            let others: HashSet<String> = status
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, c)| c.sequence_keys.iter().cloned())
+                .collect();
             let Some(found) =
-                find_sequences(client, account, chunk, &photos, hint.as_deref()).await?
+                find_sequences(client, account, chunk, &photos, hint.as_deref(), &others).await?
             else {
                 continue;
             };
@@ -1092,13 +1108,16 @@ struct FoundSequences {
 /// published, a chunk split into several sequences; PROTOCOLS §2.6). `hint` is an image the
 /// activity feed named: its sequence is certainly this chunk's. Then photos are probed
 /// (first, middle, last; every tenth when none of those is found) by position and time, and
-/// every sequence they are in is kept.
+/// every sequence they are in is kept — but those `others`, found for the job's other
+/// chunks: the first photo of a chunk is a step from the last of the one before, whose
+/// image a probe can meet before this chunk is on the map.
 async fn find_sequences(
     client: &MapillaryClient,
     account: &Account,
     chunk: &[JobItemRow],
     photos: &HashMap<i64, PhotoRow>,
     hint: Option<&str>,
+    others: &HashSet<String>,
 ) -> Result<Option<FoundSequences>, StepError> {
     let mut found: Vec<(String, String)> = Vec::new();
     if let Some(id) = hint {
@@ -1124,7 +1143,7 @@ async fn find_sequences(
         let index = probes[next];
         next += 1;
         let photo = photo_of(photos, &chunk[index])?;
-        match probe(client, account, photo).await? {
+        match probe(client, account, photo, others).await? {
             Some((sequence, image)) => {
                 if !found.iter().any(|(s, _)| *s == sequence) {
                     found.push((sequence, image));
@@ -1166,14 +1185,17 @@ async fn find_sequences(
     }))
 }
 
-/// The published image of `photo` (by this account): within [`SAME_PLACE_M`] of where it
-/// was taken and [`SAME_TIME_MS`] of its capture time. Of several, the nearest in time (the
-/// next photo of a walk is often as close as Mapillary's moves and cut seconds allow); of
-/// several as near (the same photos uploaded twice), the newest.
+/// The published image of `photo` (by this account, in none of the `others` sequences):
+/// within [`SAME_PLACE_M`] of where it was taken, and taken in the same second (Mapillary
+/// cuts capture times to the second: compared with the photo's time cut and rounded, its
+/// image is less than a second off, the next photo of a walk a second or more). Of several,
+/// the nearest in time, then in place; of several as near (the same photos uploaded
+/// twice), the newest.
 async fn probe(
     client: &MapillaryClient,
     account: &Account,
     photo: &PhotoRow,
+    others: &HashSet<String>,
 ) -> Result<Option<(String, String)>, StepError> {
     let query = BboxQuery {
         min_lon: photo.lon - SEARCH_BOX_DEG,
@@ -1189,7 +1211,9 @@ async fn probe(
         .images_in_bbox(&query)
         .await
         .map_err(provider_step_error)?;
-    let mut candidates: Vec<(i64, String, String)> = images
+    let cut = photo.captured_at.div_euclid(1000) * 1000;
+    let rounded = (photo.captured_at + 500).div_euclid(1000) * 1000;
+    let mut candidates: Vec<(i64, f64, String, String)> = images
         .into_iter()
         .filter(|img| match (&img.creator, &account.user_id) {
             (Some(creator), Some(me)) => creator.id == *me,
@@ -1198,19 +1222,22 @@ async fn probe(
         .filter_map(|img| {
             let at = img.geometry.or(img.computed_geometry)?;
             let dist = metres_between(photo.lat, photo.lon, at.lat, at.lon);
-            let dt = (img.captured_at_ms? - photo.captured_at).abs();
+            let t = img.captured_at_ms?;
+            let dt = (t - cut).abs().min((t - rounded).abs());
             let sequence = img.sequence_id.clone()?;
-            (dist <= SAME_PLACE_M && dt <= SAME_TIME_MS).then_some((dt, sequence, img.id))
+            (dist <= SAME_PLACE_M && dt < SAME_SECOND_MS && !others.contains(&sequence))
+                .then_some((dt, dist, sequence, img.id))
         })
         .collect();
-    // Nearest in time first; then newer images (larger ids): the latest upload of the same
-    // photos.
+    // Nearest in time, then in place; then newer images (larger ids): the latest upload of
+    // the same photos.
     candidates.sort_by(|a, b| {
         a.0.cmp(&b.0)
-            .then(b.2.len().cmp(&a.2.len()))
-            .then(b.2.cmp(&a.2))
+            .then(a.1.total_cmp(&b.1))
+            .then(b.3.len().cmp(&a.3.len()))
+            .then(b.3.cmp(&a.3))
     });
-    Ok(candidates.into_iter().next().map(|(_, s, i)| (s, i)))
+    Ok(candidates.into_iter().next().map(|(_, _, s, i)| (s, i)))
 }
 
 /// Distance in metres (equirectangular: exact enough over a few metres).
