@@ -1145,8 +1145,16 @@ async fn find_sequences(
         let photo = photo_of(photos, &chunk[index])?;
         match probe(client, account, photo, others).await? {
             Some((sequence, image)) => {
-                if !found.iter().any(|(s, _)| *s == sequence) {
-                    found.push((sequence, image));
+                match found.iter().position(|(s, _)| *s == sequence) {
+                    // The chunk's first photo: its image opens the chunk's page, and its
+                    // sequence comes first (the feed's image is any of the chunk's).
+                    Some(at) if index == 0 => {
+                        found.remove(at);
+                        found.insert(0, (sequence, image));
+                    }
+                    Some(_) => {}
+                    None if index == 0 => found.insert(0, (sequence, image)),
+                    None => found.push((sequence, image)),
                 }
             }
             None => missed.push(index),
