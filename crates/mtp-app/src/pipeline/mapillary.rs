@@ -60,7 +60,8 @@ use mtp_providers::mapillary::activity::{
     ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
 };
 use mtp_providers::mapillary::{
-    BboxQuery, FileType, Progress, new_manifest_key, session_key_for, session_key_for_source,
+    BboxQuery, FileType, MapillaryImage, Progress, new_manifest_key, session_key_for,
+    session_key_for_source,
 };
 use mtp_providers::{FileStamp, UploadSource};
 use std::collections::{HashMap, HashSet};
@@ -80,8 +81,6 @@ const SEARCH_BOX_DEG: f64 = 0.0003;
 const SAME_PLACE_M: f64 = 6.0;
 /// The capture times searched around a photo's: Mapillary cuts capture times to the second.
 const SAME_TIME_MS: i64 = 1_500;
-/// How far a published image's time may be from the photo's, cut or rounded to the second.
-const SAME_SECOND_MS: i64 = 1_000;
 
 pub(crate) struct MapillaryDriver {
     shared: Arc<Shared>,
@@ -1194,9 +1193,9 @@ async fn find_sequences(
 }
 
 /// The published image of `photo` (by this account, in none of the `others` sequences):
-/// within [`SAME_PLACE_M`] of where it was taken, and taken in the same second (Mapillary
-/// cuts capture times to the second: compared with the photo's time cut and rounded, its
-/// image is less than a second off, the next photo of a walk a second or more). Of several,
+/// within [`SAME_PLACE_M`] of where it was taken, and taken in the same whole second
+/// (Mapillary may cut capture times to the second: its image is then in the photo's second,
+/// while the next or previous photo of a walk, a second away, is in another). Of several,
 /// the nearest in time, then in place; of several as near (the same photos uploaded
 /// twice), the newest.
 async fn probe(
@@ -1219,22 +1218,37 @@ async fn probe(
         .images_in_bbox(&query)
         .await
         .map_err(provider_step_error)?;
-    let cut = photo.captured_at.div_euclid(1000) * 1000;
-    let rounded = (photo.captured_at + 500).div_euclid(1000) * 1000;
+    Ok(best_image(
+        photo,
+        images,
+        account.user_id.as_deref(),
+        others,
+    ))
+}
+
+/// Of the `images` found around `photo`, the one that is its published image (see
+/// [`probe`]): `(sequence, image)`. Images of another account than `me` (when both are
+/// known) and of the `others` sequences are not.
+fn best_image(
+    photo: &PhotoRow,
+    images: Vec<MapillaryImage>,
+    me: Option<&str>,
+    others: &HashSet<String>,
+) -> Option<(String, String)> {
+    let second = photo.captured_at.div_euclid(1000);
     let mut candidates: Vec<(i64, f64, String, String)> = images
         .into_iter()
-        .filter(|img| match (&img.creator, &account.user_id) {
-            (Some(creator), Some(me)) => creator.id == *me,
+        .filter(|img| match (&img.creator, me) {
+            (Some(creator), Some(me)) => creator.id == me,
             _ => true,
         })
         .filter_map(|img| {
             let at = img.geometry.or(img.computed_geometry)?;
             let dist = metres_between(photo.lat, photo.lon, at.lat, at.lon);
             let t = img.captured_at_ms?;
-            let dt = (t - cut).abs().min((t - rounded).abs());
             let sequence = img.sequence_id.clone()?;
-            (dist <= SAME_PLACE_M && dt < SAME_SECOND_MS && !others.contains(&sequence))
-                .then_some((dt, dist, sequence, img.id))
+            (dist <= SAME_PLACE_M && t.div_euclid(1000) == second && !others.contains(&sequence))
+                .then_some(((t - photo.captured_at).abs(), dist, sequence, img.id))
         })
         .collect();
     // Nearest in time, then in place; then newer images (larger ids): the latest upload of
@@ -1245,7 +1259,7 @@ async fn probe(
             .then(b.3.len().cmp(&a.3.len()))
             .then(b.3.cmp(&a.3))
     });
-    Ok(candidates.into_iter().next().map(|(_, _, s, i)| (s, i)))
+    candidates.into_iter().next().map(|(_, _, s, i)| (s, i))
 }
 
 /// Distance in metres (equirectangular: exact enough over a few metres).
@@ -1260,6 +1274,108 @@ fn metres_between(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 mod tests {
     use super::*;
     use mtp_core::photo::fixture::{FixturePhoto, fixture_bytes, jpeg_with_raw_exif};
+
+    /// A walk's photos a second apart, each published with its time cut to the second and
+    /// moved a little: each photo's own image is picked, never its neighbour's, and the
+    /// neighbour's image alone (its own not on the map yet) is not taken for it.
+    #[test]
+    fn a_photo_is_matched_to_its_own_image_not_the_next_ones() {
+        use mtp_providers::mapillary::{LonLat, MapillaryUser};
+        let photo = |seq_index: i64, captured_at: i64, lat: f64| PhotoRow {
+            id: seq_index,
+            sequence_id: 1,
+            seq_index,
+            path: format!("/walk/{seq_index}.jpg"),
+            file_name: format!("{seq_index}.jpg"),
+            file_size: 1,
+            captured_at,
+            original_captured_at: None,
+            lat,
+            lon: 6.25,
+            altitude: None,
+            heading: None,
+            heading_source: None,
+            make: None,
+            model: None,
+            serial: None,
+            width: None,
+            height: None,
+            orientation: None,
+            is_360: false,
+            gps_accuracy_m: None,
+        };
+        let image = |id: &str, sequence: &str, captured_at_ms: i64, lat: f64| MapillaryImage {
+            id: id.into(),
+            captured_at_ms: Some(captured_at_ms),
+            compass_angle: None,
+            geometry: Some(LonLat { lon: 6.25, lat }),
+            computed_geometry: None,
+            altitude: None,
+            sequence_id: Some(sequence.into()),
+            creator: Some(MapillaryUser {
+                id: "me".into(),
+                username: None,
+            }),
+            is_pano: None,
+            thumb_256_url: None,
+        };
+        // 3 m a second; the photos at .700 s, their images cut to the whole second and
+        // moved 2 m.
+        let (t0, lat0, step) = (1_714_550_400_700, 46.5, 3.0 / 111_195.0);
+        let last_of_chunk_1 = photo(9, t0, lat0);
+        let first_of_chunk_2 = photo(10, t0 + 1_000, lat0 + step);
+        let theirs = image("img-9", "seq-A", t0 - 700, lat0 + 2.0 / 111_195.0);
+        let ours = image("img-10", "seq-B", t0 + 300, lat0 + step + 2.0 / 111_195.0);
+        let none = HashSet::new();
+        assert_eq!(
+            best_image(
+                &first_of_chunk_2,
+                vec![theirs.clone(), ours.clone()],
+                Some("me"),
+                &none
+            ),
+            Some(("seq-B".into(), "img-10".into()))
+        );
+        assert_eq!(
+            best_image(
+                &last_of_chunk_1,
+                vec![theirs.clone(), ours.clone()],
+                Some("me"),
+                &none
+            ),
+            Some(("seq-A".into(), "img-9".into()))
+        );
+        // Only the neighbour's image is on the map yet: not this photo's.
+        assert_eq!(
+            best_image(&first_of_chunk_2, vec![theirs.clone()], Some("me"), &none),
+            None
+        );
+        assert_eq!(
+            best_image(&last_of_chunk_1, vec![ours.clone()], Some("me"), &none),
+            None
+        );
+        // Published with the exact time: found the same way.
+        let exact = image("img-10", "seq-B", t0 + 1_000, lat0 + step);
+        assert_eq!(
+            best_image(
+                &first_of_chunk_2,
+                vec![theirs.clone(), exact],
+                Some("me"),
+                &none
+            ),
+            Some(("seq-B".into(), "img-10".into()))
+        );
+        // A sequence found for another chunk, or another account's image, is never it.
+        let others: HashSet<String> = ["seq-B".to_string()].into();
+        assert_eq!(
+            best_image(&first_of_chunk_2, vec![ours.clone()], Some("me"), &others),
+            None
+        );
+        assert_eq!(
+            best_image(&first_of_chunk_2, vec![ours], Some("someone-else"), &none),
+            None
+        );
+    }
 
     #[test]
     fn a_large_photo_streams_the_same_bytes_and_key_as_a_copy_in_memory() {
