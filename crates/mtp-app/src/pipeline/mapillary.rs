@@ -1142,7 +1142,10 @@ async fn find_sequences(
         let index = probes[next];
         next += 1;
         let photo = photo_of(photos, &chunk[index])?;
-        match probe(client, account, photo, others).await? {
+        // A chunk's first and last photos are a step from another chunk's: only an image
+        // of their very second is theirs.
+        let at_edge = index == 0 || index + 1 == n;
+        match probe(client, account, photo, at_edge, others).await? {
             Some((sequence, image)) => {
                 match found.iter().position(|(s, _)| *s == sequence) {
                     // The chunk's first photo: its image opens the chunk's page, and its
@@ -1193,15 +1196,18 @@ async fn find_sequences(
 }
 
 /// The published image of `photo` (by this account, in none of the `others` sequences):
-/// within [`SAME_PLACE_M`] of where it was taken, and taken in the same whole second
-/// (Mapillary may cut capture times to the second: its image is then in the photo's second,
-/// while the next or previous photo of a walk, a second away, is in another). Of several,
-/// the nearest in time, then in place; of several as near (the same photos uploaded
-/// twice), the newest.
+/// within [`SAME_PLACE_M`] of where it was taken and [`SAME_TIME_MS`] of its capture time;
+/// `at_edge`, taken in the same whole second. Mapillary may cut capture times to the second
+/// (the emulator does; whether it rounds instead is not known): the image of the photo is
+/// then in the photo's second, the next or previous photo's a second away — within
+/// [`SAME_TIME_MS`], and in the same sequence unless the photo is at a chunk's edge. Of
+/// several, the nearest in time, then in place; of several as near (the same photos
+/// uploaded twice), the newest.
 async fn probe(
     client: &MapillaryClient,
     account: &Account,
     photo: &PhotoRow,
+    at_edge: bool,
     others: &HashSet<String>,
 ) -> Result<Option<(String, String)>, StepError> {
     let query = BboxQuery {
@@ -1222,6 +1228,7 @@ async fn probe(
         photo,
         images,
         account.user_id.as_deref(),
+        at_edge,
         others,
     ))
 }
@@ -1233,6 +1240,7 @@ fn best_image(
     photo: &PhotoRow,
     images: Vec<MapillaryImage>,
     me: Option<&str>,
+    at_edge: bool,
     others: &HashSet<String>,
 ) -> Option<(String, String)> {
     let second = photo.captured_at.div_euclid(1000);
@@ -1246,9 +1254,15 @@ fn best_image(
             let at = img.geometry.or(img.computed_geometry)?;
             let dist = metres_between(photo.lat, photo.lon, at.lat, at.lon);
             let t = img.captured_at_ms?;
+            let dt = (t - photo.captured_at).abs();
+            let when = if at_edge {
+                t.div_euclid(1000) == second
+            } else {
+                dt <= SAME_TIME_MS
+            };
             let sequence = img.sequence_id.clone()?;
-            (dist <= SAME_PLACE_M && t.div_euclid(1000) == second && !others.contains(&sequence))
-                .then_some(((t - photo.captured_at).abs(), dist, sequence, img.id))
+            (dist <= SAME_PLACE_M && when && !others.contains(&sequence))
+                .then_some((dt, dist, sequence, img.id))
         })
         .collect();
     // Nearest in time, then in place; then newer images (larger ids): the latest upload of
@@ -1276,8 +1290,9 @@ mod tests {
     use mtp_core::photo::fixture::{FixturePhoto, fixture_bytes, jpeg_with_raw_exif};
 
     /// A walk's photos a second apart, each published with its time cut to the second and
-    /// moved a little: each photo's own image is picked, never its neighbour's, and the
-    /// neighbour's image alone (its own not on the map yet) is not taken for it.
+    /// moved a little: each photo's own image is picked, never its neighbour's, and at a
+    /// chunk's edge the neighbour's image alone (its own not on the map yet) is not taken
+    /// for it.
     #[test]
     fn a_photo_is_matched_to_its_own_image_not_the_next_ones() {
         use mtp_providers::mapillary::{LonLat, MapillaryUser};
@@ -1332,6 +1347,7 @@ mod tests {
                 &first_of_chunk_2,
                 vec![theirs.clone(), ours.clone()],
                 Some("me"),
+                true,
                 &none
             ),
             Some(("seq-B".into(), "img-10".into()))
@@ -1341,17 +1357,30 @@ mod tests {
                 &last_of_chunk_1,
                 vec![theirs.clone(), ours.clone()],
                 Some("me"),
+                true,
                 &none
             ),
             Some(("seq-A".into(), "img-9".into()))
         );
         // Only the neighbour's image is on the map yet: not this photo's.
         assert_eq!(
-            best_image(&first_of_chunk_2, vec![theirs.clone()], Some("me"), &none),
+            best_image(
+                &first_of_chunk_2,
+                vec![theirs.clone()],
+                Some("me"),
+                true,
+                &none
+            ),
             None
         );
         assert_eq!(
-            best_image(&last_of_chunk_1, vec![ours.clone()], Some("me"), &none),
+            best_image(
+                &last_of_chunk_1,
+                vec![ours.clone()],
+                Some("me"),
+                true,
+                &none
+            ),
             None
         );
         // Published with the exact time: found the same way.
@@ -1361,6 +1390,19 @@ mod tests {
                 &first_of_chunk_2,
                 vec![theirs.clone(), exact],
                 Some("me"),
+                true,
+                &none
+            ),
+            Some(("seq-B".into(), "img-10".into()))
+        );
+        // Inside a chunk, a neighbour's image (the same sequence) a second away will do: the
+        // sequence is found even if Mapillary rounds times instead of cutting them.
+        assert_eq!(
+            best_image(
+                &last_of_chunk_1,
+                vec![ours.clone()],
+                Some("me"),
+                false,
                 &none
             ),
             Some(("seq-B".into(), "img-10".into()))
@@ -1368,11 +1410,23 @@ mod tests {
         // A sequence found for another chunk, or another account's image, is never it.
         let others: HashSet<String> = ["seq-B".to_string()].into();
         assert_eq!(
-            best_image(&first_of_chunk_2, vec![ours.clone()], Some("me"), &others),
+            best_image(
+                &first_of_chunk_2,
+                vec![ours.clone()],
+                Some("me"),
+                true,
+                &others
+            ),
             None
         );
         assert_eq!(
-            best_image(&first_of_chunk_2, vec![ours], Some("someone-else"), &none),
+            best_image(
+                &first_of_chunk_2,
+                vec![ours],
+                Some("someone-else"),
+                true,
+                &none
+            ),
             None
         );
     }
