@@ -140,6 +140,25 @@ async fn mapillary_filters_by_time_user_and_pano() {
     .await;
     assert_eq!(data_ids(&v, "data", "id"), ids(want));
 
+    // Two sequences of the box (`sequence_ids`), and one (`sequence_id`).
+    let mut keys: Vec<String> = all
+        .iter()
+        .map(|i| w.sequence_of(i).mapillary_key())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert!(keys.len() >= 2, "{keys:?}");
+    let want = expected(w, Service::Mapillary, paris, |i| {
+        keys[..2].contains(&w.sequence_of(i).mapillary_key())
+    });
+    let (_, v, _) = mly(&sb, &q(&format!("&sequence_ids={},{}", keys[0], keys[1]))).await;
+    assert_eq!(data_ids(&v, "data", "id"), ids(want));
+    let want = expected(w, Service::Mapillary, paris, |i| {
+        w.sequence_of(i).mapillary_key() == keys[0]
+    });
+    let (_, v, _) = mly(&sb, &q(&format!("&sequence_id={}", keys[0]))).await;
+    assert_eq!(data_ids(&v, "data", "id"), ids(want));
+
     // The fields of a world image, its thumbnail, its node and its sequence.
     let img = all[0];
     let seq = w.sequence_of(&img);

@@ -1,5 +1,5 @@
 //! `GET {graph}/images`: uploaded images and the seeded world's, by `image_ids`,
-//! `sequence_id` or `bbox`, with the filters clients use (PROTOCOLS §2.6, §6).
+//! `sequence_id`, `sequence_ids` or `bbox`, with the filters clients use (PROTOCOLS §2.6, §6).
 //!
 //! As the Graph API does: at most `limit` (≤ 2000) images and no cursor to the rest (the
 //! spec says not to rely on `paging.next`, so none is sent), and a `bbox` over
@@ -45,7 +45,8 @@ fn parse_time_ms(s: &str) -> Option<i64> {
 struct Filter {
     bbox: Option<WorldBbox>,
     image_ids: Option<Vec<String>>,
-    sequence_id: Option<String>,
+    /// `sequence_id`, or the comma-separated `sequence_ids`: images of these sequences only.
+    sequences: Option<Vec<String>>,
     start_ms: Option<i64>,
     end_ms: Option<i64>,
     creator: Option<String>,
@@ -75,10 +76,20 @@ impl Filter {
                 .filter(|x| !x.is_empty())
                 .collect()
         });
-        let sequence_id = q.get("sequence_id").cloned();
-        if bbox.is_none() && image_ids.is_none() && sequence_id.is_none() {
+        let mut sequences: Option<Vec<String>> = q.get("sequence_ids").map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect()
+        });
+        if let Some(one) = q.get("sequence_id") {
+            sequences
+                .get_or_insert_with(Vec::new)
+                .push(one.trim().to_owned());
+        }
+        if bbox.is_none() && image_ids.is_none() && sequences.is_none() {
             return Err(bad_request(
-                "(#100) One of bbox, image_ids or sequence_id is required",
+                "(#100) One of bbox, image_ids, sequence_id or sequence_ids is required",
             ));
         }
         let mut bounds = [None, None];
@@ -103,7 +114,7 @@ impl Filter {
         Ok(Filter {
             bbox,
             image_ids,
-            sequence_id,
+            sequences,
             start_ms: bounds[0],
             end_ms: bounds[1],
             creator: q.get("creator_username").cloned(),
@@ -113,7 +124,7 @@ impl Filter {
     }
 
     /// Whether an image with these properties passes every filter but `image_ids` and
-    /// `sequence_id` (which pick the candidates).
+    /// the sequences (which pick the candidates).
     fn keeps(
         &self,
         pos: Option<(f64, f64)>,
@@ -189,7 +200,11 @@ pub(super) async fn images(
         .iter()
         .filter(|i| i.visible())
         .filter(|i| f.image_ids.as_ref().is_none_or(|ids| ids.contains(&i.id)))
-        .filter(|i| f.sequence_id.as_ref().is_none_or(|s| *s == i.sequence_id))
+        .filter(|i| {
+            f.sequences
+                .as_ref()
+                .is_none_or(|s| s.contains(&i.sequence_id))
+        })
         .filter(|i| {
             f.keeps(
                 i.meta.position(),
@@ -203,11 +218,12 @@ pub(super) async fn images(
         .collect();
     let world_candidates: Box<dyn Iterator<Item = &WorldImage>> = if let Some(ids) = &f.image_ids {
         Box::new(ids.iter().filter_map(|id| world.mapillary_image(id)))
-    } else if let Some(key) = &f.sequence_id {
-        match world.mapillary_sequence(key) {
-            Some(s) => Box::new(world.sequence_images(s).iter()),
-            None => Box::new(std::iter::empty()),
-        }
+    } else if let Some(keys) = &f.sequences {
+        Box::new(
+            keys.iter()
+                .filter_map(|key| world.mapillary_sequence(key))
+                .flat_map(|s| world.sequence_images(s).iter()),
+        )
     } else if let Some(b) = f.bbox {
         Box::new(world.in_bbox_on(b, Service::Mapillary))
     } else {
@@ -216,9 +232,10 @@ pub(super) async fn images(
     hits.extend(
         world_candidates
             .filter(|w| {
-                f.sequence_id
-                    .as_ref()
-                    .is_none_or(|k| *k == world.sequence_of(w).mapillary_key())
+                f.sequences.as_ref().is_none_or(|keys| {
+                    let key = world.sequence_of(w).mapillary_key();
+                    keys.contains(&key)
+                })
             })
             .filter(|w| {
                 let seq = world.sequence_of(w);
