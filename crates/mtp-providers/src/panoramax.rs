@@ -782,6 +782,8 @@ impl PanoramaxClient {
         let request = self
             .http
             .post(self.url(&["upload_sets", set_id, "files"])?)
+            // GeoVisio translates its messages: English, which the 409s are read by.
+            .header(reqwest::header::ACCEPT_LANGUAGE, "en")
             .timeout(transfer_timeout(len))
             .multipart(form.part("file", part));
         let reply = self.send(request).await;
