@@ -746,6 +746,18 @@ async fn paused_once(
 /// Resumes the job paused by [`paused_before_finish`] with the emulator's request log
 /// emptied, and waits until every job of `ids` is done.
 async fn resume_until_done(story: &Story, ids: &[i64], job_id: i64) {
+    // The engine is stopped, but a request it sent just before may still be finishing on
+    // the emulator's side (a busy machine): wait until none arrives for a while, so the log
+    // holds only what the resumed job sends.
+    let mut seen = story.sandbox().requests().len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = story.sandbox().requests().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
     story.sandbox().clear_requests();
     story
         .app
