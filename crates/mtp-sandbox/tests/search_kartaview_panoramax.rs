@@ -92,7 +92,7 @@ async fn kartaview_clamps_ipp_to_1000() {
 }
 
 #[tokio::test]
-async fn panoramax_search_has_no_next_link_and_clamps_its_limit() {
+async fn panoramax_search_has_no_next_link_and_refuses_a_limit_over_its_maximum() {
     let sb = with_world(dense(20_000)).await;
     let on_pnx = sb.world().images_on(Service::Panoramax).count();
     assert!(on_pnx > 10_000, "{on_pnx}");
@@ -100,9 +100,12 @@ async fn panoramax_search_has_no_next_link_and_clamps_its_limit() {
     assert_eq!(v["type"], "FeatureCollection");
     assert_eq!(v["features"].as_array().unwrap().len(), 10);
     assert_eq!(has_next(&v), None);
-    let v = pnx(&sb, "/search?limit=50000").await;
+    let v = pnx(&sb, "/search?limit=10000").await;
     assert_eq!(v["features"].as_array().unwrap().len(), 10_000);
     assert_eq!(has_next(&v), None);
+    // Over the maximum: refused, not clamped (GeoVisio).
+    assert_eq!(pnx_status(&sb, "/search?limit=10001").await, 400);
+    assert_eq!(pnx_status(&sb, "/search?limit=0").await, 400);
 
     let f = &pnx(&sb, "/search?limit=1").await["features"][0];
     let img = sb
@@ -221,8 +224,9 @@ async fn panoramax_collections_page_through_next_links() {
     assert_eq!(got, want);
     assert_eq!(pages, want.len().div_ceil(4));
 
-    // A limit over 1000 is clamped; a box keeps the sequences that cross it.
-    let v = pnx(&sb, "/collections?limit=5000").await;
+    // A limit over 1000 is refused; a box keeps the sequences that cross it.
+    assert_eq!(pnx_status(&sb, "/collections?limit=5000").await, 400);
+    let v = pnx(&sb, "/collections?limit=1000").await;
     assert_eq!(v["collections"].as_array().unwrap().len(), want.len());
     let lisbon = WorldBbox::new(-9.3, 38.6, -9.0, 38.9);
     let v = pnx(&sb, &format!("/collections?bbox={}", bbox_param(lisbon))).await;

@@ -99,14 +99,23 @@ fn area_params(
     ))
 }
 
+/// `limit`, from 1 to `max`: GeoVisio refuses any other (400), it does not clamp. Its two
+/// messages: `/search`'s, and the collection list's.
 fn limit_param(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, Response> {
-    match q.get("limit").map(|l| l.trim().parse::<i64>()) {
-        None => Ok(default),
-        Some(Ok(l)) if l >= 1 => Ok(usize::try_from(l).unwrap_or(max).min(max)),
-        Some(_) => Err(err(
-            StatusCode::BAD_REQUEST,
-            &format!("limit parameter should be an integer between 1 and {max}"),
-        )),
+    let refused = || {
+        let message = if max == SEARCH_MAX_LIMIT {
+            format!("Parameter limit must be either empty or a number between 1 and {max}")
+        } else {
+            format!("limit parameter should be an integer between 1 and {max}")
+        };
+        Err(err(StatusCode::BAD_REQUEST, &message))
+    };
+    match q.get("limit").map(|l| l.trim()) {
+        None | Some("") => Ok(default),
+        Some(l) => match l.parse::<usize>() {
+            Ok(l) if (1..=max).contains(&l) => Ok(l),
+            _ => refused(),
+        },
     }
 }
 

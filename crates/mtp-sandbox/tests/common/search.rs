@@ -120,6 +120,20 @@ pub async fn pnx(sb: &Sandbox, path_and_query: &str) -> Value {
     r.json().await.unwrap()
 }
 
+/// The status of a Panoramax GET, for the refusals.
+pub async fn pnx_status(sb: &Sandbox, path_and_query: &str) -> u16 {
+    client()
+        .get(format!(
+            "{}/api{path_and_query}",
+            s(&sb.urls().panoramax_instance)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 pub fn has_next(v: &Value) -> Option<String> {
     v["links"]
         .as_array()
