@@ -334,6 +334,69 @@ async fn my_upload_sets_are_the_undispatched_ones_oldest_first() {
     assert_eq!(code, 400);
 }
 
+/// As GeoVisio: a collection still being prepared is in no public list and shows its
+/// pictures to its owner only; once ready, to everyone.
+#[tokio::test]
+async fn a_collection_being_prepared_is_its_owners_only() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_secs(4)).await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let (_, _, set) = create_set(
+        &sb,
+        &token,
+        json!({"title": "Preparing", "estimated_nb_files": 1}),
+    )
+    .await;
+    let id = set["id"].as_str().unwrap().to_owned();
+    let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0.jpg", photo(0, 0)).await;
+    assert_eq!(code, 202);
+    let phase = || async {
+        let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+        (v["dispatched"] == true, v["ready"] == true, v)
+    };
+    // Bounded only so that a broken emulator fails instead of hanging.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let set = loop {
+        let (dispatched, _, v) = phase().await;
+        if dispatched {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never dispatched: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(set["ready"], false, "{set}");
+    let col = set["associated_collections"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = |v: &Value| {
+        v["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == col.as_str())
+    };
+    let items = format!("/collections/{col}/items");
+    let (_, v) = get_json(&sb, None, "/collections").await;
+    assert!(!listed(&v), "{v}");
+    assert_eq!(get_json(&sb, None, &items).await.0, 404);
+    assert_eq!(get_json(&sb, Some(&token), &items).await.0, 200);
+    assert_eq!(
+        get_json(&sb, None, &format!("/collections/{col}")).await.0,
+        200
+    );
+
+    while !phase().await.1 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, v) = get_json(&sb, None, "/collections").await;
+    assert!(listed(&v), "{v}");
+    assert_eq!(get_json(&sb, None, &items).await.0, 200);
+}
+
 #[tokio::test]
 async fn duplicates_across_sets_and_rejections() {
     let sb = sandbox().await;

@@ -325,6 +325,9 @@ pub(super) async fn collections(
         .collections
         .iter()
         .filter_map(|c| visible_collection(&app, &st, &c.id, viewer))
+        // GeoVisio lists only ready collections here, even to their owner (who finds the
+        // others under /users/me/collection).
+        .filter(|(_, phase)| *phase == SetPhase::Ready)
         .filter(|(c, _)| {
             let pics: Vec<&Picture> = c
                 .picture_ids

@@ -193,7 +193,10 @@ pub(super) async fn items(
     }
     let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
-    let Some((c, phase)) = visible_collection(&app, &st, &id, viewer) else {
+    // A collection still being prepared shows its pictures to its owner only (GeoVisio).
+    let Some((c, phase)) = visible_collection(&app, &st, &id, viewer)
+        .filter(|(c, phase)| *phase == SetPhase::Ready || viewer == Some(c.user))
+    else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
     };
     let features: Vec<Value> = c
