@@ -1342,58 +1342,28 @@ mod tests {
         let theirs = image("img-9", "seq-A", t0 - 700, lat0 + 2.0 / 111_195.0);
         let ours = image("img-10", "seq-B", t0 + 300, lat0 + step + 2.0 / 111_195.0);
         let none = HashSet::new();
+        // At a chunk's edge, as the account "me", no sequence excluded.
+        let at_edge = |p: &PhotoRow, images: &[&MapillaryImage]| {
+            let images = images.iter().map(|i| (*i).clone()).collect();
+            best_image(p, images, Some("me"), true, &none)
+        };
+        let found = |s: &str, i: &str| Some((s.to_string(), i.to_string()));
         assert_eq!(
-            best_image(
-                &first_of_chunk_2,
-                vec![theirs.clone(), ours.clone()],
-                Some("me"),
-                true,
-                &none
-            ),
-            Some(("seq-B".into(), "img-10".into()))
+            at_edge(&first_of_chunk_2, &[&theirs, &ours]),
+            found("seq-B", "img-10")
         );
         assert_eq!(
-            best_image(
-                &last_of_chunk_1,
-                vec![theirs.clone(), ours.clone()],
-                Some("me"),
-                true,
-                &none
-            ),
-            Some(("seq-A".into(), "img-9".into()))
+            at_edge(&last_of_chunk_1, &[&theirs, &ours]),
+            found("seq-A", "img-9")
         );
         // Only the neighbour's image is on the map yet: not this photo's.
-        assert_eq!(
-            best_image(
-                &first_of_chunk_2,
-                vec![theirs.clone()],
-                Some("me"),
-                true,
-                &none
-            ),
-            None
-        );
-        assert_eq!(
-            best_image(
-                &last_of_chunk_1,
-                vec![ours.clone()],
-                Some("me"),
-                true,
-                &none
-            ),
-            None
-        );
+        assert_eq!(at_edge(&first_of_chunk_2, &[&theirs]), None);
+        assert_eq!(at_edge(&last_of_chunk_1, &[&ours]), None);
         // Published with the exact time: found the same way.
         let exact = image("img-10", "seq-B", t0 + 1_000, lat0 + step);
         assert_eq!(
-            best_image(
-                &first_of_chunk_2,
-                vec![theirs.clone(), exact],
-                Some("me"),
-                true,
-                &none
-            ),
-            Some(("seq-B".into(), "img-10".into()))
+            at_edge(&first_of_chunk_2, &[&theirs, &exact]),
+            found("seq-B", "img-10")
         );
         // Inside a chunk, a neighbour's image (the same sequence) a second away will do: the
         // sequence is found even if Mapillary rounds times instead of cutting them.
@@ -1405,7 +1375,7 @@ mod tests {
                 false,
                 &none
             ),
-            Some(("seq-B".into(), "img-10".into()))
+            found("seq-B", "img-10")
         );
         // A sequence found for another chunk, or another account's image, is never it.
         let others: HashSet<String> = ["seq-B".to_string()].into();
