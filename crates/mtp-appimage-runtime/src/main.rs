@@ -242,7 +242,8 @@ fn clear_others(tmp: &Path, keep: &Path, in_use: &[PathBuf]) {
             None => {}
         }
         // Renamed first, so a start of that version meanwhile unpacks anew instead of
-        // running from a folder being emptied; a removal cut short is finished next time.
+        // running from a folder being emptied; a removal cut short is finished when a new
+        // image is next unpacked.
         let doomed = tmp.join(format!(
             "{prefix}{}.{}-{}",
             rest.split_once('.').map_or(rest, |(key, _)| key),
