@@ -60,7 +60,7 @@ use mtp_providers::mapillary::activity::{
     ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
 };
 use mtp_providers::mapillary::{
-    BboxQuery, FileType, MapillaryImage, Progress, new_manifest_key, session_key_for,
+    BboxQuery, FileType, LonLat, MapillaryImage, Progress, new_manifest_key, session_key_for,
     session_key_for_source,
 };
 use mtp_providers::{FileStamp, UploadSource};
@@ -1224,8 +1224,13 @@ async fn probe(
         .images_in_bbox(&query)
         .await
         .map_err(provider_step_error)?;
+    let place = LonLat {
+        lon: photo.lon,
+        lat: photo.lat,
+    };
     Ok(best_image(
-        photo,
+        place,
+        photo.captured_at,
         images,
         account.user_id.as_deref(),
         at_edge,
@@ -1233,17 +1238,18 @@ async fn probe(
     ))
 }
 
-/// Of the `images` found around `photo`, the one that is its published image (see
-/// [`probe`]): `(sequence, image)`. Images of another account than `me` (when both are
-/// known) and of the `others` sequences are not.
+/// Of the `images` found around a photo taken at `place` and `captured_at` (ms), the one
+/// that is its published image (see [`probe`]): `(sequence, image)`. Images of another
+/// account than `me` (when both are known) and of the `others` sequences are not.
 fn best_image(
-    photo: &PhotoRow,
+    place: LonLat,
+    captured_at: i64,
     images: Vec<MapillaryImage>,
     me: Option<&str>,
     at_edge: bool,
     others: &HashSet<String>,
 ) -> Option<(String, String)> {
-    let second = photo.captured_at.div_euclid(1000);
+    let second = captured_at.div_euclid(1000);
     let mut candidates: Vec<(i64, f64, String, String)> = images
         .into_iter()
         .filter(|img| match (&img.creator, me) {
@@ -1252,9 +1258,9 @@ fn best_image(
         })
         .filter_map(|img| {
             let at = img.geometry.or(img.computed_geometry)?;
-            let dist = metres_between(photo.lat, photo.lon, at.lat, at.lon);
+            let dist = metres_between(place.lat, place.lon, at.lat, at.lon);
             let t = img.captured_at_ms?;
-            let dt = (t - photo.captured_at).abs();
+            let dt = (t - captured_at).abs();
             let when = if at_edge {
                 t.div_euclid(1000) == second
             } else {
@@ -1295,30 +1301,9 @@ mod tests {
     /// for it.
     #[test]
     fn a_photo_is_matched_to_its_own_image_not_the_next_ones() {
-        use mtp_providers::mapillary::{LonLat, MapillaryUser};
-        let photo = |seq_index: i64, captured_at: i64, lat: f64| PhotoRow {
-            id: seq_index,
-            sequence_id: 1,
-            seq_index,
-            path: format!("/walk/{seq_index}.jpg"),
-            file_name: format!("{seq_index}.jpg"),
-            file_size: 1,
-            captured_at,
-            original_captured_at: None,
-            lat,
-            lon: 6.25,
-            altitude: None,
-            heading: None,
-            heading_source: None,
-            make: None,
-            model: None,
-            serial: None,
-            width: None,
-            height: None,
-            orientation: None,
-            is_360: false,
-            gps_accuracy_m: None,
-        };
+        use mtp_providers::mapillary::MapillaryUser;
+        // Where and when a photo was taken.
+        let photo = |captured_at: i64, lat: f64| (LonLat { lon: 6.25, lat }, captured_at);
         let image = |id: &str, sequence: &str, captured_at_ms: i64, lat: f64| MapillaryImage {
             id: id.into(),
             captured_at_ms: Some(captured_at_ms),
@@ -1337,66 +1322,50 @@ mod tests {
         // 3 m a second; the photos at .700 s, their images cut to the whole second and
         // moved 2 m.
         let (t0, lat0, step) = (1_714_550_400_700, 46.5, 3.0 / 111_195.0);
-        let last_of_chunk_1 = photo(9, t0, lat0);
-        let first_of_chunk_2 = photo(10, t0 + 1_000, lat0 + step);
+        let last_of_chunk_1 = photo(t0, lat0);
+        let first_of_chunk_2 = photo(t0 + 1_000, lat0 + step);
         let theirs = image("img-9", "seq-A", t0 - 700, lat0 + 2.0 / 111_195.0);
         let ours = image("img-10", "seq-B", t0 + 300, lat0 + step + 2.0 / 111_195.0);
         let none = HashSet::new();
-        // At a chunk's edge, as the account "me", no sequence excluded.
-        let at_edge = |p: &PhotoRow, images: &[&MapillaryImage]| {
+        let pick = |(place, at): (LonLat, i64),
+                    images: &[&MapillaryImage],
+                    me: &str,
+                    edge: bool,
+                    others: &HashSet<String>| {
             let images = images.iter().map(|i| (*i).clone()).collect();
-            best_image(p, images, Some("me"), true, &none)
+            best_image(place, at, images, Some(me), edge, others)
         };
+        // At a chunk's edge, as the account "me", no sequence excluded.
+        let at_edge = |p, images: &[&MapillaryImage]| pick(p, images, "me", true, &none);
         let found = |s: &str, i: &str| Some((s.to_string(), i.to_string()));
         assert_eq!(
-            at_edge(&first_of_chunk_2, &[&theirs, &ours]),
+            at_edge(first_of_chunk_2, &[&theirs, &ours]),
             found("seq-B", "img-10")
         );
         assert_eq!(
-            at_edge(&last_of_chunk_1, &[&theirs, &ours]),
+            at_edge(last_of_chunk_1, &[&theirs, &ours]),
             found("seq-A", "img-9")
         );
         // Only the neighbour's image is on the map yet: not this photo's.
-        assert_eq!(at_edge(&first_of_chunk_2, &[&theirs]), None);
-        assert_eq!(at_edge(&last_of_chunk_1, &[&ours]), None);
+        assert_eq!(at_edge(first_of_chunk_2, &[&theirs]), None);
+        assert_eq!(at_edge(last_of_chunk_1, &[&ours]), None);
         // Published with the exact time: found the same way.
         let exact = image("img-10", "seq-B", t0 + 1_000, lat0 + step);
         assert_eq!(
-            at_edge(&first_of_chunk_2, &[&theirs, &exact]),
+            at_edge(first_of_chunk_2, &[&theirs, &exact]),
             found("seq-B", "img-10")
         );
         // Inside a chunk, a neighbour's image (the same sequence) a second away will do: the
         // sequence is found even if Mapillary rounds times instead of cutting them.
         assert_eq!(
-            best_image(
-                &last_of_chunk_1,
-                vec![ours.clone()],
-                Some("me"),
-                false,
-                &none
-            ),
+            pick(last_of_chunk_1, &[&ours], "me", false, &none),
             found("seq-B", "img-10")
         );
         // A sequence found for another chunk, or another account's image, is never it.
         let others: HashSet<String> = ["seq-B".to_string()].into();
+        assert_eq!(pick(first_of_chunk_2, &[&ours], "me", true, &others), None);
         assert_eq!(
-            best_image(
-                &first_of_chunk_2,
-                vec![ours.clone()],
-                Some("me"),
-                true,
-                &others
-            ),
-            None
-        );
-        assert_eq!(
-            best_image(
-                &first_of_chunk_2,
-                vec![ours],
-                Some("someone-else"),
-                true,
-                &none
-            ),
+            pick(first_of_chunk_2, &[&ours], "someone-else", true, &none),
             None
         );
     }
