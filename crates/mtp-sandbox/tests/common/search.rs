@@ -107,21 +107,7 @@ pub fn items(v: &Value) -> Vec<String> {
         .collect()
 }
 
-pub async fn pnx(sb: &Sandbox, path_and_query: &str) -> Value {
-    let r = client()
-        .get(format!(
-            "{}/api{path_and_query}",
-            s(&sb.urls().panoramax_instance)
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path_and_query}");
-    r.json().await.unwrap()
-}
-
-/// The status of a Panoramax GET, for the refusals.
-pub async fn pnx_status(sb: &Sandbox, path_and_query: &str) -> u16 {
+async fn pnx_get(sb: &Sandbox, path_and_query: &str) -> reqwest::Response {
     client()
         .get(format!(
             "{}/api{path_and_query}",
@@ -130,8 +116,17 @@ pub async fn pnx_status(sb: &Sandbox, path_and_query: &str) -> u16 {
         .send()
         .await
         .unwrap()
-        .status()
-        .as_u16()
+}
+
+pub async fn pnx(sb: &Sandbox, path_and_query: &str) -> Value {
+    let r = pnx_get(sb, path_and_query).await;
+    assert_eq!(r.status(), 200, "{path_and_query}");
+    r.json().await.unwrap()
+}
+
+/// The status of a Panoramax GET, for the refusals.
+pub async fn pnx_status(sb: &Sandbox, path_and_query: &str) -> u16 {
+    pnx_get(sb, path_and_query).await.status().as_u16()
 }
 
 pub fn has_next(v: &Value) -> Option<String> {
