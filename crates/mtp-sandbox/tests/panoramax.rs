@@ -29,6 +29,13 @@ async fn create_set(sb: &Sandbox, token: &str, body: Value) -> (u16, Option<Stri
     (r.status().as_u16(), loc, r.json().await.unwrap())
 }
 
+/// A new upload set's id (created with `body`, which must be accepted).
+async fn new_set(sb: &Sandbox, token: &str, body: Value) -> String {
+    let (code, _, set) = create_set(sb, token, body).await;
+    assert_eq!(code, 200, "{set}");
+    set["id"].as_str().unwrap().to_owned()
+}
+
 async fn send_file(
     sb: &Sandbox,
     token: Option<&str>,
@@ -240,13 +247,12 @@ async fn upload_set_lifecycle_to_ready() {
 async fn one_file_per_name_in_an_upload_set() {
     let sb = sandbox().await;
     let token = sb.issue_token(Service::Panoramax, 0);
-    let (_, _, set) = create_set(
+    let id = new_set(
         &sb,
         &token,
         json!({"title": "Names", "estimated_nb_files": 3}),
     )
     .await;
-    let id = set["id"].as_str().unwrap().to_owned();
     let (code, v) = send_file(&sb, Some(&token), &id, "IMG_0001.jpg", photo(0, 0)).await;
     assert_eq!(code, 202, "{v}");
     let first = v["picture_id"].as_str().unwrap().to_owned();
@@ -299,13 +305,14 @@ async fn my_upload_sets_are_the_undispatched_ones_oldest_first() {
     let token = sb.issue_token(Service::Panoramax, 0);
     let mut sets = Vec::new();
     for title in ["First", "Second", "Third"] {
-        let (_, _, set) = create_set(
-            &sb,
-            &token,
-            json!({"title": title, "estimated_nb_files": 1}),
-        )
-        .await;
-        sets.push(set["id"].as_str().unwrap().to_owned());
+        sets.push(
+            new_set(
+                &sb,
+                &token,
+                json!({"title": title, "estimated_nb_files": 1}),
+            )
+            .await,
+        );
     }
     // The second one gets its file: it completes, then is dispatched.
     let (code, _) = send_file(&sb, Some(&token), &sets[1], "IMG_0.jpg", photo(0, 0)).await;
@@ -340,13 +347,12 @@ async fn my_upload_sets_are_the_undispatched_ones_oldest_first() {
 async fn a_collection_being_prepared_is_its_owners_only() {
     let sb = sandbox_with(|c| c.processing_delay = Duration::from_secs(4)).await;
     let token = sb.issue_token(Service::Panoramax, 0);
-    let (_, _, set) = create_set(
+    let id = new_set(
         &sb,
         &token,
         json!({"title": "Preparing", "estimated_nb_files": 1}),
     )
     .await;
-    let id = set["id"].as_str().unwrap().to_owned();
     let (code, _) = send_file(&sb, Some(&token), &id, "IMG_0.jpg", photo(0, 0)).await;
     assert_eq!(code, 202);
     let phase = || async {
@@ -401,12 +407,8 @@ async fn a_collection_being_prepared_is_its_owners_only() {
 async fn duplicates_across_sets_and_rejections() {
     let sb = sandbox().await;
     let token = sb.issue_token(Service::Panoramax, 0);
-    let (_, _, a) = create_set(&sb, &token, json!({"title": "A"})).await;
-    let (_, _, b) = create_set(&sb, &token, json!({"title": "B"})).await;
-    let (a, b) = (
-        a["id"].as_str().unwrap().to_owned(),
-        b["id"].as_str().unwrap().to_owned(),
-    );
+    let a = new_set(&sb, &token, json!({"title": "A"})).await;
+    let b = new_set(&sb, &token, json!({"title": "B"})).await;
     let p = photo(5, 0);
     assert_eq!(
         send_file(&sb, Some(&token), &a, "x.jpg", p.clone()).await.0,
@@ -529,8 +531,7 @@ async fn duplicates_across_sets_and_rejections() {
 async fn complete_splits_and_deduplicates() {
     let sb = sandbox_with(|c| c.processing_delay = Duration::ZERO).await;
     let token = sb.issue_token(Service::Panoramax, 0);
-    let (_, _, set) = create_set(&sb, &token, json!({"title": "Split", "split_time": 60})).await;
-    let id = set["id"].as_str().unwrap().to_owned();
+    let id = new_set(&sb, &token, json!({"title": "Split", "split_time": 60})).await;
     // Two pictures 2 s apart, one at the same place as the second (a capture duplicate), and
     // one ten minutes later (a new collection).
     let mut dup = Photo::at(48.8501, 2.35, "2024:05:17 10:00:03", 102);
