@@ -100,6 +100,11 @@ async fn rate_limits_are_waited_out_for_as_long_as_the_service_asks() {
     assert_kartaview_once(&story, ids[0], 4).await;
 
     let requests = story.sandbox().requests();
+    let events = story.app.store().events(Some(ids[0]), 500).await.unwrap();
+    let log: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {} {}", e.at, e.kind, e.message))
+        .collect();
     // The requests of the rate-limited host only: the app may ask the same service's other
     // host meanwhile (Mapillary's Graph API for an account's stats, say).
     for (service, endpoints, wait) in [
@@ -136,7 +141,23 @@ async fn rate_limits_are_waited_out_for_as_long_as_the_service_asks() {
             let gap = next.received_at - of_service[i].received_at;
             assert!(
                 gap >= wait,
-                "{service}: the next request came {gap} after a 429 asking for {wait:?}"
+                "{service}: the next request came {gap} after a 429 asking for {wait:?}\n\
+                 its requests:\n{}\nevents:\n{}",
+                of_service
+                    .iter()
+                    .map(|r| format!(
+                        "#{} {} {} {:?} fault={:?} body={} complete={}",
+                        r.seq,
+                        r.received_at,
+                        r.path,
+                        r.status,
+                        r.fault,
+                        r.body_len,
+                        r.body_complete
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                log.join("\n")
             );
         }
     }

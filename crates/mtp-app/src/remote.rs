@@ -397,6 +397,7 @@ mod tests {
             status: mtp_core::engine::JobStatus::Pending,
             attempts: 0,
             next_run_at: 0,
+            not_before: 0,
             last_error: None,
             last_error_kind: None,
             remote_json: json!({"finished": "yes"}).to_string(),

@@ -245,3 +245,87 @@ async fn jobs_waiting_for_a_service_never_give_up_and_resume_when_it_answers() {
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// A service that tells one job's upload to wait a minute (a 429 with Retry-After: 60) and
+/// lets everything else through: the other job's upload only once the first was told.
+struct RateLimitsOne {
+    limited: i64,
+    uploads_of_limited: Arc<AtomicUsize>,
+}
+
+impl Driver for RateLimitsOne {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            if stage != Stage::Upload {
+                return Ok(StepOutcome::Advance);
+            }
+            if ctx.job_id == self.limited {
+                if self.uploads_of_limited.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(StepError::Retry {
+                        after_ms: Some(60_000),
+                        message: "429 Too Many Requests".into(),
+                    });
+                }
+                return Ok(StepOutcome::Advance);
+            }
+            while ctx
+                .store
+                .job(self.limited)
+                .await?
+                .and_then(|j| j.last_error_kind)
+                != Some(ErrorKind::Retry)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(StepOutcome::Advance)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_job_getting_through_never_wakes_a_job_before_the_service_allows() {
+    let store = Store::open_in_memory().await.unwrap();
+    let limited = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
+    let other = sequence(&store, "/b", &[Destination::Kartaview]).await[0];
+    let clock = ManualClock::at(T0);
+    let uploads_of_limited = Arc::new(AtomicUsize::new(0));
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![(
+            Destination::Kartaview,
+            Arc::new(RateLimitsOne {
+                limited,
+                uploads_of_limited: uploads_of_limited.clone(),
+            }),
+        )],
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(shutdown).await }
+    });
+
+    // The other job's upload, publish and poll get through after the limited one was told
+    // to wait: each wakes the jobs waiting for KartaView, but not before the minute is up.
+    wait_for(&store, other, |j| j.status == JobStatus::Done).await;
+    let waiting = store.job(limited).await.unwrap().unwrap();
+    assert_eq!(waiting.status, JobStatus::Pending, "{waiting:?}");
+    assert_eq!(waiting.not_before, T0 + 60_001, "{waiting:?}");
+    assert_eq!(waiting.next_run_at, T0 + 60_001, "{waiting:?}");
+    assert_eq!(uploads_of_limited.load(Ordering::SeqCst), 1);
+
+    // The minute is up: it goes on.
+    clock.set_ms(T0 + 60_001);
+    let done = wait_for(&store, limited, |j| j.status == JobStatus::Done).await;
+    assert_eq!(done.last_error, None);
+    assert_eq!(uploads_of_limited.load(Ordering::SeqCst), 2);
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}

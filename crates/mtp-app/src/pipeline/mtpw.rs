@@ -598,6 +598,11 @@ impl Driver for MtpwDriver {
             }
         })
     }
+
+    /// Map the Paths Web is first asked at publish (prepare and upload have nothing to do).
+    fn reaches_service(&self, stage: Stage) -> bool {
+        matches!(stage, Stage::Publish | Stage::Poll | Stage::Sync)
+    }
 }
 
 #[cfg(test)]

@@ -45,11 +45,15 @@ impl RetryPolicy {
         let ceiling = exp.min(self.cap_ms);
         // Half fixed, half jittered: never zero, never in lockstep.
         let jittered = ceiling / 2 + ((ceiling / 2) as f64 * jitter.clamp(0.0, 1.0)) as i64;
-        // A wait the service asked for, plus 1 ms: the clock is read in whole milliseconds
-        // (floored), so the wait counts from up to 1 ms before the reply arrived, and a
-        // retry must never come before the time the service gave.
-        jittered.max(server_after_ms.map_or(0, |ms| ms.saturating_add(1)))
+        jittered.max(asked_wait(server_after_ms))
     }
+}
+
+/// A wait the service asked for, plus 1 ms: the clock is read in whole milliseconds
+/// (floored), so the wait counts from up to 1 ms before the reply arrived, and a retry must
+/// never come before the time the service gave. 0 when it asked nothing.
+fn asked_wait(server_after_ms: Option<i64>) -> i64 {
+    server_after_ms.map_or(0, |ms| ms.max(0).saturating_add(1))
 }
 
 pub fn next_action(job: &JobRow, now: i64) -> Action {
@@ -84,6 +88,7 @@ pub fn apply_outcome(
                 }),
                 attempts: Some(0),
                 next_run_at: Some(now),
+                not_before: Some(0),
                 last_error: Some(None),
                 remote_url: None,
             }
@@ -93,6 +98,7 @@ pub fn apply_outcome(
             status: Some(JobStatus::Done),
             attempts: Some(0),
             next_run_at: Some(now),
+            not_before: Some(0),
             last_error: Some(None),
             remote_url: None,
         },
@@ -116,6 +122,13 @@ pub fn apply_outcome(
                 status: Some(JobStatus::Pending),
                 attempts: Some(attempts),
                 next_run_at: Some(now + policy.delay_ms(attempts, *after_ms, jitter)),
+                // Kept apart from the backoff: another job's success may cut the backoff
+                // short (`Store::wake_jobs_waiting_for`), never the service's own wait.
+                not_before: Some(if after_ms.is_some() {
+                    now.saturating_add(asked_wait(*after_ms))
+                } else {
+                    0
+                }),
                 last_error: Some(Some((ErrorKind::Retry, message.clone()))),
                 ..JobUpdate::default()
             }
@@ -159,6 +172,7 @@ mod tests {
             status,
             attempts,
             next_run_at,
+            not_before: 0,
             last_error: None,
             last_error_kind: None,
             remote_json: "{}".into(),
@@ -264,6 +278,11 @@ mod tests {
             retry.next_run_at.is_some_and(|t| t >= 60_010),
             "server delay is a floor"
         );
+        assert_eq!(
+            retry.not_before,
+            Some(60_011),
+            "and is kept apart from the backoff"
+        );
 
         // However long a service stays away, the job keeps waiting for it, at most
         // `cap_ms` between tries.
@@ -280,6 +299,7 @@ mod tests {
         );
         assert_eq!(long_outage.status, Some(JobStatus::Pending));
         assert_eq!(long_outage.next_run_at, Some(10 + p.cap_ms));
+        assert_eq!(long_outage.not_before, Some(0), "nothing asked: no floor");
         assert_eq!(
             long_outage.last_error,
             Some(Some((ErrorKind::Retry, "503".into())))

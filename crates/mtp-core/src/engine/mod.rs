@@ -110,6 +110,12 @@ pub trait Driver: Send + Sync + 'static {
         job: &'a JobRow,
         ctx: &'a JobCtx,
     ) -> BoxFuture<'a, Result<StepOutcome, StepError>>;
+
+    /// Whether `stage` asks the service something, so that getting through it shows the
+    /// service answers (and jobs waiting for it may try again). Checking files does not.
+    fn reaches_service(&self, stage: Stage) -> bool {
+        matches!(stage, Stage::Upload | Stage::Publish | Stage::Poll)
+    }
 }
 
 /// What a driver may touch while it runs a stage.

@@ -192,7 +192,7 @@ impl Engine {
                 "{} is not available in this mode",
                 destination.label()
             )));
-            self.finish(&job, stage, result).await;
+            self.finish(&job, stage, false, result).await;
             return;
         };
         let token = CancellationToken::new();
@@ -238,16 +238,34 @@ impl Engine {
         if let Ok(mut running) = inner.running.lock() {
             running.remove(&job.id);
         }
-        self.finish(&job, stage, result).await;
+        let answered = result.is_ok() && driver.reaches_service(stage);
+        self.finish(&job, stage, answered, result).await;
     }
 
+    /// Stores a stage's outcome. `answered`: the stage got through to the service, so the
+    /// jobs waiting for it try again now (no sooner than it told them).
     async fn finish(
         &self,
         job: &JobRow,
         stage: Stage,
+        answered: bool,
         result: Result<super::StepOutcome, StepError>,
     ) {
         let inner = &self.inner;
+        if answered {
+            // Before this job's row is written: until then it is `running`, so it cannot be
+            // woken itself, and nothing it does next can be undone by this.
+            let now = inner.clock.now_ms();
+            match inner
+                .store
+                .wake_jobs_waiting_for(job.destination, now)
+                .await
+            {
+                Ok(0) => {}
+                Ok(woken) => tracing::info!(%job.destination, woken, "service answers again"),
+                Err(e) => tracing::warn!("cannot wake waiting jobs: {e}"),
+            }
+        }
         let now = inner.clock.now_ms();
         // The stage may have made progress (photos sent reset the retry counter): decide from
         // the row as it is now, not as it was claimed.
@@ -299,24 +317,8 @@ impl Engine {
             .await
         {
             Ok(Some(row)) => {
-                match &result {
-                    Err(StepError::Auth { .. }) => {
-                        let _ = inner.store.mark_needs_reauth(row.destination, now).await;
-                    }
-                    // The service answered: every job waiting for it tries again now
-                    // instead of at the end of its backoff.
-                    Ok(_) => match inner
-                        .store
-                        .wake_jobs_waiting_for(row.destination, now)
-                        .await
-                    {
-                        Ok(0) => {}
-                        Ok(woken) => {
-                            tracing::info!(%row.destination, woken, "service answers again")
-                        }
-                        Err(e) => tracing::warn!("cannot wake waiting jobs: {e}"),
-                    },
-                    Err(_) => {}
+                if let Err(StepError::Auth { .. }) = &result {
+                    let _ = inner.store.mark_needs_reauth(row.destination, now).await;
                 }
                 self.emit_changed(&row, row.status, row.stage);
             }

@@ -16,6 +16,8 @@ pub struct JobRow {
     pub status: JobStatus,
     pub attempts: i64,
     pub next_run_at: i64,
+    /// While waiting out a service's rate limit: the earliest try it allows (0 if none).
+    pub not_before: i64,
     pub last_error: Option<String>,
     pub last_error_kind: Option<ErrorKind>,
     pub remote_json: String,
@@ -52,6 +54,8 @@ pub struct JobUpdate {
     pub status: Option<JobStatus>,
     pub attempts: Option<i64>,
     pub next_run_at: Option<i64>,
+    /// The earliest try the service allows (see [`JobRow::not_before`]).
+    pub not_before: Option<i64>,
     /// `Some(None)` clears the error.
     pub last_error: Option<Option<(ErrorKind, String)>>,
     pub remote_url: Option<String>,
@@ -213,6 +217,7 @@ impl Store {
                 status = CASE WHEN status = 'running' THEN COALESCE(?, status) ELSE status END,
                 attempts = COALESCE(?, attempts),
                 next_run_at = COALESCE(?, next_run_at),
+                not_before = COALESCE(?, not_before),
                 last_error_kind = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_error_kind) END,
                 last_error = CASE WHEN ? THEN NULL ELSE COALESCE(?, last_error) END,
                 remote_url = COALESCE(?, remote_url),
@@ -223,6 +228,7 @@ impl Store {
         .bind(update.status)
         .bind(update.attempts)
         .bind(update.next_run_at)
+        .bind(update.not_before)
         .bind(clear_error)
         .bind(err_kind)
         .bind(clear_error)
@@ -298,16 +304,17 @@ impl Store {
     }
 
     /// Jobs of `destination` waiting out trouble reaching it (their last error was a retry)
-    /// become due now: the service just answered another job. Returns how many.
+    /// become due now, or when the service said they may try again if that is later: the
+    /// service just answered another job. Returns how many.
     pub async fn wake_jobs_waiting_for(
         &self,
         destination: Destination,
         now: i64,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE jobs SET next_run_at = ?1, updated_at = ?1
+            "UPDATE jobs SET next_run_at = MAX(?1, not_before), updated_at = ?1
              WHERE destination = ?2 AND status = 'pending' AND last_error_kind = 'retry'
-               AND next_run_at > ?1",
+               AND next_run_at > MAX(?1, not_before)",
         )
         .bind(now)
         .bind(destination)
