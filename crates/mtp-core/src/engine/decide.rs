@@ -106,6 +106,7 @@ pub fn apply_outcome(
             status: Some(JobStatus::Pending),
             attempts: Some(0),
             next_run_at: Some(now + after_ms.max(&0)),
+            not_before: Some(0),
             last_error: Some(None),
             ..JobUpdate::default()
         },
@@ -113,6 +114,7 @@ pub fn apply_outcome(
             status: Some(JobStatus::Pending),
             attempts: Some(0),
             next_run_at: Some(*at_ms.max(&now)),
+            not_before: Some(0),
             last_error: Some(None),
             ..JobUpdate::default()
         },

@@ -324,8 +324,8 @@ impl Store {
     }
 
     /// Makes the job of `destination` for this sequence due now if it is waiting for a later
-    /// time (another job of the sequence just produced what it waits for). Returns whether
-    /// a job was woken.
+    /// time (another job of the sequence just produced what it waits for), or when its
+    /// service said it may try again if that is later. Returns whether a job was woken.
     pub async fn wake_waiting_job(
         &self,
         sequence_id: i64,
@@ -333,8 +333,9 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE jobs SET next_run_at = ?1, updated_at = ?1
-             WHERE sequence_id = ?2 AND destination = ?3 AND status = 'pending' AND next_run_at > ?1",
+            "UPDATE jobs SET next_run_at = MAX(?1, not_before), updated_at = ?1
+             WHERE sequence_id = ?2 AND destination = ?3 AND status = 'pending'
+               AND next_run_at > MAX(?1, not_before)",
         )
         .bind(now)
         .bind(sequence_id)

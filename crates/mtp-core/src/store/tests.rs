@@ -472,4 +472,25 @@ async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
             .await
             .unwrap()
     );
+    // Told by its service to wait until 30 s (a 429): woken, but not before then.
+    let told = JobUpdate {
+        status: Some(crate::engine::JobStatus::Pending),
+        next_run_at: Some(60_000),
+        not_before: Some(30_000),
+        ..JobUpdate::default()
+    };
+    store.update_job(web, &told, None, 4_000).await.unwrap();
+    assert!(
+        store
+            .wake_waiting_job(seq, Destination::Mtpw, 5_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.job(web).await.unwrap().unwrap().next_run_at, 30_000);
+    assert!(
+        !store
+            .wake_waiting_job(seq, Destination::Mtpw, 6_000)
+            .await
+            .unwrap()
+    );
 }
