@@ -329,3 +329,102 @@ async fn another_job_getting_through_never_wakes_a_job_before_the_service_allows
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// A stage that does not stop when asked (a request in flight that is not watched for a
+/// pause) until the test opens `gate`; every stage run is written down.
+struct Unwinding {
+    slow: i64,
+    gate: Arc<tokio::sync::Semaphore>,
+    runs: Arc<std::sync::Mutex<Vec<(i64, Stage)>>>,
+}
+
+impl Driver for Unwinding {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            self.runs.lock().unwrap().push((ctx.job_id, stage));
+            if ctx.job_id == self.slow && stage == Stage::Upload {
+                self.gate.acquire().await.unwrap().forget();
+            }
+            Ok(StepOutcome::Advance)
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_paused_and_resumed_mid_stage_is_not_run_twice_at_once() {
+    let store = Store::open_in_memory().await.unwrap();
+    let slow = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
+    let clock = ManualClock::at(T0);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![(
+            Destination::Kartaview,
+            Arc::new(Unwinding {
+                slow,
+                gate: gate.clone(),
+                runs: runs.clone(),
+            }),
+        )],
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(shutdown).await }
+    });
+    let uploads = |runs: &std::sync::Mutex<Vec<(i64, Stage)>>| {
+        runs.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| **r == (slow, Stage::Upload))
+            .count()
+    };
+    for _ in 0..2_000 {
+        if uploads(&runs) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(uploads(&runs), 1);
+
+    // Pause, then resume at once, while the upload is still under way: the job is pending
+    // again, and due.
+    let now = clock.now_ms();
+    let paused = store
+        .set_jobs_status(
+            &[slow],
+            &[JobStatus::Pending, JobStatus::Running],
+            JobStatus::Paused,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(paused.len(), 1);
+    engine.interrupt(&[slow]);
+    store
+        .set_jobs_status(&[slow], &[JobStatus::Paused], JobStatus::Pending, now)
+        .await
+        .unwrap();
+    engine.wake();
+    // A job queued after it, due at the same time, runs: the engine has looked at the
+    // queue and passed the resumed job over while its upload is still running.
+    let other = sequence(&store, "/b", &[Destination::Kartaview]).await[0];
+    wait_for(&store, other, |j| j.status == JobStatus::Done).await;
+    assert_eq!(uploads(&runs), 1, "{:?}", runs.lock().unwrap());
+
+    // The upload ends: its outcome is kept, and the job goes on from the next stage.
+    gate.add_permits(1);
+    let done = wait_for(&store, slow, |j| j.status == JobStatus::Done).await;
+    assert_eq!(done.last_error, None);
+    assert_eq!(uploads(&runs), 1, "{:?}", runs.lock().unwrap());
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}

@@ -56,7 +56,9 @@ struct Inner {
     events: EventSink,
     wake: Notify,
     transfers: Arc<Semaphore>,
-    /// How to interrupt each job running now.
+    /// How to interrupt each job a task holds now: from its claim until its outcome is
+    /// stored. A job in here is never claimed again (a pause then a resume makes it
+    /// `pending` while the task that ran it may still be unwinding).
     running: Mutex<HashMap<i64, CancellationToken>>,
 }
 
@@ -118,10 +120,22 @@ impl Engine {
             }
             while tasks.len() < inner.config.max_jobs {
                 let now = inner.clock.now_ms();
-                match inner.store.claim_next_job(now).await {
+                let held: Vec<i64> = inner
+                    .running
+                    .lock()
+                    .map(|running| running.keys().copied().collect())
+                    .unwrap_or_default();
+                match inner.store.claim_next_job(now, &held).await {
                     Ok(Some(job)) => {
-                        let engine = self.clone();
-                        tasks.spawn(async move { engine.run_job(job).await });
+                        let token = CancellationToken::new();
+                        if let Ok(mut running) = inner.running.lock() {
+                            running.insert(job.id, token.clone());
+                        }
+                        let held = Held {
+                            engine: self.clone(),
+                            job_id: job.id,
+                        };
+                        tasks.spawn(async move { held.engine.run_job(job, token).await });
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -160,7 +174,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn run_job(&self, job: JobRow) {
+    async fn run_job(&self, job: JobRow, token: CancellationToken) {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let destination = job.destination;
@@ -195,10 +209,6 @@ impl Engine {
             self.finish(&job, stage, false, result).await;
             return;
         };
-        let token = CancellationToken::new();
-        if let Ok(mut running) = inner.running.lock() {
-            running.insert(job.id, token.clone());
-        }
         self.emit_changed(&job, JobStatus::Running, stage);
         let ctx = JobCtx {
             store: inner.store.clone(),
@@ -235,9 +245,6 @@ impl Engine {
                 })
             }
         };
-        if let Ok(mut running) = inner.running.lock() {
-            running.remove(&job.id);
-        }
         let answered = result.is_ok() && driver.reaches_service(stage);
         self.finish(&job, stage, answered, result).await;
     }
@@ -325,7 +332,6 @@ impl Engine {
             Ok(None) => {}
             Err(e) => tracing::error!(job = job.id, "cannot store a step's outcome: {e}"),
         }
-        self.wake();
     }
 
     fn emit_changed(&self, job: &JobRow, status: JobStatus, stage: Stage) {
@@ -335,5 +341,21 @@ impl Engine {
             status,
             stage,
         });
+    }
+}
+
+/// A claimed job's hold on the engine: released (and the engine woken to claim again) when
+/// its task ends, whether the outcome was stored, the stage panicked or the task was dropped.
+struct Held {
+    engine: Engine,
+    job_id: i64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.engine.inner.running.lock() {
+            running.remove(&self.job_id);
+        }
+        self.engine.wake();
     }
 }

@@ -173,15 +173,23 @@ impl Store {
     }
 
     /// Claims the next runnable job (pending and due, the longest overdue first), marking it
-    /// running, in one statement: two workers can never claim the same job.
-    pub async fn claim_next_job(&self, now: i64) -> Result<Option<JobRow>, StoreError> {
+    /// running, in one statement: two workers can never claim the same job. `held`: jobs
+    /// whose previous run has not ended yet, never claimed.
+    pub async fn claim_next_job(
+        &self,
+        now: i64,
+        held: &[i64],
+    ) -> Result<Option<JobRow>, StoreError> {
+        let held = serde_json::to_string(held).unwrap_or_else(|_| "[]".into());
         Ok(sqlx::query_as::<_, JobRow>(
             "UPDATE jobs SET status = 'running', updated_at = ?1
              WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND next_run_at <= ?1
+                           AND id NOT IN (SELECT value FROM json_each(?2))
                          ORDER BY next_run_at, id LIMIT 1)
              RETURNING *",
         )
         .bind(now)
+        .bind(held)
         .fetch_optional(self.pool())
         .await?)
     }

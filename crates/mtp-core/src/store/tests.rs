@@ -454,8 +454,8 @@ async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
             .unwrap()
     );
     store.update_job(web, &wait, None, 0).await.unwrap();
-    store.claim_next_job(70_000).await.unwrap();
-    store.claim_next_job(70_000).await.unwrap();
+    store.claim_next_job(70_000, &[]).await.unwrap();
+    store.claim_next_job(70_000, &[]).await.unwrap();
     assert!(
         !store
             .wake_waiting_job(seq, Destination::Mtpw, 3_000)
