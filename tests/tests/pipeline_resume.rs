@@ -180,3 +180,39 @@ async fn a_photo_changed_on_disk_is_named_and_retry_works_once_it_is_back() {
     assert_mapillary_once(&story, ids[0], 0).await;
     assert_kartaview_once(&story, ids[0], 5).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_another_process_runs_the_uploads_this_one_waits_then_takes_over() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(4));
+    let ids = story
+        .import(&folder, "Shared walk", &[Destination::Kartaview])
+        .await;
+    // Another process (the desktop app, or `mtp upload` in a terminal) runs the uploads of
+    // this database: it holds the engine lock.
+    let other = story.app.store().try_engine_lock().unwrap();
+    assert!(other.is_some());
+    assert!(story.app.store().try_engine_lock().unwrap().is_none());
+
+    story.start_engine();
+    assert!(story.app.engine_elsewhere());
+    // Nothing is claimed here meanwhile: the jobs are the other process's to run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let job = story.job(ids[0], Destination::Kartaview).await;
+    assert_eq!(
+        (job.status, job.stage),
+        (JobStatus::Pending, Stage::Prepare)
+    );
+
+    // It stops: this process takes over and sends them.
+    drop(other);
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    assert!(!story.app.engine_elsewhere());
+    assert_kartaview_once(&story, ids[0], 3).await;
+    story.app.shutdown().await;
+}

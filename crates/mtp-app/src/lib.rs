@@ -64,6 +64,9 @@ struct Inner {
     engine: std::sync::OnceLock<mtp_core::engine::Engine>,
     /// The task running the pipeline, while it runs.
     worker: std::sync::Mutex<Option<pipeline::Worker>>,
+    /// Set while another process runs this database's uploads and this one waits to take
+    /// over (see [`mtp_core::store::EngineLock`]).
+    engine_elsewhere: Arc<std::sync::atomic::AtomicBool>,
     /// Held while the Mapillary token is refreshed: one refresh at a time for the jobs,
     /// the Map the Paths sync and the card (the service revokes the token it replaces).
     mapillary_refresh: tokio::sync::Mutex<()>,
@@ -313,6 +316,7 @@ impl App {
                 prepared: Default::default(),
                 engine: Default::default(),
                 worker: Default::default(),
+                engine_elsewhere: Default::default(),
                 mapillary_refresh: Default::default(),
                 sign_ins: Default::default(),
                 opener: Default::default(),

@@ -138,6 +138,11 @@ async fn finish(
     let mut actions = Vec::new();
     if !outcome.actions.is_empty() {
         app.start_engine()?;
+        if app.engine_elsewhere() {
+            eprintln!(
+                "The desktop app (or another `mtp`) is running this database's uploads and changes: it sends this one. Waiting for it."
+            );
+        }
         actions = app
             .wait_for_remote_actions(outcome.sequence_id, Duration::from_secs(600))
             .await?

@@ -80,6 +80,11 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
         });
     }
     app.start_engine()?;
+    if app.engine_elsewhere() {
+        eprintln!(
+            "The desktop app (or another `mtp`) is running the uploads of this database: it sends these too. Waiting for them; no progress is shown meanwhile."
+        );
+    }
     let progress = tokio::spawn(show_progress(app.clone(), ids.clone()));
     let result = app
         .wait_for_jobs(&ids, Duration::from_secs(args.timeout))

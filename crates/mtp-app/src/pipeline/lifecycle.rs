@@ -6,8 +6,9 @@ use crate::remote::{DestinationRemote, MtpwRemote};
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use mtp_core::Destination;
 use mtp_core::engine::{Driver, Engine, EngineConfig, EngineEvent, JobStatus, Stage, StepError};
-use mtp_core::store::JobRow;
+use mtp_core::store::{EngineLock, JobRow, Store};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -90,7 +91,22 @@ impl App {
         }
         let (stop, stop_rx) = watch::channel(false);
         let actions = crate::manage::run(self.downgrade(), stop_rx.clone());
+        // Taken here, so that the caller knows at once whether this process runs the
+        // uploads or another one does (which then carries on with these jobs too).
+        let lock = take_engine_lock(self.store());
+        let elsewhere = self.inner.engine_elsewhere.clone();
+        elsewhere.store(lock.is_none(), Ordering::SeqCst);
+        let store = self.store().clone();
         let task = runtime.spawn(async move {
+            let mut stop_rx = stop_rx;
+            let lock = match lock {
+                Some(lock) => lock,
+                None => match wait_for_engine_lock(&store, &mut stop_rx).await {
+                    Some(lock) => lock,
+                    None => return,
+                },
+            };
+            elsewhere.store(false, Ordering::SeqCst);
             let engine = async move {
                 if let Err(e) = engine.run(stop_rx).await {
                     tracing::error!("the upload pipeline stopped: {e}");
@@ -98,9 +114,16 @@ impl App {
             };
             // The uploads, and the edits and deletes of sequences already on the services.
             tokio::join!(engine, actions);
+            drop(lock);
         });
         *worker = Some(Worker { stop, task });
         Ok(())
+    }
+
+    /// Whether another process runs this database's uploads, this one waiting to take over
+    /// when it stops (the desktop app while `mtp upload` runs, or the other way round).
+    pub fn engine_elsewhere(&self) -> bool {
+        self.inner.engine_elsewhere.load(Ordering::SeqCst)
     }
 
     fn build_engine(&self, config: EngineConfig, options: PipelineOptions) -> Engine {
@@ -241,6 +264,53 @@ impl App {
         }
     }
 }
+
+/// The right to run the uploads: `Some` when this process has it (`Some(None)` if the lock
+/// file cannot be made: the uploads run unguarded, as before there was a lock), `None`
+/// while another process holds it.
+fn take_engine_lock(store: &Store) -> Option<Option<EngineLock>> {
+    match store.try_engine_lock() {
+        Ok(Some(lock)) => Some(Some(lock)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(
+                "cannot tell whether another process runs the uploads ({e}): running them here"
+            );
+            Some(None)
+        }
+    }
+}
+
+/// Waits until no other process runs this database's uploads, trying every
+/// [`ENGINE_LOCK_RETRY`]; `None` if this pipeline is stopped first.
+async fn wait_for_engine_lock(
+    store: &Store,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Option<EngineLock>> {
+    tracing::info!(
+        "another process (the desktop app or `mtp`) runs the uploads of {}: waiting to take over",
+        store.location()
+    );
+    loop {
+        if *stop.borrow() {
+            return None;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ENGINE_LOCK_RETRY) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return None;
+        }
+        if let Some(lock) = take_engine_lock(store) {
+            tracing::info!("the other process stopped: running the uploads here");
+            return Some(lock);
+        }
+    }
+}
+
+/// How often a process waiting for another's uploads to stop tries to take over.
+const ENGINE_LOCK_RETRY: Duration = Duration::from_secs(2);
 
 /// What every driver holds: the app (weakly) and the pacing.
 pub(crate) struct Shared {

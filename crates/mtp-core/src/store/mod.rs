@@ -102,6 +102,15 @@ pub struct Store {
     secrets: std::sync::Arc<secrets::Secrets>,
 }
 
+/// The right to run the upload pipeline on a database, which one process holds at a time:
+/// two engines on one database would each put back the other's running jobs at their
+/// start, and send them twice. An OS lock on `<database>.engine.lock`, released when the
+/// holder drops it or its process ends, however it ends.
+#[derive(Debug)]
+pub struct EngineLock {
+    _file: Option<std::fs::File>,
+}
+
 /// What `mtp db info` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct DbInfo {
@@ -253,6 +262,31 @@ impl Store {
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Takes the [`EngineLock`], or `None` while another holds it (another process; or
+    /// another handle in this one that opened the same file). An in-memory database is
+    /// this handle's alone.
+    pub fn try_engine_lock(&self) -> Result<Option<EngineLock>, StoreError> {
+        if Store::is_memory_url(&self.location) {
+            return Ok(Some(EngineLock { _file: None }));
+        }
+        let path = format!("{}.engine.lock", self.location);
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(EngineLock { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
     }
 
     pub async fn close(&self) {
