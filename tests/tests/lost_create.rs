@@ -115,3 +115,70 @@ async fn a_lost_create_is_found_again_instead_of_made_twice() {
     let note = web.note.clone().unwrap_or_default();
     assert!(note.contains("may also hold an empty copy"), "{web:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lost_creates_never_take_the_same_sequence() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let a = story.photos("a", 3, &walk(32));
+    let b = story.photos("b", 4, &walk(33));
+    let first = story
+        .import(&a, "Lost walk A", &[Destination::Kartaview])
+        .await[0];
+    let second = story
+        .import(&b, "Lost walk B", &[Destination::Kartaview])
+        .await[0];
+    let services = story.app.services();
+    let kv = story
+        .app
+        .store()
+        .account(Destination::Kartaview)
+        .await
+        .unwrap()
+        .unwrap();
+    let kv_client = KartaViewClient::new(
+        services.http.clone(),
+        services.kartaview.as_ref().unwrap(),
+        kv.access_token.clone(),
+    );
+    // Both jobs were creating when the app was killed; only one create reached KartaView.
+    let orphan = kv_client
+        .create_sequence(&NewSequence {
+            upload_source: UPLOAD_SOURCE.to_string(),
+            first_latitude: 48.0,
+            first_longitude: 2.0,
+            platform_name: None,
+            device_name: None,
+            track_txt: None,
+        })
+        .await
+        .unwrap();
+    for seq in [first, second] {
+        crashed_after_create(&story, seq, Destination::Kartaview).await;
+    }
+
+    // They resume together: one takes the empty sequence, the other makes its own.
+    story.start_engine();
+    let jobs = story.settle(&[first, second]).await;
+    for j in &jobs {
+        assert_eq!(j.status, JobStatus::Done, "{j:#?}");
+    }
+    let ids: Vec<String> = [first, second]
+        .iter()
+        .map(|&seq| {
+            jobs.iter()
+                .find(|j| j.sequence_id == seq)
+                .unwrap()
+                .kv()
+                .sequence_id
+                .unwrap()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1], "both jobs took sequence {}", ids[0]);
+    assert!(ids.contains(&orphan), "{ids:?}");
+    let state = story.sandbox().state();
+    assert_eq!(state.kartaview_sequences().len(), 2);
+    for (id, photos) in ids.iter().zip([3, 4]) {
+        assert_eq!(state.kartaview_sequence(id).unwrap().photos.len(), photos);
+    }
+}

@@ -31,11 +31,18 @@ use std::sync::Arc;
 
 pub(crate) struct KartaViewDriver {
     shared: Arc<Shared>,
+    /// Held by one job at a time from looking for a lost create's sequence, or asking for
+    /// a new one, until its id is saved: another job must not take for lost a sequence a
+    /// job has just made, nor two jobs take the same one.
+    creates: tokio::sync::Mutex<()>,
 }
 
 impl KartaViewDriver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        KartaViewDriver { shared }
+        KartaViewDriver {
+            shared,
+            creates: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn options(&self) -> &PipelineOptions {
@@ -149,6 +156,10 @@ impl KartaViewDriver {
                 "KartaView no longer has sequence {id}: starting again"
             )));
         }
+        let creating = match remote.sequence_id {
+            None => Some(self.creates.lock().await),
+            Some(_) => None,
+        };
         let lost = match remote.sequence_id {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): KartaView may hold that sequence, empty. Use it rather than leave it
@@ -188,6 +199,7 @@ impl KartaViewDriver {
                 id
             }
         };
+        drop(creating);
         let todo = unsent(items);
         run_items(ctx, todo, self.options().parallel_uploads, |item| {
             let photos = &photos;

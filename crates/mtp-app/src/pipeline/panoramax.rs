@@ -37,11 +37,18 @@ use url::Url;
 
 pub(crate) struct PanoramaxDriver {
     shared: Arc<Shared>,
+    /// Held by one job at a time from looking for a lost create's upload set, or asking for
+    /// a new one, until its id is saved (two sequences of one name could otherwise take
+    /// the same set).
+    creates: tokio::sync::Mutex<()>,
 }
 
 impl PanoramaxDriver {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        PanoramaxDriver { shared }
+        PanoramaxDriver {
+            shared,
+            creates: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn options(&self) -> &PipelineOptions {
@@ -184,6 +191,10 @@ impl PanoramaxDriver {
                 Ok(_) => {}
             }
         }
+        let creating = match remote.upload_set_id {
+            None => Some(self.creates.lock().await),
+            Some(_) => None,
+        };
         if remote.upload_set_id.is_none() && remote.common.create_started_at.is_some() {
             // A create was sent before and its reply never stored (a crash or a kill in
             // between): the instance may hold that upload set, empty. Use it rather than
@@ -224,6 +235,7 @@ impl PanoramaxDriver {
                 set.id
             }
         };
+        drop(creating);
         let todo = unsent(items);
         run_items(ctx, todo, self.options().parallel_uploads, |item| {
             let photos = &photos;
