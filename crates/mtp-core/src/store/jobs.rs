@@ -72,7 +72,7 @@ impl Store {
         destinations: &[Destination],
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let (photos, bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(file_size), 0) FROM photos WHERE sequence_id = ?",
         )
@@ -213,7 +213,7 @@ impl Store {
         event: Option<&NewEvent<'_>>,
         now: i64,
     ) -> Result<Option<JobRow>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let (clear_error, err_kind, err_msg) = match &update.last_error {
             None => (false, None, None),
             Some(None) => (true, None, None),
@@ -263,7 +263,7 @@ impl Store {
         now: i64,
     ) -> Result<Vec<JobRow>, StoreError> {
         let mut changed = Vec::new();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         for id in ids {
             let allowed = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
             let row = sqlx::query_as::<_, JobRow>(
@@ -357,7 +357,7 @@ impl Store {
     /// state): the remote no longer has the sequence, so it is sent again from the start.
     /// Logged with `why`.
     pub async fn restart_job_remote(&self, id: i64, why: &str, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query_as::<_, JobRow>(
             "UPDATE jobs SET remote_json = '{}', remote_url = NULL, photos_done = 0, bytes_done = 0,
                 updated_at = ?1 WHERE id = ?2 RETURNING *",
@@ -514,7 +514,7 @@ impl Store {
         }
         let _turn = self.busy_writes.lock().await;
         // The write lock first: the totals are read and written in the same transaction.
-        let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         // The totals move by what each change adds or takes away (so the cost does not grow
         // with the job): a photo counts as done once sent or rejected, with all its bytes;
         // before that, with the bytes the remote holds.

@@ -260,6 +260,17 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that writes, holding SQLite's write lock from its start
+    /// (`BEGIN IMMEDIATE`). A deferred one that reads before it writes fails with "database
+    /// is locked" at its first write when another connection (the engine, saving progress)
+    /// committed since its read: SQLite cannot wait that out. Taking the lock first, it
+    /// waits in the busy handler like any other write.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub fn location(&self) -> &str {
         &self.location
     }

@@ -46,7 +46,7 @@ impl Store {
         state: &str,
         now: i64,
     ) -> Result<Option<OAuthAttempt>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM oauth_attempts WHERE expires_at <= ?")
             .bind(now)
             .execute(&mut *tx)

@@ -70,7 +70,7 @@ impl Store {
         a: &NewRemoteAction<'_>,
         now: i64,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         if a.action == RemoteActionKind::Edit {
             sqlx::query(
                 "DELETE FROM remote_actions WHERE sequence_id = ? AND destination = ?
@@ -208,7 +208,7 @@ impl Store {
     /// once none of that import's sequences is left. The event log and the remote actions
     /// stay, as the record of what happened. Returns whether there was such a sequence.
     pub async fn delete_sequence(&self, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let import: Option<Option<i64>> =
             sqlx::query_scalar("SELECT import_id FROM sequences WHERE id = ?")
                 .bind(id)

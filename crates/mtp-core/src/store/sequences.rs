@@ -226,7 +226,7 @@ impl Store {
         meta: &SequenceMeta,
         now: i64,
     ) -> Result<(i64, Vec<i64>), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let import_id: i64 = sqlx::query_scalar(
             "INSERT INTO imports (folder, fingerprint, options_json, files_seen, created_at)
              VALUES (?, ?, ?, ?, ?) RETURNING id",

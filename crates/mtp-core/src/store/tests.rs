@@ -494,3 +494,69 @@ async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queueing_and_deleting_while_the_engine_writes_never_fails_as_busy() {
+    use crate::photo::PhotoMeta;
+    use crate::plan::{PlanOptions, plan_sequences};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("mtp.db")).await.unwrap();
+    let mut sequences = Vec::new();
+    for n in 0..41 {
+        let folder = format!("/walk{n}");
+        let photos: Vec<PhotoMeta> = (0..3u32)
+            .map(|i| {
+                let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
+                p.file_size = 1_000;
+                p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+                p.lat = Some(48.0 + f64::from(i) * 2e-5);
+                p.lon = Some(11.0);
+                p
+            })
+            .collect();
+        let plan = plan_sequences(photos, &PlanOptions::default());
+        let import = NewImport {
+            folder: &folder,
+            fingerprint: &folder,
+            options_json: "{}",
+            files_seen: 3,
+        };
+        let (_, ids) = store
+            .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
+            .await
+            .unwrap();
+        sequences.push(ids[0]);
+    }
+    let busy = store
+        .create_jobs(sequences[0], &[Destination::Kartaview], 0)
+        .await
+        .unwrap()[0];
+    // The engine: a job's progress written over and over, as uploads do.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (store, stop) = (store.clone(), stop.clone());
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let update = JobUpdate {
+                    attempts: Some(n),
+                    ..JobUpdate::default()
+                };
+                store.update_job(busy, &update, None, n).await.unwrap();
+            }
+        }
+    });
+    // Meanwhile the user queues sequences and deletes others: a transaction that reads
+    // before it writes must not fail because the engine committed in between.
+    for pair in sequences[1..].chunks(2) {
+        store
+            .create_jobs(pair[0], &Destination::ALL, 1)
+            .await
+            .unwrap();
+        assert!(store.delete_sequence(pair[1]).await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+}
