@@ -483,12 +483,16 @@ impl App {
             if job.destination != Destination::Mtpw {
                 continue;
             }
-            let Ok(mut remote) = <remote::MtpwRemote as remote::DestinationRemote>::of(&job) else {
+            let Ok(remote) = <remote::MtpwRemote as remote::DestinationRemote>::of(&job) else {
                 continue;
             };
+            // Only the fields answered are written: the job may be running, and its driver
+            // writes the others meanwhile.
             if job.status.is_active() && remote.waiting_on.as_deref() == Some("consent") {
-                remote.waiting_on = None;
-                remote::save(&self.inner.store, job.id, &remote, now).await?;
+                self.inner
+                    .store
+                    .patch_job_remote(job.id, &cleared(&["waiting_on"]), now)
+                    .await?;
                 self.inner
                     .store
                     .wake_waiting_job(job.sequence_id, Destination::Mtpw, now)
@@ -496,16 +500,20 @@ impl App {
             } else if allow
                 && job.status == mtp_core::engine::JobStatus::Done
                 && remote.unlinked.as_deref() == Some("consent")
-                && self
+            {
+                // Cleared before the job is queued again (its run then reads them cleared).
+                self.inner
+                    .store
+                    .patch_job_remote(job.id, &cleared(&["unlinked", "note"]), now)
+                    .await?;
+                if self
                     .inner
                     .store
                     .reopen_job(job.id, mtp_core::engine::Stage::Sync, now)
                     .await?
-            {
-                remote.unlinked = None;
-                remote.common.note = None;
-                remote::save(&self.inner.store, job.id, &remote, now).await?;
-                seqs.push(job.sequence_id);
+                {
+                    seqs.push(job.sequence_id);
+                }
             }
         }
         if let Some(engine) = self.inner.engine.get() {
@@ -686,4 +694,11 @@ fn blurb(d: Destination) -> &'static str {
         Destination::Panoramax => "The federated, open street-level imagery commons.",
         Destination::Mtpw => "Map the Paths: share your sequences and their transport type.",
     }
+}
+
+/// A patch of a job's remote state that empties `keys` (and leaves the others as they are).
+fn cleared(keys: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+    keys.iter()
+        .map(|k| ((*k).to_owned(), serde_json::Value::Null))
+        .collect()
 }
