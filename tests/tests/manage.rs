@@ -376,3 +376,50 @@ async fn the_page_shows_kept_and_left_out_photos_with_thumbnails_and_the_history
     assert!(e.message.contains("broken.jpg"), "{}", e.message);
     story.app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_everywhere_while_a_create_is_in_flight_deletes_what_it_made() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(7));
+    let ids = story
+        .import(&folder, "Deleted at once", &[Destination::Kartaview])
+        .await;
+    let id = ids[0];
+    // KartaView is slow to answer the create: the delete comes while it is on its way.
+    story
+        .sandbox()
+        .faults()
+        .latency("kartaview.sequence", Duration::from_millis(700));
+    story.start_engine();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while story
+        .job(id, Destination::Kartaview)
+        .await
+        .kv()
+        .common
+        .create_started_at
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the create never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let outcome = story.app.delete_sequence(id, true).await.unwrap();
+    // The create's reply was waited for: its sequence is deleted on KartaView too.
+    assert_eq!(outcome.actions.len(), 1, "{outcome:#?}");
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions[0].status, RemoteActionStatus::Done, "{actions:#?}");
+    let state = story.sandbox().state();
+    assert_eq!(state.kartaview_sequences().len(), 1);
+    assert!(state.kartaview_sequences()[0].deleted);
+    assert!(story.app.store().sequence(id).await.unwrap().is_none());
+    story.app.shutdown().await;
+}

@@ -23,6 +23,10 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long a delete waits for its sequence's cancelled stages to stop: a request already
+/// sent is answered or times out (`mtp_providers::http::READ_TIMEOUT`) within this.
+const STAGES_STOP_WITHIN: Duration = Duration::from_secs(65);
+
 /// How a change reaches one destination.
 #[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -147,6 +151,33 @@ impl App {
         })
     }
 
+    /// Waits, at most `within`, until no stage of sequence `id`'s jobs runs any more.
+    async fn wait_for_stages_to_stop(&self, id: i64, within: Duration) -> AppResult<()> {
+        let Some(engine) = self.inner.engine.get() else {
+            return Ok(());
+        };
+        let jobs: Vec<i64> = self
+            .store()
+            .jobs_of_sequence(id)
+            .await?
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        let deadline = tokio::time::Instant::now() + within;
+        while engine.holds_any(&jobs) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    sequence = id,
+                    "a stage still runs {} s after its cancel: deleting anyway",
+                    within.as_secs()
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// Deletes sequence `id`: its uploads still running are cancelled first; then either
     /// only its local records (`everywhere == false`; the photo files are never touched),
     /// or also what the services hold of it: API deletes run as remote actions and the
@@ -162,6 +193,10 @@ impl App {
         }
         self.job_action(JobTarget::Sequence(id), JobAction::Cancel)
             .await?;
+        // A stage stops at its next checkpoint: a create already sent saves its sequence's
+        // id when the reply comes. Read the jobs after that, or the delete would miss it
+        // (and the local records, going at once, would leave it on the service).
+        self.wait_for_stages_to_stop(id, STAGES_STOP_WITHIN).await?;
         let now = self.now_ms();
         let mut outcome = ChangeOutcome::new(id);
         if everywhere {

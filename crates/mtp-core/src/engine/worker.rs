@@ -90,6 +90,15 @@ impl Engine {
         self.inner.wake.notify_one();
     }
 
+    /// Whether a stage of any of these jobs is still running here (or its outcome not yet
+    /// stored): a cancelled job's stage runs on until its next checkpoint.
+    pub fn holds_any(&self, job_ids: &[i64]) -> bool {
+        self.inner
+            .running
+            .lock()
+            .is_ok_and(|running| job_ids.iter().any(|id| running.contains_key(id)))
+    }
+
     /// Asks running jobs to stop at their next checkpoint (after pause or cancel).
     pub fn interrupt(&self, job_ids: &[i64]) {
         if let Ok(running) = self.inner.running.lock() {
