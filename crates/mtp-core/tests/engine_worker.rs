@@ -110,6 +110,21 @@ fn engine(
     )
 }
 
+/// Runs `engine` in the background; send `true` to stop it, then await the handle.
+fn started(
+    engine: &Engine,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), mtp_core::store::StoreError>>,
+) {
+    let (stop, shutdown) = watch::channel(false);
+    let engine = engine.clone();
+    (
+        stop,
+        tokio::spawn(async move { engine.run(shutdown).await }),
+    )
+}
+
 async fn wait_for(store: &Store, id: i64, what: impl Fn(&JobRow) -> bool) -> JobRow {
     for _ in 0..2_000 {
         let job = store.job(id).await.unwrap().unwrap();
@@ -143,11 +158,7 @@ async fn a_panicking_driver_fails_its_job_and_the_worker_goes_on() {
             (Destination::Kartaview, healthy),
         ],
     );
-    let (stop, shutdown) = watch::channel(false);
-    let running = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.run(shutdown).await }
-    });
+    let (stop, running) = started(&engine);
 
     let failed = wait_for(&store, jobs[0], |j| j.status == JobStatus::Failed).await;
     assert_eq!(failed.stage, Stage::Upload);
@@ -191,11 +202,7 @@ async fn jobs_waiting_for_a_service_never_give_up_and_resume_when_it_answers() {
             }),
         )],
     );
-    let (stop, shutdown) = watch::channel(false);
-    let running = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.run(shutdown).await }
-    });
+    let (stop, running) = started(&engine);
 
     // Thirty minutes of outage on the injected clock, from one try to the next: the jobs
     // keep waiting, never more than five minutes between tries, and never fail.
@@ -305,11 +312,7 @@ async fn another_job_getting_through_never_wakes_a_job_before_the_service_allows
             }),
         )],
     );
-    let (stop, shutdown) = watch::channel(false);
-    let running = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.run(shutdown).await }
-    });
+    let (stop, running) = started(&engine);
 
     // The other job's upload, publish and poll get through after the limited one was told
     // to wait: each wakes the jobs waiting for KartaView, but not before the minute is up.
@@ -374,11 +377,7 @@ async fn a_job_paused_and_resumed_mid_stage_is_not_run_twice_at_once() {
             }),
         )],
     );
-    let (stop, shutdown) = watch::channel(false);
-    let running = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.run(shutdown).await }
-    });
+    let (stop, running) = started(&engine);
     let uploads = |runs: &std::sync::Mutex<Vec<(i64, Stage)>>| {
         runs.lock()
             .unwrap()

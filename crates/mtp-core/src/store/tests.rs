@@ -401,32 +401,8 @@ async fn a_2500_photo_plan_is_saved_and_read_back_in_order() {
 
 #[tokio::test]
 async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
-    use crate::photo::PhotoMeta;
-    use crate::plan::{PlanOptions, plan_sequences};
-
-    let photos: Vec<PhotoMeta> = (0..3u32)
-        .map(|i| {
-            let mut p = PhotoMeta::new(format!("/walk/IMG_{i}.jpg"));
-            p.file_size = 1_000;
-            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
-            p.lat = Some(48.0 + f64::from(i) * 2e-5);
-            p.lon = Some(11.0);
-            p
-        })
-        .collect();
-    let plan = plan_sequences(photos, &PlanOptions::default());
     let store = Store::open_in_memory().await.unwrap();
-    let import = NewImport {
-        folder: "/walk",
-        fingerprint: "f",
-        options_json: "{}",
-        files_seen: 3,
-    };
-    let (_, ids) = store
-        .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
-        .await
-        .unwrap();
-    let seq = ids[0];
+    let seq = saved_walk(&store, "/walk").await;
     let jobs = store
         .create_jobs(seq, &[Destination::Mapillary, Destination::Mtpw], 0)
         .await
@@ -497,36 +473,11 @@ async fn a_job_waiting_for_another_is_woken_only_while_it_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queueing_and_deleting_while_the_engine_writes_never_fails_as_busy() {
-    use crate::photo::PhotoMeta;
-    use crate::plan::{PlanOptions, plan_sequences};
-
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("mtp.db")).await.unwrap();
     let mut sequences = Vec::new();
     for n in 0..41 {
-        let folder = format!("/walk{n}");
-        let photos: Vec<PhotoMeta> = (0..3u32)
-            .map(|i| {
-                let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
-                p.file_size = 1_000;
-                p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
-                p.lat = Some(48.0 + f64::from(i) * 2e-5);
-                p.lon = Some(11.0);
-                p
-            })
-            .collect();
-        let plan = plan_sequences(photos, &PlanOptions::default());
-        let import = NewImport {
-            folder: &folder,
-            fingerprint: &folder,
-            options_json: "{}",
-            files_seen: 3,
-        };
-        let (_, ids) = store
-            .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
-            .await
-            .unwrap();
-        sequences.push(ids[0]);
+        sequences.push(saved_walk(&store, &format!("/walk{n}")).await);
     }
     let busy = store
         .create_jobs(sequences[0], &[Destination::Kartaview], 0)
@@ -559,4 +510,33 @@ async fn queueing_and_deleting_while_the_engine_writes_never_fails_as_busy() {
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.await.unwrap();
+}
+
+/// A sequence of three photos in `folder`, saved as one import of its own.
+async fn saved_walk(store: &Store, folder: &str) -> i64 {
+    use crate::photo::PhotoMeta;
+    use crate::plan::{PlanOptions, plan_sequences};
+
+    let photos: Vec<PhotoMeta> = (0..3u32)
+        .map(|i| {
+            let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
+            p.file_size = 1_000;
+            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+            p.lat = Some(48.0 + f64::from(i) * 2e-5);
+            p.lon = Some(11.0);
+            p
+        })
+        .collect();
+    let plan = plan_sequences(photos, &PlanOptions::default());
+    let import = NewImport {
+        folder,
+        fingerprint: folder,
+        options_json: "{}",
+        files_seen: 3,
+    };
+    let (_, ids) = store
+        .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
+        .await
+        .unwrap();
+    ids[0]
 }
