@@ -79,6 +79,62 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
 }
 
+/// The user integrates Mapillary again while the app is refreshing the token of the sign-in
+/// before (a slow token endpoint): the new sign-in is what stays, not the refreshed old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_during_a_token_refresh_is_what_stays() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let store = story.app.store();
+    let mut account = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    account.expires_at = Some(1);
+    store.save_account(&account, 2).await.unwrap();
+    story
+        .sandbox()
+        .faults()
+        .latency("mapillary.token", std::time::Duration::from_millis(800));
+
+    let token_calls = || {
+        story
+            .sandbox()
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint.as_deref() == Some("mapillary.token"))
+            .count()
+    };
+    let before = token_calls();
+    let refreshing = {
+        let app = story.app.clone();
+        tokio::spawn(async move { app.access_token(Destination::Mapillary).await })
+    };
+    // The refresh has reached the service, which takes its time to answer.
+    while token_calls() == before {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let signed_in = story
+        .sandbox()
+        .issue_token(mtp_sandbox::Service::Mapillary, 0);
+    story
+        .app
+        .connect_with_token(Destination::Mapillary, &signed_in, None)
+        .await
+        .unwrap();
+    refreshing.await.unwrap().unwrap();
+
+    assert_eq!(refreshes(&story), vec![Some(200)]);
+    let kept = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.access_token.expose(), &signed_in);
+    assert!(!kept.needs_reauth);
+}
+
 /// Three Mapillary jobs, the Map the Paths sync and the integrations card meet an expired
 /// token together. The strict service revokes the token a refresh replaces, so a second
 /// refresh would fail: exactly one happens, and nobody is asked to sign in again.

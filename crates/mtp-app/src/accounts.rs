@@ -422,8 +422,7 @@ impl App {
             }
         };
         let name = account.username.clone().unwrap_or_default();
-        self.store().save_account(&account, now).await?;
-        self.store().release_waiting_auth(service, now).await?;
+        self.save_sign_in(&account, now).await?;
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
         Ok(name)
@@ -481,8 +480,7 @@ impl App {
         let name = kv.username.clone();
         let account = account(service, Some(kv.id), Some(name.clone()), tokens, None);
         let now = self.now_ms();
-        self.store().save_account(&account, now).await?;
-        self.store().release_waiting_auth(service, now).await?;
+        self.save_sign_in(&account, now).await?;
         self.sign_ins().end(service, None);
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
@@ -603,11 +601,7 @@ impl App {
                             Some(cfg.instance_url.to_string()),
                         );
                         let now = app.now_ms();
-                        let saved = async {
-                            app.store().save_account(&account, now).await?;
-                            app.store().release_waiting_auth(service, now).await
-                        }
-                        .await;
+                        let saved = app.save_sign_in(&account, now).await;
                         match saved {
                             Ok(_) => {
                                 app.sign_ins().end(service, Some(generation));
@@ -693,10 +687,7 @@ impl App {
             Some(cfg.instance_url.to_string()),
         );
         let now = self.now_ms();
-        self.store().save_account(&account, now).await?;
-        self.store()
-            .release_waiting_auth(Destination::Panoramax, now)
-            .await?;
+        self.save_sign_in(&account, now).await?;
         self.sign_ins().end(Destination::Panoramax, None);
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
@@ -776,8 +767,7 @@ impl App {
         };
         let name = account.username.clone().unwrap_or_default();
         let now = self.now_ms();
-        self.store().save_account(&account, now).await?;
-        self.store().release_waiting_auth(service, now).await?;
+        self.save_sign_in(&account, now).await?;
         self.sign_ins().end(service, None);
         self.emit(AppEvent::AccountsChanged);
         self.wake_engine();
@@ -867,6 +857,21 @@ impl App {
         None
     }
 
+    /// Keeps a new sign-in and lets the jobs waiting for one go. A Mapillary sign-in waits
+    /// for a token refresh under way: the refresh would otherwise save the tokens of the
+    /// sign-in before over it.
+    async fn save_sign_in(&self, account: &Account, now: i64) -> AppResult<()> {
+        let _after_refresh = match account.service {
+            Destination::Mapillary => Some(self.inner.mapillary_refresh.lock().await),
+            _ => None,
+        };
+        self.store().save_account(account, now).await?;
+        self.store()
+            .release_waiting_auth(account.service, now)
+            .await?;
+        Ok(())
+    }
+
     /// Refreshes the Mapillary token now, whatever its stored expiry says: the service
     /// answered that it expired. A refusal marks the account as needing a new sign-in.
     pub(crate) async fn refresh_mapillary_now(&self, account: &Account) -> AppResult<Account> {
@@ -917,7 +922,7 @@ impl App {
                 updated.access_token = fresh.access_token;
                 updated.refresh_token = fresh.refresh_token.or(stored.refresh_token.clone());
                 updated.expires_at = fresh.expires_at_ms;
-                self.store().save_account(&updated, now).await?;
+                self.store().save_refreshed_account(&updated, now).await?;
                 tracing::info!("Mapillary token refreshed");
                 Ok(updated)
             }

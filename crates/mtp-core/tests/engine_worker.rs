@@ -12,7 +12,8 @@ use mtp_core::engine::{
 };
 use mtp_core::photo::PhotoMeta;
 use mtp_core::plan::{PlanOptions, plan_sequences};
-use mtp_core::store::{JobRow, JobUpdate, NewImport, SequenceMeta, Store};
+use mtp_core::secret::Secret;
+use mtp_core::store::{Account, JobRow, JobUpdate, NewImport, SequenceMeta, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -423,6 +424,128 @@ async fn a_job_paused_and_resumed_mid_stage_is_not_run_twice_at_once() {
     let done = wait_for(&store, slow, |j| j.status == JobStatus::Done).await;
     assert_eq!(done.last_error, None);
     assert_eq!(uploads(&runs), 1, "{:?}", runs.lock().unwrap());
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+fn kartaview_account(token: &str) -> Account {
+    Account {
+        service: Destination::Kartaview,
+        user_id: Some("7".into()),
+        username: Some("tester".into()),
+        access_token: Secret::from(token),
+        refresh_token: None,
+        expires_at: None,
+        needs_reauth: false,
+        instance_url: None,
+        reauth_reason: None,
+    }
+}
+
+/// A service that refuses the first two uploads' token; during the second, the user signs
+/// in again (as Integrate would, while the stage waits for the reply). Later uploads go
+/// through.
+struct RefusesTwice {
+    uploads: Arc<AtomicUsize>,
+}
+
+impl Driver for RefusesTwice {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            if stage != Stage::Upload {
+                return Ok(StepOutcome::Advance);
+            }
+            let refused = StepError::Auth {
+                message: "KartaView refused the token".into(),
+            };
+            match self.uploads.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(refused),
+                1 => {
+                    let now = ctx.clock.now_ms();
+                    ctx.store
+                        .save_account(&kartaview_account("token-of-the-new-sign-in"), now)
+                        .await
+                        .unwrap();
+                    ctx.store
+                        .release_waiting_auth(Destination::Kartaview, now)
+                        .await
+                        .unwrap();
+                    Err(refused)
+                }
+                _ => Ok(StepOutcome::Advance),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_never_undoes_a_sign_in_made_while_the_stage_ran() {
+    let store = Store::open_in_memory().await.unwrap();
+    store
+        .save_account(&kartaview_account("first-token"), T0)
+        .await
+        .unwrap();
+    let id = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
+    let clock = ManualClock::at(T0);
+    let uploads = Arc::new(AtomicUsize::new(0));
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![(
+            Destination::Kartaview,
+            Arc::new(RefusesTwice {
+                uploads: uploads.clone(),
+            }),
+        )],
+    );
+    let (stop, running) = started(&engine);
+
+    // Refused, nobody signed in meanwhile: the account needs a new sign-in, the job waits.
+    wait_for(&store, id, |j| j.status == JobStatus::WaitingAuth).await;
+    let account = store
+        .account(Destination::Kartaview)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(account.needs_reauth);
+
+    // The user signs in; the job tries again, and while its upload waits for the service
+    // the user signs in once more. The refusal was of the token before: the new sign-in
+    // stays good, and the job tries again with it instead of waiting for another.
+    store
+        .save_account(&kartaview_account("second-token"), clock.now_ms())
+        .await
+        .unwrap();
+    store
+        .release_waiting_auth(Destination::Kartaview, clock.now_ms())
+        .await
+        .unwrap();
+    engine.wake();
+    let retrying = wait_for(&store, id, |j| {
+        j.status == JobStatus::WaitingAuth
+            || (j.status == JobStatus::Pending && j.last_error_kind == Some(ErrorKind::Retry))
+    })
+    .await;
+    assert_eq!(retrying.status, JobStatus::Pending, "{retrying:?}");
+    let account = store
+        .account(Destination::Kartaview)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!account.needs_reauth);
+    assert_eq!(account.access_token.expose(), "token-of-the-new-sign-in");
+
+    clock.set_ms(retrying.next_run_at.max(clock.now_ms()));
+    engine.wake();
+    let done = wait_for(&store, id, |j| j.status == JobStatus::Done).await;
+    assert_eq!(done.last_error, None);
+    assert_eq!(uploads.load(Ordering::SeqCst), 3);
 
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();

@@ -215,9 +215,17 @@ impl Engine {
                 "{} is not available in this mode",
                 destination.label()
             )));
-            self.finish(&job, stage, false, result).await;
+            self.finish(&job, stage, None, false, result).await;
             return;
         };
+        // Which sign-in the stage runs with: a refusal of its token must not undo a sign-in
+        // the user makes meanwhile.
+        let signed_in = inner
+            .store
+            .account_sign_ins(destination)
+            .await
+            .ok()
+            .flatten();
         self.emit_changed(&job, JobStatus::Running, stage);
         let ctx = JobCtx {
             store: inner.store.clone(),
@@ -255,19 +263,25 @@ impl Engine {
             }
         };
         let answered = result.is_ok() && driver.reaches_service(stage);
-        self.finish(&job, stage, answered, result).await;
+        self.finish(&job, stage, signed_in, answered, result).await;
     }
 
-    /// Stores a stage's outcome. `answered`: the stage got through to the service, so the
-    /// jobs waiting for it try again now (no sooner than it told them).
+    /// Stores a stage's outcome. `signed_in`: the account's sign-in count when the stage
+    /// began. `answered`: the stage got through to the service, so the jobs waiting for it
+    /// try again now (no sooner than it told them).
     async fn finish(
         &self,
         job: &JobRow,
         stage: Stage,
+        signed_in: Option<i64>,
         answered: bool,
         result: Result<super::StepOutcome, StepError>,
     ) {
         let inner = &self.inner;
+        let result = match result {
+            Err(StepError::Auth { message }) => self.refused(job, signed_in, message).await,
+            other => other,
+        };
         if answered {
             // Before this job's row is written: until then it is `running`, so it cannot be
             // woken itself, and nothing it does next can be undone by this.
@@ -334,12 +348,52 @@ impl Engine {
         {
             Ok(Some(row)) => {
                 if let Err(StepError::Auth { .. }) = &result {
-                    let _ = inner.store.mark_needs_reauth(row.destination, now).await;
+                    // A sign-in between the mark above and this row may have released the
+                    // jobs waiting for one before this job was among them.
+                    let now_signed_in = inner.store.account_sign_ins(row.destination).await;
+                    if matches!(now_signed_in, Ok(Some(n)) if Some(n) != signed_in) {
+                        let _ = inner.store.release_waiting_auth(row.destination, now).await;
+                    }
                 }
                 self.emit_changed(&row, row.status, row.stage);
             }
             Ok(None) => {}
             Err(e) => tracing::error!(job = job.id, "cannot store a step's outcome: {e}"),
+        }
+    }
+
+    /// The service refused the token a stage used. The account needs a new sign-in, unless
+    /// the user signed in again while the stage ran: then the stage is tried again with it.
+    async fn refused(
+        &self,
+        job: &JobRow,
+        signed_in: Option<i64>,
+        message: String,
+    ) -> Result<super::StepOutcome, StepError> {
+        let store = &self.inner.store;
+        let now = self.inner.clock.now_ms();
+        let Some(seen) = signed_in else {
+            return Err(StepError::Auth { message });
+        };
+        match store
+            .mark_needs_reauth_unless_signed_in_since(job.destination, seen, now)
+            .await
+        {
+            Ok(true) => Err(StepError::Auth { message }),
+            Ok(false) if matches!(store.account_sign_ins(job.destination).await, Ok(Some(_))) => {
+                Err(StepError::retry(format!(
+                    "{message} — you signed in to {} again meanwhile: trying again with that sign-in",
+                    job.destination.label()
+                )))
+            }
+            Ok(false) => Err(StepError::Auth { message }),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot mark {} as needing a new sign-in: {e}",
+                    job.destination
+                );
+                Err(StepError::Auth { message })
+            }
         }
     }
 

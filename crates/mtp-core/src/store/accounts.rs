@@ -97,8 +97,26 @@ impl Store {
     /// Inserts or replaces the account of `account.service`. With the OS keychain, the
     /// tokens go there and the row keeps references. An account whose tokens could not be
     /// read (`reauth_reason`) keeps the row's tokens and sign-in state: they come back with
-    /// the keychain.
+    /// the keychain. Counts as a sign-in (see `account_sign_ins`).
     pub async fn save_account(&self, account: &Account, now: i64) -> Result<(), StoreError> {
+        self.write_account(account, 1, now).await
+    }
+
+    /// Saves the tokens a refresh gave: as `save_account`, but not a sign-in.
+    pub async fn save_refreshed_account(
+        &self,
+        account: &Account,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.write_account(account, 0, now).await
+    }
+
+    async fn write_account(
+        &self,
+        account: &Account,
+        sign_ins: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let service = account.service.as_str();
         let before: Option<(String, Option<String>, i64)> = sqlx::query_as(
             "SELECT access_token, refresh_token, needs_reauth FROM accounts WHERE service = ?",
@@ -124,13 +142,14 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO accounts (service, user_id, username, access_token, refresh_token, expires_at,
-                                   needs_reauth, instance_url, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   needs_reauth, instance_url, created_at, updated_at, sign_ins)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (service) DO UPDATE SET
                 user_id = excluded.user_id, username = excluded.username,
                 access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                 expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
-                instance_url = excluded.instance_url, updated_at = excluded.updated_at",
+                instance_url = excluded.instance_url, updated_at = excluded.updated_at,
+                sign_ins = accounts.sign_ins + excluded.sign_ins",
         )
         .bind(service)
         .bind(&account.user_id)
@@ -142,6 +161,7 @@ impl Store {
         .bind(&account.instance_url)
         .bind(now)
         .bind(now)
+        .bind(sign_ins)
         .execute(self.pool())
         .await?;
         // A refresh token the account no longer has: its keychain entry goes too.
@@ -187,6 +207,36 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// How many times the user has signed in to `service` (`None`: no account). A stage
+    /// reads it before it starts; a sign-in while it runs changes it.
+    pub async fn account_sign_ins(&self, service: Destination) -> Result<Option<i64>, StoreError> {
+        let n: Option<(i64,)> = sqlx::query_as("SELECT sign_ins FROM accounts WHERE service = ?")
+            .bind(service.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(n.map(|(n,)| n))
+    }
+
+    /// Marks the account as needing a new sign-in, unless the user signed in again since
+    /// `sign_ins` was read: the service refused the token of the sign-in before. Returns
+    /// whether it did.
+    pub async fn mark_needs_reauth_unless_signed_in_since(
+        &self,
+        service: Destination,
+        sign_ins: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET needs_reauth = 1, updated_at = ? WHERE service = ? AND sign_ins = ?",
+        )
+        .bind(now)
+        .bind(service.as_str())
+        .bind(sign_ins)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Forgets the account of `service`, and its tokens' keychain entries.
