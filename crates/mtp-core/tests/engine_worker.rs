@@ -550,3 +550,101 @@ async fn a_refused_token_never_undoes_a_sign_in_made_while_the_stage_ran() {
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();
 }
+
+/// An upload that goes on until it is interrupted (or a minute has passed).
+struct UntilInterrupted {
+    started: Arc<AtomicUsize>,
+    interrupted: Arc<AtomicUsize>,
+}
+
+impl Driver for UntilInterrupted {
+    fn run<'a>(
+        &'a self,
+        stage: Stage,
+        _job: &'a JobRow,
+        ctx: &'a JobCtx,
+    ) -> BoxFuture<'a, Result<StepOutcome, StepError>> {
+        Box::pin(async move {
+            if stage != Stage::Upload {
+                return Ok(StepOutcome::Advance);
+            }
+            self.started.fetch_add(1, Ordering::SeqCst);
+            tokio::select! {
+                _ = ctx.interrupted() => {
+                    self.interrupted.fetch_add(1, Ordering::SeqCst);
+                    Err(StepError::Interrupted)
+                }
+                _ = tokio::time::sleep(Duration::from_secs(60)) => Ok(StepOutcome::Advance),
+            }
+        })
+    }
+}
+
+/// Another process sharing the database (the window while `mtp upload` runs the uploads)
+/// pauses one running job and cancels another: it can only write their rows, yet both
+/// uploads stop here, and the statuses it set stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_paused_or_cancelled_by_another_process_stop_here_too() {
+    let store = Store::open_in_memory().await.unwrap();
+    let paused = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
+    let cancelled = sequence(&store, "/b", &[Destination::Kartaview]).await[0];
+    let clock = ManualClock::at(T0);
+    let started_uploads = Arc::new(AtomicUsize::new(0));
+    let interrupted = Arc::new(AtomicUsize::new(0));
+    let engine = engine(
+        &store,
+        Arc::new(clock.clone()),
+        vec![(
+            Destination::Kartaview,
+            Arc::new(UntilInterrupted {
+                started: started_uploads.clone(),
+                interrupted: interrupted.clone(),
+            }),
+        )],
+    );
+    let (stop, running) = started(&engine);
+    for _ in 0..2_000 {
+        if started_uploads.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(started_uploads.load(Ordering::SeqCst), 2);
+
+    // What the other process does: its own engine is not running, so only the rows change.
+    let other = store.clone();
+    let now = clock.now_ms();
+    let from = [JobStatus::Pending, JobStatus::Running];
+    other
+        .set_jobs_status(&[paused], &from, JobStatus::Paused, now)
+        .await
+        .unwrap();
+    other
+        .set_jobs_status(&[cancelled], &from, JobStatus::Cancelled, now)
+        .await
+        .unwrap();
+
+    for _ in 0..2_000 {
+        if interrupted.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(interrupted.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        store.job(paused).await.unwrap().unwrap().status,
+        JobStatus::Paused
+    );
+    assert_eq!(
+        store.job(cancelled).await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
+    assert_eq!(
+        started_uploads.load(Ordering::SeqCst),
+        2,
+        "nothing ran again"
+    );
+
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+}

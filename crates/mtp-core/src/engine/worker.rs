@@ -17,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// How often, at most, the worker gives freed memory back while jobs keep running
 /// ([`crate::memory::release_free_memory`]; always when the last running job stops).
 const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(10);
+/// How often the engine looks for its running jobs paused, cancelled or deleted by another
+/// process sharing the database (this process's own pauses interrupt them at once).
+const LOOK_FOR_STOPS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -123,6 +126,7 @@ impl Engine {
         }
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut trimmed_at = Instant::now();
+        let mut looked_for_stops = Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -153,6 +157,10 @@ impl Engine {
                     }
                 }
             }
+            if !tasks.is_empty() && looked_for_stops.elapsed() >= LOOK_FOR_STOPS_EVERY {
+                self.stop_jobs_stopped_elsewhere().await;
+                looked_for_stops = Instant::now();
+            }
             let now = inner.clock.now_ms();
             let sleep_ms = match inner.store.next_due_at().await {
                 Ok(Some(due)) if due > now => ((due - now) as u64).min(inner.config.idle_poll_ms),
@@ -181,6 +189,29 @@ impl Engine {
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// Interrupts the running jobs the user paused, cancelled or deleted without this
+    /// engine being told: from another process (the window while `mtp upload` runs the
+    /// uploads, or `mtp` while the window does).
+    async fn stop_jobs_stopped_elsewhere(&self) {
+        let held: Vec<i64> = self
+            .inner
+            .running
+            .lock()
+            .map(|running| running.keys().copied().collect())
+            .unwrap_or_default();
+        match self.inner.store.jobs_stopped_among(&held).await {
+            Ok(stopped) if !stopped.is_empty() => {
+                tracing::info!(
+                    ?stopped,
+                    "jobs stopped by another process: interrupting them"
+                );
+                self.interrupt(&stopped);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot look for jobs stopped elsewhere: {e}"),
+        }
     }
 
     async fn run_job(&self, job: JobRow, token: CancellationToken) {

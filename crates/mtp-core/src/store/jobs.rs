@@ -298,6 +298,23 @@ impl Store {
         Ok(changed)
     }
 
+    /// Of `ids` (jobs whose stages run here), those the user stopped since: paused,
+    /// cancelled or deleted, by this process or another one sharing the database.
+    pub async fn jobs_stopped_among(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let stopped: Vec<(i64,)> = sqlx::query_as(
+            "SELECT w.value FROM json_each(?) AS w LEFT JOIN jobs ON jobs.id = w.value
+             WHERE jobs.id IS NULL OR jobs.status IN ('paused', 'cancelled')",
+        )
+        .bind(wanted)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(stopped.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Jobs of a service waiting for the user to integrate again become runnable.
     pub async fn release_waiting_auth(&self, d: Destination, now: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
