@@ -62,6 +62,41 @@ async fn a_second_launch_hands_its_deep_link_to_the_running_app_and_exits() -> R
     app.quit().await
 }
 
+/// Another process runs the uploads of this data folder (here the test holds the lock that
+/// `mtp upload` would) when the window opens: the window says so, above every place; when
+/// that process ends, the notice goes and the window runs the uploads itself.
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn uploads_run_by_another_process_are_said_and_then_taken_over() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    // Sandbox mode keeps its database in sandbox/ under the data folder.
+    std::fs::create_dir_all(data.path().join("sandbox"))?;
+    let lock = std::fs::File::create(data.path().join("sandbox/mtp.db.engine.lock"))?;
+    lock.try_lock()?;
+    let dir = data.path().display().to_string();
+    let app = Desktop::launch(&[("MTP_DATA_DIR", &dir)]).await?;
+    let text = app
+        .wait_for_text(
+            "#elsewhere-banner",
+            "Uploads are running in another MTP process",
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert!(text.contains("mtp upload"), "{text}");
+    app.click("#nav-sequences").await?;
+    app.wait_for_text("#elsewhere-banner", "carries on", Duration::from_secs(5))
+        .await?;
+    app.screenshot("04a-uploads-elsewhere").await?;
+
+    drop(lock);
+    app.wait_for(
+        fantoccini::Locator::Css("#elsewhere-banner[hidden]"),
+        Duration::from_secs(15),
+    )
+    .await?;
+    app.quit().await
+}
+
 /// A folder of photos with something to show: a clean walk, a duplicate and a broken file.
 fn photo_folder() -> Result<tempfile::TempDir> {
     use mtp_core::photo::fixture::{TrackSpec, write_track_folder};

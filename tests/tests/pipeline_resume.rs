@@ -216,3 +216,97 @@ async fn while_another_process_runs_the_uploads_this_one_waits_then_takes_over()
     assert_kartaview_once(&story, ids[0], 3).await;
     story.app.shutdown().await;
 }
+
+/// The next event matching `what`, within the settle time.
+async fn next_event(
+    events: &mut tokio::sync::broadcast::Receiver<AppEvent>,
+    what: impl Fn(&AppEvent) -> bool,
+) -> AppEvent {
+    let found = tokio::time::timeout(pipeline_support::SETTLE, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if what(&e) => return e,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("no more events: {e}"),
+            }
+        }
+    })
+    .await;
+    found.expect("the event never came")
+}
+
+/// The window is open while `mtp upload` runs the uploads of the same data folder: the
+/// window says so, and its list moves as the other process saves its progress (it has no
+/// engine of its own running to tell it); when the other process ends, it says it carries
+/// on, and does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(4));
+    let ids = story
+        .import(&folder, "Shared walk", &[Destination::Kartaview])
+        .await;
+    let other = story.app.store().try_engine_lock().unwrap();
+    assert!(other.is_some());
+    let mut events = story.app.subscribe();
+    story.start_engine();
+    next_event(&mut events, |e| {
+        matches!(e, AppEvent::UploadsElsewhere { elsewhere: true })
+    })
+    .await;
+    assert!(story.app.overview().uploads_elsewhere);
+
+    // What the other process writes: it claims the job, then one photo gets through.
+    let store = story.app.store();
+    let job = story.job(ids[0], Destination::Kartaview).await;
+    let claimed = store
+        .claim_next_job(story.app.now_ms(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.id, job.id);
+    let changed = next_event(&mut events, |e| matches!(e, AppEvent::JobChanged { .. })).await;
+    assert!(
+        matches!(changed, AppEvent::JobChanged { job_id, sequence_id, status: JobStatus::Running, .. }
+            if job_id == job.id && sequence_id == ids[0]),
+        "{changed:?}"
+    );
+    let first = &store.job_items(job.id).await.unwrap()[0];
+    store
+        .update_items(
+            job.id,
+            &[mtp_core::store::ItemUpdate {
+                photo_id: first.photo_id,
+                state: ItemState::Sent,
+                remote_key: None,
+                remote_offset: 0,
+                remote_id: Some("1".into()),
+                error: None,
+            }],
+            story.app.now_ms(),
+        )
+        .await
+        .unwrap();
+    let progress = next_event(&mut events, |e| matches!(e, AppEvent::JobProgress { .. })).await;
+    assert!(
+        matches!(progress, AppEvent::JobProgress { job_id, photos_done: 1, photos_total: 3, .. }
+            if job_id == job.id),
+        "{progress:?}"
+    );
+
+    // The other process ends (its running job is resumed here): this one takes over.
+    store
+        .requeue_running_jobs(story.app.now_ms())
+        .await
+        .unwrap();
+    drop(other);
+    next_event(&mut events, |e| {
+        matches!(e, AppEvent::UploadsElsewhere { elsewhere: false })
+    })
+    .await;
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    assert!(!story.app.overview().uploads_elsewhere);
+    story.app.shutdown().await;
+}

@@ -216,6 +216,7 @@ export type AppEvent =
   | { type: "sequences_changed"; ids: number[] }
   | { type: "import_progress"; files_done: number; files_total: number }
   | { type: "job_changed"; job_id: number; sequence_id: number; status: JobStatus; stage: Stage }
+  | { type: "uploads_elsewhere"; elsewhere: boolean }
   | {
       type: "job_progress";
       job_id: number;

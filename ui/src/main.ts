@@ -69,9 +69,19 @@ function handleEvent(e: AppEvent): void {
     case "import_progress":
       onImportProgress(e.files_done, e.files_total);
       break;
+    case "uploads_elsewhere":
+      showUploadsElsewhere(e.elsewhere);
+      break;
     default:
       onSequencesEvent(e);
   }
+}
+
+/** Another process runs this data folder's uploads (or no longer does): say so above every
+ * place, since the rows move only as that process saves its progress. */
+function showUploadsElsewhere(elsewhere: boolean): void {
+  const banner = document.getElementById("elsewhere-banner");
+  if (banner) banner.hidden = !elsewhere;
 }
 
 /** The window is being closed while uploads run: keep them going in the background, or stop. */
@@ -121,6 +131,7 @@ async function boot(): Promise<void> {
       banner.title = o.mode.reason;
       banner.replaceChildren(h("strong", {}, "Sandbox mode"), " — a practice run: uploads go to test services inside this app and nothing is published.");
     }
+    showUploadsElsewhere(o.uploads_elsewhere);
     const loc = document.getElementById("data-location");
     if (loc) loc.textContent = `v${o.version} · data in ${o.data_dir}`;
     for (const n of await api.notices()) toast(n.message, n.accepted ? "ok" : "error");

@@ -24,6 +24,12 @@ pub enum AppEvent {
         status: JobStatus,
         stage: Stage,
     },
+    /// Another process (`mtp upload`, or another window) runs this database's uploads, and
+    /// this one shows their progress as that process saves it (`true`); this process has
+    /// taken them over (`false`).
+    UploadsElsewhere {
+        elsewhere: bool,
+    },
     /// Bytes and photos sent (throttled).
     JobProgress {
         job_id: i64,

@@ -91,8 +91,12 @@ impl App {
         Ok(skipped)
     }
 
-    /// How many uploads are queued or running (what quitting would interrupt).
+    /// How many uploads are queued or running (what quitting would interrupt): none while
+    /// another process runs them (they go on there).
     pub async fn active_uploads(&self) -> AppResult<usize> {
+        if self.engine_elsewhere() {
+            return Ok(0);
+        }
         Ok(self
             .store()
             .jobs()

@@ -115,6 +115,9 @@ pub struct Overview {
     /// Nobody has closed the first-run screen yet for this mode's data (sandbox and real
     /// services each get theirs: switching to real accounts is a first run too).
     pub first_run: bool,
+    /// Another process runs this data folder's uploads (`mtp upload`, or another window):
+    /// this one shows their progress and takes over when that process ends.
+    pub uploads_elsewhere: bool,
 }
 
 /// The settings key that says the first-run screen was closed.
@@ -426,6 +429,7 @@ impl App {
                 .inner
                 .first_run
                 .load(std::sync::atomic::Ordering::Relaxed),
+            uploads_elsewhere: self.engine_elsewhere(),
         }
     }
 

@@ -27,7 +27,12 @@ licence: string,
  * Nobody has closed the first-run screen yet for this mode's data (sandbox and real
  * services each get theirs: switching to real accounts is a first run too).
  */
-first_run: boolean, };
+first_run: boolean, 
+/**
+ * Another process runs this data folder's uploads (`mtp upload`, or another window):
+ * this one shows their progress and takes over when that process ends.
+ */
+uploads_elsewhere: boolean, };
 
 export type Stage = "prepare" | "upload" | "publish" | "poll" | "sync" | "done";
 

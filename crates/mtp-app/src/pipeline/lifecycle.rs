@@ -1,6 +1,7 @@
 //! The engine's life in the app: starting it with the drivers, stopping it, and waiting
 //! for jobs to settle.
 
+use super::follow::Follower;
 use super::{PipelineOptions, kartaview, mapillary, mtpw, panoramax};
 use crate::remote::{DestinationRemote, MtpwRemote};
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
@@ -96,17 +97,25 @@ impl App {
         let lock = take_engine_lock(self.store());
         let elsewhere = self.inner.engine_elsewhere.clone();
         elsewhere.store(lock.is_none(), Ordering::SeqCst);
-        let store = self.store().clone();
+        if lock.is_none() {
+            self.emit(AppEvent::UploadsElsewhere { elsewhere: true });
+        }
+        let app = self.downgrade();
         let task = runtime.spawn(async move {
             let mut stop_rx = stop_rx;
             let lock = match lock {
                 Some(lock) => lock,
-                None => match wait_for_engine_lock(&store, &mut stop_rx).await {
-                    Some(lock) => lock,
+                None => match wait_for_engine_lock(&app, &mut stop_rx).await {
+                    Some(lock) => {
+                        elsewhere.store(false, Ordering::SeqCst);
+                        if let Some(app) = app.upgrade() {
+                            app.emit(AppEvent::UploadsElsewhere { elsewhere: false });
+                        }
+                        lock
+                    }
                     None => return,
                 },
             };
-            elsewhere.store(false, Ordering::SeqCst);
             let engine = async move {
                 if let Err(e) = engine.run(stop_rx).await {
                     tracing::error!("the upload pipeline stopped: {e}");
@@ -282,15 +291,21 @@ fn take_engine_lock(store: &Store) -> Option<Option<EngineLock>> {
 }
 
 /// Waits until no other process runs this database's uploads, trying every
-/// [`ENGINE_LOCK_RETRY`]; `None` if this pipeline is stopped first.
+/// [`ENGINE_LOCK_RETRY`] and meanwhile showing what that process does (see
+/// [`Follower`]); `None` if this pipeline is stopped (or the app gone) first.
 async fn wait_for_engine_lock(
-    store: &Store,
+    app: &WeakApp,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Option<EngineLock>> {
+    let store = app.upgrade()?.store().clone();
     tracing::info!(
         "another process (the desktop app or `mtp`) runs the uploads of {}: waiting to take over",
         store.location()
     );
+    let mut follower = match app.upgrade() {
+        Some(app) => Follower::new(&app).await.ok(),
+        None => return None,
+    };
     loop {
         if *stop.borrow() {
             return None;
@@ -302,15 +317,23 @@ async fn wait_for_engine_lock(
         if *stop.borrow() {
             return None;
         }
-        if let Some(lock) = take_engine_lock(store) {
+        let app = app.upgrade()?;
+        if let Some(follower) = follower.as_mut()
+            && let Err(e) = follower.look(&app).await
+        {
+            tracing::warn!("cannot read the uploads another process runs: {e}");
+        }
+        drop(app);
+        if let Some(lock) = take_engine_lock(&store) {
             tracing::info!("the other process stopped: running the uploads here");
             return Some(lock);
         }
     }
 }
 
-/// How often a process waiting for another's uploads to stop tries to take over.
-const ENGINE_LOCK_RETRY: Duration = Duration::from_secs(2);
+/// How often a process waiting for another's uploads to stop tries to take over, and
+/// shows what the other process did meanwhile.
+const ENGINE_LOCK_RETRY: Duration = Duration::from_secs(1);
 
 /// What every driver holds: the app (weakly) and the pacing.
 pub(crate) struct Shared {

@@ -21,6 +21,7 @@
 //! `remote_id` = picture id.
 
 mod errors;
+mod follow;
 mod items;
 pub(crate) mod kartaview;
 mod lifecycle;

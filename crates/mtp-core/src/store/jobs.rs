@@ -151,6 +151,17 @@ impl Store {
         .await?)
     }
 
+    /// The jobs written at `since` or later (by this process or another one sharing the
+    /// database).
+    pub async fn jobs_updated_since(&self, since: i64) -> Result<Vec<JobRow>, StoreError> {
+        Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+            "{JOB_SELECT} WHERE updated_at >= ? ORDER BY updated_at, id"
+        )))
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn jobs_of_sequence(&self, sequence_id: i64) -> Result<Vec<JobRow>, StoreError> {
         Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
             "{JOB_SELECT} WHERE sequence_id = ? ORDER BY destination"
