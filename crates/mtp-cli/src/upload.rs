@@ -82,7 +82,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     app.start_engine()?;
     if app.engine_elsewhere() {
         eprintln!(
-            "The desktop app (or another `mtp`) is running the uploads of this database: it sends these too. Waiting for them; no progress is shown meanwhile."
+            "The desktop app (or another `mtp`) is running the uploads of this database: it sends these too. Showing its progress as it saves it; if it stops first, this command carries on."
         );
     }
     let progress = tokio::spawn(show_progress(app.clone(), ids.clone()));

@@ -170,6 +170,66 @@ fn uploading_a_sequence_again_retries_its_failed_job() {
     assert!(text.contains("KartaView          done done"), "{text}");
 }
 
+/// `mtp upload` while another process (the desktop app) runs the uploads of the same data
+/// folder (here the test holds its lock): it says so and waits; when the other process ends,
+/// it sends the photos itself.
+#[test]
+fn upload_while_another_process_runs_the_uploads_says_so_then_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path().join("walk");
+    write_track_folder(&walk, 6, &TrackSpec::default()).unwrap();
+    assert!(
+        mtp_in(dir.path(), &["accounts", "login", "kartaview"])
+            .status
+            .success()
+    );
+    let lock = std::fs::File::create(dir.path().join("data/sandbox/mtp.db.engine.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let stderr_path = dir.path().join("stderr.txt");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mtp"))
+        .args([
+            "upload",
+            &walk.to_string_lossy(),
+            "--to",
+            "kartaview",
+            "--timeout",
+            "120",
+        ])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("MTP_DATA_DIR", dir.path().join("data"))
+        .env("MTP_SANDBOX", "1")
+        .env("MTP_SANDBOX_PROCESSING_MS", "200")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let said = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let exited = child.try_wait().unwrap().is_some();
+        exited
+            || std::fs::read_to_string(&stderr_path)
+                .is_ok_and(|e| e.contains("is running the uploads of this database"))
+    });
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        said && err.contains("is running the uploads of this database"),
+        "{err}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it did not wait: {err}"
+    );
+
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(out.status.success(), "{out:?} {err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("KartaView          done done"), "{text}");
+}
+
 /// A stray photo taken years before the walk looks unintended: the window leaves it
 /// unticked, and the CLI leaves it out too unless asked with --all.
 #[test]
