@@ -357,8 +357,10 @@ async fn panoramas_go_to_kartaview_as_spheres() {
 }
 
 /// Panoramax retries a picture whose preparation fails, then marks it broken, and the
-/// upload set is ready without it (PROTOCOLS §4.1). The row ends done with what Panoramax
-/// kept, and says that it is partly published and how many photos are not on the map.
+/// upload set is ready without it (PROTOCOLS §4.1); the broken pictures stay in the
+/// sequence, seen by their owner only. The row ends done with what Panoramax kept, says that
+/// it is partly published and how many photos are not on the map, and links to a picture
+/// that is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
     let story = Story::start().await;
@@ -367,7 +369,16 @@ async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
     let ids = story
         .import(&folder, "Broken pictures", &[Destination::Panoramax])
         .await;
-    story.sandbox().state().panoramax_break_next_pictures(2);
+    // The walk's first two photos (its files sort in time order).
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    story
+        .sandbox()
+        .state()
+        .panoramax_break_pictures_named(&[&names[0], &names[1]]);
     story.start_engine();
     let jobs = story.settle(&ids).await;
     let job = &jobs[0];
@@ -377,15 +388,22 @@ async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
         note,
         "Partly published: Panoramax could not process 2 photos (broken after its retries); the other photos are on the map."
     );
+    story.sandbox().state().panoramax_break_pictures_named(&[]);
     let collections = story.sandbox().state().panoramax_collections();
     assert_eq!(collections.len(), 1);
-    assert_eq!(collections[0].picture_ids.len(), 3);
+    assert_eq!(collections[0].picture_ids.len(), 5);
+    let broken = &collections[0].broken_picture_ids;
+    assert_eq!(broken.len(), 2);
     assert_eq!(
         job.px().collection_id.as_deref(),
         Some(collections[0].id.as_str())
     );
+    // The first pictures sent broke, and the sequence starts with them: the link skips them.
+    assert_eq!(broken[..], collections[0].picture_ids[..2]);
+    let link = job.remote_url.as_deref().unwrap();
+    assert!(link.contains(&collections[0].picture_ids[2]), "{link}");
 
-    // Every photo of the next upload broken: no sequence, and the row says why.
+    // Every photo of the next upload broken: nothing on the map, and the row says why.
     let folder = story.photos("walk-2", 3, &walk(32));
     let ids = story
         .import(&folder, "All broken", &[Destination::Panoramax])
@@ -395,7 +413,7 @@ async fn pictures_panoramax_could_not_process_are_said_not_hidden() {
     let note = jobs[0].note().unwrap_or_default();
     assert_eq!(
         note,
-        "Panoramax made no sequence of this upload: it could not process 3 photos (broken after its retries).",
+        "Not on the map: Panoramax could not process any photo of this upload (3 photos broken after its retries).",
         "{:#?}",
         jobs[0]
     );

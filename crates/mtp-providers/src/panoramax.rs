@@ -351,6 +351,24 @@ pub struct CollectionItem {
     pub id: String,
     #[serde(default, deserialize_with = "flex::opt_id")]
     pub collection: Option<String>,
+    #[serde(default)]
+    pub properties: ItemProperties,
+}
+
+/// What we read of a picture's `properties`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct ItemProperties {
+    /// `ready`, `preparing`, `broken`… (PROTOCOLS §4.1). GeoVisio 2.15.1 puts a picture
+    /// whose preparation failed into its sequence all the same, listed to its owner only.
+    #[serde(default, rename = "geovisio:status")]
+    pub status: Option<String>,
+}
+
+impl CollectionItem {
+    /// Its preparation failed for good: it is in the sequence, but not on the map.
+    pub fn is_broken(&self) -> bool {
+        self.properties.status.as_deref() == Some("broken")
+    }
 }
 
 fn opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {

@@ -163,7 +163,10 @@ pub struct PanoramaxCollection {
     /// Deleted by `DELETE /api/collections/{id}` (a deleted upload set's collections are
     /// removed altogether).
     pub deleted: bool,
+    /// In sequence order, broken ones included (GeoVisio keeps them in the sequence).
     pub picture_ids: Vec<String>,
+    /// Those of `picture_ids` whose preparation failed: their owner sees them, nobody else.
+    pub broken_picture_ids: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -257,9 +260,16 @@ impl SandboxState {
     }
 
     /// Knob: the next `n` pictures Panoramax accepts fail their preparation and end
-    /// `broken` (PROTOCOLS §4: retried 5 times, then broken), outside every collection.
+    /// `broken` (PROTOCOLS §4: retried 5 times, then broken); they stay in their sequence,
+    /// seen by their owner only.
     pub fn panoramax_break_next_pictures(&self, n: usize) {
         lock(&self.app.pnx).break_next = n;
+    }
+
+    /// Knob: as [`Self::panoramax_break_next_pictures`], for the pictures sent with these
+    /// file names, whenever they come.
+    pub fn panoramax_break_pictures_named(&self, names: &[&str]) {
+        lock(&self.app.pnx).break_named = names.iter().map(|n| (*n).to_owned()).collect();
     }
 
     /// Every collection, deleted ones included, whether dispatched yet or not.

@@ -403,6 +403,85 @@ async fn a_collection_being_prepared_is_its_owners_only() {
     assert_eq!(get_json(&sb, None, &items).await.0, 200);
 }
 
+/// A picture whose preparation fails ends `broken` and, as in GeoVisio 2.15.1 (its dispatch
+/// does not filter on status), in its sequence all the same: its owner's lists show it as
+/// broken, everyone else's and the search leave it out.
+#[tokio::test]
+async fn a_broken_picture_is_in_its_sequence_for_its_owner_only() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    sb.state().panoramax_break_next_pictures(1);
+    let id = new_set(
+        &sb,
+        &token,
+        json!({"title": "One broken", "estimated_nb_files": 3}),
+    )
+    .await;
+    for i in 0..3 {
+        let (code, _) =
+            send_file(&sb, Some(&token), &id, &format!("IMG_{i}.jpg"), photo(i, i)).await;
+        assert_eq!(code, 202);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let set = loop {
+        let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
+        if v["ready"] == true {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(set["items_status"]["broken"], 1, "{set}");
+    assert_eq!(set["items_status"]["prepared"], 2, "{set}");
+    let col = set["associated_collections"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(set["associated_collections"][0]["nb_items"], 3, "{set}");
+
+    let statuses = |v: &Value| -> Vec<String> {
+        v["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                f["properties"]["geovisio:status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let items = format!("/collections/{col}/items");
+    let (_, mine) = get_json(&sb, Some(&token), &items).await;
+    let mut seen = statuses(&mine);
+    seen.sort();
+    assert_eq!(seen, ["broken", "ready", "ready"], "{mine}");
+    let (_, public) = get_json(&sb, None, &items).await;
+    assert_eq!(statuses(&public), ["ready", "ready"], "{public}");
+    let other = sb.issue_token(Service::Panoramax, 1);
+    let (_, theirs) = get_json(&sb, Some(&other), &items).await;
+    assert_eq!(statuses(&theirs), ["ready", "ready"], "{theirs}");
+    let (_, col_json) = get_json(&sb, None, &format!("/collections/{col}")).await;
+    assert_eq!(col_json["stats:items"]["count"], 2, "{col_json}");
+    let (_, status) = get_json(
+        &sb,
+        Some(&token),
+        &format!("/collections/{col}/geovisio_status"),
+    )
+    .await;
+    let broken: Vec<&Value> = status["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "broken")
+        .collect();
+    assert_eq!(broken.len(), 1, "{status}");
+    assert_eq!(broken[0]["nb_errors"], 5);
+    let (_, found) = get_json(&sb, None, &format!("/search?collections={col}")).await;
+    assert_eq!(statuses(&found), ["ready", "ready"], "{found}");
+}
+
 #[tokio::test]
 async fn duplicates_across_sets_and_rejections() {
     let sb = sandbox().await;

@@ -316,18 +316,18 @@ impl PanoramaxDriver {
                 .await;
         }
         let files = mark_rejected(client, &set_id, ctx).await?;
-        // Pictures whose preparation failed (retried, then `broken`) are in no sequence:
-        // the set is ready without them (PROTOCOLS §4.1).
-        let broken = set
-            .items_status
-            .as_ref()
-            .map_or(0, |s| usize::try_from(s.broken).unwrap_or(usize::MAX));
-        if set.associated_collections.is_empty() && broken > 0 {
+        // Pictures whose preparation failed (retried, then `broken`): the set is ready
+        // without them, and none is on the map. GeoVisio puts them in the sequence all the
+        // same, where only their owner sees them (PROTOCOLS §4.1).
+        let status = set.items_status.unwrap_or_default();
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let broken = count(status.broken);
+        if broken > 0 && status.prepared == 0 {
             remote
                 .note(
                     ctx,
                     &format!(
-                        "Panoramax made no sequence of this upload: it could not process {} (broken after its retries).",
+                        "Not on the map: Panoramax could not process any photo of this upload ({} broken after its retries).",
                         photos(broken)
                     ),
                 )
@@ -396,16 +396,23 @@ impl PanoramaxDriver {
     }
 }
 
-/// The first picture of a collection, as the instance orders it; failing that, the first
-/// photo this job sent that the instance kept.
+/// How many of a collection's first pictures are read to find one that is not broken.
+const FIRST_PICTURES: u32 = 100;
+
+/// The first picture of a collection that is on the map, as the instance orders it (its
+/// owner's list also holds the broken ones); failing that, the first photo this job sent
+/// that the instance kept.
 async fn first_picture(
     client: &PanoramaxClient,
     collection_id: &str,
     ctx: &JobCtx,
 ) -> Result<Option<String>, StepError> {
-    match client.collection_items(collection_id, 1).await {
-        Ok(items) if !items.is_empty() => return Ok(items.into_iter().next().map(|i| i.id)),
-        Ok(_) => {}
+    match client.collection_items(collection_id, FIRST_PICTURES).await {
+        Ok(items) => {
+            if let Some(item) = items.into_iter().find(|i| !i.is_broken()) {
+                return Ok(Some(item.id));
+            }
+        }
         Err(e) => tracing::warn!("reading the first picture of {collection_id}: {e}"),
     }
     let items = ctx.store.job_items(ctx.job_id).await?;

@@ -28,7 +28,8 @@ fn dispatch(st: &mut PnxState, set_idx: usize) {
         .pictures
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.set_id == set_id && !p.broken)
+        // Broken pictures too: GeoVisio 2.15.1's dispatch takes every picture of the set.
+        .filter(|(_, p)| p.set_id == set_id)
         .map(|(i, _)| i)
         .collect();
     let key_time = |i: &usize| {

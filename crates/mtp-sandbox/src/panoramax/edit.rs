@@ -123,7 +123,10 @@ pub(super) async fn patch_collection(
         st.collections[idx].visibility = Some(visibility);
     }
     match visible_collection(&app, &st, &id, Some(user)) {
-        Some((c, phase)) => json_response(StatusCode::OK, &collection_json(&app, &st, c, phase)),
+        Some((c, phase)) => json_response(
+            StatusCode::OK,
+            &collection_json(&app, &st, c, phase, Some(user)),
+        ),
         None => err(StatusCode::NOT_FOUND, "Collection doesn't exist"),
     }
 }

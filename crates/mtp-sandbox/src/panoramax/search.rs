@@ -265,6 +265,8 @@ pub(super) async fn search(
         };
         st.pictures
             .iter()
+            // A broken picture is in its collection, shown to its owner only.
+            .filter(|p| !p.broken || viewer == Some(p.user))
             .filter(|p| {
                 p.collection_id.as_ref().is_some_and(|cid| {
                     visible_collection(&app, &st, cid, viewer)
@@ -329,11 +331,7 @@ pub(super) async fn collections(
         // others under /users/me/collection).
         .filter(|(_, phase)| *phase == SetPhase::Ready)
         .filter(|(c, _)| {
-            let pics: Vec<&Picture> = c
-                .picture_ids
-                .iter()
-                .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
-                .collect();
+            let pics = st.collection_pictures(c, viewer);
             let in_box = bbox.is_none_or(|b| {
                 pics.iter().any(|p| {
                     p.meta
@@ -352,7 +350,7 @@ pub(super) async fn collections(
             });
             in_box && in_time
         })
-        .map(|(c, phase)| collection_json(&app, &st, c, phase))
+        .map(|(c, phase)| collection_json(&app, &st, c, phase, viewer))
         .collect();
     let total = world_list.len() + uploaded.len();
     let page: Vec<Value> = uploaded

@@ -24,11 +24,9 @@ pub(super) fn collection_summary(
     c: &Collection,
     phase: SetPhase,
 ) -> Value {
-    let pics: Vec<&Picture> = c
-        .picture_ids
-        .iter()
-        .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
-        .collect();
+    // The upload set's own view: its owner's, broken pictures included.
+    let pics = st.collection_pictures(c, Some(c.user));
+    let broken = pics.iter().filter(|p| p.broken).count();
     let ready = phase == SetPhase::Ready;
     json!({
         "id": c.id,
@@ -36,8 +34,9 @@ pub(super) fn collection_summary(
         "nb_items": pics.len(),
         "ready": ready,
         "extent": extent(&pics),
-        "items_status": {"prepared": if ready { pics.len() } else { 0 },
-                         "preparing": if ready { 0 } else { pics.len() },
+        "items_status": {"prepared": if ready { pics.len() - broken } else { 0 },
+                         "preparing": if ready { 0 } else { pics.len() - broken },
+                         "broken": broken,
                          "preparing_error": 0, "not_processed": 0},
         "links": [{"rel": "self", "type": "application/json",
                    "href": app.url(&format!("/panoramax/api/collections/{}", c.id))}],
@@ -87,12 +86,14 @@ pub(super) fn reader(app: &AppRef, headers: &HeaderMap) -> Option<usize> {
     token_user(app, headers).ok().flatten()
 }
 
-pub(super) fn collection_json(app: &App, st: &PnxState, c: &Collection, phase: SetPhase) -> Value {
-    let pics: Vec<&Picture> = c
-        .picture_ids
-        .iter()
-        .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
-        .collect();
+pub(super) fn collection_json(
+    app: &App,
+    st: &PnxState,
+    c: &Collection,
+    phase: SetPhase,
+    viewer: Option<usize>,
+) -> Value {
+    let pics = st.collection_pictures(c, viewer);
     let href = app.url(&format!("/panoramax/api/collections/{}", c.id));
     json!({
         "type": "Collection",
@@ -149,7 +150,11 @@ pub(super) fn item_json(app: &App, p: &Picture, ready: bool) -> Value {
             "pers:interior_orientation": {"field_of_view": if p.meta.is_pano { json!(360) } else { Value::Null }},
             "original_file:name": p.file_name,
             "original_file:size": p.bytes.len(),
-            "geovisio:status": if ready { "ready" } else { "preparing" },
+            "geovisio:status": match (p.broken, ready) {
+                (true, _) => "broken",
+                (false, true) => "ready",
+                (false, false) => "preparing",
+            },
             "geovisio:producer": USERS[p.user].username,
         },
         "providers": [{"name": USERS[p.user].username, "roles": ["producer"]}],
@@ -169,7 +174,10 @@ pub(super) async fn collection(
     let viewer = reader(&app, &headers);
     let st = lock(&app.pnx);
     match visible_collection(&app, &st, &id, viewer) {
-        Some((c, phase)) => json_response(StatusCode::OK, &collection_json(&app, &st, c, phase)),
+        Some((c, phase)) => json_response(
+            StatusCode::OK,
+            &collection_json(&app, &st, c, phase, viewer),
+        ),
         None => err(StatusCode::NOT_FOUND, "Collection doesn't exist"),
     }
 }
@@ -199,10 +207,9 @@ pub(super) async fn items(
     else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
     };
-    let features: Vec<Value> = c
-        .picture_ids
-        .iter()
-        .filter_map(|pid| st.pictures.iter().find(|p| &p.id == pid))
+    let features: Vec<Value> = st
+        .collection_pictures(c, viewer)
+        .into_iter()
         .map(|p| item_json(&app, p, phase == SetPhase::Ready))
         .collect();
     json_response(
@@ -226,11 +233,16 @@ pub(super) async fn geovisio_status(
     } else {
         "preparing"
     };
-    let items: Vec<Value> = c
-        .picture_ids
-        .iter()
+    let items: Vec<Value> = st
+        .collection_pictures(c, viewer)
+        .into_iter()
         .enumerate()
-        .map(|(i, pid)| json!({"id": pid, "rank": i + 1, "status": status, "processing_in_progress": status != "ready", "nb_errors": 0}))
+        .map(|(i, p)| {
+            // A broken picture was tried 5 times (PROTOCOLS §4.1).
+            let (status, errors) = if p.broken { ("broken", 5) } else { (status, 0) };
+            json!({"id": p.id, "rank": i + 1, "status": status,
+                   "processing_in_progress": status == "preparing", "nb_errors": errors})
+        })
         .collect();
     json_response(StatusCode::OK, &json!({"status": status, "items": items}))
 }
@@ -286,24 +298,24 @@ pub(crate) async fn viewer(
         .as_ref()
         .and_then(|c| st.collections.iter().find(|x| &x.id == c && !x.deleted));
     let body = match sequence {
-        Some(c) => format!(
-            "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",
-            pid = escape(&p.id),
-            cid = escape(&c.id),
-            pos = c
-                .picture_ids
-                .iter()
-                .position(|x| x == &p.id)
-                .map_or(0, |i| i + 1),
-            n = c.picture_ids.len(),
-            title = escape(&c.title),
-            file = escape(&p.file_name),
-        ),
-        None if p.broken => format!(
-            "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file} could not be processed (broken): it is in no sequence.</p>",
+        _ if p.broken => format!(
+            "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file} could not be processed (broken).</p>",
             pid = escape(&p.id),
             file = escape(&p.file_name),
         ),
+        Some(c) => {
+            // What the public viewer shows: the sequence without its broken pictures.
+            let shown = st.collection_pictures(c, None);
+            format!(
+                "<p id=\"pnx-picture\" data-picture=\"{pid}\" data-sequence=\"{cid}\">Picture {pos} of {n} in the sequence <b>{title}</b> ({file}).</p>",
+                pid = escape(&p.id),
+                cid = escape(&c.id),
+                pos = shown.iter().position(|x| x.id == p.id).map_or(0, |i| i + 1),
+                n = shown.len(),
+                title = escape(&c.title),
+                file = escape(&p.file_name),
+            )
+        }
         None => format!(
             "<p id=\"pnx-picture\" data-picture=\"{pid}\">Picture {file}, not yet in a sequence (still being processed).</p>",
             pid = escape(&p.id),

@@ -42,7 +42,9 @@ pub(super) struct Picture {
     pub(super) inserted: u64,
     pub(super) collection_id: Option<String>,
     /// Its preparation failed (GeoVisio retries it 5 times, then marks it `broken`): it is
-    /// counted in the set's `items_status.broken` and never put in a collection.
+    /// counted in the set's `items_status.broken`. GeoVisio 2.15.1's dispatch does not
+    /// filter on status, so it is in its collection all the same, seen there by its owner
+    /// only (`geovisio:status` `broken`); everyone else's reads and searches leave it out.
     #[serde(default)]
     pub(super) broken: bool,
 }
@@ -98,6 +100,9 @@ pub(crate) struct PnxState {
     /// Knob: how many of the next accepted pictures end `broken`.
     #[serde(skip)]
     pub(crate) break_next: usize,
+    /// Knob: accepted pictures with these file names end `broken`.
+    #[serde(skip)]
+    pub(crate) break_named: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,6 +130,20 @@ pub(super) fn set_phase(app: &App, s: &UploadSet) -> SetPhase {
 }
 
 impl PnxState {
+    /// A collection's pictures in sequence order, as `viewer` sees them: its broken ones
+    /// only to its owner.
+    pub(super) fn collection_pictures<'a>(
+        &'a self,
+        c: &Collection,
+        viewer: Option<usize>,
+    ) -> Vec<&'a Picture> {
+        c.picture_ids
+            .iter()
+            .filter_map(|id| self.pictures.iter().find(|p| &p.id == id))
+            .filter(|p| !p.broken || viewer == Some(c.user))
+            .collect()
+    }
+
     /// The visibility that applies to a collection: its own once patched, else its set's.
     pub(super) fn collection_visibility<'a>(&'a self, c: &'a Collection) -> &'a str {
         c.visibility.as_deref().unwrap_or_else(|| {
@@ -146,6 +165,12 @@ impl PnxState {
                 visibility: self.collection_visibility(c).to_owned(),
                 deleted: c.deleted,
                 picture_ids: c.picture_ids.clone(),
+                broken_picture_ids: self
+                    .collection_pictures(c, Some(c.user))
+                    .into_iter()
+                    .filter(|p| p.broken)
+                    .map(|p| p.id.clone())
+                    .collect(),
             })
             .collect()
     }

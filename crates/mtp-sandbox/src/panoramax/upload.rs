@@ -613,7 +613,7 @@ pub(super) async fn add_file(
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let broken = st.break_next > 0;
+    let broken = st.break_next > 0 || st.break_named.contains(&file_name);
     st.break_next = st.break_next.saturating_sub(1);
     st.pictures.push(Picture {
         id: picture_id.clone(),

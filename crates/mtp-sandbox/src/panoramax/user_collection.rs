@@ -66,15 +66,8 @@ fn length_km(pics: &[&Picture]) -> f64 {
     m.round() / 1000.0
 }
 
-fn pictures<'a>(st: &'a PnxState, c: &Collection) -> Vec<&'a Picture> {
-    c.picture_ids
-        .iter()
-        .filter_map(|id| st.pictures.iter().find(|p| &p.id == id))
-        .collect()
-}
-
 fn child(app: &App, st: &PnxState, c: &Collection, phase: SetPhase, owner: bool) -> Value {
-    let pics = pictures(st, c);
+    let pics = st.collection_pictures(c, owner.then_some(c.user));
     let mut link = json!({
         "id": c.id,
         "title": c.title,
@@ -160,8 +153,9 @@ fn listing(
             .cmp(&a.0.created_at)
             .then(a.0.id.cmp(&b.0.id))
     });
-    let total_pics: usize = mine.iter().map(|(c, _)| pictures(&st, c).len()).sum();
-    let total_km: f64 = mine.iter().map(|(c, _)| length_km(&pictures(&st, c))).sum();
+    let shown = |c: &Collection| st.collection_pictures(c, owner.then_some(user));
+    let total_pics: usize = mine.iter().map(|(c, _)| shown(c).len()).sum();
+    let total_km: f64 = mine.iter().map(|(c, _)| length_km(&shown(c))).sum();
     let base = app.url(&format!("/panoramax/api/users/{id}/collection"));
     let mut links = vec![
         json!({"rel": "root", "type": "application/json", "href": app.url("/panoramax/api")}),
