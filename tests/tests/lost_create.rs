@@ -9,7 +9,6 @@ mod pipeline_support;
 
 use mtp_core::Destination;
 use mtp_core::engine::JobStatus;
-use mtp_providers::kartaview::{KartaViewClient, NewSequence, UPLOAD_SOURCE};
 use mtp_providers::panoramax::{NewUploadSet, PanoramaxClient};
 use mtp_tests::JobRemote;
 use pipeline_support::{Story, walk};
@@ -27,34 +26,6 @@ async fn crashed_after_create(story: &Story, sequence_id: i64, d: Destination) -
     job.id
 }
 
-/// What a killed run's KartaView create did before its reply was lost: an empty sequence
-/// from this app, on the connected account. Returns its id.
-async fn lost_kartaview_create(story: &Story) -> String {
-    let services = story.app.services();
-    let kv = story
-        .app
-        .store()
-        .account(Destination::Kartaview)
-        .await
-        .unwrap()
-        .unwrap();
-    KartaViewClient::new(
-        services.http.clone(),
-        services.kartaview.as_ref().unwrap(),
-        kv.access_token.clone(),
-    )
-    .create_sequence(&NewSequence {
-        upload_source: UPLOAD_SOURCE.to_string(),
-        first_latitude: 48.0,
-        first_longitude: 2.0,
-        platform_name: None,
-        device_name: None,
-        track_txt: None,
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_create_is_found_again_instead_of_made_twice() {
     let story = Story::start().await;
@@ -70,7 +41,7 @@ async fn a_lost_create_is_found_again_instead_of_made_twice() {
     let services = story.app.services();
 
     // What the killed run's creates did on the services before their replies were lost.
-    let orphan = lost_kartaview_create(&story).await;
+    let orphan = story.kartaview_create().await;
     let px = story
         .app
         .store()
@@ -135,7 +106,7 @@ async fn two_lost_creates_never_take_the_same_sequence() {
         .import(&b, "Lost walk B", &[Destination::Kartaview])
         .await[0];
     // Both jobs were creating when the app was killed; only one create reached KartaView.
-    let orphan = lost_kartaview_create(&story).await;
+    let orphan = story.kartaview_create().await;
     for seq in [first, second] {
         crashed_after_create(&story, seq, Destination::Kartaview).await;
     }

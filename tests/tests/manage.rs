@@ -423,3 +423,87 @@ async fn deleting_everywhere_while_a_create_is_in_flight_deletes_what_it_made() 
     assert!(story.app.store().sequence(id).await.unwrap().is_none());
     story.app.shutdown().await;
 }
+
+/// `mtp sequence delete --remote` while the window runs the uploads (here the test plays the
+/// window: it holds the lock and writes the rows its engine would). The window's KartaView
+/// create is on its way when the delete cancels the job: the delete waits for that stage to
+/// end in the other process, so it deletes the sequence the create made. As the command
+/// does, this process starts its engine only after the delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_everywhere_waits_for_a_stage_another_process_runs() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(8));
+    let id = story
+        .import(
+            &folder,
+            "Deleted from the terminal",
+            &[Destination::Kartaview],
+        )
+        .await[0];
+    let other = story.app.store().try_engine_lock().unwrap();
+    assert!(other.is_some());
+    // The other process's engine takes the job and sends the create.
+    let store = story.app.store().clone();
+    let job = store
+        .claim_next_job(story.app.now_ms(), &[])
+        .await
+        .unwrap()
+        .unwrap();
+
+    let deleting = {
+        let app = story.app.clone();
+        tokio::spawn(async move { app.delete_sequence(id, true).await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while story.job(id, Destination::Kartaview).await.status != JobStatus::Cancelled {
+        assert!(tokio::time::Instant::now() < deadline, "never cancelled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The create's reply comes in the other process, which saves the id and then stops
+    // at its next checkpoint, as its engine does.
+    let made = story.kartaview_create().await;
+    store
+        .set_job_remote(
+            job.id,
+            "sequence_id",
+            &serde_json::json!(made),
+            story.app.now_ms(),
+        )
+        .await
+        .unwrap();
+    store
+        .update_job(
+            job.id,
+            &mtp_core::store::JobUpdate::default(),
+            Some(&mtp_core::store::NewEvent {
+                kind: "interrupted",
+                sequence_id: Some(id),
+                job_id: Some(job.id),
+                message: "KartaView stopped during prepare",
+                data: None,
+            }),
+            story.app.now_ms(),
+        )
+        .await
+        .unwrap();
+
+    let outcome = deleting.await.unwrap().unwrap();
+    assert_eq!(outcome.actions.len(), 1, "{outcome:#?}");
+    story.start_engine();
+    assert!(story.app.engine_elsewhere());
+    // The other process ends: this one takes over and carries the delete out.
+    drop(other);
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions[0].status, RemoteActionStatus::Done, "{actions:#?}");
+    let state = story.sandbox().state();
+    let sequences = state.kartaview_sequences();
+    assert_eq!(sequences.len(), 1);
+    assert_eq!(sequences[0].id.to_string(), made);
+    assert!(sequences[0].deleted);
+    story.app.shutdown().await;
+}

@@ -14,7 +14,7 @@ use crate::pipeline::{kartaview, panoramax, provider_step_error};
 use crate::remote::RemoteState;
 use crate::{App, AppError, AppEvent, AppResult, WeakApp};
 use mtp_core::Destination;
-use mtp_core::engine::StepError;
+use mtp_core::engine::{JobStatus, StepError};
 use mtp_core::store::{
     JobRow, NewEvent, NewRemoteAction, RemoteActionKind, RemoteActionRow, RemoteActionStatus,
     SequenceMeta,
@@ -178,6 +178,37 @@ impl App {
         Ok(())
     }
 
+    /// Waits, at most `within`, until the stages of `running` that another process runs
+    /// have ended (an event after event `since` says so): that process stops a cancelled
+    /// job at its next checkpoint, within a second or two of the cancel.
+    async fn wait_for_stages_elsewhere(
+        &self,
+        id: i64,
+        running: &[i64],
+        since: i64,
+        within: Duration,
+    ) -> AppResult<()> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let ended = self
+                .store()
+                .jobs_with_stage_end_after(running, since)
+                .await?;
+            if running.iter().all(|j| ended.contains(j)) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    sequence = id,
+                    "a stage another process runs still runs {} s after its cancel: deleting anyway",
+                    within.as_secs()
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Deletes sequence `id`: its uploads still running are cancelled first; then either
     /// only its local records (`everywhere == false`; the photo files are never touched),
     /// or also what the services hold of it: API deletes run as remote actions and the
@@ -191,12 +222,32 @@ impl App {
                 seq.name
             )));
         }
+        // Stages another process runs (`mtp upload` while the window is open, or the other
+        // way round): their rows say `running`, and each ends with an event.
+        let elsewhere = if self.uploads_run_elsewhere() {
+            let since = self.store().last_event_id().await?;
+            let running: Vec<i64> = self
+                .store()
+                .jobs_of_sequence(id)
+                .await?
+                .iter()
+                .filter(|j| j.status == JobStatus::Running)
+                .map(|j| j.id)
+                .collect();
+            Some((running, since))
+        } else {
+            None
+        };
         self.job_action(JobTarget::Sequence(id), JobAction::Cancel)
             .await?;
         // A stage stops at its next checkpoint: a create already sent saves its sequence's
         // id when the reply comes. Read the jobs after that, or the delete would miss it
         // (and the local records, going at once, would leave it on the service).
         self.wait_for_stages_to_stop(id, STAGES_STOP_WITHIN).await?;
+        if let Some((running, since)) = elsewhere {
+            self.wait_for_stages_elsewhere(id, &running, since, STAGES_STOP_WITHIN)
+                .await?;
+        }
         let now = self.now_ms();
         let mut outcome = ChangeOutcome::new(id);
         if everywhere {

@@ -10,6 +10,7 @@ use mtp_core::engine::{EngineConfig, RetryPolicy};
 use mtp_core::engine::{ItemState, JobStatus};
 use mtp_core::photo::fixture::{TrackSpec, write_track_folder};
 use mtp_core::store::{JobRow, SequenceMeta, Store};
+use mtp_providers::kartaview::{KartaViewClient, NewSequence, UPLOAD_SOURCE};
 use mtp_sandbox::Sandbox;
 use mtp_tests::JobRemote;
 use std::collections::HashMap;
@@ -70,6 +71,35 @@ impl Story {
 
     pub fn sandbox(&self) -> &Sandbox {
         self.app.sandbox().unwrap()
+    }
+
+    /// What a KartaView create did on the service, done by hand (as a run whose reply was
+    /// lost, or another process, would have): an empty sequence from this app, on the
+    /// connected account. Returns its id.
+    pub async fn kartaview_create(&self) -> String {
+        let services = self.app.services();
+        let kv = self
+            .app
+            .store()
+            .account(Destination::Kartaview)
+            .await
+            .unwrap()
+            .unwrap();
+        KartaViewClient::new(
+            services.http.clone(),
+            services.kartaview.as_ref().unwrap(),
+            kv.access_token.clone(),
+        )
+        .create_sequence(&NewSequence {
+            upload_source: UPLOAD_SOURCE.to_string(),
+            first_latitude: 48.0,
+            first_longitude: 2.0,
+            platform_name: None,
+            device_name: None,
+            track_txt: None,
+        })
+        .await
+        .unwrap()
     }
 
     /// The Map the Paths Web emulator's address, without a trailing slash.

@@ -135,6 +135,22 @@ impl App {
         self.inner.engine_elsewhere.load(Ordering::SeqCst)
     }
 
+    /// Whether another process runs this database's uploads now: this one waits for it
+    /// (see [`App::engine_elsewhere`]), or has not started its own and the lock is taken.
+    pub(crate) fn uploads_run_elsewhere(&self) -> bool {
+        if self.engine_elsewhere() {
+            return true;
+        }
+        let running_here = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|w| !w.task.is_finished());
+        !running_here && matches!(self.store().try_engine_lock(), Ok(None))
+    }
+
     fn build_engine(&self, config: EngineConfig, options: PipelineOptions) -> Engine {
         let shared = Arc::new(Shared {
             app: self.downgrade(),

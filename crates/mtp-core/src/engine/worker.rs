@@ -365,6 +365,7 @@ impl Engine {
             ),
             Err(e @ StepError::Internal { .. }) => ("internal_error", e.to_string()),
         };
+        debug_assert!(crate::store::STAGE_END_EVENTS.contains(&kind));
         let event = NewEvent {
             kind,
             sequence_id: Some(job.sequence_id),

@@ -24,7 +24,52 @@ pub struct NewEvent<'a> {
     pub data: Option<serde_json::Value>,
 }
 
+/// The kinds of event the engine logs when a stage ends, whatever its outcome (see
+/// `Engine::finish`): one of them follows every stage that ran.
+pub const STAGE_END_EVENTS: [&str; 6] = [
+    "stage_done",
+    "interrupted",
+    "retry",
+    "failed",
+    "needs_auth",
+    "internal_error",
+];
+
 impl Store {
+    /// The id of the newest event (0 when there is none): what happens next has a
+    /// greater one.
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Of `job_ids`, those whose stage has ended (a [`STAGE_END_EVENTS`] event) since event
+    /// `after`: in this process or in another one sharing the database.
+    pub async fn jobs_with_stage_end_after(
+        &self,
+        job_ids: &[i64],
+        after: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = serde_json::to_string(job_ids).unwrap_or_else(|_| "[]".into());
+        let kinds = serde_json::to_string(&STAGE_END_EVENTS).unwrap_or_else(|_| "[]".into());
+        let ended: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT job_id FROM events
+             WHERE id > ? AND job_id IN (SELECT value FROM json_each(?))
+               AND kind IN (SELECT value FROM json_each(?))",
+        )
+        .bind(after)
+        .bind(ids)
+        .bind(kinds)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(ended)
+    }
+
     pub async fn append_event<'e, E>(
         executor: E,
         event: &NewEvent<'_>,

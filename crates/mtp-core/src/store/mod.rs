@@ -13,7 +13,7 @@ mod sequences;
 mod settings;
 
 pub use accounts::{Account, AccountStatus};
-pub use events::{Event, NewEvent};
+pub use events::{Event, NewEvent, STAGE_END_EVENTS};
 pub use jobs::{ItemUpdate, JobItemRow, JobRow, JobUpdate};
 pub use oauth::OAuthAttempt;
 pub use remote_actions::{NewRemoteAction, RemoteActionKind, RemoteActionRow, RemoteActionStatus};
