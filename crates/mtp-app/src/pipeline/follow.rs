@@ -34,13 +34,13 @@ pub(crate) struct Follower {
 }
 
 impl Follower {
-    /// Starts from the jobs as they are now: only what changes from here on is told.
-    pub(crate) async fn new(app: &App) -> Result<Follower, StoreError> {
-        let rows = app.store().jobs().await?;
-        Ok(Follower {
-            since: rows.iter().map(|r| r.updated_at).max().unwrap_or(0),
-            seen: rows.iter().map(|r| (r.id, Seen::from(r))).collect(),
-        })
+    /// Tells what the other process writes from `since` on (the moment this process found
+    /// the uploads taken; what the window read before that, it already shows).
+    pub(crate) fn new(since: i64) -> Follower {
+        Follower {
+            since,
+            seen: HashMap::new(),
+        }
     }
 
     /// Reads the jobs written since the last look and tells the window what changed: a new

@@ -97,6 +97,8 @@ impl App {
         let lock = take_engine_lock(self.store());
         let elsewhere = self.inner.engine_elsewhere.clone();
         elsewhere.store(lock.is_none(), Ordering::SeqCst);
+        // From here on, what the other process writes is told (see `Follower`).
+        let follower = Follower::new(self.now_ms());
         if lock.is_none() {
             self.emit(AppEvent::UploadsElsewhere { elsewhere: true });
         }
@@ -105,7 +107,7 @@ impl App {
             let mut stop_rx = stop_rx;
             let lock = match lock {
                 Some(lock) => lock,
-                None => match wait_for_engine_lock(&app, &mut stop_rx).await {
+                None => match wait_for_engine_lock(&app, follower, &mut stop_rx).await {
                     Some(lock) => {
                         elsewhere.store(false, Ordering::SeqCst);
                         if let Some(app) = app.upgrade() {
@@ -311,6 +313,7 @@ fn take_engine_lock(store: &Store) -> Option<Option<EngineLock>> {
 /// [`Follower`]); `None` if this pipeline is stopped (or the app gone) first.
 async fn wait_for_engine_lock(
     app: &WeakApp,
+    mut follower: Follower,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Option<EngineLock>> {
     let store = app.upgrade()?.store().clone();
@@ -318,10 +321,6 @@ async fn wait_for_engine_lock(
         "another process (the desktop app or `mtp`) runs the uploads of {}: waiting to take over",
         store.location()
     );
-    let mut follower = match app.upgrade() {
-        Some(app) => Follower::new(&app).await.ok(),
-        None => return None,
-    };
     loop {
         if *stop.borrow() {
             return None;
@@ -334,9 +333,7 @@ async fn wait_for_engine_lock(
             return None;
         }
         let app = app.upgrade()?;
-        if let Some(follower) = follower.as_mut()
-            && let Err(e) = follower.look(&app).await
-        {
+        if let Err(e) = follower.look(&app).await {
             tracing::warn!("cannot read the uploads another process runs: {e}");
         }
         drop(app);
