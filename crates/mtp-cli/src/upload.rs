@@ -104,7 +104,7 @@ pub async fn upload(app: &App, args: UploadArgs) -> anyhow::Result<ExitCode> {
     let mut shown = Vec::new();
     for id in ids {
         let s = app.sequence(id).await?;
-        print_sequence(&s);
+        print_sequence(&s, true);
         if s.jobs.iter().any(|j| j.status != JobStatus::Done) {
             code = ExitCode::from(1);
         }
@@ -283,7 +283,9 @@ async fn show_progress(app: App, ids: Vec<i64>) {
     }
 }
 
-fn print_sequence(s: &SequenceSummary) {
+/// `sending_now`: a process runs the uploads (this one, or the desktop app): a `running` row
+/// is really running. Otherwise it was stopped mid-stage and resumes at the next start.
+fn print_sequence(s: &SequenceSummary, sending_now: bool) {
     println!(
         "#{} {} — {} photos, {:.2} km",
         s.id,
@@ -320,6 +322,8 @@ fn print_sequence(s: &SequenceSummary) {
         let unconfirmed = j.mapillary.as_ref().is_some_and(|m| m.unconfirmed);
         let status = if j.status == JobStatus::Failed && unconfirmed {
             "unconfirmed".to_string()
+        } else if j.status == JobStatus::Running && !sending_now {
+            "interrupted".to_string()
         } else {
             j.status.to_string()
         };
@@ -368,11 +372,26 @@ pub async fn status(app: &App, args: StatusArgs) -> anyhow::Result<ExitCode> {
     } else if list.is_empty() {
         println!("No sequences yet: `mtp prepare <folder>` or import one in the app.");
     } else {
+        // This command sends nothing: another process does, or nobody does now.
+        let sending_now = app.uploads_run_elsewhere();
         for s in &list {
-            print_sequence(s);
+            print_sequence(s, sending_now);
         }
         print_link_hint(app, &list).await?;
         print_retry_hint(&list);
+        let to_send = list
+            .iter()
+            .flat_map(|s| &s.jobs)
+            .any(|j| matches!(j.status, JobStatus::Pending | JobStatus::Running));
+        if to_send && sending_now {
+            eprintln!(
+                "The desktop app (or another `mtp`) is sending these now: `mtp status` again shows how far it got."
+            );
+        } else if to_send {
+            eprintln!(
+                "hint: nothing is sending these now: they carry on while the desktop app is open, or with `mtp upload <id> --to …`"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -230,6 +230,39 @@ fn upload_while_another_process_runs_the_uploads_says_so_then_takes_over() {
     assert!(text.contains("KartaView          done done"), "{text}");
 }
 
+/// `mtp status` says who sends what is queued: nobody while neither the window nor an
+/// `mtp upload` runs, the other process while it holds the uploads' lock.
+#[test]
+fn status_says_whether_anything_sends_the_queued_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let walk = dir.path().join("walk");
+    write_track_folder(&walk, 6, &TrackSpec::default()).unwrap();
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
+    assert!(mtp(&["accounts", "login", "kartaview"]).status.success());
+    let out = mtp(&[
+        "upload",
+        &walk.to_string_lossy(),
+        "--to",
+        "kartaview",
+        "--no-wait",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+
+    let out = mtp(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing is sending these now"), "{err}");
+
+    let lock = std::fs::File::create(dir.path().join("data/sandbox/mtp.db.engine.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = mtp(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("The desktop app (or another `mtp`) is sending these now"),
+        "{err}"
+    );
+}
+
 /// A stray photo taken years before the walk looks unintended: the window leaves it
 /// unticked, and the CLI leaves it out too unless asked with --all.
 #[test]

@@ -139,7 +139,7 @@ impl App {
 
     /// Whether another process runs this database's uploads now: this one waits for it
     /// (see [`App::engine_elsewhere`]), or has not started its own and the lock is taken.
-    pub(crate) fn uploads_run_elsewhere(&self) -> bool {
+    pub fn uploads_run_elsewhere(&self) -> bool {
         if self.engine_elsewhere() {
             return true;
         }
