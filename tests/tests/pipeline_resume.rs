@@ -236,9 +236,9 @@ async fn next_event(
 }
 
 /// The window is open while `mtp upload` runs the uploads of the same data folder: the
-/// window says so, and its list moves as the other process saves its progress (it has no
-/// engine of its own running to tell it); when the other process ends, it says it carries
-/// on, and does.
+/// window says so, and its list moves as the other process saves its progress and deletes
+/// a sequence (it has no engine of its own running to tell it); when the other process
+/// ends, it says it carries on, and does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() {
     let story = Story::start().await;
@@ -247,6 +247,8 @@ async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() 
     let ids = story
         .import(&folder, "Shared walk", &[Destination::Kartaview])
         .await;
+    let gone = story.photos("gone", 3, &walk(5));
+    let gone = story.import(&gone, "Deleted there", &[]).await[0];
     let other = story.app.store().try_engine_lock().unwrap();
     assert!(other.is_some());
     let mut events = story.app.subscribe();
@@ -293,6 +295,18 @@ async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() 
         matches!(progress, AppEvent::JobProgress { job_id, photos_done: 1, photos_total: 3, .. }
             if job_id == job.id),
         "{progress:?}"
+    );
+
+    // It deletes a sequence (`mtp sequence delete`): the window is told to read it again,
+    // and finds it gone.
+    assert!(store.delete_sequence(gone).await.unwrap());
+    let deleted = next_event(&mut events, |e| {
+        matches!(e, AppEvent::SequencesChanged { .. })
+    })
+    .await;
+    assert!(
+        matches!(&deleted, AppEvent::SequencesChanged { ids } if ids == &[gone]),
+        "{deleted:?}"
     );
 
     // The other process ends (its running job is resumed here): this one takes over.

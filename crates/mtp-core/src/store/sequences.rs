@@ -292,6 +292,15 @@ impl Store {
         )
     }
 
+    /// The ids of the sequences [`Store::sequences`] lists, in no particular order.
+    pub async fn sequence_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM sequences WHERE state != 'archived'")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     pub async fn sequence(&self, id: i64) -> Result<Option<SequenceRow>, StoreError> {
         Ok(sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SEQUENCE_COLUMNS} FROM sequences s LEFT JOIN imports i ON i.id = s.import_id WHERE s.id = ?"
