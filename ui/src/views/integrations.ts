@@ -5,9 +5,15 @@ import { kartaviewStatsLine, panoramaxStatsLine } from "./account-stats";
 import { guideFor, showGuide } from "./about";
 
 let sandbox = false;
+/** The newest render: an older one whose replies come in later must not draw over it. */
+let renderGeneration = 0;
 
 export async function renderIntegrations(root: HTMLElement): Promise<void> {
+  const generation = ++renderGeneration;
   const [cards, overview] = await Promise.all([api.integrations(), api.overview()]);
+  // Commands answer in any order: a render started before a sign-in began (opening the
+  // place while Integrate was clicked) could otherwise put "Not connected" back.
+  if (generation !== renderGeneration) return;
   sandbox = overview.mode.mode === "sandbox";
   clear(root);
   root.append(
