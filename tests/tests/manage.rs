@@ -133,20 +133,9 @@ async fn a_sequence_already_deleted_on_the_service_counts_as_deleted() {
     let id = uploaded(&story, 3, &[Destination::Kartaview]).await;
     let kv = story.job(id, Destination::Kartaview).await.kv();
     // Deleted on KartaView's website meanwhile.
-    let account = story
-        .app
-        .store()
-        .account(Destination::Kartaview)
+    story
+        .kartaview_client()
         .await
-        .unwrap()
-        .unwrap();
-    let cfg = story.app.services().kartaview.clone().unwrap();
-    let client = mtp_providers::KartaViewClient::new(
-        story.app.services().http.clone(),
-        &cfg,
-        account.access_token,
-    );
-    client
         .remove_sequence(kv.sequence_id.as_deref().unwrap())
         .await
         .unwrap();

@@ -111,6 +111,25 @@ fn engine(
     )
 }
 
+/// An engine on `clock` whose only service, KartaView, is played by `driver`.
+fn kartaview_engine(store: &Store, clock: &ManualClock, driver: impl Driver + 'static) -> Engine {
+    engine(
+        store,
+        Arc::new(clock.clone()),
+        vec![(Destination::Kartaview, Arc::new(driver))],
+    )
+}
+
+/// Waits until `reached` holds, 10 s at most (the caller asserts it).
+async fn until(reached: impl Fn() -> bool) {
+    for _ in 0..2_000 {
+        if reached() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs `engine` in the background; send `true` to stop it, then await the handle.
 fn started(
     engine: &Engine,
@@ -192,16 +211,13 @@ async fn jobs_waiting_for_a_service_never_give_up_and_resume_when_it_answers() {
     let clock = ManualClock::at(T0);
     let down = Arc::new(AtomicBool::new(true));
     let calls = Arc::new(AtomicUsize::new(0));
-    let engine = engine(
+    let engine = kartaview_engine(
         &store,
-        Arc::new(clock.clone()),
-        vec![(
-            Destination::Kartaview,
-            Arc::new(Flaky {
-                down: down.clone(),
-                calls: calls.clone(),
-            }),
-        )],
+        &clock,
+        Flaky {
+            down: down.clone(),
+            calls: calls.clone(),
+        },
     );
     let (stop, running) = started(&engine);
 
@@ -302,16 +318,13 @@ async fn another_job_getting_through_never_wakes_a_job_before_the_service_allows
     let other = sequence(&store, "/b", &[Destination::Kartaview]).await[0];
     let clock = ManualClock::at(T0);
     let uploads_of_limited = Arc::new(AtomicUsize::new(0));
-    let engine = engine(
+    let engine = kartaview_engine(
         &store,
-        Arc::new(clock.clone()),
-        vec![(
-            Destination::Kartaview,
-            Arc::new(RateLimitsOne {
-                limited,
-                uploads_of_limited: uploads_of_limited.clone(),
-            }),
-        )],
+        &clock,
+        RateLimitsOne {
+            limited,
+            uploads_of_limited: uploads_of_limited.clone(),
+        },
     );
     let (stop, running) = started(&engine);
 
@@ -366,17 +379,14 @@ async fn a_job_paused_and_resumed_mid_stage_is_not_run_twice_at_once() {
     let clock = ManualClock::at(T0);
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let runs = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let engine = engine(
+    let engine = kartaview_engine(
         &store,
-        Arc::new(clock.clone()),
-        vec![(
-            Destination::Kartaview,
-            Arc::new(Unwinding {
-                slow,
-                gate: gate.clone(),
-                runs: runs.clone(),
-            }),
-        )],
+        &clock,
+        Unwinding {
+            slow,
+            gate: gate.clone(),
+            runs: runs.clone(),
+        },
     );
     let (stop, running) = started(&engine);
     let uploads = |runs: &std::sync::Mutex<Vec<(i64, Stage)>>| {
@@ -386,12 +396,7 @@ async fn a_job_paused_and_resumed_mid_stage_is_not_run_twice_at_once() {
             .filter(|r| **r == (slow, Stage::Upload))
             .count()
     };
-    for _ in 0..2_000 {
-        if uploads(&runs) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(|| uploads(&runs) == 1).await;
     assert_eq!(uploads(&runs), 1);
 
     // Pause, then resume at once, while the upload is still under way: the job is pending
@@ -494,15 +499,12 @@ async fn a_refused_token_never_undoes_a_sign_in_made_while_the_stage_ran() {
     let id = sequence(&store, "/a", &[Destination::Kartaview]).await[0];
     let clock = ManualClock::at(T0);
     let uploads = Arc::new(AtomicUsize::new(0));
-    let engine = engine(
+    let engine = kartaview_engine(
         &store,
-        Arc::new(clock.clone()),
-        vec![(
-            Destination::Kartaview,
-            Arc::new(RefusesTwice {
-                uploads: uploads.clone(),
-            }),
-        )],
+        &clock,
+        RefusesTwice {
+            uploads: uploads.clone(),
+        },
     );
     let (stop, running) = started(&engine);
 
@@ -591,24 +593,16 @@ async fn jobs_paused_or_cancelled_by_another_process_stop_here_too() {
     let clock = ManualClock::at(T0);
     let started_uploads = Arc::new(AtomicUsize::new(0));
     let interrupted = Arc::new(AtomicUsize::new(0));
-    let engine = engine(
+    let engine = kartaview_engine(
         &store,
-        Arc::new(clock.clone()),
-        vec![(
-            Destination::Kartaview,
-            Arc::new(UntilInterrupted {
-                started: started_uploads.clone(),
-                interrupted: interrupted.clone(),
-            }),
-        )],
+        &clock,
+        UntilInterrupted {
+            started: started_uploads.clone(),
+            interrupted: interrupted.clone(),
+        },
     );
     let (stop, running) = started(&engine);
-    for _ in 0..2_000 {
-        if started_uploads.load(Ordering::SeqCst) == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(|| started_uploads.load(Ordering::SeqCst) == 2).await;
     assert_eq!(started_uploads.load(Ordering::SeqCst), 2);
 
     // What the other process does: its own engine is not running, so only the rows change.
@@ -624,12 +618,7 @@ async fn jobs_paused_or_cancelled_by_another_process_stop_here_too() {
         .await
         .unwrap();
 
-    for _ in 0..2_000 {
-        if interrupted.load(Ordering::SeqCst) == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until(|| interrupted.load(Ordering::SeqCst) == 2).await;
     assert_eq!(interrupted.load(Ordering::SeqCst), 2);
     assert_eq!(
         store.job(paused).await.unwrap().unwrap().status,

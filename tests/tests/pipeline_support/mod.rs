@@ -73,10 +73,9 @@ impl Story {
         self.app.sandbox().unwrap()
     }
 
-    /// What a KartaView create did on the service, done by hand (as a run whose reply was
-    /// lost, or another process, would have): an empty sequence from this app, on the
-    /// connected account. Returns its id.
-    pub async fn kartaview_create(&self) -> String {
+    /// A KartaView client on the connected account, for what the tests do by hand on the
+    /// service (as its website, a lost reply or another process would have).
+    pub async fn kartaview_client(&self) -> KartaViewClient {
         let services = self.app.services();
         let kv = self
             .app
@@ -90,16 +89,24 @@ impl Story {
             services.kartaview.as_ref().unwrap(),
             kv.access_token.clone(),
         )
-        .create_sequence(&NewSequence {
-            upload_source: UPLOAD_SOURCE.to_string(),
-            first_latitude: 48.0,
-            first_longitude: 2.0,
-            platform_name: None,
-            device_name: None,
-            track_txt: None,
-        })
-        .await
-        .unwrap()
+    }
+
+    /// What a KartaView create did on the service, done by hand (as a run whose reply was
+    /// lost, or another process, would have): an empty sequence from this app, on the
+    /// connected account. Returns its id.
+    pub async fn kartaview_create(&self) -> String {
+        self.kartaview_client()
+            .await
+            .create_sequence(&NewSequence {
+                upload_source: UPLOAD_SOURCE.to_string(),
+                first_latitude: 48.0,
+                first_longitude: 2.0,
+                platform_name: None,
+                device_name: None,
+                track_txt: None,
+            })
+            .await
+            .unwrap()
     }
 
     /// The Map the Paths Web emulator's address, without a trailing slash.
