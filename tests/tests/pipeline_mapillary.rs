@@ -30,6 +30,20 @@ fn refreshes(story: &Story) -> Vec<Option<u16>> {
         .collect()
 }
 
+/// The user integrates Mapillary again, with a token that may upload (as a pasted token
+/// does). Returns the token.
+async fn sign_in_again(story: &Story) -> String {
+    let token = story
+        .sandbox()
+        .issue_token(mtp_sandbox::Service::Mapillary, 0);
+    story
+        .app
+        .connect_with_token(Destination::Mapillary, &token, None)
+        .await
+        .unwrap();
+    token
+}
+
 /// MAPILLARY_SCOPE=read (what JOSM asks for): the sign-in works, the upload host refuses
 /// the photos. The job waits for a new sign-in with a message that says why, and nothing
 /// refreshes the token over and over; a token that may upload lets it go on.
@@ -66,14 +80,7 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 0);
 
     // The user signs in with a token that may upload: the job goes on.
-    let token = story
-        .sandbox()
-        .issue_token(mtp_sandbox::Service::Mapillary, 0);
-    story
-        .app
-        .connect_with_token(Destination::Mapillary, &token, None)
-        .await
-        .unwrap();
+    sign_in_again(&story).await;
     let jobs = story.settle(&ids).await;
     assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
@@ -115,14 +122,7 @@ async fn a_sign_in_during_a_token_refresh_is_what_stays() {
     while token_calls() == before {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let signed_in = story
-        .sandbox()
-        .issue_token(mtp_sandbox::Service::Mapillary, 0);
-    story
-        .app
-        .connect_with_token(Destination::Mapillary, &signed_in, None)
-        .await
-        .unwrap();
+    let signed_in = sign_in_again(&story).await;
     refreshing.await.unwrap().unwrap();
 
     assert_eq!(refreshes(&story), vec![Some(200)]);

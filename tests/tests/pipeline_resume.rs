@@ -181,14 +181,21 @@ async fn a_photo_changed_on_disk_is_named_and_retry_works_once_it_is_back() {
     assert_kartaview_once(&story, ids[0], 5).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_another_process_runs_the_uploads_this_one_waits_then_takes_over() {
+/// A three-photo walk queued to KartaView, for the stories of two processes sharing one
+/// database.
+async fn shared_walk() -> (Story, Vec<i64>) {
     let story = Story::start().await;
     story.connect(&[Destination::Kartaview]).await;
     let folder = story.photos("walk", 3, &walk(4));
     let ids = story
         .import(&folder, "Shared walk", &[Destination::Kartaview])
         .await;
+    (story, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_another_process_runs_the_uploads_this_one_waits_then_takes_over() {
+    let (story, ids) = shared_walk().await;
     // Another process (the desktop app, or `mtp upload` in a terminal) runs the uploads of
     // this database: it holds the engine lock.
     let other = story.app.store().try_engine_lock().unwrap();
@@ -241,12 +248,7 @@ async fn next_event(
 /// ends, it says it carries on, and does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() {
-    let story = Story::start().await;
-    story.connect(&[Destination::Kartaview]).await;
-    let folder = story.photos("walk", 3, &walk(4));
-    let ids = story
-        .import(&folder, "Shared walk", &[Destination::Kartaview])
-        .await;
+    let (story, ids) = shared_walk().await;
     let gone = story.photos("gone", 3, &walk(5));
     let gone = story.import(&gone, "Deleted there", &[]).await[0];
     let other = story.app.store().try_engine_lock().unwrap();
