@@ -93,6 +93,48 @@ async fn a_sign_in_during_a_token_refresh_is_what_stays() {
     let story = Story::start().await;
     story.connect(&[Destination::Mapillary]).await;
     let store = story.app.store();
+    let refreshing = slow_refresh(&story).await;
+    let signed_in = sign_in_again(&story).await;
+    refreshing.await.unwrap().unwrap();
+
+    assert_eq!(refreshes(&story), vec![Some(200)]);
+    let kept = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.access_token.expose(), &signed_in);
+    assert!(!kept.needs_reauth);
+}
+
+/// The user integrates Mapillary again in another process (the window, while `mtp upload`
+/// refreshes a token in a terminal): that process's lock does not reach this one, the
+/// database does. Returns the token.
+async fn sign_in_elsewhere(story: &Story) -> String {
+    let token = story
+        .sandbox()
+        .issue_token(mtp_sandbox::Service::Mapillary, 0);
+    let store = story.app.store();
+    let mut account = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    account.access_token = mtp_core::secret::Secret::new(token.clone());
+    account.refresh_token = None;
+    account.expires_at = None;
+    account.needs_reauth = false;
+    store
+        .save_account(&account, story.app.now_ms())
+        .await
+        .unwrap();
+    token
+}
+
+/// Makes the stored Mapillary token expired by its stored expiry (the service still takes
+/// it), so that the next use refreshes it. Returns the account.
+async fn expire_stored_token(story: &Story) -> mtp_core::store::Account {
+    let store = story.app.store();
     let mut account = store
         .account(Destination::Mapillary)
         .await
@@ -100,11 +142,19 @@ async fn a_sign_in_during_a_token_refresh_is_what_stays() {
         .unwrap();
     account.expires_at = Some(1);
     store.save_account(&account, 2).await.unwrap();
+    account
+}
+
+/// Starts a refresh of an expired Mapillary token that the service takes 800 ms to answer,
+/// and returns once the request has reached it.
+async fn slow_refresh(
+    story: &Story,
+) -> tokio::task::JoinHandle<Result<mtp_core::store::Account, mtp_app::AppError>> {
+    expire_stored_token(story).await;
     story
         .sandbox()
         .faults()
         .latency("mapillary.token", std::time::Duration::from_millis(800));
-
     let token_calls = || {
         story
             .sandbox()
@@ -118,21 +168,138 @@ async fn a_sign_in_during_a_token_refresh_is_what_stays() {
         let app = story.app.clone();
         tokio::spawn(async move { app.access_token(Destination::Mapillary).await })
     };
-    // The refresh has reached the service, which takes its time to answer.
     while token_calls() == before {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let signed_in = sign_in_again(&story).await;
-    refreshing.await.unwrap().unwrap();
+    refreshing
+}
+
+/// A sign-in made in another process while this one refreshes the token of the sign-in
+/// before stays: the refreshed old tokens are not saved over it, and the refresh's caller
+/// gets the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_in_another_process_during_a_refresh_is_what_stays() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let refreshing = slow_refresh(&story).await;
+    let signed_in = sign_in_elsewhere(&story).await;
+    let token = refreshing
+        .await
+        .unwrap()
+        .unwrap()
+        .access_token
+        .expose()
+        .clone();
 
     assert_eq!(refreshes(&story), vec![Some(200)]);
-    let kept = store
+    assert_eq!(token, signed_in);
+    let kept = story
+        .app
+        .store()
         .account(Destination::Mapillary)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(kept.access_token.expose(), &signed_in);
     assert!(!kept.needs_reauth);
+}
+
+/// The service refuses the refresh (the old sign-in was revoked) while another process
+/// signs in again: the new sign-in is not marked as needing one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_does_not_undo_a_sign_in_made_in_another_process() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let refreshing = slow_refresh(&story).await;
+    story.sandbox().faults().revoke_tokens();
+    let signed_in = sign_in_elsewhere(&story).await;
+    let token = refreshing
+        .await
+        .unwrap()
+        .unwrap()
+        .access_token
+        .expose()
+        .clone();
+
+    assert_eq!(refreshes(&story).len(), 1);
+    assert_ne!(refreshes(&story)[0], Some(200), "the refresh was refused");
+    assert_eq!(token, signed_in);
+    let kept = story
+        .app
+        .store()
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.access_token.expose(), &signed_in);
+    assert!(!kept.needs_reauth);
+}
+
+/// Two processes meet the expired token at once: the other one's refresh lands first, and
+/// the strict service revokes the refresh token this one sent. This one takes the other's
+/// tokens; nobody is asked to sign in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_another_process_made_first_is_taken_not_refused() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let store = story.app.store();
+    let account = expire_stored_token(&story).await;
+    // This process's refresh is slow to reach the service; the other's is not.
+    story
+        .sandbox()
+        .faults()
+        .apply_spec("mapillary.token:latency_ms=800,times=1")
+        .unwrap();
+    let refreshing = {
+        let app = story.app.clone();
+        tokio::spawn(async move { app.access_token(Destination::Mapillary).await })
+    };
+    while story.sandbox().faults().rules()[0].2 == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let services = story.app.services();
+    let sign_ins = store
+        .account_sign_ins(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = mtp_providers::oauth::MapillaryOAuth::new(
+        services.http.clone(),
+        services.mapillary.clone().unwrap(),
+    )
+    .refresh(&mtp_providers::oauth::TokenSet {
+        access_token: account.access_token.clone(),
+        refresh_token: account.refresh_token.clone(),
+        expires_at_ms: account.expires_at,
+    })
+    .await
+    .unwrap();
+    let mut theirs = account.clone();
+    theirs.access_token = fresh.access_token.clone();
+    theirs.refresh_token = fresh.refresh_token.clone();
+    theirs.expires_at = fresh.expires_at_ms;
+    assert!(
+        store
+            .save_refreshed_account(&theirs, sign_ins, story.app.now_ms())
+            .await
+            .unwrap()
+    );
+
+    let got = refreshing.await.unwrap().unwrap();
+    // In the order they came: this process's (answered last, refused), then the other's.
+    let refreshed = refreshes(&story);
+    assert_eq!(refreshed.len(), 2);
+    assert_eq!(refreshed[1], Some(200));
+    assert_ne!(refreshed[0], Some(200), "the late refresh was refused");
+    assert_eq!(got.access_token.expose(), fresh.access_token.expose());
+    let kept = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!kept.needs_reauth);
+    assert_eq!(kept.access_token.expose(), fresh.access_token.expose());
 }
 
 /// Three Mapillary jobs, the Map the Paths sync and the integrations card meet an expired

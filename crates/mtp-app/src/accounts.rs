@@ -857,14 +857,9 @@ impl App {
         None
     }
 
-    /// Keeps a new sign-in and lets the jobs waiting for one go. A Mapillary sign-in waits
-    /// for a token refresh under way: the refresh would otherwise save the tokens of the
-    /// sign-in before over it.
+    /// Keeps a new sign-in and lets the jobs waiting for one go. A token refresh under way,
+    /// here or in another process, does not save over it (`save_refreshed_account`).
     async fn save_sign_in(&self, account: &Account, now: i64) -> AppResult<()> {
-        let _after_refresh = match account.service {
-            Destination::Mapillary => Some(self.inner.mapillary_refresh.lock().await),
-            _ => None,
-        };
         self.store().save_account(account, now).await?;
         self.store()
             .release_waiting_auth(account.service, now)
@@ -886,12 +881,24 @@ impl App {
     async fn refresh_mapillary(&self, seen: &Account, force: bool) -> AppResult<Account> {
         let service = Destination::Mapillary;
         let _one_at_a_time = self.inner.mapillary_refresh.lock().await;
-        let stored = self.store().account(service).await?.ok_or_else(|| {
+        let not_connected = || {
             AppError::new(
                 "not_connected",
                 "Mapillary is not integrated: integrate it on the Integrations screen.",
             )
-        })?;
+        };
+        // Read before the account: a sign-in from here on (the lock above keeps this
+        // process's out, not another process's) is what stays, whatever the refresh gives.
+        let signed_in = self
+            .store()
+            .account_sign_ins(service)
+            .await?
+            .ok_or_else(not_connected)?;
+        let stored = self
+            .store()
+            .account(service)
+            .await?
+            .ok_or_else(not_connected)?;
         if stored.needs_reauth {
             return Err(AppError::new(
                 "needs_reauth",
@@ -922,12 +929,44 @@ impl App {
                 updated.access_token = fresh.access_token;
                 updated.refresh_token = fresh.refresh_token.or(stored.refresh_token.clone());
                 updated.expires_at = fresh.expires_at_ms;
-                self.store().save_refreshed_account(&updated, now).await?;
-                tracing::info!("Mapillary token refreshed");
-                Ok(updated)
+                if self
+                    .store()
+                    .save_refreshed_account(&updated, signed_in, now)
+                    .await?
+                {
+                    tracing::info!("Mapillary token refreshed");
+                    Ok(updated)
+                } else {
+                    tracing::info!("Mapillary token refreshed, but a new sign-in came meanwhile");
+                    self.store()
+                        .account(service)
+                        .await?
+                        .ok_or_else(not_connected)
+                }
             }
             Err(e) if matches!(e.kind(), mtp_providers::ErrorKind::Auth) => {
-                self.store().mark_needs_reauth(service, now).await?;
+                // Another process may have refreshed the token first: the service then
+                // revoked the refresh token this one sent, and the tokens it saved are good.
+                let now_stored = self.store().account(service).await?;
+                if let Some(now_stored) = now_stored
+                    && !now_stored.needs_reauth
+                    && now_stored.access_token.expose() != stored.access_token.expose()
+                {
+                    tracing::info!("Mapillary refused a refresh another process had made first");
+                    return Ok(now_stored);
+                }
+                if !self
+                    .store()
+                    .mark_needs_reauth_unless_signed_in_since(service, signed_in, now)
+                    .await?
+                {
+                    tracing::info!("Mapillary refused a refresh of the sign-in a new one replaced");
+                    return self
+                        .store()
+                        .account(service)
+                        .await?
+                        .ok_or_else(not_connected);
+                }
                 self.emit(AppEvent::AccountsChanged);
                 Err(AppError::new(
                     "needs_reauth",

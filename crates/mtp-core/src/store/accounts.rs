@@ -46,6 +46,14 @@ impl Account {
     }
 }
 
+/// What a write of an account is: a sign-in (counted), or the tokens of a refresh, kept
+/// only if no sign-in came since the count it carries.
+#[derive(Clone, Copy)]
+enum Write {
+    SignIn,
+    Refresh { sign_ins: i64 },
+}
+
 impl Store {
     /// The account of a row, its tokens read from the keychain where the row refers to it.
     async fn account_from_row(&self, row: &sqlx::sqlite::SqliteRow) -> Result<Account, StoreError> {
@@ -99,33 +107,48 @@ impl Store {
     /// read (`reauth_reason`) keeps the row's tokens and sign-in state: they come back with
     /// the keychain. Counts as a sign-in (see `account_sign_ins`).
     pub async fn save_account(&self, account: &Account, now: i64) -> Result<(), StoreError> {
-        self.write_account(account, 1, now).await
+        self.write_account(account, Write::SignIn, now)
+            .await
+            .map(|_| ())
     }
 
-    /// Saves the tokens a refresh gave: as `save_account`, but not a sign-in.
+    /// Saves the tokens a refresh gave, unless the user signed in again since `sign_ins`
+    /// was read (`account_sign_ins`, before the refresh began): that sign-in, made in this
+    /// process or in another one (the window and `mtp` share the database), is what stays.
+    /// Not a sign-in itself. Returns whether it saved.
+    ///
+    /// The check comes before the tokens go to the keychain, and the write is conditional
+    /// too: what the guard covers is the refresh's round trip to the service.
     pub async fn save_refreshed_account(
         &self,
         account: &Account,
+        sign_ins: i64,
         now: i64,
-    ) -> Result<(), StoreError> {
-        self.write_account(account, 0, now).await
+    ) -> Result<bool, StoreError> {
+        self.write_account(account, Write::Refresh { sign_ins }, now)
+            .await
     }
 
     async fn write_account(
         &self,
         account: &Account,
-        sign_ins: i64,
+        write: Write,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let service = account.service.as_str();
-        let before: Option<(String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT access_token, refresh_token, needs_reauth FROM accounts WHERE service = ?",
+        let before: Option<(String, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT access_token, refresh_token, needs_reauth, sign_ins FROM accounts WHERE service = ?",
         )
         .bind(service)
         .fetch_optional(self.pool())
         .await?;
+        if let Write::Refresh { sign_ins } = write
+            && before.as_ref().map(|b| b.3) != Some(sign_ins)
+        {
+            return Ok(false);
+        }
         let (access, refresh, needs_reauth) = match (&account.reauth_reason, &before) {
-            (Some(_), Some((access, refresh, needs_reauth))) => {
+            (Some(_), Some((access, refresh, needs_reauth, _))) => {
                 (access.clone(), refresh.clone(), *needs_reauth != 0)
             }
             (Some(reason), None) => return Err(StoreError::Invalid(reason.clone())),
@@ -140,37 +163,56 @@ impl Store {
                 (access, refresh, account.needs_reauth)
             }
         };
-        sqlx::query(
-            "INSERT INTO accounts (service, user_id, username, access_token, refresh_token, expires_at,
-                                   needs_reauth, instance_url, created_at, updated_at, sign_ins)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (service) DO UPDATE SET
-                user_id = excluded.user_id, username = excluded.username,
-                access_token = excluded.access_token, refresh_token = excluded.refresh_token,
-                expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
-                instance_url = excluded.instance_url, updated_at = excluded.updated_at,
-                sign_ins = accounts.sign_ins + excluded.sign_ins",
-        )
-        .bind(service)
-        .bind(&account.user_id)
-        .bind(&account.username)
-        .bind(&access)
-        .bind(&refresh)
-        .bind(account.expires_at)
-        .bind(needs_reauth as i64)
-        .bind(&account.instance_url)
-        .bind(now)
-        .bind(now)
-        .bind(sign_ins)
+        let written = match write {
+            Write::SignIn => sqlx::query(
+                "INSERT INTO accounts (service, user_id, username, access_token, refresh_token, expires_at,
+                                       needs_reauth, instance_url, created_at, updated_at, sign_ins)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                 ON CONFLICT (service) DO UPDATE SET
+                    user_id = excluded.user_id, username = excluded.username,
+                    access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+                    expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
+                    instance_url = excluded.instance_url, updated_at = excluded.updated_at,
+                    sign_ins = accounts.sign_ins + 1",
+            )
+            .bind(service)
+            .bind(&account.user_id)
+            .bind(&account.username)
+            .bind(&access)
+            .bind(&refresh)
+            .bind(account.expires_at)
+            .bind(needs_reauth as i64)
+            .bind(&account.instance_url)
+            .bind(now)
+            .bind(now),
+            Write::Refresh { sign_ins } => sqlx::query(
+                "UPDATE accounts SET user_id = ?, username = ?, access_token = ?, refresh_token = ?,
+                        expires_at = ?, needs_reauth = ?, instance_url = ?, updated_at = ?
+                 WHERE service = ? AND sign_ins = ?",
+            )
+            .bind(&account.user_id)
+            .bind(&account.username)
+            .bind(&access)
+            .bind(&refresh)
+            .bind(account.expires_at)
+            .bind(needs_reauth as i64)
+            .bind(&account.instance_url)
+            .bind(now)
+            .bind(service)
+            .bind(sign_ins),
+        }
         .execute(self.pool())
-        .await?;
+        .await?
+        .rows_affected()
+            > 0;
         // A refresh token the account no longer has: its keychain entry goes too.
-        if refresh.is_none()
-            && let Some((_, old_refresh, _)) = &before
+        if written
+            && refresh.is_none()
+            && let Some((_, old_refresh, _, _)) = &before
         {
             self.forget_secret(old_refresh.as_deref()).await;
         }
-        Ok(())
+        Ok(written)
     }
 
     pub async fn account(&self, service: Destination) -> Result<Option<Account>, StoreError> {

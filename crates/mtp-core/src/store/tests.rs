@@ -193,6 +193,60 @@ async fn accounts_round_trip_and_hide_tokens_from_status() {
     assert!(store.accounts().await.unwrap().is_empty());
 }
 
+/// A refresh's tokens are kept only if nobody signed in since the count it read, and a
+/// refresh is not a sign-in itself.
+#[tokio::test]
+async fn refreshed_tokens_never_replace_a_newer_sign_in() {
+    let store = Store::open_in_memory().await.unwrap();
+    let mut account = Account {
+        service: Destination::Mapillary,
+        user_id: Some("42".into()),
+        username: Some("Zoë".into()),
+        access_token: Secret::from("first"),
+        refresh_token: Some(Secret::from("r1")),
+        expires_at: Some(10),
+        needs_reauth: false,
+        instance_url: None,
+        reauth_reason: None,
+    };
+    store.save_account(&account, 1).await.unwrap();
+    let read = store
+        .account_sign_ins(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    account.access_token = Secret::from("refreshed");
+    assert!(
+        store
+            .save_refreshed_account(&account, read, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .account_sign_ins(Destination::Mapillary)
+            .await
+            .unwrap(),
+        Some(read)
+    );
+
+    account.access_token = Secret::from("signed in");
+    store.save_account(&account, 3).await.unwrap();
+    account.access_token = Secret::from("refreshed late");
+    assert!(
+        !store
+            .save_refreshed_account(&account, read, 4)
+            .await
+            .unwrap()
+    );
+    let kept = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.access_token.expose(), "signed in");
+}
+
 #[tokio::test]
 async fn oauth_state_is_single_use_and_expires() {
     let store = Store::open_in_memory().await.unwrap();
