@@ -326,3 +326,38 @@ async fn while_another_process_runs_the_uploads_this_one_shows_their_progress() 
     assert!(!story.app.overview().uploads_elsewhere);
     story.app.shutdown().await;
 }
+
+/// The window runs the uploads while `mtp prepare`, `mtp sequence edit` and `mtp sequence
+/// delete` change the same data folder in a terminal: the window's list is told of each
+/// sequence saved, renamed or deleted there, without being reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_another_process_saves_edits_or_deletes_reach_the_window_running_the_uploads() {
+    let (story, _) = shared_walk().await;
+    let mut events = story.app.subscribe();
+    story.start_engine();
+    assert!(!story.app.engine_elsewhere());
+    let store = story.app.store();
+    let told = |e: &AppEvent, id: i64| matches!(e, AppEvent::SequencesChanged { ids } if ids.contains(&id));
+
+    // Saved elsewhere (this process's app never saw it).
+    let folder = story.dir.path().join("elsewhere").display().to_string();
+    let saved = mtp_core::photo::fixture::save_walk(store, &folder, story.app.now_ms()).await;
+    next_event(&mut events, |e| told(e, saved)).await;
+
+    // Renamed elsewhere, later.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let meta = mtp_core::store::SequenceMeta {
+        name: "Renamed in a terminal".into(),
+        ..Default::default()
+    };
+    store
+        .update_sequence_meta(saved, &meta, story.app.now_ms())
+        .await
+        .unwrap();
+    next_event(&mut events, |e| told(e, saved)).await;
+
+    // Deleted elsewhere.
+    assert!(store.delete_sequence(saved).await.unwrap());
+    next_event(&mut events, |e| told(e, saved)).await;
+    story.app.shutdown().await;
+}

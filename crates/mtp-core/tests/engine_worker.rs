@@ -10,10 +10,8 @@ use mtp_core::engine::{
     Driver, Engine, EngineConfig, ErrorKind, JobCtx, JobStatus, RetryPolicy, Stage, StepError,
     StepOutcome,
 };
-use mtp_core::photo::PhotoMeta;
-use mtp_core::plan::{PlanOptions, plan_sequences};
 use mtp_core::secret::Secret;
-use mtp_core::store::{Account, JobRow, JobUpdate, NewImport, SequenceMeta, Store};
+use mtp_core::store::{Account, JobRow, JobUpdate, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,28 +22,8 @@ const T0: i64 = 1_700_000_000_000;
 
 /// A sequence of three photos, saved, with a job for each of `destinations`.
 async fn sequence(store: &Store, folder: &str, destinations: &[Destination]) -> Vec<i64> {
-    let photos: Vec<PhotoMeta> = (0..3u32)
-        .map(|i| {
-            let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
-            p.file_size = 1_000;
-            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
-            p.lat = Some(48.0 + f64::from(i) * 2e-5);
-            p.lon = Some(11.0);
-            p
-        })
-        .collect();
-    let plan = plan_sequences(photos, &PlanOptions::default());
-    let import = NewImport {
-        folder,
-        fingerprint: folder,
-        options_json: "{}",
-        files_seen: 3,
-    };
-    let (_, ids) = store
-        .save_plan(&import, &plan, &[], &SequenceMeta::default(), T0)
-        .await
-        .unwrap();
-    store.create_jobs(ids[0], destinations, T0).await.unwrap()
+    let id = mtp_core::photo::fixture::save_walk(store, folder, T0).await;
+    store.create_jobs(id, destinations, T0).await.unwrap()
 }
 
 struct Panicking;

@@ -105,9 +105,10 @@ impl App {
         let app = self.downgrade();
         let task = runtime.spawn(async move {
             let mut stop_rx = stop_rx;
+            let mut follower = follower;
             let lock = match lock {
                 Some(lock) => lock,
-                None => match wait_for_engine_lock(&app, follower, &mut stop_rx).await {
+                None => match wait_for_engine_lock(&app, &mut follower, &mut stop_rx).await {
                     Some(lock) => {
                         elsewhere.store(false, Ordering::SeqCst);
                         if let Some(app) = app.upgrade() {
@@ -118,13 +119,15 @@ impl App {
                     None => return,
                 },
             };
+            let sequences = watch_sequences(app, follower, stop_rx.clone());
             let engine = async move {
                 if let Err(e) = engine.run(stop_rx).await {
                     tracing::error!("the upload pipeline stopped: {e}");
                 }
             };
-            // The uploads, and the edits and deletes of sequences already on the services.
-            tokio::join!(engine, actions);
+            // The uploads, the edits and deletes of sequences already on the services, and
+            // the sequences other processes save, edit or delete meanwhile.
+            tokio::join!(engine, actions, sequences);
             drop(lock);
         });
         *worker = Some(Worker { stop, task });
@@ -313,7 +316,7 @@ fn take_engine_lock(store: &Store) -> Option<Option<EngineLock>> {
 /// [`Follower`]); `None` if this pipeline is stopped (or the app gone) first.
 async fn wait_for_engine_lock(
     app: &WeakApp,
-    mut follower: Follower,
+    follower: &mut Follower,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Option<EngineLock>> {
     let store = app.upgrade()?.store().clone();
@@ -347,6 +350,30 @@ async fn wait_for_engine_lock(
 /// How often a process waiting for another's uploads to stop tries to take over, and
 /// shows what the other process did meanwhile.
 const ENGINE_LOCK_RETRY: Duration = Duration::from_secs(1);
+
+/// While this process runs the uploads, tells its window of the sequences other processes
+/// save, edit or delete (see [`Follower::look_at_sequences`]), every
+/// [`SEQUENCES_LOOK_EVERY`] until the pipeline stops.
+async fn watch_sequences(app: WeakApp, mut follower: Follower, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(app) = app.upgrade() else { return };
+        if let Err(e) = follower.look_at_sequences(&app).await {
+            tracing::warn!("cannot read the sequences other processes save: {e}");
+        }
+        drop(app);
+        tokio::select! {
+            _ = tokio::time::sleep(SEQUENCES_LOOK_EVERY) => {}
+            changed = stop.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// How often a process that runs the uploads looks for sequences other processes saved,
+/// edited or deleted.
+const SEQUENCES_LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// What every driver holds: the app (weakly) and the pacing.
 pub(crate) struct Shared {

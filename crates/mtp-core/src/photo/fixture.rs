@@ -598,6 +598,42 @@ pub fn write_not_a_jpeg(path: &Path) -> io::Result<()> {
     )
 }
 
+/// The metadata of a walk of three photos in `folder`, a second and about 2 m apart (the
+/// files are not written: for stories about the store and the engine, not reading).
+pub fn walk_metas(folder: &str) -> Vec<super::PhotoMeta> {
+    (0..3u32)
+        .map(|i| {
+            let mut p = super::PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
+            p.file_size = 1_000;
+            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
+            p.lat = Some(48.0 + f64::from(i) * 2e-5);
+            p.lon = Some(11.0);
+            p
+        })
+        .collect()
+}
+
+/// Saves the walk of [`walk_metas`] as one sequence, as a folder's import does (or another
+/// process sharing the database would), at `now`. Returns the sequence's id.
+pub async fn save_walk(store: &crate::store::Store, folder: &str, now: i64) -> i64 {
+    use crate::plan::{PlanOptions, plan_sequences};
+    use crate::store::{NewImport, SequenceMeta};
+
+    let plan = plan_sequences(walk_metas(folder), &PlanOptions::default());
+    let import = NewImport {
+        folder,
+        fingerprint: folder,
+        options_json: "{}",
+        files_seen: 3,
+    };
+    let saved = store
+        .save_plan(&import, &plan, &[], &SequenceMeta::default(), now)
+        .await;
+    #[allow(clippy::expect_used)]
+    let (_, ids) = saved.expect("a fixture walk saves");
+    ids[0]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

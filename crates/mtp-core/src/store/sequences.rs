@@ -301,6 +301,17 @@ impl Store {
         )
     }
 
+    /// The sequences written at `since` or later (by this process or another one sharing
+    /// the database), with when: id and `updated_at`.
+    pub async fn sequences_updated_since(&self, since: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT id, updated_at FROM sequences WHERE updated_at >= ?")
+                .bind(since)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     pub async fn sequence(&self, id: i64) -> Result<Option<SequenceRow>, StoreError> {
         Ok(sqlx::query_as::<_, SequenceRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SEQUENCE_COLUMNS} FROM sequences s LEFT JOIN imports i ON i.id = s.import_id WHERE s.id = ?"

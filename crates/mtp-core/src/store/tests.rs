@@ -566,31 +566,6 @@ async fn queueing_and_deleting_while_the_engine_writes_never_fails_as_busy() {
     writer.await.unwrap();
 }
 
-/// A sequence of three photos in `folder`, saved as one import of its own.
 async fn saved_walk(store: &Store, folder: &str) -> i64 {
-    use crate::photo::PhotoMeta;
-    use crate::plan::{PlanOptions, plan_sequences};
-
-    let photos: Vec<PhotoMeta> = (0..3u32)
-        .map(|i| {
-            let mut p = PhotoMeta::new(format!("{folder}/IMG_{i}.jpg"));
-            p.file_size = 1_000;
-            p.captured_at_ms = Some(1_686_817_800_000 + i64::from(i) * 1000);
-            p.lat = Some(48.0 + f64::from(i) * 2e-5);
-            p.lon = Some(11.0);
-            p
-        })
-        .collect();
-    let plan = plan_sequences(photos, &PlanOptions::default());
-    let import = NewImport {
-        folder,
-        fingerprint: folder,
-        options_json: "{}",
-        files_seen: 3,
-    };
-    let (_, ids) = store
-        .save_plan(&import, &plan, &[], &SequenceMeta::default(), 0)
-        .await
-        .unwrap();
-    ids[0]
+    crate::photo::fixture::save_walk(store, folder, 0).await
 }
