@@ -153,3 +153,92 @@ async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
     assert_eq!(posts, 16 + 1, "16 photos and one manifest");
     assert!(sent_before >= 3);
 }
+
+/// Refusals of a Panoramax write that are not about the token (GeoVisio answers them with
+/// 401 too) never ask the user to sign in again, which would mend nothing: terms of service
+/// not yet accepted fail the job with the page to accept them, and after they are accepted
+/// Retry publishes the walk; a read-only instance (a migration) is waited out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panoramax_refusals_that_are_not_about_the_token_keep_the_sign_in() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Panoramax]).await;
+    let folder = story.photos("walk", 3, &walk(7));
+    let ids = story
+        .import(&folder, "Terms walk", &[Destination::Panoramax])
+        .await;
+    let state = story.sandbox().state();
+    state.panoramax_enforce_tos(true);
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Failed, "{job:#?}");
+    let page = story
+        .sandbox()
+        .urls()
+        .base
+        .join("panoramax/tos-validation")
+        .unwrap()
+        .to_string();
+    let said = job.last_error.clone().unwrap_or_default();
+    assert!(
+        said.contains("accept the terms of service") && said.contains(&page),
+        "{said}"
+    );
+    let account = story.app.store().account(Destination::Panoramax).await;
+    assert!(!account.unwrap().unwrap().needs_reauth);
+
+    // The user opens the page and accepts; Retry publishes the walk.
+    let accepted = reqwest::Client::new().post(&page).send().await.unwrap();
+    assert!(accepted.status().is_success());
+    story
+        .app
+        .job_action(
+            mtp_app::jobs::JobTarget::Job(job.id),
+            mtp_app::jobs::JobAction::Retry,
+        )
+        .await
+        .unwrap();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{:#?}", jobs[0]);
+
+    // A read-only instance: the next upload waits, signed in all along.
+    let folder = story.photos("walk-2", 3, &walk(8));
+    let ids = story
+        .import(&folder, "Read-only walk", &[Destination::Panoramax])
+        .await;
+    state.panoramax_read_only(true);
+    let job = tokio::time::timeout(pipeline_support::SETTLE, async {
+        loop {
+            let job = story.job(ids[0], Destination::Panoramax).await;
+            if job
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("read only"))
+            {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(job.status, JobStatus::Pending, "{job:#?}");
+    let wait = job.next_run_at - story.app.now_ms();
+    assert!(wait > 9 * 60_000, "looks again in {wait} ms");
+    let account = story.app.store().account(Destination::Panoramax).await;
+    assert!(!account.unwrap().unwrap().needs_reauth);
+    // Writable again; the user does not wait: Pause, Resume.
+    state.panoramax_read_only(false);
+    for action in [
+        mtp_app::jobs::JobAction::Pause,
+        mtp_app::jobs::JobAction::Resume,
+    ] {
+        story
+            .app
+            .job_action(mtp_app::jobs::JobTarget::Job(job.id), action)
+            .await
+            .unwrap();
+    }
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{:#?}", jobs[0]);
+}

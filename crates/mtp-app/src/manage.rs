@@ -747,7 +747,7 @@ fn is_gone(e: &mtp_providers::ProviderError) -> bool {
 }
 
 /// A provider error as the runner treats it: "not yours" is final, whatever else the
-/// error's kind says (a 403 is otherwise read as "sign in again").
+/// error's kind says.
 fn action_error(e: mtp_providers::ProviderError, what: &str) -> StepError {
     if e.is_forbidden() {
         return StepError::permanent(format!(

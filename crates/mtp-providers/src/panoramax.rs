@@ -51,6 +51,10 @@ pub fn classify_error(
         .unwrap_or_default();
     let code = details.error.clone().filter(|c| !c.contains(' '));
     let mut message = parsed.and_then(|p| p.message);
+    let about_the_token = refuses_the_token(message.as_deref());
+    let read_only = message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("The instance is read only"));
     // A free-text `details.error` is the most precise explanation GeoVisio gives.
     if let Some(detail) = details.error {
         message = Some(match message {
@@ -67,7 +71,15 @@ pub fn classify_error(
     }
     let retry_after = retry_after_header(headers, now_ms);
     let kind = match status.as_u16() {
-        401 | 403 => ErrorKind::Auth,
+        // GeoVisio answers 401 for a maintenance window too, 401 for terms of service
+        // not accepted yet (with the page to accept them), and 403 to an account that does
+        // not own what it writes to: signing in again mends none of these.
+        401 | 403 if read_only => ErrorKind::Retry {
+            after: retry_after.or(Some(READ_ONLY_RETRY)),
+        },
+        401 | 403 if details.validation_page.is_some() => ErrorKind::Permanent,
+        401 | 403 if about_the_token => ErrorKind::Auth,
+        401 | 403 => ErrorKind::Permanent,
         429 => ErrorKind::Retry {
             after: retry_after.or(Some(DEFAULT_RATE_LIMIT_DELAY)),
         },
@@ -81,6 +93,25 @@ pub fn classify_error(
     };
     ProviderError::http(SERVICE, kind, status.as_u16(), code, message, body)
 }
+
+/// Whether a 401/403's message is GeoVisio's refusal of the token itself (or of its
+/// absence): "Token not valid" (its reason in `details.error`), "Authentication is
+/// mandatory". A reply without a message (a proxy's page) is taken as one too.
+fn refuses_the_token(message: Option<&str>) -> bool {
+    match message {
+        None => true,
+        Some(m) => {
+            let m = m.trim();
+            m.is_empty()
+                || m.eq_ignore_ascii_case("Token not valid")
+                || m.eq_ignore_ascii_case("Authentication is mandatory")
+        }
+    }
+}
+
+/// How long a write refused by a read-only instance (a migration) waits before it is tried
+/// again, when the reply does not say.
+pub const READ_ONLY_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// GeoVisio's error body: `{"message","status_code","details":{"error","missing_fields"}}`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -100,6 +131,9 @@ pub struct ErrorDetails {
     /// A list of field names, joined with ", ".
     #[serde(default, deserialize_with = "opt_text_list")]
     pub missing_fields: Option<String>,
+    /// Where the terms of service are accepted (a 401 to an account that has not yet).
+    #[serde(default, deserialize_with = "flex::opt_text")]
+    pub validation_page: Option<String>,
 }
 
 fn opt_text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -358,7 +358,41 @@ fn panoramax_codes() {
         .kind(),
         ErrorKind::Auth
     );
-    assert_eq!(pmx(403, r#"{"message":"You're not authorized to add picture to this upload set","status_code":403}"#).kind(), ErrorKind::Auth);
+    assert_eq!(
+        pmx(
+            403,
+            r#"{"message":"Token not valid","status_code":403,"details":{"error":"Token does not exist anymore"}}"#
+        )
+        .kind(),
+        ErrorKind::Auth
+    );
+    // A proxy's page in place of GeoVisio's reply: taken as a refused token.
+    assert_eq!(pmx(401, "<html>401</html>").kind(), ErrorKind::Auth);
+    // 401/403 that a new sign-in would not mend: not the owner, terms of service not
+    // accepted (with the page to accept them), an instance in read-only maintenance.
+    let e = pmx(
+        403,
+        r#"{"message":"You're not authorized to add picture to this upload set","status_code":403}"#,
+    );
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert!(e.is_forbidden());
+    let e = pmx(
+        401,
+        r#"{"message":"You need to accept the terms of service before uploading any pictures. You can do so by validating them here: https://pnx.example/tos-validation","status_code":401,"details":{"validation_page":"https://pnx.example/tos-validation"}}"#,
+    );
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert!(
+        e.message().contains("https://pnx.example/tos-validation"),
+        "{e}"
+    );
+    assert_eq!(
+        pmx(
+            401,
+            r#"{"message":"The instance is read only for the moment, no modification are authorized","status_code":401}"#
+        )
+        .kind(),
+        retry(Some(600))
+    );
     for code in [404, 415] {
         assert_eq!(
             pmx(code, r#"{"message":"nope","status_code":404}"#).kind(),
@@ -508,7 +542,7 @@ fn not_found_and_forbidden_helpers() {
         r#"{"message":"You're not authorized to delete this sequence","status_code":403}"#,
     );
     assert!(theirs.is_forbidden() && !theirs.is_not_found());
-    assert_eq!(theirs.kind(), ErrorKind::Auth);
+    assert_eq!(theirs.kind(), ErrorKind::Permanent);
     for code in [400, 401, 429, 500, 503] {
         let e = pmx(code, "");
         assert!(!e.is_not_found() && !e.is_forbidden(), "{code}");

@@ -141,8 +141,10 @@ pub(crate) struct AuthStore {
 pub(crate) enum PanoramaxAuthError {
     /// Not a JWT we signed: 401 `Token not valid`.
     Invalid,
-    /// Signed by us but unknown, unclaimed or expired: 403.
-    Forbidden,
+    /// Signed by us but not claimed yet: 403.
+    Unclaimed,
+    /// Signed by us but unknown, revoked or expired: 403.
+    Gone,
 }
 
 impl AuthStore {
@@ -271,10 +273,10 @@ impl AuthStore {
         if let Some(row) = self.panoramax_tokens.iter().find(|t| t.id == sub)
             && row.user.is_none()
         {
-            return Err(PanoramaxAuthError::Forbidden);
+            return Err(PanoramaxAuthError::Unclaimed);
         }
         self.access_user(faults, Service::Panoramax, jwt)
-            .ok_or(PanoramaxAuthError::Forbidden)
+            .ok_or(PanoramaxAuthError::Gone)
     }
 }
 

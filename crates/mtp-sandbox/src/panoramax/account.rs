@@ -50,7 +50,7 @@ pub(super) async fn configuration(State(app): State<AppRef>) -> Response {
             "logo": "https://panoramax.fr/images/logo.svg",
             "color": "#bf360c",
             "email": "sandbox@mtp.invalid",
-            "auth": {"enabled": true, "enforce_tos_acceptance": false,
+            "auth": {"enabled": true, "enforce_tos_acceptance": lock(&app.pnx).enforce_tos,
                      "user_profile": {"url": app.url("/panoramax/api/users/me")}},
             "license": {"id": "CC-BY-SA-4.0", "url": "https://spdx.org/licenses/CC-BY-SA-4.0.html"},
             "defaults": {"duplicate_distance": 1.0, "duplicate_rotation": 60,
@@ -66,11 +66,13 @@ pub(super) async fn me(State(app): State<AppRef>, headers: HeaderMap) -> Respons
         Err(r) => return r,
     };
     let id = USERS[u].panoramax_id;
+    let tos_accepted = lock(&app.pnx).tos_accepted.contains(&u);
     json_response(
         StatusCode::OK,
         &json!({
             "id": id,
             "name": USERS[u].username,
+            "tos_accepted": tos_accepted,
             "links": [
                 {"rel": "catalog", "type": "application/json",
                  "href": app.url(&format!("/panoramax/api/users/{id}/catalog/"))},
@@ -229,4 +231,34 @@ pub(super) async fn claim_decision(
         .filter(|u| *u < USERS.len())
         .unwrap_or(0);
     claim(&app, &id, user)
+}
+
+/// The website's terms-of-service page (`{website}/tos-validation`, where GeoVisio's 401
+/// sends the user): the terms and one button, which accepts them for the sandbox's first
+/// user (the one its sign-in pages sign in as).
+pub(super) async fn tos_page(State(app): State<AppRef>) -> Response {
+    let accepted = lock(&app.pnx).tos_accepted.contains(&0);
+    let body = if accepted {
+        "<p>You have accepted the terms of service: you may upload pictures.</p>".to_string()
+    } else {
+        format!(
+            "<p>Pictures you upload are published under CC-BY-SA-4.0.</p>\
+             <form method=\"post\" action=\"{}\"><button type=\"submit\">I accept the terms of service</button></form>",
+            app.url("/panoramax/tos-validation")
+        )
+    };
+    Html(page("Panoramax sandbox — terms of service", &body)).into_response()
+}
+
+pub(super) async fn tos_accept(State(app): State<AppRef>) -> Response {
+    let mut st = lock(&app.pnx);
+    if !st.tos_accepted.contains(&0) {
+        st.tos_accepted.push(0);
+    }
+    drop(st);
+    Html(page(
+        "Panoramax sandbox — terms of service",
+        "<p>Thank you: you may now upload pictures.</p>",
+    ))
+    .into_response()
 }

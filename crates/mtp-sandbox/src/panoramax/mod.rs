@@ -35,7 +35,7 @@ use crate::state::lock;
 
 use account::{
     claim_decision, claim_page, configuration, create_token, generate_token, get_token,
-    list_tokens, me, root,
+    list_tokens, me, root, tos_accept, tos_page,
 };
 use edit::{delete_collection, patch_collection};
 use search::{collections, search};
@@ -49,6 +49,7 @@ use user_collection::{my_collection, user_collection};
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
         .route("/", get(viewer))
+        .route("/tos-validation", get(tos_page).post(tos_accept))
         .route("/api", ep(app, "panoramax.root", get(root)))
         .route(
             "/api/configuration",
@@ -171,12 +172,22 @@ fn token_user(app: &AppRef, headers: &HeaderMap) -> Result<Option<usize>, Respon
     let Some(jwt) = auth_credential(headers, &["Bearer"]) else {
         return Ok(None);
     };
+    // As GeoVisio says it: always "Token not valid", the reason in `details.error`.
+    let refused =
+        |status, why: &str| err_details(status, "Token not valid", json!({ "error": why }));
     match lock(&app.auth).panoramax_user(&app.faults, jwt) {
         Ok(u) => Ok(Some(u)),
-        Err(PanoramaxAuthError::Invalid) => Err(err(StatusCode::UNAUTHORIZED, "Token not valid")),
-        Err(PanoramaxAuthError::Forbidden) => Err(err(
+        Err(PanoramaxAuthError::Invalid) => Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "JWT token signature does not match",
+        )),
+        Err(PanoramaxAuthError::Unclaimed) => Err(refused(
             StatusCode::FORBIDDEN,
-            "Token is not valid for this account, it may not have been claimed or may have been revoked",
+            "Token not yet claimed, this token cannot be used yet. Either claim this token or generate a new one",
+        )),
+        Err(PanoramaxAuthError::Gone) => Err(refused(
+            StatusCode::FORBIDDEN,
+            "Token does not exist anymore",
         )),
     }
 }
@@ -186,11 +197,31 @@ fn require_user(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
         .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "Authentication is mandatory"))
 }
 
-/// Writers: a token, or (if enabled) anonymous on the first account.
+/// Writers: a token, or (if enabled) anonymous on the first account. As GeoVisio's write
+/// endpoints: refused while the instance is read only (its `API_READ_ONLY`), and to an
+/// account that has not accepted the terms of service where the instance asks for that
+/// (`API_ENFORCE_TOS_ACCEPTANCE`), both with a 401 that is not about the token.
 fn writer(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
-    match token_user(app, headers)? {
-        Some(u) => Ok(u),
-        None if app.cfg.panoramax_anonymous_uploads => Ok(0),
-        None => Err(err(StatusCode::UNAUTHORIZED, "Authentication is mandatory")),
+    if lock(&app.pnx).read_only {
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "The instance is read only for the moment, no modification are authorized",
+        ));
     }
+    let user = match token_user(app, headers)? {
+        Some(u) => u,
+        None if app.cfg.panoramax_anonymous_uploads => 0,
+        None => return Err(err(StatusCode::UNAUTHORIZED, "Authentication is mandatory")),
+    };
+    if !lock(&app.pnx).tos_accepted_by(user) {
+        let page = app.url("/panoramax/tos-validation");
+        return Err(err_details(
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "You need to accept the terms of service before uploading any pictures. You can do so by validating them here: {page}"
+            ),
+            json!({ "validation_page": page }),
+        ));
+    }
+    Ok(user)
 }
