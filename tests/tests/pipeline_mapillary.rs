@@ -1041,3 +1041,43 @@ async fn handles_that_expired_early_are_renewed_once_after_a_refusal() {
         "one empty POST per photo, no bytes again"
     );
 }
+
+/// Mapillary also says "slow down" and "this token is refused" with a 400
+/// (`RequestRateLimitedError`, `NotAuthorizedError`, PROTOCOLS §2.1, §2.3). Neither is the
+/// refusal of expired handles: no handle is renewed (that renewal happens once per upload,
+/// and a real expiry later would find it spent). The rate limit is waited out; the refused
+/// token, which otherwise works, waits for a sign-in that may upload; then it is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_that_limits_the_rate_or_refuses_the_token_renews_no_handle() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    let (ids, job) = paused_before_finish(&story, 34, 4, "Four hundred").await;
+    story
+        .sandbox()
+        .faults()
+        .apply_spec(
+            "mapillary.finish_upload:status=400,type=RequestRateLimitedError,retry_after=0,times=1;\
+             mapillary.finish_upload:status=400,type=NotAuthorizedError,times=1",
+        )
+        .unwrap();
+    story.sandbox().clear_requests();
+    story
+        .app
+        .job_action(JobTarget::Job(job.id), JobAction::Resume)
+        .await
+        .unwrap();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::WaitingAuth, "{jobs:#?}");
+    assert_eq!(
+        jobs[0].last_error.as_deref(),
+        Some("This Mapillary connection may not upload photos: integrate again and allow uploads")
+    );
+    sign_in_again(&story).await;
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+
+    let (photo_posts, finishes) = sent_since_resumed(&story);
+    assert_eq!(finishes, vec![Some(400), Some(400), Some(200)]);
+    assert_eq!(photo_posts, Vec::<u64>::new(), "no handle renewed");
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
+}

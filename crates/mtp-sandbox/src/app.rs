@@ -173,11 +173,12 @@ async fn fault_layer(
         FaultAction::Status {
             status,
             retry_after,
-        } => fault_response(name, status, retry_after, None),
+            error_type,
+        } => fault_response(name, status, retry_after, None, error_type.as_deref()),
         FaultAction::RateLimit {
             retry_after,
             backoff_ms,
-        } => fault_response(name, 429, retry_after, backoff_ms),
+        } => fault_response(name, 429, retry_after, backoff_ms, None),
         FaultAction::Latency { .. } | FaultAction::Throttle { .. } | FaultAction::Link { .. } => {
             next.run(req).await
         }
@@ -190,6 +191,7 @@ fn fault_response(
     status: u16,
     retry_after: Option<u64>,
     backoff_ms: Option<u64>,
+    error_type: Option<&str>,
 ) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let reason = code.canonical_reason().unwrap_or("Error");
@@ -201,19 +203,22 @@ fn fault_response(
             // `{"error":{"message","type","code"}}` shape, with no `debug_info`.
             let upload_host = matches!(name, "mapillary.upload" | "mapillary.offset");
             let body = if upload_host {
-                let (retriable, ty, message) = match status {
+                let (retriable, ty, message) = match (status, error_type) {
+                    (_, Some(ty)) => (false, ty, format!("{reason} (sandbox fault, {ty})")),
+                    (status, None) => match status {
                     412 => (true, "OffsetInvalidError", "Request starting offset is invalid".to_owned()),
                     429 => (false, "RequestRateLimitedError", "Request rate limit has been exceeded".to_owned()),
                     401 | 403 => (false, "NotAuthorizedError", format!("{reason} (sandbox fault)")),
                     s if s >= 500 => (true, "InternalServerError", format!("{status} {reason} (sandbox fault)")),
                     _ => (false, "InvalidRequestError", format!("{reason} (sandbox fault)")),
+                    },
                 };
                 let mut b = json!({"debug_info": {"retriable": retriable, "type": ty, "message": message}});
                 if let Some(ms) = backoff_ms.filter(|_| status == 429) {
                     b["backoff"] = json!(ms);
                 }
                 b
-            } else if status == 429 {
+            } else if status == 429 || error_type == Some("RequestRateLimitedError") {
                 json!({"error": {"message": "(#4) Application request limit reached",
                     "type": "OAuthException", "is_transient": true, "code": 4,
                     "fbtrace_id": crate::ids::base62(11)}})
@@ -222,7 +227,7 @@ fn fault_response(
                     "type": "OAuthException", "is_transient": true, "code": 2,
                     "fbtrace_id": crate::ids::base62(11)}})
             } else {
-                let (ty, code) = if status == 401 || status == 403 {
+                let (ty, code) = if status == 401 || status == 403 || error_type == Some("NotAuthorizedError") {
                     ("OAuthException", 190)
                 } else {
                     ("GraphMethodException", 100)

@@ -31,6 +31,7 @@
 //! | `rate_limit` or `rate_limit=N` | answer 429 (next `N` requests if given) |
 //! | `retry_after=S` | add `Retry-After: S` (429 and 5xx) |
 //! | `backoff_ms=MS` | Mapillary 429: add `"backoff": MS` (`RequestRateLimitedError`) |
+//! | `type=T` | Mapillary, with `status`: the error's type — the upload host's `debug_info.type` (`NotAuthorizedError`, `RequestRateLimitedError`, …), and on the Graph API the code that means it (190 for `NotAuthorizedError`, 4 for `RequestRateLimitedError`): a 400 that refuses the token, or limits the rate |
 //! | `reset_after=B` | let the handler read at most `B` request-body bytes, then cut the connection without a reply (the bytes read are kept: a Mapillary upload resumes from them) |
 //! | `latency_ms=MS` | delay the request (can be combined with one of the above: then two rules) |
 //! | `throttle_kbps=K` | let the handler read the body at most `K` KiB/s (a slow link: the client stays mid-body for a while; combines like `latency_ms`) |
@@ -176,6 +177,11 @@ pub enum FaultAction {
     Status {
         status: u16,
         retry_after: Option<u64>,
+        /// Mapillary: the error's type (`NotAuthorizedError`, `RequestRateLimitedError`,
+        /// …): the upload host's `debug_info.type`; on the Graph API, the Facebook code
+        /// that means the same (190, 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_type: Option<String>,
     },
     /// Answer 429 (Mapillary: `RequestRateLimitedError`, with `backoff` if given).
     RateLimit {
@@ -438,6 +444,7 @@ impl Faults {
                 FaultAction::Status {
                     status,
                     retry_after: None,
+                    error_type: None,
                 },
             )
         })
@@ -452,6 +459,7 @@ impl Faults {
                 FaultAction::Status {
                     status,
                     retry_after: None,
+                    error_type: None,
                 },
             )
         })
@@ -674,6 +682,7 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
     let mut rate_limit: Option<Option<u64>> = None;
     let mut retry_after = None;
     let mut backoff_ms = None;
+    let mut error_type: Option<String> = None;
     let mut reset_after = None;
     let mut latency_ms: Option<u64> = None;
     let mut throttle_kbps: Option<u64> = None;
@@ -709,6 +718,10 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
             "rate_limit" => rate_limit = Some(v.map(|_| num(k, v)).transpose()?),
             "retry_after" => retry_after = Some(num(k, v)?),
             "backoff_ms" => backoff_ms = Some(num(k, v)?),
+            "type" => match v {
+                Some(t) if !t.is_empty() => error_type = Some(t.to_owned()),
+                _ => return Err(FaultSpecError::BadValue(k.into(), String::new())),
+            },
             "reset_after" => reset_after = Some(num(k, v)?),
             "latency_ms" => latency_ms = Some(num(k, v)?),
             "throttle_kbps" => {
@@ -743,6 +756,7 @@ fn parse_rule(item: &str, tgt: &str, params: &str) -> Result<Vec<FaultDirective>
         actions.push(FaultAction::Status {
             status: status.unwrap_or(503),
             retry_after,
+            error_type,
         });
     }
     if let Some(n) = rate_limit {
@@ -829,7 +843,8 @@ mod tests {
                         target("mapillary.upload"),
                         FaultAction::Status {
                             status: 503,
-                            retry_after: None
+                            retry_after: None,
+                            error_type: None,
                         }
                     )
                 }),

@@ -415,8 +415,14 @@ impl MapillaryDriver {
                 // or a sandbox emulator started again empty), and how it says so is not
                 // documented (PROTOCOLS §2.6 ⚠️). So, once: new handles, the photos sent
                 // again only where the host lost their bytes, and a new manifest. Refused
-                // again with fresh handles, the refusal is final.
-                Err(e) if e.status() == Some(400) && !remote.chunks[i].renewed_after_refusal => {
+                // again with fresh handles, the refusal is final. Not a 400 that refuses
+                // the token or limits the rate (Mapillary says those with a 400 too):
+                // those are what they say.
+                Err(e)
+                    if e.status() == Some(400)
+                        && e.kind() == mtp_providers::ErrorKind::Permanent
+                        && !remote.chunks[i].renewed_after_refusal =>
+                {
                     remote
                         .update(ctx, |r| {
                             let c = &mut r.chunks[i];
