@@ -1081,3 +1081,32 @@ async fn a_400_that_limits_the_rate_or_refuses_the_token_renews_no_handle() {
     assert_eq!(photo_posts, Vec::<u64>::new(), "no handle renewed");
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
 }
+
+/// The image the activity feed names for an upload was hidden by its owner on the website
+/// (the Graph API no longer loads it): the upload is still found, by its other photos, and
+/// the job ends done rather than failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_image_that_cannot_be_loaded_does_not_fail_a_published_upload() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    feed_takes_user_tokens(&story);
+    story
+        .sandbox()
+        .state()
+        .mapillary_hide_first_image_of_next_cluster();
+    let ids = upload_walk(&story, 35, 5).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let status = mapillary_status(&story, ids[0]).await;
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(status.chunks[0].sequence_keys, clusters[0].sequence_ids);
+    let refused = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("mapillary.node") && r.status == Some(400))
+        .count();
+    assert_eq!(refused, 1, "the feed's image was asked for, and refused");
+}

@@ -1126,12 +1126,18 @@ async fn find_sequences(
 ) -> Result<Option<FoundSequences>, StepError> {
     let mut found: Vec<(String, String)> = Vec::new();
     if let Some(id) = hint {
-        let image = client
-            .image(id, &["id", "sequence"])
-            .await
-            .map_err(provider_step_error)?;
-        if let Some(sequence) = image.sequence_id {
-            found.push((sequence, image.id));
+        match client.image(id, &["id", "sequence"]).await {
+            Ok(image) => {
+                if let Some(sequence) = image.sequence_id {
+                    found.push((sequence, image.id));
+                }
+            }
+            // The feed's image can no longer be loaded (its owner hid or deleted it on the
+            // website): the probes below find the chunk by its photos.
+            Err(e) if e.kind() == mtp_providers::ErrorKind::Permanent => {
+                tracing::info!("the activity feed's image {id} cannot be read ({e}): probing");
+            }
+            Err(e) => return Err(provider_step_error(e)),
         }
     }
     let n = chunk.len();

@@ -352,6 +352,13 @@ impl crate::SandboxState {
         lock(&self.app.mly).publish_drop_next = Some(every);
     }
 
+    /// Knob: the owner hides the first image of the next cluster on the website once it is
+    /// made: the activity feed still names it, but the Graph API no longer loads it and
+    /// searches do not find it.
+    pub fn mapillary_hide_first_image_of_next_cluster(&self) {
+        lock(&self.app.mly).hide_first_image_next = true;
+    }
+
     /// Knob: whether `/graphql` refuses user tokens (the web client token always works).
     /// It does by default, as Mapillary did in 2023; `false` lets them through.
     pub fn mapillary_graphql_refuses_user_tokens(&self, refuse: bool) {

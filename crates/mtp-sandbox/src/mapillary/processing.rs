@@ -140,11 +140,15 @@ pub(crate) struct Image {
     pub organization_id: Option<String>,
     /// Unix ms.
     pub visible_at: u64,
+    /// Hidden by its owner (on the website): no longer loaded by the Graph API nor found
+    /// by searches, though the activity feed may still name it.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl Image {
     pub fn visible(&self) -> bool {
-        clock::reached(self.visible_at)
+        !self.hidden && clock::reached(self.visible_at)
     }
 }
 
@@ -187,6 +191,9 @@ pub(crate) struct MlyState {
     /// Knob: of the next cluster, one image in this many is never published (0 = none).
     #[serde(skip)]
     pub publish_drop_next: Option<usize>,
+    /// Knob: the owner hides the first image of the next cluster (on the website).
+    #[serde(skip)]
+    pub hide_first_image_next: bool,
     /// Knob: the next cluster fails at this stage (0–3) with this `error_code`.
     #[serde(skip)]
     pub next_failure: Option<(usize, String)>,
@@ -477,13 +484,16 @@ impl MlyState {
                         g.push((key, bytes, meta));
                     }
                 }
+                let mut hide_first = std::mem::take(&mut self.hide_first_image_next);
                 for group in groups.into_iter().filter(|g| !g.is_empty()) {
                     let seq_id = ids::base62(22);
                     let mut image_ids = Vec::new();
                     for (key, bytes, meta) in group {
                         let id = IMAGE_IDS.next_string();
                         image_ids.push(id.clone());
+                        let hidden = std::mem::take(&mut hide_first);
                         self.images.push(Image {
+                            hidden,
                             id,
                             sequence_id: seq_id.clone(),
                             cluster_id: cluster_id.clone(),
