@@ -11,8 +11,10 @@
 //! sequence on the service, empty. `mtp` records each create before sending it; the next
 //! run looks for what the lost reply named (KartaView's `my-list`, the Panoramax account's
 //! upload sets) and uses it, so the test allows no second KartaView sequence or Panoramax
-//! upload set, and no second Mapillary cluster (`mtp` finds the published sequence before
-//! finishing again). Map the Paths Web lists nothing: there a leftover is accepted only if
+//! upload set, and no second Mapillary cluster (`mtp` finds the cluster in the activity
+//! feed, which this test lets the user's token read, before finishing again; without the
+//! feed it would look for the published photos for a day first, see `pipeline_mapillary`).
+//! Map the Paths Web lists nothing: there a leftover is accepted only if
 //! its create was answered to a run that was killed, and the row must say a copy may exist.
 //!
 //! `MTP_KILL_SEED=<n>` replays another schedule; `MTP_BIN=<path>` tests that binary instead
@@ -77,6 +79,7 @@ async fn killed_again_and_again_every_photo_lands_once_everywhere() {
     })
     .await
     .unwrap();
+    sandbox.state().mapillary_graphql_refuses_user_tokens(false);
     for endpoint in ["mapillary.upload", "kartaview.photo", "panoramax.files"] {
         sandbox.faults().latency(endpoint, PHOTO_LATENCY);
         sandbox.faults().throttle(endpoint, PHOTO_RATE);

@@ -931,7 +931,11 @@ async fn paused_before_finish(
     let folder = story.photos("walk", photos, &walk(seed));
     let ids = story.import(&folder, name, &[Destination::Mapillary]).await;
     let faults = story.sandbox().faults();
-    let refusing = faults.error_rate("mapillary.finish_upload", 1.0, 503);
+    // Refused, with a wait long enough that no finish_upload is in flight when the job is
+    // paused (one cut short by the pause would leave its outcome unknown).
+    let refusing = faults
+        .apply_spec("mapillary.finish_upload:status=503,retry_after=3600")
+        .unwrap()[0];
     let job = paused_once(story, ids[0], |job| {
         job.stage == Stage::Publish && job.attempts >= 1
     })
@@ -1109,4 +1113,84 @@ async fn a_feed_image_that_cannot_be_loaded_does_not_fail_a_published_upload() {
         .filter(|r| r.endpoint.as_deref() == Some("mapillary.node") && r.status == Some(400))
         .count();
     assert_eq!(refused, 1, "the feed's image was asked for, and refused");
+}
+
+/// Starts the upload of a walk to Mapillary whose `finish_upload` goes through but whose
+/// reply is lost (the connection is cut once the cluster is made).
+async fn finish_reply_lost(story: &Story, seed: i64) -> Vec<i64> {
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos(&format!("walk{seed}"), 4, &walk(seed));
+    let ids = story
+        .import(&folder, "Lost reply", &[Destination::Mapillary])
+        .await;
+    story
+        .sandbox()
+        .faults()
+        .reset_next("mapillary.finish_upload", 1, 1 << 20);
+    story.start_engine();
+    ids
+}
+
+/// The reply to `finish_upload` is lost, and the activity feed answers: it lists the
+/// cluster the call made, which the job takes as its own; no second call publishes the
+/// photos twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_finish_reply_is_found_in_the_activity_feed_not_sent_again() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "400")]).await;
+    feed_takes_user_tokens(&story);
+    let ids = finish_reply_lost(&story, 36).await;
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 1, "published once");
+    let (_, finishes) = sent_since_resumed(&story);
+    assert_eq!(finishes, vec![None], "one finish_upload, its reply lost");
+    // Taken from the feed (the cluster's id, its stages read from then on).
+    assert_eq!(
+        jobs[0].mly().chunks[0].cluster_id.as_deref(),
+        Some(clusters[0].id.as_str())
+    );
+}
+
+/// The reply to `finish_upload` is lost, the activity feed does not answer (as with most
+/// tokens), and Mapillary takes a while to publish: the job says what it waits for and
+/// looks for the photos, rather than finish again at once; they show, and it is done with
+/// one cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_finish_reply_is_waited_for_on_the_map_not_sent_again() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "3000")]).await;
+    let ids = finish_reply_lost(&story, 37).await;
+    let waiting = tokio::time::timeout(pipeline_support::SETTLE, async {
+        loop {
+            let job = story.job(ids[0], Destination::Mapillary).await;
+            if job
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("Mapillary may already have this upload"))
+            {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(waiting.status, JobStatus::Pending, "{waiting:#?}");
+    assert!(
+        waiting
+            .last_error
+            .as_deref()
+            .unwrap()
+            .ends_with("if they do not show within 1 minute of that step, it is sent again"),
+        "{waiting:#?}"
+    );
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    assert_eq!(
+        story.sandbox().state().mapillary_clusters().len(),
+        1,
+        "published once"
+    );
+    let (_, finishes) = sent_since_resumed(&story);
+    assert_eq!(finishes, vec![None]);
 }

@@ -58,6 +58,8 @@ pub struct ProviderError {
     /// Set by a client that recognised the service's own "does not exist" reply (see
     /// [`ProviderError::is_not_found`]).
     not_found: bool,
+    /// No connection was made: the request never reached the service.
+    unsent: bool,
 }
 
 impl std::error::Error for ProviderError {}
@@ -82,6 +84,7 @@ impl ProviderError {
             message: message.into(),
             body,
             not_found: false,
+            unsent: false,
         }
     }
 
@@ -93,6 +96,7 @@ impl ProviderError {
         } else {
             ErrorKind::Retry { after: None }
         };
+        let unsent = error.is_connect() && !error.is_timeout();
         let what = if error.is_timeout() {
             "the request timed out"
         } else if error.is_connect() {
@@ -108,6 +112,7 @@ impl ProviderError {
             message: format!("{what}: {}", error_chain(error)),
             body: None,
             not_found: false,
+            unsent,
         }
     }
 
@@ -127,6 +132,7 @@ impl ProviderError {
             message: what.into(),
             body: Some(String::from_utf8_lossy(body).into_owned()),
             not_found: false,
+            unsent: false,
         }
     }
 
@@ -140,6 +146,7 @@ impl ProviderError {
             message: message.into(),
             body: None,
             not_found: false,
+            unsent: false,
         }
     }
 
@@ -153,6 +160,7 @@ impl ProviderError {
             message: message.into(),
             body: None,
             not_found: false,
+            unsent: false,
         }
     }
 
@@ -194,11 +202,18 @@ impl ProviderError {
         self.not_found || self.status == Some(404)
     }
 
+    /// Whether the call certainly did nothing: the service answered with an error status,
+    /// or no connection was ever made. `false` when the reply was lost (a timeout, a
+    /// connection cut once the request was out), or was a success we could not read: then
+    /// the service may have acted on it.
+    pub fn certainly_did_nothing(&self) -> bool {
+        self.unsent || self.status.is_some_and(|s| s >= 400)
+    }
+
     /// The service refuses this account this action: HTTP 403 (Panoramax: not the owner, or
     /// a token that was never claimed or was revoked; KartaView `apiCode` 618 "not
-    /// allowed", e.g. another user's sequence). Its kind stays [`ErrorKind::Auth`], since
-    /// signing in with the right account is the way out; a delete or an edit shows it as
-    /// "not yours" rather than asking to reconnect.
+    /// allowed", e.g. another user's sequence). A delete or an edit shows it as "not
+    /// yours" rather than asking to reconnect.
     pub fn is_forbidden(&self) -> bool {
         self.status == Some(403)
             || (self.service == Destination::Kartaview

@@ -58,6 +58,7 @@ use mtp_providers::MapillaryClient;
 use mtp_providers::config::MapillaryConfig;
 use mtp_providers::mapillary::activity::{
     ActivityNode, ActivityToken, STAGE_NAMES, StageState, explain_error_code, lookup_clusters,
+    lookup_uploads_since,
 };
 use mtp_providers::mapillary::{
     BboxQuery, FileType, LonLat, MapillaryImage, Progress, new_manifest_key, session_key_for,
@@ -367,12 +368,14 @@ impl MapillaryDriver {
                 }
             };
             // Not idempotent on Mapillary's side: a call whose reply never got saved (the
-            // app was killed mid-call, the connection dropped) may have made the cluster,
-            // and a second call makes a second one, publishing the photos twice. Nothing
-            // documented tells whether it went through: so the call is marked before it is
-            // made, and after a marked call the published sequence is looked for first
-            // (found once Mapillary has processed it; if not, finishing again is the lesser
-            // evil). The cluster id is saved the instant it arrives.
+            // app was killed mid-call, the reply was lost) may have made the cluster, and a
+            // second call makes a second one, publishing the photos twice — which the user
+            // can only undo by hand, photo by photo, on the website. So the call is marked
+            // before it is made, and after a marked call this chunk is looked for first:
+            // in the activity feed (a cluster appears there as soon as it is made), then
+            // among the published photos; with neither able to tell, it is looked for
+            // until `mapillary_unsure_finish_wait_ms` has passed, and only then finished
+            // again. The cluster id is saved the instant it arrives.
             let others: HashSet<String> = remote
                 .chunks
                 .iter()
@@ -380,27 +383,81 @@ impl MapillaryDriver {
                 .filter(|(j, _)| *j != i)
                 .filter_map(|(_, c)| c.sequence_key.clone())
                 .collect();
-            if remote.chunks[i].finish_sent_at.is_some()
-                && let Some(found) =
-                    find_sequences(client, account, &chunk, &photos, None, &others).await?
-            {
-                tracing::info!(
-                    job = ctx.job_id,
-                    chunk = i,
-                    sequences = ?found.sequences,
-                    "an interrupted finish_upload went through: not finishing again"
-                );
-                let mut status = load_chunks(&remote, &chunks);
-                status[i].sequence_keys = found.sequences.clone();
-                status[i].published = Some(found.published);
-                status[i].cluster_id = None;
-                save_chunks(ctx, &mut remote, &status).await?;
-                let first = Found {
-                    sequence: found.sequences[0].clone(),
-                    image: found.image.clone(),
-                };
-                record_found(app, cfg, ctx, &mut remote, i, &first).await?;
-                continue;
+            if let Some(sent_at) = remote.chunks[i].finish_sent_at {
+                let other_clusters: HashSet<String> = remote
+                    .chunks
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .filter_map(|(_, c)| c.cluster_id.clone())
+                    .collect();
+                match made_by_a_lost_finish(
+                    app,
+                    cfg,
+                    client,
+                    account,
+                    &chunk,
+                    &photos,
+                    sent_at,
+                    &other_clusters,
+                )
+                .await?
+                {
+                    FeedSays::Made(cluster) => {
+                        tracing::info!(
+                            job = ctx.job_id,
+                            chunk = i,
+                            cluster = %cluster,
+                            "an interrupted finish_upload went through (the activity feed lists it): not finishing again"
+                        );
+                        save_cluster(ctx, &mut remote, &chunks, i, cluster).await?;
+                        continue;
+                    }
+                    FeedSays::NotMade => {}
+                    FeedSays::Unavailable => {
+                        if let Some(found) =
+                            find_sequences(client, account, &chunk, &photos, None, &others).await?
+                        {
+                            tracing::info!(
+                                job = ctx.job_id,
+                                chunk = i,
+                                sequences = ?found.sequences,
+                                "an interrupted finish_upload went through: not finishing again"
+                            );
+                            let mut status = load_chunks(&remote, &chunks);
+                            status[i].sequence_keys = found.sequences.clone();
+                            status[i].published = Some(found.published);
+                            status[i].cluster_id = None;
+                            save_chunks(ctx, &mut remote, &status).await?;
+                            let first = Found {
+                                sequence: found.sequences[0].clone(),
+                                image: found.image.clone(),
+                            };
+                            record_found(app, cfg, ctx, &mut remote, i, &first).await?;
+                            continue;
+                        }
+                        let options = self.options();
+                        let until = sent_at + options.mapillary_unsure_finish_wait_ms;
+                        let now = ctx.now();
+                        if now < until {
+                            let after = options.mapillary_poll_slow_ms.min(until - now).max(0);
+                            return Err(StepError::Retry {
+                                after_ms: Some(after),
+                                message: format!(
+                                    "Mapillary may already have this upload: the reply to its last step was lost. \
+                                     Looking for its photos on the map; if they do not show within {} of that step, \
+                                     it is sent again",
+                                    duration_words(options.mapillary_unsure_finish_wait_ms)
+                                ),
+                            });
+                        }
+                        tracing::info!(
+                            job = ctx.job_id,
+                            chunk = i,
+                            "no sign of an interrupted finish_upload after the wait: finishing again"
+                        );
+                    }
+                }
             }
             let now = ctx.now();
             remote
@@ -437,19 +494,17 @@ impl MapillaryDriver {
                         e.message()
                     )));
                 }
-                Err(e) => return Err(provider_step_error(e)),
-            };
-            remote
-                .update(ctx, |r| {
-                    r.chunks[i].cluster_id = Some(cluster.clone());
-                    if i == 0 {
-                        r.cluster_id = Some(cluster.clone());
+                Err(e) => {
+                    // Refused, or never sent: nothing was made, nothing to look for.
+                    if e.certainly_did_nothing() {
+                        remote
+                            .update(ctx, |r| r.chunks[i].finish_sent_at = None)
+                            .await?;
                     }
-                })
-                .await?;
-            let mut status = load_chunks(&remote, &chunks);
-            status[i].stages = Default::default();
-            save_chunks(ctx, &mut remote, &status).await?;
+                    return Err(provider_step_error(e));
+                }
+            };
+            save_cluster(ctx, &mut remote, &chunks, i, cluster).await?;
         }
         remote.published_at(ctx).await?;
         Ok(StepOutcome::Advance)
@@ -1091,6 +1146,102 @@ async fn record_found(
             .await?;
     }
     Ok(())
+}
+
+/// Keeps the cluster a `finish_upload` made for chunk `i`: its stages are read from then on.
+async fn save_cluster(
+    ctx: &JobCtx,
+    remote: &mut Remote<MapillaryRemote>,
+    chunks: &[&[JobItemRow]],
+    i: usize,
+    cluster: String,
+) -> Result<(), StepError> {
+    remote
+        .update(ctx, |r| {
+            r.chunks[i].cluster_id = Some(cluster.clone());
+            if i == 0 {
+                r.cluster_id = Some(cluster.clone());
+            }
+        })
+        .await?;
+    let mut status = load_chunks(remote, chunks);
+    status[i].stages = Default::default();
+    save_chunks(ctx, remote, &status).await
+}
+
+/// "24 hours", "1 minute", "90 seconds".
+fn duration_words(ms: i64) -> String {
+    let s = ms / 1000;
+    let (n, unit) = if s >= 3_600 && s % 3_600 == 0 {
+        (s / 3_600, "hour")
+    } else if s >= 60 && s % 60 == 0 {
+        (s / 60, "minute")
+    } else {
+        (s, "second")
+    };
+    crate::prepare::plural(usize::try_from(n).unwrap_or(0), unit, &format!("{unit}s"))
+}
+
+/// What the activity feed says of a `finish_upload` whose reply was lost.
+enum FeedSays {
+    /// It made this cluster.
+    Made(String),
+    /// It made nothing: the feed lists no upload of these photos since.
+    NotMade,
+    /// The feed does not answer (no token it takes).
+    Unavailable,
+}
+
+/// How far Mapillary's clock may be from ours, when reading when an upload was made.
+const FEED_CLOCK_SLACK_S: i64 = 300;
+
+/// Looks in the activity feed for the cluster a `finish_upload` sent at `sent_at` (ms) for
+/// `chunk` may have made: an upload made since, of as many photos, whose first was taken
+/// when the chunk's first was (to the second), that no other chunk of the job holds.
+#[allow(clippy::too_many_arguments)]
+async fn made_by_a_lost_finish(
+    app: &App,
+    cfg: &MapillaryConfig,
+    client: &MapillaryClient,
+    account: &Account,
+    chunk: &[JobItemRow],
+    photos: &HashMap<i64, PhotoRow>,
+    sent_at: i64,
+    other_clusters: &HashSet<String>,
+) -> Result<FeedSays, StepError> {
+    let user_id = match &account.user_id {
+        Some(id) => id.clone(),
+        None => client.me().await.map_err(provider_step_error)?.id,
+    };
+    let web = cfg.web_client_token.clone().map(|token| {
+        MapillaryClient::new(app.services().http.clone(), cfg, token).with_clock(app.clock())
+    });
+    let since_s = sent_at / 1000 - FEED_CLOCK_SLACK_S;
+    let Some((uploads, _)) = lookup_uploads_since(client, web.as_ref(), &user_id, since_s)
+        .await
+        .map_err(provider_step_error)?
+    else {
+        return Ok(FeedSays::Unavailable);
+    };
+    let first_taken_s = chunk
+        .first()
+        .and_then(|item| photos.get(&item.photo_id))
+        .map(|p| p.captured_at.div_euclid(1000));
+    let made = uploads.into_iter().find(|node| {
+        !other_clusters.contains(&node.cluster_id)
+            && node.kind.as_deref().is_none_or(|k| k == "UPLOAD")
+            && node
+                .item_count
+                .is_none_or(|n| usize::try_from(n).is_ok_and(|n| n == chunk.len()))
+            && match (node.captured_at_seconds, first_taken_s) {
+                (Some(theirs), Some(ours)) => (theirs - ours).abs() <= 1,
+                _ => node.item_count.is_some(),
+            }
+    });
+    Ok(match made {
+        Some(node) => FeedSays::Made(node.cluster_id),
+        None => FeedSays::NotMade,
+    })
 }
 
 /// A published sequence found by position and time.

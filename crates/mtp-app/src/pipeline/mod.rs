@@ -70,6 +70,11 @@ pub struct PipelineOptions {
     /// before each new try (all within a day of the first failure); then the job ends
     /// created but not linked.
     pub mtpw_link_retry_ms: Vec<i64>,
+    /// After a `finish_upload` whose reply was lost, when neither the activity feed nor
+    /// the published photos can tell whether it made the cluster: how long its photos are
+    /// looked for before it is sent again (which, had the first gone through, would
+    /// publish them twice). A multiple of the service's usual processing time.
+    pub mapillary_unsure_finish_wait_ms: i64,
 }
 
 impl PipelineOptions {
@@ -87,6 +92,7 @@ impl PipelineOptions {
             mapillary_fast_window_ms: 5 * 60_000,
             mapillary_poll_slow_ms: 15 * 60_000,
             mtpw_link_retry_ms: vec![3_600_000, 4 * 3_600_000, 12 * 3_600_000],
+            mapillary_unsure_finish_wait_ms: 24 * 3_600_000,
         }
     }
 
@@ -100,6 +106,7 @@ impl PipelineOptions {
             mapillary_poll_fast_ms: 250,
             mapillary_fast_window_ms: 60_000,
             mapillary_poll_slow_ms: 2_000,
+            mapillary_unsure_finish_wait_ms: 60_000,
             ..PipelineOptions::live()
         }
     }

@@ -377,6 +377,87 @@ impl MapillaryClient {
     }
 }
 
+impl MapillaryClient {
+    /// The uploads the feed lists as made at `since_s` (Unix seconds) or later, newest
+    /// first: pages through it until it is older than that, or ends.
+    pub async fn uploads_since(
+        &self,
+        user_id: &str,
+        since_s: i64,
+    ) -> Result<Vec<ActivityNode>, ProviderError> {
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .activity_page(user_id, PAGE_SIZE, after.as_deref())
+                .await?;
+            let oldest = page.nodes.iter().map(|n| n.created_at_seconds).min();
+            found.extend(
+                page.nodes
+                    .into_iter()
+                    .filter(|n| n.created_at_seconds >= since_s),
+            );
+            if oldest.is_none_or(|s| s < since_s) || !page.page_info.has_next_page {
+                break;
+            }
+            match page.page_info.end_cursor {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The feed's uploads made at `since_s` or later, read as [`lookup_clusters`] reads: with
+/// the user's token, then the web client token; `Ok(None)` when neither works.
+pub async fn lookup_uploads_since(
+    user: &MapillaryClient,
+    web: Option<&MapillaryClient>,
+    user_id: &str,
+    since_s: i64,
+) -> Result<Option<(Vec<ActivityNode>, ActivityToken)>, ProviderError> {
+    first_feed_that_answers(user, web, |client| async move {
+        client.uploads_since(user_id, since_s).await
+    })
+    .await
+}
+
+/// Asks the feed with the user's token, then with the web client token. `Ok(None)` when
+/// neither works; a refusal, a GraphQL error or a reply of another shape count as "does not
+/// work with this token"; only a transient failure is an error.
+async fn first_feed_that_answers<T, F, Fut>(
+    user: &MapillaryClient,
+    web: Option<&MapillaryClient>,
+    look: F,
+) -> Result<Option<(T, ActivityToken)>, ProviderError>
+where
+    F: Fn(MapillaryClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let refused = |e: &ProviderError| !e.kind().is_retryable();
+    match look(user.clone()).await {
+        Ok(found) => return Ok(Some((found, ActivityToken::User))),
+        Err(e) if refused(&e) => {
+            tracing::info!("Mapillary's activity feed does not work with the user's token: {e}");
+        }
+        Err(e) => return Err(e),
+    }
+    let Some(web) = web else {
+        return Ok(None);
+    };
+    match look(web.clone()).await {
+        Ok(found) => Ok(Some((found, ActivityToken::WebClient))),
+        Err(e) if refused(&e) => {
+            tracing::info!(
+                "Mapillary's activity feed does not work with the web client token either: {e}"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Looks the clusters up with the user's token, then with the web client token. `Ok(None)`
 /// when neither works (or there is no web token): stage detail is unavailable and the
 /// caller falls back to the image search (PROTOCOLS §2.6). The feed is private and
@@ -390,35 +471,13 @@ pub async fn lookup_clusters(
     wanted: &[String],
     not_before_s: i64,
 ) -> Result<Option<ActivityLookup>, ProviderError> {
-    let refused = |e: &ProviderError| !e.kind().is_retryable();
-    match user.find_clusters(user_id, wanted, not_before_s).await {
-        Ok((nodes, pages)) => {
-            return Ok(Some(ActivityLookup {
-                nodes,
-                pages,
-                token: ActivityToken::User,
-            }));
-        }
-        Err(e) if refused(&e) => {
-            tracing::info!("Mapillary's activity feed does not work with the user's token: {e}");
-        }
-        Err(e) => return Err(e),
-    }
-    let Some(web) = web else {
-        return Ok(None);
-    };
-    match web.find_clusters(user_id, wanted, not_before_s).await {
-        Ok((nodes, pages)) => Ok(Some(ActivityLookup {
-            nodes,
-            pages,
-            token: ActivityToken::WebClient,
-        })),
-        Err(e) if refused(&e) => {
-            tracing::info!(
-                "Mapillary's activity feed does not work with the web client token either: {e}"
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
+    let found = first_feed_that_answers(user, web, |client| async move {
+        client.find_clusters(user_id, wanted, not_before_s).await
+    })
+    .await?;
+    Ok(found.map(|((nodes, pages), token)| ActivityLookup {
+        nodes,
+        pages,
+        token,
+    }))
 }
