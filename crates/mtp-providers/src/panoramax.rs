@@ -120,8 +120,46 @@ pub struct ErrorReply {
     pub message: Option<String>,
     #[serde(default, deserialize_with = "flex::opt_i64")]
     pub status_code: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_details")]
     pub details: Option<ErrorDetails>,
+}
+
+/// `details` is an object, or (for parameters GeoVisio could not parse) a list of
+/// `{"fields":[…],"error":"…"}`, read as one error: "fields: error; …".
+fn opt_details<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorDetails>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(entries) => {
+            let said: Vec<String> = entries
+                .iter()
+                .map(|e| {
+                    let fields = e
+                        .get("fields")
+                        .and_then(Value::as_array)
+                        .map(|f| {
+                            f.iter()
+                                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .filter(|f| !f.is_empty());
+                    let error = e
+                        .get("error")
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                        .unwrap_or_else(|| e.to_string());
+                    match fields {
+                        Some(f) => format!("{f}: {error}"),
+                        None => error,
+                    }
+                })
+                .collect();
+            (!said.is_empty()).then(|| ErrorDetails {
+                error: Some(said.join("; ")),
+                ..ErrorDetails::default()
+            })
+        }
+        Value::Null => None,
+        other => serde_json::from_value(other).ok(),
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -418,6 +418,17 @@ fn panoramax_codes() {
     assert!(e.message().contains("missing: datetime, location"), "{e}");
     assert_eq!(e.service(), Destination::Panoramax);
 
+    // Parameters GeoVisio could not parse: `details` is a list, said field by field.
+    let e = pmx(
+        400,
+        r#"{"message":"Impossible to parse parameters","status_code":400,"details":[{"fields":["limit"],"error":"Input should be a valid integer"},{"fields":["bbox"],"error":"bad bbox"},{"fields":["datetime"],"error":"bad date"}]}"#,
+    );
+    assert_eq!(e.kind(), ErrorKind::Permanent);
+    assert_eq!(
+        e.message(),
+        "Impossible to parse parameters: limit: Input should be a valid integer; bbox: bad bbox; datetime: bad date"
+    );
+
     let e = pmx(400, "not json");
     assert_eq!(e.kind(), ErrorKind::Permanent);
     assert_eq!(e.body(), Some("not json"));
