@@ -1377,7 +1377,7 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
 
 #[tokio::test]
 #[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
-async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()> {
+async fn panoramax_claims_a_token_in_the_browser_and_opens_its_terms_when_asked() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let (opener, log) = recording_opener(tmp.path())?;
     let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
@@ -1402,6 +1402,39 @@ async fn panoramax_integrates_by_claiming_a_token_in_the_browser() -> Result<()>
     )
     .await?;
     app.screenshot("15-panoramax-claimed").await?;
+
+    // The instance asks for its terms of service before the first upload: the row says so
+    // (not "sign in again") and opens the page; once they are accepted, Retry sends.
+    sandbox_faults(&sandbox_origin(&claim)?, "panoramax_tos=enforce").await?;
+    let photos = photo_folder()?;
+    app.click("#nav-import").await?;
+    drop_paths(&app, &[&photos.path().join("Morning walk")]).await?;
+    app.wait_for_text("#plan-stats", "photos kept", Duration::from_secs(30))
+        .await?;
+    app.click("#save-import").await?;
+    let row = ".seq-card:first-child .job[data-destination=panoramax]";
+    app.wait_for(
+        fantoccini::Locator::Css(&format!("{row}[data-status=failed]")),
+        Duration::from_secs(60),
+    )
+    .await?;
+    app.wait_for_text(row, "accept the terms of service", Duration::from_secs(5))
+        .await?;
+    app.screenshot("15a-panoramax-terms-to-accept").await?;
+    app.click(&format!("{row} .open-named")).await?;
+    let terms = wait_for_opened(&log, 2).await?;
+    assert!(terms.ends_with("/panoramax/tos-validation"), "{terms}");
+    let accepted = reqwest::Client::new().post(&terms).send().await?;
+    anyhow::ensure!(accepted.status().is_success(), "{}", accepted.status());
+    app.click(&format!(
+        "{row} .job-actions button:not(.open-named):not(.danger)"
+    ))
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css(&format!("{row}[data-status=done]")),
+        Duration::from_secs(60),
+    )
+    .await?;
     app.quit().await
 }
 

@@ -166,8 +166,8 @@ async fn panoramax_refusals_that_are_not_about_the_token_keep_the_sign_in() {
     let ids = story
         .import(&folder, "Terms walk", &[Destination::Panoramax])
         .await;
-    let state = story.sandbox().state();
-    state.panoramax_enforce_tos(true);
+    let faults = story.sandbox().faults();
+    faults.panoramax_enforce_tos(true);
     story.start_engine();
     let jobs = story.settle(&ids).await;
     let job = &jobs[0];
@@ -206,7 +206,7 @@ async fn panoramax_refusals_that_are_not_about_the_token_keep_the_sign_in() {
     let ids = story
         .import(&folder, "Read-only walk", &[Destination::Panoramax])
         .await;
-    state.panoramax_read_only(true);
+    faults.panoramax_read_only(true);
     let job = tokio::time::timeout(pipeline_support::SETTLE, async {
         loop {
             let job = story.job(ids[0], Destination::Panoramax).await;
@@ -228,7 +228,7 @@ async fn panoramax_refusals_that_are_not_about_the_token_keep_the_sign_in() {
     let account = story.app.store().account(Destination::Panoramax).await;
     assert!(!account.unwrap().unwrap().needs_reauth);
     // Writable again; the user does not wait: Pause, Resume.
-    state.panoramax_read_only(false);
+    faults.panoramax_read_only(false);
     for action in [
         mtp_app::jobs::JobAction::Pause,
         mtp_app::jobs::JobAction::Resume,

@@ -92,18 +92,24 @@ async fn a_read_only_mapillary_token_waits_for_a_sign_in_that_allows_uploads() {
 async fn a_sign_in_during_a_token_refresh_is_what_stays() {
     let story = Story::start().await;
     story.connect(&[Destination::Mapillary]).await;
-    let store = story.app.store();
     let refreshing = slow_refresh(&story).await;
     let signed_in = sign_in_again(&story).await;
     refreshing.await.unwrap().unwrap();
 
     assert_eq!(refreshes(&story), vec![Some(200)]);
-    let kept = store
+    assert_signed_in_with(&story, &signed_in).await;
+}
+
+/// The stored Mapillary account holds `token` and is not waiting for a new sign-in.
+async fn assert_signed_in_with(story: &Story, token: &str) {
+    let kept = story
+        .app
+        .store()
         .account(Destination::Mapillary)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(kept.access_token.expose(), &signed_in);
+    assert_eq!(kept.access_token.expose(), token);
     assert!(!kept.needs_reauth);
 }
 
@@ -174,34 +180,30 @@ async fn slow_refresh(
     refreshing
 }
 
+/// Refreshes an expired token slowly while another process signs in again, the service
+/// having revoked the old sign-in's tokens meanwhile if `revoked`. Returns the new
+/// sign-in's token and the one the refresh gave its caller.
+async fn refresh_meets_a_sign_in_elsewhere(story: &Story, revoked: bool) -> (String, String) {
+    story.connect(&[Destination::Mapillary]).await;
+    let refreshing = slow_refresh(story).await;
+    if revoked {
+        story.sandbox().faults().revoke_tokens();
+    }
+    let signed_in = sign_in_elsewhere(story).await;
+    let got = refreshing.await.unwrap().unwrap();
+    (signed_in, got.access_token.expose().clone())
+}
+
 /// A sign-in made in another process while this one refreshes the token of the sign-in
 /// before stays: the refreshed old tokens are not saved over it, and the refresh's caller
 /// gets the new token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_in_another_process_during_a_refresh_is_what_stays() {
     let story = Story::start().await;
-    story.connect(&[Destination::Mapillary]).await;
-    let refreshing = slow_refresh(&story).await;
-    let signed_in = sign_in_elsewhere(&story).await;
-    let token = refreshing
-        .await
-        .unwrap()
-        .unwrap()
-        .access_token
-        .expose()
-        .clone();
-
+    let (signed_in, token) = refresh_meets_a_sign_in_elsewhere(&story, false).await;
     assert_eq!(refreshes(&story), vec![Some(200)]);
     assert_eq!(token, signed_in);
-    let kept = story
-        .app
-        .store()
-        .account(Destination::Mapillary)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(kept.access_token.expose(), &signed_in);
-    assert!(!kept.needs_reauth);
+    assert_signed_in_with(&story, &signed_in).await;
 }
 
 /// The service refuses the refresh (the old sign-in was revoked) while another process
@@ -209,30 +211,12 @@ async fn a_sign_in_in_another_process_during_a_refresh_is_what_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_refresh_does_not_undo_a_sign_in_made_in_another_process() {
     let story = Story::start().await;
-    story.connect(&[Destination::Mapillary]).await;
-    let refreshing = slow_refresh(&story).await;
-    story.sandbox().faults().revoke_tokens();
-    let signed_in = sign_in_elsewhere(&story).await;
-    let token = refreshing
-        .await
-        .unwrap()
-        .unwrap()
-        .access_token
-        .expose()
-        .clone();
-
-    assert_eq!(refreshes(&story).len(), 1);
-    assert_ne!(refreshes(&story)[0], Some(200), "the refresh was refused");
+    let (signed_in, token) = refresh_meets_a_sign_in_elsewhere(&story, true).await;
+    let refreshed = refreshes(&story);
+    assert_eq!(refreshed.len(), 1);
+    assert_ne!(refreshed[0], Some(200), "the refresh was refused");
     assert_eq!(token, signed_in);
-    let kept = story
-        .app
-        .store()
-        .account(Destination::Mapillary)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(kept.access_token.expose(), &signed_in);
-    assert!(!kept.needs_reauth);
+    assert_signed_in_with(&story, &signed_in).await;
 }
 
 /// Two processes meet the expired token at once: the other one's refresh lands first, and
@@ -293,13 +277,7 @@ async fn a_refresh_another_process_made_first_is_taken_not_refused() {
     assert_eq!(refreshed[1], Some(200));
     assert_ne!(refreshed[0], Some(200), "the late refresh was refused");
     assert_eq!(got.access_token.expose(), fresh.access_token.expose());
-    let kept = store
-        .account(Destination::Mapillary)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!kept.needs_reauth);
-    assert_eq!(kept.access_token.expose(), fresh.access_token.expose());
+    assert_signed_in_with(&story, fresh.access_token.expose()).await;
 }
 
 /// Three Mapillary jobs, the Map the Paths sync and the integrations card meet an expired

@@ -15,6 +15,11 @@
 //!            | 'seed=' u64                      reseed the RNG used by `rate`/`error_rate`
 //!            | 'expire_tokens'                  every access token issued so far expires now
 //!            | 'revoke_tokens'                  every token issued so far (refresh ones too) dies now
+//!            | 'panoramax_tos=' ('enforce' | 'off')
+//!                                               uploads need GeoVisio's terms of service accepted
+//!                                               (on `/panoramax/tos-validation`): 401 with the page
+//!            | 'panoramax_read_only=' ('on' | 'off')
+//!                                               the instance is read only (a migration): writes get 401
 //!            | 'kartaview_refuse_osm_apps=' ('400' | '401' | 'off')
 //!                                               KartaView's client_auth refuses OSM tokens issued to
 //!                                               any OSM app but its own (ours included), as 400
@@ -284,6 +289,10 @@ pub enum FaultDirective {
     RevokeTokens,
     /// `kartaview_refuse_osm_apps=400|401|off`.
     KartaViewRefuseOsmApps(Option<OsmAppRefusal>),
+    /// `panoramax_tos=enforce|off`.
+    PanoramaxEnforceTos(bool),
+    /// `panoramax_read_only=on|off`.
+    PanoramaxReadOnly(bool),
 }
 
 /// How KartaView's `client_auth` refuses an OSM token issued to an app it does not know
@@ -335,6 +344,8 @@ struct Inner {
     expired_through: AtomicU64,
     revoked_through: AtomicU64,
     kartaview_refuse_osm_apps: Mutex<Option<OsmAppRefusal>>,
+    panoramax_enforce_tos: std::sync::atomic::AtomicBool,
+    panoramax_read_only: std::sync::atomic::AtomicBool,
 }
 
 /// The fault-injection handle (cheap to clone; all clones share the rules).
@@ -354,6 +365,8 @@ impl Default for Faults {
                 expired_through: AtomicU64::new(0),
                 revoked_through: AtomicU64::new(0),
                 kartaview_refuse_osm_apps: Mutex::new(None),
+                panoramax_enforce_tos: Default::default(),
+                panoramax_read_only: Default::default(),
             }),
         }
     }
@@ -545,6 +558,26 @@ impl Faults {
         *lock(&self.inner.kartaview_refuse_osm_apps)
     }
 
+    /// Makes Panoramax uploads need the terms of service accepted (GeoVisio's
+    /// `API_ENFORCE_TOS_ACCEPTANCE`; off by default, as in GeoVisio).
+    pub fn panoramax_enforce_tos(&self, on: bool) {
+        self.inner.panoramax_enforce_tos.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn panoramax_tos_enforced(&self) -> bool {
+        self.inner.panoramax_enforce_tos.load(Ordering::SeqCst)
+    }
+
+    /// Makes the Panoramax instance read only (GeoVisio's `API_READ_ONLY`, during a
+    /// migration): every write is refused.
+    pub fn panoramax_read_only(&self, on: bool) {
+        self.inner.panoramax_read_only.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn panoramax_is_read_only(&self) -> bool {
+        self.inner.panoramax_read_only.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn next_token_serial(&self) -> u64 {
         self.inner.token_serial.fetch_add(1, Ordering::SeqCst)
     }
@@ -594,6 +627,8 @@ impl Faults {
                 FaultDirective::ExpireTokens => self.expire_tokens(),
                 FaultDirective::RevokeTokens => self.revoke_tokens(),
                 FaultDirective::KartaViewRefuseOsmApps(r) => self.kartaview_refuse_osm_apps(r),
+                FaultDirective::PanoramaxEnforceTos(on) => self.panoramax_enforce_tos(on),
+                FaultDirective::PanoramaxReadOnly(on) => self.panoramax_read_only(on),
             }
         }
         ids
@@ -658,6 +693,19 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             "off" => Ok(FaultDirective::KartaViewRefuseOsmApps(None)),
             _ => Err(FaultSpecError::BadValue(
                 "kartaview_refuse_osm_apps".into(),
+                v.into(),
+            )),
+        },
+        Some(("panoramax_tos", v)) => match v.trim() {
+            "enforce" => Ok(FaultDirective::PanoramaxEnforceTos(true)),
+            "off" => Ok(FaultDirective::PanoramaxEnforceTos(false)),
+            _ => Err(FaultSpecError::BadValue("panoramax_tos".into(), v.into())),
+        },
+        Some(("panoramax_read_only", v)) => match v.trim() {
+            "on" => Ok(FaultDirective::PanoramaxReadOnly(true)),
+            "off" => Ok(FaultDirective::PanoramaxReadOnly(false)),
+            _ => Err(FaultSpecError::BadValue(
+                "panoramax_read_only".into(),
                 v.into(),
             )),
         },

@@ -272,17 +272,6 @@ impl SandboxState {
         lock(&self.app.pnx).break_named = names.iter().map(|n| (*n).to_owned()).collect();
     }
 
-    /// Knob: the Panoramax instance is read only (a migration), or writable again.
-    pub fn panoramax_read_only(&self, on: bool) {
-        lock(&self.app.pnx).read_only = on;
-    }
-
-    /// Knob: Panoramax uploads need the terms of service accepted (on its
-    /// `/panoramax/tos-validation` page), or not.
-    pub fn panoramax_enforce_tos(&self, on: bool) {
-        lock(&self.app.pnx).enforce_tos = on;
-    }
-
     /// Every collection, deleted ones included, whether dispatched yet or not.
     pub fn panoramax_collections(&self) -> Vec<PanoramaxCollection> {
         lock(&self.app.pnx).collections_snapshot()

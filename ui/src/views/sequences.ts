@@ -4,7 +4,7 @@
 import { api, notify, type AppEvent, type Destination, type JobView, type SequenceSummary } from "../ipc";
 import { clear, formatBytes, formatDuration, h, toast } from "../dom";
 import { mapillaryNotice, mapillaryRetryLabel, mapillaryStepper } from "./mapillary";
-import { statusText } from "./status";
+import { linkIn, statusText } from "./status";
 import { closePage, openPageId, refreshPage, renderSequencePage } from "./sequence-page";
 
 let root: HTMLElement | null = null;
@@ -393,6 +393,8 @@ function jobRow(j: JobView): HTMLElement {
   const actions: HTMLElement[] = [];
   if (j.status === "pending" || j.status === "running") actions.push(button("Pause", () => act({ kind: "job", id: j.id }, "pause")));
   if (j.status === "paused") actions.push(button("Resume", () => act({ kind: "job", id: j.id }, "resume")));
+  const named = j.status === "failed" ? linkIn(j.last_error) : null;
+  if (named) actions.push(button("Open the page", () => void api.openExternal(named).catch((e: Error) => toast(e.message, "error")), "secondary open-named"));
   if (j.status === "failed" || j.status === "cancelled") actions.push(button((j.status === "failed" && mapillaryRetryLabel(j)) || "Retry", () => act({ kind: "job", id: j.id }, "retry")));
   if (j.status === "waiting_auth") actions.push(button("Integrate…", () => document.getElementById("nav-integrations")?.click()));
   if (j.status !== "done" && j.status !== "cancelled") actions.push(button("Cancel", () => act({ kind: "job", id: j.id }, "cancel"), "secondary danger"));

@@ -43,3 +43,10 @@ export function statusText(j: JobView): { text: string; cls: string } {
     }
   }
 }
+
+/** The web address a failed job's message names, if any (e.g. Panoramax's page to accept its
+ * terms of service): the row offers to open it. */
+export function linkIn(text: string | null | undefined): string | null {
+  const found = text?.match(/https?:\/\/[^\s"'<>]+/);
+  return found ? found[0].replace(/[.,;:)\]]+$/, "") : null;
+}

@@ -46,6 +46,29 @@ impl Account {
     }
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds the columns both writes of an account set, in this order, after what each puts
+/// first: user id, user name, the two token columns, expiry, `needs_reauth`, instance and
+/// `updated_at`.
+fn bind_fields<'q>(
+    q: Query<'q>,
+    account: &'q Account,
+    access: &'q String,
+    refresh: &'q Option<String>,
+    needs_reauth: bool,
+    now: i64,
+) -> Query<'q> {
+    q.bind(&account.user_id)
+        .bind(&account.username)
+        .bind(access)
+        .bind(refresh)
+        .bind(account.expires_at)
+        .bind(needs_reauth as i64)
+        .bind(&account.instance_url)
+        .bind(now)
+}
+
 /// What a write of an account is: a sign-in (counted), or the tokens of a refresh, kept
 /// only if no sign-in came since the count it carries.
 #[derive(Clone, Copy)]
@@ -163,41 +186,29 @@ impl Store {
                 (access, refresh, account.needs_reauth)
             }
         };
+        let fields = |q| bind_fields(q, account, &access, &refresh, needs_reauth, now);
         let written = match write {
-            Write::SignIn => sqlx::query(
-                "INSERT INTO accounts (service, user_id, username, access_token, refresh_token, expires_at,
-                                       needs_reauth, instance_url, created_at, updated_at, sign_ins)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-                 ON CONFLICT (service) DO UPDATE SET
-                    user_id = excluded.user_id, username = excluded.username,
-                    access_token = excluded.access_token, refresh_token = excluded.refresh_token,
-                    expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
-                    instance_url = excluded.instance_url, updated_at = excluded.updated_at,
-                    sign_ins = accounts.sign_ins + 1",
+            Write::SignIn => fields(
+                sqlx::query(
+                    "INSERT INTO accounts (service, user_id, username, access_token, refresh_token,
+                                           expires_at, needs_reauth, instance_url, updated_at,
+                                           created_at, sign_ins)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                     ON CONFLICT (service) DO UPDATE SET
+                        user_id = excluded.user_id, username = excluded.username,
+                        access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+                        expires_at = excluded.expires_at, needs_reauth = excluded.needs_reauth,
+                        instance_url = excluded.instance_url, updated_at = excluded.updated_at,
+                        sign_ins = accounts.sign_ins + 1",
+                )
+                .bind(service),
             )
-            .bind(service)
-            .bind(&account.user_id)
-            .bind(&account.username)
-            .bind(&access)
-            .bind(&refresh)
-            .bind(account.expires_at)
-            .bind(needs_reauth as i64)
-            .bind(&account.instance_url)
-            .bind(now)
             .bind(now),
-            Write::Refresh { sign_ins } => sqlx::query(
+            Write::Refresh { sign_ins } => fields(sqlx::query(
                 "UPDATE accounts SET user_id = ?, username = ?, access_token = ?, refresh_token = ?,
                         expires_at = ?, needs_reauth = ?, instance_url = ?, updated_at = ?
                  WHERE service = ? AND sign_ins = ?",
-            )
-            .bind(&account.user_id)
-            .bind(&account.username)
-            .bind(&access)
-            .bind(&refresh)
-            .bind(account.expires_at)
-            .bind(needs_reauth as i64)
-            .bind(&account.instance_url)
-            .bind(now)
+            ))
             .bind(service)
             .bind(sign_ins),
         }

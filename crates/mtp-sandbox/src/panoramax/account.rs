@@ -50,7 +50,7 @@ pub(super) async fn configuration(State(app): State<AppRef>) -> Response {
             "logo": "https://panoramax.fr/images/logo.svg",
             "color": "#bf360c",
             "email": "sandbox@mtp.invalid",
-            "auth": {"enabled": true, "enforce_tos_acceptance": lock(&app.pnx).enforce_tos,
+            "auth": {"enabled": true, "enforce_tos_acceptance": app.faults.panoramax_tos_enforced(),
                      "user_profile": {"url": app.url("/panoramax/api/users/me")}},
             "license": {"id": "CC-BY-SA-4.0", "url": "https://spdx.org/licenses/CC-BY-SA-4.0.html"},
             "defaults": {"duplicate_distance": 1.0, "duplicate_rotation": 60,

@@ -202,7 +202,7 @@ fn require_user(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
 /// account that has not accepted the terms of service where the instance asks for that
 /// (`API_ENFORCE_TOS_ACCEPTANCE`), both with a 401 that is not about the token.
 fn writer(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
-    if lock(&app.pnx).read_only {
+    if app.faults.panoramax_is_read_only() {
         return Err(err(
             StatusCode::UNAUTHORIZED,
             "The instance is read only for the moment, no modification are authorized",
@@ -213,7 +213,7 @@ fn writer(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
         None if app.cfg.panoramax_anonymous_uploads => 0,
         None => return Err(err(StatusCode::UNAUTHORIZED, "Authentication is mandatory")),
     };
-    if !lock(&app.pnx).tos_accepted_by(user) {
+    if app.faults.panoramax_tos_enforced() && !lock(&app.pnx).tos_accepted.contains(&user) {
         let page = app.url("/panoramax/tos-validation");
         return Err(err_details(
             StatusCode::UNAUTHORIZED,

@@ -103,23 +103,9 @@ pub(crate) struct PnxState {
     /// Knob: accepted pictures with these file names end `broken`.
     #[serde(skip)]
     pub(crate) break_named: Vec<String>,
-    /// Knob: the instance is read only (GeoVisio's `API_READ_ONLY`, for a migration): every
-    /// write is refused.
-    #[serde(skip)]
-    pub(crate) read_only: bool,
-    /// Knob: uploads need the terms of service accepted (GeoVisio's
-    /// `API_ENFORCE_TOS_ACCEPTANCE`; off by default, as in GeoVisio).
-    #[serde(skip)]
-    pub(crate) enforce_tos: bool,
-    /// The accounts that accepted the terms of service (on `/panoramax/tos-validation`).
+    /// The accounts that accepted the terms of service (on `/panoramax/tos-validation`;
+    /// asked for only with the `panoramax_tos=enforce` fault).
     pub(crate) tos_accepted: Vec<usize>,
-}
-
-impl PnxState {
-    /// Whether `user` may upload as far as the terms of service go.
-    pub(crate) fn tos_accepted_by(&self, user: usize) -> bool {
-        !self.enforce_tos || self.tos_accepted.contains(&user)
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
