@@ -1172,3 +1172,34 @@ async fn a_lost_finish_reply_is_waited_for_on_the_map_not_sent_again() {
     let (_, finishes) = sent_since_resumed(&story);
     assert_eq!(finishes, vec![None]);
 }
+
+/// The app was killed after marking a `finish_upload` and before sending it. The activity
+/// feed answers and lists no upload of these photos since: nothing was made, and the call
+/// is sent at once, not after a wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_the_feed_shows_was_never_made_is_sent_at_once() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    feed_takes_user_tokens(&story);
+    let (ids, job) = paused_before_finish(&story, 38, 4, "Killed before finishing").await;
+    let mut chunks = job.mly().chunks;
+    assert_eq!(
+        chunks[0].finish_sent_at, None,
+        "a refused call made nothing"
+    );
+    chunks[0].finish_sent_at = Some(story.app.now_ms());
+    story
+        .app
+        .store()
+        .set_job_remote(
+            job.id,
+            "chunks",
+            &serde_json::to_value(&chunks).unwrap(),
+            story.app.now_ms(),
+        )
+        .await
+        .unwrap();
+    resume_until_done(&story, &ids, job.id).await;
+    let (_, finishes) = sent_since_resumed(&story);
+    assert_eq!(finishes, vec![Some(200)]);
+    assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
+}

@@ -1196,8 +1196,8 @@ enum FeedSays {
 const FEED_CLOCK_SLACK_S: i64 = 300;
 
 /// Looks in the activity feed for the cluster a `finish_upload` sent at `sent_at` (ms) for
-/// `chunk` may have made: an upload made since, of as many photos, whose first was taken
-/// when the chunk's first was (to the second), that no other chunk of the job holds.
+/// `chunk` may have made: an upload made since, of as many photos (or fewer), taken within
+/// the chunk's first and last second, that no other chunk of the job holds.
 #[allow(clippy::too_many_arguments)]
 async fn made_by_a_lost_finish(
     app: &App,
@@ -1223,19 +1223,24 @@ async fn made_by_a_lost_finish(
     else {
         return Ok(FeedSays::Unavailable);
     };
-    let first_taken_s = chunk
-        .first()
-        .and_then(|item| photos.get(&item.photo_id))
-        .map(|p| p.captured_at.div_euclid(1000));
+    // When the chunk's photos were taken, to the second (Mapillary cuts times there).
+    let taken: Vec<i64> = chunk
+        .iter()
+        .filter_map(|item| photos.get(&item.photo_id))
+        .map(|p| p.captured_at.div_euclid(1000))
+        .collect();
+    let span = taken.iter().min().zip(taken.iter().max());
     let made = uploads.into_iter().find(|node| {
+        let count = node
+            .item_count
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         !other_clusters.contains(&node.cluster_id)
             && node.kind.as_deref().is_none_or(|k| k == "UPLOAD")
-            && node
-                .item_count
-                .is_none_or(|n| usize::try_from(n).is_ok_and(|n| n == chunk.len()))
-            && match (node.captured_at_seconds, first_taken_s) {
-                (Some(theirs), Some(ours)) => (theirs - ours).abs() <= 1,
-                _ => node.item_count.is_some(),
+            // As many photos, or fewer: Mapillary may not count one it drops.
+            && count.is_none_or(|n| n > 0 && n <= chunk.len())
+            && match (node.captured_at_seconds, span) {
+                (Some(at), Some((first, last))) => (first - 1..=last + 1).contains(&at),
+                _ => count == Some(chunk.len()),
             }
     });
     Ok(match made {
