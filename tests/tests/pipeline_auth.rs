@@ -90,12 +90,14 @@ async fn revoked_sign_ins_wait_for_the_user_then_resume_where_they_stopped() {
     assert_eq!(mly.status, JobStatus::WaitingAuth, "{jobs:#?}");
     assert_eq!(mly.last_error_kind, Some(ErrorKind::Auth));
     assert!(mly.photos_done < 16);
+    // (Map the Paths Web's job, waiting for Mapillary's, still looks now and then: it may be
+    // running one of those looks.)
     for j in &jobs {
         assert!(
             matches!(
                 j.status,
                 JobStatus::WaitingAuth | JobStatus::Done | JobStatus::Pending
-            ),
+            ) || (j.destination == Destination::Mtpw && j.status == JobStatus::Running),
             "{j:?}"
         );
     }

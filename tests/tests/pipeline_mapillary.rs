@@ -232,7 +232,7 @@ async fn a_refresh_another_process_made_first_is_taken_not_refused() {
     story
         .sandbox()
         .faults()
-        .apply_spec("mapillary.token:latency_ms=800,times=1")
+        .apply_spec("mapillary.token:latency_ms=2000,times=1")
         .unwrap();
     let refreshing = {
         let app = story.app.clone();
@@ -1131,12 +1131,13 @@ async fn a_lost_finish_reply_is_found_in_the_activity_feed_not_sent_again() {
 }
 
 /// The reply to `finish_upload` is lost, the activity feed does not answer (as with most
-/// tokens), and Mapillary takes a while to publish: the job says what it waits for and
+/// tokens), and Mapillary takes a while to publish (10 s): the job says what it waits for and
 /// looks for the photos, rather than finish again at once; they show, and it is done with
 /// one cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_finish_reply_is_waited_for_on_the_map_not_sent_again() {
-    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "3000")]).await;
+    // Publishing takes long enough that the job looks at least once before it is done.
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "10000")]).await;
     let ids = finish_reply_lost(&story, 37).await;
     let waiting = tokio::time::timeout(pipeline_support::SETTLE, async {
         loop {
