@@ -136,3 +136,34 @@ async fn two_lost_creates_never_take_the_same_sequence() {
         assert_eq!(state.kartaview_sequence(id).unwrap().photos.len(), photos);
     }
 }
+
+/// An account with more than a page of KartaView sequences (100), listed oldest first: the
+/// empty sequence a lost create left is on the last page, and is still found and used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_is_found_past_the_first_page_of_a_long_account() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Kartaview]).await;
+    let folder = story.photos("walk", 3, &walk(34));
+    let seq = story
+        .import(&folder, "Long account walk", &[Destination::Kartaview])
+        .await[0];
+    // 120 older sequences, sent by another uploader.
+    for _ in 0..120 {
+        story.kartaview_create_by("upload-scripts").await;
+    }
+    let orphan = story.kartaview_create().await;
+    crashed_after_create(&story, seq, Destination::Kartaview).await;
+    story.sandbox().state().kartaview_my_list_oldest_first(true);
+
+    story.start_engine();
+    let jobs = story.settle(&[seq]).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{:#?}", jobs[0]);
+    assert_eq!(jobs[0].kv().sequence_id, Some(orphan.clone()));
+    let state = story.sandbox().state();
+    assert_eq!(
+        state.kartaview_sequences().len(),
+        121,
+        "no sequence made twice"
+    );
+    assert_eq!(state.kartaview_sequence(&orphan).unwrap().photos.len(), 3);
+}

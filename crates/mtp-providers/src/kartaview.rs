@@ -225,6 +225,17 @@ pub struct OwnSequence {
 struct MyList {
     #[serde(rename = "currentPageItems", default)]
     current_page_items: Vec<OwnSequence>,
+    /// `[n]`: how many sequences the account has in all.
+    #[serde(rename = "totalFilteredItems", default)]
+    total_filtered_items: Vec<Option<u64>>,
+}
+
+/// One page of `/my-list`.
+#[derive(Debug, Clone)]
+pub struct MyListPage {
+    pub items: Vec<OwnSequence>,
+    /// How many sequences the account has in all, when the reply says.
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -789,13 +800,10 @@ impl KartaViewClient {
         }
     }
 
-    /// `POST /my-list`: one page (1-based) of `username`'s own sequences, newest first,
-    /// 100 a page (upload-scripts' size).
-    pub async fn my_list(
-        &self,
-        username: &str,
-        page: u32,
-    ) -> Result<Vec<OwnSequence>, ProviderError> {
+    /// `POST /my-list`: one page (1-based) of `username`'s own sequences, 100 a page
+    /// (upload-scripts' size), and how many there are in all. In which order is not
+    /// documented: read every page (as upload-scripts does) to find one.
+    pub async fn my_list(&self, username: &str, page: u32) -> Result<MyListPage, ProviderError> {
         let request = self.http.post(self.url(&["my-list"])?).form(&[
             ("access_token", self.token.expose().as_str()),
             ("username", username),
@@ -804,7 +812,10 @@ impl KartaViewClient {
         ]);
         let (reply, value) = self.call_ok(request).await?;
         let list: MyList = decode_value(SERVICE, "POST /my-list", reply.status.as_u16(), &value)?;
-        Ok(list.current_page_items)
+        Ok(MyListPage {
+            total: list.total_filtered_items.first().copied().flatten(),
+            items: list.current_page_items,
+        })
     }
 
     /// `POST /1.0/user/details/` with form `username`: the account's totals and ranks

@@ -127,7 +127,13 @@ async fn kartaview_remove_sequence_and_photo_against_the_sandbox() {
     kv.remove_sequence(&seq).await.unwrap();
     assert!(sb.state().kartaview_sequence(&seq).unwrap().deleted);
     assert_not_found(&kv.sequence(&seq).await.unwrap_err());
-    assert!(kv.my_list("sandbox-user", 1).await.unwrap().is_empty());
+    assert!(
+        kv.my_list("sandbox-user", 1)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // Already gone: a second removal, and a photo of the removed sequence.
     let e = kv.remove_sequence(&seq).await.unwrap_err();
     assert_not_found(&e);

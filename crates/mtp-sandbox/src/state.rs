@@ -245,6 +245,12 @@ impl SandboxState {
         lock(&self.app.kv).drop_next = n;
     }
 
+    /// Knob: KartaView's `/my-list` lists the account's sequences oldest first (its order
+    /// is not documented), or newest first again.
+    pub fn kartaview_my_list_oldest_first(&self, on: bool) {
+        lock(&self.app.kv).my_list_oldest_first = on;
+    }
+
     pub fn kartaview_sequence(&self, id: &str) -> Option<KartaViewSequence> {
         self.kartaview_sequences().into_iter().find(|s| s.id == id)
     }

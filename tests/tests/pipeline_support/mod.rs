@@ -95,10 +95,16 @@ impl Story {
     /// lost, or another process, would have): an empty sequence from this app, on the
     /// connected account. Returns its id.
     pub async fn kartaview_create(&self) -> String {
+        self.kartaview_create_by(UPLOAD_SOURCE).await
+    }
+
+    /// An empty sequence made on the connected KartaView account by the uploader named
+    /// `upload_source` (this app's, or another's). Returns its id.
+    pub async fn kartaview_create_by(&self, upload_source: &str) -> String {
         self.kartaview_client()
             .await
             .create_sequence(&NewSequence {
-                upload_source: UPLOAD_SOURCE.to_string(),
+                upload_source: upload_source.to_string(),
                 first_latitude: 48.0,
                 first_longitude: 2.0,
                 platform_name: None,

@@ -99,8 +99,12 @@ async fn sequence_is_gone(client: &KartaViewClient, id: &str) -> Result<bool, St
     }
 }
 
+/// How many pages of `/my-list` a lost create is looked for in (100 sequences a page).
+const MY_LIST_PAGES: u32 = 50;
+
 /// The empty sequence a lost create left on KartaView, if any: the newest of the account's
-/// sequences that holds no photo, came from this app, and no job of ours knows.
+/// sequences that holds no photo, came from this app, and no job of ours knows. Every page
+/// of the account's list is read (its order is not documented), up to `MY_LIST_PAGES`.
 async fn find_lost_sequence(
     client: &KartaViewClient,
     ctx: &JobCtx,
@@ -114,15 +118,33 @@ async fn find_lost_sequence(
         return Ok(None);
     };
     let known = remote_ids_of(ctx, |r: KartaViewRemote| r.sequence_id).await?;
-    let mine = client
-        .my_list(&username, 1)
-        .await
-        .map_err(provider_step_error)?;
-    let found = mine.into_iter().find(|s| {
-        s.photo_count == Some(0)
-            && s.upload_source.as_deref() == Some(UPLOAD_SOURCE)
-            && !known.contains(&s.id)
-    });
+    let mut candidates = Vec::new();
+    let mut read = 0u64;
+    for page in 1..=MY_LIST_PAGES {
+        let list = client
+            .my_list(&username, page)
+            .await
+            .map_err(provider_step_error)?;
+        let n = list.items.len() as u64;
+        read += n;
+        let last = n == 0
+            || match list.total {
+                Some(total) => read >= total,
+                None => n < 100,
+            };
+        candidates.extend(list.items.into_iter().filter(|s| {
+            s.photo_count == Some(0)
+                && s.upload_source.as_deref() == Some(UPLOAD_SOURCE)
+                && !known.contains(&s.id)
+        }));
+        if last {
+            break;
+        }
+    }
+    // The newest: KartaView numbers sequences in the order it makes them.
+    let found = candidates
+        .into_iter()
+        .max_by_key(|s| (s.id.parse::<u64>().unwrap_or(0), s.id.clone()));
     if let Some(s) = &found {
         tracing::info!(
             job = ctx.job_id,

@@ -124,7 +124,11 @@ pub(super) async fn my_list(State(app): State<AppRef>, headers: HeaderMap, body:
         .iter()
         .filter(|s| Some(s.user) == user && !s.deleted)
         .collect();
-    mine.sort_by_key(|s| std::cmp::Reverse(s.id));
+    if st.my_list_oldest_first {
+        mine.sort_by_key(|s| s.id);
+    } else {
+        mine.sort_by_key(|s| std::cmp::Reverse(s.id));
+    }
     let total = mine.len();
     let items: Vec<Value> = mine
         .into_iter()

@@ -65,6 +65,10 @@ pub(crate) struct KvState {
     /// Knob: the processing of the next sequence created leaves out this many photos.
     #[serde(skip)]
     pub(crate) drop_next: usize,
+    /// Knob: `/my-list` lists oldest first (PROTOCOLS §3.2 gives no order; newest first
+    /// by default).
+    #[serde(skip)]
+    pub(crate) my_list_oldest_first: bool,
 }
 
 impl Default for KvState {
@@ -75,6 +79,7 @@ impl Default for KvState {
             next_item: 90_000_001,
             fail_next: false,
             drop_next: 0,
+            my_list_oldest_first: false,
         }
     }
 }
