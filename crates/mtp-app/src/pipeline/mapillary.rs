@@ -559,14 +559,7 @@ impl MapillaryDriver {
             .collect();
         if !wanted.is_empty() {
             ctx.check()?;
-            let user_id = match &account.user_id {
-                Some(id) => id.clone(),
-                None => client.me().await.map_err(provider_step_error)?.id,
-            };
-            let web = cfg.web_client_token.clone().map(|token| {
-                MapillaryClient::new(app.services().http.clone(), cfg, token)
-                    .with_clock(app.clock())
-            });
+            let (user_id, web) = feed_readers(app, cfg, client, account).await?;
             let not_before_s = remote
                 .chunks
                 .first()
@@ -1182,6 +1175,24 @@ fn duration_words(ms: i64) -> String {
     crate::prepare::plural(usize::try_from(n).unwrap_or(0), unit, &format!("{unit}s"))
 }
 
+/// What the activity feed is read with: the account's Mapillary user id (asked for when
+/// the account does not have it), and a client on the web client token when one is set.
+async fn feed_readers(
+    app: &App,
+    cfg: &MapillaryConfig,
+    client: &MapillaryClient,
+    account: &Account,
+) -> Result<(String, Option<MapillaryClient>), StepError> {
+    let user_id = match &account.user_id {
+        Some(id) => id.clone(),
+        None => client.me().await.map_err(provider_step_error)?.id,
+    };
+    let web = cfg.web_client_token.clone().map(|token| {
+        MapillaryClient::new(app.services().http.clone(), cfg, token).with_clock(app.clock())
+    });
+    Ok((user_id, web))
+}
+
 /// What the activity feed says of a `finish_upload` whose reply was lost.
 enum FeedSays {
     /// It made this cluster.
@@ -1209,13 +1220,7 @@ async fn made_by_a_lost_finish(
     sent_at: i64,
     other_clusters: &HashSet<String>,
 ) -> Result<FeedSays, StepError> {
-    let user_id = match &account.user_id {
-        Some(id) => id.clone(),
-        None => client.me().await.map_err(provider_step_error)?.id,
-    };
-    let web = cfg.web_client_token.clone().map(|token| {
-        MapillaryClient::new(app.services().http.clone(), cfg, token).with_clock(app.clock())
-    });
+    let (user_id, web) = feed_readers(app, cfg, client, account).await?;
     let since_s = sent_at / 1000 - FEED_CLOCK_SLACK_S;
     let Some((uploads, _)) = lookup_uploads_since(client, web.as_ref(), &user_id, since_s)
         .await
