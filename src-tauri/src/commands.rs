@@ -167,6 +167,20 @@ pub async fn retry_kartaview(state: Shared<'_>) -> Result<String, AppError> {
     state.app()?.retry_kartaview().await
 }
 
+/// Signs in to KartaView through KartaView's own OpenStreetMap app (a code to paste).
+#[tauri::command]
+pub async fn start_kartaview_app_sign_in(
+    state: Shared<'_>,
+) -> Result<mtp_app::accounts::StartedIntegration, AppError> {
+    state.app()?.start_kartaview_app_sign_in(true).await
+}
+
+/// Finishes that sign-in with the code OpenStreetMap showed.
+#[tauri::command]
+pub async fn finish_sign_in_with_code(state: Shared<'_>, code: String) -> Result<String, AppError> {
+    state.app()?.finish_sign_in_with_code(&code).await
+}
+
 /// Connects a service with a token the user pasted (KartaView: upload-scripts' `osc.token`,
 /// with the username KartaView cannot tell from it).
 #[tauri::command]

@@ -120,6 +120,8 @@ pub fn run() {
             commands::cancel_sign_in,
             commands::set_redirect_uri,
             commands::retry_kartaview,
+            commands::start_kartaview_app_sign_in,
+            commands::finish_sign_in_with_code,
             commands::connect_with_token,
             commands::disconnect,
             commands::job_action,

@@ -422,6 +422,113 @@ async fn kartaview_refusing_our_osm_app_is_shown_verbatim_then_retried_or_replac
 }
 
 #[tokio::test]
+async fn kartaview_refusing_our_osm_app_is_passed_through_kartaviews_own_app_with_a_pasted_code() {
+    let story = Story::start().await;
+    let app = &story.app;
+    let sandbox = story.sandbox();
+    sandbox
+        .faults()
+        .apply_spec("kartaview_refuse_osm_apps=401")
+        .unwrap();
+    let started = app.start_integration(Destination::Kartaview).await.unwrap();
+    let link = mtp_app::sandbox_browser::approve(&started.authorize_url)
+        .await
+        .unwrap();
+    assert!(!app.handle_deep_link(&link).await.unwrap().accepted);
+    let card = card_status(app, Destination::Kartaview).await.unwrap();
+    assert!(card.offer_kartaview_app && card.offer_token, "{card:?}");
+    assert!(
+        card.message
+            .as_deref()
+            .unwrap()
+            .contains("sign in through KartaView's own app"),
+        "{card:?}"
+    );
+
+    // KartaView's own OSM app: OpenStreetMap shows a code, the user pastes it.
+    let started = app.start_kartaview_app_sign_in(false).await.unwrap();
+    assert_eq!(
+        started.redirect_uri.as_deref(),
+        Some("urn:ietf:wg:oauth:2.0:oob")
+    );
+    assert!(
+        started
+            .authorize_url
+            .contains(mtp_sandbox::KARTAVIEW_OSM_CLIENT_ID)
+    );
+    assert!(!started.listening);
+    let card = card_status(app, Destination::Kartaview).await.unwrap();
+    assert_eq!(card.phase, SignInPhase::Waiting);
+    assert!(card.wants_code && !card.offer_kartaview_app, "{card:?}");
+    let code = mtp_app::sandbox_browser::approve_code(&started.authorize_url)
+        .await
+        .unwrap();
+
+    // A mistyped code: the sign-in keeps waiting, with OpenStreetMap's reason on the card.
+    let e = app
+        .finish_sign_in_with_code("not-the-code")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "code_refused");
+    assert!(
+        e.message.contains("OpenStreetMap did not accept this code"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("grant is invalid"), "{}", e.message);
+    let card = card_status(app, Destination::Kartaview).await.unwrap();
+    assert_eq!(card.phase, SignInPhase::Waiting);
+    assert_eq!(card.message.as_deref(), Some(e.message.as_str()));
+    assert!(
+        app.finish_sign_in_with_code(" \n").await.is_err(),
+        "nothing pasted"
+    );
+
+    // The code as copied from the page, with a line break: connected, although KartaView
+    // still refuses our own app.
+    let name = app
+        .finish_sign_in_with_code(&format!(" {code}\n"))
+        .await
+        .unwrap();
+    assert_eq!(name, mtp_sandbox::SANDBOX_USERNAME);
+    assert!(card_status(app, Destination::Kartaview).await.is_none());
+    assert_eq!(
+        connected_as(app, Destination::Kartaview).await.as_deref(),
+        Some(mtp_sandbox::SANDBOX_USERNAME)
+    );
+    // The code was used once; a second paste finds no sign-in waiting.
+    let e = app.finish_sign_in_with_code(&code).await.unwrap_err();
+    assert!(
+        e.message.contains("No KartaView sign-in is waiting"),
+        "{}",
+        e.message
+    );
+
+    // The kept OSM token is asked again with its own app's secret.
+    assert_eq!(
+        app.store().kartaview_osm_client().await.unwrap().as_deref(),
+        Some(mtp_sandbox::KARTAVIEW_OSM_CLIENT_ID)
+    );
+    assert_eq!(
+        app.retry_kartaview().await.unwrap(),
+        mtp_sandbox::SANDBOX_USERNAME
+    );
+
+    // And the photos reach KartaView with that sign-in.
+    let folder = story.photos("walk", 3, &pipeline_support::walk(0));
+    let ids = story
+        .import(
+            &folder,
+            "Through KartaView's app",
+            &[Destination::Kartaview],
+        )
+        .await;
+    story.start_engine();
+    story.settle(&ids).await;
+    pipeline_support::assert_kartaview_once(&story, ids[0], 3).await;
+}
+
+#[tokio::test]
 async fn panoramax_integrates_by_claiming_a_generated_token() {
     let story = Story::start().await;
     let app = &story.app;

@@ -76,6 +76,10 @@ export interface SignInStatus {
   message: string | null;
   offer_token: boolean;
   can_retry: boolean;
+  /** KartaView refused the OpenStreetMap app in the settings: offer KartaView's own app (a code to paste). */
+  offer_kartaview_app: boolean;
+  /** Waiting for the code OpenStreetMap shows after approving (KartaView's app). */
+  wants_code: boolean;
 }
 
 export interface StartedIntegration {
@@ -270,6 +274,8 @@ export const api = {
   setRedirectUri: (service: Destination, redirectUri: string | null) =>
     call<string | null>("set_redirect_uri", { service, redirectUri }),
   retryKartaview: () => call<string>("retry_kartaview"),
+  startKartaviewAppSignIn: () => call<StartedIntegration>("start_kartaview_app_sign_in"),
+  finishSignInWithCode: (code: string) => call<string>("finish_sign_in_with_code", { code }),
   connectWithToken: (service: Destination, token: string, username: string | null = null) => call<string>("connect_with_token", { service, token, username }),
   jobAction: (target: { kind: "sequence" | "job"; id: number }, action: "pause" | "resume" | "cancel" | "retry") =>
     call<number>("job_action", { target, action }),

@@ -8,14 +8,16 @@ use mtp_core::Destination;
 use mtp_core::deeplink::DeepLink;
 use mtp_core::secret::Secret;
 use mtp_core::store::{Account, OAuthAttempt};
+use mtp_providers::config::OOB_REDIRECT_URI;
 use mtp_providers::oauth::{MapillaryOAuth, MtpwOAuth, OsmOAuth};
 use mtp_providers::{
-    MapillaryClient, PanoramaxClient, PendingAuthorization, ProviderError, TokenSet,
+    KartaViewConfig, MapillaryClient, PanoramaxClient, PendingAuthorization, ProviderError,
+    TokenSet,
 };
 use serde::Serialize;
 
 /// How long the user has to approve in the browser.
-const ATTEMPT_TTL_MS: i64 = 15 * 60 * 1000;
+pub(crate) const ATTEMPT_TTL_MS: i64 = 15 * 60 * 1000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StartedIntegration {
@@ -41,7 +43,7 @@ pub(crate) fn provider_error(e: ProviderError) -> AppError {
 }
 
 impl App {
-    fn not_configured(&self, d: Destination) -> AppError {
+    pub(crate) fn not_configured(&self, d: Destination) -> AppError {
         AppError::new(
             "not_configured",
             format!(
@@ -74,6 +76,11 @@ impl App {
             return self.start_panoramax_claim(None, open_browser).await;
         }
         let s = self.services();
+        if let Some(cfg) = s.kartaview.as_ref().filter(|c| c.pastes_code())
+            && service == Destination::Kartaview
+        {
+            return self.start_code_sign_in(cfg.clone(), open_browser).await;
+        }
         let redirect_uri = self
             .redirect_uri(service)
             .await?
@@ -134,15 +141,8 @@ impl App {
         let generation = self.sign_ins().begin(
             service,
             SignInStatus {
-                phase: SignInPhase::Waiting,
-                page_url: Some(url.clone()),
-                redirect_uri: Some(redirect_uri.clone()),
                 listening: listener.is_some(),
-                browser_opened: false,
-                browser_error: None,
-                message: None,
-                offer_token: false,
-                can_retry: false,
+                ..SignInStatus::waiting(url.clone(), Some(redirect_uri.clone()))
             },
         );
         if let (Some(listener), Some(lb)) = (listener, loopback) {
@@ -161,7 +161,7 @@ impl App {
     }
 
     /// Opens `url` (unless told not to) and records on the card whether a browser opened.
-    fn opened(
+    pub(crate) fn opened(
         &self,
         service: Destination,
         generation: u64,
@@ -209,6 +209,10 @@ impl App {
         let Some(configured) = configured else {
             return Ok(None);
         };
+        if configured == OOB_REDIRECT_URI {
+            // KartaView's own OSM app knows no other redirect: nothing to choose.
+            return Ok(Some(configured));
+        }
         Ok(Some(
             self.store()
                 .redirect_uri_setting(service)
@@ -228,6 +232,17 @@ impl App {
         if service == Destination::Panoramax {
             return Err(AppError::invalid(
                 "Panoramax signs in by claiming a token, without a redirect.",
+            ));
+        }
+        if self
+            .services()
+            .kartaview
+            .as_ref()
+            .is_some_and(|c| c.pastes_code())
+            && service == Destination::Kartaview
+        {
+            return Err(AppError::invalid(
+                "KartaView signs in through KartaView's own OpenStreetMap app here: you paste the code OpenStreetMap shows, so there is no address to choose. To sign in through your own OpenStreetMap app, set KARTAVIEW_OSM_CLIENT_ID and KARTAVIEW_OSM_CLIENT_SECRET.",
             ));
         }
         let chosen = redirect_uri
@@ -394,11 +409,7 @@ impl App {
                     .exchange_code(&pending(cfg.osm_authorize_url.clone()), code)
                     .await
                     .map_err(provider_error)?;
-                // Kept (never shown) so that client_auth can be retried without the browser.
-                self.store()
-                    .set_kartaview_osm_token(Some(&osm.access_token), now)
-                    .await?;
-                return self.kartaview_client_auth(&osm.access_token).await;
+                return self.kartaview_sign_in(&cfg, &osm.access_token, now).await;
             }
             (Destination::Mtpw, DeepLink::ImplicitToken { .. }) => {
                 let cfg = s.mtpw.clone().ok_or_else(|| self.not_configured(service))?;
@@ -428,16 +439,34 @@ impl App {
         Ok(name)
     }
 
-    /// Turns an OpenStreetMap token into a KartaView account (`client_auth`). A refusal
-    /// keeps KartaView's own words and the code `kartaview_refused`: the card then offers
-    /// to retry and to paste a KartaView token.
-    async fn kartaview_client_auth(&self, osm_token: &Secret<String>) -> AppResult<String> {
+    /// Keeps the OpenStreetMap token (never shown), so that KartaView's `client_auth` can be
+    /// retried without the browser, then asks KartaView for an account with it.
+    pub(crate) async fn kartaview_sign_in(
+        &self,
+        cfg: &KartaViewConfig,
+        osm_token: &Secret<String>,
+        now: i64,
+    ) -> AppResult<String> {
+        self.store()
+            .set_kartaview_osm_token(Some(osm_token), now)
+            .await?;
+        self.store()
+            .set_kartaview_osm_client(Some(&cfg.osm_client_id), now)
+            .await?;
+        self.kartaview_client_auth(cfg, osm_token).await
+    }
+
+    /// Turns an OpenStreetMap token into a KartaView account (`client_auth`, with the
+    /// secret of the OSM app that issued the token). A refusal keeps KartaView's own words
+    /// and the code `kartaview_refused`: the card then offers to retry, to paste a
+    /// KartaView token, and (if the refused app was not KartaView's) KartaView's own app.
+    async fn kartaview_client_auth(
+        &self,
+        cfg: &KartaViewConfig,
+        osm_token: &Secret<String>,
+    ) -> AppResult<String> {
         let service = Destination::Kartaview;
         let s = self.services();
-        let cfg = s
-            .kartaview
-            .clone()
-            .ok_or_else(|| self.not_configured(service))?;
         let kv = mtp_providers::kartaview::client_auth(
             &s.http,
             &cfg.api_url,
@@ -463,11 +492,16 @@ impl App {
             } else {
                 format!(" ({})", how.join(", "))
             };
+            let instead = if self.kartaview_app_offered(cfg) {
+                "sign in through KartaView's own app, or paste a KartaView token instead"
+            } else {
+                "or paste a KartaView token instead"
+            };
             AppError::new(
                 "kartaview_refused",
                 format!(
                     "KartaView did not accept the OpenStreetMap sign-in. KartaView said: {said}{how}. \
-                     Your OpenStreetMap sign-in is kept, so you can ask KartaView again, or paste a KartaView token instead."
+                     Your OpenStreetMap sign-in is kept, so you can ask KartaView again, {instead}."
                 ),
             )
         })?;
@@ -487,6 +521,42 @@ impl App {
         Ok(name)
     }
 
+    /// After KartaView refused a sign-in through `cfg`'s OSM app: may the card offer
+    /// KartaView's own app instead?
+    fn kartaview_app_offered(&self, refused: &KartaViewConfig) -> bool {
+        self.services()
+            .kartaview_app
+            .as_ref()
+            .is_some_and(|app| app.osm_client_id != refused.osm_client_id)
+    }
+
+    /// The card after KartaView refused a sign-in through `refused`'s OSM app.
+    pub(crate) fn kartaview_refused_status(
+        &self,
+        message: String,
+        refused: Option<&KartaViewConfig>,
+    ) -> SignInStatus {
+        let mut status = SignInStatus::failed(message);
+        status.offer_token = true;
+        status.can_retry = true;
+        status.offer_kartaview_app = refused.is_some_and(|c| self.kartaview_app_offered(c));
+        status
+    }
+
+    /// The KartaView sign-in whose OSM app issued `osm_client_id` (`None`: the configured
+    /// one, as kept before the app was recorded).
+    pub(crate) fn kartaview_config_of(
+        &self,
+        osm_client_id: Option<&str>,
+    ) -> Option<KartaViewConfig> {
+        let s = self.services();
+        [s.kartaview.as_ref(), s.kartaview_app.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|c| osm_client_id.is_none_or(|id| c.osm_client_id == id))
+            .cloned()
+    }
+
     /// Asks KartaView again with the OpenStreetMap token kept from the last sign-in, without
     /// another browser round.
     pub async fn retry_kartaview(&self) -> AppResult<String> {
@@ -495,12 +565,22 @@ impl App {
                 "No OpenStreetMap sign-in is kept: click Integrate to sign in again.",
             ));
         };
-        match self.kartaview_client_auth(&osm).await {
+        let app_id = self.store().kartaview_osm_client().await?;
+        let Some(cfg) = self.kartaview_config_of(app_id.as_deref()) else {
+            return Err(AppError::invalid(
+                "The OpenStreetMap app of the kept sign-in is no longer in the settings: click Integrate to sign in again.",
+            ));
+        };
+        match self.kartaview_client_auth(&cfg, &osm).await {
             Ok(name) => Ok(name),
             Err(e) => {
-                let mut status = SignInStatus::failed(e.message.clone());
-                status.offer_token = e.code == "kartaview_refused";
-                status.can_retry = true;
+                let status = if e.code == "kartaview_refused" {
+                    self.kartaview_refused_status(e.message.clone(), Some(&cfg))
+                } else {
+                    let mut status = SignInStatus::failed(e.message.clone());
+                    status.can_retry = true;
+                    status
+                };
                 self.sign_ins().set(Destination::Kartaview, None, status);
                 self.emit(AppEvent::AccountsChanged);
                 Err(e)
@@ -560,20 +640,9 @@ impl App {
             }
         };
         let claim_url = generated.claim_url.to_string();
-        let generation = self.sign_ins().begin(
-            service,
-            SignInStatus {
-                phase: SignInPhase::Waiting,
-                page_url: Some(claim_url.clone()),
-                redirect_uri: None,
-                listening: false,
-                browser_opened: false,
-                browser_error: None,
-                message: None,
-                offer_token: false,
-                can_retry: false,
-            },
-        );
+        let generation = self
+            .sign_ins()
+            .begin(service, SignInStatus::waiting(claim_url.clone(), None));
         let timeouts = self.sign_ins().timeouts();
         let weak = self.downgrade();
         let task = tokio::spawn(async move {

@@ -176,11 +176,12 @@ impl Settings {
                     missing.push("MAPILLARY_SECRET");
                 }
             }
+            // Without an OSM app of one's own, KartaView's is used: only an id without
+            // its secret is missing something.
             Destination::Kartaview => {
-                if self.kartaview_osm_client_id.is_none() {
-                    missing.push("KARTAVIEW_OSM_CLIENT_ID");
-                }
-                if self.kartaview_osm_client_secret.is_none() {
+                if self.kartaview_osm_client_id.is_some()
+                    && self.kartaview_osm_client_secret.is_none()
+                {
                     missing.push("KARTAVIEW_OSM_CLIENT_SECRET");
                 }
             }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod explore;
 pub mod jobs;
+mod kartaview_code;
 pub mod manage;
 pub mod mapillary_status;
 pub mod pipeline;
@@ -142,7 +143,8 @@ pub struct IntegrationCard {
     pub uses_browser: bool,
     /// OAuth services: where the browser comes back (the deep link, or a loopback address).
     pub redirect_uri: Option<String>,
-    /// The loopback address the card offers when the deep link does not come back.
+    /// The loopback address the card offers when the deep link does not come back; `None`
+    /// when the sign-in has no redirect to choose (a pasted code).
     pub suggested_loopback: Option<String>,
     /// The sign-in in progress, or why the last one failed.
     pub sign_in: Option<signin::SignInStatus>,
@@ -546,8 +548,10 @@ impl App {
                 let account = accounts.iter().find(|a| a.service == service);
                 let redirect_uri = redirects.get(&service).cloned().flatten();
                 IntegrationCard {
+                    // A pasted code (KartaView's app) has no redirect to replace.
                     suggested_loopback: redirect_uri
                         .as_ref()
+                        .filter(|u| *u != mtp_providers::config::OOB_REDIRECT_URI)
                         .map(|_| signin::SUGGESTED_LOOPBACK.to_string()),
                     redirect_uri,
                     sign_in: self.sign_in_status(service),
@@ -634,11 +638,14 @@ impl App {
                     }
                     Err(e) => {
                         let message = format!("{} sign-in failed: {}", service.label(), e.message);
-                        let mut status = signin::SignInStatus::failed(message.clone());
-                        if e.code == "kartaview_refused" {
-                            status.offer_token = true;
-                            status.can_retry = true;
-                        }
+                        let status = if e.code == "kartaview_refused" {
+                            self.kartaview_refused_status(
+                                message.clone(),
+                                self.services().kartaview.as_ref(),
+                            )
+                        } else {
+                            signin::SignInStatus::failed(message.clone())
+                        };
                         self.sign_ins().set(service, None, status);
                         DeepLinkOutcome {
                             accepted: false,

@@ -1,8 +1,8 @@
 //! Plays the user's browser on a sandbox sign-in page: opens it, clicks "Approve" (as the
 //! first sandbox account) and returns where the emulator redirects — the
 //! `app.mtp.desktop://` deep link or a loopback address — without following it
-//! ([`follow`] then plays the browser on a loopback address; [`claim`] approves a
-//! Panoramax claim page). Used by `mtp accounts login` in sandbox mode and by the tests;
+//! ([`follow`] then plays the browser on a loopback address; [`approve_code`] reads the code
+//! an out-of-band sign-in shows; [`claim`] approves a Panoramax claim page). Used by `mtp accounts login` in sandbox mode and by the tests;
 //! the real services always get a real browser.
 
 use crate::{AppError, AppResult};
@@ -18,43 +18,97 @@ fn net(e: reqwest::Error) -> AppError {
     AppError::new("network", format!("the sign-in page did not answer: {e}"))
 }
 
-pub async fn approve(authorize_url: &str) -> AppResult<String> {
+/// What the emulator answered once its consent page was approved (or at once, when it
+/// approves by itself): a redirect's `Location`, or a page.
+struct Answer {
+    status: reqwest::StatusCode,
+    location: Option<String>,
+    html: String,
+}
+
+/// Opens a sign-in page and approves it as the first sandbox account.
+async fn consent(authorize_url: &str) -> AppResult<Answer> {
     let http = browser()?;
     let page_url = url::Url::parse(authorize_url).map_err(|e| AppError::invalid(e.to_string()))?;
-    let resp = http.get(page_url.clone()).send().await.map_err(net)?;
-    if resp.status().is_redirection() {
-        return location(&resp);
+    let answer = |resp: reqwest::Response| async move {
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let html = resp.text().await.map_err(net)?;
+        Ok::<_, AppError>(Answer {
+            status,
+            location,
+            html,
+        })
+    };
+    let first = answer(http.get(page_url.clone()).send().await.map_err(net)?).await?;
+    if first.status.is_redirection() {
+        return Ok(first);
     }
-    let html = resp
-        .error_for_status()
-        .map_err(net)?
-        .text()
-        .await
-        .map_err(net)?;
-    let form = html
-        .split("<form")
-        .nth(1)
-        .ok_or_else(|| AppError::new("service", "the sign-in page has no form"))?;
+    if !first.status.is_success() {
+        return Err(AppError::new(
+            "service",
+            format!(
+                "the sign-in page answered HTTP {}: {}",
+                first.status, first.html
+            ),
+        ));
+    }
+    let Some(form) = first.html.split("<form").nth(1) else {
+        // Approved by itself: the answer is this page.
+        return Ok(first);
+    };
     let action = attribute(form, "action")
         .ok_or_else(|| AppError::new("service", "the sign-in form has no action"))?;
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for input in form.split("<input").skip(1) {
-        if let (Some(name), Some(value)) = (attribute(input, "name"), attribute(input, "value")) {
-            fields.push((name, value));
-        }
-    }
+    let mut fields: Vec<(String, String)> = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|input| Some((attribute(input, "name")?, attribute(input, "value")?)))
+        .collect();
     fields.push(("user".into(), "0".into()));
     let target = page_url
         .join(&action)
         .map_err(|e| AppError::invalid(e.to_string()))?;
-    let resp = http.post(target).form(&fields).send().await.map_err(net)?;
-    if !resp.status().is_redirection() {
+    answer(http.post(target).form(&fields).send().await.map_err(net)?).await
+}
+
+/// Approves a sign-in page and returns where the emulator redirects (the deep link or a
+/// loopback address).
+pub async fn approve(authorize_url: &str) -> AppResult<String> {
+    let answer = consent(authorize_url).await?;
+    if !answer.status.is_redirection() {
         return Err(AppError::new(
             "service",
-            format!("approving did not redirect: HTTP {}", resp.status()),
+            format!("approving did not redirect: HTTP {}", answer.status),
         ));
     }
-    location(&resp)
+    answer
+        .location
+        .ok_or_else(|| AppError::new("service", "the sign-in redirect has no Location"))
+}
+
+/// Approves a sign-in page whose app has the out-of-band redirect (KartaView's OSM app):
+/// the emulator then shows the code on a page, as OpenStreetMap does; returns that code.
+pub async fn approve_code(authorize_url: &str) -> AppResult<String> {
+    let answer = consent(authorize_url).await?;
+    answer
+        .html
+        .split("id=\"authorization_code\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            AppError::new(
+                "service",
+                format!(
+                    "no code on the page (HTTP {}): {}",
+                    answer.status, answer.html
+                ),
+            )
+        })
 }
 
 /// Approves a Panoramax claim page (as the first sandbox account); returns the page the
@@ -123,14 +177,6 @@ pub async fn follow(redirect: &str) -> AppResult<(u16, String)> {
         html = resp.text().await.map_err(net)?;
     }
     Ok((status, html))
-}
-
-fn location(resp: &reqwest::Response) -> AppResult<String> {
-    resp.headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .ok_or_else(|| AppError::new("service", "the sign-in redirect has no Location"))
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {

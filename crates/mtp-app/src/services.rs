@@ -4,7 +4,10 @@
 use crate::Settings;
 use mtp_core::Destination;
 use mtp_core::secret::Secret;
-use mtp_providers::config::{PANORAMAX_PICTURE_PAGE, PageTemplate};
+use mtp_providers::config::{
+    KARTAVIEW_APP_OSM_CLIENT_ID, KARTAVIEW_APP_OSM_CLIENT_SECRET, OOB_REDIRECT_URI,
+    PANORAMAX_PICTURE_PAGE, PageTemplate,
+};
 use mtp_providers::{KartaViewConfig, MapillaryConfig, MtpwConfig, PanoramaxConfig};
 use url::Url;
 
@@ -13,7 +16,12 @@ use url::Url;
 pub struct Services {
     pub http: reqwest::Client,
     pub mapillary: Option<MapillaryConfig>,
+    /// KartaView as Integrate signs in: through the OpenStreetMap app in the settings
+    /// (`KARTAVIEW_OSM_CLIENT_ID`), else through KartaView's own app with a pasted code.
     pub kartaview: Option<KartaViewConfig>,
+    /// KartaView through KartaView's own OpenStreetMap app (a pasted code), offered when
+    /// KartaView refuses the app in the settings; `None` when Integrate already uses it.
+    pub kartaview_app: Option<KartaViewConfig>,
     pub panoramax: Option<PanoramaxConfig>,
     pub mtpw: Option<MtpwConfig>,
     /// A Panoramax token from the settings, used when the user has not connected one.
@@ -58,31 +66,47 @@ impl Services {
             }
             _ => None,
         };
+        // Without an OSM app of one's own, KartaView's (as its upload-scripts sign in).
         let kartaview = match (
             &settings.kartaview_osm_client_id,
             &settings.kartaview_osm_client_secret,
         ) {
-            (Some(id), Some(secret)) => {
-                let mut c = KartaViewConfig::production_defaults(id.clone(), secret.clone());
-                if let Some(u) = parse(&settings.kartaview_api_url) {
-                    c.api_url = u;
-                }
-                if let Some(u) = parse(&settings.osm_authorize_url) {
-                    c.osm_authorize_url = u;
-                }
-                if let Some(u) = parse(&settings.osm_token_url) {
-                    c.osm_token_url = u;
-                }
-                if let Some(u) = &settings.kartaview_redirect_uri {
-                    c.redirect_uri = u.clone();
-                }
-                if let Some(t) = &settings.kartaview_sequence_page_url {
-                    c.sequence_page = PageTemplate::new(t.clone());
-                }
-                Some(c)
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+            (None, _) => Some((
+                KARTAVIEW_APP_OSM_CLIENT_ID.to_owned(),
+                Secret::from(KARTAVIEW_APP_OSM_CLIENT_SECRET),
+            )),
+            (Some(_), None) => None,
+        }
+        .map(|(id, secret)| {
+            let mut c = KartaViewConfig::production_defaults(id, secret);
+            if let Some(u) = parse(&settings.kartaview_api_url) {
+                c.api_url = u;
             }
-            _ => None,
-        };
+            if let Some(u) = parse(&settings.osm_authorize_url) {
+                c.osm_authorize_url = u;
+            }
+            if let Some(u) = parse(&settings.osm_token_url) {
+                c.osm_token_url = u;
+            }
+            if let Some(u) = &settings.kartaview_redirect_uri {
+                c.redirect_uri = u.clone();
+            }
+            if let Some(t) = &settings.kartaview_sequence_page_url {
+                c.sequence_page = PageTemplate::new(t.clone());
+            }
+            // KartaView's app is registered with the out-of-band redirect only.
+            if c.osm_client_id == KARTAVIEW_APP_OSM_CLIENT_ID {
+                c.redirect_uri = OOB_REDIRECT_URI.to_owned();
+            }
+            c
+        });
+        let kartaview_app = kartaview.as_ref().filter(|c| !c.pastes_code()).map(|c| {
+            c.with_oob_app(
+                KARTAVIEW_APP_OSM_CLIENT_ID,
+                Secret::from(KARTAVIEW_APP_OSM_CLIENT_SECRET),
+            )
+        });
         let panoramax_picture_page = PageTemplate::new(
             settings
                 .panoramax_picture_page_url
@@ -112,6 +136,7 @@ impl Services {
             http,
             mapillary,
             kartaview,
+            kartaview_app,
             panoramax,
             mtpw,
             panoramax_token: settings.panoramax_token.clone(),
@@ -149,10 +174,15 @@ impl Services {
         mtpw.base_url = urls.mtpw_base.clone();
         mtpw.sequence_page = MtpwConfig::page_under(&urls.mtpw_base);
         let panoramax = PanoramaxConfig::new(urls.panoramax_instance.clone());
+        let kartaview_app = kartaview.with_oob_app(
+            mtp_sandbox::KARTAVIEW_OSM_CLIENT_ID,
+            Secret::from(mtp_sandbox::KARTAVIEW_OSM_CLIENT_SECRET),
+        );
         Services {
             http,
             mapillary: Some(mapillary),
             kartaview: Some(kartaview),
+            kartaview_app: Some(kartaview_app),
             panoramax_picture_page: panoramax.picture_page.clone(),
             panoramax: Some(panoramax),
             mtpw: Some(mtpw),
@@ -288,6 +318,52 @@ mod tests {
         assert_eq!(
             s.mtpw_page("5f0c").as_deref(),
             Some("https://www.mapthepaths.com/sequence/5f0c")
+        );
+    }
+
+    #[test]
+    fn kartaview_signs_in_through_its_own_app_unless_the_settings_name_another() {
+        // Nothing set: KartaView's own OSM app, with a code to paste; nothing missing.
+        let s = live(&[]);
+        let kv = s.kartaview.as_ref().unwrap();
+        assert_eq!(kv.osm_client_id, KARTAVIEW_APP_OSM_CLIENT_ID);
+        assert_eq!(
+            kv.osm_client_secret.expose(),
+            KARTAVIEW_APP_OSM_CLIENT_SECRET
+        );
+        assert!(kv.pastes_code());
+        assert!(s.kartaview_app.is_none(), "Integrate already uses it");
+        let settings = Settings::from_lookup(|_| None);
+        assert!(settings.missing(Destination::Kartaview).is_empty());
+        assert_eq!(
+            settings.mode().mode,
+            crate::Mode::Sandbox,
+            "KartaView's app alone does not leave sandbox mode"
+        );
+        // A redirect in the settings is for one's own app: KartaView's knows only its own.
+        let s = live(&[("KARTAVIEW_REDIRECT_URI", "http://127.0.0.1:8765/cb")]);
+        assert!(s.kartaview.as_ref().unwrap().pastes_code());
+
+        // One's own app: Integrate uses it (deep link), KartaView's is the way out.
+        let s = live(&ALL);
+        let kv = s.kartaview.as_ref().unwrap();
+        assert_eq!(kv.osm_client_id, "osm");
+        assert_eq!(kv.redirect_uri, "app.mtp.desktop://app");
+        let app = s.kartaview_app.as_ref().unwrap();
+        assert_eq!(app.osm_client_id, KARTAVIEW_APP_OSM_CLIENT_ID);
+        assert!(app.pastes_code());
+        assert_eq!(app.api_url, kv.api_url);
+
+        // An id without its secret is a mistake the card names.
+        let map = |k: &str| (k == "KARTAVIEW_OSM_CLIENT_ID").then(|| "osm".to_owned());
+        assert!(
+            live(&[("KARTAVIEW_OSM_CLIENT_ID", "osm")])
+                .kartaview
+                .is_none()
+        );
+        assert_eq!(
+            Settings::from_lookup(map).missing(Destination::Kartaview),
+            vec!["KARTAVIEW_OSM_CLIENT_SECRET"]
         );
     }
 

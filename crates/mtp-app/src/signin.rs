@@ -76,6 +76,12 @@ pub struct SignInStatus {
     pub offer_token: bool,
     /// An OpenStreetMap token is kept: KartaView can be asked again without the browser.
     pub can_retry: bool,
+    /// KartaView refused the OpenStreetMap app in the settings: offer to sign in through
+    /// KartaView's own app instead (a code to paste).
+    pub offer_kartaview_app: bool,
+    /// Waiting for the code OpenStreetMap shows after approving (KartaView's app has no
+    /// redirect back to the app): the card asks for it.
+    pub wants_code: bool,
 }
 
 impl SignInStatus {
@@ -90,6 +96,19 @@ impl SignInStatus {
             message: Some(message.into()),
             offer_token: false,
             can_retry: false,
+            offer_kartaview_app: false,
+            wants_code: false,
+        }
+    }
+
+    /// Waiting in the browser on `page_url`.
+    pub(crate) fn waiting(page_url: String, redirect_uri: Option<String>) -> SignInStatus {
+        SignInStatus {
+            phase: SignInPhase::Waiting,
+            page_url: Some(page_url),
+            redirect_uri,
+            message: None,
+            ..SignInStatus::failed("")
         }
     }
 }

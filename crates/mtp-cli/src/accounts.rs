@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use mtp_app::{App, Mode};
 use mtp_core::Destination;
+use mtp_providers::config::OOB_REDIRECT_URI;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -12,7 +13,15 @@ pub enum AccountsCommand {
     List,
     /// Sign in to a service through the browser (in sandbox mode, the emulator's page is approved for you).
     /// Panoramax: claims a new token on the configured instance (or use `mtp accounts panoramax --token`).
-    Login { service: Destination },
+    /// KartaView without an OpenStreetMap app in the settings signs in through KartaView's own
+    /// app: OpenStreetMap shows a code, which you paste here.
+    Login {
+        service: Destination,
+        /// KartaView: sign in through KartaView's own OpenStreetMap app (a code to paste)
+        /// even when your own app is in the settings.
+        #[arg(long)]
+        kartaview_app: bool,
+    },
     /// Connect a Panoramax instance with an API token.
     Panoramax {
         /// Instance address, e.g. https://panoramax.openstreetmap.fr
@@ -82,9 +91,35 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                 }
             }
         }
-        AccountsCommand::Login { service } => {
+        AccountsCommand::Login {
+            service,
+            kartaview_app,
+        } => {
             let sandbox = app.overview().mode.mode == Mode::Sandbox;
-            let started = app.start_integration_with(service, !sandbox).await?;
+            let started = if kartaview_app {
+                if service != Destination::Kartaview {
+                    anyhow::bail!("--kartaview-app is for KartaView only");
+                }
+                app.start_kartaview_app_sign_in(!sandbox).await?
+            } else {
+                app.start_integration_with(service, !sandbox).await?
+            };
+            if started.redirect_uri.as_deref() == Some(OOB_REDIRECT_URI) {
+                let code = if sandbox {
+                    mtp_app::sandbox_browser::approve_code(&started.authorize_url).await?
+                } else {
+                    eprintln!(
+                        "Approve in your browser:\n  {}\nOpenStreetMap then shows a code: paste it here:",
+                        started.authorize_url
+                    );
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                };
+                let name = app.finish_sign_in_with_code(&code).await?;
+                println!("{} connected as {name}.", service.label());
+                return Ok(ExitCode::SUCCESS);
+            }
             if sandbox && service == Destination::Panoramax {
                 mtp_app::sandbox_browser::claim(&started.authorize_url).await?;
                 return wait_for_account(app, service).await;

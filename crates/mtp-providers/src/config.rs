@@ -121,7 +121,36 @@ pub struct KartaViewConfig {
     pub sequence_page: PageTemplate,
 }
 
+/// OAuth's out-of-band redirect: the authorization server shows the code on a page and the
+/// user pastes it into the app (KartaView's upload-scripts sign in this way).
+pub const OOB_REDIRECT_URI: &str = "urn:ietf:wg:oauth:2.0:oob";
+
+/// The OpenStreetMap OAuth2 app of KartaView's own upload-scripts, which publish its id and
+/// secret for the community's use (`osm_access.py`). KartaView's `client_auth` is known to
+/// accept its tokens (PROTOCOLS §3.1); the app is registered with the out-of-band redirect
+/// only.
+pub const KARTAVIEW_APP_OSM_CLIENT_ID: &str = "xCDlXoN-gVeXsXMHu8N5VArN4iWBDwuMgZAlf5PlC7c";
+/// Its secret, public like the id (a desktop app keeps no secret): sent to OpenStreetMap
+/// with the code and to KartaView as `secret_token`.
+pub const KARTAVIEW_APP_OSM_CLIENT_SECRET: &str = "UICSTaxQkQsSl-osmcbqd5CXJIak5fvw9BF_F152BeE";
+
 impl KartaViewConfig {
+    /// The same KartaView and OpenStreetMap, signing in through another OSM app with the
+    /// out-of-band redirect (the user pastes the code OpenStreetMap shows).
+    pub fn with_oob_app(&self, osm_client_id: impl Into<String>, secret: Secret<String>) -> Self {
+        KartaViewConfig {
+            osm_client_id: osm_client_id.into(),
+            osm_client_secret: secret,
+            redirect_uri: OOB_REDIRECT_URI.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Signs in with a code the user pastes, not through a redirect back to the app.
+    pub fn pastes_code(&self) -> bool {
+        self.redirect_uri == OOB_REDIRECT_URI
+    }
+
     pub fn production_defaults(
         osm_client_id: impl Into<String>,
         osm_client_secret: Secret<String>,

@@ -97,6 +97,12 @@ pub const OSM_CLIENT_ID: &str = "mtp-sandbox-osm-client";
 /// Client secret of the sandbox OSM OAuth2 app; also the `secret_token` KartaView's
 /// `client_auth` expects.
 pub const OSM_CLIENT_SECRET: &str = "mtp-sandbox-osm-secret";
+/// Client id of the OSM OAuth2 app KartaView's own upload-scripts sign in with (out of band
+/// only: OSM shows the code, the user pastes it). `client_auth` always accepts its tokens;
+/// with `kartaview_refuse_osm_apps` set, only its tokens.
+pub const KARTAVIEW_OSM_CLIENT_ID: &str = "kartaview-upload-scripts";
+/// Client secret of that app; also the `secret_token` sent with its tokens to `client_auth`.
+pub const KARTAVIEW_OSM_CLIENT_SECRET: &str = "kartaview-upload-scripts-secret";
 /// Client id of the sandbox Map the Paths Web app (implicit grant).
 pub const MTPW_CLIENT_ID: &str = "mtp-sandbox-mtpw-client";
 /// Username of the default sandbox account on every service.

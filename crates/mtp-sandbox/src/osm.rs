@@ -22,10 +22,48 @@ use crate::auth::{AuthCode, Service, TokenKind, USERS, pkce_matches};
 use crate::body::ParsedForm;
 use crate::html::{consent_page, error_page, escape, page};
 use crate::state::lock;
-use crate::{OSM_CLIENT_ID, OSM_CLIENT_SECRET};
+use crate::{
+    KARTAVIEW_OSM_CLIENT_ID, KARTAVIEW_OSM_CLIENT_SECRET, OSM_CLIENT_ID, OSM_CLIENT_SECRET,
+};
 
 const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
+
+/// An OAuth2 application registered on the emulated OpenStreetMap: OSM checks the client,
+/// its secret and its registered redirect URIs, and a code or token belongs to one app.
+pub(crate) struct OsmApp {
+    pub id: &'static str,
+    pub secret: &'static str,
+    /// What the consent page calls it.
+    pub name: &'static str,
+    /// Registered with the out-of-band redirect only (OSM shows the code on a page), as
+    /// KartaView's upload-scripts' app is.
+    pub oob_only: bool,
+}
+
+const APPS: [OsmApp; 2] = [
+    OsmApp {
+        id: OSM_CLIENT_ID,
+        secret: OSM_CLIENT_SECRET,
+        name: "MTP Desktop (sandbox OSM app)",
+        oob_only: false,
+    },
+    OsmApp {
+        id: KARTAVIEW_OSM_CLIENT_ID,
+        secret: KARTAVIEW_OSM_CLIENT_SECRET,
+        name: "KartaView upload-scripts",
+        oob_only: true,
+    },
+];
+
+fn app_by_id(id: &str) -> Option<&'static OsmApp> {
+    APPS.iter().find(|a| a.id == id)
+}
+
+/// The app whose secret this is (KartaView's `client_auth` takes it as `secret_token`).
+pub(crate) fn app_with_secret(secret: &str) -> Option<&'static OsmApp> {
+    APPS.iter().find(|a| a.secret == secret)
+}
 
 pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
     Router::new()
@@ -44,14 +82,14 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
         )
 }
 
-fn validate(q: &HashMap<String, String>) -> Result<String, Response> {
-    if q.get("client_id").map(String::as_str) != Some(OSM_CLIENT_ID) {
+fn validate(q: &HashMap<String, String>) -> Result<(String, &'static OsmApp), Response> {
+    let Some(osm_app) = q.get("client_id").and_then(|id| app_by_id(id)) else {
         return Err(error_page(
             StatusCode::UNAUTHORIZED,
             "An error has occurred",
             "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
         ));
-    }
+    };
     let Some(redirect_uri) = q.get("redirect_uri").filter(|r| !r.is_empty()) else {
         return Err(error_page(
             StatusCode::BAD_REQUEST,
@@ -59,7 +97,12 @@ fn validate(q: &HashMap<String, String>) -> Result<String, Response> {
             "The redirect uri included is not valid.",
         ));
     };
-    if redirect_uri != OOB && !redirect_allowed(redirect_uri) {
+    let registered = if osm_app.oob_only {
+        redirect_uri == OOB
+    } else {
+        redirect_uri == OOB || redirect_allowed(redirect_uri)
+    };
+    if !registered {
         return Err(error_page(
             StatusCode::BAD_REQUEST,
             "An error has occurred",
@@ -83,10 +126,16 @@ fn validate(q: &HashMap<String, String>) -> Result<String, Response> {
             "The code challenge method must be plain or S256.",
         ));
     }
-    Ok(redirect_uri.clone())
+    Ok((redirect_uri.clone(), osm_app))
 }
 
-fn approve(app: &AppRef, user: usize, q: &HashMap<String, String>, redirect_uri: &str) -> Response {
+fn approve(
+    app: &AppRef,
+    user: usize,
+    q: &HashMap<String, String>,
+    redirect_uri: &str,
+    osm_app: &OsmApp,
+) -> Response {
     let challenge = q.get("code_challenge").filter(|c| !c.is_empty()).map(|c| {
         (
             c.clone(),
@@ -97,7 +146,7 @@ fn approve(app: &AppRef, user: usize, q: &HashMap<String, String>, redirect_uri:
     });
     let code = lock(&app.auth).add_code(AuthCode {
         service: Service::Osm,
-        client_id: OSM_CLIENT_ID.to_owned(),
+        client_id: osm_app.id.to_owned(),
         redirect_uri: Some(redirect_uri.to_owned()),
         user,
         expires_at: Instant::now() + CODE_LIFETIME,
@@ -124,12 +173,12 @@ async fn authorize(
     State(app): State<AppRef>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let redirect_uri = match validate(&q) {
+    let (redirect_uri, osm_app) = match validate(&q) {
         Ok(r) => r,
         Err(r) => return r,
     };
     if app.cfg.auto_approve {
-        return approve(&app, 0, &q, &redirect_uri);
+        return approve(&app, 0, &q, &redirect_uri, osm_app);
     }
     let fields: Vec<(&str, &str)> = q
         .iter()
@@ -149,7 +198,7 @@ async fn authorize(
         .collect();
     consent_page(
         "OpenStreetMap",
-        "MTP Desktop (sandbox OSM app)",
+        osm_app.name,
         q.get("scope").map(String::as_str),
         "/osm/oauth2/authorize/decision",
         &fields,
@@ -165,7 +214,7 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
         );
     };
     let q: HashMap<String, String> = form.fields.into_iter().collect();
-    let redirect_uri = match validate(&q) {
+    let (redirect_uri, osm_app) = match validate(&q) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -194,7 +243,7 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
         .and_then(|u| u.parse::<usize>().ok())
         .filter(|u| *u < USERS.len())
         .unwrap_or(0);
-    let mut resp = approve(&app, user, &q, &redirect_uri);
+    let mut resp = approve(&app, user, &q, &redirect_uri, osm_app);
     if resp.status() == StatusCode::FOUND {
         *resp.status_mut() = StatusCode::SEE_OTHER;
     }
@@ -250,9 +299,9 @@ async fn token(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Res
             form.get("client_secret").unwrap_or_default().to_owned(),
         ),
     };
-    if client_id != OSM_CLIENT_ID {
+    let Some(osm_app) = app_by_id(&client_id) else {
         return invalid_client();
-    }
+    };
     match form.get("grant_type") {
         Some("authorization_code") => {}
         Some(_) => {
@@ -281,8 +330,9 @@ async fn token(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Res
         return invalid_grant();
     };
     let taken = lock(&app.auth).take_code(code);
-    let Some(c) = taken.filter(|c| c.service == Service::Osm && Instant::now() < c.expires_at)
-    else {
+    let Some(c) = taken.filter(|c| {
+        c.service == Service::Osm && c.client_id == osm_app.id && Instant::now() < c.expires_at
+    }) else {
         return invalid_grant();
     };
     if c.redirect_uri.as_deref() != form.get("redirect_uri") {
@@ -298,10 +348,10 @@ async fn token(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Res
             }
         }
         // Without PKCE a confidential client must authenticate.
-        None if client_secret != OSM_CLIENT_SECRET => return invalid_client(),
+        None if client_secret != osm_app.secret => return invalid_client(),
         None => {}
     }
-    if !client_secret.is_empty() && client_secret != OSM_CLIENT_SECRET {
+    if !client_secret.is_empty() && client_secret != osm_app.secret {
         return invalid_client();
     }
     let access = lock(&app.auth).issue(
@@ -309,7 +359,7 @@ async fn token(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> Res
         Service::Osm,
         TokenKind::Access,
         c.user,
-        OSM_CLIENT_ID,
+        osm_app.id,
         None,
     );
     json_response(

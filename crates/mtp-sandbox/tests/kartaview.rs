@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::{DELAY, Photo, client, location, param, s, sandbox};
-use mtp_sandbox::{OSM_CLIENT_ID, OSM_CLIENT_SECRET, Sandbox, Service};
+use mtp_sandbox::{
+    KARTAVIEW_OSM_CLIENT_ID, KARTAVIEW_OSM_CLIENT_SECRET, OSM_CLIENT_ID, OSM_CLIENT_SECRET,
+    Sandbox, Service,
+};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 const CB: &str = "http://127.0.0.1:9123/osm";
+const OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kzyX3fqP3DkyIQ1NKoHYGsT4aPk";
 
 async fn osm_code(sb: &Sandbox, redirect: &str, pkce: bool) -> reqwest::Response {
@@ -564,4 +568,105 @@ async fn client_auth_can_refuse_osm_tokens_from_apps_kartaview_does_not_know() {
         mtp_sandbox::Faults::parse_spec("kartaview_refuse_osm_apps=maybe").is_err(),
         "a bad value is refused"
     );
+
+    // KartaView's own OSM app (upload-scripts'): out of band only, its own codes and secret,
+    // and accepted by client_auth even while other apps are refused.
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=401")
+        .unwrap();
+    let authorize = |redirect: &'static str| {
+        client()
+            .get(sb.urls().osm_authorize)
+            .query(&[
+                ("client_id", KARTAVIEW_OSM_CLIENT_ID),
+                ("response_type", "code"),
+                ("redirect_uri", redirect),
+                ("scope", "openid read_prefs"),
+            ])
+            .send()
+    };
+    let r = authorize(CB).await.unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "only the out-of-band redirect is registered"
+    );
+    assert!(r.text().await.unwrap().contains("redirect uri"));
+    let page = authorize(OOB).await.unwrap().text().await.unwrap();
+    assert!(page.contains("KartaView upload-scripts"), "{page}");
+    let approve = |fields: Vec<(&'static str, &'static str)>| {
+        let url = format!("{}/osm/oauth2/authorize/decision", s(&sb.base_url()));
+        async move {
+            let page = client().post(url).form(&fields).send().await.unwrap();
+            assert_eq!(page.status(), 200);
+            let page = page.text().await.unwrap();
+            let code = page
+                .split("id=\"authorization_code\">")
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap_or_else(|| panic!("no code on {page}"));
+            code.to_owned()
+        }
+    };
+    let fields = vec![
+        ("client_id", KARTAVIEW_OSM_CLIENT_ID),
+        ("response_type", "code"),
+        ("redirect_uri", OOB),
+        ("decision", "approve"),
+        ("user", "0"),
+    ];
+    let exchange = |code: String, id: &'static str, secret: &'static str| {
+        client().post(sb.urls().osm_token).form(&[
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", OOB.to_owned()),
+            ("client_id", id.to_owned()),
+            ("client_secret", secret.to_owned()),
+        ])
+    };
+    // Its code cannot be exchanged by another app.
+    let code = approve(fields.clone()).await;
+    let r = exchange(code, OSM_CLIENT_ID, OSM_CLIENT_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let code = approve(fields).await;
+    let v: Value = exchange(code, KARTAVIEW_OSM_CLIENT_ID, KARTAVIEW_OSM_CLIENT_SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kv_osm = v["access_token"].as_str().unwrap().to_owned();
+    // Its token goes with its secret, not another app's.
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=off")
+        .unwrap();
+    let (code, v) = post_form(
+        &sb,
+        "/auth/openstreetmap/client_auth",
+        &[
+            ("request_token", &kv_osm),
+            ("secret_token", OSM_CLIENT_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(code, 401, "{v}");
+    sb.faults()
+        .apply_spec("kartaview_refuse_osm_apps=401")
+        .unwrap();
+    let (code, v) = post_form(
+        &sb,
+        "/auth/openstreetmap/client_auth",
+        &[
+            ("request_token", &kv_osm),
+            ("secret_token", KARTAVIEW_OSM_CLIENT_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["osv"]["username"], mtp_sandbox::SANDBOX_USERNAME);
 }

@@ -15,6 +15,11 @@ export async function renderIntegrations(root: HTMLElement): Promise<void> {
   // place while Integrate was clicked) could otherwise put "Not connected" back.
   if (generation !== renderGeneration) return;
   sandbox = overview.mode.mode === "sandbox";
+  // Cards are redrawn whenever an account changes: keep what the user is typing (a code, a
+  // token, an address) and where.
+  const typed = new Map<string, string>();
+  root.querySelectorAll<HTMLInputElement>("input[id]").forEach((i) => { if (!i.readOnly && i.value) typed.set(i.id, i.value); });
+  const focused = document.activeElement instanceof HTMLInputElement && root.contains(document.activeElement) ? document.activeElement.id : "";
   clear(root);
   root.append(
     h("h1", {}, "Integrations"),
@@ -27,6 +32,11 @@ export async function renderIntegrations(root: HTMLElement): Promise<void> {
     ),
     h("div", { class: "cards" }, ...cards.map((c) => card(c, root))),
   );
+  for (const [id, value] of typed) {
+    const input = document.getElementById(id);
+    if (input instanceof HTMLInputElement && !input.readOnly && root.contains(input)) input.value = value;
+  }
+  if (focused) document.getElementById(focused)?.focus();
 }
 
 /** Runs an action, shows its error as a toast, then re-reads the cards. */
@@ -116,12 +126,27 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   if (s) actions.append(h("button", { class: "link", "data-action": "cancel", onclick: act(root, () => api.cancelSignIn(c.service)) }, s.phase === "waiting" ? "Cancel" : "Dismiss"));
   if (c.service === "mtpw" && connected) el.append(mapillaryConsent(c, () => void renderIntegrations(root)));
   el.append(actions);
-  if (c.uses_browser && c.redirect_uri && !(connected && !c.needs_reauth)) el.append(redirectBox(c, s, root));
+  if (c.uses_browser && c.redirect_uri && c.suggested_loopback && !(connected && !c.needs_reauth)) el.append(redirectBox(c, s, root));
   return el;
 }
 
 function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTMLElement {
   const box = h("div", { class: `sign-in sign-in-${s.phase}`, "data-phase": s.phase });
+  if (s.phase === "waiting" && s.wants_code) {
+    // KartaView's own OSM app does not come back to the app: OpenStreetMap shows a code.
+    const code = h("input", { class: "wide", type: "text", id: `${c.service}-code`, placeholder: "Code from OpenStreetMap", autocomplete: "off", spellcheck: "false" });
+    const connect = act(root, () => api.finishSignInWithCode(code.value), (name) => `${c.label} connected as ${name}.`);
+    code.addEventListener("keydown", (ev) => { if ((ev as KeyboardEvent).key === "Enter") void connect(ev); });
+    box.append(h("p", { class: "status", role: "status" }, "Approve in your browser. OpenStreetMap then shows a code: paste it here."));
+    if (s.message) box.append(h("p", { class: "status bad sign-in-error", role: "alert" }, s.message));
+    box.append(
+      code,
+      h("div", { class: "actions" }, h("button", { class: "primary", "data-action": "paste-code", onclick: connect }, "Connect")),
+      h("p", { class: "muted small" }, s.browser_opened ? "No browser? Open this address:" : `${s.browser_error ?? "The browser did not open."} Open this address:`),
+      h("input", { class: "url", type: "text", readonly: true, value: s.page_url ?? "" }),
+    );
+    return box;
+  }
   if (s.phase === "waiting") {
     box.append(
       h("p", { class: "status", role: "status" }, c.uses_browser ? "Waiting for you to approve in your browser…" : "Waiting for you to claim the token in your browser…"),
@@ -134,6 +159,13 @@ function signInBox(c: IntegrationCard, s: SignInStatus, root: HTMLElement): HTML
     return box;
   }
   box.append(h("p", { class: "status bad sign-in-error", role: "alert" }, s.message ?? "The sign-in failed."));
+  if (s.offer_kartaview_app) {
+    box.append(
+      h("p", { class: "small" }, "KartaView accepts sign-ins through the OpenStreetMap app of its own uploader: approve on OpenStreetMap, then paste the code it shows."),
+      h("div", { class: "actions" },
+        h("button", { class: "primary", "data-action": "kartaview-app", onclick: act(root, () => api.startKartaviewAppSignIn()) }, "Sign in through KartaView's app")),
+    );
+  }
   if (s.offer_token) {
     const token = h("input", { class: "wide", type: "password", id: `${c.service}-token`, placeholder: "KartaView token" });
     const username = h("input", { class: "wide", type: "text", id: `${c.service}-username`, placeholder: "Your KartaView username", autocomplete: "username" });

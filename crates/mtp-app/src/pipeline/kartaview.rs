@@ -80,7 +80,7 @@ impl Driver for KartaViewDriver {
 pub(crate) async fn client(app: &App) -> Result<(KartaViewClient, KartaViewConfig), StepError> {
     let cfg = app.services().kartaview.clone().ok_or_else(|| {
         StepError::permanent(
-            "KartaView is not configured: set KARTAVIEW_OSM_CLIENT_ID and KARTAVIEW_OSM_CLIENT_SECRET, restart, then retry.",
+            "KartaView is not configured: KARTAVIEW_OSM_CLIENT_ID is set without KARTAVIEW_OSM_CLIENT_SECRET. Set both (or neither, to sign in through KartaView's own app), restart, then retry.",
         )
     })?;
     let account = account(app, Destination::Kartaview).await?;

@@ -56,23 +56,47 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;
-        let Some(row) = row else { return Ok(None) };
-        let service: String = row.get("service");
-        Ok(Some(OAuthAttempt {
-            state: row.get("state"),
-            service: service
-                .parse()
-                .map_err(|e: crate::destination::UnknownDestination| {
-                    StoreError::Invalid(e.to_string())
-                })?,
-            pkce_verifier: row
-                .get::<Option<String>, _>("pkce_verifier")
-                .map(Secret::new),
-            created_at: row.get("created_at"),
-            expires_at: row.get("expires_at"),
-            redirect_uri: row.get("redirect_uri"),
-        }))
+        row.map(|row| attempt(&row)).transpose()
     }
+
+    /// The newest attempt of `service` that went out with `redirect_uri` and has not
+    /// expired, left in place: an out-of-band sign-in has no `state` coming back, and a
+    /// mistyped code may be pasted again.
+    pub async fn newest_oauth_attempt(
+        &self,
+        service: Destination,
+        redirect_uri: &str,
+        now: i64,
+    ) -> Result<Option<OAuthAttempt>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM oauth_attempts WHERE service = ? AND redirect_uri = ? AND expires_at > ?
+             ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        )
+        .bind(service.as_str())
+        .bind(redirect_uri)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| attempt(&row)).transpose()
+    }
+}
+
+fn attempt(row: &sqlx::sqlite::SqliteRow) -> Result<OAuthAttempt, StoreError> {
+    let service: String = row.get("service");
+    Ok(OAuthAttempt {
+        state: row.get("state"),
+        service: service
+            .parse()
+            .map_err(|e: crate::destination::UnknownDestination| {
+                StoreError::Invalid(e.to_string())
+            })?,
+        pkce_verifier: row
+            .get::<Option<String>, _>("pkce_verifier")
+            .map(Secret::new),
+        created_at: row.get("created_at"),
+        expires_at: row.get("expires_at"),
+        redirect_uri: row.get("redirect_uri"),
+    })
 }
 
 impl Store {
@@ -173,6 +197,36 @@ impl Store {
         if stored.is_none() {
             self.forget_secret(before.as_deref()).await;
         }
+        Ok(())
+    }
+
+    /// The OpenStreetMap app (client id) that issued the kept token; `None` for the
+    /// configured app, or when no token is kept.
+    pub async fn kartaview_osm_client(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT osm_client_id FROM sign_in_settings WHERE service = 'kartaview'",
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .flatten())
+    }
+
+    /// Records which OpenStreetMap app issued the kept token.
+    pub async fn set_kartaview_osm_client(
+        &self,
+        osm_client_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sign_in_settings (service, osm_client_id, updated_at)
+             VALUES ('kartaview', ?, ?)
+             ON CONFLICT (service) DO UPDATE SET osm_client_id = excluded.osm_client_id,
+                updated_at = excluded.updated_at",
+        )
+        .bind(osm_client_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

@@ -6,17 +6,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::OSM_CLIENT_SECRET;
 use crate::app::AppRef;
 use crate::auth::{Service, TokenCheck, TokenKind, USERS};
 use crate::faults::OsmAppRefusal;
 use crate::state::lock;
 
 use super::{form_and_user, missing, ok, v1};
-
-/// The OSM app KartaView's own clients sign in with; with `kartaview_refuse_osm_apps` set,
-/// `client_auth` accepts only tokens issued to it.
-pub const KARTAVIEW_OWN_OSM_CLIENT_ID: &str = "kartaview-upload-scripts";
 
 pub(super) async fn client_auth(
     State(app): State<AppRef>,
@@ -33,18 +28,23 @@ pub(super) async fn client_auth(
     let Some(secret) = form.get("secret_token") else {
         return missing("secret_token");
     };
-    if secret != OSM_CLIENT_SECRET {
+    let Some(osm_app) = crate::osm::app_with_secret(secret) else {
         return v1(
             StatusCode::BAD_REQUEST,
             "690",
             " Unexpected error: the OSM application is not accepted",
             None,
         );
-    }
-    let checked = lock(&app.auth).check(&app.faults, Service::Osm, request_token);
+    };
+    let checked = match lock(&app.auth).check(&app.faults, Service::Osm, request_token) {
+        // The secret names the OSM app the token must come from (upload-scripts sends its
+        // app's secret with its app's token): a token of another app does not check out.
+        TokenCheck::Valid(t) if t.client_id != osm_app.id => TokenCheck::Unknown,
+        checked => checked,
+    };
     if let (TokenCheck::Valid(t), Some(refusal)) =
         (&checked, app.faults.kartaview_osm_app_refusal())
-        && t.client_id != KARTAVIEW_OWN_OSM_CLIENT_ID
+        && t.client_id != crate::KARTAVIEW_OSM_CLIENT_ID
     {
         // KartaView only knows the OSM apps of its own clients (PROTOCOLS §3.1).
         return match refusal {
