@@ -1377,6 +1377,82 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
 
 #[tokio::test]
 #[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn kartaview_refusing_our_osm_app_signs_in_through_kartaviews_app_with_a_pasted_code()
+-> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    app.click("#nav-integrations").await?;
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    let authorize = wait_for_opened(&log, 1).await?;
+    sandbox_faults(
+        &sandbox_origin(&authorize)?,
+        "kartaview_refuse_osm_apps=401",
+    )
+    .await?;
+    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    assert!(
+        app.second_instance(&[&deep_link], Duration::from_secs(20))?
+            .success()
+    );
+    app.wait_for_text(
+        ".service-kartaview .sign-in-error",
+        "sign in through KartaView's own app",
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    // KartaView's own OSM app: the browser opens OpenStreetMap, which shows a code.
+    app.click(".service-kartaview [data-action=kartaview-app]")
+        .await?;
+    let page = wait_for_opened(&log, 2).await?;
+    assert!(
+        page.contains(mtp_sandbox::KARTAVIEW_OSM_CLIENT_ID),
+        "{page}"
+    );
+    app.wait_for_text(
+        ".service-kartaview .sign-in",
+        "OpenStreetMap then shows a code: paste it here",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let code = mtp_app::sandbox_browser::approve_code(&page).await?;
+
+    // A mistyped code keeps the sign-in waiting, says why, and keeps what was typed.
+    app.type_into("#kartaview-code", "not-the-code").await?;
+    app.click(".service-kartaview [data-action=paste-code]")
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .sign-in-error",
+        "OpenStreetMap did not accept this code",
+        Duration::from_secs(10),
+    )
+    .await?;
+    let typed = app
+        .run_in_page(
+            "return document.getElementById('kartaview-code').value;",
+            Duration::from_secs(5),
+        )
+        .await?;
+    assert_eq!(typed, "not-the-code");
+    app.screenshot("12a-kartaview-code-asked").await?;
+
+    // The right code, pasted with Enter.
+    let enter = char::from(fantoccini::key::Key::Enter);
+    app.replace_text("#kartaview-code", &format!("{code}{enter}"))
+        .await?;
+    app.wait_for_text(
+        ".service-kartaview .status.ok",
+        &format!("Connected as {}", mtp_sandbox::SANDBOX_USERNAME),
+        Duration::from_secs(20),
+    )
+    .await?;
+    app.quit().await
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
 async fn panoramax_claims_a_token_in_the_browser_and_opens_its_terms_when_asked() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let (opener, log) = recording_opener(tmp.path())?;

@@ -117,11 +117,11 @@ impl App {
             Err(e) => {
                 let message = match e.kind() {
                     ErrorKind::Retry { .. } => format!(
-                        "Could not reach OpenStreetMap to check the code ({}). Your code still works for a few minutes: click Connect again.",
+                        "Could not reach OpenStreetMap to check the code ({}). Check the connection and paste the code again: it works for 10 minutes from when OpenStreetMap showed it.",
                         e.message()
                     ),
                     _ => format!(
-                        "OpenStreetMap did not accept this code ({}). Copy the whole code from the page OpenStreetMap showed and paste it again, or start again for a new code (a code works once, for 10 minutes).",
+                        "OpenStreetMap did not accept this code ({}). Copy the whole code from the page OpenStreetMap showed and paste it again, or sign in again for a new code (a code works once, for 10 minutes).",
                         e.message()
                     ),
                 };

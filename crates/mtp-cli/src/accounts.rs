@@ -105,20 +105,35 @@ pub async fn run(app: &App, command: AccountsCommand) -> anyhow::Result<ExitCode
                 app.start_integration_with(service, !sandbox).await?
             };
             if started.redirect_uri.as_deref() == Some(OOB_REDIRECT_URI) {
-                let code = if sandbox {
-                    mtp_app::sandbox_browser::approve_code(&started.authorize_url).await?
-                } else {
-                    eprintln!(
-                        "Approve in your browser:\n  {}\nOpenStreetMap then shows a code: paste it here:",
-                        started.authorize_url
-                    );
+                if sandbox {
+                    let code =
+                        mtp_app::sandbox_browser::approve_code(&started.authorize_url).await?;
+                    let name = app.finish_sign_in_with_code(&code).await?;
+                    println!("{} connected as {name}.", service.label());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                eprintln!(
+                    "Approve in your browser:\n  {}\nOpenStreetMap then shows a code: paste it here:",
+                    started.authorize_url
+                );
+                // A mistyped code (or a moment without network) may be pasted again.
+                for _ in 0..3 {
                     let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line
-                };
-                let name = app.finish_sign_in_with_code(&code).await?;
-                println!("{} connected as {name}.", service.label());
-                return Ok(ExitCode::SUCCESS);
+                    if std::io::stdin().read_line(&mut line)? == 0 {
+                        break;
+                    }
+                    match app.finish_sign_in_with_code(&line).await {
+                        Ok(name) => {
+                            println!("{} connected as {name}.", service.label());
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        Err(e) if e.code == "code_refused" => {
+                            eprintln!("{}\nPaste the code:", e.message);
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                anyhow::bail!("no code OpenStreetMap accepted was pasted: run this again");
             }
             if sandbox && service == Destination::Panoramax {
                 mtp_app::sandbox_browser::claim(&started.authorize_url).await?;

@@ -317,3 +317,23 @@ fn a_sequence_that_looks_unintended_is_left_out_unless_all_is_given() {
         "{err}"
     );
 }
+
+#[test]
+fn kartaview_signs_in_through_kartaviews_own_app_with_the_code_osm_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mtp = |args: &[&str]| mtp_in(dir.path(), args);
+    let out = mtp(&["accounts", "login", "kartaview", "--kartaview-app"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("KartaView connected as sandbox-user"),
+        "{out:?}"
+    );
+    let out = mtp(&["accounts", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("connected as sandbox-user"),
+        "{out:?}"
+    );
+    let out = mtp(&["accounts", "login", "mapillary", "--kartaview-app"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for KartaView only"));
+}

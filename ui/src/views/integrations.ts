@@ -106,8 +106,10 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
     );
   } else if (c.uses_browser) {
     const waiting = s?.phase === "waiting";
+    // Waiting for a code from KartaView's app: opening again starts that sign-in again.
+    const start = s?.wants_code ? () => api.startKartaviewAppSignIn() : () => api.startIntegration(c.service);
     actions.append(
-      h("button", { class: "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: act(root, () => api.startIntegration(c.service)) },
+      h("button", { class: "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: act(root, start) },
         waiting ? "Open sign-in again" : connected ? "Integrate again" : "Integrate"),
     );
   } else {
@@ -126,7 +128,7 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
   if (s) actions.append(h("button", { class: "link", "data-action": "cancel", onclick: act(root, () => api.cancelSignIn(c.service)) }, s.phase === "waiting" ? "Cancel" : "Dismiss"));
   if (c.service === "mtpw" && connected) el.append(mapillaryConsent(c, () => void renderIntegrations(root)));
   el.append(actions);
-  if (c.uses_browser && c.redirect_uri && c.suggested_loopback && !(connected && !c.needs_reauth)) el.append(redirectBox(c, s, root));
+  if (c.uses_browser && c.redirect_uri && c.suggested_loopback && !s?.wants_code && !(connected && !c.needs_reauth)) el.append(redirectBox(c, s, root));
   return el;
 }
 
