@@ -161,6 +161,41 @@ async fn a_service_that_fails_keeps_the_others_results_and_says_why() {
     assert!(ids(&images, Destination::Kartaview).is_empty());
 }
 
+/// GeoVisio refuses a refused token even on its public reads: Explore still finds what
+/// anyone may see on Panoramax, and only "my uploads" asks for a new sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_panoramax_token_still_finds_what_anyone_may_see() {
+    let story = Story::start_with(&[]).await;
+    story.connect(&[Destination::Panoramax]).await;
+    story.sandbox().faults().revoke_tokens();
+    let mut query = around(PARIS.0, PARIS.1, 1_500.0, UserFilter::Anyone);
+    query.services = vec![Destination::Panoramax];
+    let (result, images, _) = run(&story, &query).await;
+    let pnx = outcome(&result, Destination::Panoramax);
+    assert_eq!(pnx.state, ServiceState::Done, "{pnx:?}");
+    assert!(!ids(&images, Destination::Panoramax).is_empty());
+    let searches: Vec<_> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint.as_deref() == Some("panoramax.search"))
+        .collect();
+    assert_eq!(searches[0].status, Some(403), "the token was refused first");
+    assert!(searches[1..].iter().all(|r| r.status == Some(200)));
+
+    query.user = UserFilter::Me;
+    let (result, _, _) = run(&story, &query).await;
+    let pnx = outcome(&result, Destination::Panoramax);
+    assert_eq!(pnx.state, ServiceState::Failed, "{pnx:?}");
+    assert!(
+        pnx.message
+            .as_deref()
+            .unwrap()
+            .contains("Integrate it again"),
+        "{pnx:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_are_waited_out() {
     let story = Story::start_with(&[]).await;

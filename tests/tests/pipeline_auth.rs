@@ -15,9 +15,16 @@ use pipeline_support::{
 };
 use std::time::Duration;
 
+/// With a distinct refresh token (the emulator's knob: Mapillary's documented reply has
+/// none), even a token the service says has expired is refreshed mid-upload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_mapillary_token_is_refreshed_and_the_upload_goes_on() {
     let story = Story::start().await;
+    story
+        .sandbox()
+        .faults()
+        .apply_spec("mapillary_refresh_tokens=issue")
+        .unwrap();
     story.connect(&[Destination::Mapillary]).await;
     let folder = story.photos("walk", 16, &walk(0));
     let ids = story
@@ -66,6 +73,86 @@ async fn an_expired_mapillary_token_is_refreshed_and_the_upload_goes_on() {
         !events.iter().any(|e| e.kind == "needs_auth"),
         "{events:#?}"
     );
+}
+
+/// Mapillary's documented token reply has no refresh token (PROTOCOLS §2.1): a token within
+/// 7 days of its expiry is refreshed with itself, as JOSM does, before it expires; the old
+/// one stops working and the upload goes on with the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapillary_token_near_its_expiry_is_refreshed_with_itself() {
+    let story = Story::start().await;
+    story.connect(&[Destination::Mapillary]).await;
+    let store = story.app.store();
+    let mut before = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        before.refresh_token.is_none(),
+        "the sign-in got no refresh token"
+    );
+    let day = 24 * 3600 * 1000;
+    before.expires_at = Some(story.app.now_ms() + 6 * day);
+    store
+        .save_account(&before, story.app.now_ms())
+        .await
+        .unwrap();
+
+    let folder = story.photos("walk", 4, &walk(2));
+    let ids = story
+        .import(&folder, "Walk before the expiry", &[Destination::Mapillary])
+        .await;
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    assert_mapillary_once(&story, ids[0], 0).await;
+
+    let refreshes: Vec<_> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.token")
+                && r.field("grant_type") == Some("refresh_token")
+        })
+        .collect();
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "one refresh, before anything was refused"
+    );
+    assert_eq!(refreshes[0].status, Some(200));
+    // The record keeps a secret's first 4 characters: an access token's "MLY|".
+    assert_eq!(refreshes[0].field("refresh_token"), Some("MLY|…"));
+    assert!(
+        !story
+            .sandbox()
+            .requests()
+            .iter()
+            .any(|r| r.status == Some(401)),
+        "nothing was refused on the way"
+    );
+    let after = store
+        .account(Destination::Mapillary)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(after.access_token.expose(), before.access_token.expose());
+    assert!(after.refresh_token.is_none());
+    assert!(after.expires_at.unwrap() > story.app.now_ms() + 50 * day);
+    assert!(!after.needs_reauth);
+    // The old token was replaced at Mapillary.
+    let services = story.app.services();
+    let old = mtp_providers::MapillaryClient::new(
+        services.http.clone(),
+        services.mapillary.as_ref().unwrap(),
+        before.access_token.clone(),
+    )
+    .me()
+    .await
+    .unwrap_err();
+    assert_eq!(old.kind(), mtp_providers::ErrorKind::Auth, "{old:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

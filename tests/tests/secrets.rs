@@ -57,7 +57,13 @@ async fn no_token_reaches_a_log_line_an_event_or_a_reply() {
         })
     };
     // Mapillary's token expires before the upload (the others are connected after): the
-    // refresh must not leak either.
+    // refresh, and the distinct refresh token the emulator gives behind its knob, must not
+    // leak either.
+    story
+        .sandbox()
+        .faults()
+        .apply_spec("mapillary_refresh_tokens=issue")
+        .unwrap();
     story.connect(&[Destination::Mapillary]).await;
     story.sandbox().faults().expire_tokens();
     story

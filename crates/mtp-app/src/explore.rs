@@ -509,7 +509,7 @@ impl App {
                 user_is_scope: true,
             };
         }
-        panoramax::search(
+        let searched = panoramax::search(
             &client,
             base,
             &scope,
@@ -517,8 +517,34 @@ impl App {
             panoramax::Narrowing::default(),
             sink,
         )
-        .await
-        .map_err(Fail)
+        .await;
+        match searched {
+            // GeoVisio refuses a refused token even on public reads: what anyone may see
+            // is still found (the card asks for a new sign-in where uploads need it).
+            Err(e)
+                if e.kind() == mtp_providers::ErrorKind::Auth
+                    && token.is_some()
+                    && scope.collections.is_none() =>
+            {
+                tracing::warn!(
+                    "Panoramax refused the token for a public search ({e}): searching without it"
+                );
+                let anyone =
+                    PanoramaxClient::with_url(s.http.clone(), client.instance_url().clone(), None)
+                        .with_clock(self.clock());
+                panoramax::search(
+                    &anyone,
+                    base,
+                    &scope,
+                    &s.panoramax_picture_page,
+                    panoramax::Narrowing::default(),
+                    sink,
+                )
+                .await
+                .map_err(Fail)
+            }
+            searched => searched.map_err(Fail),
+        }
     }
 }
 

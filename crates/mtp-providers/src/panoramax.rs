@@ -1061,7 +1061,7 @@ impl PanoramaxClient {
     /// A link from a reply, moved onto the instance's own scheme, host and port. GeoVisio
     /// builds its links from the Host it was asked with, which behind a proxy can be an
     /// inside address (or plain http); and the token only goes to the instance we were given.
-    fn on_instance(&self, current: &Url, href: &str) -> Result<Url, ProviderError> {
+    pub(crate) fn on_instance(&self, current: &Url, href: &str) -> Result<Url, ProviderError> {
         let resolved = current.join(href).map_err(|e| {
             ProviderError::invalid(SERVICE, format!("a link is not a URL ({href}): {e}"))
         })?;

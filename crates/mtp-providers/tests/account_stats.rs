@@ -306,6 +306,15 @@ async fn panoramax_next_links_stay_on_the_instance() {
     assert!((stats.km - 1.75).abs() < 1e-9);
     // One sequence came without its length: its km are not in the sum, and that is said.
     assert_eq!(stats.incomplete, 1);
+    // Explore's "my sequences" follows the same links the same way (the stub refuses any
+    // request without the token, and nothing listens at the inside address).
+    let ids = mtp_providers::search::panoramax::my_collection_ids(
+        &pnx,
+        mtp_providers::search::Patience::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids, ["x", "y", "z"]);
 
     let no_route = serve(Router::new()).await;
     let e = PanoramaxClient::with_url(

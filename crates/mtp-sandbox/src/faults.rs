@@ -24,6 +24,11 @@
 //!                                               KartaView's client_auth refuses OSM tokens issued to
 //!                                               any OSM app but its own (ours included), as 400
 //!                                               apiCode 690 or 401 "Invalid access token" (PROTOCOLS §3.1)
+//!            | 'mapillary_refresh_tokens=' ('issue' | 'none')
+//!                                               Mapillary's token replies carry a distinct
+//!                                               refresh_token; by default they do not, as the
+//!                                               documented reply (PROTOCOLS §2.1): a refresh sends
+//!                                               the current access token, as JOSM does
 //! target    := '*' | service | service '.' endpoint | service '.*'
 //! service   := mapillary | osm | kartaview | panoramax | mtpw
 //! ```
@@ -293,6 +298,8 @@ pub enum FaultDirective {
     PanoramaxEnforceTos(bool),
     /// `panoramax_read_only=on|off`.
     PanoramaxReadOnly(bool),
+    /// `mapillary_refresh_tokens=issue|none`.
+    MapillaryIssuesRefreshTokens(bool),
 }
 
 /// How KartaView's `client_auth` refuses an OSM token issued to an app it does not know
@@ -345,6 +352,7 @@ struct Inner {
     revoked_through: AtomicU64,
     kartaview_refuse_osm_apps: Mutex<Option<OsmAppRefusal>>,
     panoramax_enforce_tos: std::sync::atomic::AtomicBool,
+    mapillary_issues_refresh_tokens: std::sync::atomic::AtomicBool,
     panoramax_read_only: std::sync::atomic::AtomicBool,
 }
 
@@ -366,6 +374,7 @@ impl Default for Faults {
                 revoked_through: AtomicU64::new(0),
                 kartaview_refuse_osm_apps: Mutex::new(None),
                 panoramax_enforce_tos: Default::default(),
+                mapillary_issues_refresh_tokens: Default::default(),
                 panoramax_read_only: Default::default(),
             }),
         }
@@ -558,6 +567,20 @@ impl Faults {
         *lock(&self.inner.kartaview_refuse_osm_apps)
     }
 
+    /// Makes Mapillary's token replies carry a distinct `refresh_token` (off by default: the
+    /// documented reply has none, and a refresh sends the current access token).
+    pub fn mapillary_issue_refresh_tokens(&self, on: bool) {
+        self.inner
+            .mapillary_issues_refresh_tokens
+            .store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn mapillary_issues_refresh_tokens(&self) -> bool {
+        self.inner
+            .mapillary_issues_refresh_tokens
+            .load(Ordering::SeqCst)
+    }
+
     /// Makes Panoramax uploads need the terms of service accepted (GeoVisio's
     /// `API_ENFORCE_TOS_ACCEPTANCE`; off by default, as in GeoVisio).
     pub fn panoramax_enforce_tos(&self, on: bool) {
@@ -629,6 +652,9 @@ impl Faults {
                 FaultDirective::KartaViewRefuseOsmApps(r) => self.kartaview_refuse_osm_apps(r),
                 FaultDirective::PanoramaxEnforceTos(on) => self.panoramax_enforce_tos(on),
                 FaultDirective::PanoramaxReadOnly(on) => self.panoramax_read_only(on),
+                FaultDirective::MapillaryIssuesRefreshTokens(on) => {
+                    self.mapillary_issue_refresh_tokens(on)
+                }
             }
         }
         ids
@@ -700,6 +726,14 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             "enforce" => Ok(FaultDirective::PanoramaxEnforceTos(true)),
             "off" => Ok(FaultDirective::PanoramaxEnforceTos(false)),
             _ => Err(FaultSpecError::BadValue("panoramax_tos".into(), v.into())),
+        },
+        Some(("mapillary_refresh_tokens", v)) => match v.trim() {
+            "issue" => Ok(FaultDirective::MapillaryIssuesRefreshTokens(true)),
+            "none" => Ok(FaultDirective::MapillaryIssuesRefreshTokens(false)),
+            _ => Err(FaultSpecError::BadValue(
+                "mapillary_refresh_tokens".into(),
+                v.into(),
+            )),
         },
         Some(("panoramax_read_only", v)) => match v.trim() {
             "on" => Ok(FaultDirective::PanoramaxReadOnly(true)),

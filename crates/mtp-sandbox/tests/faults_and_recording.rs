@@ -240,6 +240,10 @@ async fn forced_expiry_and_revocation() {
             .unwrap();
         common::param(&common::location(&r), "code").unwrap()
     };
+    // A distinct refresh token (the knob): it outlives the expiry of access tokens.
+    sb.faults()
+        .apply_spec("mapillary_refresh_tokens=issue")
+        .unwrap();
     let tokens: Value = client()
         .post(sb.urls().mapillary_token)
         .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))

@@ -283,9 +283,11 @@ async fn token_exchange_refresh_and_errors() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["token_type"], "bearer");
     assert_eq!(v["expires_in"], 60 * 24 * 3600);
-    let access = v["access_token"].as_str().unwrap().to_owned();
-    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
-    assert!(access.starts_with("MLY|"));
+    assert!(v["access_token"].as_str().unwrap().starts_with("MLY|"));
+    assert!(
+        v.get("refresh_token").is_none(),
+        "the documented reply has no refresh token: {v}"
+    );
 
     // Codes are single-use.
     let again = exchange(&sb, &code).await;
@@ -319,7 +321,12 @@ async fn token_exchange_refresh_and_errors() {
         .unwrap();
     assert_eq!(none.status(), 401);
 
-    // JSON bodies work too (and the code survived the refused attempts).
+    // JSON bodies work too (and the code survived the refused attempts); this time with a
+    // distinct refresh token (the knob).
+    assert!(mtp_sandbox::Faults::parse_spec("mapillary_refresh_tokens=maybe").is_err());
+    sb.faults()
+        .apply_spec("mapillary_refresh_tokens=issue")
+        .unwrap();
     let j = client()
         .post(sb.urls().mapillary_token)
         .header("Authorization", format!("OAuth {MAPILLARY_CLIENT_SECRET}"))
@@ -328,6 +335,9 @@ async fn token_exchange_refresh_and_errors() {
         .await
         .unwrap();
     assert_eq!(j.status(), 200);
+    let v: Value = j.json().await.unwrap();
+    let access = v["access_token"].as_str().unwrap().to_owned();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
 
     // Refresh with the refresh token: the old access and refresh tokens are revoked at once
     // (the strict service); then JOSM-style, with the current access token.
@@ -441,7 +451,7 @@ async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
         assert_eq!(ok.status(), 200, "scope {scope:?}");
     }
 
-    // A refreshed read token stays read-only.
+    // A refreshed read token stays read-only (refreshed as JOSM does, with itself).
     let code = authorize_code_scoped(&sb, "0", "sc", Some("read")).await;
     let v: Value = exchange(&sb, &code).await.json().await.unwrap();
     let r: Value = client()
@@ -450,7 +460,7 @@ async fn scopes_are_granted_as_asked_and_a_read_token_cannot_upload() {
         .form(&[
             ("grant_type", "refresh_token"),
             ("client_id", "1001"),
-            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+            ("refresh_token", v["access_token"].as_str().unwrap()),
         ])
         .send()
         .await

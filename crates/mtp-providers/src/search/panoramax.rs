@@ -155,11 +155,13 @@ pub async fn my_collection_ids(
             });
             ids.extend(id);
         }
+        // The token goes only to the instance: a link GeoVisio built from another Host (a
+        // proxy's inside address, plain http) is moved onto it.
         let next = links
             .iter()
             .find(|l| l.get("rel").and_then(Value::as_str) == Some("next"))
             .and_then(|l| str_field(l.get("href")))
-            .and_then(|h| url::Url::parse(&h).ok());
+            .and_then(|h| client.on_instance(&url, &h).ok());
         match next {
             Some(n) if n != url => url = n,
             _ => break,

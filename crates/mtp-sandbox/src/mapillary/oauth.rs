@@ -348,35 +348,43 @@ pub(super) async fn token(
             MAPILLARY_CLIENT_ID,
             Some(app.cfg.token_lifetime),
         );
-        let refresh = auth.issue(
-            &app.faults,
-            Service::Mapillary,
-            TokenKind::Refresh,
-            user,
-            MAPILLARY_CLIENT_ID,
-            None,
-        );
+        // The documented reply has no refresh token (PROTOCOLS §2.1): a refresh then sends
+        // the access token itself. A distinct one only behind the knob.
+        let refresh = app.faults.mapillary_issues_refresh_tokens().then(|| {
+            auth.issue(
+                &app.faults,
+                Service::Mapillary,
+                TokenKind::Refresh,
+                user,
+                MAPILLARY_CLIENT_ID,
+                None,
+            )
+        });
         (access, refresh)
     };
     {
         let mut st = lock(&app.mly);
         if let Some(scopes) = scopes {
             st.grants.insert(access.clone(), scopes.clone());
-            st.grants.insert(refresh.clone(), scopes);
+            if let Some(refresh) = &refresh {
+                st.grants.insert(refresh.clone(), scopes);
+            }
         }
-        st.refresh_pairs.insert(refresh.clone(), access.clone());
+        if let Some(refresh) = &refresh {
+            st.refresh_pairs.insert(refresh.clone(), access.clone());
+        }
         for old in replaced {
             st.refresh_pairs.remove(&old);
             st.revoked.insert(old);
         }
     }
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "access_token": access,
-            "expires_in": app.cfg.token_lifetime.as_secs(),
-            "token_type": "bearer",
-            "refresh_token": refresh,
-        }),
-    )
+    let mut reply = json!({
+        "access_token": access,
+        "expires_in": app.cfg.token_lifetime.as_secs(),
+        "token_type": "bearer",
+    });
+    if let Some(refresh) = refresh {
+        reply["refresh_token"] = json!(refresh);
+    }
+    json_response(StatusCode::OK, &reply)
 }

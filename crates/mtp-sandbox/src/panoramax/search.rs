@@ -212,7 +212,10 @@ pub(super) async fn search(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = reader(&app, &headers);
+    let viewer = match reader(&app, &headers) {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let (bbox, when, limit) = match area_params(&q, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT) {
         Ok(x) => x,
         Err(r) => return r,
@@ -297,7 +300,10 @@ pub(super) async fn collections(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = reader(&app, &headers);
+    let viewer = match reader(&app, &headers) {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let (bbox, when, limit) =
         match area_params(&q, COLLECTIONS_DEFAULT_LIMIT, COLLECTIONS_MAX_LIMIT) {
             Ok(x) => x,

@@ -81,9 +81,10 @@ pub(super) fn visible_collection<'a>(
     (allowed && matches!(phase, SetPhase::Dispatched | SetPhase::Ready)).then_some((c, phase))
 }
 
-/// Who is reading: public reads treat a refused token as no token.
-pub(super) fn reader(app: &AppRef, headers: &HeaderMap) -> Option<usize> {
-    token_user(app, headers).ok().flatten()
+/// Who is reading: nobody without a token. A refused token is refused even on public
+/// reads, as GeoVisio's `get_current_account` does (`utils/tokens.py`).
+pub(super) fn reader(app: &AppRef, headers: &HeaderMap) -> Result<Option<usize>, Response> {
+    token_user(app, headers)
 }
 
 pub(super) fn collection_json(
@@ -171,7 +172,10 @@ pub(super) async fn collection(
     if let Some(seq) = app.world.panoramax_collection(&id) {
         return json_response(StatusCode::OK, &world_collection_json(&app, seq));
     }
-    let viewer = reader(&app, &headers);
+    let viewer = match reader(&app, &headers) {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let st = lock(&app.pnx);
     match visible_collection(&app, &st, &id, viewer) {
         Some((c, phase)) => json_response(
@@ -199,7 +203,10 @@ pub(super) async fn items(
             &json!({"type": "FeatureCollection", "features": features, "links": []}),
         );
     }
-    let viewer = reader(&app, &headers);
+    let viewer = match reader(&app, &headers) {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let st = lock(&app.pnx);
     // A collection still being prepared shows its pictures to its owner only (GeoVisio).
     let Some((c, phase)) = visible_collection(&app, &st, &id, viewer)
@@ -223,7 +230,10 @@ pub(super) async fn geovisio_status(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = reader(&app, &headers);
+    let viewer = match reader(&app, &headers) {
+        Ok(v) => v,
+        Err(refused) => return refused,
+    };
     let st = lock(&app.pnx);
     let Some((c, phase)) = visible_collection(&app, &st, &id, viewer) else {
         return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
