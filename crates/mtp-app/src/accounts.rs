@@ -448,10 +448,7 @@ impl App {
         now: i64,
     ) -> AppResult<String> {
         self.store()
-            .set_kartaview_osm_token(Some(osm_token), now)
-            .await?;
-        self.store()
-            .set_kartaview_osm_client(Some(&cfg.osm_client_id), now)
+            .set_kartaview_osm_token(Some((osm_token, &cfg.osm_client_id)), now)
             .await?;
         self.kartaview_client_auth(cfg, osm_token).await
     }

@@ -129,7 +129,7 @@ async fn tokens_live_in_the_secret_service_and_the_database_keeps_references() {
         .await
         .unwrap();
     store
-        .set_kartaview_osm_token(Some(&Secret::from(tokens[2])), 1)
+        .set_kartaview_osm_token(Some((&Secret::from(tokens[2]), "osm-app")), 1)
         .await
         .unwrap();
     let names = entries(&store).await;

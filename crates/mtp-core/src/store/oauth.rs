@@ -171,25 +171,28 @@ impl Store {
         .flatten())
     }
 
-    /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in; in
-    /// the OS keychain when the store uses it.
+    /// Keeps (or with `None` forgets) the OpenStreetMap token of the KartaView sign-in, with
+    /// the client id of the OSM app that issued it (`client_auth` takes that app's secret);
+    /// in the OS keychain when the store uses it.
     pub async fn set_kartaview_osm_token(
         &self,
-        token: Option<&Secret<String>>,
+        token: Option<(&Secret<String>, &str)>,
         now: i64,
     ) -> Result<(), StoreError> {
         let before = self.stored_kartaview_osm_token().await?;
         let stored = match token {
-            Some(t) => Some(self.stash_secret(KARTAVIEW_OSM_SECRET, t).await),
+            Some((t, _)) => Some(self.stash_secret(KARTAVIEW_OSM_SECRET, t).await),
             None => None,
         };
         sqlx::query(
-            "INSERT INTO sign_in_settings (service, osm_token, osm_token_at, updated_at)
-             VALUES ('kartaview', ?, ?, ?)
+            "INSERT INTO sign_in_settings (service, osm_token, osm_client_id, osm_token_at, updated_at)
+             VALUES ('kartaview', ?, ?, ?, ?)
              ON CONFLICT (service) DO UPDATE SET osm_token = excluded.osm_token,
-                osm_token_at = excluded.osm_token_at, updated_at = excluded.updated_at",
+                osm_client_id = excluded.osm_client_id, osm_token_at = excluded.osm_token_at,
+                updated_at = excluded.updated_at",
         )
         .bind(&stored)
+        .bind(token.map(|(_, app)| app))
         .bind(token.map(|_| now))
         .bind(now)
         .execute(self.pool())
@@ -200,8 +203,8 @@ impl Store {
         Ok(())
     }
 
-    /// The OpenStreetMap app (client id) that issued the kept token; `None` for the
-    /// configured app, or when no token is kept.
+    /// The OpenStreetMap app (client id) that issued the kept token; `None` when no token
+    /// is kept, or for one kept before the app was recorded (the configured app's).
     pub async fn kartaview_osm_client(&self) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar::<_, Option<String>>(
             "SELECT osm_client_id FROM sign_in_settings WHERE service = 'kartaview'",
@@ -209,24 +212,5 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .flatten())
-    }
-
-    /// Records which OpenStreetMap app issued the kept token.
-    pub async fn set_kartaview_osm_client(
-        &self,
-        osm_client_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sign_in_settings (service, osm_client_id, updated_at)
-             VALUES ('kartaview', ?, ?)
-             ON CONFLICT (service) DO UPDATE SET osm_client_id = excluded.osm_client_id,
-                updated_at = excluded.updated_at",
-        )
-        .bind(osm_client_id)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
     }
 }

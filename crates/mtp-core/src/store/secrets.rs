@@ -675,7 +675,7 @@ mod tests {
             .await
             .unwrap();
         store
-            .set_kartaview_osm_token(Some(&Secret::from("osm-tok")), 1)
+            .set_kartaview_osm_token(Some((&Secret::from("osm-tok"), "osm-app")), 1)
             .await
             .unwrap();
         let (_, access, refresh) = columns(&store).await.remove(0);
@@ -772,7 +772,7 @@ mod tests {
             )
             .await
             .unwrap();
-            old.set_kartaview_osm_token(Some(&Secret::from("osm-old-token")), 1)
+            old.set_kartaview_osm_token(Some((&Secret::from("osm-old-token"), "osm-app")), 1)
                 .await
                 .unwrap();
             old.close().await;
@@ -859,7 +859,7 @@ mod tests {
                 .await
                 .unwrap();
             store
-                .set_kartaview_osm_token(Some(&Secret::from("osm")), 1)
+                .set_kartaview_osm_token(Some((&Secret::from("osm"), "osm-app")), 1)
                 .await
                 .unwrap();
             store.close().await;

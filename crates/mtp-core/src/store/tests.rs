@@ -297,7 +297,7 @@ async fn sign_in_settings_keep_the_redirect_and_the_osm_token_apart() {
         .await
         .unwrap();
     store
-        .set_kartaview_osm_token(Some(&Secret::from("osm-tok")), 2)
+        .set_kartaview_osm_token(Some((&Secret::from("osm-tok"), "osm-app")), 2)
         .await
         .unwrap();
     assert_eq!(
@@ -308,8 +308,14 @@ async fn sign_in_settings_keep_the_redirect_and_the_osm_token_apart() {
         store.kartaview_osm_token().await.unwrap().unwrap().expose(),
         "osm-tok"
     );
+    assert_eq!(
+        store.kartaview_osm_client().await.unwrap().as_deref(),
+        Some("osm-app"),
+        "the app that issued it goes with it"
+    );
     store.set_kartaview_osm_token(None, 3).await.unwrap();
     assert!(store.kartaview_osm_token().await.unwrap().is_none());
+    assert!(store.kartaview_osm_client().await.unwrap().is_none());
     // Forgetting the token keeps the redirect; clearing the redirect keeps others apart.
     assert!(store.redirect_uri_setting(d).await.unwrap().is_some());
     store.set_redirect_uri_setting(d, None, 4).await.unwrap();
