@@ -325,21 +325,19 @@ fn server_error_plain() -> Response {
 
 /// Django REST framework's token check: HTTP 403 with `{"detail":…}` for a missing or a
 /// bad token (PROTOCOLS §5, observed on mtp-web's own code).
+/// mtp-web authenticates with its OAuth2 tokens: a bad one is no credential at all, and
+/// the reply is the same as for none.
 fn user(app: &AppRef, headers: &HeaderMap) -> Result<usize, Response> {
-    let Some(token) = auth_credential(headers, &["Bearer"]) else {
-        return Err(json_response(
+    let refused = || {
+        json_response(
             StatusCode::FORBIDDEN,
             &json!({"detail": "Authentication credentials were not provided."}),
-        ));
+        )
     };
+    let token = auth_credential(headers, &["Bearer"]).ok_or_else(refused)?;
     lock(&app.auth)
         .access_user(&app.faults, Service::Mtpw, token)
-        .ok_or_else(|| {
-            json_response(
-                StatusCode::FORBIDDEN,
-                &json!({"detail": "Invalid token header. Token string should not contain invalid characters."}),
-            )
-        })
+        .ok_or_else(refused)
 }
 
 fn validate_authorize(q: &HashMap<String, String>) -> Result<String, Response> {
@@ -440,16 +438,15 @@ async fn decision(State(app): State<AppRef>, headers: HeaderMap, body: Body) -> 
         }
         // A refusal comes back in the query string, not the fragment the token uses
         // (observed on mtp-web's own code, PROTOCOLS §5).
-        return redirect(StatusCode::SEE_OTHER, &with_query(&redirect_uri, &params));
+        return redirect(StatusCode::FOUND, &with_query(&redirect_uri, &params));
     }
     let user = q
         .get("user")
         .and_then(|u| u.parse::<usize>().ok())
         .filter(|u| *u < USERS.len())
         .unwrap_or(0);
-    let mut resp = approve(&app, user, &redirect_uri, state);
-    *resp.status_mut() = StatusCode::SEE_OTHER;
-    resp
+    // Approving answers 302 (observed on mtp-web's own code, PROTOCOLS §5).
+    approve(&app, user, &redirect_uri, state)
 }
 
 /// Form fields of a create call; a JSON (or any non-form) body counts as no fields.
