@@ -2479,9 +2479,13 @@ async fn a_settings_file_leaves_sandbox_mode_and_the_first_run_screen_says_what_
         "# my services\nPANORAMAX_INSTANCE_URL=https://panoramax.example.org\nthis line is not a setting\nMTPW_CLIENT_ID=never-read\n",
     )?;
     let settings_path = settings.display().to_string();
-    let app =
-        Desktop::launch_first_run(&[("MTP_SANDBOX", ""), ("MTP_SETTINGS_FILE", &settings_path)])
-            .await?;
+    let (opener, opened) = recording_opener(dir.path())?;
+    let app = Desktop::launch_first_run(&[
+        ("MTP_SANDBOX", ""),
+        ("MTP_SETTINGS_FILE", &settings_path),
+        ("MTP_OPENER", &opener.display().to_string()),
+    ])
+    .await?;
     assert_eq!(app.welcome_state().await?, "shown");
     let mode = app
         .wait_for_text(
@@ -2540,6 +2544,31 @@ async fn a_settings_file_leaves_sandbox_mode_and_the_first_run_screen_says_what_
     app.wait_for_text("#guide-body", "implicit grant", Duration::from_secs(5))
         .await?;
     app.screenshots("64-card-setup-guide").await?;
+    app.click("#guide-close").await?;
+
+    // KartaView needs no setting: Integrate opens OpenStreetMap for KartaView's own app,
+    // and the card asks for the code OpenStreetMap will show.
+    app.click(".service-kartaview [data-action=integrate]")
+        .await?;
+    let page = wait_for_opened(&opened, 1).await?;
+    assert!(
+        page.starts_with("https://www.openstreetmap.org/oauth2/authorize?")
+            && page.contains(mtp_providers::config::KARTAVIEW_APP_OSM_CLIENT_ID)
+            && page.contains("redirect_uri=urn%3Aietf%3Awg%3Aoauth%3A2.0%3Aoob"),
+        "{page}"
+    );
+    app.wait_for_text(
+        ".service-kartaview .sign-in",
+        "OpenStreetMap then shows a code: paste it here",
+        Duration::from_secs(10),
+    )
+    .await?;
+    app.wait_for(
+        fantoccini::Locator::Css("#kartaview-code"),
+        Duration::from_secs(5),
+    )
+    .await?;
+    app.screenshots("65-kartaview-code-real-services").await?;
     app.quit().await
 }
 

@@ -109,7 +109,8 @@ function card(c: IntegrationCard, root: HTMLElement): HTMLElement {
     // Waiting for a code from KartaView's app: opening again starts that sign-in again.
     const start = s?.wants_code ? () => api.startKartaviewAppSignIn() : () => api.startIntegration(c.service);
     actions.append(
-      h("button", { class: "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: act(root, start) },
+      // While a code is asked for, Connect is the step: opening again is the way back.
+      h("button", { class: s?.wants_code ? "secondary" : "primary", "data-action": "integrate", disabled: c.missing_settings.length > 0, onclick: act(root, start) },
         waiting ? "Open sign-in again" : connected ? "Integrate again" : "Integrate"),
     );
   } else {
