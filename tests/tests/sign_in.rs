@@ -365,6 +365,31 @@ async fn kartaview_refusing_our_osm_app_is_shown_verbatim_then_retried_or_replac
         "{}",
         e.message
     );
+    // Not JSON at all (a gateway's page): its text, not its markup, with the ways out.
+    sandbox
+        .faults()
+        .apply_spec("kartaview_refuse_osm_apps=html")
+        .unwrap();
+    let e = app.retry_kartaview().await.unwrap_err();
+    assert!(
+        e.message.contains(
+            "\u{201c}unexpected reply\u{201d}: 502 Bad Gateway 502 Bad Gateway nginx (HTTP 502)"
+        ),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains('<'), "{}", e.message);
+    assert!(
+        e.message
+            .starts_with("KartaView could not take the OpenStreetMap sign-in just now."),
+        "{}",
+        e.message
+    );
+    let card = card_status(app, Destination::Kartaview).await.unwrap();
+    assert!(
+        card.can_retry && card.offer_token && card.offer_kartaview_app,
+        "{card:?}"
+    );
     let authorizes = |sb: &mtp_sandbox::Sandbox| {
         sb.requests()
             .iter()

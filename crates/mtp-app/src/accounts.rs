@@ -474,8 +474,8 @@ impl App {
         .await
         .map_err(|e| {
             let mut said = format!("\u{201c}{}\u{201d}", e.message().trim());
-            if let Some(body) = e.body().filter(|b| !b.trim().is_empty()) {
-                said = format!("{said}: {}", body.trim());
+            if let Some(body) = e.body_for_display() {
+                said = format!("{said}: {body}");
             }
             let mut how = Vec::new();
             if let Some(status) = e.status() {
@@ -494,10 +494,16 @@ impl App {
             } else {
                 "or paste a KartaView token instead"
             };
+            // A server that failed (5xx, a gateway's page) did not refuse anything.
+            let what = if e.kind().is_retryable() {
+                "KartaView could not take the OpenStreetMap sign-in just now"
+            } else {
+                "KartaView did not accept the OpenStreetMap sign-in"
+            };
             AppError::new(
                 "kartaview_refused",
                 format!(
-                    "KartaView did not accept the OpenStreetMap sign-in. KartaView said: {said}{how}. \
+                    "{what}. KartaView said: {said}{how}. \
                      Your OpenStreetMap sign-in is kept, so you can ask KartaView again, {instead}."
                 ),
             )

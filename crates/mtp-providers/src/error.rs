@@ -193,6 +193,35 @@ impl ProviderError {
         self.body.as_deref()
     }
 
+    /// The reply's body as a person reads it: an HTML page (a proxy's error page, a
+    /// maintenance notice) as its text, whitespace collapsed, at most 4 KiB; `None` when
+    /// there is nothing to show.
+    pub fn body_for_display(&self) -> Option<String> {
+        let body = self
+            .body
+            .as_deref()
+            .map(str::trim)
+            .filter(|b| !b.is_empty())?;
+        let text = if looks_like_html(body) {
+            html_text(body)
+        } else {
+            body.to_string()
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        if text.len() > DISPLAY_BODY_LIMIT {
+            let cut = floor_char_boundary(text, DISPLAY_BODY_LIMIT);
+            return Some(format!(
+                "{}… ({} more bytes)",
+                &text[..cut],
+                text.len() - cut
+            ));
+        }
+        Some(text.to_string())
+    }
+
     /// The service says the thing addressed does not exist, or not any more: HTTP 404, or a
     /// service's own "unknown id" reply where the client recognised one (KartaView answers
     /// `/1.0/sequence/remove/` and `/1.0/photo/remove/` for an unknown or removed id with
@@ -293,26 +322,52 @@ impl ProviderError {
             (None, Some(code)) => write!(f, " ({code})")?,
             (None, None) => {}
         }
-        if let Some(body) = self
-            .body
-            .as_deref()
-            .map(str::trim)
-            .filter(|b| !b.is_empty())
-        {
-            if body.len() > DISPLAY_BODY_LIMIT {
-                let cut = floor_char_boundary(body, DISPLAY_BODY_LIMIT);
-                write!(
-                    f,
-                    ". Reply: {}… ({} more bytes)",
-                    &body[..cut],
-                    body.len() - cut
-                )?;
-            } else {
-                write!(f, ". Reply: {body}")?;
-            }
+        if let Some(body) = self.body_for_display() {
+            write!(f, ". Reply: {body}")?;
         }
         Ok(())
     }
+}
+
+fn looks_like_html(body: &str) -> bool {
+    let head = body[..floor_char_boundary(body, 256.min(body.len()))].to_ascii_lowercase();
+    head.starts_with('<')
+        && (head.contains("<html") || head.contains("<!doctype") || head.contains("</"))
+}
+
+/// The text of an HTML page: scripts and styles dropped, tags removed, the common entities
+/// decoded, whitespace collapsed.
+fn html_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while i < html.len() {
+        let rest = &lower[i..];
+        if rest.starts_with("<script") || rest.starts_with("<style") {
+            let close = if rest.starts_with("<script") {
+                "</script>"
+            } else {
+                "</style>"
+            };
+            i += rest.find(close).map_or(rest.len(), |end| end + close.len());
+            out.push(' ');
+        } else if rest.starts_with('<') {
+            i += rest.find('>').map_or(rest.len(), |end| end + 1);
+            out.push(' ');
+        } else {
+            let next = rest.find('<').unwrap_or(rest.len());
+            out.push_str(&html[i..i + next]);
+            i += next;
+        }
+    }
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl fmt::Display for ProviderError {

@@ -176,7 +176,7 @@ fn mapillary_table_of_protocols_2_3() {
     assert_eq!(e.message(), "Unsupported get request.");
     assert_eq!(e.code(), Some("GraphMethodException"));
 
-    // Opaque 4xx: the whole body is kept and shown (PROTOCOLS §6).
+    // Opaque 4xx: the whole body is kept and shown (PROTOCOLS §6); a page as its text.
     let e = mly(400, None, "<html>Bad Request: quota</html>");
     assert_eq!(e.body(), Some("<html>Bad Request: quota</html>"));
     let shown = e.to_string();
@@ -184,7 +184,7 @@ fn mapillary_table_of_protocols_2_3() {
         shown.starts_with("Mapillary: unexpected reply (HTTP 400)"),
         "{shown}"
     );
-    assert!(shown.contains("<html>Bad Request: quota</html>"), "{shown}");
+    assert!(shown.contains("Reply: Bad Request: quota. "), "{shown}");
     assert!(shown.contains("Not retried automatically"), "{shown}");
 
     let e = mly(
@@ -636,4 +636,29 @@ fn errors_met_while_acting_now_say_what_to_do_now() {
         bad.words_for_now(),
         "Mapillary: Unsupported get request. (HTTP 400)"
     );
+}
+
+/// A proxy's or a maintenance page in place of the service's reply is shown as its text:
+/// no markup, no script, entities decoded, whitespace collapsed; other bodies as they are.
+#[test]
+fn an_html_reply_is_shown_as_its_text() {
+    let page = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>\
+        <style>body { color: red }</style><script>var x = '<b>';</script></head>\
+        <body>\n  <h1>502   Bad Gateway</h1><p>nginx &amp; friends&nbsp;&lt;1.2&gt;</p></body></html>";
+    let e = kv(502, page).unwrap_err();
+    assert_eq!(e.body(), Some(page), "kept whole for the logs");
+    assert_eq!(
+        e.body_for_display().as_deref(),
+        Some("502 Bad Gateway 502 Bad Gateway nginx & friends <1.2>")
+    );
+    let shown = e.to_string();
+    assert!(shown.contains("Reply: 502 Bad Gateway"), "{shown}");
+    assert!(
+        !shown.contains("<h1>") && !shown.contains("color: red"),
+        "{shown}"
+    );
+    let e = kv(200, "{\"no\": \"status\"} <not html>").unwrap_err();
+    assert!(e.body_for_display().unwrap().contains("<not html>"));
+    let e = kv(502, "   ").unwrap_err();
+    assert_eq!(e.body_for_display(), None);
 }

@@ -20,10 +20,11 @@
 //!                                               (on `/panoramax/tos-validation`): 401 with the page
 //!            | 'panoramax_read_only=' ('on' | 'off')
 //!                                               the instance is read only (a migration): writes get 401
-//!            | 'kartaview_refuse_osm_apps=' ('400' | '401' | 'off')
+//!            | 'kartaview_refuse_osm_apps=' ('400' | '401' | 'html' | 'off')
 //!                                               KartaView's client_auth refuses OSM tokens issued to
 //!                                               any OSM app but its own (ours included), as 400
-//!                                               apiCode 690 or 401 "Invalid access token" (PROTOCOLS §3.1)
+//!                                               apiCode 690, 401 "Invalid access token" or a page
+//!                                               that is not JSON (PROTOCOLS §3.1)
 //!            | 'mapillary_refresh_tokens=' ('issue' | 'none')
 //!                                               Mapillary's token replies carry a distinct
 //!                                               refresh_token; by default they do not, as the
@@ -292,7 +293,7 @@ pub enum FaultDirective {
     Seed(u64),
     ExpireTokens,
     RevokeTokens,
-    /// `kartaview_refuse_osm_apps=400|401|off`.
+    /// `kartaview_refuse_osm_apps=400|401|html|off`.
     KartaViewRefuseOsmApps(Option<OsmAppRefusal>),
     /// `panoramax_tos=enforce|off`.
     PanoramaxEnforceTos(bool),
@@ -310,6 +311,8 @@ pub enum OsmAppRefusal {
     Unexpected690,
     /// HTTP 401 `"Invalid access token"`.
     InvalidToken401,
+    /// Not JSON at all: a gateway's HTML error page (HTTP 502).
+    Html502,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -715,6 +718,9 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             ))),
             "401" => Ok(FaultDirective::KartaViewRefuseOsmApps(Some(
                 OsmAppRefusal::InvalidToken401,
+            ))),
+            "html" => Ok(FaultDirective::KartaViewRefuseOsmApps(Some(
+                OsmAppRefusal::Html502,
             ))),
             "off" => Ok(FaultDirective::KartaViewRefuseOsmApps(None)),
             _ => Err(FaultSpecError::BadValue(
