@@ -638,7 +638,8 @@ struct ConflictSet {
 }
 
 /// Both outcomes mean "the picture is on the instance". (A 409 for another picture under
-/// the same name in the set is an error, `Permanent` with status 409.)
+/// the same name in the set, or for a picture id already taken, is an error, `Permanent`
+/// with status 409.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum AddFileOutcome {
     Added(AddedFile),
@@ -885,12 +886,13 @@ impl PanoramaxClient {
         if reply.status == StatusCode::CONFLICT {
             // Read leniently: whatever its shape, a 409 means the bytes are there.
             let conflict: ConflictReply = serde_json::from_slice(&reply.body).unwrap_or_default();
-            // But one is about the name, not the bytes: the set already has another picture
-            // under this file name (GeoVisio keeps one file per name in a set).
+            // But two are not about the bytes: the set already has another picture under
+            // this file name (GeoVisio keeps one file per name in a set), or the picture id
+            // sent is taken.
             if conflict
                 .message
                 .as_deref()
-                .is_some_and(|m| m.contains("same name"))
+                .is_some_and(|m| m.contains("same name") || m.contains("same ID"))
             {
                 return Err(self.error(&reply));
             }

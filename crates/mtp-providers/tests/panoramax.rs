@@ -310,6 +310,14 @@ async fn add_file_multipart_and_outcomes() {
     let e = client.add_file(SET_ID, &file).await.unwrap_err();
     assert_eq!((e.kind(), e.status()), (ErrorKind::Permanent, Some(409)));
     assert!(e.to_string().contains("same name"), "{e}");
+    // 409 for a picture id already taken: not these bytes either.
+    stub.file_replies.lock().unwrap().push((
+        StatusCode::CONFLICT,
+        json!({"message": "A picture with the same ID already exists", "status_code": 409,
+               "details": {"error": "id_conflict"}}),
+    ));
+    let e = client.add_file(SET_ID, &file).await.unwrap_err();
+    assert_eq!((e.kind(), e.status()), (ErrorKind::Permanent, Some(409)));
 
     // 400: rejected with the reason, permanent.
     stub.file_replies.lock().unwrap().push((

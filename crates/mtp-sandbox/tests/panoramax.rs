@@ -295,6 +295,31 @@ async fn one_file_per_name_in_an_upload_set() {
     assert_eq!(code, 202);
     let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
     assert_eq!(v["completed"], true);
+
+    // A picture id that is taken: 409, as GeoVisio answers it.
+    let other = new_set(
+        &sb,
+        &token,
+        json!({"title": "Ids", "estimated_nb_files": 2}),
+    )
+    .await;
+    let form = Form::new().text("picture_id", first.clone()).part(
+        "file",
+        Part::bytes(photo(4, 16))
+            .file_name("IMG_0004.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let r = client()
+        .post(api(&sb, &format!("/upload_sets/{other}/files")))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "A picture with the same ID already exists");
 }
 
 /// `GET /api/users/me/upload_sets` lists, as GeoVisio, the sets not dispatched yet (unless

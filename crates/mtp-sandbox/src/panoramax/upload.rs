@@ -446,7 +446,13 @@ pub(super) async fn add_file(
                 }),
             },
         );
-        err_details(StatusCode::BAD_REQUEST, msg, details)
+        // GeoVisio answers a taken picture id with 409, the others with 400.
+        let status = if reason == "id_conflict" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        err_details(status, msg, details)
     };
     // GeoVisio keeps one file per name in a set (its `files` rows are unique on the set and
     // the name): other bytes under a name that already has a picture are refused (409, not
@@ -598,7 +604,7 @@ pub(super) async fn add_file(
                 return reject(
                     &mut st,
                     "id_conflict",
-                    "A picture with this id already exists",
+                    "A picture with the same ID already exists",
                     json!({"error": "id_conflict"}),
                 );
             }
