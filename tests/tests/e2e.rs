@@ -1700,7 +1700,7 @@ async fn a_sequence_page_steps_through_photos_renames_and_deletes_everywhere() -
     app.click(".seq-card [data-action=open]").await?;
     app.wait_for_text("#page-title", "Morning walk", Duration::from_secs(10))
         .await?;
-    app.wait_for_text("#photo-pos", "Photo 1 of 40", Duration::from_secs(10))
+    app.wait_for_text("#photo-pos", "Photo 1 of 40", Duration::from_secs(30))
         .await?;
     app.wait_for(
         fantoccini::Locator::Css("#photo-thumb[src^='data:image/jpeg']"),

@@ -74,9 +74,16 @@ async fn deleting_everywhere_deletes_on_kartaview_and_panoramax_explains_the_oth
     );
     let unique_id = web.unique_id.clone().unwrap();
     assert!(
-        matches!(&how[&Destination::Mtpw], RemoteHow::OpenPage { url } if url.ends_with(&format!("{unique_id}/delete"))),
+        matches!(&how[&Destination::Mtpw], RemoteHow::OpenPage { url } if url.ends_with(&format!("/sequence/{unique_id}/detail"))),
         "{plan:#?}"
     );
+    // The page it opens is the one with the Delete button (as mtp-web's detail page).
+    let RemoteHow::OpenPage { url } = &how[&Destination::Mtpw] else {
+        unreachable!()
+    };
+    let page = reqwest::get(url).await.unwrap();
+    assert_eq!(page.status(), 200, "{url}");
+    assert!(page.text().await.unwrap().contains("id=\"confirm-delete\""));
 
     let outcome = story.app.delete_sequence(id, true).await.unwrap();
     assert_eq!(outcome.actions.len(), 2, "{outcome:#?}");
@@ -274,7 +281,7 @@ async fn renaming_sets_the_panoramax_title_and_says_what_the_others_cannot() {
         "{says:#?}"
     );
     assert!(
-        says[&Destination::Mtpw].contains("its own page"),
+        says[&Destination::Mtpw].contains("the sequence's own page"),
         "{says:#?}"
     );
     assert_eq!(outcome.actions.len(), 1, "{outcome:#?}");

@@ -125,7 +125,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
     let mtpw_base = story.mtpw_base();
     assert_eq!(
         job.remote_url,
-        Some(format!("{mtpw_base}/sequence/{unique_id}"))
+        Some(format!("{mtpw_base}/sequence/{unique_id}/detail"))
     );
     let web = story.sandbox().state().mtpw_sequence(&unique_id).unwrap();
     assert!(!web.deleted && web.mapillary_sequence_key.is_none());
@@ -166,7 +166,7 @@ async fn todays_server_leaves_the_sequence_created_but_not_linked_after_a_few_tr
                 assert_eq!(job.web().waiting, None);
                 assert_eq!(
                     job.remote_url,
-                    Some(format!("{mtpw_base}/sequence/{unique_id}"))
+                    Some(format!("{mtpw_base}/sequence/{unique_id}/detail"))
                 );
                 let row = story
                     .app

@@ -183,7 +183,7 @@ async fn a_folder_reaches_every_destination_exactly_once() {
     let unique_id = mtpw.web().unique_id.unwrap();
     assert_eq!(
         mtpw.remote_url.as_deref(),
-        Some(format!("{}/sequence/{unique_id}", story.mtpw_base()).as_str())
+        Some(format!("{}/sequence/{unique_id}/detail", story.mtpw_base()).as_str())
     );
     assert_page(
         mtpw.remote_url.as_deref().unwrap(),

@@ -500,19 +500,20 @@ impl App {
             RemoteState::Mtpw(r) => {
                 let id = r.unique_id?;
                 let cfg = self.services().mtpw.as_ref()?;
-                let url = if delete {
-                    cfg.delete_page_url(&id)
-                } else {
-                    cfg.sequence_page_url(&id)
-                };
+                // mtp-web has no API for either: its sequence page does both, signed in (a
+                // delete is that page's Delete button; opening `…/delete` deletes nothing).
+                let url = cfg.sequence_page_url(&id);
                 plan(
                     format!("Map the Paths Web sequence {id}"),
-                    RemoteHow::OpenPage { url },
+                    RemoteHow::OpenPage { url: url.clone() },
                     if delete {
-                        "Map the Paths Web deletes on its own page: it opens in your browser; confirm there."
-                            .into()
+                        format!(
+                            "Map the Paths Web deletes on the sequence's own page ({url}): it opens in your browser; sign in there and press Delete."
+                        )
                     } else {
-                        "Map the Paths Web edits on its own page: it opens in your browser.".into()
+                        format!(
+                            "Map the Paths Web edits on the sequence's own page ({url}): it opens in your browser."
+                        )
                     },
                 )
             }

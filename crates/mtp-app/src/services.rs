@@ -317,7 +317,7 @@ mod tests {
         );
         assert_eq!(
             s.mtpw_page("5f0c").as_deref(),
-            Some("https://www.mapthepaths.com/sequence/5f0c")
+            Some("https://www.mapthepaths.com/sequence/5f0c/detail")
         );
     }
 
@@ -384,7 +384,7 @@ mod tests {
         let s = live(&pairs);
         assert_eq!(
             s.mtpw_page("u").as_deref(),
-            Some("https://mtp.example.org/sequence/u"),
+            Some("https://mtp.example.org/sequence/u/detail"),
             "the page follows MTPW_URL"
         );
         assert_eq!(

@@ -60,8 +60,10 @@ pub const KARTAVIEW_SEQUENCE_PAGE: &str = "https://kartaview.org/details/{sequen
 /// documented `pic` permalink parameter; `focus=pic` shows the photo, not the map).
 pub const PANORAMAX_PICTURE_PAGE: &str = "{instance}/?focus=pic&pic={picture_id}";
 
-/// Map the Paths Web's page of a sequence (PROTOCOLS §5), where it is edited and published.
-pub const MTPW_SEQUENCE_PAGE: &str = "/sequence/{unique_id}";
+/// Map the Paths Web's page of a sequence (PROTOCOLS §5), where it is edited, published and
+/// deleted: mtp-web routes it as `/sequence/<unique_id>/detail` (`sequence/urls.py`); a bare
+/// `/sequence/<unique_id>` is a 404 there.
+pub const MTPW_SEQUENCE_PAGE: &str = "/sequence/{unique_id}/detail";
 
 /// Mapillary: OAuth app credentials and the three hosts (PROTOCOLS §0, §2.1).
 #[derive(Debug, Clone, PartialEq)]
@@ -218,16 +220,6 @@ impl MtpwConfig {
         self.sequence_page.fill(&[("unique_id", unique_id)])
     }
 
-    /// A sequence's delete page: its page + `/delete` (mtp-web's
-    /// `/sequence/<unique_id>/delete`, a logged-in page with a confirm button; MTPW has no
-    /// delete API, PROTOCOLS §5), to open in the browser.
-    pub fn delete_page_url(&self, unique_id: &str) -> String {
-        format!(
-            "{}/delete",
-            self.sequence_page_url(unique_id).trim_end_matches('/')
-        )
-    }
-
     /// The sequence page template of an MTPW served at `base_url`.
     pub fn page_under(base_url: &Url) -> PageTemplate {
         PageTemplate::new(format!(
@@ -260,15 +252,11 @@ mod tests {
         let m = MtpwConfig::production_defaults("c");
         assert_eq!(
             m.sequence_page.fill(&[("unique_id", "5f0c")]),
-            "https://www.mapthepaths.com/sequence/5f0c"
+            "https://www.mapthepaths.com/sequence/5f0c/detail"
         );
         assert_eq!(
             m.sequence_page_url("5f0c"),
-            "https://www.mapthepaths.com/sequence/5f0c"
-        );
-        assert_eq!(
-            m.delete_page_url("5f0c"),
-            "https://www.mapthepaths.com/sequence/5f0c/delete"
+            "https://www.mapthepaths.com/sequence/5f0c/detail"
         );
         let mly = MapillaryConfig::production_defaults("1", Secret::from("s"));
         assert_eq!(

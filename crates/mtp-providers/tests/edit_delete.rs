@@ -384,13 +384,22 @@ async fn mtpw_delete_page_url_opens_the_sandbox_delete_page() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let delete_url = config.delete_page_url(&id);
-    assert!(page.text().await.unwrap().contains(&delete_url));
-    let confirm = http.get(&delete_url).send().await.unwrap();
-    assert_eq!(confirm.status(), 200);
-    assert!(confirm.text().await.unwrap().contains("confirm-delete"));
-    // What the browser's button does.
-    assert_eq!(http.post(&delete_url).send().await.unwrap().status(), 200);
+    // The page's Delete button is a form that POSTs to `…/delete` (mtp-web's detail page).
+    let delete_url = config.sequence_page_url(&id).replace("/detail", "/delete");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("method=\"post\" action=\"{delete_url}\""))
+            && html.contains("confirm-delete"),
+        "{html}"
+    );
+    // What the browser's button does; then mtp-web shows its list.
+    let done = http.post(&delete_url).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    assert!(
+        done.url().as_str().ends_with("/sequence/"),
+        "{}",
+        done.url()
+    );
     assert!(sb.state().mtpw_sequence(&id).unwrap().deleted);
     assert!(!mtpw.exists(&id).await.unwrap());
     assert_eq!(

@@ -198,7 +198,12 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             "/api/v1/sequence/import",
             ep(app, "mtpw.legacy_import", post(legacy_import)),
         )
-        .route("/sequence/{unique_id}", get(sequence_page))
+        // mtp-web's pages (`sequence/urls.py`): the list, a sequence's detail page, and its
+        // delete, which only a POST from the detail page's form does. A bare
+        // `/sequence/<id>` is no page there.
+        .route("/sequence/", get(sequence_index))
+        .route("/sequence/{unique_id}", get(|| async { not_found_page() }))
+        .route("/sequence/{unique_id}/detail", get(sequence_page))
         .route(
             "/sequence/{unique_id}/delete",
             ep(app, "mtpw.sequence_delete_page", get(delete_page)).merge(ep(
@@ -795,9 +800,33 @@ fn not_found_page() -> Response {
     )
 }
 
-/// The sequence's web page (`{mtpw}/sequence/<unique_id>`), where it is edited, published
-/// and deleted (mtp-web has no API for those, PROTOCOLS §5); unknown or deleted ids get
-/// Django's 404 page.
+/// `GET {mtpw}/sequence/`: the sequence list, where mtp-web sends the browser after a
+/// delete (or a refused one).
+async fn sequence_index(State(app): State<AppRef>) -> Response {
+    use crate::html::escape;
+    let st = lock(&app.mtpw);
+    let items: String = st
+        .sequences
+        .iter()
+        .filter(|s| !s.deleted)
+        .map(|s| {
+            format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(&app.url(&format!("/mtpw/sequence/{}/detail", s.unique_id))),
+                escape(&s.name)
+            )
+        })
+        .collect();
+    Html(crate::html::page(
+        "Map the Paths: sequences",
+        &format!("<ul id=\"mtpw-sequences\">{items}</ul>"),
+    ))
+    .into_response()
+}
+
+/// The sequence's web page (`{mtpw}/sequence/<unique_id>/detail`), where it is edited,
+/// published and deleted (mtp-web has no API for those, PROTOCOLS §5): its Delete button is
+/// a form that POSTs to `…/delete`. Unknown or deleted ids get Django's 404 page.
 async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
     use crate::html::escape;
     let st = lock(&app.mtpw);
@@ -831,7 +860,7 @@ async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>)
         &format!(
             "<p id=\"mtpw-sequence\" data-unique-id=\"{id}\">{transport} · {state} · {linked}</p>\n\
              {description}{tags}\n\
-             <p><a id=\"mtpw-delete\" href=\"{delete}\">Delete this sequence</a></p>",
+             <form id=\"mtpw-delete\" method=\"post\" action=\"{delete}\"><button class=\"approve\" type=\"submit\" id=\"confirm-delete\">Delete</button></form>",
             id = escape(&s.unique_id),
             transport = escape(&s.transport_type),
             state = if published {
@@ -845,34 +874,24 @@ async fn sequence_page(State(app): State<AppRef>, Path(unique_id): Path<String>)
     .into_response()
 }
 
-/// `GET {mtpw}/sequence/<unique_id>/delete`: the confirmation page, whose button POSTs back
-/// to the same URL. A logged-in page on mtp-web; the sandbox's browser is always signed in.
+/// `GET {mtpw}/sequence/<unique_id>/delete`: deletes nothing. mtp-web flashes "The
+/// sequence does not exist or has no access." and sends the browser to the list
+/// (`views.sequence_delete`); an unknown id is a 404.
 async fn delete_page(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
-    use crate::html::escape;
     let st = lock(&app.mtpw);
-    let Some(s) = st
+    if !st
         .sequences
         .iter()
-        .find(|s| s.unique_id == unique_id && !s.deleted)
-    else {
+        .any(|s| s.unique_id == unique_id && !s.deleted)
+    {
         return not_found_page();
-    };
-    let action = app.url(&format!("/mtpw/sequence/{}/delete", s.unique_id));
-    Html(crate::html::page(
-        &format!("Delete {}?", s.name),
-        &format!(
-            "<p>This deletes the sequence <b>{name}</b> from Map the Paths for good.</p>\n\
-             <form method=\"post\" action=\"{action}\"><button class=\"approve\" type=\"submit\" id=\"confirm-delete\">Delete</button></form>",
-            name = escape(&s.name),
-            action = escape(&action),
-        ),
-    ))
-    .into_response()
+    }
+    redirect(StatusCode::FOUND, &app.url("/mtpw/sequence/"))
 }
 
-/// `POST {mtpw}/sequence/<unique_id>/delete`: deletes the sequence; a second time, 404.
+/// `POST {mtpw}/sequence/<unique_id>/delete` (the detail page's Delete button): deletes the
+/// sequence and sends the browser to the list; a second time, 404.
 async fn delete_sequence(State(app): State<AppRef>, Path(unique_id): Path<String>) -> Response {
-    use crate::html::escape;
     let mut st = lock(&app.mtpw);
     let Some(s) = st
         .sequences
@@ -882,15 +901,7 @@ async fn delete_sequence(State(app): State<AppRef>, Path(unique_id): Path<String
         return not_found_page();
     };
     s.deleted = true;
-    Html(crate::html::page(
-        "Sequence deleted",
-        &format!(
-            "<p id=\"mtpw-deleted\" data-unique-id=\"{id}\">The sequence <b>{name}</b> was deleted.</p>",
-            id = escape(&s.unique_id),
-            name = escape(&s.name),
-        ),
-    ))
-    .into_response()
+    redirect(StatusCode::FOUND, &app.url("/mtpw/sequence/"))
 }
 
 #[cfg(test)]

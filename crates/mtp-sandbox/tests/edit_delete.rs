@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{DELAY, Photo, client, s, sandbox, sandbox_with};
+use common::{DELAY, Photo, client, location, s, sandbox, sandbox_with};
 use mtp_sandbox::{Sandbox, Service};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -633,9 +633,20 @@ async fn mtpw_delete_page_deletes_the_sequence() {
     let token = sb.issue_token(Service::Mtpw, 0);
     let id = mtpw_create(&sb, &token, "Lake loop").await;
     let keep = mtpw_create(&sb, &token, "Other").await;
-    let page_url = format!("{}/sequence/{id}", s(&sb.urls().mtpw_base));
+    let base = s(&sb.urls().mtpw_base);
+    let page_url = format!("{base}/sequence/{id}/detail");
+    let delete_url = format!("{base}/sequence/{id}/delete");
 
-    // The sequence page shows it and links to its delete page.
+    // As mtp-web routes them: the detail page; a bare `/sequence/<id>` is no page.
+    assert_eq!(
+        client()
+            .get(format!("{base}/sequence/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let r = client().get(&page_url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
@@ -644,25 +655,39 @@ async fn mtpw_delete_page_deletes_the_sequence() {
         "{html}"
     );
     assert!(html.contains("Lake, Forest"), "{html}");
-    let delete_url = format!("{page_url}/delete");
-    assert!(html.contains(&format!("href=\"{delete_url}\"")), "{html}");
-
-    // The delete page asks first: a GET deletes nothing.
-    let r = client().get(&delete_url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
+    // Its Delete button is a form that POSTs to the delete address.
     assert!(html.contains("id=\"confirm-delete\""), "{html}");
-    assert!(html.contains(&format!("action=\"{delete_url}\"")), "{html}");
+    assert!(
+        html.contains(&format!("method=\"post\" action=\"{delete_url}\"")),
+        "{html}"
+    );
+
+    // Opening the delete address deletes nothing: back to the list.
+    let r = client().get(&delete_url).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), format!("{base}/sequence/"));
     assert!(!sb.state().mtpw_sequence(&id).unwrap().deleted);
 
-    // Its button POSTs back (a browser session: no token needed).
+    // The button's POST deletes (a browser session: no token needed), then the list.
     let r = client().post(&delete_url).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("id=\"mtpw-deleted\""));
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), format!("{base}/sequence/"));
     assert!(sb.state().mtpw_sequence(&id).unwrap().deleted);
     assert!(!sb.state().mtpw_sequence(&keep).unwrap().deleted);
+    let list = client()
+        .get(format!("{base}/sequence/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("Other") && !list.contains("Lake loop"),
+        "{list}"
+    );
 
-    // Gone: its page, its delete page, a second delete, and the API.
+    // Gone: its page, its delete address, a second delete, and the API.
     assert_eq!(client().get(&page_url).send().await.unwrap().status(), 404);
     assert_eq!(
         client().get(&delete_url).send().await.unwrap().status(),
@@ -673,17 +698,14 @@ async fn mtpw_delete_page_deletes_the_sequence() {
         404
     );
     let r = client()
-        .put(format!(
-            "{}/api/v1/sequence/import/{id}/",
-            s(&sb.urls().mtpw_base)
-        ))
+        .put(format!("{base}/api/v1/sequence/import/{id}/"))
         .bearer_auth(&token)
         .json(&json!({"strava": "123"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 500, "an unknown id on import raises");
-    let unknown = format!("{}/sequence/nope/delete", s(&sb.urls().mtpw_base));
+    let unknown = format!("{base}/sequence/nope/delete");
     assert_eq!(client().post(&unknown).send().await.unwrap().status(), 404);
 }
 
@@ -762,7 +784,7 @@ async fn deletions_and_edits_survive_a_restart() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 302);
     drop(sb);
 
     let sb = start(&dir.0).await;
@@ -882,7 +904,7 @@ async fn edit_and_delete_endpoints_take_injected_faults() {
     );
     assert_eq!(
         client().get(&delete_url).send().await.unwrap().status(),
-        200
+        302
     );
     assert_eq!(
         client().post(&delete_url).send().await.unwrap().status(),
@@ -891,7 +913,7 @@ async fn edit_and_delete_endpoints_take_injected_faults() {
     assert!(!sb.state().mtpw_sequence(&mtpw_id).unwrap().deleted);
     assert_eq!(
         client().post(&delete_url).send().await.unwrap().status(),
-        200
+        302
     );
     assert!(sb.state().mtpw_sequence(&mtpw_id).unwrap().deleted);
 }

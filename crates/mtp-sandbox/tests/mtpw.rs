@@ -350,7 +350,7 @@ async fn import_with_mapillary_answers_like_todays_server() {
 
     // The sequence's page, as the app links it.
     let page = client()
-        .get(format!("{}/sequence/{a}", s(&sb.urls().mtpw_base)))
+        .get(format!("{}/sequence/{a}/detail", s(&sb.urls().mtpw_base)))
         .send()
         .await
         .unwrap();
@@ -363,7 +363,7 @@ async fn import_with_mapillary_answers_like_todays_server() {
     );
     let gone = client()
         .get(format!(
-            "{}/sequence/00000000-0000-0000-0000-000000000000",
+            "{}/sequence/00000000-0000-0000-0000-000000000000/detail",
             s(&sb.urls().mtpw_base)
         ))
         .send()

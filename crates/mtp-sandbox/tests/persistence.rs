@@ -512,7 +512,7 @@ async fn mtpw_sequence_survives_a_restart() {
         ("Lake loop", ["Lake".to_owned()].as_slice())
     );
     let page = client()
-        .get(format!("{}/sequence/{id}", s(&sb.urls().mtpw_base)))
+        .get(format!("{}/sequence/{id}/detail", s(&sb.urls().mtpw_base)))
         .send()
         .await
         .unwrap();

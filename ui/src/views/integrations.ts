@@ -7,6 +7,9 @@ import { guideFor, showGuide } from "./about";
 let sandbox = false;
 /** The newest render: an older one whose replies come in later must not draw over it. */
 let renderGeneration = 0;
+/** What the cards on screen show: an event that changed nothing leaves them alone (a redraw
+ *  under the pointer can swallow a click, and loses hover and selection). */
+let drawn = "";
 
 export async function renderIntegrations(root: HTMLElement): Promise<void> {
   const generation = ++renderGeneration;
@@ -14,6 +17,9 @@ export async function renderIntegrations(root: HTMLElement): Promise<void> {
   // Commands answer in any order: a render started before a sign-in began (opening the
   // place while Integrate was clicked) could otherwise put "Not connected" back.
   if (generation !== renderGeneration) return;
+  const state = JSON.stringify([cards, overview.mode]);
+  if (state === drawn && root.querySelector(".cards")) return;
+  drawn = state;
   sandbox = overview.mode.mode === "sandbox";
   // Cards are redrawn whenever an account changes: keep what the user is typing (a code, a
   // token, an address) and where.
@@ -50,6 +56,8 @@ function act(root: HTMLElement, f: () => Promise<unknown>, ok?: (v: unknown) => 
     } catch (e) {
       toast((e as Error).message, "error");
     }
+    // Cards that did not change are not drawn again: this button must work again.
+    if (btn) btn.disabled = false;
     void renderIntegrations(root);
   };
 }

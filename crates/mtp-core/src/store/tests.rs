@@ -82,6 +82,70 @@ async fn migrations_apply_to_a_database_at_the_previous_version() {
         .unwrap();
 }
 
+/// Map the Paths Web's sequence page is `/sequence/<id>/detail`: links saved by earlier
+/// versions (the bare `/sequence/<id>`, a 404 on mtp-web) move there, and no other.
+#[tokio::test]
+async fn saved_map_the_paths_links_move_to_the_sequence_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mtp.db");
+    let before = MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| *v < 20261223100001)
+        .max()
+        .unwrap();
+    {
+        let pool = SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        MIGRATOR.run_to(before, &pool).await.unwrap();
+        for (uuid, destination, url) in [
+            ("a", "mtpw", "https://www.mapthepaths.com/sequence/5f0c"),
+            ("b", "mtpw", "https://mtp.example.org/sequence/77/detail"),
+            (
+                "c",
+                "mapillary",
+                "https://www.mapillary.com/app/sequence/abc",
+            ),
+        ] {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO sequences (uuid, name, created_at, updated_at) VALUES (?, 'Walk', 1, 1) RETURNING id",
+            )
+            .bind(uuid)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO jobs (sequence_id, destination, remote_url, created_at, updated_at) VALUES (?, ?, ?, 1, 1)",
+            )
+            .bind(id)
+            .bind(destination)
+            .bind(url)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let store = Store::open(&path).await.unwrap();
+    let urls: Vec<String> = sqlx::query_scalar("SELECT remote_url FROM jobs ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        urls,
+        [
+            "https://www.mapthepaths.com/sequence/5f0c/detail",
+            "https://mtp.example.org/sequence/77/detail",
+            "https://www.mapillary.com/app/sequence/abc",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_corrupt_file_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
