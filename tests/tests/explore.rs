@@ -161,6 +161,29 @@ async fn a_service_that_fails_keeps_the_others_results_and_says_why() {
     assert!(ids(&images, Destination::Kartaview).is_empty());
 }
 
+/// An account with nothing on Panoramax yet: GeoVisio answers its collection list with
+/// 404 "No data loaded", which is no error: "my uploads" there finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_uploads_on_a_new_panoramax_account_are_none_not_an_error() {
+    let story = Story::start_with(&[]).await;
+    story.connect(&[Destination::Panoramax]).await;
+    let mut query = around(PARIS.0, PARIS.1, 1_500.0, UserFilter::Me);
+    query.services = vec![Destination::Panoramax];
+    let (result, images, _) = run(&story, &query).await;
+    let pnx = outcome(&result, Destination::Panoramax);
+    assert_eq!(pnx.state, ServiceState::Done, "{pnx:?}");
+    assert!(images.is_empty(), "{images:?}");
+    assert!(
+        story
+            .sandbox()
+            .requests()
+            .iter()
+            .any(|r| r.endpoint.as_deref() == Some("panoramax.my_collection")
+                && r.status == Some(404)),
+        "the emulator answered as GeoVisio does"
+    );
+}
+
 /// GeoVisio refuses a refused token even on its public reads: Explore still finds what
 /// anyone may see on Panoramax, and only "my uploads" asks for a new sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

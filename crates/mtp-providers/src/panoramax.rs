@@ -801,6 +801,27 @@ impl PanoramaxClient {
         decode(SERVICE, call, reply.status.as_u16(), &reply.body)
     }
 
+    /// `GET` one page of a user's collection list: `None` when GeoVisio says the account
+    /// has no sequence ("No data loaded", asked for in English), which is no error.
+    pub(crate) async fn user_collection_page(
+        &self,
+        call: &str,
+        url: &Url,
+    ) -> Result<Option<Value>, ProviderError> {
+        let request = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT_LANGUAGE, "en");
+        let reply = self.send(request).await?;
+        if is_no_data(reply.status, &reply.body) {
+            return Ok(None);
+        }
+        if !reply.status.is_success() {
+            return Err(self.error(&reply));
+        }
+        decode(SERVICE, call, reply.status.as_u16(), &reply.body).map(Some)
+    }
+
     /// [`Self::call_json`] into a typed reply.
     async fn call_typed<T: serde::de::DeserializeOwned>(
         &self,

@@ -133,13 +133,14 @@ pub async fn my_collection_ids(
     let mut url = client.url(&["users", "me", "collection"])?;
     let mut ids = Vec::new();
     for _ in 0..MAX_COLLECTION_PAGES {
-        let page = patiently(patience, &summary, || {
-            client.call_json(
-                "GET /api/users/me/collection",
-                client.http().get(url.clone()),
-            )
+        // An account without any sequence: GeoVisio answers 404 "No data loaded".
+        let Some(page) = patiently(patience, &summary, || {
+            client.user_collection_page("GET /api/users/me/collection", &url)
         })
-        .await?;
+        .await?
+        else {
+            break;
+        };
         let links = page
             .get("links")
             .and_then(Value::as_array)
