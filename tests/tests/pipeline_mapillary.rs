@@ -781,6 +781,34 @@ async fn a_chunk_split_in_two_with_lost_photos_is_found_whole() {
         mtpw.iter().any(|s| s.name == "Staged walk Part 2"),
         "{mtpw:#?}"
     );
+    // Deleting it names both Mapillary sequences, and opens both Map the Paths Web pages.
+    let plan = story.app.delete_plan(ids[0]).await.unwrap();
+    let on = |d: Destination| -> Vec<&mtp_app::manage::RemotePlan> {
+        plan.remote.iter().filter(|p| p.destination == d).collect()
+    };
+    let mly = on(Destination::Mapillary);
+    assert_eq!(mly.len(), 1, "{plan:#?}");
+    assert!(
+        all.iter().all(|key| mly[0].what.contains(key.as_str())),
+        "{plan:#?}"
+    );
+    assert!(mly[0].says.contains("each of them"), "{plan:#?}");
+    let pages: Vec<String> = on(Destination::Mtpw)
+        .iter()
+        .map(|p| match &p.how {
+            mtp_app::manage::RemoteHow::OpenPage { url } => url.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(pages.len(), 2, "{plan:#?}");
+    for s in &mtpw {
+        assert!(
+            pages
+                .iter()
+                .any(|u| u.ends_with(&format!("/sequence/{}/detail", s.unique_id))),
+            "{pages:?}"
+        );
+    }
 }
 
 /// The same without the activity feed: the probes (first, middle, last photo) find both

@@ -145,7 +145,7 @@ impl App {
             ),
             remote: jobs
                 .iter()
-                .filter_map(|j| self.remote_plan(j, RemoteActionKind::Delete))
+                .flat_map(|j| self.remote_plans(j, RemoteActionKind::Delete))
                 .collect(),
             running_uploads: jobs.iter().filter(|j| j.status.is_active()).count(),
         })
@@ -252,27 +252,26 @@ impl App {
         let mut outcome = ChangeOutcome::new(id);
         if everywhere {
             for job in self.store().jobs_of_sequence(id).await? {
-                let Some(plan) = self.remote_plan(&job, RemoteActionKind::Delete) else {
-                    continue;
-                };
-                if plan.how == RemoteHow::Api {
-                    let action = self
-                        .store()
-                        .add_remote_action(
-                            &NewRemoteAction {
-                                sequence_id: id,
-                                sequence_name: &seq.name,
-                                destination: job.destination,
-                                action: RemoteActionKind::Delete,
-                                remote_json: &job.remote_json,
-                                payload_json: "{}",
-                            },
-                            now,
-                        )
-                        .await?;
-                    outcome.actions.push(action);
+                for plan in self.remote_plans(&job, RemoteActionKind::Delete) {
+                    if plan.how == RemoteHow::Api {
+                        let action = self
+                            .store()
+                            .add_remote_action(
+                                &NewRemoteAction {
+                                    sequence_id: id,
+                                    sequence_name: &seq.name,
+                                    destination: job.destination,
+                                    action: RemoteActionKind::Delete,
+                                    remote_json: &job.remote_json,
+                                    payload_json: "{}",
+                                },
+                                now,
+                            )
+                            .await?;
+                        outcome.actions.push(action);
+                    }
+                    outcome.remote.push(plan);
                 }
-                outcome.remote.push(plan);
             }
         }
         self.log(
@@ -319,27 +318,26 @@ impl App {
         })
         .map_err(|e| AppError::new("internal", e.to_string()))?;
         for job in self.store().jobs_of_sequence(id).await? {
-            let Some(plan) = self.remote_plan(&job, RemoteActionKind::Edit) else {
-                continue;
-            };
-            if plan.how == RemoteHow::Api {
-                outcome.actions.push(
-                    self.store()
-                        .add_remote_action(
-                            &NewRemoteAction {
-                                sequence_id: id,
-                                sequence_name: &meta.name,
-                                destination: job.destination,
-                                action: RemoteActionKind::Edit,
-                                remote_json: &job.remote_json,
-                                payload_json: &payload,
-                            },
-                            now,
-                        )
-                        .await?,
-                );
+            for plan in self.remote_plans(&job, RemoteActionKind::Edit) {
+                if plan.how == RemoteHow::Api {
+                    outcome.actions.push(
+                        self.store()
+                            .add_remote_action(
+                                &NewRemoteAction {
+                                    sequence_id: id,
+                                    sequence_name: &meta.name,
+                                    destination: job.destination,
+                                    action: RemoteActionKind::Edit,
+                                    remote_json: &job.remote_json,
+                                    payload_json: &payload,
+                                },
+                                now,
+                            )
+                            .await?,
+                    );
+                }
+                outcome.remote.push(plan);
             }
-            outcome.remote.push(plan);
         }
         self.log(
             id,
@@ -423,8 +421,48 @@ impl App {
         Ok(())
     }
 
-    /// What `action` would do for `job`'s destination; `None` when nothing of the sequence
-    /// is there (never created, or the job was never started).
+    /// What `action` would do for `job`'s destination: one plan per page to open (Map the
+    /// Paths Web's "Part N" sequences each have theirs), else one; none when nothing of the
+    /// sequence is there (never created, or the job was never started).
+    fn remote_plans(&self, job: &JobRow, action: RemoteActionKind) -> Vec<RemotePlan> {
+        if let (RemoteState::Mtpw(r), Some(cfg)) =
+            (RemoteState::shown(job), self.services().mtpw.as_ref())
+        {
+            // The main sequence, then the parts a long upload was linked as.
+            let mut ids: Vec<String> = r.unique_id.clone().into_iter().collect();
+            for part in r.parts.values() {
+                if let Some(id) = &part.unique_id
+                    && !ids.contains(id)
+                {
+                    ids.push(id.clone());
+                }
+            }
+            let delete = action == RemoteActionKind::Delete;
+            return ids
+                .into_iter()
+                .map(|id| {
+                    // mtp-web has no API for either: its sequence page does both, signed in
+                    // (a delete is that page's Delete button; opening `…/delete` deletes
+                    // nothing).
+                    let url = cfg.sequence_page_url(&id);
+                    RemotePlan {
+                        destination: job.destination,
+                        label: job.destination.label(),
+                        what: format!("Map the Paths Web sequence {id}"),
+                        how: RemoteHow::OpenPage { url: url.clone() },
+                        says: if delete {
+                            format!("Map the Paths Web deletes on the sequence's own page ({url}): it opens in your browser; sign in there and press Delete.")
+                        } else {
+                            format!("Map the Paths Web edits on the sequence's own page ({url}): it opens in your browser.")
+                        },
+                    }
+                })
+                .collect();
+        }
+        self.remote_plan(job, action).into_iter().collect()
+    }
+
+    /// [`App::remote_plans`] for a destination with one plan at most.
     fn remote_plan(&self, job: &JobRow, action: RemoteActionKind) -> Option<RemotePlan> {
         let delete = action == RemoteActionKind::Delete;
         let d = job.destination;
@@ -440,17 +478,43 @@ impl App {
         };
         match RemoteState::shown(job) {
             RemoteState::Mapillary(r) => {
-                let key = r.sequence_key.clone().or(r.cluster_id.clone())?;
+                // Every sequence the upload became (a chunk per 1,000 photos, and Mapillary
+                // may split a chunk); before any is known, the uploads (clusters).
+                let mut keys: Vec<String> = Vec::new();
+                let sequences = r
+                    .sequence_keys_all
+                    .iter()
+                    .chain(r.status.iter().flat_map(|c| c.sequence_keys.iter()))
+                    .chain(r.chunks.iter().filter_map(|c| c.sequence_key.as_ref()))
+                    .chain(r.sequence_key.iter());
+                for key in sequences {
+                    if !keys.contains(key) {
+                        keys.push(key.clone());
+                    }
+                }
+                if keys.is_empty() {
+                    keys.extend(r.cluster_id.clone());
+                }
+                let what = match keys.as_slice() {
+                    [] => return None,
+                    [key] => format!("Mapillary sequence {key}"),
+                    all => format!("{} Mapillary sequences: {}", all.len(), all.join(", ")),
+                };
+                let verb = if delete { "delete" } else { "edit" };
                 plan(
-                    format!("Mapillary sequence {key}"),
+                    what,
                     RemoteHow::NoApi {
                         link: job.remote_url.clone(),
                     },
-                    format!(
-                        "Mapillary has no API to {} a sequence: {} it on mapillary.com, signed in as you.",
-                        if delete { "delete" } else { "edit" },
-                        if delete { "delete" } else { "edit" }
-                    ),
+                    if keys.len() > 1 {
+                        format!(
+                            "Mapillary has no API to {verb} a sequence: {verb} each of them on mapillary.com, signed in as you."
+                        )
+                    } else {
+                        format!(
+                            "Mapillary has no API to {verb} a sequence: {verb} it on mapillary.com, signed in as you."
+                        )
+                    },
                 )
             }
             RemoteState::Kartaview(r) => {
@@ -497,26 +561,8 @@ impl App {
                     )
                 }
             }
-            RemoteState::Mtpw(r) => {
-                let id = r.unique_id?;
-                let cfg = self.services().mtpw.as_ref()?;
-                // mtp-web has no API for either: its sequence page does both, signed in (a
-                // delete is that page's Delete button; opening `…/delete` deletes nothing).
-                let url = cfg.sequence_page_url(&id);
-                plan(
-                    format!("Map the Paths Web sequence {id}"),
-                    RemoteHow::OpenPage { url: url.clone() },
-                    if delete {
-                        format!(
-                            "Map the Paths Web deletes on the sequence's own page ({url}): it opens in your browser; sign in there and press Delete."
-                        )
-                    } else {
-                        format!(
-                            "Map the Paths Web edits on the sequence's own page ({url}): it opens in your browser."
-                        )
-                    },
-                )
-            }
+            // One plan per page: [`App::remote_plans`].
+            RemoteState::Mtpw(_) => None,
         }
     }
 
@@ -877,7 +923,7 @@ impl App {
             deleting_at: seq.deleting_at,
             edit_plan: jobs
                 .iter()
-                .filter_map(|j| self.remote_plan(j, RemoteActionKind::Edit))
+                .flat_map(|j| self.remote_plans(j, RemoteActionKind::Edit))
                 .collect(),
         })
     }
