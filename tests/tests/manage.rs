@@ -117,6 +117,33 @@ async fn deleting_everywhere_deletes_on_kartaview_and_panoramax_explains_the_oth
     story.app.shutdown().await;
 }
 
+/// A sign-in Panoramax no longer takes (GeoVisio answers a revoked token with 403, as it
+/// answers "not the owner"): the delete says to sign in again, not that the sequence is
+/// someone else's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_refused_for_the_sign_in_says_to_sign_in_again() {
+    let story = Story::start().await;
+    let id = uploaded(&story, 4, &[Destination::Panoramax]).await;
+    story.sandbox().faults().revoke_tokens();
+    story.app.delete_sequence(id, true).await.unwrap();
+    let actions = story
+        .app
+        .wait_for_remote_actions(id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(
+        actions[0].status,
+        RemoteActionStatus::Failed,
+        "{actions:#?}"
+    );
+    let why = actions[0].last_error.clone().unwrap();
+    assert!(why.contains("Token not valid"), "{why}");
+    assert!(why.contains("Reconnect your Panoramax account"), "{why}");
+    assert!(!why.contains("does not own"), "{why}");
+    story.app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_from_mtp_desktop_only_leaves_the_services_alone() {
     let story = Story::start().await;

@@ -794,9 +794,10 @@ fn is_gone(e: &mtp_providers::ProviderError) -> bool {
 }
 
 /// A provider error as the runner treats it: "not yours" is final, whatever else the
-/// error's kind says.
+/// error's kind says; a refused sign-in (GeoVisio also answers a revoked token with 403)
+/// says to sign in again.
 fn action_error(e: mtp_providers::ProviderError, what: &str) -> StepError {
-    if e.is_forbidden() {
+    if e.is_forbidden() && e.kind() != mtp_providers::ErrorKind::Auth {
         return StepError::permanent(format!(
             "the service refused: this account does not own {what} ({e})"
         ));
