@@ -1311,21 +1311,25 @@ async fn deep_link_and_loopback_sign_ins_both_connect() -> Result<()> {
     app.quit().await
 }
 
-#[tokio::test]
-#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
-async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let (opener, log) = recording_opener(tmp.path())?;
-    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+/// Clicks Integrate on KartaView with KartaView refusing our OSM app
+/// (`kartaview_refuse_osm_apps=<refusal>`), approves, hands the deep link back, and waits
+/// for the card to quote KartaView. Returns the sandbox's origin and the card's words.
+async fn integrate_kartaview_refused(
+    app: &Desktop,
+    log: &std::path::Path,
+    refusal: &str,
+) -> Result<(String, String)> {
     app.click("#nav-integrations").await?;
     app.click(".service-kartaview [data-action=integrate]")
         .await?;
-    let authorize = wait_for_opened(&log, 1).await?;
+    let authorize = wait_for_opened(log, 1).await?;
     let origin = sandbox_origin(&authorize)?;
-    sandbox_faults(&origin, "kartaview_refuse_osm_apps=400").await?;
+    sandbox_faults(&origin, &format!("kartaview_refuse_osm_apps={refusal}")).await?;
     let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
-    let status = app.second_instance(&[&deep_link], Duration::from_secs(20))?;
-    assert!(status.success());
+    assert!(
+        app.second_instance(&[&deep_link], Duration::from_secs(20))?
+            .success()
+    );
     let text = app
         .wait_for_text(
             ".service-kartaview .sign-in-error",
@@ -1333,6 +1337,16 @@ async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<
             Duration::from_secs(20),
         )
         .await?;
+    Ok((origin, text))
+}
+
+#[tokio::test]
+#[ignore = "needs Xvfb, D-Bus and tauri-driver: run `make e2e`"]
+async fn kartaview_refusing_the_osm_sign_in_offers_to_paste_a_token() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (opener, log) = recording_opener(tmp.path())?;
+    let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
+    let (origin, text) = integrate_kartaview_refused(&app, &log, "400").await?;
     assert!(
         text.contains(
             "\u{201c}Unexpected error. Please try again later.\u{201d} (HTTP 400, apiCode 690)"
@@ -1382,26 +1396,11 @@ async fn kartaview_refusing_our_osm_app_signs_in_through_kartaviews_app_with_a_p
     let tmp = tempfile::tempdir()?;
     let (opener, log) = recording_opener(tmp.path())?;
     let app = Desktop::launch(&[("MTP_OPENER", &opener.display().to_string())]).await?;
-    app.click("#nav-integrations").await?;
-    app.click(".service-kartaview [data-action=integrate]")
-        .await?;
-    let authorize = wait_for_opened(&log, 1).await?;
-    sandbox_faults(
-        &sandbox_origin(&authorize)?,
-        "kartaview_refuse_osm_apps=401",
-    )
-    .await?;
-    let deep_link = mtp_app::sandbox_browser::approve(&authorize).await?;
+    let (_, text) = integrate_kartaview_refused(&app, &log, "401").await?;
     assert!(
-        app.second_instance(&[&deep_link], Duration::from_secs(20))?
-            .success()
+        text.contains("sign in through KartaView's own app"),
+        "{text}"
     );
-    app.wait_for_text(
-        ".service-kartaview .sign-in-error",
-        "sign in through KartaView's own app",
-        Duration::from_secs(20),
-    )
-    .await?;
 
     // KartaView's own OSM app: the browser opens OpenStreetMap, which shows a code.
     app.click(".service-kartaview [data-action=kartaview-app]")
