@@ -1,7 +1,7 @@
 import "./style.css";
 import { api, closeChoice, onAppEvent, onCloseRequested, type AppEvent } from "./ipc";
 import { h, toast } from "./dom";
-import { renderIntegrations } from "./views/integrations";
+import { integrationsShownAgain, renderIntegrations } from "./views/integrations";
 import { renderImport, onImportProgress, listenForDrops } from "./views/import";
 import { renderSequences, onSequencesEvent } from "./views/sequences";
 import { renderExplore } from "./views/explore";
@@ -29,6 +29,7 @@ let current: Place = "integrations";
 let chosen = false;
 
 export async function show(place: Place): Promise<void> {
+  if (place === "integrations" && current !== place) integrationsShownAgain();
   current = place;
   for (const btn of document.querySelectorAll<HTMLButtonElement>(".nav-item")) {
     btn.classList.toggle("active", btn.dataset.place === place);

@@ -11,6 +11,11 @@ let renderGeneration = 0;
  *  under the pointer can swallow a click, and loses hover and selection). */
 let drawn = "";
 
+/** Coming to the screen draws it afresh (the stats lines are read on each draw). */
+export function integrationsShownAgain(): void {
+  drawn = "";
+}
+
 export async function renderIntegrations(root: HTMLElement): Promise<void> {
   const generation = ++renderGeneration;
   const [cards, overview] = await Promise.all([api.integrations(), api.overview()]);
