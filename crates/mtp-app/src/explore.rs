@@ -509,16 +509,22 @@ impl App {
                 user_is_scope: true,
             };
         }
-        let searched = panoramax::search(
-            &client,
-            base,
-            &scope,
-            &s.panoramax_picture_page,
-            panoramax::Narrowing::default(),
-            sink,
-        )
-        .await;
-        match searched {
+        let search = |client: PanoramaxClient| {
+            let scope = &scope;
+            async move {
+                panoramax::search(
+                    &client,
+                    base,
+                    scope,
+                    &s.panoramax_picture_page,
+                    panoramax::Narrowing::default(),
+                    sink,
+                )
+                .await
+            }
+        };
+        let instance = client.instance_url().clone();
+        match search(client).await {
             // GeoVisio refuses a refused token even on public reads: what anyone may see
             // is still found (the card asks for a new sign-in where uploads need it).
             Err(e)
@@ -529,19 +535,9 @@ impl App {
                 tracing::warn!(
                     "Panoramax refused the token for a public search ({e}): searching without it"
                 );
-                let anyone =
-                    PanoramaxClient::with_url(s.http.clone(), client.instance_url().clone(), None)
-                        .with_clock(self.clock());
-                panoramax::search(
-                    &anyone,
-                    base,
-                    &scope,
-                    &s.panoramax_picture_page,
-                    panoramax::Narrowing::default(),
-                    sink,
-                )
-                .await
-                .map_err(Fail)
+                let anyone = PanoramaxClient::with_url(s.http.clone(), instance, None)
+                    .with_clock(self.clock());
+                search(anyone).await.map_err(Fail)
             }
             searched => searched.map_err(Fail),
         }

@@ -9,6 +9,19 @@ fn first_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).min().unwrap()
 }
 
+/// A database at `path` migrated up to `version` only, as an older app left it.
+async fn database_at(path: &std::path::Path, version: i64) -> SqlitePool {
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    MIGRATOR.run_to(version, &pool).await.unwrap();
+    pool
+}
+
 #[tokio::test]
 async fn migrations_apply_to_an_empty_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,14 +62,7 @@ async fn migrations_apply_to_a_database_at_the_previous_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mtp.db");
     {
-        let pool = SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true),
-        )
-        .await
-        .unwrap();
-        MIGRATOR.run_to(first_version(), &pool).await.unwrap();
+        let pool = database_at(&path, first_version()).await;
         sqlx::query(
             "INSERT INTO sequences (uuid, name, created_at, updated_at) VALUES ('u1', 'Old walk', 1, 1)",
         )
@@ -95,14 +101,7 @@ async fn saved_map_the_paths_links_move_to_the_sequence_page() {
         .max()
         .unwrap();
     {
-        let pool = SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true),
-        )
-        .await
-        .unwrap();
-        MIGRATOR.run_to(before, &pool).await.unwrap();
+        let pool = database_at(&path, before).await;
         for (uuid, destination, url) in [
             ("a", "mtpw", "https://www.mapthepaths.com/sequence/5f0c"),
             ("b", "mtpw", "https://mtp.example.org/sequence/77/detail"),
