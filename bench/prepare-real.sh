@@ -7,6 +7,9 @@
 # Usage: bench/prepare-real.sh              (COUNT=2000 RUNS=3 by default)
 #        COUNT=500 RUNS=1 bench/prepare-real.sh
 #        KEEP=1 …                           (keep the photo folder; deleted at the end otherwise)
+#        HEADER_KIB=48 …                    (headers 48 KiB larger, as a camera's preview and
+#                                            profiles make them: another folder, real-<COUNT>-h48)
+#        MTP_BIN=<an mtp binary> …          (measure another build)
 # The folder, target/bench-data/real-<COUNT>, holds 10 sub-folders (like a camera's
 # DCIM/100…): for each size of 4, 5, 6, 7 and 8 MB, one of COUNT/5 × 4/5 flat photos and
 # one of COUNT/5 × 1/5 360° photos (GPano XMP), made with
@@ -39,7 +42,11 @@ mkdir -p "$DATA"
 HEAD_READER="$TMP/head-reader"
 cc -O2 -o "$HEAD_READER" "$ROOT/bench/head-reader.c"
 
-DIR="$DATA/real-$COUNT"
+HEADER_KIB="${HEADER_KIB:-}"
+MTP="${MTP_BIN:-$MTP}"
+DIR="$DATA/real-$COUNT${HEADER_KIB:+-h$HEADER_KIB}"
+PAD=()
+[ -n "$HEADER_KIB" ] && PAD=(--header-pad-kib "$HEADER_KIB")
 per_size=$((COUNT / 5))
 pano=$((per_size / 5))
 flat=$((per_size - pano))
@@ -57,9 +64,9 @@ if [ ! -f "$DIR.ok" ]; then
     # Different spacing and interval per sub-folder: no two tracks coincide.
     i=$((i + 1))
     "$MTP" dev gen-photos "$DIR/$((100 + 2 * i))CAMRA" --scenario walk --count "$flat" \
-      --size-mb "$mb" --spacing "$((2 + i))" --interval "$i" >&2
+      --size-mb "$mb" --spacing "$((2 + i))" --interval "$i" "${PAD[@]}" >&2
     "$MTP" dev gen-photos "$DIR/$((101 + 2 * i))PANO_" --scenario walk --count "$pano" \
-      --size-mb "$mb" --spacing "$((3 + i))" --interval "$((i + 1))" --pano >&2
+      --size-mb "$mb" --spacing "$((3 + i))" --interval "$((i + 1))" --pano "${PAD[@]}" >&2
   done
   touch "$DIR.ok"
 fi
@@ -133,7 +140,7 @@ CACHES=(warm)
 [ "$CAN_DROP" = 1 ] && CACHES=(cold warm)
 {
   echo "Median of $RUNS runs, $(date -u +%Y-%m-%d), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), shared: other builds may run), TZ=UTC."
-  echo "$N photos, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f GB", b / 1e9}') ($(awk -v b="$BYTES" -v n="$N" 'BEGIN {printf "%.1f MB", b / n / 1e6}') a photo on average, 4–8 MB, 1 in 5 360°), 10 sub-folders; disk read-ahead $(cat /sys/block/"$(df -P "$DIR" | awk 'NR == 2 {print $1}' | sed 's|/dev/||; s|[0-9]*$||')"/queue/read_ahead_kb 2>/dev/null || echo '?') KiB."
+  echo "$N photos, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f GB", b / 1e9}') ($(awk -v b="$BYTES" -v n="$N" 'BEGIN {printf "%.1f MB", b / n / 1e6}') a photo on average, 4–8 MB, 1 in 5 360°${HEADER_KIB:+, headers $HEADER_KIB KiB larger}), 10 sub-folders; disk read-ahead $(cat /sys/block/"$(df -P "$DIR" | awk 'NR == 2 {print $1}' | sed 's|/dev/||; s|[0-9]*$||')"/queue/read_ahead_kb 2>/dev/null || echo '?') KiB."
   [ "$CAN_DROP" = 1 ] || echo "**The page cache could not be dropped: warm cache only.**"
   echo "cold = page cache dropped just before; warm = the same tool again right after. rchar: KiB a photo asked of read(); disk: KiB a photo fetched from the disk (readahead included)."
   echo

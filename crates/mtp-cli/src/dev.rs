@@ -7,7 +7,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use mtp_core::photo::fixture::{
-    FixturePhoto, TrackSpec, fixture_bytes, gpx_for, track_photos, write_jpeg,
+    FixturePhoto, TrackSpec, fixture_bytes, gpx_for, track_photos, with_header_pad,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,6 +43,10 @@ pub struct GenArgs {
     /// send them all). For memory and throughput benchmarks.
     #[arg(long, value_name = "MB")]
     pub size_mb: Option<f64>,
+    /// Give every photo a header this many KiB larger, as a camera's preview image and
+    /// profiles make it (20–70 KB): APP2 segments after the EXIF. For reading benchmarks.
+    #[arg(long, value_name = "KIB")]
+    pub header_pad_kib: Option<usize>,
 }
 
 /// Folders built to hit one rule of mapillary_tools' sequence building each.
@@ -291,6 +295,7 @@ fn scenario_shots(scenario: Scenario, args: &GenArgs, sub: &Path) -> Vec<Shot> {
                         pano: args.pano,
                         scenario: s,
                         size_mb: args.size_mb,
+                        header_pad_kib: args.header_pad_kib,
                     };
                     scenario_shots(s, &part, &sub.join(s.name()))
                 })
@@ -494,9 +499,13 @@ pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
                     unique_id: Some(format!("{:016x}{k:016x}", 0x4d54_5044_u64)),
                     ..shot.photo
                 };
+                let mut jpeg = fixture_bytes(&photo);
+                if let Some(kib) = args.header_pad_kib {
+                    jpeg = with_header_pad(&jpeg, kib * 1024);
+                }
                 match args.size_mb {
-                    None => write_jpeg(&path, &photo)?,
-                    Some(mb) => write_padded(&path, &fixture_bytes(&photo), mb, k as u64)?,
+                    None => std::fs::write(&path, &jpeg)?,
+                    Some(mb) => write_padded(&path, &jpeg, mb, k as u64)?,
                 }
                 written += 1;
             }
@@ -528,6 +537,7 @@ mod tests {
             pano: false,
             scenario,
             size_mb: None,
+            header_pad_kib: None,
         }
     }
 

@@ -374,6 +374,28 @@ pub fn fixture_bytes(p: &FixturePhoto) -> Vec<u8> {
         .expect("fixture EXIF always encodes and fits in one segment")
 }
 
+/// `jpeg` with `bytes` more of header: APP2 segments (up to 64 KiB each) right after its
+/// first segment (the EXIF), where cameras put their previews and colour profiles.
+pub fn with_header_pad(jpeg: &[u8], bytes: usize) -> Vec<u8> {
+    // SOI, then the first segment: marker (2 bytes) and its length (2 bytes, counting itself).
+    let first_end = match jpeg.get(4..6) {
+        Some(len) => 4 + usize::from(u16::from_be_bytes([len[0], len[1]])),
+        None => return jpeg.to_vec(),
+    };
+    let mut out = Vec::with_capacity(jpeg.len() + bytes + 4 * (bytes / 65_000 + 1));
+    out.extend_from_slice(&jpeg[..first_end.min(jpeg.len())]);
+    let mut left = bytes;
+    while left > 0 {
+        let payload = left.min(65_000);
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&((payload + 2) as u16).to_be_bytes());
+        out.resize(out.len() + payload, 0x5A);
+        left -= payload;
+    }
+    out.extend_from_slice(&jpeg[first_end.min(jpeg.len())..]);
+    out
+}
+
 /// Writes a fixture photo to `path`.
 pub fn write_jpeg(path: &Path, p: &FixturePhoto) -> io::Result<()> {
     fs::write(path, fixture_bytes(p))
