@@ -120,6 +120,16 @@ pub(crate) fn flex_i64(value: Option<&Value>) -> Option<i64> {
     }
 }
 
+/// A finite number that may come as a number or a string.
+pub(crate) fn flex_f64(value: Option<&Value>) -> Option<f64> {
+    match value? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|f: &f64| f.is_finite())
+}
+
 pub(crate) fn flex_u64(value: Option<&Value>) -> Option<u64> {
     flex_i64(value).and_then(|n| u64::try_from(n).ok())
 }

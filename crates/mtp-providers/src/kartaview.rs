@@ -547,6 +547,18 @@ pub struct KartaViewPhotoPage {
     pub has_more: bool,
 }
 
+/// Whether a photo (a v1 nearby item or a v2 photo) is 360°, from its field of view, else
+/// its projection (`SPHERE`); `None` when it says neither.
+pub fn pano_flag(photo: &Value) -> Option<bool> {
+    let fov = crate::http::flex_f64(photo.get("fieldOfView"))
+        .or_else(|| crate::http::flex_f64(photo.get("field_of_view")));
+    match (fov, crate::http::str_field(photo.get("projection"))) {
+        (Some(f), _) => Some(f >= 360.0),
+        (None, Some(p)) => Some(p.eq_ignore_ascii_case("SPHERE")),
+        (None, None) => None,
+    }
+}
+
 fn format_coordinate(latitude: f64, longitude: f64) -> String {
     format!("{latitude},{longitude}")
 }
@@ -836,10 +848,14 @@ impl KartaViewClient {
         Ok(details.osv.into_stats(username))
     }
 
+    /// A v2 read, with `X-AUTH-TOKEN` when there is a token (v2 reads are public: a client
+    /// without an account sends none, rather than an empty one).
     fn v2_get(&self, url: Url) -> reqwest::RequestBuilder {
-        self.http
-            .get(url)
-            .header("X-AUTH-TOKEN", self.token.expose().as_str())
+        let request = self.http.get(url);
+        match self.token.expose().as_str() {
+            "" => request,
+            token => request.header("X-AUTH-TOKEN", token),
+        }
     }
 
     /// `GET /2.0/sequence/{id}` with `X-AUTH-TOKEN`.
@@ -895,6 +911,20 @@ impl KartaViewClient {
             photos,
             has_more: decoded.result.has_more_data,
         })
+    }
+
+    /// Whether a sequence's photos are 360°, from its first photo in v2
+    /// (`GET /2.0/photo/?sequenceId=&page=1&itemsPerPage=1`): `None` when that photo does
+    /// not say (no `fieldOfView` nor `projection`) or the sequence has none.
+    pub async fn sequence_is_pano(&self, sequence_id: &str) -> Result<Option<bool>, ProviderError> {
+        let url = self.url(&["2.0", "photo", ""])?;
+        let request = self.v2_get(url).query(&[
+            ("sequenceId", sequence_id),
+            ("page", "1"),
+            ("itemsPerPage", "1"),
+        ]);
+        let (_, value) = self.call_ok(request).await?;
+        Ok(value.pointer("/result/data/0").and_then(pano_flag))
     }
 
     /// Every photo of a sequence, following `hasMoreData` from page 1.

@@ -169,6 +169,74 @@ async fn kartaview_follows_its_pages_to_the_last_one() {
     );
 }
 
+/// KartaView's nearby photos do not say whether they are 360° (the documented item has no
+/// such field, and by default the emulator sends none): "360° only" asks v2 once a sequence,
+/// and finds exactly the world's 360° photos. Their thumbnails, paths on KartaView's site,
+/// load from beside the sequence pages.
+#[tokio::test]
+async fn kartaview_tells_360_photos_by_their_sequence() {
+    let sb = dense(3_000).await;
+    let kv = KartaViewClient::with_url(
+        client(),
+        sb.urls().kartaview_api,
+        Secret::new(String::new()),
+    );
+    let site_page = format!(
+        "{}/details/{{sequence_id}}",
+        sb.urls().kartaview_api.as_str().trim_end_matches('/')
+    );
+    let world = sb.world();
+    let in_area = || world.in_bbox_on(world_box(&area()), Service::KartaView);
+    let want: BTreeSet<String> = in_area()
+        .filter(|i| world.sequence_of(i).is_pano)
+        .map(|i| i.kartaview_id().to_string())
+        .collect();
+    let sequences: BTreeSet<u64> = in_area()
+        .map(|i| world.sequence_of(i).kartaview_id())
+        .collect();
+    assert!(!want.is_empty() && want.len() < in_area().count());
+    let query = SearchQuery {
+        bbox: Some(area()),
+        pano_only: true,
+        ..SearchQuery::default()
+    };
+    let search = || async {
+        let found = Found::default();
+        let summary = {
+            let sink = found.sink();
+            kartaview::search(&kv, &query, &page(&site_page), Default::default(), &sink)
+                .await
+                .unwrap()
+        };
+        (found, summary)
+    };
+    let (found, summary) = search().await;
+    assert_eq!(found.ids(), want);
+    assert!(summary.incomplete.is_empty(), "{summary:?}");
+    let lookups = |sb: &Sandbox| {
+        sb.requests()
+            .iter()
+            .filter(|r| r.endpoint.as_deref() == Some("kartaview.photos_v2"))
+            .count()
+    };
+    assert_eq!(lookups(&sb), sequences.len(), "one look-up a sequence");
+    let thumb = found.0.lock().unwrap()[0].thumb_url.clone().unwrap();
+    assert!(
+        thumb.contains("/kartaview/storage1/files/photo/lth/"),
+        "{thumb}"
+    );
+    let reply = client().get(&thumb).send().await.unwrap();
+    assert_eq!(reply.status(), 200, "{thumb}");
+
+    // Items that say it themselves need no look-up.
+    assert!(mtp_sandbox::Faults::parse_spec("kartaview_nearby_pano=maybe").is_err());
+    sb.faults().apply_spec("kartaview_nearby_pano=on").unwrap();
+    let before = lookups(&sb);
+    let (found, _) = search().await;
+    assert_eq!(found.ids(), want);
+    assert_eq!(lookups(&sb), before);
+}
+
 #[tokio::test]
 async fn panoramax_narrows_a_full_reply_as_it_has_no_next_link() {
     let sb = dense(3_000).await;

@@ -25,6 +25,11 @@
 //!                                               any OSM app but its own (ours included), as 400
 //!                                               apiCode 690, 401 "Invalid access token" or a page
 //!                                               that is not JSON (PROTOCOLS §3.1)
+//!            | 'kartaview_nearby_pano=' ('on' | 'off')
+//!                                               KartaView's nearby-photos items say whether they are
+//!                                               360° (projection, field_of_view); by default they do
+//!                                               not, as the documented item (PROTOCOLS §6): a client
+//!                                               asks v2 for a sequence's photos
 //!            | 'mapillary_refresh_tokens=' ('issue' | 'none')
 //!                                               Mapillary's token replies carry a distinct
 //!                                               refresh_token; by default they do not, as the
@@ -301,6 +306,8 @@ pub enum FaultDirective {
     PanoramaxReadOnly(bool),
     /// `mapillary_refresh_tokens=issue|none`.
     MapillaryIssuesRefreshTokens(bool),
+    /// `kartaview_nearby_pano=on|off`.
+    KartaViewNearbyPano(bool),
 }
 
 /// How KartaView's `client_auth` refuses an OSM token issued to an app it does not know
@@ -357,6 +364,7 @@ struct Inner {
     panoramax_enforce_tos: std::sync::atomic::AtomicBool,
     mapillary_issues_refresh_tokens: std::sync::atomic::AtomicBool,
     panoramax_read_only: std::sync::atomic::AtomicBool,
+    kartaview_nearby_pano: std::sync::atomic::AtomicBool,
 }
 
 /// The fault-injection handle (cheap to clone; all clones share the rules).
@@ -379,6 +387,7 @@ impl Default for Faults {
                 panoramax_enforce_tos: Default::default(),
                 mapillary_issues_refresh_tokens: Default::default(),
                 panoramax_read_only: Default::default(),
+                kartaview_nearby_pano: Default::default(),
             }),
         }
     }
@@ -584,6 +593,16 @@ impl Faults {
             .load(Ordering::SeqCst)
     }
 
+    /// Makes KartaView's nearby-photos items say whether they are 360° (`projection`,
+    /// `field_of_view`); off by default: the documented item has neither (PROTOCOLS §6).
+    pub fn kartaview_nearby_pano(&self, on: bool) {
+        self.inner.kartaview_nearby_pano.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn kartaview_nearby_says_pano(&self) -> bool {
+        self.inner.kartaview_nearby_pano.load(Ordering::SeqCst)
+    }
+
     /// Makes Panoramax uploads need the terms of service accepted (GeoVisio's
     /// `API_ENFORCE_TOS_ACCEPTANCE`; off by default, as in GeoVisio).
     pub fn panoramax_enforce_tos(&self, on: bool) {
@@ -658,6 +677,7 @@ impl Faults {
                 FaultDirective::MapillaryIssuesRefreshTokens(on) => {
                     self.mapillary_issue_refresh_tokens(on)
                 }
+                FaultDirective::KartaViewNearbyPano(on) => self.kartaview_nearby_pano(on),
             }
         }
         ids
@@ -732,6 +752,14 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             "enforce" => Ok(FaultDirective::PanoramaxEnforceTos(true)),
             "off" => Ok(FaultDirective::PanoramaxEnforceTos(false)),
             _ => Err(FaultSpecError::BadValue("panoramax_tos".into(), v.into())),
+        },
+        Some(("kartaview_nearby_pano", v)) => match v.trim() {
+            "on" => Ok(FaultDirective::KartaViewNearbyPano(true)),
+            "off" => Ok(FaultDirective::KartaViewNearbyPano(false)),
+            _ => Err(FaultSpecError::BadValue(
+                "kartaview_nearby_pano".into(),
+                v.into(),
+            )),
         },
         Some(("mapillary_refresh_tokens", v)) => match v.trim() {
             "issue" => Ok(FaultDirective::MapillaryIssuesRefreshTokens(true)),

@@ -14,7 +14,7 @@
 //! | `/mapillary/graph/…` | Graph API: `token`, `me`, `finish_upload`, `logging`, `images`, `image_ids`, `{id}`, `graphql` (mapillary.com's activity feed), `sandbox/clusters/{id}`, `sandbox/world/{id}/thumb` | `MAPILLARY_GRAPH_API_ENDPOINT=<base>/mapillary/graph` |
 //! | `/mapillary/upload/{key}` | upload host (GET offset, POST bytes) | `MAPILLARY_UPLOAD_ENDPOINT=<base>/mapillary/upload` |
 //! | `/osm/oauth2/authorize`, `/osm/oauth2/token` | OpenStreetMap OAuth2 | |
-//! | `/kartaview/…` | KartaView API (`/1.0/…` incl. `/1.0/list/nearby-photos/`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`, `/sandbox/photo/{id}/{th,lth}.jpg`) | API base `<base>/kartaview` |
+//! | `/kartaview/…` | KartaView API (`/1.0/…` incl. `/1.0/list/nearby-photos/`, `/2.0/…`, `/auth/openstreetmap/client_auth`, `/my-list`, `/details`, `/storage1/files/photo/{th,lth}/{id}.jpg`) | API base `<base>/kartaview` |
 //! | `/panoramax/api/…` | GeoVisio API | instance `<base>/panoramax` |
 //! | `/mtpw/accounts/authorize/`, `/mtpw/api/v1/…`, `/mtpw/sequence/<id>[/delete]` | Map the Paths Web (API and web pages) | base `<base>/mtpw` |
 //! | `/sandbox/…` | control plane: `urls`, `requests`, `faults`, `tokens` | |

@@ -11,6 +11,16 @@ use common::{client, s};
 use mtp_sandbox::{Service, WorldBbox, WorldSpec};
 use serde_json::Value;
 
+/// A path KartaView gives on its web site (a thumbnail's), as an address: beside the
+/// sequence pages, which the sandbox serves under its API base.
+fn site_path(sb: &mtp_sandbox::Sandbox, path: &str) -> String {
+    assert!(!path.starts_with("http"), "a path on the site: {path}");
+    format!(
+        "{}/{path}",
+        sb.urls().kartaview_api.as_str().trim_end_matches('/')
+    )
+}
+
 #[tokio::test]
 async fn kartaview_pages_are_full_until_the_last() {
     let sb = with_world(WorldSpec::default()).await;
@@ -60,13 +70,16 @@ async fn kartaview_pages_are_full_until_the_last() {
         first["shot_date"].as_str().unwrap().len(),
         "2024-05-17 09:00:00".len()
     );
+    // Thumbnails are paths on KartaView's site, served beside the sequence pages; the item
+    // does not say whether the photo is 360° (PROTOCOLS §6).
     let thumb = client()
-        .get(first["th_name"].as_str().unwrap())
+        .get(site_path(&sb, first["th_name"].as_str().unwrap()))
         .send()
         .await
         .unwrap();
     assert_eq!(thumb.status(), 200);
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
+    assert!(first.get("projection").is_none() && first.get("field_of_view").is_none());
 
     // No ipp: 100 a page.
     assert_eq!(items(&nearby(&sb, paris, None, 1).await).len(), n.min(100));
@@ -321,7 +334,7 @@ async fn kartaview_nearby_photos_include_processed_uploads_after_the_world() {
     assert_eq!(last["name"], "IMG_1.jpg");
     assert_eq!(last["shot_date"], "2024-05-17 09:30:00");
     let thumb = client()
-        .get(last["lth_name"].as_str().unwrap())
+        .get(site_path(&sb, last["lth_name"].as_str().unwrap()))
         .send()
         .await
         .unwrap();

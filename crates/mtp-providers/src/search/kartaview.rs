@@ -2,6 +2,7 @@
 //! of at most 1000 at a time, more pages while a page comes back full. It filters by
 //! nothing else, so time, user and 360° are checked here.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -10,8 +11,8 @@ use url::Url;
 use super::{Bbox, Dedup, FoundImage, Patience, SearchQuery, SearchSummary, Sink, patiently};
 use crate::config::PageTemplate;
 use crate::error::ProviderError;
-use crate::http::{flex_i64, str_field};
-use crate::kartaview::KartaViewClient;
+use crate::http::{flex_f64, flex_i64, str_field};
+use crate::kartaview::{KartaViewClient, pano_flag};
 
 /// The most photos a page holds.
 pub const PAGE_SIZE: usize = 1000;
@@ -34,54 +35,82 @@ fn shot_ms(item: &Value) -> Option<i64> {
     i64::try_from(at.assume_utc().unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-fn number(v: Option<&Value>) -> Option<f64> {
-    match v? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .filter(|f: &f64| f.is_finite())
-}
-
-/// A thumbnail path as KartaView gives it: a full address, or a path on the API's host
-/// (⚠️ which host serves the relative ones is not documented).
-fn thumb(item: &Value, api: &Url) -> Option<String> {
+/// A thumbnail as KartaView gives it: a full address, or a path on its web site
+/// (`storage6/files/photo/…`, which Rapid's KartaView layer loads from `kartaview.org`), i.e.
+/// beside the sequence pages. Without a site, on the API's host.
+fn thumb(item: &Value, site: &Url) -> Option<String> {
     let path = str_field(item.get("lth_name")).or_else(|| str_field(item.get("th_name")))?;
     if path.starts_with("http://") || path.starts_with("https://") {
         return Some(path);
     }
-    api.join(&format!("/{}", path.trim_start_matches('/')))
+    site.join(path.trim_start_matches('/'))
         .ok()
         .map(String::from)
 }
 
-fn found(item: &Value, api: &Url, sequence_page: &PageTemplate) -> Option<FoundImage> {
+/// Where KartaView's web site is: the sequence page's address up to `details/`
+/// (`https://kartaview.org/` for `https://kartaview.org/details/{sequence_id}`), else the
+/// API's.
+fn site_base(sequence_page: &PageTemplate, api: &Url) -> Url {
+    let page = sequence_page.as_str();
+    page.find("details/")
+        .and_then(|at| Url::parse(&page[..at]).ok())
+        .unwrap_or_else(|| api.clone())
+}
+
+fn found(item: &Value, site: &Url, sequence_page: &PageTemplate) -> Option<FoundImage> {
     let id = flex_i64(item.get("id"))
         .map(|n| n.to_string())
         .or_else(|| str_field(item.get("id")))?;
     let sequence_id = flex_i64(item.get("sequence_id")).map(|n| n.to_string());
-    let fov = number(item.get("field_of_view")).or_else(|| number(item.get("fieldOfView")));
-    let projection = str_field(item.get("projection"));
-    let is_pano = match (fov, projection.as_deref()) {
-        (Some(f), _) => Some(f >= 360.0),
-        (None, Some(p)) => Some(p.eq_ignore_ascii_case("SPHERE")),
-        (None, None) => None,
-    };
     Some(FoundImage {
         service: SERVICE,
-        lat: number(item.get("lat"))?,
-        lon: number(item.get("lng")).or_else(|| number(item.get("lon")))?,
+        lat: flex_f64(item.get("lat"))?,
+        lon: flex_f64(item.get("lng")).or_else(|| flex_f64(item.get("lon")))?,
         captured_at_ms: shot_ms(item),
-        heading: number(item.get("heading")),
+        heading: flex_f64(item.get("heading")),
         page_url: sequence_id
             .as_ref()
             .map(|s| sequence_page.fill(&[("sequence_id", s)])),
         sequence_id,
         user: str_field(item.get("username")),
-        is_pano,
-        thumb_url: thumb(item, api),
+        is_pano: pano_flag(item),
+        thumb_url: thumb(item, site),
         id,
     })
+}
+
+/// Sequences looked up for whether they are 360°, at most, in one search.
+const MAX_PANO_LOOKUPS: usize = 200;
+
+/// Gives the photos whose nearby item does not say whether it is 360° (the documented item
+/// has no field for it, PROTOCOLS §6) their sequence's answer, from its first photo in v2,
+/// as Rapid's KartaView layer reads photos: one look-up a sequence, kept for the search. A
+/// look-up that fails, or past [`MAX_PANO_LOOKUPS`], leaves the photos unknown.
+async fn learn_pano(
+    client: &KartaViewClient,
+    photos: &mut [FoundImage],
+    pano_of: &mut HashMap<String, Option<bool>>,
+) {
+    for photo in photos.iter_mut().filter(|p| p.is_pano.is_none()) {
+        let Some(sequence) = photo.sequence_id.clone() else {
+            continue;
+        };
+        if !pano_of.contains_key(&sequence) {
+            if pano_of.len() >= MAX_PANO_LOOKUPS {
+                continue;
+            }
+            let answer = match client.sequence_is_pano(&sequence).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::warn!(sequence, error = %e, "KartaView: could not look up whether a sequence is 360°");
+                    None
+                }
+            };
+            pano_of.insert(sequence.clone(), answer);
+        }
+        photo.is_pano = pano_of.get(&sequence).copied().flatten();
+    }
 }
 
 /// Every photo in `query.bbox` that matches, sent to `sink` a page at a time.
@@ -101,8 +130,9 @@ pub async fn search(
     let summary = Mutex::new(SearchSummary::default());
     let out = Dedup::new(sink, &summary);
     let url = client.url(&["1.0", "list", "nearby-photos", ""])?;
-    let api = client.api_url().clone();
+    let site = site_base(sequence_page, client.api_url());
     let mut unknown_pano = 0usize;
+    let mut pano_of = HashMap::new();
     for page in 1..=MAX_PAGES {
         let form = [
             ("bbTopLeft", corner(area.max_lat, area.min_lon)),
@@ -121,12 +151,18 @@ pub async fn search(
             .cloned()
             .unwrap_or_default();
         let count = items.len();
-        let photos: Vec<FoundImage> = items
+        let mut photos: Vec<FoundImage> = items
             .iter()
-            .filter_map(|i| found(i, &api, sequence_page))
+            .filter_map(|i| found(i, &site, sequence_page))
             .filter(|f| area.contains(f.lat, f.lon))
             .filter(|f| query.in_time(f.captured_at_ms))
             .filter(|f| query.by_user(f.user.as_deref()))
+            .collect();
+        if query.pano_only {
+            learn_pano(client, &mut photos, &mut pano_of).await;
+        }
+        let photos: Vec<FoundImage> = photos
+            .into_iter()
             .filter(|f| {
                 if query.pano_only && f.is_pano.is_none() {
                     unknown_pano += 1;
@@ -180,7 +216,9 @@ mod tests {
         let item = json!({"id": "99", "lat": "48.85", "lng": "2.35", "heading": "87.5",
             "shot_date": "2024-05-01 08:30:00", "username": "anna", "sequence_id": "7",
             "sequence_index": "3", "lth_name": "storage1/files/photo/lth/99.jpg"});
-        let f = found(&item, &api, &page).unwrap();
+        let site = site_base(&page, &api);
+        assert_eq!(site.as_str(), "https://kartaview.org/");
+        let f = found(&item, &site, &page).unwrap();
         assert_eq!(f.id, "99");
         assert_eq!((f.lat, f.lon, f.heading), (48.85, 2.35, Some(87.5)));
         assert_eq!(f.captured_at_ms, Some(1_714_552_200_000));
@@ -191,10 +229,12 @@ mod tests {
         );
         assert_eq!(
             f.thumb_url.as_deref(),
-            Some("https://api.openstreetcam.org/storage1/files/photo/lth/99.jpg")
+            Some("https://kartaview.org/storage1/files/photo/lth/99.jpg")
         );
         assert_eq!(f.is_pano, None);
-        assert!(found(&json!({"id": 1, "lat": "x", "lng": 2}), &api, &page).is_none());
+        assert!(found(&json!({"id": 1, "lat": "x", "lng": 2}), &site, &page).is_none());
+        // A page template without `details/`: thumbnails on the API's host.
+        assert_eq!(site_base(&PageTemplate::new("x/{sequence_id}"), &api), api);
     }
 
     #[test]

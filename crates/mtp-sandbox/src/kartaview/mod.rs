@@ -101,7 +101,7 @@ pub(crate) fn router(app: &AppRef) -> Router<AppRef> {
             ep(app, "kartaview.nearby_photos", post(nearby::nearby_photos)),
         )
         .route(
-            "/sandbox/photo/{id}/{size}",
+            "/storage1/files/photo/{size}/{file}",
             ep(app, "kartaview.photo_file", get(nearby::photo_file)),
         )
         .route(
@@ -115,6 +115,13 @@ fn datetime(t: OffsetDateTime) -> String {
         "[year]-[month]-[day] [hour]:[minute]:[second]"
     ))
     .unwrap_or_default()
+}
+
+/// When a photo of the sandbox's world was taken, as KartaView writes it.
+fn world_shot_date(w: &crate::world::WorldImage) -> String {
+    OffsetDateTime::from_unix_timestamp(w.captured_at_ms.div_euclid(1000))
+        .map(datetime)
+        .unwrap_or_default()
 }
 
 fn v1(status: StatusCode, api_code: &str, message: &str, osv: Option<Value>) -> Response {

@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::app::{App, AppRef, json_response};
 use crate::auth::{Service, USERS};
@@ -19,7 +18,7 @@ use crate::state::lock;
 use crate::world::{WorldBbox, WorldImage, thumb};
 
 use super::state::{Phase, Photo, Sequence, phase};
-use super::{datetime, form_and_user, missing, out_of_range, wrong_type};
+use super::{datetime, form_and_user, missing, out_of_range, world_shot_date, wrong_type};
 
 /// Most items a page holds.
 const MAX_IPP: usize = 1000;
@@ -64,12 +63,18 @@ impl Item<'_> {
     }
 }
 
-fn thumb_urls(app: &App, id: u64) -> (String, String) {
+/// A photo's thumbnails as KartaView names them: paths on its web site
+/// (`storage6/files/photo/…`), which the sandbox serves beside its sequence pages
+/// (`<base>/kartaview/storage1/files/photo/{th,lth}/<id>.jpg`).
+fn thumb_paths(id: u64) -> (String, String) {
     (
-        app.url(&format!("/kartaview/sandbox/photo/{id}/th.jpg")),
-        app.url(&format!("/kartaview/sandbox/photo/{id}/lth.jpg")),
+        format!("{THUMBS}th/{id}.jpg"),
+        format!("{THUMBS}lth/{id}.jpg"),
     )
 }
+
+/// Where the thumbnails are, relative to the web site.
+const THUMBS: &str = "storage1/files/photo/";
 
 /// One item; numbers as strings of digits, like every v1 reply.
 fn item_json(app: &App, item: &Item<'_>) -> Value {
@@ -78,11 +83,9 @@ fn item_json(app: &App, item: &Item<'_>) -> Value {
             let world = &app.world;
             let seq = world.sequence_of(w);
             let id = w.kartaview_id();
-            let (th, lth) = thumb_urls(app, id);
-            let shot = OffsetDateTime::from_unix_timestamp(w.captured_at_ms.div_euclid(1000))
-                .map(datetime)
-                .unwrap_or_default();
-            json!({
+            let (th, lth) = thumb_paths(id);
+            let shot = world_shot_date(w);
+            let mut item = json!({
                 "id": id.to_string(),
                 "sequence_id": seq.kartaview_id().to_string(),
                 "sequence_index": w.index.to_string(),
@@ -95,13 +98,16 @@ fn item_json(app: &App, item: &Item<'_>) -> Value {
                 "name": format!("{}_{:05}.jpg", seq.kartaview_id(), w.index),
                 "th_name": th,
                 "lth_name": lth,
-                "projection": if seq.is_pano { "SPHERE" } else { "PLANE" },
-                "field_of_view": if seq.is_pano { "360" } else { "" },
-            })
+            });
+            if app.faults.kartaview_nearby_says_pano() {
+                item["projection"] = json!(if seq.is_pano { "SPHERE" } else { "PLANE" });
+                item["field_of_view"] = json!(if seq.is_pano { "360" } else { "" });
+            }
+            item
         }
         Item::Uploaded(s, p) => {
-            let (th, lth) = thumb_urls(app, p.id);
-            json!({
+            let (th, lth) = thumb_paths(p.id);
+            let mut item = json!({
                 "id": p.id.to_string(),
                 "sequence_id": s.id.to_string(),
                 "sequence_index": p.index.to_string(),
@@ -114,9 +120,13 @@ fn item_json(app: &App, item: &Item<'_>) -> Value {
                 "name": p.filename.clone().unwrap_or_else(|| format!("{}_{:05}.jpg", s.id, p.index)),
                 "th_name": th,
                 "lth_name": lth,
-                "projection": p.projection.as_deref().unwrap_or("PLANE"),
-                "field_of_view": p.field_of_view.map(|f| f.to_string()).unwrap_or_default(),
-            })
+            });
+            if app.faults.kartaview_nearby_says_pano() {
+                item["projection"] = json!(p.projection.as_deref().unwrap_or("PLANE"));
+                item["field_of_view"] =
+                    json!(p.field_of_view.map(|f| f.to_string()).unwrap_or_default());
+            }
+            item
         }
     }
 }
@@ -181,16 +191,19 @@ pub(super) async fn nearby_photos(
     )
 }
 
-/// A photo's thumbnail (`th.jpg`) or large thumbnail (`lth.jpg`): generated, since the
-/// emulator keeps no KartaView bytes.
+/// A photo's thumbnail (`th/<id>.jpg`) or large thumbnail (`lth/<id>.jpg`): generated,
+/// since the emulator keeps no KartaView bytes.
 pub(super) async fn photo_file(
     State(app): State<AppRef>,
-    Path((id, size)): Path<(u64, String)>,
+    Path((size, file)): Path<(String, String)>,
 ) -> Response {
     let not_found = || json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
-    if size != "th.jpg" && size != "lth.jpg" {
+    let id = file
+        .strip_suffix(".jpg")
+        .and_then(|id| id.parse::<u64>().ok());
+    let Some(id) = id.filter(|_| size == "th" || size == "lth") else {
         return not_found();
-    }
+    };
     if let Some(w) = app.world.kartaview_photo(id) {
         return thumb::response(app.world.sequence_of(w));
     }

@@ -15,8 +15,10 @@ use crate::state::lock;
 
 use super::state::{Phase, Photo, Sequence, item_status, phase, v1_status};
 use super::{
-    UNAUTHENTICATED, datetime, form_and_user, missing, ok, out_of_range, sequence_id, wrong_type,
+    UNAUTHENTICATED, datetime, form_and_user, missing, ok, out_of_range, sequence_id,
+    world_shot_date, wrong_type,
 };
+use crate::world::WorldSequence;
 
 fn photo_v1(app: &App, s: &Sequence, p: &Photo) -> Value {
     let ph = phase(app, s);
@@ -252,14 +254,33 @@ pub(super) async fn photos_v2(
         .filter(|v| *v > 0)
         .unwrap_or(500);
     let mut st = lock(&app.kv);
-    let Some(s) = st.live(seq_id) else {
-        return v2(StatusCode::NOT_FOUND, 404, "Sequence not found", None);
+    let (data, total) = match st.live(seq_id) {
+        Some(s) => uploaded_photos_v2(&app, s, page, per_page),
+        None => match app.world.kartaview_sequence(seq_id) {
+            Some(seq) => world_photos_v2(&app, seq, page, per_page),
+            None => return v2(StatusCode::NOT_FOUND, 404, "Sequence not found", None),
+        },
     };
-    let ph = phase(&app, s);
+    v2(
+        StatusCode::OK,
+        600,
+        "The request has been processed without incidents",
+        Some(json!({"data": data, "hasMoreData": page * per_page < total})),
+    )
+}
+
+/// One page of an uploaded sequence's photos, and how many it has.
+fn uploaded_photos_v2(
+    app: &App,
+    s: &Sequence,
+    page: usize,
+    per_page: usize,
+) -> (Vec<Value>, usize) {
+    let ph = phase(app, s);
     let mut photos: Vec<&Photo> = s.photos.iter().collect();
     photos.sort_by_key(|p| p.index);
     let total = photos.len();
-    let data: Vec<Value> = photos
+    let data = photos
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
@@ -280,12 +301,40 @@ pub(super) async fn photos_v2(
             })
         })
         .collect();
-    v2(
-        StatusCode::OK,
-        600,
-        "The request has been processed without incidents",
-        Some(json!({"data": data, "hasMoreData": page * per_page < total})),
-    )
+    (data, total)
+}
+
+/// One page of a sequence of the sandbox's world (processed long ago), and how many it has.
+fn world_photos_v2(
+    app: &App,
+    seq: &WorldSequence,
+    page: usize,
+    per_page: usize,
+) -> (Vec<Value>, usize) {
+    let images = app.world.sequence_images(seq);
+    let data = images
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|w| {
+            let shot = world_shot_date(w);
+            json!({
+                "id": w.kartaview_id().to_string(),
+                "sequenceId": seq.kartaview_id().to_string(),
+                "sequenceIndex": w.index,
+                "lat": w.lat,
+                "lng": w.lon,
+                "shotDate": shot,
+                "heading": w.heading,
+                "projection": if seq.is_pano { "SPHERE" } else { "PLANE" },
+                "fieldOfView": if seq.is_pano { Some(360) } else { None },
+                "status": "active",
+                "autoImgProcessingStatus": "FINISHED",
+                "autoImgProcessingResult": "BLURRED",
+            })
+        })
+        .collect();
+    (data, images.len())
 }
 
 /// A sequence's web page (`kartaview.org/details/<id>` on the real service, here under
