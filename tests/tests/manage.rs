@@ -193,6 +193,72 @@ async fn a_sequence_already_deleted_on_the_service_counts_as_deleted() {
     story.app.shutdown().await;
 }
 
+/// What KartaView's remove answers for a sequence already removed is not documented, and it
+/// refuses some sequences for good (openstreetcam.org#127). Either way the delete asks the
+/// v2 read whether the sequence is still there: one removed meanwhile counts as deleted;
+/// one still there fails the delete with KartaView's answer and its page to delete it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kartaview_remove_refused_is_checked_against_what_kartaview_still_holds() {
+    let story = Story::start().await;
+    let gone = uploaded(&story, 5, &[Destination::Kartaview]).await;
+    let kept = uploaded(&story, 6, &[Destination::Kartaview]).await;
+    let gone_kv = story.job(gone, Destination::Kartaview).await.kv();
+    story
+        .kartaview_client()
+        .await
+        .remove_sequence(gone_kv.sequence_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    story
+        .sandbox()
+        .faults()
+        .error_rate("kartaview.sequence_remove", 1.0, 400);
+    for id in [gone, kept] {
+        story.app.delete_sequence(id, true).await.unwrap();
+    }
+    let actions = story
+        .app
+        .wait_for_remote_actions(gone, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(actions[0].status, RemoteActionStatus::Done, "{actions:#?}");
+    assert!(story.app.store().sequence(gone).await.unwrap().is_none());
+
+    let actions = story
+        .app
+        .wait_for_remote_actions(kept, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        actions[0].status,
+        RemoteActionStatus::Failed,
+        "{actions:#?}"
+    );
+    let kv_id = story
+        .job(kept, Destination::Kartaview)
+        .await
+        .kv()
+        .sequence_id
+        .unwrap();
+    let why = actions[0].last_error.clone().unwrap();
+    assert!(
+        why.starts_with(&format!(
+            "KartaView would not delete sequence {kv_id}, which is still there ("
+        )),
+        "{why}"
+    );
+    assert!(why.ends_with(&format!("/details/{kv_id}")), "{why}");
+    assert!(
+        !story
+            .sandbox()
+            .state()
+            .kartaview_sequence(&kv_id)
+            .unwrap()
+            .deleted
+    );
+    story.app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_cut_by_a_quit_and_an_outage_finishes_after_the_restart() {
     let story = Story::start().await;

@@ -130,6 +130,23 @@ struct EditPayload {
 /// The longest wait between two tries of an action while its service is unreachable.
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
 
+/// Tries of a KartaView remove that its server fails (HTTP 500, the sequence still there)
+/// before the delete stops and sends the user to the sequence's page: 2, 4, 8… s apart,
+/// about 4 minutes.
+const KARTAVIEW_REMOVE_TRIES: i64 = 8;
+
+/// Whether a KartaView remove that failed `tries` times, the last with `error` (HTTP
+/// `status`), is refused for good while the sequence is still there: a refusal (4xx), or
+/// KartaView's server failing on it (500) try after try, as it does for some sequences
+/// (openstreetcam.org#127). An outage (no answer, 502–504, rate limits) is waited out.
+fn kartaview_remove_refused(error: &StepError, status: Option<u16>, tries: i64) -> bool {
+    match error {
+        StepError::Permanent { .. } => true,
+        StepError::Retry { .. } => status == Some(500) && tries >= KARTAVIEW_REMOVE_TRIES,
+        _ => false,
+    }
+}
+
 impl App {
     /// What deleting sequence `id` would do, here and on each service.
     pub async fn delete_plan(&self, id: i64) -> AppResult<DeletePlan> {
@@ -719,11 +736,34 @@ async fn execute(app: &App, action: &RemoteActionRow) -> Result<String, StepErro
                 .sequence_id
                 .ok_or_else(|| StepError::permanent("no KartaView sequence id was saved"))?;
             let (client, _) = kartaview::client(app).await?;
-            match client.remove_sequence(&id).await {
-                Ok(()) => Ok(format!("deleted sequence {id}")),
-                Err(e) if is_gone(&e) => Ok(format!("sequence {id} was already gone")),
-                Err(e) => Err(action_error(e, &format!("sequence {id}"))),
+            let refused = match client.remove_sequence(&id).await {
+                Ok(()) => return Ok(format!("deleted sequence {id}")),
+                Err(e) if is_gone(&e) => return Ok(format!("sequence {id} was already gone")),
+                Err(e) => e,
+            };
+            // What `remove` answers for a sequence already removed is not documented, and
+            // some sequences it refuses for good (a 500, then 400s: openstreetcam.org#127).
+            // The v2 read says whether the sequence is still there.
+            if let Err(read) = client.sequence(&id).await
+                && read.is_not_found()
+            {
+                return Ok(format!("sequence {id} was already gone"));
             }
+            let status = refused.status();
+            let not_ours = refused.is_forbidden();
+            let error = action_error(refused, &format!("sequence {id}"));
+            if not_ours || !kartaview_remove_refused(&error, status, action.attempts) {
+                return Err(error);
+            }
+            let page = app
+                .services()
+                .kartaview
+                .as_ref()
+                .map(|k| format!(": {}", k.sequence_page.fill(&[("sequence_id", &id)])))
+                .unwrap_or_default();
+            Err(StepError::permanent(format!(
+                "KartaView would not delete sequence {id}, which is still there ({error}). Delete it on its page{page}"
+            )))
         }
         (RemoteState::Panoramax(r), RemoteActionKind::Delete) => {
             let (_, client) = panoramax::instance_client(app, r.instance_url.clone()).await?;
@@ -1003,4 +1043,33 @@ pub fn thumbnail(path: &std::path::Path) -> Result<String, String> {
         "data:image/jpeg;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(out)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kartaview_remove_gives_up_on_refusals_and_repeated_500s_not_on_outages() {
+        let retry = StepError::retry("KartaView answered 500");
+        let refused = StepError::permanent("KartaView answered 400");
+        assert!(kartaview_remove_refused(&refused, Some(400), 1));
+        assert!(!kartaview_remove_refused(
+            &retry,
+            Some(500),
+            KARTAVIEW_REMOVE_TRIES - 1
+        ));
+        assert!(kartaview_remove_refused(
+            &retry,
+            Some(500),
+            KARTAVIEW_REMOVE_TRIES
+        ));
+        for outage in [None, Some(502), Some(503), Some(504), Some(429)] {
+            assert!(!kartaview_remove_refused(&retry, outage, 100), "{outage:?}");
+        }
+        let auth = StepError::Auth {
+            message: "sign in again".into(),
+        };
+        assert!(!kartaview_remove_refused(&auth, Some(401), 100));
+    }
 }
