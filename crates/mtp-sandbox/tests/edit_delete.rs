@@ -450,8 +450,16 @@ async fn panoramax_patch_collection_edits_title_and_visibility() {
     assert!(ids(&v, "features").is_empty());
     let (_, v) = pnx_get(&sb, Some(&owner), "/search?bbox=2.3,48.8,2.4,48.9").await;
     assert_eq!(ids(&v, "features").len(), 2);
-    let (code, _) = patch(Some(other.as_str()), json!({"visible": "true"})).await;
-    assert_eq!(code, 404, "a hidden collection does not exist for others");
+    // Hidden from others, but GeoVisio's PATCH finds it all the same: not theirs to change.
+    let (code, v) = patch(Some(other.as_str()), json!({"visible": "true"})).await;
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("You're not authorized to edit those fields"),
+        "{v}"
+    );
     let (code, v) = patch(Some(owner.as_str()), json!({"visible": "true"})).await;
     assert_eq!(
         (code, v["geovisio:visibility"].as_str()),

@@ -458,6 +458,18 @@ async fn a_broken_picture_is_in_its_sequence_for_its_owner_only() {
     };
     assert_eq!(set["items_status"]["broken"], 1, "{set}");
     assert_eq!(set["items_status"]["prepared"], 2, "{set}");
+    let (_, listed) = get_json(&sb, Some(&token), "/users/me/collection").await;
+    let child = &listed["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "child")
+        .unwrap()
+        .clone();
+    assert!(
+        child["geovisio:length_km"].as_f64().is_some(),
+        "ready, measured: {child}"
+    );
     let col = set["associated_collections"][0]["id"]
         .as_str()
         .unwrap()
@@ -503,8 +515,50 @@ async fn a_broken_picture_is_in_its_sequence_for_its_owner_only() {
         .collect();
     assert_eq!(broken.len(), 1, "{status}");
     assert_eq!(broken[0]["nb_errors"], 5);
-    let (_, found) = get_json(&sb, None, &format!("/search?collections={col}")).await;
-    assert_eq!(statuses(&found), ["ready", "ready"], "{found}");
+    // The search shows ready pictures only, to anyone, the owner included.
+    for reader in [None, Some(token.as_str())] {
+        let (_, found) = get_json(&sb, reader, &format!("/search?collections={col}")).await;
+        assert_eq!(statuses(&found), ["ready", "ready"], "{found}");
+    }
+}
+
+/// The account's sequence list gives a sequence's length once its line exists, i.e. once
+/// its pictures are prepared (GeoVisio's `ST_Length(geom)`, null before and then left out);
+/// its picture count from the start.
+#[tokio::test]
+async fn a_sequence_being_prepared_has_no_length_yet() {
+    // Dispatched (listed) from half the delay, ready at its end: 2 s to look.
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_secs(4)).await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let id = new_set(
+        &sb,
+        &token,
+        json!({"title": "Slow", "estimated_nb_files": 2}),
+    )
+    .await;
+    for i in 0..2 {
+        let (code, _) =
+            send_file(&sb, Some(&token), &id, &format!("IMG_{i}.jpg"), photo(i, i)).await;
+        assert_eq!(code, 202);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let (code, v) = get_json(&sb, Some(&token), "/users/me/collection").await;
+        if code == 200 {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never listed: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let child = v["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "child")
+        .unwrap_or_else(|| panic!("no sequence listed: {v}"));
+    assert_eq!(child["geovisio:status"], "preparing", "{child}");
+    assert_eq!(child["stats:items"]["count"], 2, "{child}");
+    assert!(child.get("geovisio:length_km").is_none(), "{child}");
 }
 
 #[tokio::test]

@@ -73,25 +73,46 @@ fn parse_patch(body: &serde_json::Map<String, Value>) -> Result<Patch, Response>
     Ok(patch)
 }
 
-/// Finds the collection `user` may change: its index, or the 404 / 403 reply.
-fn owned_collection(app: &AppRef, id: &str, user: usize, action: &str) -> Result<usize, Response> {
+/// Finds the collection `user` may change: its index, or the 404 / 403 reply. As GeoVisio's
+/// PATCH and DELETE, whoever may see it: someone else's collection is a 403 even when it is
+/// owner-only (`web/collections.py`, `utils/sequences.py`).
+fn owned_collection(
+    app: &AppRef,
+    id: &str,
+    user: usize,
+    action: Action,
+) -> Result<usize, Response> {
     let st = lock(&app.pnx);
-    let Some((c, _)) = visible_collection(app, &st, id, Some(user)) else {
+    let Some(idx) = st.collections.iter().position(|c| {
+        c.id == id && !c.deleted && st.sets.iter().any(|s| s.id == c.set_id && !s.deleted)
+    }) else {
         return Err(err(
             StatusCode::NOT_FOUND,
             &format!("Collection {id} wasn't found in database"),
         ));
     };
-    if c.user != user {
-        return Err(err(
-            StatusCode::FORBIDDEN,
-            &format!("You're not authorized to {action} this sequence"),
-        ));
+    if st.collections[idx].user != user {
+        return Err(err(StatusCode::FORBIDDEN, action.not_yours()));
     }
-    st.collections
-        .iter()
-        .position(|x| x.id == id && !x.deleted)
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "Collection doesn't exist"))
+    Ok(idx)
+}
+
+/// What is asked of a collection, for GeoVisio's words when it is someone else's.
+#[derive(Clone, Copy)]
+enum Action {
+    Edit,
+    Delete,
+}
+
+impl Action {
+    fn not_yours(self) -> &'static str {
+        match self {
+            Action::Edit => {
+                "You're not authorized to edit those fields for this sequence. Only the owner can change the visibility and the title"
+            }
+            Action::Delete => "You're not authorized to edit this sequence",
+        }
+    }
 }
 
 pub(super) async fn patch_collection(
@@ -111,7 +132,7 @@ pub(super) async fn patch_collection(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let idx = match owned_collection(&app, &id, user, "edit") {
+    let idx = match owned_collection(&app, &id, user, Action::Edit) {
         Ok(i) => i,
         Err(r) => return r,
     };
@@ -140,7 +161,7 @@ pub(super) async fn delete_collection(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let idx = match owned_collection(&app, &id, user, "delete") {
+    let idx = match owned_collection(&app, &id, user, Action::Delete) {
         Ok(i) => i,
         Err(r) => return r,
     };

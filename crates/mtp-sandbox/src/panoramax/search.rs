@@ -268,8 +268,9 @@ pub(super) async fn search(
         };
         st.pictures
             .iter()
-            // A broken picture is in its collection, shown to its owner only.
-            .filter(|p| !p.broken || viewer == Some(p.user))
+            // A broken picture is in its collection, shown to its owner only there: the
+            // search shows ready pictures alone, to anyone (GeoVisio `web/items.py`).
+            .filter(|p| !p.broken)
             .filter(|p| {
                 p.collection_id.as_ref().is_some_and(|cid| {
                     visible_collection(&app, &st, cid, viewer)

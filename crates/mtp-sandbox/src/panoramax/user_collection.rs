@@ -77,8 +77,12 @@ fn child(app: &App, st: &PnxState, c: &Collection, phase: SetPhase, owner: bool)
         "created": rfc3339(c.created_at),
         "updated": rfc3339(c.created_at),
         "extent": extent(&pics),
-        "geovisio:length_km": length_km(&pics),
     });
+    // GeoVisio's length is that of the sequence's line, which exists once its pictures
+    // are prepared; until then the key is left out (`removeNoneInDict`).
+    if phase == SetPhase::Ready {
+        link["geovisio:length_km"] = json!(length_km(&pics));
+    }
     if owner {
         link["geovisio:status"] = json!(if phase == SetPhase::Ready {
             "ready"
