@@ -732,6 +732,57 @@ async fn complete_splits_and_deduplicates() {
     assert_eq!(v["completed"], false);
 }
 
+/// GeoVisio's rules for a new upload set (`web/upload_set.py`): JSON only, unknown keys
+/// ignored, and `no_split` / `no_deduplication` not with the settings they switch off.
+#[tokio::test]
+async fn an_upload_set_is_created_from_json_as_geovisio_checks_it() {
+    let sb = sandbox().await;
+    let token = sb.issue_token(Service::Panoramax, 0);
+    let r = client()
+        .post(api(&sb, "/upload_sets"))
+        .bearer_auth(&token)
+        .form(&[("title", "A form")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["message"],
+        "Parameter for creating an UploadSet should be a valid JSON"
+    );
+    let (code, _, v) = create_set(
+        &sb,
+        &token,
+        json!({"title": "New key", "a_later_option": true}),
+    )
+    .await;
+    assert_eq!(code, 200, "unknown keys are ignored: {v}");
+    for (body, words) in [
+        (
+            json!({"title": "x", "no_split": true, "split_distance": 5}),
+            "The `no_split` parameter is incompatible",
+        ),
+        (
+            json!({"title": "x", "no_deduplication": true, "duplicate_rotation": 30}),
+            "The `no_deduplication` parameter is incompatible",
+        ),
+    ] {
+        let (code, _, v) = create_set(&sb, &token, body).await;
+        assert_eq!(code, 400, "{v}");
+        assert!(v["message"].as_str().unwrap().starts_with(words), "{v}");
+    }
+    // What the app sends.
+    let (code, _, v) = create_set(
+        &sb,
+        &token,
+        json!({"title": "Walk", "estimated_nb_files": 3, "sort_method": "time-asc",
+               "no_split": true, "no_deduplication": true}),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+}
+
 #[tokio::test]
 async fn anonymous_uploads_when_enabled() {
     let sb = sandbox_with(|c| c.panoramax_anonymous_uploads = true).await;

@@ -167,8 +167,27 @@ fn apply_params(
                 set.semantics = v.clone();
             }
             "metadata" => set.metadata = v.clone(),
-            other => return Err(invalid_param(other, "unknown parameter")),
+            // Kept by GeoVisio, used for nothing here.
+            "user_agent" => {}
+            // GeoVisio's create model ignores what it does not know (pydantic's default).
+            _ => {}
         }
+    }
+    // GeoVisio's `UploadSetCreationParameter.validate`.
+    let given = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    let set_true = |k: &str| body.get(k).and_then(as_bool) == Some(true);
+    if set_true("no_split") && (given("split_distance") || given("split_time")) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "The `no_split` parameter is incompatible with specifying `split_distance` / `split_duration`",
+        ));
+    }
+    if set_true("no_deduplication") && (given("duplicate_distance") || given("duplicate_rotation"))
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "The `no_deduplication` parameter is incompatible with specifying `duplicate_distance` / `duplicate_rotation`",
+        ));
     }
     Ok(())
 }
@@ -237,12 +256,26 @@ pub(super) async fn create_upload_set(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let params = match object_body(&headers, body).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    // As GeoVisio: who is asking first (its login decorator), then the body, which must be
+    // JSON here (`request.is_json`): a form is a 415.
     let user = match writer(&app, &headers) {
         Ok(u) => u,
+        Err(r) => return r,
+    };
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+    if !is_json {
+        return err(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Parameter for creating an UploadSet should be a valid JSON",
+        );
+    }
+    let params = match object_body(&headers, body).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
     if !params.contains_key("title") {
