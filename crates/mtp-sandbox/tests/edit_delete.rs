@@ -353,6 +353,39 @@ fn ids(v: &Value, list: &str) -> Vec<String> {
         .collect()
 }
 
+/// A collection's items, as GeoVisio pages them (`web/items.py`): all of them without
+/// `limit`; with it, a page and a `next` link (`startAfterRank`) while some remain; a
+/// `limit` outside 1..10000 or a rank under 1 is a 400.
+#[tokio::test]
+async fn panoramax_collection_items_page_with_limit_and_rank() {
+    let sb = sandbox().await;
+    let owner = sb.issue_token(Service::Panoramax, 0);
+    let (_, col, pictures) = pnx_ready_set(&sb, &owner, 3, 40).await;
+    let items = format!("/collections/{col}/items");
+    let (code, all) = pnx_get(&sb, None, &items).await;
+    assert_eq!(code, 200, "{all}");
+    assert_eq!(ids(&all, "features"), pictures);
+    assert_eq!(all["links"], json!([]));
+
+    let (_, first) = pnx_get(&sb, None, &format!("{items}?limit=2")).await;
+    assert_eq!(ids(&first, "features"), pictures[..2]);
+    let next = first["links"][0].clone();
+    assert_eq!(next["rel"], "next", "{first}");
+    let r = client()
+        .get(next["href"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let rest: Value = r.json().await.unwrap();
+    assert_eq!(ids(&rest, "features"), pictures[2..]);
+    assert_eq!(rest["links"], json!([]), "the last page has no next");
+
+    for bad in ["limit=0", "limit=10001", "limit=x", "startAfterRank=0"] {
+        let (code, v) = pnx_get(&sb, None, &format!("{items}?{bad}")).await;
+        assert_eq!(code, 400, "{bad}: {v}");
+    }
+}
+
 #[tokio::test]
 async fn panoramax_patch_collection_edits_title_and_visibility() {
     let sb = sandbox().await;

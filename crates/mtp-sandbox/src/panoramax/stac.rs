@@ -190,39 +190,107 @@ pub(super) async fn items(
     State(app): State<AppRef>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(seq) = app.world.panoramax_collection(&id) {
-        let features: Vec<Value> = app
-            .world
+    let paging = match ItemsPage::parse(&q) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
+    let features: Vec<Value> = if let Some(seq) = app.world.panoramax_collection(&id) {
+        app.world
             .sequence_images(seq)
             .iter()
             .map(|w| world_item_json(&app, w))
-            .collect();
-        return json_response(
-            StatusCode::OK,
-            &json!({"type": "FeatureCollection", "features": features, "links": []}),
-        );
-    }
-    let viewer = match reader(&app, &headers) {
-        Ok(v) => v,
-        Err(refused) => return refused,
+            .collect()
+    } else {
+        let viewer = match reader(&app, &headers) {
+            Ok(v) => v,
+            Err(refused) => return refused,
+        };
+        let st = lock(&app.pnx);
+        // A collection still being prepared shows its pictures to its owner only (GeoVisio).
+        let Some((c, phase)) = visible_collection(&app, &st, &id, viewer)
+            .filter(|(c, phase)| *phase == SetPhase::Ready || viewer == Some(c.user))
+        else {
+            return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
+        };
+        st.collection_pictures(c, viewer)
+            .into_iter()
+            .map(|p| item_json(&app, p, phase == SetPhase::Ready))
+            .collect()
     };
-    let st = lock(&app.pnx);
-    // A collection still being prepared shows its pictures to its owner only (GeoVisio).
-    let Some((c, phase)) = visible_collection(&app, &st, &id, viewer)
-        .filter(|(c, phase)| *phase == SetPhase::Ready || viewer == Some(c.user))
-    else {
-        return err(StatusCode::NOT_FOUND, "Collection doesn't exist");
-    };
-    let features: Vec<Value> = st
-        .collection_pictures(c, viewer)
-        .into_iter()
-        .map(|p| item_json(&app, p, phase == SetPhase::Ready))
-        .collect();
+    let base = app.url(&format!("/panoramax/api/collections/{id}/items"));
+    let (features, links) = paging.cut(features, &base);
     json_response(
         StatusCode::OK,
-        &json!({"type": "FeatureCollection", "features": features, "links": []}),
+        &json!({"type": "FeatureCollection", "features": features, "links": links}),
     )
+}
+
+/// `limit` and `startAfterRank` of a collection's items, checked as GeoVisio does
+/// (`web/items.py`): without either, every item and no links; with them, a page and a
+/// `next` link while items remain. Ranks count from 1 in sequence order.
+struct ItemsPage {
+    limit: Option<usize>,
+    after: usize,
+}
+
+impl ItemsPage {
+    fn parse(q: &HashMap<String, String>) -> Result<ItemsPage, Response> {
+        let limit = match q.get("limit") {
+            None => None,
+            Some(l) => match l.trim().parse::<i64>() {
+                Ok(n) if (1..=10_000).contains(&n) => Some(n as usize),
+                Ok(_) => {
+                    return Err(err(
+                        StatusCode::BAD_REQUEST,
+                        "limit parameter should be an integer between 1 and 10000",
+                    ));
+                }
+                Err(_) => {
+                    return Err(err(
+                        StatusCode::BAD_REQUEST,
+                        "limit parameter should be a valid, positive integer (between 1 and 10000)",
+                    ));
+                }
+            },
+        };
+        let after = match q.get("startAfterRank") {
+            None => 0,
+            Some(r) => match r.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => n as usize,
+                Ok(_) => {
+                    return Err(err(
+                        StatusCode::BAD_REQUEST,
+                        "startAfterRank parameter should be a positive integer (starting from 1)",
+                    ));
+                }
+                Err(_) => {
+                    return Err(err(
+                        StatusCode::BAD_REQUEST,
+                        "startAfterRank parameter should be a valid, positive integer",
+                    ));
+                }
+            },
+        };
+        Ok(ItemsPage { limit, after })
+    }
+
+    fn cut(&self, features: Vec<Value>, base: &str) -> (Vec<Value>, Vec<Value>) {
+        let total = features.len();
+        let take = self.limit.unwrap_or(usize::MAX);
+        let page: Vec<Value> = features.into_iter().skip(self.after).take(take).collect();
+        let mut links = Vec::new();
+        let last = self.after + page.len();
+        if let Some(limit) = self.limit.filter(|_| last < total) {
+            links.push(json!({
+                "rel": "next",
+                "type": "application/geo+json",
+                "href": format!("{base}?limit={limit}&startAfterRank={last}"),
+            }));
+        }
+        (page, links)
+    }
 }
 
 pub(super) async fn geovisio_status(
