@@ -37,6 +37,17 @@ async fn uploaded(story: &Story, seed: i64, destinations: &[Destination]) -> i64
     ids[0]
 }
 
+/// The sequence's KartaView upload removed by hand, as on KartaView's website.
+async fn removed_on_kartaview(story: &Story, sequence_id: i64) {
+    let kv = story.job(sequence_id, Destination::Kartaview).await.kv();
+    story
+        .kartaview_client()
+        .await
+        .remove_sequence(kv.sequence_id.as_deref().unwrap())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_everywhere_deletes_on_kartaview_and_panoramax_explains_the_others_then_removes_it_here()
  {
@@ -165,14 +176,8 @@ async fn removing_from_mtp_desktop_only_leaves_the_services_alone() {
 async fn a_sequence_already_deleted_on_the_service_counts_as_deleted() {
     let story = Story::start().await;
     let id = uploaded(&story, 3, &[Destination::Kartaview]).await;
-    let kv = story.job(id, Destination::Kartaview).await.kv();
     // Deleted on KartaView's website meanwhile.
-    story
-        .kartaview_client()
-        .await
-        .remove_sequence(kv.sequence_id.as_deref().unwrap())
-        .await
-        .unwrap();
+    removed_on_kartaview(&story, id).await;
     story.app.delete_sequence(id, true).await.unwrap();
     let actions = story
         .app
@@ -202,13 +207,7 @@ async fn a_kartaview_remove_refused_is_checked_against_what_kartaview_still_hold
     let story = Story::start().await;
     let gone = uploaded(&story, 5, &[Destination::Kartaview]).await;
     let kept = uploaded(&story, 6, &[Destination::Kartaview]).await;
-    let gone_kv = story.job(gone, Destination::Kartaview).await.kv();
-    story
-        .kartaview_client()
-        .await
-        .remove_sequence(gone_kv.sequence_id.as_deref().unwrap())
-        .await
-        .unwrap();
+    removed_on_kartaview(&story, gone).await;
     story
         .sandbox()
         .faults()

@@ -387,7 +387,9 @@ impl App {
     }
 
     /// Waits until sequence `id` has no pending or running remote action (the CLI waits
-    /// for its deletes), or `timeout` passed.
+    /// for its deletes), or `timeout` passed. When every delete is done, also until the
+    /// sequence has left the list, which the runner does right after the last one: a
+    /// process that stopped in between would leave it "being deleted".
     pub async fn wait_for_remote_actions(
         &self,
         id: i64,
@@ -397,12 +399,26 @@ impl App {
         let mut events = self.subscribe();
         loop {
             let actions = self.remote_action_views(id).await?;
-            if actions.iter().all(|a| {
+            let settled = actions.iter().all(|a| {
                 matches!(
                     a.status,
                     RemoteActionStatus::Done | RemoteActionStatus::Failed
                 )
-            }) {
+            });
+            let mut deletes = actions
+                .iter()
+                .filter(|a| a.action == RemoteActionKind::Delete)
+                .peekable();
+            let deleted_everywhere = deletes.peek().is_some()
+                && deletes.all(|a| a.status == RemoteActionStatus::Done);
+            if settled
+                && (!deleted_everywhere
+                    || self
+                        .store()
+                        .sequence(id)
+                        .await?
+                        .is_none_or(|s| s.deleting_at.is_none()))
+            {
                 return Ok(actions);
             }
             if tokio::time::Instant::now() >= deadline {

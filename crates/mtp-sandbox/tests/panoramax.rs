@@ -69,6 +69,16 @@ async fn get_json(sb: &Sandbox, token: Option<&str>, path: &str) -> (u16, Value)
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+/// A new upload set of `n` photos, `IMG_0.jpg`…, each accepted: it completes itself.
+async fn set_of_photos(sb: &Sandbox, token: &str, title: &str, n: u32) -> String {
+    let id = new_set(sb, token, json!({"title": title, "estimated_nb_files": n})).await;
+    for i in 0..n {
+        let (code, v) = send_file(sb, Some(token), &id, &format!("IMG_{i}.jpg"), photo(i, i)).await;
+        assert_eq!(code, 202, "{v}");
+    }
+    id
+}
+
 fn photo(i: u32, sec: u32) -> Vec<u8> {
     Photo::at(
         48.85 + f64::from(i) * 0.0001,
@@ -436,17 +446,7 @@ async fn a_broken_picture_is_in_its_sequence_for_its_owner_only() {
     let sb = sandbox().await;
     let token = sb.issue_token(Service::Panoramax, 0);
     sb.state().panoramax_break_next_pictures(1);
-    let id = new_set(
-        &sb,
-        &token,
-        json!({"title": "One broken", "estimated_nb_files": 3}),
-    )
-    .await;
-    for i in 0..3 {
-        let (code, _) =
-            send_file(&sb, Some(&token), &id, &format!("IMG_{i}.jpg"), photo(i, i)).await;
-        assert_eq!(code, 202);
-    }
+    let id = set_of_photos(&sb, &token, "One broken", 3).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let set = loop {
         let (_, v) = get_json(&sb, Some(&token), &format!("/upload_sets/{id}")).await;
@@ -530,17 +530,7 @@ async fn a_sequence_being_prepared_has_no_length_yet() {
     // Dispatched (listed) from half the delay, ready at its end: 2 s to look.
     let sb = sandbox_with(|c| c.processing_delay = Duration::from_secs(4)).await;
     let token = sb.issue_token(Service::Panoramax, 0);
-    let id = new_set(
-        &sb,
-        &token,
-        json!({"title": "Slow", "estimated_nb_files": 2}),
-    )
-    .await;
-    for i in 0..2 {
-        let (code, _) =
-            send_file(&sb, Some(&token), &id, &format!("IMG_{i}.jpg"), photo(i, i)).await;
-        assert_eq!(code, 202);
-    }
+    set_of_photos(&sb, &token, "Slow", 2).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let v = loop {
         let (code, v) = get_json(&sb, Some(&token), "/users/me/collection").await;
