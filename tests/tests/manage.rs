@@ -10,7 +10,7 @@ use mtp_app::manage::RemoteHow;
 use mtp_app::{App, Settings};
 use mtp_core::Destination;
 use mtp_core::engine::JobStatus;
-use mtp_core::store::{RemoteActionKind, RemoteActionStatus, SequenceMeta};
+use mtp_core::store::{NewRemoteAction, RemoteActionKind, RemoteActionStatus, SequenceMeta};
 use mtp_tests::JobRemote;
 use pipeline_support::{Story, fast_engine, walk};
 use std::collections::HashMap;
@@ -338,6 +338,64 @@ async fn a_delete_cut_by_a_quit_and_an_outage_finishes_after_the_restart() {
         .unwrap();
     assert!(seq.deleted);
     assert!(app.store().sequence(id).await.unwrap().is_none());
+    app.shutdown().await;
+}
+
+/// A process stopped between a sequence's last delete and its removal here (the two are
+/// not one write): the next start removes it, instead of leaving it "being deleted" with
+/// nothing left to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_whose_deletes_all_went_through_before_a_stop_leaves_the_list_at_the_next_start()
+{
+    let story = Story::start().await;
+    let id = uploaded(&story, 7, &[Destination::Kartaview]).await;
+    story.app.shutdown().await;
+    let store = story.app.store();
+    let job = story.job(id, Destination::Kartaview).await;
+    let now = story.app.now_ms();
+    let action = store
+        .add_remote_action(
+            &NewRemoteAction {
+                sequence_id: id,
+                sequence_name: "River walk 7",
+                destination: Destination::Kartaview,
+                action: RemoteActionKind::Delete,
+                remote_json: &job.remote_json,
+                payload_json: "{}",
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .finish_remote_action(
+            action,
+            RemoteActionStatus::Done,
+            now,
+            None,
+            Some("deleted sequence"),
+            now,
+        )
+        .await
+        .unwrap();
+    store.set_sequence_deleting(id, now).await.unwrap();
+    let pipeline_support::Story { app, dir } = story;
+    drop(app);
+
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("MTP_DATA_DIR".into(), dir.path().display().to_string());
+    env.insert("MTP_SANDBOX".into(), "1".into());
+    env.insert("MTP_OPENER".into(), "true".into());
+    let app = App::start(Settings::from_lookup(|k| env.get(k).cloned()))
+        .await
+        .unwrap();
+    assert!(app.store().sequence(id).await.unwrap().is_some());
+    app.start_engine_with(fast_engine()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.store().sequence(id).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "still listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.shutdown().await;
 }
 

@@ -310,6 +310,10 @@ impl App {
             outcome.removed_locally = true;
         } else {
             self.store().set_sequence_deleting(id, now).await?;
+            // The runner may have done every delete already, before the mark it needs to
+            // remove the sequence here was set.
+            finish_deleting(self, id).await?;
+            outcome.removed_locally = self.store().sequence(id).await?.is_none();
             self.wake_remote_actions();
         }
         self.emit(AppEvent::SequencesChanged { ids: vec![id] });
@@ -409,8 +413,8 @@ impl App {
                 .iter()
                 .filter(|a| a.action == RemoteActionKind::Delete)
                 .peekable();
-            let deleted_everywhere = deletes.peek().is_some()
-                && deletes.all(|a| a.status == RemoteActionStatus::Done);
+            let deleted_everywhere =
+                deletes.peek().is_some() && deletes.all(|a| a.status == RemoteActionStatus::Done);
             if settled
                 && (!deleted_everywhere
                     || self
@@ -623,6 +627,11 @@ pub(crate) async fn run(app: WeakApp, mut stop: watch::Receiver<bool>) {
             if let Err(e) = a.store().requeue_running_remote_actions(a.now_ms()).await {
                 tracing::warn!("remote actions: {e}");
             }
+            // A process stopped between a sequence's last delete and its removal here
+            // left it "being deleted" with nothing left to run: remove it now.
+            if let Err(e) = finish_left_deletes(&a).await {
+                tracing::warn!("remote actions: {}", e.message);
+            }
             a.inner.actions_wake.clone()
         }
         None => return,
@@ -712,6 +721,16 @@ async fn run_due(app: &App) -> AppResult<Option<i64>> {
         });
     }
     Ok(app.store().next_remote_action_at().await?)
+}
+
+/// Removes every sequence being deleted whose deletes are all done.
+async fn finish_left_deletes(app: &App) -> AppResult<()> {
+    for seq in app.store().sequences().await? {
+        if seq.deleting_at.is_some() {
+            finish_deleting(app, seq.id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes a sequence being deleted once every delete it asked for is done.
