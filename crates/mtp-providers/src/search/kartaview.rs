@@ -3,6 +3,8 @@
 //! nothing else, so time, user and 360° are checked here.
 
 use std::collections::HashMap;
+
+use futures::StreamExt as _;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -83,23 +85,31 @@ fn found(item: &Value, site: &Url, sequence_page: &PageTemplate) -> Option<Found
 /// Sequences looked up for whether they are 360°, at most, in one search.
 const MAX_PANO_LOOKUPS: usize = 200;
 
+/// Look-ups under way at once.
+const PANO_LOOKUPS_AT_ONCE: usize = 8;
+
 /// Gives the photos whose nearby item does not say whether it is 360° (the documented item
 /// has no field for it, PROTOCOLS §6) their sequence's answer, from its first photo in v2,
-/// as Rapid's KartaView layer reads photos: one look-up a sequence, kept for the search. A
-/// look-up that fails, or past [`MAX_PANO_LOOKUPS`], leaves the photos unknown.
+/// as Rapid's KartaView layer reads photos: one look-up a sequence (a few at once), kept
+/// for the search. A look-up that fails, or past [`MAX_PANO_LOOKUPS`], leaves the photos
+/// unknown.
 async fn learn_pano(
     client: &KartaViewClient,
     photos: &mut [FoundImage],
     pano_of: &mut HashMap<String, Option<bool>>,
 ) {
-    for photo in photos.iter_mut().filter(|p| p.is_pano.is_none()) {
-        let Some(sequence) = photo.sequence_id.clone() else {
-            continue;
-        };
-        if !pano_of.contains_key(&sequence) {
-            if pano_of.len() >= MAX_PANO_LOOKUPS {
-                continue;
-            }
+    let mut wanted: Vec<String> = Vec::new();
+    for photo in photos.iter().filter(|p| p.is_pano.is_none()) {
+        if let Some(sequence) = &photo.sequence_id
+            && !pano_of.contains_key(sequence)
+            && !wanted.contains(sequence)
+            && pano_of.len() + wanted.len() < MAX_PANO_LOOKUPS
+        {
+            wanted.push(sequence.clone());
+        }
+    }
+    let answers: Vec<(String, Option<bool>)> = futures::stream::iter(wanted)
+        .map(|sequence| async move {
             let answer = match client.sequence_is_pano(&sequence).await {
                 Ok(answer) => answer,
                 Err(e) => {
@@ -107,9 +117,17 @@ async fn learn_pano(
                     None
                 }
             };
-            pano_of.insert(sequence.clone(), answer);
-        }
-        photo.is_pano = pano_of.get(&sequence).copied().flatten();
+            (sequence, answer)
+        })
+        .buffer_unordered(PANO_LOOKUPS_AT_ONCE)
+        .collect()
+        .await;
+    pano_of.extend(answers);
+    for photo in photos.iter_mut().filter(|p| p.is_pano.is_none()) {
+        photo.is_pano = photo
+            .sequence_id
+            .as_ref()
+            .and_then(|s| pano_of.get(s).copied().flatten());
     }
 }
 
