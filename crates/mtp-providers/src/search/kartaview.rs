@@ -3,10 +3,9 @@
 //! nothing else, so time, user and 360° are checked here.
 
 use std::collections::HashMap;
-
-use futures::StreamExt as _;
 use std::sync::Mutex;
 
+use futures::StreamExt as _;
 use serde_json::Value;
 use url::Url;
 
