@@ -91,25 +91,7 @@ impl Desktop {
             all_env.retain(|(key, _)| key != k);
             all_env.push((k.to_string(), v.to_string()));
         }
-        let port = free_port()?;
-        let native_port = free_port()?;
-        let mut cmd = Command::new("tauri-driver");
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--native-port",
-            &native_port.to_string(),
-        ])
-        .stdin(Stdio::null());
-        for (k, v) in &all_env {
-            cmd.env(k, v);
-        }
-        let driver = cmd
-            .spawn()
-            .context("cannot start tauri-driver: install it with `make deps`")?;
-        let mut desktop_driver = DriverGuard(Some(driver));
-        let url = format!("http://127.0.0.1:{port}");
-        wait_until_ready(&url).await?;
+        let (mut desktop_driver, url) = start_driver(&all_env).await?;
 
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -555,10 +537,48 @@ fn terminate(child: &mut Child) {
     }
 }
 
+/// tauri-driver on two free ports, ready, and its address. A port found free can be taken
+/// before WebKitWebDriver binds it (seen once in CI: "Unable to listen for HTTP server",
+/// after which tauri-driver spins on accept errors, writing a line each time): the driver
+/// is then stopped and started again on other ports, up to three times. Its standard
+/// output (those lines) is dropped; its errors stay in the test's output.
+async fn start_driver(env: &[(String, String)]) -> Result<(DriverGuard, String)> {
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let mut cmd = Command::new("tauri-driver");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let driver = cmd
+            .spawn()
+            .context("cannot start tauri-driver: install it with `make deps`")?;
+        let guard = DriverGuard(Some(driver));
+        let url = format!("http://127.0.0.1:{port}");
+        match wait_until_ready(&url, Duration::from_secs(20)).await {
+            Ok(()) => return Ok((guard, url)),
+            Err(e) => {
+                eprintln!("{e}: starting it again on other ports");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("tauri-driver never started")))
+}
+
 /// tauri-driver answers before WebKitWebDriver listens: poll /status until ready.
-async fn wait_until_ready(url: &str) -> Result<()> {
+async fn wait_until_ready(url: &str, within: Duration) -> Result<()> {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + within;
     loop {
         if let Ok(resp) = http.get(format!("{url}/status")).send().await
             && let Ok(v) = resp.json::<serde_json::Value>().await
