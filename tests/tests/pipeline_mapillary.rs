@@ -1232,3 +1232,107 @@ async fn a_finish_the_feed_shows_was_never_made_is_sent_at_once() {
     assert_eq!(finishes, vec![Some(200)]);
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
 }
+
+/// A Mapillary that no longer takes image bundles (mapillary_tools 0.14's undocumented
+/// protocol, PROTOCOLS §2.2): `finish_upload` refuses the manifest, and again with fresh
+/// handles. The photos then go as one zip (the older path mapillary_tools kept), which is
+/// published: every photo in one cluster, Map the Paths Web linked, the job done, and the
+/// zip gone from the data folder (with those an earlier process left). Without the fallback
+/// the job fails with the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapillary_that_refuses_bundles_gets_the_photos_as_one_zip() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    story
+        .sandbox()
+        .faults()
+        .apply_spec("mapillary_bundles=refuse")
+        .unwrap();
+    // Left by an earlier process: a zip of a job that no longer exists, a piece of one.
+    let zips = story.app.data_dir().join("uploads");
+    std::fs::create_dir_all(&zips).unwrap();
+    std::fs::write(zips.join("mapillary-job999-chunk0.zip"), b"old").unwrap();
+    std::fs::write(zips.join("mapillary-job1-chunk0.zip.part"), b"cut").unwrap();
+    let ids = upload_walk(&story, 36, 6).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let (photo_posts, finishes) = sent_since_resumed(&story);
+    assert_eq!(finishes, vec![Some(400), Some(400), Some(200)]);
+    let zip_posts: Vec<_> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.ends_with(".zip")
+        })
+        .map(|r| r.body_len)
+        .collect();
+    assert_eq!(zip_posts.len(), 1, "one zip: {zip_posts:?}");
+    assert!(
+        zip_posts[0] > photo_posts.iter().take(6).sum::<u64>() / 2,
+        "the zip holds the photos: {zip_posts:?} for {photo_posts:?}"
+    );
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 1, "{clusters:#?}");
+    assert_eq!(clusters[0].file_type, "zip");
+    assert_eq!(clusters[0].image_count, 6);
+    assert_eq!(clusters[0].dropped_images, 0);
+    let status = mapillary_status(&story, ids[0]).await;
+    assert_eq!(
+        status.chunks[0].cluster_id.as_deref(),
+        Some(clusters[0].id.as_str())
+    );
+    assert!(!status.chunks[0].sequence_keys.is_empty(), "{status:#?}");
+    let left: Vec<_> = std::fs::read_dir(&zips)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "zips left in {}: {left:?}", zips.display());
+}
+
+/// The zip's connection is cut after 2,000 bytes: the next attempt asks the server's
+/// offset and sends the rest from there, under the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_cut_mid_way_resumes_from_the_servers_offset() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    // 6 photos, a manifest, 6 handles renewed and a second manifest come first.
+    story
+        .sandbox()
+        .faults()
+        .apply_spec("mapillary_bundles=refuse;mapillary.upload:reset_after=2000,times=1,after=14")
+        .unwrap();
+    let ids = upload_walk(&story, 37, 6).await;
+    let jobs = story.settle(&ids).await;
+    assert!(
+        jobs.iter().all(|j| j.status == JobStatus::Done),
+        "{jobs:#?}"
+    );
+    let zip_posts: Vec<_> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.ends_with(".zip")
+        })
+        .collect();
+    assert_eq!(zip_posts.len(), 2, "{zip_posts:#?}");
+    assert_eq!(zip_posts[0].path, zip_posts[1].path, "the same key");
+    assert!(!zip_posts[0].body_complete);
+    assert_eq!(zip_posts[0].body_len, 2000);
+    let offset = |r: &mtp_sandbox::RecordedRequest| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == "offset")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(offset(&zip_posts[0]).as_deref(), Some("0"));
+    assert_eq!(offset(&zip_posts[1]).as_deref(), Some("2000"));
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 1, "{clusters:#?}");
+    assert_eq!(clusters[0].image_count, 6);
+}

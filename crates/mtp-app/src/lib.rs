@@ -382,6 +382,12 @@ impl App {
         &self.inner.services
     }
 
+    /// The folder holding this mode's database (and, for a while, the zips sent to
+    /// Mapillary).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
     pub fn clock(&self) -> SharedClock {
         self.inner.clock.clone()
     }

@@ -86,6 +86,14 @@ pub struct MapillaryChunk {
     /// A `finish_upload` was refused (400) and the handles were renewed for it: a second
     /// refusal is final.
     pub renewed_after_refusal: bool,
+    /// Sent as one zip (file type `zip`) instead of a bundle of images: Mapillary refused
+    /// the bundle again after its handles were renewed (PROTOCOLS §2.2's fallback).
+    pub as_zip: bool,
+    /// The zip's upload key, saved before its first byte went.
+    pub zip_key: Option<String>,
+    pub zip_handle: Option<String>,
+    /// When `zip_handle` came (epoch ms): an older one than a day is renewed first.
+    pub zip_at: Option<i64>,
     pub cluster_id: Option<String>,
     /// The first sequence the chunk became.
     pub sequence_key: Option<String>,
@@ -485,6 +493,7 @@ mod tests {
                     renewed_after_refusal: false,
                     cluster_id: Some("c0".into()),
                     sequence_key: Some("s0".into()),
+                    ..MapillaryChunk::default()
                 },
                 MapillaryChunk {
                     manifest_key: Some("k1".into()),

@@ -35,6 +35,12 @@
 //!                                               refresh_token; by default they do not, as the
 //!                                               documented reply (PROTOCOLS §2.1): a refresh sends
 //!                                               the current access token, as JOSM does
+//!            | 'mapillary_bundles=' ('accept' | 'refuse')
+//!                                               Mapillary's finish_upload refuses image bundles (the
+//!                                               manifest of mapillary_tools 0.14, undocumented) as an
+//!                                               invalid file_type: a service that dropped them, where a
+//!                                               client falls back to one zip per sequence (PROTOCOLS
+//!                                               §2.2); accepted by default, as today
 //! target    := '*' | service | service '.' endpoint | service '.*'
 //! service   := mapillary | osm | kartaview | panoramax | mtpw
 //! ```
@@ -308,6 +314,8 @@ pub enum FaultDirective {
     MapillaryIssuesRefreshTokens(bool),
     /// `kartaview_nearby_pano=on|off`.
     KartaViewNearbyPano(bool),
+    /// `mapillary_bundles=accept|refuse`.
+    MapillaryRefusesBundles(bool),
 }
 
 /// How KartaView's `client_auth` refuses an OSM token issued to an app it does not know
@@ -365,6 +373,7 @@ struct Inner {
     mapillary_issues_refresh_tokens: std::sync::atomic::AtomicBool,
     panoramax_read_only: std::sync::atomic::AtomicBool,
     kartaview_nearby_pano: std::sync::atomic::AtomicBool,
+    mapillary_refuses_bundles: std::sync::atomic::AtomicBool,
 }
 
 /// The fault-injection handle (cheap to clone; all clones share the rules).
@@ -388,6 +397,7 @@ impl Default for Faults {
                 mapillary_issues_refresh_tokens: Default::default(),
                 panoramax_read_only: Default::default(),
                 kartaview_nearby_pano: Default::default(),
+                mapillary_refuses_bundles: Default::default(),
             }),
         }
     }
@@ -603,6 +613,18 @@ impl Faults {
         self.inner.kartaview_nearby_pano.load(Ordering::SeqCst)
     }
 
+    /// Makes Mapillary's `finish_upload` refuse image bundles (`mly_bundle_manifest`) as an
+    /// invalid file type, as a service that no longer takes them would; zips still go.
+    pub fn mapillary_refuse_bundles(&self, on: bool) {
+        self.inner
+            .mapillary_refuses_bundles
+            .store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn mapillary_refuses_bundles(&self) -> bool {
+        self.inner.mapillary_refuses_bundles.load(Ordering::SeqCst)
+    }
+
     /// Makes Panoramax uploads need the terms of service accepted (GeoVisio's
     /// `API_ENFORCE_TOS_ACCEPTANCE`; off by default, as in GeoVisio).
     pub fn panoramax_enforce_tos(&self, on: bool) {
@@ -678,6 +700,7 @@ impl Faults {
                     self.mapillary_issue_refresh_tokens(on)
                 }
                 FaultDirective::KartaViewNearbyPano(on) => self.kartaview_nearby_pano(on),
+                FaultDirective::MapillaryRefusesBundles(on) => self.mapillary_refuse_bundles(on),
             }
         }
         ids
@@ -758,6 +781,14 @@ fn parse_global(item: &str) -> Result<FaultDirective, FaultSpecError> {
             "off" => Ok(FaultDirective::KartaViewNearbyPano(false)),
             _ => Err(FaultSpecError::BadValue(
                 "kartaview_nearby_pano".into(),
+                v.into(),
+            )),
+        },
+        Some(("mapillary_bundles", v)) => match v.trim() {
+            "refuse" => Ok(FaultDirective::MapillaryRefusesBundles(true)),
+            "accept" => Ok(FaultDirective::MapillaryRefusesBundles(false)),
+            _ => Err(FaultSpecError::BadValue(
+                "mapillary_bundles".into(),
                 v.into(),
             )),
         },

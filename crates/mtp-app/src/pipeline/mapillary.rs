@@ -20,6 +20,9 @@
 //!   again: a second call would publish the photos twice.
 //! - `publish` also refreshes upload handles older than a day before a manifest uses them
 //!   (an empty POST per complete key; bytes are sent again only where the host lost them).
+//!   A manifest refused once gets fresh handles; refused again, the chunk goes as one zip
+//!   (file type `zip`, [`super::mapillary_zip`]): the bundle protocol is undocumented, the
+//!   zip is the path mapillary_tools used before it (PROTOCOLS §2.2).
 //! - `poll`: what Mapillary made of each chunk, from the activity feed of mapillary.com's
 //!   own page (`getLatestActivity`, joined by cluster id; the user's token, then
 //!   `MAPILLARY_WEB_CLIENT_TOKEN`): the four stages with their raw statuses and the time each
@@ -40,6 +43,7 @@
 //! token that otherwise works (`/me` answers) is a missing permission: the job waits with
 //! "This Mapillary connection may not upload photos", without refreshing.
 
+use super::mapillary_zip::{ZipPhoto, zip_for_chunk, zip_path};
 use super::{
     PipelineOptions, Remote, Shared, account, app_step_error, check_files, item_error, photo_of,
     photos_by_id, provider_step_error, run_items, unsent, watched,
@@ -328,8 +332,9 @@ impl MapillaryDriver {
             // Handles expire server-side: older than a day, they are refreshed first (an
             // empty POST on each complete key; the bytes are sent again only where the host
             // no longer holds them), and the manifest gets a new key.
+            let as_zip = remote.chunks[i].as_zip;
             let handles_at = remote.chunks[i].handles_at.or(remote.uploaded_at);
-            if handles_at.is_some_and(|at| ctx.now() - at > HANDLE_REFRESH_MS) {
+            if !as_zip && handles_at.is_some_and(|at| ctx.now() - at > HANDLE_REFRESH_MS) {
                 self.refresh_handles(client, ctx, &mut chunk, &photos)
                     .await?;
                 let (key, now) = (new_manifest_key(), ctx.now());
@@ -342,30 +347,34 @@ impl MapillaryDriver {
                     })
                     .await?;
             }
-            let handle = match remote.chunks[i].manifest_handle.clone() {
-                Some(h) => h,
-                None => {
-                    let key = match remote.chunks[i].manifest_key.clone() {
-                        Some(k) => k,
-                        None => {
-                            let k = new_manifest_key();
-                            remote
-                                .update(ctx, |r| r.chunks[i].manifest_key = Some(k.clone()))
-                                .await?;
-                            k
-                        }
-                    };
-                    let handles: Vec<String> =
-                        chunk.iter().filter_map(|it| it.remote_id.clone()).collect();
-                    let h = client
-                        .upload_manifest(&key, &handles)
-                        .await
-                        .map_err(provider_step_error)?;
-                    remote
-                        .update(ctx, |r| r.chunks[i].manifest_handle = Some(h.clone()))
-                        .await?;
-                    h
-                }
+            let (handle, file_type) = if as_zip {
+                let h = self
+                    .zip_handle(app, client, ctx, &mut remote, i, &chunk, &photos)
+                    .await?;
+                (h, FileType::Zip)
+            } else if let Some(h) = remote.chunks[i].manifest_handle.clone() {
+                (h, FileType::BundleManifest)
+            } else {
+                let key = match remote.chunks[i].manifest_key.clone() {
+                    Some(k) => k,
+                    None => {
+                        let k = new_manifest_key();
+                        remote
+                            .update(ctx, |r| r.chunks[i].manifest_key = Some(k.clone()))
+                            .await?;
+                        k
+                    }
+                };
+                let handles: Vec<String> =
+                    chunk.iter().filter_map(|it| it.remote_id.clone()).collect();
+                let h = client
+                    .upload_manifest(&key, &handles)
+                    .await
+                    .map_err(provider_step_error)?;
+                remote
+                    .update(ctx, |r| r.chunks[i].manifest_handle = Some(h.clone()))
+                    .await?;
+                (h, FileType::BundleManifest)
             };
             // Not idempotent on Mapillary's side: a call whose reply never got saved (the
             // app was killed mid-call, the reply was lost) may have made the cluster, and a
@@ -463,10 +472,7 @@ impl MapillaryDriver {
             remote
                 .update(ctx, |r| r.chunks[i].finish_sent_at = Some(now))
                 .await?;
-            let cluster = match client
-                .finish_upload(&handle, FileType::BundleManifest, None)
-                .await
-            {
+            let cluster = match client.finish_upload(&handle, file_type, None).await {
                 Ok(cluster) => cluster,
                 // Refused: the upload host may no longer know the handles (expired early,
                 // or a sandbox emulator started again empty), and how it says so is not
@@ -478,6 +484,7 @@ impl MapillaryDriver {
                 Err(e)
                     if e.status() == Some(400)
                         && e.kind() == mtp_providers::ErrorKind::Permanent
+                        && !as_zip
                         && !remote.chunks[i].renewed_after_refusal =>
                 {
                     remote
@@ -494,6 +501,36 @@ impl MapillaryDriver {
                         e.message()
                     )));
                 }
+                // Refused again with fresh handles: the bundle itself (an undocumented
+                // protocol, PROTOCOLS §2.2) is what Mapillary no longer takes, or these
+                // photos as a bundle. Once: the chunk goes as one zip, the path
+                // mapillary_tools used before bundles. A zip refused too is final.
+                Err(e)
+                    if e.status() == Some(400)
+                        && e.kind() == mtp_providers::ErrorKind::Permanent
+                        && !as_zip =>
+                {
+                    tracing::warn!(
+                        job = ctx.job_id,
+                        chunk = i,
+                        "Mapillary refused the bundle twice ({}): sending the photos as one zip",
+                        e.message()
+                    );
+                    remote
+                        .update(ctx, |r| {
+                            let c = &mut r.chunks[i];
+                            c.as_zip = true;
+                            c.finish_sent_at = None;
+                        })
+                        .await?;
+                    return Err(StepError::Retry {
+                        after_ms: Some(0),
+                        message: format!(
+                            "Mapillary refused these photos as a bundle ({}): sending them again as one zip",
+                            e.message()
+                        ),
+                    });
+                }
                 Err(e) => {
                     // Refused, or never sent: nothing was made, nothing to look for.
                     if e.certainly_did_nothing() {
@@ -505,9 +542,83 @@ impl MapillaryDriver {
                 }
             };
             save_cluster(ctx, &mut remote, &chunks, i, cluster).await?;
+            if as_zip {
+                let path = zip_path(app.data_dir(), ctx.job_id, i);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!("could not remove {}: {e}", path.display());
+                }
+            }
         }
         remote.published_at(ctx).await?;
         Ok(StepOutcome::Advance)
+    }
+
+    /// The handle of chunk `i` sent as one zip ([`super::mapillary_zip`]): the zip is
+    /// written to the data folder (or the one written before is used, when it is still
+    /// the one whose key was saved), its key saved before its first byte goes, its bytes
+    /// sent from the server's offset, and its handle saved. A handle older than a day is
+    /// renewed the same way (the server holds every byte: an empty POST).
+    #[allow(clippy::too_many_arguments)]
+    async fn zip_handle(
+        &self,
+        app: &App,
+        client: &MapillaryClient,
+        ctx: &JobCtx,
+        remote: &mut Remote<MapillaryRemote>,
+        i: usize,
+        chunk: &[JobItemRow],
+        photos: &HashMap<i64, PhotoRow>,
+    ) -> Result<String, StepError> {
+        let saved = &remote.chunks[i];
+        if let (Some(handle), Some(at)) = (saved.zip_handle.clone(), saved.zip_at)
+            && ctx.now() - at <= HANDLE_REFRESH_MS
+        {
+            return Ok(handle);
+        }
+        let entries = chunk
+            .iter()
+            .map(|item| {
+                Ok(ZipPhoto {
+                    path: item.path.clone(),
+                    file_size: item.file_size,
+                    description: upload_description(photo_of(photos, item)?),
+                })
+            })
+            .collect::<Result<Vec<_>, StepError>>()?;
+        let path = zip_path(app.data_dir(), ctx.job_id, i);
+        let saved_key = saved.zip_key.clone();
+        let key = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                zip_for_chunk(&path, saved_key.as_deref(), &entries)
+            })
+            .await
+            .map_err(|e| StepError::retry(format!("writing the zip stopped: {e}")))??
+        };
+        if remote.chunks[i].zip_key.as_deref() != Some(key.as_str()) {
+            remote
+                .update(ctx, |r| {
+                    let c = &mut r.chunks[i];
+                    c.zip_key = Some(key.clone());
+                    c.zip_handle = None;
+                })
+                .await?;
+        }
+        let source =
+            UploadSource::whole_file(path).map_err(|e| StepError::permanent(e.to_string()))?;
+        let _slot = ctx.transfer_slot().await?;
+        ctx.check()?;
+        let (outcome, _) = watched(ctx, None, client.upload_resumable(&key, source, None)).await;
+        let handle = outcome?.map_err(provider_step_error)?;
+        let now = ctx.now();
+        remote
+            .update(ctx, |r| {
+                let c = &mut r.chunks[i];
+                c.zip_handle = Some(handle.clone());
+                c.zip_at = Some(now);
+            })
+            .await?;
+        Ok(handle)
     }
 
     /// Reads what Mapillary made of each chunk: the four stages from the activity feed
@@ -802,8 +913,10 @@ impl MapillaryDriver {
                 for &i in &failed {
                     if let Some(c) = r.chunks.get_mut(i) {
                         // Keeps when the handles were last refreshed: they still age.
+                        // and a chunk Mapillary took only as a zip goes as a zip again.
                         *c = MapillaryChunk {
                             handles_at: c.handles_at,
+                            as_zip: c.as_zip,
                             ..MapillaryChunk::default()
                         };
                     }
@@ -1026,6 +1139,23 @@ pub(crate) fn upload_copy_blocking(
         let (copy, key) = copy_with_key(&raw, description)?;
         return Ok((UploadSource::from(copy), key));
     }
+    let source = upload_source_blocking(path, file_size, description)?;
+    let key = session_key_for_source(&source).map_err(|e| StepError::permanent(e.to_string()))?;
+    Ok((source, key))
+}
+
+/// The bytes of [`upload_copy_blocking`] without their key: a small photo in memory, a
+/// larger one as its rewritten head and the rest of its file.
+pub(crate) fn upload_source_blocking(
+    path: &str,
+    file_size: i64,
+    description: &str,
+) -> Result<UploadSource, StepError> {
+    if file_size <= IN_MEMORY_COPY_BYTES {
+        let raw = super::read_photo_blocking(path, file_size)?;
+        let copy = with_image_description(&raw, description).map_err(cannot_prepare)?;
+        return Ok(UploadSource::from(copy));
+    }
     let unreadable = |e: std::io::Error| StepError::permanent(format!("cannot read {path}: {e}"));
     let mut file = std::fs::File::open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
@@ -1033,14 +1163,12 @@ pub(crate) fn upload_copy_blocking(
     let stamp = FileStamp::of(&meta);
     let head =
         image_description_head(&mut file, meta.len(), description).map_err(cannot_prepare)?;
-    let source = UploadSource::file(
+    Ok(UploadSource::file(
         bytes::Bytes::from(head.head),
         PathBuf::from(path),
         head.tail_offset,
         stamp,
-    );
-    let key = session_key_for_source(&source).map_err(|e| StepError::permanent(e.to_string()))?;
-    Ok((source, key))
+    ))
 }
 
 /// [`upload_copy_blocking`], off the async threads unless the photo is tiny.

@@ -26,6 +26,8 @@ mod items;
 pub(crate) mod kartaview;
 mod lifecycle;
 pub(crate) mod mapillary;
+mod mapillary_zip;
+pub(crate) use mapillary_zip::sweep_zips;
 pub mod mtpw;
 pub(crate) mod panoramax;
 mod remote_state;

@@ -320,6 +320,11 @@ impl MlyState {
         file_type: &str,
         organization_id: Option<String>,
     ) -> Result<String, FinishError> {
+        if file_type == "mly_bundle_manifest" && app.faults.mapillary_refuses_bundles() {
+            return Err(FinishError(format!(
+                "(#100) Invalid parameter: file_type must be one of zip, mly_camm_video, mly_blackvue_video; got {file_type}"
+            )));
+        }
         let file = self.by_live_handle(user, handle)?;
         let mut manifest_canonical = None;
         // (upload key, bytes) of each image, in sequence order; `None` = a video.
