@@ -72,6 +72,10 @@ pub struct MapillaryRemote {
     pub next_check_at: Option<i64>,
 }
 
+/// What a Mapillary row says while a chunk goes as a zip.
+pub const SENDING_AS_ZIP: &str =
+    "Publishing: Mapillary refused these photos as a bundle, so they are sent again as one zip";
+
 /// One chunk's publishing on Mapillary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -335,6 +339,13 @@ impl RemoteState {
     pub fn waiting(&self) -> Option<&str> {
         match self {
             RemoteState::Mtpw(r) => r.waiting.as_deref(),
+            RemoteState::Mapillary(r)
+                if r.chunks
+                    .iter()
+                    .any(|c| c.as_zip && c.cluster_id.is_none() && c.sequence_key.is_none()) =>
+            {
+                Some(SENDING_AS_ZIP)
+            }
             _ => None,
         }
     }
@@ -382,6 +393,23 @@ mod tests {
         assert_eq!(kv.common, Common::default());
         let empty: MtpwRemote = parse("").unwrap();
         assert_eq!(empty, MtpwRemote::default());
+    }
+
+    #[test]
+    fn a_mapillary_row_says_so_while_a_chunk_goes_as_a_zip() {
+        let zip = MapillaryChunk {
+            as_zip: true,
+            ..MapillaryChunk::default()
+        };
+        let mut mly = MapillaryRemote {
+            chunks: vec![MapillaryChunk::default(), zip],
+            ..MapillaryRemote::default()
+        };
+        let state = |r: &MapillaryRemote| RemoteState::Mapillary(r.clone());
+        assert_eq!(state(&mly).waiting(), Some(SENDING_AS_ZIP));
+        mly.chunks[1].cluster_id = Some("c".into());
+        assert_eq!(state(&mly).waiting(), None, "published");
+        assert_eq!(state(&MapillaryRemote::default()).waiting(), None);
     }
 
     #[test]
