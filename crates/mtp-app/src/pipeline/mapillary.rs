@@ -587,13 +587,21 @@ impl MapillaryDriver {
             .collect::<Result<Vec<_>, StepError>>()?;
         let path = zip_path(app.data_dir(), ctx.job_id, i);
         let saved_key = saved.zip_key.clone();
-        let key = {
-            let path = path.clone();
+        // Written off the async threads; a pause or cancel stops it before the next photo.
+        let stop = Arc::new(AtomicBool::new(false));
+        let writing = {
+            let (path, stop) = (path.clone(), stop.clone());
             tokio::task::spawn_blocking(move || {
-                zip_for_chunk(&path, saved_key.as_deref(), &entries)
+                zip_for_chunk(&path, saved_key.as_deref(), &entries, &stop)
             })
-            .await
-            .map_err(|e| StepError::retry(format!("writing the zip stopped: {e}")))??
+        };
+        let key = tokio::select! {
+            written = writing => written
+                .map_err(|e| StepError::retry(format!("writing the zip stopped: {e}")))??,
+            _ = ctx.interrupted() => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(StepError::Interrupted);
+            }
         };
         if remote.chunks[i].zip_key.as_deref() != Some(key.as_str()) {
             remote

@@ -20,6 +20,7 @@ use mtp_core::engine::StepError;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
@@ -74,6 +75,7 @@ pub(crate) fn zip_for_chunk(
     dest: &Path,
     saved_key: Option<&str>,
     photos: &[ZipPhoto],
+    stop: &AtomicBool,
 ) -> Result<String, StepError> {
     if let Some(saved) = saved_key
         && dest.is_file()
@@ -81,12 +83,17 @@ pub(crate) fn zip_for_chunk(
     {
         return Ok(saved.to_string());
     }
-    write_zip(dest, photos)?;
+    write_zip(dest, photos, stop)?;
     key_of_file(dest).map_err(|e| cannot_write(dest, &e))
 }
 
-/// Writes the zip of `photos` to `dest` (through `dest` + `.part`).
-pub(crate) fn write_zip(dest: &Path, photos: &[ZipPhoto]) -> Result<(), StepError> {
+/// Writes the zip of `photos` to `dest` (through `dest` + `.part`). `stop` set (the job
+/// paused or cancelled) ends it before the next photo, the piece removed.
+pub(crate) fn write_zip(
+    dest: &Path,
+    photos: &[ZipPhoto],
+    stop: &AtomicBool,
+) -> Result<(), StepError> {
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(|e| cannot_write(dir, &e))?;
     }
@@ -94,7 +101,7 @@ pub(crate) fn write_zip(dest: &Path, photos: &[ZipPhoto]) -> Result<(), StepErro
     part.push(".part");
     let part = PathBuf::from(part);
     let file = File::create(&part).map_err(|e| cannot_write(&part, &e))?;
-    let written = write_entries(BufWriter::new(file), photos, &part);
+    let written = write_entries(BufWriter::new(file), photos, &part, stop);
     if let Err(e) = written {
         let _ = std::fs::remove_file(&part);
         return Err(e);
@@ -102,7 +109,12 @@ pub(crate) fn write_zip(dest: &Path, photos: &[ZipPhoto]) -> Result<(), StepErro
     std::fs::rename(&part, dest).map_err(|e| cannot_write(dest, &e))
 }
 
-fn write_entries(out: BufWriter<File>, photos: &[ZipPhoto], part: &Path) -> Result<(), StepError> {
+fn write_entries(
+    out: BufWriter<File>,
+    photos: &[ZipPhoto],
+    part: &Path,
+    stop: &AtomicBool,
+) -> Result<(), StepError> {
     let zip_error = |e: zip::result::ZipError| cannot_write(part, &e);
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
@@ -113,6 +125,9 @@ fn write_entries(out: BufWriter<File>, photos: &[ZipPhoto], part: &Path) -> Resu
     let mut zip = ZipWriter::new(out);
     let mut sequence = Md5::new();
     for (index, photo) in photos.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(StepError::Interrupted);
+        }
         let source = upload_source_blocking(&photo.path, photo.file_size, &photo.description)?;
         zip.start_file(format!("{index}.jpg"), options)
             .map_err(zip_error)?;
@@ -199,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let photos = photos(dir.path(), 3);
         let dest = zip_path(dir.path(), 7, 0);
-        let key = zip_for_chunk(&dest, None, &photos).unwrap();
+        let key = zip_for_chunk(&dest, None, &photos, &AtomicBool::new(false)).unwrap();
         assert!(
             key.starts_with("mly_tools_") && key.ends_with(".zip"),
             "{key}"
@@ -226,11 +241,31 @@ mod tests {
 
         // Written again, byte for byte the same: the saved key resumes the same upload.
         std::fs::remove_file(&dest).unwrap();
-        assert_eq!(zip_for_chunk(&dest, Some(&key), &photos).unwrap(), key);
+        assert_eq!(
+            zip_for_chunk(&dest, Some(&key), &photos, &AtomicBool::new(false)).unwrap(),
+            key
+        );
         // A file that is not the saved one is written again.
         std::fs::write(&dest, b"something else").unwrap();
-        assert_eq!(zip_for_chunk(&dest, Some(&key), &photos).unwrap(), key);
+        assert_eq!(
+            zip_for_chunk(&dest, Some(&key), &photos, &AtomicBool::new(false)).unwrap(),
+            key
+        );
         assert!(!dest.with_extension("zip.part").exists());
+    }
+
+    #[test]
+    fn a_stopped_job_stops_the_zip_and_leaves_no_part_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let photos = photos(dir.path(), 2);
+        let dest = zip_path(dir.path(), 3, 0);
+        let e = zip_for_chunk(&dest, None, &photos, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(e, StepError::Interrupted);
+        assert!(!dest.exists());
+        assert_eq!(
+            std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+            0
+        );
     }
 
     #[test]
@@ -239,7 +274,7 @@ mod tests {
         let photos = photos(dir.path(), 2);
         std::fs::remove_file(&photos[1].path).unwrap();
         let dest = zip_path(dir.path(), 1, 2);
-        let e = zip_for_chunk(&dest, None, &photos).unwrap_err();
+        let e = zip_for_chunk(&dest, None, &photos, &AtomicBool::new(false)).unwrap_err();
         assert!(e.to_string().contains("p1.jpg"), "{e}");
         assert!(!dest.exists());
         let mut part = dest.into_os_string();
