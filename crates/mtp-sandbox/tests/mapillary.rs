@@ -1006,6 +1006,45 @@ const FEED_DOC: &str = "query getLatestActivity($id: ID!, $first: Int, $after: I
 /// PROTOCOLS §2.6: the activity feed as mapillary.com reads it — request form, reply
 /// shapes with `__typename`s, opaque cursors, `extensions.is_final`, stages that advance
 /// with the processing delay, a failed stage with its error code, and the token knob.
+/// The web app asks the feed to hide failed uploads after 14 days
+/// (`hide_failed_sequences_after_days`): a failed cluster older than that is gone from it, a
+/// finished one stays, and without the variable both show.
+#[tokio::test]
+async fn graphql_feed_hides_failed_uploads_after_the_days_asked() {
+    let sb = sandbox_with(|c| c.processing_delay = Duration::from_millis(100)).await;
+    let token = login(&sb).await;
+    let state = sb.state();
+    state.mapillary_graphql_refuses_user_tokens(false);
+    let finished = upload_sequence(&sb, &token, &walk(3, 0)).await;
+    state.mapillary_fail_next_cluster(1, "CORRUPT_IMAGES");
+    let failed = upload_sequence(&sb, &token, &walk(2, 100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ids = |hide_after: Option<u64>| {
+        let (sb, token) = (&sb, &token);
+        async move {
+            let vars = json!({"id": "104729000000001", "first": 50, "hide_after": hide_after});
+            let v: Value = graphql(sb, token, "getLatestActivity", FEED_DOC, vars)
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["data"]["fetch__User"]["feed"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["cluster_id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids(Some(14)).await, vec![failed.clone(), finished.clone()]);
+    state.advance_mapillary_clock(Duration::from_secs(13 * 86_400));
+    assert_eq!(ids(Some(14)).await, vec![failed.clone(), finished.clone()]);
+    state.advance_mapillary_clock(Duration::from_secs(2 * 86_400));
+    assert_eq!(ids(Some(14)).await, vec![finished.clone()]);
+    assert_eq!(ids(Some(30)).await, vec![failed.clone(), finished.clone()]);
+    assert_eq!(ids(None).await, vec![failed, finished]);
+}
+
 #[tokio::test]
 async fn graphql_feed_stages_paging_and_tokens() {
     let sb = sandbox_with(|c| c.processing_delay = Duration::from_millis(800)).await;

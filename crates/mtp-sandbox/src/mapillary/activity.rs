@@ -122,13 +122,16 @@ pub(super) async fn graphql(
                     None => return gql_error(&format!("Invalid cursor: {c}")),
                 },
             };
+            // `hide_failed_sequences_after_days`: failed uploads older than this many days
+            // leave the feed (the web app sends 14).
+            let hide_after = vars.get("hide_after").and_then(Value::as_u64);
             let Some(u) = USERS.iter().position(|u| u.mapillary_id == id) else {
                 return reply(json!({"fetch__User": null}));
             };
             reply(json!({"fetch__User": {
                 "__typename": "User",
                 "id": id,
-                "feed": feed(&app, u, first, after),
+                "feed": feed(&app, u, first, after, hide_after),
             }}))
         }
         "getNewSequences" => {
@@ -209,13 +212,22 @@ fn decode_cursor(c: &str) -> Option<usize> {
     raw.strip_prefix("arrayconnection:")?.parse().ok()
 }
 
-/// One node per cluster of the user's, and the extra ones, newest first.
-fn feed(app: &App, u: usize, first: usize, after: usize) -> Value {
+/// One node per cluster of the user's, and the extra ones, newest first; without the
+/// failed clusters older than `hide_after` days.
+fn feed(app: &App, u: usize, first: usize, after: usize, hide_after: Option<u64>) -> Value {
     let st = lock(&app.mly);
+    let now_s = i64::try_from(st.now() / 1000).unwrap_or(i64::MAX);
+    let hidden = |c: &Cluster| {
+        hide_after.is_some_and(|days| {
+            let days = i64::try_from(days).unwrap_or(i64::MAX);
+            now_s - c.created_at.unix_timestamp() > days.saturating_mul(86_400)
+                && stage_statuses(app, c).contains(&"FAILED")
+        })
+    };
     let mut all: Vec<(i64, Value)> = st
         .clusters
         .iter()
-        .filter(|c| c.user == u)
+        .filter(|c| c.user == u && !hidden(c))
         .map(|c| (c.created_at.unix_timestamp(), cluster_node(app, &st, c)))
         .chain(
             st.extra_activity
