@@ -6,6 +6,8 @@
 # Usage: bench/upload-memory.sh                      (COUNT=60, SIZES="0.001 30", PANO=1)
 #        COUNT=20 SIZES="30" bench/upload-memory.sh
 #        MTP_BIN=/path/to/other/mtp bench/upload-memory.sh   (e.g. an older build, to compare)
+#        FAULTS='mapillary_bundles=refuse' bench/upload-memory.sh   (the emulators' faults:
+#          here Mapillary refuses bundles, so its photos go again as one zip a sequence)
 # SIZES are photo sizes in MB: 0.001 = the ~1 kB JPEGs of `mtp dev gen-photos`, larger
 # ones are padded to that size (`--size-mb`); PANO=1 makes 360° photos (GPano XMP).
 # Folders: target/bench-data/memory-<count>x<size>[-pano] (made on first use; ~COUNT×size
@@ -53,6 +55,9 @@ folder() {
 start_server() {
   launch_server
   live_env
+  if [ -n "${FAULTS:-}" ]; then
+    curl -fsS -X POST --data-binary "$FAULTS" "$ADMIN/faults" >/dev/null
+  fi
 }
 
 # run <folder> <size>: one upload; appends "wall_s rss_kb" to $TMP/<size>.
@@ -85,7 +90,7 @@ run() {
   python3 - "$TMP/state.json" "$COUNT" <<'PY'
 import json, sys
 s, n = json.load(open(sys.argv[1])), int(sys.argv[2])
-mly = [f for f in s["mapillary"]["files"] if f["key"].startswith("mly_tools_") and f["handle"]]
+mly = [f for f in s["mapillary"]["files"] if f["key"].startswith("mly_tools_") and f["key"].endswith(".jpg") and f["handle"]]
 if len(mly) != n:
     sys.exit(f"Mapillary holds {len(mly)} complete photos, expected {n}")
 PY
@@ -102,7 +107,7 @@ done
 stop_server
 
 {
-  echo "$(date -u +%Y-%m-%d), $(nproc) CPUs, \`$(basename "$MTP")\` $("$MTP" --version 2>/dev/null | head -1). $COUNT photos$([ "$PANO" = 1 ] && echo ' (360°)') to Mapillary, KartaView, Panoramax and Map the Paths Web at once; emulators in their own process (processing delay 0). Peak RSS: MiB, GNU time %M, of mtp alone."
+  echo "$(date -u +%Y-%m-%d), $(nproc) CPUs, \`$(basename "$MTP")\` $("$MTP" --version 2>/dev/null | head -1). $COUNT photos$([ "$PANO" = 1 ] && echo ' (360°)') to Mapillary, KartaView, Panoramax and Map the Paths Web at once; emulators in their own process (processing delay 0). Peak RSS: MiB, GNU time %M, of mtp alone.${FAULTS:+ Faults: \`$FAULTS\`.}"
   echo
   echo "| photo size MB | folder MB | wall s | peak RSS MB |"
   echo "|---:|---:|---:|---:|"

@@ -304,11 +304,12 @@ async fn map_the_paths_is_never_done_while_the_mapillary_upload_it_links_to_fail
     story.connect(&BOTH).await;
     let folder = story.photos("walk", 3, &walk(14));
     let seq = story.import(&folder, "Broken walk", &BOTH).await[0];
-    // Mapillary refuses the sequence for good: also once its handles are renewed.
+    // Mapillary refuses the sequence for good: also once its handles are renewed, and as
+    // a zip.
     story
         .sandbox()
         .faults()
-        .fail_next("mapillary.finish_upload", 2, 400);
+        .fail_next("mapillary.finish_upload", 3, 400);
     story.app.start_pipeline(fast_engine(), options()).unwrap();
     let jobs = story.settle(&[seq]).await;
     let mly = jobs
