@@ -79,7 +79,7 @@ run() {
     --to mapillary,kartaview,panoramax,mtpw --transport Walk --timeout 900 >"$TMP/out" 2>"$TMP/err") || true
   t1=$(date +%s%N)
   for service in Mapillary KartaView Panoramax; do
-    if ! grep -Eq "^ *$service +done done $COUNT/$COUNT photos" "$TMP/out"; then
+    if ! grep -Eq "^ *$service +done +done +$COUNT/$COUNT photos" "$TMP/out"; then
       echo "FAILED: mtp upload $1 ($service is not done)" >&2
       tail -n 20 "$TMP/out" "$TMP/err" >&2
       exit 1
@@ -87,9 +87,13 @@ run() {
   done
   # Every photo on each photo service.
   curl -fsS "$ADMIN/state" >"$TMP/state.json"
-  python3 - "$TMP/state.json" "$COUNT" <<'PY'
+  python3 - "$TMP/state.json" "$COUNT" "${FAULTS:-}" <<'PY'
 import json, sys
 s, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+types = sorted({c["file_type"] for c in s["mapillary"]["clusters"]})
+want = ["zip"] if "mapillary_bundles=refuse" in sys.argv[3] else ["mly_bundle_manifest"]
+if types != want:
+    sys.exit(f"Mapillary's clusters are {types}, expected {want}")
 mly = [f for f in s["mapillary"]["files"] if f["key"].startswith("mly_tools_") and f["key"].endswith(".jpg") and f["handle"]]
 if len(mly) != n:
     sys.exit(f"Mapillary holds {len(mly)} complete photos, expected {n}")

@@ -920,8 +920,8 @@ impl MapillaryDriver {
             .update(ctx, |r| {
                 for &i in &failed {
                     if let Some(c) = r.chunks.get_mut(i) {
-                        // Keeps when the handles were last refreshed: they still age.
-                        // and a chunk Mapillary took only as a zip goes as a zip again.
+                        // Keeps when the handles were last refreshed (they still age),
+                        // and that a chunk Mapillary took only as a zip goes as a zip again.
                         *c = MapillaryChunk {
                             handles_at: c.handles_at,
                             as_zip: c.as_zip,

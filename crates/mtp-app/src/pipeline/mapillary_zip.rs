@@ -6,8 +6,9 @@
 //! The zip holds the upload copies of the chunk's photos (the same bytes a bundle sends,
 //! `MAP*` description in EXIF), as entries `0.jpg`, `1.jpg`… in sequence order, each dated
 //! 1980-01-01 as mapillary_tools writes them, with the comment
-//! `{"sequence_md5sum":"<md5>"}` (here the md5 of the copies' md5s in hex, one after the
-//! other; mapillary_tools hashes its files the same way). It is written to the data folder
+//! `{"sequence_md5sum":"<md5>"}`: the md5 of the copies' md5s in hex, one after the other
+//! (mapillary_tools hashes the files as they are on disk the same way; what Mapillary does
+//! with it is not documented, and mapillary_tools refuses a zip without it). It is written to the data folder
 //! through a `.part` file and renamed once whole; every byte is the same on every build from
 //! the same photos, so its key `mly_tools_<md5 of the zip>.zip`, saved before the first
 //! byte goes, resumes the same upload after a restart even if the file had to be written
@@ -42,9 +43,10 @@ pub(crate) fn zip_path(data_dir: &Path, job_id: i64, chunk: usize) -> PathBuf {
 /// The folder of the data folder where zips wait to be sent.
 pub(crate) const ZIP_FOLDER: &str = "uploads";
 
-/// Removes the zips no job is about to send: of a job gone (its sequence deleted) or past
-/// publishing, and pieces left by a process that stopped while writing one. Run at start;
-/// a zip removed too early is written again, byte for byte the same, when needed.
+/// Removes the zips no job is about to send, whole or in pieces: of a job gone (its
+/// sequence deleted) or past publishing. Run at start (a job publishing may be writing
+/// its zip meanwhile: those of a job in publish stay, a piece being overwritten when it is
+/// written again); a zip removed too early is written again, byte for byte the same.
 pub(crate) async fn sweep_zips(app: &crate::App) {
     let dir = app.data_dir().join(ZIP_FOLDER);
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -57,7 +59,7 @@ pub(crate) async fn sweep_zips(app: &crate::App) {
             .and_then(|rest| rest.split('-').next())
             .and_then(|id| id.parse::<i64>().ok());
         let keep = match job_id {
-            Some(id) if name.ends_with(".zip") => matches!(
+            Some(id) if name.ends_with(".zip") || name.ends_with(".zip.part") => matches!(
                 app.store().job(id).await,
                 Ok(Some(job)) if job.stage == mtp_core::engine::Stage::Publish
             ),
@@ -175,7 +177,7 @@ fn key_of_file(path: &Path) -> std::io::Result<String> {
 
 fn cannot_write(path: &Path, e: &dyn std::fmt::Display) -> StepError {
     StepError::permanent(format!(
-        "cannot write the zip for Mapillary at {}: {e} (free some disk space, then retry)",
+        "cannot write the zip for Mapillary at {}: {e} (it needs as much free space as the photos: make room, then retry)",
         path.display()
     ))
 }
