@@ -14,7 +14,7 @@ use mtp_core::engine::{JobStatus, Stage};
 use mtp_providers::mapillary::activity::StageState;
 use mtp_sandbox::MAPILLARY_WEB_CLIENT_TOKEN;
 use mtp_tests::JobRemote;
-use pipeline_support::{Story, walk};
+use pipeline_support::{Story, pad_photos, walk};
 
 /// Requests to the Mapillary token endpoint that refreshed a token.
 fn refreshes(story: &Story) -> Vec<Option<u16>> {
@@ -1335,4 +1335,80 @@ async fn a_zip_cut_mid_way_resumes_from_the_servers_offset() {
     let clusters = story.sandbox().state().mapillary_clusters();
     assert_eq!(clusters.len(), 1, "{clusters:#?}");
     assert_eq!(clusters[0].image_count, 6);
+}
+
+/// The app dies while the zip is on the wire (a slow link), and its zip file is lost too.
+/// At the next start the zip is written again, byte for byte the same, so its saved key
+/// still names it: the upload goes on from the bytes the server kept, and the photos are
+/// published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_sending_the_zip_the_app_resumes_it_from_the_servers_offset() {
+    let story = Story::start_with(&[("MTP_SANDBOX_PROCESSING_MS", "200")]).await;
+    let faults = story.sandbox().faults();
+    // 6 photos, a manifest, 6 handles renewed and a second manifest come first; the zip
+    // then crawls at 64 KiB/s (the photos are 200 kB: a zip of 1.2 MB).
+    faults
+        .apply_spec("mapillary_bundles=refuse;mapillary.upload:throttle_kbps=64,after=14")
+        .unwrap();
+    story.connect(&[Destination::Mapillary]).await;
+    let folder = story.photos("walk", 6, &walk(38));
+    pad_photos(&folder, 200_000);
+    let ids = story
+        .import(&folder, "Zip crash", &[Destination::Mapillary])
+        .await;
+    story.start_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let key = loop {
+        let job = story.job(ids[0], Destination::Mapillary).await;
+        if let Some(key) = job.mly().chunks.first().and_then(|c| c.zip_key.clone()) {
+            break key;
+        }
+        assert!(std::time::Instant::now() < deadline, "no zip: {job:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    story.app.kill_engine().await;
+    let zips = story.app.data_dir().join("uploads");
+    let written: Vec<_> = std::fs::read_dir(&zips)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    std::fs::remove_file(&written[0]).unwrap();
+
+    faults.clear();
+    story.start_engine();
+    let jobs = story.settle(&ids).await;
+    assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
+    let zip_posts: Vec<_> = story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.ends_with(".zip")
+        })
+        .collect();
+    assert_eq!(zip_posts.len(), 2, "{zip_posts:#?}");
+    assert!(zip_posts.iter().all(|r| r.path.ends_with(&key)), "one key");
+    let offset = |r: &mtp_sandbox::RecordedRequest| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == "offset")
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    // The second starts where the host's bytes end: after the first's start, before its
+    // end (what the killed process had in flight may still have arrived in part).
+    assert_eq!(offset(&zip_posts[0]), Some(0));
+    let resumed_at = offset(&zip_posts[1]).unwrap();
+    assert!(
+        resumed_at > 0 && zip_posts[1].body_len > 0 && zip_posts[1].body_complete,
+        "resumed mid-way: {zip_posts:#?}"
+    );
+    let clusters = story.sandbox().state().mapillary_clusters();
+    assert_eq!(clusters.len(), 1, "{clusters:#?}");
+    assert_eq!(clusters[0].file_type, "zip");
+    assert_eq!(clusters[0].image_count, 6);
+    assert_eq!(std::fs::read_dir(&zips).unwrap().count(), 0);
 }
