@@ -1233,6 +1233,28 @@ async fn a_finish_the_feed_shows_was_never_made_is_sent_at_once() {
     assert_eq!(story.sandbox().state().mapillary_clusters().len(), 1);
 }
 
+/// The zips POSTed to Mapillary's upload host, in order.
+fn zip_posts(story: &Story) -> Vec<mtp_sandbox::RecordedRequest> {
+    story
+        .sandbox()
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.endpoint.as_deref() == Some("mapillary.upload")
+                && r.method == "POST"
+                && r.path.ends_with(".zip")
+        })
+        .collect()
+}
+
+/// The `Offset` header of an upload POST.
+fn offset(r: &mtp_sandbox::RecordedRequest) -> Option<u64> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == "offset")
+        .and_then(|(_, v)| v.parse().ok())
+}
+
 /// A Mapillary that no longer takes image bundles (mapillary_tools 0.14's undocumented
 /// protocol, PROTOCOLS §2.2): `finish_upload` refuses the manifest, and again with fresh
 /// handles. The photos then go as one zip (the older path mapillary_tools kept), which is
@@ -1260,17 +1282,7 @@ async fn a_mapillary_that_refuses_bundles_gets_the_photos_as_one_zip() {
     );
     let (photo_posts, finishes) = sent_since_resumed(&story);
     assert_eq!(finishes, vec![Some(400), Some(400), Some(200)]);
-    let zip_posts: Vec<_> = story
-        .sandbox()
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.endpoint.as_deref() == Some("mapillary.upload")
-                && r.method == "POST"
-                && r.path.ends_with(".zip")
-        })
-        .map(|r| r.body_len)
-        .collect();
+    let zip_posts: Vec<u64> = zip_posts(&story).iter().map(|r| r.body_len).collect();
     assert_eq!(zip_posts.len(), 1, "one zip: {zip_posts:?}");
     assert!(
         zip_posts[0] > photo_posts.iter().take(6).sum::<u64>() / 2,
@@ -1310,28 +1322,13 @@ async fn a_zip_cut_mid_way_resumes_from_the_servers_offset() {
         jobs.iter().all(|j| j.status == JobStatus::Done),
         "{jobs:#?}"
     );
-    let zip_posts: Vec<_> = story
-        .sandbox()
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.endpoint.as_deref() == Some("mapillary.upload")
-                && r.method == "POST"
-                && r.path.ends_with(".zip")
-        })
-        .collect();
+    let zip_posts = zip_posts(&story);
     assert_eq!(zip_posts.len(), 2, "{zip_posts:#?}");
     assert_eq!(zip_posts[0].path, zip_posts[1].path, "the same key");
     assert!(!zip_posts[0].body_complete);
     assert_eq!(zip_posts[0].body_len, 2000);
-    let offset = |r: &mtp_sandbox::RecordedRequest| {
-        r.headers
-            .iter()
-            .find(|(k, _)| k == "offset")
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(offset(&zip_posts[0]).as_deref(), Some("0"));
-    assert_eq!(offset(&zip_posts[1]).as_deref(), Some("2000"));
+    assert_eq!(offset(&zip_posts[0]), Some(0));
+    assert_eq!(offset(&zip_posts[1]), Some(2000));
     let clusters = story.sandbox().state().mapillary_clusters();
     assert_eq!(clusters.len(), 1, "{clusters:#?}");
     assert_eq!(clusters[0].image_count, 6);
@@ -1380,24 +1377,9 @@ async fn killed_while_sending_the_zip_the_app_resumes_it_from_the_servers_offset
     story.start_engine();
     let jobs = story.settle(&ids).await;
     assert_eq!(jobs[0].status, JobStatus::Done, "{jobs:#?}");
-    let zip_posts: Vec<_> = story
-        .sandbox()
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.endpoint.as_deref() == Some("mapillary.upload")
-                && r.method == "POST"
-                && r.path.ends_with(".zip")
-        })
-        .collect();
+    let zip_posts = zip_posts(&story);
     assert_eq!(zip_posts.len(), 2, "{zip_posts:#?}");
     assert!(zip_posts.iter().all(|r| r.path.ends_with(&key)), "one key");
-    let offset = |r: &mtp_sandbox::RecordedRequest| {
-        r.headers
-            .iter()
-            .find(|(k, _)| k == "offset")
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
     // The second starts where the host's bytes end: after the first's start, before its
     // end (what the killed process had in flight may still have arrived in part).
     assert_eq!(offset(&zip_posts[0]), Some(0));
