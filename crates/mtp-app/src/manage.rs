@@ -632,7 +632,6 @@ pub(crate) async fn run(app: WeakApp, mut stop: watch::Receiver<bool>) {
             if let Err(e) = finish_left_deletes(&a).await {
                 tracing::warn!("remote actions: {}", e.message);
             }
-            crate::pipeline::sweep_zips(&a).await;
             a.inner.actions_wake.clone()
         }
         None => return,

@@ -119,6 +119,10 @@ impl App {
                     None => return,
                 },
             };
+            // Zips left by an earlier process, before any job can write one.
+            if let Some(app) = app.upgrade() {
+                super::sweep_zips(&app).await;
+            }
             let sequences = watch_sequences(app, follower, stop_rx.clone());
             let engine = async move {
                 if let Err(e) = engine.run(stop_rx).await {

@@ -44,9 +44,9 @@ pub(crate) fn zip_path(data_dir: &Path, job_id: i64, chunk: usize) -> PathBuf {
 pub(crate) const ZIP_FOLDER: &str = "uploads";
 
 /// Removes the zips no job is about to send, whole or in pieces: of a job gone (its
-/// sequence deleted) or past publishing. Run at start (a job publishing may be writing
-/// its zip meanwhile: those of a job in publish stay, a piece being overwritten when it is
-/// written again); a zip removed too early is written again, byte for byte the same.
+/// sequence deleted) or past publishing. Run by the process that takes the uploads, before
+/// its engine starts; a job in publish keeps its zip (a piece is overwritten when it is
+/// written again), and a zip removed too early is written again, byte for byte the same.
 pub(crate) async fn sweep_zips(app: &crate::App) {
     let dir = app.data_dir().join(ZIP_FOLDER);
     let Ok(entries) = std::fs::read_dir(&dir) else {
